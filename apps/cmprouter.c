@@ -1,0 +1,240 @@
+/* cmprouter: the command line. This part: `dump`. */
+#define _GNU_SOURCE 1 /* memmem */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+
+#include "codec/msg.h"
+#include "codec/print.h"
+#include "core/err.h"
+#include "core/limits.h"
+
+static const char usage_text[] =
+    "usage: cmprouter COMMAND [options]\n"
+    "\n"
+    "Commands:\n"
+    "  dump [--json] FILE|-   print a PKIMessage (DER, PEM or base64) readably\n"
+    "  version                print the version\n"
+    "  help                   this text\n"
+    "\n"
+    "See cmprouter(1).\n";
+
+static void
+usage(FILE *f)
+{
+    fputs(usage_text, f);
+}
+
+/* Reads all of path ("-" = stdin) up to cap bytes. */
+static int
+read_all(const char *path, unsigned char **buf_r, size_t *len_r, size_t cap)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    unsigned char *buf = NULL;
+    size_t len = 0, alloc = 0, n;
+
+    if (f == NULL)
+        return -errno;
+    for (;;) {
+        if (len == alloc) {
+            unsigned char *nb;
+
+            alloc = alloc ? alloc * 2 : 16384;
+            if (alloc > cap + 1)
+                alloc = cap + 1;
+            if ((nb = realloc(buf, alloc)) == NULL) {
+                free(buf);
+                if (f != stdin)
+                    fclose(f);
+                return -ENOMEM;
+            }
+            buf = nb;
+        }
+        n = fread(buf + len, 1, alloc - len, f);
+        len += n;
+        if (len > cap) {
+            free(buf);
+            if (f != stdin)
+                fclose(f);
+            return -EFBIG;
+        }
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        int e = errno;
+
+        free(buf);
+        if (f != stdin)
+            fclose(f);
+        return -(e ? e : EIO);
+    }
+    if (f != stdin)
+        fclose(f);
+    *buf_r = buf;
+    *len_r = len;
+    return 0;
+}
+
+/* DER as is; otherwise PEM ("-----BEGIN ...") or bare base64 are decoded. */
+static int
+to_der(unsigned char *in, size_t len, unsigned char **der_r, size_t *der_len_r,
+       const char **why_r)
+{
+    unsigned char *out = NULL;
+    size_t o = 0, i = 0, end = len;
+    EVP_ENCODE_CTX *ctx;
+    int n = 0;
+
+    if (len > 0 && in[0] == 0x30) {
+        *der_r = in;
+        *der_len_r = len;
+        return 0;
+    }
+    /* PEM: take what lies between the first BEGIN and END lines */
+    {
+        const char *b = memmem(in, len, "-----BEGIN", 10);
+
+        if (b != NULL) {
+            const char *nl = memchr(b, '\n', len - (size_t)((const unsigned char *)b - in));
+            const char *e;
+
+            if (nl == NULL) {
+                *why_r = "PEM header line without a body";
+                return -1;
+            }
+            i = (size_t)((const unsigned char *)nl - in) + 1;
+            e = memmem(in + i, len - i, "-----END", 8);
+            if (e == NULL) {
+                *why_r = "PEM without an -----END line";
+                return -1;
+            }
+            end = (size_t)((const unsigned char *)e - in);
+        }
+    }
+    if ((out = malloc((end - i) / 4 * 3 + 64)) == NULL || (ctx = EVP_ENCODE_CTX_new()) == NULL) {
+        free(out);
+        *why_r = "out of memory";
+        return -1;
+    }
+    EVP_DecodeInit(ctx);
+    for (size_t k = i; k < end; k++) {
+        unsigned char c = in[k];
+
+        if (isspace(c))
+            continue;
+        if (!(isalnum(c) || c == '+' || c == '/' || c == '=')) {
+            EVP_ENCODE_CTX_free(ctx);
+            free(out);
+            *why_r = "neither DER (0x30 ...), PEM nor base64";
+            return -1;
+        }
+        if (EVP_DecodeUpdate(ctx, out + o, &n, &c, 1) < 0) {
+            EVP_ENCODE_CTX_free(ctx);
+            free(out);
+            *why_r = "broken base64";
+            return -1;
+        }
+        o += (size_t)n;
+    }
+    if (EVP_DecodeFinal(ctx, out + o, &n) < 0) {
+        EVP_ENCODE_CTX_free(ctx);
+        free(out);
+        *why_r = "broken base64";
+        return -1;
+    }
+    o += (size_t)n;
+    EVP_ENCODE_CTX_free(ctx);
+    *der_r = out;
+    *der_len_r = o;
+    return 0;
+}
+
+static int
+cmd_dump(int argc, char **argv)
+{
+    const char *path = NULL, *why = NULL;
+    unsigned flags = 0;
+    unsigned char *raw = NULL, *der = NULL;
+    size_t raw_len = 0, der_len = 0;
+    CMPR_PKIMESSAGE *msg = NULL;
+    struct cmpr_decode_err err;
+    BIO *out = NULL;
+    int r, rc = 1;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0) {
+            flags |= CMPR_PRINT_JSON;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(stdout);
+            return 0;
+        } else if (path == NULL && (argv[i][0] != '-' || strcmp(argv[i], "-") == 0)) {
+            path = argv[i];
+        } else {
+            fprintf(stderr, "cmprouter: dump: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (path == NULL) {
+        fprintf(stderr, "cmprouter: dump: a FILE (or - for stdin) is required\n");
+        return 2;
+    }
+    if ((r = read_all(path, &raw, &raw_len, CMPR_MAX_DUMP_INPUT)) != 0) {
+        fprintf(stderr, "cmprouter: dump: %s: %s\n", path,
+                r == -EFBIG ? "larger than the 4 MiB input limit" : strerror(-r));
+        return 1;
+    }
+    if (to_der(raw, raw_len, &der, &der_len, &why) != 0) {
+        fprintf(stderr, "cmprouter: dump: %s: offset 0: expected a PKIMessage: %s\n", path, why);
+        goto out;
+    }
+    if ((r = cmpr_msg_decode(der, der_len, &msg, &err)) != CMPR_OK) {
+        fprintf(stderr, "cmprouter: dump: %s: offset %zu: expected %s (%s)\n", path,
+                err.offset, err.what, cmpr_strerror(r));
+        goto out;
+    }
+    if ((out = BIO_new_fp(stdout, BIO_NOCLOSE)) == NULL)
+        goto out;
+    if (cmpr_print_msg(out, msg, flags) != CMPR_OK) {
+        fprintf(stderr, "cmprouter: dump: write error\n");
+        goto out;
+    }
+    rc = 0;
+ out:
+    BIO_free(out);
+    CMPR_PKIMESSAGE_free(msg);
+    if (der != raw)
+        free(der);
+    free(raw);
+    return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0
+            || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("cmprouter %s\n", PACKAGE_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "dump") == 0)
+        return cmd_dump(argc - 1, argv + 1);
+    fprintf(stderr, "cmprouter: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,1119 @@
+/* Decode/encode, header helpers, builders and accessors for CMPR_PKIMESSAGE. */
+#include "codec/msg.h"
+#include "codec/der.h"
+#include "codec/oids.h"
+#include "core/err.h"
+#include "core/limits.h"
+
+#include <openssl/err.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---------------- decode / encode ---------------- */
+
+static void
+set_err(struct cmpr_decode_err *err, size_t off, const char *what)
+{
+    if (err == NULL)
+        return;
+    err->offset = off;
+    snprintf(err->what, sizeof(err->what), "%s", what);
+}
+
+static int
+nested_depth_ok(const CMPR_PKIMESSAGE *msg, int depth)
+{
+    if (msg->body->type != CMPR_BODY_NESTED)
+        return 1;
+    if (depth >= CMPR_MAX_NESTED_DEPTH)
+        return 0;
+    for (int i = 0; i < sk_CMPR_PKIMESSAGE_num(msg->body->value.nested); i++)
+        if (!nested_depth_ok(sk_CMPR_PKIMESSAGE_value(msg->body->value.nested, i), depth + 1))
+            return 0;
+    return 1;
+}
+
+/* The template decoder names the failing field and type; pass that on. */
+static void
+set_ossl_err(struct cmpr_decode_err *err, size_t off)
+{
+    char buf[200] = "";
+    const char *data = NULL, *reason;
+    int flags = 0;
+    unsigned long e, last = 0;
+    const char *last_data = NULL;
+
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        if (last == 0 || (flags & ERR_TXT_STRING)) {
+            last = e;
+            last_data = (flags & ERR_TXT_STRING) ? data : last_data;
+        }
+    }
+    reason = last != 0 ? ERR_reason_error_string(last) : NULL;
+    snprintf(buf, sizeof(buf), "a PKIMessage per RFC 9810 (%s%s%s)",
+             reason != NULL ? reason : "ASN.1 structure mismatch",
+             last_data != NULL ? ": " : "", last_data != NULL ? last_data : "");
+    set_err(err, off, buf);
+}
+
+int
+cmpr_msg_decode(const unsigned char *der, size_t len, CMPR_PKIMESSAGE **msg_r,
+                struct cmpr_decode_err *err)
+{
+    struct cmpr_der_err derr;
+    struct cmpr_der_tlv tlv;
+    const unsigned char *p = der;
+    const char *what = NULL;
+    CMPR_PKIMESSAGE *msg = NULL;
+    int r;
+
+    *msg_r = NULL;
+    if (len > CMPR_MAX_MSG_SIZE) {
+        set_err(err, CMPR_MAX_MSG_SIZE, "at most CMPR_MAX_MSG_SIZE (1 MiB) of input");
+        return CMPR_ERR_TOO_LARGE;
+    }
+    if ((r = cmpr_der_check(der, len, CMPR_MAX_DER_DEPTH, &derr)) != CMPR_OK) {
+        set_err(err, derr.offset, derr.what);
+        return r;
+    }
+    /* Top-level shape first, so common garbage gets a precise offset. */
+    (void)cmpr_der_read(der, len, &tlv, &what);
+    {
+        size_t off = tlv.hdr_len;
+        struct cmpr_der_tlv h, b;
+
+        if (cmpr_der_read(der + off, len - off, &h, &what) != CMPR_OK
+                || h.cls != 0 || h.tag != 16 || !h.constructed) {
+            set_err(err, off, "the PKIHeader SEQUENCE");
+            return CMPR_ERR_DECODE;
+        }
+        off += h.hdr_len + h.len;
+        if (off >= len || cmpr_der_read(der + off, len - off, &b, &what) != CMPR_OK
+                || b.cls != 2 || !b.constructed || b.tag >= CMPR_BODY_COUNT) {
+            set_err(err, off, "a PKIBody tag [0]..[26] (A0..BA)");
+            return CMPR_ERR_DECODE;
+        }
+    }
+    ERR_set_mark();
+    msg = d2i_CMPR_PKIMESSAGE(NULL, &p, (long)len);
+    if (msg == NULL) {
+        set_ossl_err(err, 0);
+        ERR_pop_to_mark();
+        return CMPR_ERR_DECODE;
+    }
+    ERR_pop_to_mark();
+    if ((size_t)(p - der) != len) {
+        set_err(err, (size_t)(p - der), "the end of input (trailing bytes after the message)");
+        CMPR_PKIMESSAGE_free(msg);
+        return CMPR_ERR_TRAILING;
+    }
+    if (!nested_depth_ok(msg, 0)) {
+        set_err(err, 0, "at most CMPR_MAX_NESTED_DEPTH levels of nested messages");
+        CMPR_PKIMESSAGE_free(msg);
+        return CMPR_ERR_TOO_DEEP;
+    }
+    *msg_r = msg;
+    return CMPR_OK;
+}
+
+int
+cmpr_msg_encode(const CMPR_PKIMESSAGE *msg, unsigned char **der_r, size_t *len_r)
+{
+    unsigned char *der = NULL;
+    int n;
+
+    *der_r = NULL;
+    *len_r = 0;
+    if ((n = i2d_CMPR_PKIMESSAGE(msg, &der)) <= 0)
+        return CMPR_ERR_ENCODE;
+    *der_r = der;
+    *len_r = (size_t)n;
+    return CMPR_OK;
+}
+
+int
+cmpr_msg_bodytype(const CMPR_PKIMESSAGE *msg)
+{
+    if (msg == NULL || msg->body == NULL)
+        return -1;
+    return msg->body->type;
+}
+
+long
+cmpr_msg_pvno(const CMPR_PKIMESSAGE *msg)
+{
+    if (msg == NULL || msg->header == NULL)
+        return -1;
+    return ASN1_INTEGER_get(msg->header->pvno);
+}
+
+/* ---------------- header helpers ---------------- */
+
+static int
+set_random_octets(ASN1_OCTET_STRING **field, size_t len)
+{
+    unsigned char buf[CMPR_NONCE_LEN];
+
+    if (len > sizeof(buf) || RAND_bytes(buf, (int)len) != 1)
+        return CMPR_ERR_INTERNAL;
+    if (*field == NULL && (*field = ASN1_OCTET_STRING_new()) == NULL)
+        return CMPR_ERR_ALLOC;
+    if (!ASN1_OCTET_STRING_set(*field, buf, (int)len))
+        return CMPR_ERR_ALLOC;
+    return CMPR_OK;
+}
+
+static int
+set1_octets(ASN1_OCTET_STRING **field, const unsigned char *data, size_t len)
+{
+    if (len > INT32_MAX)
+        return CMPR_ERR_INVALID_ARG;
+    if (*field == NULL && (*field = ASN1_OCTET_STRING_new()) == NULL)
+        return CMPR_ERR_ALLOC;
+    return ASN1_OCTET_STRING_set(*field, data, (int)len) ? CMPR_OK : CMPR_ERR_ALLOC;
+}
+
+int
+cmpr_hdr_set_fresh_nonce(CMPR_PKIHEADER *hdr)
+{
+    return set_random_octets(&hdr->senderNonce, CMPR_NONCE_LEN);
+}
+
+int
+cmpr_hdr_set_fresh_transaction_id(CMPR_PKIHEADER *hdr)
+{
+    return set_random_octets(&hdr->transactionID, CMPR_NONCE_LEN);
+}
+
+int
+cmpr_hdr_set1_transaction_id(CMPR_PKIHEADER *hdr, const unsigned char *id, size_t len)
+{
+    return set1_octets(&hdr->transactionID, id, len);
+}
+
+int
+cmpr_hdr_set1_recip_nonce(CMPR_PKIHEADER *hdr, const ASN1_OCTET_STRING *nonce)
+{
+    ASN1_OCTET_STRING_free(hdr->recipNonce);
+    hdr->recipNonce = NULL;
+    if (nonce == NULL)
+        return CMPR_OK;
+    return (hdr->recipNonce = ASN1_OCTET_STRING_dup(nonce)) != NULL ? CMPR_OK : CMPR_ERR_ALLOC;
+}
+
+int
+cmpr_hdr_set1_sender_kid(CMPR_PKIHEADER *hdr, const unsigned char *kid, size_t len)
+{
+    return set1_octets(&hdr->senderKID, kid, len);
+}
+
+int
+cmpr_hdr_set_message_time(CMPR_PKIHEADER *hdr, time_t t)
+{
+    ASN1_GENERALIZEDTIME *gt = ASN1_GENERALIZEDTIME_set(hdr->messageTime, t);
+
+    if (gt == NULL)
+        return CMPR_ERR_ALLOC;
+    hdr->messageTime = gt;
+    return CMPR_OK;
+}
+
+static int
+set1_dirname(GENERAL_NAME **gn, const X509_NAME *name)
+{
+    GENERAL_NAME *n = GENERAL_NAME_new();
+    X509_NAME *dup = name != NULL ? X509_NAME_dup(name) : X509_NAME_new();
+
+    if (n == NULL || dup == NULL) {
+        GENERAL_NAME_free(n);
+        X509_NAME_free(dup);
+        return CMPR_ERR_ALLOC;
+    }
+    GENERAL_NAME_set0_value(n, GEN_DIRNAME, dup);
+    GENERAL_NAME_free(*gn);
+    *gn = n;
+    return CMPR_OK;
+}
+
+int
+cmpr_hdr_set1_sender_name(CMPR_PKIHEADER *hdr, const X509_NAME *name)
+{
+    return set1_dirname(&hdr->sender, name);
+}
+
+int
+cmpr_hdr_set1_recipient_name(CMPR_PKIHEADER *hdr, const X509_NAME *name)
+{
+    return set1_dirname(&hdr->recipient, name);
+}
+
+int
+cmpr_hdr_push0_geninfo(CMPR_PKIHEADER *hdr, CMPR_ITAV *itav)
+{
+    if (hdr->generalInfo == NULL && (hdr->generalInfo = sk_CMPR_ITAV_new_null()) == NULL)
+        return CMPR_ERR_ALLOC;
+    return sk_CMPR_ITAV_push(hdr->generalInfo, itav) > 0 ? CMPR_OK : CMPR_ERR_ALLOC;
+}
+
+int
+cmpr_hdr_push1_freetext(CMPR_PKIHEADER *hdr, const char *text)
+{
+    ASN1_UTF8STRING *s = ASN1_UTF8STRING_new();
+
+    if (s == NULL || !ASN1_STRING_set(s, text, -1))
+        goto fail;
+    if (hdr->freeText == NULL && (hdr->freeText = sk_ASN1_UTF8STRING_new_null()) == NULL)
+        goto fail;
+    if (sk_ASN1_UTF8STRING_push(hdr->freeText, s) <= 0)
+        goto fail;
+    return CMPR_OK;
+ fail:
+    ASN1_UTF8STRING_free(s);
+    return CMPR_ERR_ALLOC;
+}
+
+CMPR_ITAV *
+cmpr_hdr_get0_geninfo(const CMPR_PKIHEADER *hdr, int it)
+{
+    for (int i = 0; i < sk_CMPR_ITAV_num(hdr->generalInfo); i++) {
+        CMPR_ITAV *itav = sk_CMPR_ITAV_value(hdr->generalInfo, i);
+
+        if (cmpr_it_num(itav->infoType) == it)
+            return itav;
+    }
+    return NULL;
+}
+
+int
+cmpr_hdr_has_implicit_confirm(const CMPR_PKIHEADER *hdr)
+{
+    return cmpr_hdr_get0_geninfo(hdr, CMPR_IT_IMPLICIT_CONFIRM) != NULL;
+}
+
+const X509_NAME *
+cmpr_hdr_get0_sender_name(const CMPR_PKIHEADER *hdr)
+{
+    if (hdr->sender == NULL || hdr->sender->type != GEN_DIRNAME)
+        return NULL;
+    return hdr->sender->d.directoryName;
+}
+
+static int
+body_init(CMPR_PKIBODY *body, int type)
+{
+    body->type = type;
+    switch (type) {
+    case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR:
+    case CMPR_BODY_KRR: case CMPR_BODY_CCR:
+        return (body->value.ir = sk_CMPR_CERTREQMSG_new_null()) != NULL;
+    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP: case CMPR_BODY_CCP:
+        return (body->value.ip = CMPR_CERTREPMESSAGE_new()) != NULL;
+    case CMPR_BODY_P10CR:
+        return (body->value.p10cr = X509_REQ_new()) != NULL;
+    case CMPR_BODY_POPDECC:
+        return (body->value.popdecc = sk_CMPR_CHALLENGE_new_null()) != NULL;
+    case CMPR_BODY_POPDECR:
+        return (body->value.popdecr = sk_ASN1_INTEGER_new_null()) != NULL;
+    case CMPR_BODY_KRP:
+        return (body->value.krp = CMPR_KEYRECREPCONTENT_new()) != NULL;
+    case CMPR_BODY_RR:
+        return (body->value.rr = sk_CMPR_REVDETAILS_new_null()) != NULL;
+    case CMPR_BODY_RP:
+        return (body->value.rp = CMPR_REVREPCONTENT_new()) != NULL;
+    case CMPR_BODY_CKUANN:
+        return (body->value.ckuann = CMPR_CAKEYUPDCONTENT_new()) != NULL;
+    case CMPR_BODY_CANN:
+        return (body->value.cann = X509_new()) != NULL;
+    case CMPR_BODY_RANN:
+        return (body->value.rann = CMPR_REVANNCONTENT_new()) != NULL;
+    case CMPR_BODY_CRLANN:
+        return (body->value.crlann = sk_X509_CRL_new_null()) != NULL;
+    case CMPR_BODY_PKICONF:
+        return (body->value.pkiconf = ASN1_NULL_new()) != NULL;
+    case CMPR_BODY_NESTED:
+        return (body->value.nested = sk_CMPR_PKIMESSAGE_new_null()) != NULL;
+    case CMPR_BODY_GENM: case CMPR_BODY_GENP:
+        return (body->value.genm = sk_CMPR_ITAV_new_null()) != NULL;
+    case CMPR_BODY_ERROR:
+        return (body->value.error = CMPR_ERRORMSGCONTENT_new()) != NULL;
+    case CMPR_BODY_CERTCONF:
+        return (body->value.certConf = sk_CMPR_CERTSTATUS_new_null()) != NULL;
+    case CMPR_BODY_POLLREQ:
+        return (body->value.pollReq = sk_CMPR_POLLREQ_new_null()) != NULL;
+    case CMPR_BODY_POLLREP:
+        return (body->value.pollRep = sk_CMPR_POLLREP_new_null()) != NULL;
+    default:
+        return 0;
+    }
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_new(int bodytype, long pvno)
+{
+    CMPR_PKIMESSAGE *msg = NULL;
+
+    if (bodytype < 0 || bodytype >= CMPR_BODY_COUNT)
+        return NULL;
+    if ((msg = CMPR_PKIMESSAGE_new()) == NULL)
+        return NULL;
+    if (!ASN1_INTEGER_set(msg->header->pvno, pvno)
+            || cmpr_hdr_set1_sender_name(msg->header, NULL) != CMPR_OK
+            || cmpr_hdr_set1_recipient_name(msg->header, NULL) != CMPR_OK
+            || cmpr_hdr_set_fresh_nonce(msg->header) != CMPR_OK
+            || cmpr_hdr_set_fresh_transaction_id(msg->header) != CMPR_OK
+            || cmpr_hdr_set_message_time(msg->header, time(NULL)) != CMPR_OK
+            || !body_init(msg->body, bodytype)) {
+        CMPR_PKIMESSAGE_free(msg);
+        return NULL;
+    }
+    return msg;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_new_response(const CMPR_PKIMESSAGE *req, int bodytype)
+{
+    long pvno = CMPR_PVNO_2;
+    CMPR_PKIMESSAGE *msg;
+    const CMPR_PKIHEADER *rh = req != NULL ? req->header : NULL;
+
+    /* Answer in the request's version; for a version we cannot speak the
+     * caller decides (unsupportedVersion carries our nearest one). */
+    if (rh != NULL) {
+        long v = ASN1_INTEGER_get(rh->pvno);
+
+        if (v == CMPR_PVNO_2 || v == CMPR_PVNO_3)
+            pvno = v;
+        else if (v > CMPR_PVNO_3)
+            pvno = CMPR_PVNO_3;
+    }
+    if ((msg = cmpr_msg_new(bodytype, pvno)) == NULL)
+        return NULL;
+    if (rh == NULL)
+        return msg;
+    if (rh->transactionID != NULL) {
+        ASN1_OCTET_STRING_free(msg->header->transactionID);
+        if ((msg->header->transactionID = ASN1_OCTET_STRING_dup(rh->transactionID)) == NULL)
+            goto fail;
+    }
+    if (cmpr_hdr_set1_recip_nonce(msg->header, rh->senderNonce) != CMPR_OK)
+        goto fail;
+    if (rh->sender != NULL) {
+        GENERAL_NAME_free(msg->header->recipient);
+        if ((msg->header->recipient = GENERAL_NAME_dup(rh->sender)) == NULL)
+            goto fail;
+    }
+    return msg;
+ fail:
+    CMPR_PKIMESSAGE_free(msg);
+    return NULL;
+}
+
+/* ---------------- status ---------------- */
+
+CMPR_PKISI *
+cmpr_pkisi_new(int status, uint32_t failinfo, const char *text)
+{
+    CMPR_PKISI *si = CMPR_PKISI_new();
+    ASN1_UTF8STRING *s = NULL;
+
+    if (si == NULL || !ASN1_INTEGER_set(si->status, status))
+        goto fail;
+    if (text != NULL) {
+        if ((si->statusString = sk_ASN1_UTF8STRING_new_null()) == NULL
+                || (s = ASN1_UTF8STRING_new()) == NULL
+                || !ASN1_STRING_set(s, text, -1)
+                || sk_ASN1_UTF8STRING_push(si->statusString, s) <= 0)
+            goto fail;
+        s = NULL;
+    }
+    if (failinfo != 0) {
+        if ((si->failInfo = ASN1_BIT_STRING_new()) == NULL)
+            goto fail;
+        for (int bit = 0; bit <= CMPR_FI_MAX; bit++)
+            if ((failinfo & (1u << bit)) && !ASN1_BIT_STRING_set_bit(si->failInfo, bit, 1))
+                goto fail;
+    }
+    return si;
+ fail:
+    ASN1_UTF8STRING_free(s);
+    CMPR_PKISI_free(si);
+    return NULL;
+}
+
+long
+cmpr_pkisi_status(const CMPR_PKISI *si)
+{
+    return si != NULL ? ASN1_INTEGER_get(si->status) : -1;
+}
+
+uint32_t
+cmpr_pkisi_failinfo(const CMPR_PKISI *si)
+{
+    uint32_t bits = 0;
+
+    if (si == NULL || si->failInfo == NULL)
+        return 0;
+    for (int bit = 0; bit <= CMPR_FI_MAX; bit++)
+        if (ASN1_BIT_STRING_get_bit(si->failInfo, bit))
+            bits |= 1u << bit;
+    return bits;
+}
+
+/* ---------------- builders ---------------- */
+
+static STACK_OF(X509) *
+certs_dup(STACK_OF(X509) *in)
+{
+    STACK_OF(X509) *out;
+
+    if (in == NULL || sk_X509_num(in) == 0)
+        return NULL;
+    if ((out = sk_X509_new_null()) == NULL)
+        return NULL;
+    for (int i = 0; i < sk_X509_num(in); i++) {
+        X509 *x = sk_X509_value(in, i);
+
+        if (!X509_up_ref(x))
+            goto fail;
+        if (sk_X509_push(out, x) <= 0) {
+            X509_free(x);
+            goto fail;
+        }
+    }
+    return out;
+ fail:
+    sk_X509_pop_free(out, X509_free);
+    return NULL;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_build_certrep(const CMPR_PKIMESSAGE *req, int bodytype, long certReqId,
+                       CMPR_PKISI *si, X509 *cert, STACK_OF(X509) *caPubs,
+                       STACK_OF(X509) *extraCerts)
+{
+    CMPR_PKIMESSAGE *msg = NULL;
+    CMPR_CERTRESPONSE *resp = NULL;
+    CMPR_CERTREPMESSAGE *rep;
+
+    if (bodytype != CMPR_BODY_IP && bodytype != CMPR_BODY_CP
+            && bodytype != CMPR_BODY_KUP && bodytype != CMPR_BODY_CCP)
+        goto fail;
+    if ((msg = cmpr_msg_new_response(req, bodytype)) == NULL
+            || (resp = CMPR_CERTRESPONSE_new()) == NULL
+            || !ASN1_INTEGER_set(resp->certReqId, certReqId))
+        goto fail;
+    rep = msg->body->value.ip;
+    CMPR_PKISI_free(resp->status);
+    resp->status = si;
+    si = NULL;
+    if (cert != NULL) {
+        if ((resp->certifiedKeyPair = CMPR_CERTIFIEDKEYPAIR_new()) == NULL)
+            goto fail;
+        resp->certifiedKeyPair->certOrEncCert->type = CMPR_CERTORENCCERT_CERTIFICATE;
+        if (!X509_up_ref(cert))
+            goto fail;
+        resp->certifiedKeyPair->certOrEncCert->value.certificate = cert;
+    }
+    if (sk_CMPR_CERTRESPONSE_push(rep->response, resp) <= 0)
+        goto fail;
+    resp = NULL;
+    /* caPubs only in ip (RFC 9483 4.1: kup MUST NOT contain caPubs) */
+    if (bodytype == CMPR_BODY_IP && caPubs != NULL && sk_X509_num(caPubs) > 0
+            && (rep->caPubs = certs_dup(caPubs)) == NULL)
+        goto fail;
+    if (extraCerts != NULL && sk_X509_num(extraCerts) > 0
+            && (msg->extraCerts = certs_dup(extraCerts)) == NULL)
+        goto fail;
+    return msg;
+ fail:
+    CMPR_PKISI_free(si);
+    CMPR_CERTRESPONSE_free(resp);
+    CMPR_PKIMESSAGE_free(msg);
+    return NULL;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_build_rp(const CMPR_PKIMESSAGE *req, CMPR_PKISI *si, const OSSL_CRMF_CERTID *certId)
+{
+    CMPR_PKIMESSAGE *msg = NULL;
+    OSSL_CRMF_CERTID *cid = NULL;
+    CMPR_REVREPCONTENT *rp;
+
+    if ((msg = cmpr_msg_new_response(req, CMPR_BODY_RP)) == NULL)
+        goto fail;
+    rp = msg->body->value.rp;
+    if (sk_CMPR_PKISI_push(rp->status, si) <= 0)
+        goto fail;
+    si = NULL;
+    if (certId != NULL) {
+        if ((rp->revCerts = sk_OSSL_CRMF_CERTID_new_null()) == NULL
+                || (cid = OSSL_CRMF_CERTID_dup(certId)) == NULL
+                || sk_OSSL_CRMF_CERTID_push(rp->revCerts, cid) <= 0)
+            goto fail;
+    }
+    return msg;
+ fail:
+    OSSL_CRMF_CERTID_free(cid);
+    CMPR_PKISI_free(si);
+    CMPR_PKIMESSAGE_free(msg);
+    return NULL;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_build_genp(const CMPR_PKIMESSAGE *req, STACK_OF(CMPR_ITAV) *itavs)
+{
+    CMPR_PKIMESSAGE *msg = cmpr_msg_new_response(req, CMPR_BODY_GENP);
+
+    if (msg == NULL) {
+        sk_CMPR_ITAV_pop_free(itavs, CMPR_ITAV_free);
+        return NULL;
+    }
+    if (itavs != NULL) {
+        sk_CMPR_ITAV_free(msg->body->value.genp);
+        msg->body->value.genp = itavs;
+    }
+    return msg;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_build_pkiconf(const CMPR_PKIMESSAGE *req)
+{
+    return cmpr_msg_new_response(req, CMPR_BODY_PKICONF);
+}
+
+static ASN1_UTF8STRING *
+utf8_new(const char *text)
+{
+    ASN1_UTF8STRING *s = ASN1_UTF8STRING_new();
+
+    if (s != NULL && !ASN1_STRING_set(s, text, -1)) {
+        ASN1_UTF8STRING_free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+static STACK_OF(ASN1_UTF8STRING) *
+freetext_new(const char *text)
+{
+    STACK_OF(ASN1_UTF8STRING) *sk = sk_ASN1_UTF8STRING_new_null();
+    ASN1_UTF8STRING *s = utf8_new(text);
+
+    if (sk == NULL || s == NULL || sk_ASN1_UTF8STRING_push(sk, s) <= 0) {
+        ASN1_UTF8STRING_free(s);
+        sk_ASN1_UTF8STRING_free(sk);
+        return NULL;
+    }
+    return sk;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_build_pollrep(const CMPR_PKIMESSAGE *req, long certReqId, long checkAfter,
+                       const char *reason)
+{
+    CMPR_PKIMESSAGE *msg = NULL;
+    CMPR_POLLREP *pr = NULL;
+
+    if ((msg = cmpr_msg_new_response(req, CMPR_BODY_POLLREP)) == NULL
+            || (pr = CMPR_POLLREP_new()) == NULL
+            || !ASN1_INTEGER_set(pr->certReqId, certReqId)
+            || !ASN1_INTEGER_set(pr->checkAfter, checkAfter))
+        goto fail;
+    if (reason != NULL && (pr->reason = freetext_new(reason)) == NULL)
+        goto fail;
+    if (sk_CMPR_POLLREP_push(msg->body->value.pollRep, pr) <= 0)
+        goto fail;
+    return msg;
+ fail:
+    CMPR_POLLREP_free(pr);
+    CMPR_PKIMESSAGE_free(msg);
+    return NULL;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_build_error(const CMPR_PKIMESSAGE *req, CMPR_PKISI *si, long errorCode,
+                     const char *details)
+{
+    CMPR_PKIMESSAGE *msg = NULL;
+    CMPR_ERRORMSGCONTENT *e;
+
+    if ((msg = cmpr_msg_new_response(req, CMPR_BODY_ERROR)) == NULL)
+        goto fail;
+    e = msg->body->value.error;
+    CMPR_PKISI_free(e->pKIStatusInfo);
+    e->pKIStatusInfo = si;
+    si = NULL;
+    if (errorCode >= 0) {
+        if ((e->errorCode = ASN1_INTEGER_new()) == NULL
+                || !ASN1_INTEGER_set(e->errorCode, errorCode))
+            goto fail;
+    }
+    if (details != NULL && (e->errorDetails = freetext_new(details)) == NULL)
+        goto fail;
+    return msg;
+ fail:
+    CMPR_PKISI_free(si);
+    CMPR_PKIMESSAGE_free(msg);
+    return NULL;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_msg_build_krp(const CMPR_PKIMESSAGE *req, CMPR_PKISI *si, X509 *newSigCert,
+                   STACK_OF(X509) *caCerts, STACK_OF(CMPR_CERTIFIEDKEYPAIR) *keyPairHist)
+{
+    CMPR_PKIMESSAGE *msg = NULL;
+    CMPR_KEYRECREPCONTENT *k;
+
+    if ((msg = cmpr_msg_new_response(req, CMPR_BODY_KRP)) == NULL)
+        goto fail;
+    k = msg->body->value.krp;
+    CMPR_PKISI_free(k->status);
+    k->status = si;
+    si = NULL;
+    if (newSigCert != NULL) {
+        if (!X509_up_ref(newSigCert))
+            goto fail;
+        k->newSigCert = newSigCert;
+    }
+    if (caCerts != NULL && sk_X509_num(caCerts) > 0
+            && (k->caCerts = certs_dup(caCerts)) == NULL)
+        goto fail;
+    if (keyPairHist != NULL && sk_CMPR_CERTIFIEDKEYPAIR_num(keyPairHist) > 0) {
+        k->keyPairHist = sk_CMPR_CERTIFIEDKEYPAIR_deep_copy(keyPairHist,
+            CMPR_CERTIFIEDKEYPAIR_dup, CMPR_CERTIFIEDKEYPAIR_free);
+        if (k->keyPairHist == NULL)
+            goto fail;
+    }
+    return msg;
+ fail:
+    CMPR_PKISI_free(si);
+    CMPR_PKIMESSAGE_free(msg);
+    return NULL;
+}
+
+/* ---------------- request accessors ---------------- */
+
+CMPR_CERTREQMSGS *
+cmpr_msg_get0_reqs(const CMPR_PKIMESSAGE *msg)
+{
+    switch (cmpr_msg_bodytype(msg)) {
+    case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR:
+    case CMPR_BODY_KRR: case CMPR_BODY_CCR:
+        return msg->body->value.ir;
+    default:
+        return NULL;
+    }
+}
+
+CMPR_CERTREPMESSAGE *
+cmpr_msg_get0_rep(const CMPR_PKIMESSAGE *msg)
+{
+    switch (cmpr_msg_bodytype(msg)) {
+    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP: case CMPR_BODY_CCP:
+        return msg->body->value.ip;
+    default:
+        return NULL;
+    }
+}
+
+long
+cmpr_crm_certreqid(const CMPR_CERTREQMSG *crm)
+{
+    return ASN1_INTEGER_get(crm->certReq->certReqId);
+}
+
+/* Finds context tag [tag] directly inside the template's SEQUENCE. */
+static int
+tmpl_find(const OSSL_CRMF_CERTTEMPLATE *tmpl, unsigned long tag, unsigned char **der_r,
+          size_t *off_r, struct cmpr_der_tlv *tlv_r)
+{
+    unsigned char *der = NULL;
+    int n = i2d_OSSL_CRMF_CERTTEMPLATE((OSSL_CRMF_CERTTEMPLATE *)tmpl, &der);
+    struct cmpr_der_tlv seq, t;
+    const char *what;
+    size_t off, end;
+
+    if (n <= 0)
+        return CMPR_ERR_ENCODE;
+    if (cmpr_der_read(der, (size_t)n, &seq, &what) != CMPR_OK)
+        goto notfound;
+    off = seq.hdr_len;
+    end = seq.hdr_len + seq.len;
+    while (off < end) {
+        if (cmpr_der_read(der + off, end - off, &t, &what) != CMPR_OK)
+            goto notfound;
+        if (t.cls == 2 && t.tag == tag) {
+            *der_r = der;
+            *off_r = off;
+            *tlv_r = t;
+            return CMPR_OK;
+        }
+        off += t.hdr_len + t.len;
+    }
+ notfound:
+    OPENSSL_free(der);
+    return CMPR_ERR_NOT_FOUND;
+}
+
+EVP_PKEY *
+cmpr_tmpl_get1_pubkey(const OSSL_CRMF_CERTTEMPLATE *tmpl)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    struct cmpr_der_tlv t;
+    size_t off;
+    EVP_PKEY *pk = NULL;
+
+    if (tmpl == NULL || tmpl_find(tmpl, 6, &der, &off, &t) != CMPR_OK)
+        return NULL;
+    der[off] = 0x30;   /* [6] IMPLICIT SubjectPublicKeyInfo -> SEQUENCE */
+    p = der + off;
+    pk = d2i_PUBKEY(NULL, &p, (long)(t.hdr_len + t.len));
+    OPENSSL_free(der);
+    return pk;
+}
+
+static int
+time_of(const unsigned char *p, size_t len, time_t *t_r)
+{
+    ASN1_TIME *at = d2i_ASN1_TIME(NULL, &p, (long)len);
+    struct tm tm;
+    int ok;
+
+    if (at == NULL)
+        return 0;
+    ok = ASN1_TIME_to_tm(at, &tm);
+    ASN1_TIME_free(at);
+    if (!ok)
+        return 0;
+    *t_r = timegm(&tm);
+    return 1;
+}
+
+int
+cmpr_tmpl_get_validity(const OSSL_CRMF_CERTTEMPLATE *tmpl, time_t *not_before_r,
+                       time_t *not_after_r)
+{
+    unsigned char *der = NULL;
+    struct cmpr_der_tlv v, t, in;
+    size_t off, end;
+    const char *what;
+    time_t nb = 0, na = 0;
+    int r;
+
+    if ((r = tmpl_find(tmpl, 4, &der, &off, &v)) != CMPR_OK)
+        return r;
+    end = off + v.hdr_len + v.len;
+    off += v.hdr_len;
+    r = CMPR_ERR_DECODE;
+    while (off < end) {
+        if (cmpr_der_read(der + off, end - off, &t, &what) != CMPR_OK || t.cls != 2)
+            goto out;
+        /* [0]/[1] EXPLICIT Time */
+        if (cmpr_der_read(der + off + t.hdr_len, t.len, &in, &what) != CMPR_OK)
+            goto out;
+        if (!time_of(der + off + t.hdr_len, in.hdr_len + in.len, t.tag == 0 ? &nb : &na))
+            goto out;
+        off += t.hdr_len + t.len;
+    }
+    *not_before_r = nb;
+    *not_after_r = na;
+    r = CMPR_OK;
+ out:
+    OPENSSL_free(der);
+    return r;
+}
+
+const ASN1_TYPE *
+cmpr_crm_get0_control(const CMPR_CERTREQMSG *crm, int n)
+{
+    STACK_OF(CMPR_ATAV) *ctrls = crm->certReq->controls;
+
+    for (int i = 0; i < sk_CMPR_ATAV_num(ctrls); i++) {
+        CMPR_ATAV *a = sk_CMPR_ATAV_value(ctrls, i);
+
+        if (cmpr_regctrl_num(a->type) == n)
+            return a->value;
+    }
+    return NULL;
+}
+
+OSSL_CRMF_CERTID *
+cmpr_crm_get1_oldcertid(const CMPR_CERTREQMSG *crm)
+{
+    const ASN1_TYPE *v = cmpr_crm_get0_control(crm, CMPR_REGCTRL_OLDCERTID);
+
+    if (v == NULL || v->type != V_ASN1_SEQUENCE)
+        return NULL;
+    return ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(OSSL_CRMF_CERTID), v);
+}
+
+CMPR_PKIARCHIVEOPTIONS *
+cmpr_crm_get1_archive_options(const CMPR_CERTREQMSG *crm)
+{
+    const ASN1_TYPE *v = cmpr_crm_get0_control(crm, CMPR_REGCTRL_PKIARCHIVEOPTIONS);
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    CMPR_PKIARCHIVEOPTIONS *opt = NULL;
+    int n;
+
+    /* a CHOICE of tagged alternatives: the ANY holds a context-tagged TLV */
+    if (v == NULL || (n = i2d_ASN1_TYPE((ASN1_TYPE *)v, &der)) <= 0)
+        return NULL;
+    p = der;
+    opt = d2i_CMPR_PKIARCHIVEOPTIONS(NULL, &p, n);
+    OPENSSL_free(der);
+    return opt;
+}
+
+OSSL_CRMF_MSG *
+cmpr_crm_to_ossl(const CMPR_CERTREQMSG *crm)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    OSSL_CRMF_MSG *out;
+    int n;
+
+    if ((n = i2d_CMPR_CERTREQMSG(crm, &der)) <= 0)
+        return NULL;
+    p = der;
+    out = d2i_OSSL_CRMF_MSG(NULL, &p, n);
+    OPENSSL_free(der);
+    return out;
+}
+
+int
+cmpr_rr_get(const CMPR_PKIMESSAGE *msg, int idx, const X509_NAME **issuer_r,
+            const ASN1_INTEGER **serial_r, int *reason_r)
+{
+    CMPR_REVDETAILS *rd;
+    ASN1_ENUMERATED *reason;
+    int crit = 0;
+
+    if (cmpr_msg_bodytype(msg) != CMPR_BODY_RR)
+        return CMPR_ERR_INVALID_ARG;
+    if ((rd = sk_CMPR_REVDETAILS_value(msg->body->value.rr, idx)) == NULL)
+        return CMPR_ERR_NOT_FOUND;
+    *issuer_r = OSSL_CRMF_CERTTEMPLATE_get0_issuer(rd->certDetails);
+    *serial_r = OSSL_CRMF_CERTTEMPLATE_get0_serialNumber(rd->certDetails);
+    *reason_r = -1;
+    reason = X509V3_get_d2i(rd->crlEntryDetails, NID_crl_reason, &crit, NULL);
+    if (reason != NULL) {
+        *reason_r = (int)ASN1_ENUMERATED_get(reason);
+        ASN1_ENUMERATED_free(reason);
+    }
+    return CMPR_OK;
+}
+
+ASN1_UTF8STRING *
+cmpr_msg_get1_certprofile(const CMPR_PKIMESSAGE *msg)
+{
+    CMPR_ITAV *itav = cmpr_hdr_get0_geninfo(msg->header, CMPR_IT_CERT_PROFILE);
+    STACK_OF(ASN1_UTF8STRING) *names = cmpr_itav_get1_cert_profile(itav);
+    ASN1_UTF8STRING *first = NULL;
+
+    if (names != NULL && sk_ASN1_UTF8STRING_num(names) > 0)
+        first = sk_ASN1_UTF8STRING_shift(names);
+    sk_ASN1_UTF8STRING_pop_free(names, ASN1_UTF8STRING_free);
+    return first;
+}
+
+/* ---------------- ITAVs ---------------- */
+
+CMPR_ITAV *
+cmpr_itav_new0(int it, ASN1_TYPE *value)
+{
+    CMPR_ITAV *itav = CMPR_ITAV_new();
+
+    if (itav == NULL || (itav->infoType = cmpr_it_obj(it)) == NULL) {
+        CMPR_ITAV_free(itav);
+        return NULL;
+    }
+    itav->infoValue = value;
+    return itav;
+}
+
+int
+cmpr_itav_num(const CMPR_ITAV *itav)
+{
+    return itav != NULL ? cmpr_it_num(itav->infoType) : -1;
+}
+
+static CMPR_ITAV *
+itav_new_seq(int it, const ASN1_ITEM *item, const void *val)
+{
+    ASN1_TYPE *t = NULL;
+    CMPR_ITAV *itav;
+
+    if (val != NULL && (t = ASN1_TYPE_pack_sequence(item, (void *)val, NULL)) == NULL)
+        return NULL;
+    if ((itav = cmpr_itav_new0(it, t)) == NULL)
+        ASN1_TYPE_free(t);
+    return itav;
+}
+
+static void *
+itav_get_seq(const CMPR_ITAV *itav, int it, const ASN1_ITEM *item)
+{
+    if (cmpr_itav_num(itav) != it || itav->infoValue == NULL
+            || itav->infoValue->type != V_ASN1_SEQUENCE)
+        return NULL;
+    return ASN1_TYPE_unpack_sequence(item, itav->infoValue);
+}
+
+#define ITAV_TYPED(name, IT, TYPE, ITEM)                                        \
+    CMPR_ITAV *cmpr_itav_new_##name(const TYPE *v)                              \
+    { return itav_new_seq(IT, ASN1_ITEM_rptr(ITEM), v); }                       \
+    TYPE *cmpr_itav_get1_##name(const CMPR_ITAV *itav)                          \
+    { return itav_get_seq(itav, IT, ASN1_ITEM_rptr(ITEM)); }
+
+ITAV_TYPED(current_crl, CMPR_IT_CURRENT_CRL, X509_CRL, X509_CRL)
+ITAV_TYPED(root_ca_cert, CMPR_IT_ROOT_CA_CERT, X509, X509)
+ITAV_TYPED(ca_certs, CMPR_IT_CA_CERTS, STACK_OF(X509), CMPR_CERTS)
+ITAV_TYPED(root_ca_key_update, CMPR_IT_ROOT_CA_KEY_UPDATE, CMPR_ROOTCAKEYUPDATECONTENT,
+           CMPR_ROOTCAKEYUPDATECONTENT)
+ITAV_TYPED(cert_req_template, CMPR_IT_CERT_REQ_TEMPLATE, CMPR_CERTREQTEMPLATECONTENT,
+           CMPR_CERTREQTEMPLATECONTENT)
+ITAV_TYPED(crl_status_list, CMPR_IT_CRL_STATUS_LIST, STACK_OF(CMPR_CRLSTATUS),
+           CMPR_CRLSTATUSLIST)
+ITAV_TYPED(crls, CMPR_IT_CRLS, STACK_OF(X509_CRL), CMPR_CRLS)
+ITAV_TYPED(orig_pkimessage, CMPR_IT_ORIG_PKIMESSAGE, CMPR_PKIMESSAGES, CMPR_PKIMESSAGES)
+ITAV_TYPED(sign_key_pair_types, CMPR_IT_SIGN_KEY_PAIR_TYPES, STACK_OF(X509_ALGOR), CMPR_ALGORS)
+ITAV_TYPED(unsupported_oids, CMPR_IT_UNSUPPORTED_OIDS, STACK_OF(ASN1_OBJECT), CMPR_OIDS)
+ITAV_TYPED(kem_ciphertext_info, CMPR_IT_KEM_CIPHERTEXT_INFO, CMPR_KEMCIPHERTEXTINFO,
+           CMPR_KEMCIPHERTEXTINFO)
+
+STACK_OF(ASN1_UTF8STRING) *
+cmpr_itav_get1_cert_profile(const CMPR_ITAV *itav)
+{
+    return itav_get_seq(itav, CMPR_IT_CERT_PROFILE, ASN1_ITEM_rptr(CMPR_UTF8STRINGS));
+}
+
+CMPR_ITAV *
+cmpr_itav_new_cert_profile(const char *const *names, size_t n)
+{
+    STACK_OF(ASN1_UTF8STRING) *sk = sk_ASN1_UTF8STRING_new_null();
+    CMPR_ITAV *itav = NULL;
+
+    if (sk == NULL || n == 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        ASN1_UTF8STRING *s = utf8_new(names[i]);
+
+        if (s == NULL || sk_ASN1_UTF8STRING_push(sk, s) <= 0) {
+            ASN1_UTF8STRING_free(s);
+            goto out;
+        }
+    }
+    itav = itav_new_seq(CMPR_IT_CERT_PROFILE, ASN1_ITEM_rptr(CMPR_UTF8STRINGS), sk);
+ out:
+    sk_ASN1_UTF8STRING_pop_free(sk, ASN1_UTF8STRING_free);
+    return itav;
+}
+
+CMPR_ITAV *
+cmpr_itav_new_implicit_confirm(void)
+{
+    ASN1_TYPE *t = ASN1_TYPE_new();
+    CMPR_ITAV *itav;
+
+    if (t == NULL)
+        return NULL;
+    ASN1_TYPE_set(t, V_ASN1_NULL, NULL);
+    if ((itav = cmpr_itav_new0(CMPR_IT_IMPLICIT_CONFIRM, t)) == NULL)
+        ASN1_TYPE_free(t);
+    return itav;
+}
+
+CMPR_ITAV *
+cmpr_itav_new_confirm_wait_time(time_t when)
+{
+    ASN1_GENERALIZEDTIME *gt = ASN1_GENERALIZEDTIME_set(NULL, when);
+    ASN1_TYPE *t = ASN1_TYPE_new();
+    CMPR_ITAV *itav = NULL;
+
+    if (gt == NULL || t == NULL)
+        goto fail;
+    ASN1_TYPE_set(t, V_ASN1_GENERALIZEDTIME, gt);
+    gt = NULL;
+    if ((itav = cmpr_itav_new0(CMPR_IT_CONFIRM_WAIT_TIME, t)) == NULL)
+        goto fail;
+    return itav;
+ fail:
+    ASN1_GENERALIZEDTIME_free(gt);
+    ASN1_TYPE_free(t);
+    return NULL;
+}
+
+int
+cmpr_itav_get_confirm_wait_time(const CMPR_ITAV *itav, time_t *t_r)
+{
+    struct tm tm;
+
+    if (cmpr_itav_num(itav) != CMPR_IT_CONFIRM_WAIT_TIME || itav->infoValue == NULL
+            || itav->infoValue->type != V_ASN1_GENERALIZEDTIME
+            || !ASN1_TIME_to_tm(itav->infoValue->value.generalizedtime, &tm))
+        return CMPR_ERR_DECODE;
+    *t_r = timegm(&tm);
+    return CMPR_OK;
+}
+
+static size_t
+der_len_size(size_t len)
+{
+    size_t n = 1;
+
+    if (len >= 0x80)
+        for (size_t l = len; l > 0; l >>= 8)
+            n++;
+    return n;
+}
+
+static unsigned char *
+der_put_hdr(unsigned char *w, unsigned char tag, size_t len)
+{
+    size_t n = der_len_size(len);
+
+    *w++ = tag;
+    if (n == 1) {
+        *w++ = (unsigned char)len;
+        return w;
+    }
+    *w++ = (unsigned char)(0x80 | (n - 1));
+    for (size_t i = n - 1; i > 0; i--)
+        *w++ = (unsigned char)(len >> (8 * (i - 1)));
+    return w;
+}
+
+CMS_ContentInfo *
+cmpr_envdata_to_cms(const CMPR_ENVELOPEDDATA *env)
+{
+    /* ContentInfo ::= SEQUENCE { id-envelopedData, [0] EXPLICIT EnvelopedData } */
+    static const unsigned char oid[] = {
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x03
+    };
+    unsigned char *inner = NULL, *buf = NULL, *w;
+    const unsigned char *p;
+    CMS_ContentInfo *cms = NULL;
+    size_t tagged, total;
+    int n;
+
+    if ((n = i2d_CMPR_ENVELOPEDDATA(env, &inner)) <= 0)
+        return NULL;
+    tagged = 1 + der_len_size((size_t)n) + (size_t)n;
+    total = sizeof(oid) + tagged;
+    if ((buf = OPENSSL_malloc(1 + der_len_size(total) + total)) == NULL)
+        goto out;
+    w = der_put_hdr(buf, 0x30, total);
+    memcpy(w, oid, sizeof(oid));
+    w = der_put_hdr(w + sizeof(oid), 0xa0, (size_t)n);
+    memcpy(w, inner, (size_t)n);
+    w += n;
+    p = buf;
+    cms = d2i_CMS_ContentInfo(NULL, &p, (long)(w - buf));
+ out:
+    OPENSSL_free(inner);
+    OPENSSL_free(buf);
+    return cms;
+}

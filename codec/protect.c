@@ -1,0 +1,845 @@
+/* PKIMessage protection: PasswordBasedMac, PBMAC1 and signatures. */
+#include "codec/protect.h"
+#include "codec/msg.h"
+#include "codec/oids.h"
+#include "core/err.h"
+#include "core/limits.h"
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <openssl/rsa.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------- derived key cache ---------------- */
+
+struct cache_slot {
+    unsigned char id[32];               /* SHA-256 over every derivation input */
+    unsigned char *key;                 /* CMPR_MAX_MAC_KEY_LEN bytes when used */
+    size_t keylen;
+    int used;
+};
+
+struct cmpr_mac_cache {
+    pthread_mutex_t lock;
+    size_t n;
+    unsigned long hits, misses;
+    struct cache_slot *slots;
+};
+
+struct cmpr_mac_cache *
+cmpr_mac_cache_new(size_t entries)
+{
+    struct cmpr_mac_cache *c = calloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return NULL;
+    c->n = entries > 0 ? entries : CMPR_MAC_KEY_CACHE_SIZE;
+    if ((c->slots = calloc(c->n, sizeof(*c->slots))) == NULL
+            || pthread_mutex_init(&c->lock, NULL) != 0) {
+        free(c->slots);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void
+cmpr_mac_cache_free(struct cmpr_mac_cache *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        if (c->slots[i].key != NULL)
+            OPENSSL_clear_free(c->slots[i].key, CMPR_MAX_MAC_KEY_LEN);
+    free(c->slots);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void
+cmpr_mac_cache_stats(struct cmpr_mac_cache *c, unsigned long *hits_r, unsigned long *misses_r)
+{
+    pthread_mutex_lock(&c->lock);
+    *hits_r = c->hits;
+    *misses_r = c->misses;
+    pthread_mutex_unlock(&c->lock);
+}
+
+static int
+cache_id(unsigned char id[32], int kind, int nid, unsigned iter, size_t keylen,
+         const unsigned char *salt, size_t salt_len,
+         const unsigned char *secret, size_t secret_len)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    uint64_t hdr[5] = { (uint64_t)kind, (uint64_t)nid, iter, keylen, salt_len };
+    int ok;
+
+    ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)
+        && EVP_DigestUpdate(ctx, hdr, sizeof(hdr))
+        && EVP_DigestUpdate(ctx, salt, salt_len)
+        && EVP_DigestUpdate(ctx, secret, secret_len)
+        && EVP_DigestFinal_ex(ctx, id, NULL);
+    EVP_MD_CTX_free(ctx);
+    return ok;
+}
+
+static int
+cache_get(struct cmpr_mac_cache *c, const unsigned char id[32], unsigned char *key, size_t keylen)
+{
+    struct cache_slot *s;
+    int hit = 0;
+
+    if (c == NULL)
+        return 0;
+    pthread_mutex_lock(&c->lock);
+    s = &c->slots[((size_t)id[0] << 8 | id[1]) % c->n];
+    if (s->used && s->keylen == keylen && CRYPTO_memcmp(s->id, id, 32) == 0) {
+        memcpy(key, s->key, keylen);
+        hit = 1;
+        c->hits++;
+    } else {
+        c->misses++;
+    }
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
+static void
+cache_put(struct cmpr_mac_cache *c, const unsigned char id[32], const unsigned char *key,
+          size_t keylen)
+{
+    struct cache_slot *s;
+
+    if (c == NULL || keylen > CMPR_MAX_MAC_KEY_LEN)
+        return;
+    pthread_mutex_lock(&c->lock);
+    s = &c->slots[((size_t)id[0] << 8 | id[1]) % c->n];
+    if (s->key == NULL && (s->key = OPENSSL_malloc(CMPR_MAX_MAC_KEY_LEN)) == NULL) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    OPENSSL_cleanse(s->key, CMPR_MAX_MAC_KEY_LEN);
+    memcpy(s->id, id, 32);
+    memcpy(s->key, key, keylen);
+    s->keylen = keylen;
+    s->used = 1;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---------------- algorithm tables ---------------- */
+
+/* MAC NIDs allowed in PasswordBasedMac / PBMAC1 and their digests (RFC 9481 6.1). */
+static const EVP_MD *
+hmac_md(int mac_nid)
+{
+    switch (mac_nid) {
+    case NID_hmac_sha1: case NID_hmacWithSHA1: return EVP_sha1();
+    case NID_hmacWithSHA224: return EVP_sha224();
+    case NID_hmacWithSHA256: return EVP_sha256();
+    case NID_hmacWithSHA384: return EVP_sha384();
+    case NID_hmacWithSHA512: return EVP_sha512();
+    default: return NULL;
+    }
+}
+
+static int
+hmac_nid_for_md(int md_nid)
+{
+    switch (md_nid) {
+    case NID_sha1: return NID_hmacWithSHA1;
+    case NID_sha224: return NID_hmacWithSHA224;
+    case NID_sha256: return NID_hmacWithSHA256;
+    case NID_sha384: return NID_hmacWithSHA384;
+    case NID_sha512: return NID_hmacWithSHA512;
+    default: return NID_undef;
+    }
+}
+
+/* One-way functions allowed for PBM (RFC 9481 2: SHA-1 and SHA-2). */
+static const EVP_MD *
+owf_md(const ASN1_OBJECT *obj)
+{
+    switch (OBJ_obj2nid(obj)) {
+    case NID_sha1: return EVP_sha1();
+    case NID_sha224: return EVP_sha224();
+    case NID_sha256: return EVP_sha256();
+    case NID_sha384: return EVP_sha384();
+    case NID_sha512: return EVP_sha512();
+    default: return NULL;
+    }
+}
+
+void
+cmpr_mac_params_default(struct cmpr_mac_params *p, int kind)
+{
+    memset(p, 0, sizeof(*p));
+    p->kind = kind;
+    p->salt_len = 16;
+    if (kind == CMPR_MAC_PBMAC1) {
+        p->owf_nid = NID_sha256;
+        p->mac_nid = NID_hmacWithSHA256;
+        p->iter = 10000;
+    } else {
+        p->owf_nid = NID_sha256;
+        p->mac_nid = NID_hmac_sha1;
+        p->iter = 500;
+    }
+}
+
+/* ---------------- protected part ---------------- */
+
+int
+cmpr_protected_part(const CMPR_PKIMESSAGE *msg, unsigned char **der_r, size_t *len_r)
+{
+    CMPR_PROTECTEDPART pp;
+    unsigned char *der = NULL;
+    int n;
+
+    *der_r = NULL;
+    pp.header = msg->header;
+    pp.body = msg->body;
+    if ((n = i2d_CMPR_PROTECTEDPART(&pp, &der)) <= 0)
+        return CMPR_ERR_ENCODE;
+    *der_r = der;
+    *len_r = (size_t)n;
+    return CMPR_OK;
+}
+
+/* ---------------- PasswordBasedMac ---------------- */
+
+int
+cmpr_pbm_derive(const EVP_MD *owf, const unsigned char *secret, size_t secret_len,
+                const unsigned char *salt, size_t salt_len, unsigned iter,
+                unsigned char *key, size_t keylen)
+{
+    unsigned char base[EVP_MAX_MD_SIZE], blk[EVP_MAX_MD_SIZE];
+    unsigned int hlen = 0, blen = 0;
+    EVP_MD_CTX *ctx = NULL;
+    size_t off;
+    int r = CMPR_ERR_INTERNAL;
+
+    if (iter < 1)
+        return CMPR_ERR_BAD_PARAM;
+    if ((ctx = EVP_MD_CTX_new()) == NULL)
+        return CMPR_ERR_ALLOC;
+    if (!EVP_DigestInit_ex(ctx, owf, NULL) || !EVP_DigestUpdate(ctx, secret, secret_len)
+            || !EVP_DigestUpdate(ctx, salt, salt_len) || !EVP_DigestFinal_ex(ctx, base, &hlen))
+        goto out;
+    for (unsigned i = 1; i < iter; i++)
+        if (!EVP_DigestInit_ex(ctx, owf, NULL) || !EVP_DigestUpdate(ctx, base, hlen)
+                || !EVP_DigestFinal_ex(ctx, base, &hlen))
+            goto out;
+    if (keylen <= hlen) {
+        memcpy(key, base, keylen);
+    } else {
+        /* key expansion: BASEKEY || OWF("1"||BASEKEY) || OWF("2"||BASEKEY) ... */
+        memcpy(key, base, hlen);
+        off = hlen;
+        for (unsigned i = 1; off < keylen; i++) {
+            char num[16];
+            int nlen = snprintf(num, sizeof(num), "%u", i);
+
+            if (!EVP_DigestInit_ex(ctx, owf, NULL) || !EVP_DigestUpdate(ctx, num, (size_t)nlen)
+                    || !EVP_DigestUpdate(ctx, base, hlen) || !EVP_DigestFinal_ex(ctx, blk, &blen))
+                goto out;
+            memcpy(key + off, blk, keylen - off < blen ? keylen - off : blen);
+            off += blen;
+        }
+    }
+    r = CMPR_OK;
+ out:
+    OPENSSL_cleanse(base, sizeof(base));
+    OPENSSL_cleanse(blk, sizeof(blk));
+    EVP_MD_CTX_free(ctx);
+    return r;
+}
+
+static int
+hmac(const EVP_MD *md, const unsigned char *key, size_t keylen, const unsigned char *data,
+     size_t len, unsigned char *out, unsigned int *outlen)
+{
+    return HMAC(md, key, (int)keylen, data, len, out, outlen) != NULL;
+}
+
+static int
+check_iter(const ASN1_INTEGER *ai, unsigned max_iter, unsigned *iter_r)
+{
+    long v;
+
+    /* ASN1_INTEGER_get returns -1 on overflow; check the width first */
+    if (ai == NULL || ASN1_STRING_length(ai) > 8)
+        return CMPR_ERR_ITER_LIMIT;
+    if (ai->type == V_ASN1_NEG_INTEGER)
+        return CMPR_ERR_BAD_PARAM;
+    v = ASN1_INTEGER_get(ai);
+    if (v < (long)CMPR_MIN_MAC_ITER)
+        return CMPR_ERR_BAD_PARAM;
+    if ((unsigned long)v > max_iter)
+        return CMPR_ERR_ITER_LIMIT;
+    *iter_r = (unsigned)v;
+    return CMPR_OK;
+}
+
+/* Computes the MAC over data for the protectionAlg alg. */
+static int
+mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_len,
+            const unsigned char *data, size_t len, unsigned max_iter,
+            struct cmpr_mac_cache *cache, unsigned char *out, unsigned int *outlen)
+{
+    const ASN1_OBJECT *aoid = NULL;
+    int ptype = 0;
+    const void *pval = NULL;
+    unsigned char key[CMPR_MAX_MAC_KEY_LEN], id[32];
+    size_t keylen = 0;
+    unsigned iter = 0;
+    int r = CMPR_ERR_BAD_PARAM, kind;
+    CMPR_PBMPARAMETER *pbm = NULL;
+    CMPR_PBMAC1PARAM *pb1 = NULL;
+    PBKDF2PARAM *kdf = NULL;
+    const EVP_MD *owf = NULL, *md = NULL;
+
+    if (max_iter == 0)
+        max_iter = CMPR_DEFAULT_MAX_MAC_ITER;
+    if (secret_len > CMPR_MAX_SECRET_LEN)
+        return CMPR_ERR_INVALID_ARG;
+    X509_ALGOR_get0(&aoid, &ptype, &pval, alg);
+    kind = cmpr_prot_kind(aoid);
+    if (kind != CMPR_PROT_PBM && kind != CMPR_PROT_PBMAC1)
+        return kind == CMPR_PROT_SIG ? CMPR_ERR_WRONG_INTEGRITY : CMPR_ERR_BAD_ALG;
+    if (ptype != V_ASN1_SEQUENCE)
+        return CMPR_ERR_BAD_PARAM;
+
+    if (kind == CMPR_PROT_PBM) {
+        if ((pbm = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMPARAMETER),
+                                             (const ASN1_TYPE *)alg->parameter)) == NULL)
+            goto out;
+        if ((owf = owf_md(pbm->owf->algorithm)) == NULL
+                || (md = hmac_md(OBJ_obj2nid(pbm->mac->algorithm))) == NULL) {
+            r = CMPR_ERR_BAD_ALG;
+            goto out;
+        }
+        if ((r = check_iter(pbm->iterationCount, max_iter, &iter)) != CMPR_OK)
+            goto out;
+        r = CMPR_ERR_BAD_PARAM;
+        if ((size_t)ASN1_STRING_length(pbm->salt) > CMPR_MAX_SALT_LEN)
+            goto out;
+        /* HMAC takes any key length; use BASEKEY whole, as OpenSSL and Bouncy
+         * Castle do (K = H). */
+        keylen = (size_t)EVP_MD_get_size(owf);
+        if (!cache_id(id, kind, EVP_MD_get_type(owf), iter, keylen,
+                      ASN1_STRING_get0_data(pbm->salt), (size_t)ASN1_STRING_length(pbm->salt),
+                      secret, secret_len)) {
+            r = CMPR_ERR_INTERNAL;
+            goto out;
+        }
+        if (!cache_get(cache, id, key, keylen)) {
+            if ((r = cmpr_pbm_derive(owf, secret, secret_len, ASN1_STRING_get0_data(pbm->salt),
+                                     (size_t)ASN1_STRING_length(pbm->salt), iter,
+                                     key, keylen)) != CMPR_OK)
+                goto out;
+            cache_put(cache, id, key, keylen);
+        }
+    } else {
+        const ASN1_TYPE *saltt;
+        const EVP_MD *prf = EVP_sha1();   /* PBKDF2 default prf: hmacWithSHA1 */
+
+        if ((pb1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM),
+                                             (const ASN1_TYPE *)alg->parameter)) == NULL)
+            goto out;
+        if (OBJ_obj2nid(pb1->keyDerivationFunc->algorithm) != NID_id_pbkdf2) {
+            r = CMPR_ERR_BAD_ALG;
+            goto out;
+        }
+        if (pb1->keyDerivationFunc->parameter == NULL
+                || pb1->keyDerivationFunc->parameter->type != V_ASN1_SEQUENCE
+                || (kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                                    pb1->keyDerivationFunc->parameter)) == NULL)
+            goto out;
+        if ((md = hmac_md(OBJ_obj2nid(pb1->messageAuthScheme->algorithm))) == NULL) {
+            r = CMPR_ERR_BAD_ALG;
+            goto out;
+        }
+        if (kdf->prf != NULL && (prf = hmac_md(OBJ_obj2nid(kdf->prf->algorithm))) == NULL) {
+            r = CMPR_ERR_BAD_ALG;
+            goto out;
+        }
+        saltt = kdf->salt;
+        if (saltt == NULL || saltt->type != V_ASN1_OCTET_STRING
+                || (size_t)ASN1_STRING_length(saltt->value.octet_string) > CMPR_MAX_SALT_LEN)
+            goto out;
+        if ((r = check_iter(kdf->iter, max_iter, &iter)) != CMPR_OK)
+            goto out;
+        r = CMPR_ERR_BAD_PARAM;
+        keylen = (size_t)EVP_MD_get_size(md);
+        if (kdf->keylength != NULL) {
+            long kl = ASN1_INTEGER_get(kdf->keylength);
+
+            if (kl < 1 || (size_t)kl > sizeof(key))
+                goto out;
+            keylen = (size_t)kl;
+        }
+        if (!cache_id(id, kind, EVP_MD_get_type(prf), iter, keylen,
+                      ASN1_STRING_get0_data(saltt->value.octet_string),
+                      (size_t)ASN1_STRING_length(saltt->value.octet_string),
+                      secret, secret_len)) {
+            r = CMPR_ERR_INTERNAL;
+            goto out;
+        }
+        if (!cache_get(cache, id, key, keylen)) {
+            if (!PKCS5_PBKDF2_HMAC((const char *)secret, (int)secret_len,
+                                   ASN1_STRING_get0_data(saltt->value.octet_string),
+                                   ASN1_STRING_length(saltt->value.octet_string),
+                                   (int)iter, prf, (int)keylen, key)) {
+                r = CMPR_ERR_INTERNAL;
+                goto out;
+            }
+            cache_put(cache, id, key, keylen);
+        }
+    }
+    r = hmac(md, key, keylen, data, len, out, outlen) ? CMPR_OK : CMPR_ERR_INTERNAL;
+ out:
+    OPENSSL_cleanse(key, sizeof(key));
+    CMPR_PBMPARAMETER_free(pbm);
+    CMPR_PBMAC1PARAM_free(pb1);
+    PBKDF2PARAM_free(kdf);
+    return r;
+}
+
+static X509_ALGOR *
+mac_algor_new(const struct cmpr_mac_params *p)
+{
+    unsigned char salt[CMPR_MAX_SALT_LEN];
+    size_t salt_len = p->salt_len ? p->salt_len : 16;
+    X509_ALGOR *alg = NULL;
+    ASN1_TYPE *t = NULL;
+    CMPR_PBMPARAMETER *pbm = NULL;
+    CMPR_PBMAC1PARAM *pb1 = NULL;
+    PBKDF2PARAM *kdf = NULL;
+    ASN1_OBJECT *oid = NULL;
+
+    if (salt_len > sizeof(salt) || RAND_bytes(salt, (int)salt_len) != 1)
+        return NULL;
+    if ((alg = X509_ALGOR_new()) == NULL)
+        goto fail;
+    if (p->kind == CMPR_MAC_PBM) {
+        if ((pbm = CMPR_PBMPARAMETER_new()) == NULL
+                || !ASN1_OCTET_STRING_set(pbm->salt, salt, (int)salt_len)
+                || !X509_ALGOR_set0(pbm->owf, OBJ_nid2obj(p->owf_nid), V_ASN1_UNDEF, NULL)
+                || !ASN1_INTEGER_set(pbm->iterationCount, (long)p->iter)
+                || !X509_ALGOR_set0(pbm->mac, OBJ_nid2obj(p->mac_nid), V_ASN1_UNDEF, NULL))
+            goto fail;
+        if ((t = ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CMPR_PBMPARAMETER), pbm, NULL)) == NULL
+                || (oid = OBJ_txt2obj(CMPR_OID_PASSWORD_BASED_MAC, 1)) == NULL)
+            goto fail;
+    } else {
+        ASN1_OCTET_STRING *os = NULL;
+        ASN1_TYPE *kdft = NULL;
+
+        if ((pb1 = CMPR_PBMAC1PARAM_new()) == NULL || (kdf = PBKDF2PARAM_new()) == NULL
+                || (os = ASN1_OCTET_STRING_new()) == NULL
+                || !ASN1_OCTET_STRING_set(os, salt, (int)salt_len)) {
+            ASN1_OCTET_STRING_free(os);
+            goto fail;
+        }
+        ASN1_TYPE_set(kdf->salt, V_ASN1_OCTET_STRING, os);
+        if (!ASN1_INTEGER_set(kdf->iter, (long)p->iter)
+                || (kdf->keylength = ASN1_INTEGER_new()) == NULL
+                || !ASN1_INTEGER_set(kdf->keylength,
+                                     EVP_MD_get_size(hmac_md(p->mac_nid)))
+                || (kdf->prf = X509_ALGOR_new()) == NULL
+                || !X509_ALGOR_set0(kdf->prf, OBJ_nid2obj(hmac_nid_for_md(p->owf_nid)),
+                                    V_ASN1_NULL, NULL))
+            goto fail;
+        if ((kdft = ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), kdf, NULL)) == NULL)
+            goto fail;
+        if (!X509_ALGOR_set0(pb1->keyDerivationFunc, OBJ_nid2obj(NID_id_pbkdf2),
+                             V_ASN1_SEQUENCE, kdft->value.sequence)) {
+            ASN1_TYPE_free(kdft);
+            goto fail;
+        }
+        kdft->value.sequence = NULL;
+        ASN1_TYPE_free(kdft);
+        if (!X509_ALGOR_set0(pb1->messageAuthScheme, OBJ_nid2obj(p->mac_nid), V_ASN1_NULL, NULL))
+            goto fail;
+        if ((t = ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM), pb1, NULL)) == NULL
+                || (oid = OBJ_txt2obj(CMPR_OID_PBMAC1, 1)) == NULL)
+            goto fail;
+    }
+    if (!X509_ALGOR_set0(alg, oid, V_ASN1_SEQUENCE, t->value.sequence))
+        goto fail;
+    t->value.sequence = NULL;
+    ASN1_TYPE_free(t);
+    CMPR_PBMPARAMETER_free(pbm);
+    CMPR_PBMAC1PARAM_free(pb1);
+    PBKDF2PARAM_free(kdf);
+    return alg;
+ fail:
+    ASN1_OBJECT_free(oid);
+    ASN1_TYPE_free(t);
+    CMPR_PBMPARAMETER_free(pbm);
+    CMPR_PBMAC1PARAM_free(pb1);
+    PBKDF2PARAM_free(kdf);
+    X509_ALGOR_free(alg);
+    return NULL;
+}
+
+static int
+set_protection(CMPR_PKIMESSAGE *msg, const unsigned char *sig, size_t len)
+{
+    if (msg->protection == NULL && (msg->protection = ASN1_BIT_STRING_new()) == NULL)
+        return CMPR_ERR_ALLOC;
+    if (!ASN1_BIT_STRING_set(msg->protection, (unsigned char *)sig, (int)len))
+        return CMPR_ERR_ALLOC;
+    /* a whole number of octets: no unused bits */
+    msg->protection->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    msg->protection->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    return CMPR_OK;
+}
+
+int
+cmpr_protect_mac(CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t secret_len,
+                 const struct cmpr_mac_params *p, struct cmpr_mac_cache *cache)
+{
+    unsigned char *der = NULL, mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    size_t len;
+    X509_ALGOR *alg;
+    int r;
+
+    if (p == NULL || (p->kind != CMPR_MAC_PBM && p->kind != CMPR_MAC_PBMAC1)
+            || hmac_md(p->mac_nid) == NULL || p->iter < 1)
+        return CMPR_ERR_INVALID_ARG;
+    if ((alg = mac_algor_new(p)) == NULL)
+        return CMPR_ERR_INTERNAL;
+    X509_ALGOR_free(msg->header->protectionAlg);
+    msg->header->protectionAlg = alg;
+    if ((r = cmpr_protected_part(msg, &der, &len)) != CMPR_OK)
+        return r;
+    r = mac_compute(alg, secret, secret_len, der, len, p->iter, cache, mac, &maclen);
+    OPENSSL_free(der);
+    if (r != CMPR_OK)
+        return r;
+    return set_protection(msg, mac, maclen);
+}
+
+int
+cmpr_verify_mac(const CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t secret_len,
+                const struct cmpr_verify_opts *opts)
+{
+    unsigned char *der = NULL, mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    size_t len;
+    int r;
+
+    if (msg->header->protectionAlg == NULL || msg->protection == NULL)
+        return CMPR_ERR_NO_PROTECTION;
+    if ((r = cmpr_protected_part(msg, &der, &len)) != CMPR_OK)
+        return r;
+    r = mac_compute(msg->header->protectionAlg, secret, secret_len, der, len,
+                    opts != NULL ? opts->max_iter : 0, opts != NULL ? opts->cache : NULL,
+                    mac, &maclen);
+    OPENSSL_free(der);
+    if (r != CMPR_OK)
+        return r;
+    if ((size_t)ASN1_STRING_length(msg->protection) != maclen
+            || CRYPTO_memcmp(ASN1_STRING_get0_data(msg->protection), mac, maclen) != 0)
+        r = CMPR_ERR_MAC_MISMATCH;
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return r;
+}
+
+/* ---------------- signatures ---------------- */
+
+static const EVP_MD *
+md_of_algor(const X509_ALGOR *a, const EVP_MD *dflt)
+{
+    if (a == NULL)
+        return dflt;
+    return EVP_get_digestbyobj(a->algorithm);
+}
+
+int
+cmpr_sig_verify_data(const X509_ALGOR *alg, EVP_PKEY *pk, const unsigned char *data,
+                     size_t len, const unsigned char *sig, size_t siglen)
+{
+    EVP_MD_CTX *ctx = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    RSA_PSS_PARAMS *pss = NULL;
+    X509_ALGOR *mgfalg = NULL;
+    const EVP_MD *md = NULL, *mgfmd = NULL;
+    int nid, mdnid = NID_undef, pknid = NID_undef, saltlen = 20, r = CMPR_ERR_BAD_ALG;
+
+    if (alg == NULL || pk == NULL)
+        return CMPR_ERR_INVALID_ARG;
+    nid = OBJ_obj2nid(alg->algorithm);
+    if (nid == NID_rsassaPss) {
+        if (!EVP_PKEY_is_a(pk, "RSA") && !EVP_PKEY_is_a(pk, "RSA-PSS"))
+            goto out;
+        if (alg->parameter == NULL || alg->parameter->type != V_ASN1_SEQUENCE
+                || (pss = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(RSA_PSS_PARAMS),
+                                                    alg->parameter)) == NULL) {
+            r = CMPR_ERR_BAD_PARAM;
+            goto out;
+        }
+        md = md_of_algor(pss->hashAlgorithm, EVP_sha1());
+        mgfmd = md;
+        if (pss->maskGenAlgorithm != NULL) {
+            if (OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1
+                    || pss->maskGenAlgorithm->parameter == NULL
+                    || pss->maskGenAlgorithm->parameter->type != V_ASN1_SEQUENCE
+                    || (mgfalg = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(X509_ALGOR),
+                                          pss->maskGenAlgorithm->parameter)) == NULL)
+                goto out;
+            mgfmd = md_of_algor(mgfalg, NULL);
+        } else {
+            mgfmd = EVP_sha1();
+        }
+        if (pss->saltLength != NULL) {
+            long s = ASN1_INTEGER_get(pss->saltLength);
+
+            if (s < 0 || s > 1024)
+                goto out;
+            saltlen = (int)s;
+        }
+        if (pss->trailerField != NULL && ASN1_INTEGER_get(pss->trailerField) != 1)
+            goto out;
+        if (md == NULL || mgfmd == NULL)
+            goto out;
+    } else {
+        if (nid == NID_undef || !OBJ_find_sigid_algs(nid, &mdnid, &pknid))
+            goto out;
+        /* the algorithm must fit the key: no RSA signature checked with an EC key */
+        if (pknid == NID_rsaEncryption ? !EVP_PKEY_is_a(pk, "RSA")
+                : pknid == NID_X9_62_id_ecPublicKey ? !EVP_PKEY_is_a(pk, "EC")
+                : pknid == NID_ED25519 ? !EVP_PKEY_is_a(pk, "ED25519")
+                : pknid == NID_ED448 ? !EVP_PKEY_is_a(pk, "ED448")
+                : pknid == NID_dsa ? !EVP_PKEY_is_a(pk, "DSA") : 1)
+            goto out;
+        if (mdnid != NID_undef && (md = EVP_get_digestbynid(mdnid)) == NULL)
+            goto out;
+    }
+    r = CMPR_ERR_INTERNAL;
+    if ((ctx = EVP_MD_CTX_new()) == NULL)
+        goto out;
+    if (EVP_DigestVerifyInit(ctx, &pctx, md, NULL, pk) != 1) {
+        r = CMPR_ERR_BAD_ALG;
+        goto out;
+    }
+    if (nid == NID_rsassaPss
+            && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0
+                || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, saltlen) <= 0
+                || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, mgfmd) <= 0)) {
+        r = CMPR_ERR_BAD_PARAM;
+        goto out;
+    }
+    r = EVP_DigestVerify(ctx, sig, siglen, data, len) == 1 ? CMPR_OK : CMPR_ERR_SIG_INVALID;
+ out:
+    ERR_clear_error();
+    EVP_MD_CTX_free(ctx);
+    RSA_PSS_PARAMS_free(pss);
+    X509_ALGOR_free(mgfalg);
+    return r;
+}
+
+int
+cmpr_verify_sig(const CMPR_PKIMESSAGE *msg, EVP_PKEY *pubkey)
+{
+    unsigned char *der = NULL;
+    size_t len;
+    int r, kind;
+
+    if (msg->header->protectionAlg == NULL || msg->protection == NULL)
+        return CMPR_ERR_NO_PROTECTION;
+    kind = cmpr_prot_kind(msg->header->protectionAlg->algorithm);
+    if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1 || kind == CMPR_PROT_DHBM
+            || kind == CMPR_PROT_KEMBM)
+        return CMPR_ERR_WRONG_INTEGRITY;
+    if (kind != CMPR_PROT_SIG && OBJ_obj2nid(msg->header->protectionAlg->algorithm) != NID_rsassaPss)
+        return CMPR_ERR_BAD_ALG;
+    if ((r = cmpr_protected_part(msg, &der, &len)) != CMPR_OK)
+        return r;
+    r = cmpr_sig_verify_data(msg->header->protectionAlg, pubkey, der, len,
+                             ASN1_STRING_get0_data(msg->protection),
+                             (size_t)ASN1_STRING_length(msg->protection));
+    OPENSSL_free(der);
+    return r;
+}
+
+X509 *
+cmpr_msg_get0_protection_cert(const CMPR_PKIMESSAGE *msg)
+{
+    const ASN1_OCTET_STRING *kid = msg->header->senderKID;
+
+    if (msg->extraCerts == NULL || sk_X509_num(msg->extraCerts) == 0)
+        return NULL;
+    if (kid != NULL) {
+        for (int i = 0; i < sk_X509_num(msg->extraCerts); i++) {
+            X509 *x = sk_X509_value(msg->extraCerts, i);
+            const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(x);
+
+            if (ski != NULL && ASN1_OCTET_STRING_cmp(ski, kid) == 0)
+                return x;
+        }
+    }
+    return sk_X509_value(msg->extraCerts, 0);
+}
+
+static X509_ALGOR *
+sig_algor_new(EVP_PKEY *key, const EVP_MD *md, int pss)
+{
+    X509_ALGOR *alg = X509_ALGOR_new();
+    int sigid = NID_undef, base;
+
+    if (alg == NULL)
+        return NULL;
+    if (pss) {
+        RSA_PSS_PARAMS *pp = RSA_PSS_PARAMS_new();
+        X509_ALGOR *mgfmd = X509_ALGOR_new();
+        ASN1_STRING *seq = NULL, *mgfseq = NULL;
+        int ok;
+
+        ok = pp != NULL && mgfmd != NULL
+            && (pp->hashAlgorithm = X509_ALGOR_new()) != NULL
+            && (pp->maskGenAlgorithm = X509_ALGOR_new()) != NULL
+            && (pp->saltLength = ASN1_INTEGER_new()) != NULL
+            && ASN1_INTEGER_set(pp->saltLength, EVP_MD_get_size(md));
+        if (ok) {
+            X509_ALGOR_set_md(pp->hashAlgorithm, md);
+            X509_ALGOR_set_md(mgfmd, md);
+            ok = ASN1_item_pack(mgfmd, ASN1_ITEM_rptr(X509_ALGOR), &mgfseq) != NULL
+                && X509_ALGOR_set0(pp->maskGenAlgorithm, OBJ_nid2obj(NID_mgf1),
+                                   V_ASN1_SEQUENCE, mgfseq);
+            if (ok)
+                mgfseq = NULL;
+        }
+        ok = ok && ASN1_item_pack(pp, ASN1_ITEM_rptr(RSA_PSS_PARAMS), &seq) != NULL
+            && X509_ALGOR_set0(alg, OBJ_nid2obj(NID_rsassaPss), V_ASN1_SEQUENCE, seq);
+        if (ok)
+            seq = NULL;
+        ASN1_STRING_free(seq);
+        ASN1_STRING_free(mgfseq);
+        X509_ALGOR_free(mgfmd);
+        RSA_PSS_PARAMS_free(pp);
+        if (!ok) {
+            X509_ALGOR_free(alg);
+            return NULL;
+        }
+        return alg;
+    }
+    base = EVP_PKEY_get_base_id(key);
+    if (!OBJ_find_sigid_by_algs(&sigid, md != NULL ? EVP_MD_get_type(md) : NID_undef, base)) {
+        X509_ALGOR_free(alg);
+        return NULL;
+    }
+    X509_ALGOR_set0(alg, OBJ_nid2obj(sigid), base == EVP_PKEY_RSA ? V_ASN1_NULL : V_ASN1_UNDEF,
+                    NULL);
+    return alg;
+}
+
+int
+cmpr_protect_sig(CMPR_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md, int pss,
+                 X509 *cert, STACK_OF(X509) *chain)
+{
+    EVP_MD_CTX *ctx = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+    X509_ALGOR *alg = NULL;
+    unsigned char *der = NULL, *sig = NULL;
+    size_t len, siglen = 0;
+    int r = CMPR_ERR_INTERNAL, eddsa;
+
+    eddsa = EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448");
+    if (eddsa)
+        md = NULL;
+    else if (md == NULL)
+        md = EVP_sha256();
+    if (pss && !EVP_PKEY_is_a(key, "RSA"))
+        return CMPR_ERR_INVALID_ARG;
+    if (cert != NULL) {
+        const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(cert);
+
+        if (X509_check_private_key(cert, key) != 1)
+            return CMPR_ERR_INVALID_ARG;
+        if ((r = cmpr_hdr_set1_sender_name(msg->header, X509_get_subject_name(cert))) != CMPR_OK)
+            return r;
+        if (ski != NULL) {
+            ASN1_OCTET_STRING_free(msg->header->senderKID);
+            if ((msg->header->senderKID = ASN1_OCTET_STRING_dup(ski)) == NULL)
+                return CMPR_ERR_ALLOC;
+        }
+        r = CMPR_ERR_INTERNAL;
+    }
+    if ((alg = sig_algor_new(key, md, pss)) == NULL)
+        return CMPR_ERR_BAD_ALG;
+    X509_ALGOR_free(msg->header->protectionAlg);
+    msg->header->protectionAlg = alg;
+    if ((r = cmpr_protected_part(msg, &der, &len)) != CMPR_OK)
+        return r;
+    r = CMPR_ERR_INTERNAL;
+    if ((ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestSignInit(ctx, &pctx, md, NULL, key) != 1)
+        goto out;
+    if (pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0
+                || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0
+                || EVP_PKEY_CTX_set_rsa_mgf1_md(pctx, md) <= 0))
+        goto out;
+    if (EVP_DigestSign(ctx, NULL, &siglen, der, len) != 1
+            || (sig = OPENSSL_malloc(siglen)) == NULL
+            || EVP_DigestSign(ctx, sig, &siglen, der, len) != 1)
+        goto out;
+    if ((r = set_protection(msg, sig, siglen)) != CMPR_OK)
+        goto out;
+    if (cert != NULL) {
+        STACK_OF(X509) *extra = sk_X509_new_null();
+
+        r = CMPR_ERR_ALLOC;
+        if (extra == NULL)
+            goto out;
+        if (!X509_add_cert(extra, cert, X509_ADD_FLAG_UP_REF)
+                || !X509_add_certs(extra, chain, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP)
+                || !X509_add_certs(extra, msg->extraCerts, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP)) {
+            sk_X509_pop_free(extra, X509_free);
+            goto out;
+        }
+        sk_X509_pop_free(msg->extraCerts, X509_free);
+        msg->extraCerts = extra;
+    }
+    r = CMPR_OK;
+ out:
+    OPENSSL_free(der);
+    OPENSSL_free(sig);
+    EVP_MD_CTX_free(ctx);
+    return r;
+}
+
+/* ---------------- certHash ---------------- */
+
+int
+cmpr_cert_hash(const X509 *cert, const X509_ALGOR *hashAlg, unsigned char *out,
+               unsigned int *len_r)
+{
+    if (hashAlg != NULL) {
+        const EVP_MD *md = EVP_get_digestbyobj(hashAlg->algorithm);
+
+        if (md == NULL)
+            return CMPR_ERR_BAD_ALG;
+        return X509_digest(cert, md, out, len_r) ? CMPR_OK : CMPR_ERR_INTERNAL;
+    } else {
+        ASN1_OCTET_STRING *h = X509_digest_sig(cert, NULL, NULL);
+        int n;
+
+        if (h == NULL)
+            return CMPR_ERR_BAD_ALG;
+        n = ASN1_STRING_length(h);
+        if (n > EVP_MAX_MD_SIZE) {
+            ASN1_OCTET_STRING_free(h);
+            return CMPR_ERR_INTERNAL;
+        }
+        memcpy(out, ASN1_STRING_get0_data(h), (size_t)n);
+        *len_r = (unsigned int)n;
+        ASN1_OCTET_STRING_free(h);
+        return CMPR_OK;
+    }
+}

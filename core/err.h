@@ -1,0 +1,28 @@
+/* cmprouter error codes: negative ints, 0 is success (OpenSSH ssherr style). */
+#ifndef CMPR_ERR_H
+#define CMPR_ERR_H
+
+#define CMPR_OK                  0
+#define CMPR_ERR_INTERNAL       -1   /* a bug or an OpenSSL failure we cannot classify */
+#define CMPR_ERR_ALLOC          -2
+#define CMPR_ERR_INVALID_ARG    -3
+#define CMPR_ERR_DECODE         -10  /* not a well-formed PKIMessage */
+#define CMPR_ERR_TOO_LARGE      -11  /* input exceeds a size cap */
+#define CMPR_ERR_TRAILING       -12  /* bytes after the PKIMessage */
+#define CMPR_ERR_TOO_DEEP       -13  /* nesting deeper than allowed */
+#define CMPR_ERR_TRUNCATED      -14  /* input ends inside a TLV */
+#define CMPR_ERR_NOT_DER        -15  /* BER-only encoding (indefinite length, non-minimal length) */
+#define CMPR_ERR_ENCODE         -16
+#define CMPR_ERR_BAD_ALG        -20  /* unknown/unsupported/refused protection algorithm (failInfo badAlg) */
+#define CMPR_ERR_ITER_LIMIT     -21  /* iteration count beyond the configured cap (badAlg) */
+#define CMPR_ERR_MAC_MISMATCH   -22  /* MAC does not verify (badMessageCheck) */
+#define CMPR_ERR_SIG_INVALID    -23  /* signature does not verify (badMessageCheck) */
+#define CMPR_ERR_NO_PROTECTION  -24  /* message has no protection or no protectionAlg */
+#define CMPR_ERR_WRONG_INTEGRITY -25 /* MAC where a signature was needed or vice versa */
+#define CMPR_ERR_NO_SIGNER      -26  /* no certificate to verify the signature with */
+#define CMPR_ERR_BAD_PARAM      -27  /* malformed algorithm parameters (badDataFormat) */
+#define CMPR_ERR_NOT_FOUND      -30
+
+const char *cmpr_strerror(int err);
+
+#endif
