@@ -102,8 +102,13 @@ cmpr_der_check(const unsigned char *buf, size_t len, unsigned max_depth,
         err->what = "a DER SEQUENCE (input is empty)";
         return CMPR_ERR_TRUNCATED;
     }
+    if (buf[0] != 0x30) {
+        err->offset = 0;
+        err->what = "a DER SEQUENCE (tag 0x30)";
+        return CMPR_ERR_DECODE;
+    }
     for (;;) {
-        size_t limit = depth > 0 ? ends[depth - 1] : len;
+        size_t limit;
 
         /* close every constructed TLV that ends here */
         while (depth > 0 && off == ends[depth - 1])
@@ -121,11 +126,6 @@ cmpr_der_check(const unsigned char *buf, size_t len, unsigned max_depth,
             err->offset = off;
             err->what = what;
             return r;
-        }
-        if (off == 0 && !(tlv.cls == 0 && tlv.constructed && tlv.tag == 16)) {
-            err->offset = 0;
-            err->what = "a DER SEQUENCE (tag 0x30)";
-            return CMPR_ERR_DECODE;
         }
         if (tlv.constructed) {
             if (depth >= max_depth) {

@@ -987,6 +987,22 @@ ITAV_TYPED(kem_ciphertext_info, CMPR_IT_KEM_CIPHERTEXT_INFO, CMPR_KEMCIPHERTEXTI
 STACK_OF(ASN1_UTF8STRING) *
 cmpr_itav_get1_cert_profile(const CMPR_ITAV *itav)
 {
+    STACK_OF(ASN1_UTF8STRING) *sk;
+    ASN1_UTF8STRING *s;
+
+    /* RFC 9810: SEQUENCE SIZE (1..MAX) OF UTF8String. Implementations that
+     * predate RFC 9480's final text (LightweightCmpRa 2022) send a bare
+     * UTF8String; accept it as a list of one. */
+    if (cmpr_itav_num(itav) == CMPR_IT_CERT_PROFILE && itav->infoValue != NULL
+            && itav->infoValue->type == V_ASN1_UTF8STRING) {
+        if ((sk = sk_ASN1_UTF8STRING_new_null()) == NULL
+                || (s = ASN1_STRING_dup(itav->infoValue->value.utf8string)) == NULL
+                || sk_ASN1_UTF8STRING_push(sk, s) <= 0) {
+            sk_ASN1_UTF8STRING_free(sk);
+            return NULL;
+        }
+        return sk;
+    }
     return itav_get_seq(itav, CMPR_IT_CERT_PROFILE, ASN1_ITEM_rptr(CMPR_UTF8STRINGS));
 }
 

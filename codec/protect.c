@@ -731,6 +731,11 @@ sig_algor_new(EVP_PKEY *key, const EVP_MD *md, int pss)
         return alg;
     }
     base = EVP_PKEY_get_base_id(key);
+    if (base == EVP_PKEY_ED25519 || base == EVP_PKEY_ED448) {
+        /* EdDSA: the algorithm OID is the key OID, no parameters (RFC 8410) */
+        X509_ALGOR_set0(alg, OBJ_nid2obj(base), V_ASN1_UNDEF, NULL);
+        return alg;
+    }
     if (!OBJ_find_sigid_by_algs(&sigid, md != NULL ? EVP_MD_get_type(md) : NID_undef, base)) {
         X509_ALGOR_free(alg);
         return NULL;

@@ -1,0 +1,391 @@
+/* Message protection (codec/protect.c), RFC 9810 5.1.3 and RFC 9481:
+ * PasswordBasedMac against OpenSSL's own OSSL_CRMF_pbm_new, the key-expansion
+ * rule, PBMAC1 against PKCS5_PBKDF2_HMAC, every signature algorithm, the
+ * derived-key cache, certHash. */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include <openssl/crmf.h>
+#include <openssl/err.h>
+#include <openssl/hmac.h>
+
+#include "codec/msg.h"
+#include "codec/oids.h"
+#include "codec/protect.h"
+#include "core/err.h"
+
+static const unsigned char secret[] = "shared secret 1234";
+#define SECLEN (sizeof(secret) - 1)
+
+/* RFC 9810 5.1.3.1 with K = H: our derivation + HMAC equals OpenSSL's PBM. */
+static void
+test_pbm_matches_openssl(void **state)
+{
+    static const int owfs[] = { NID_sha1, NID_sha256, NID_sha512 };
+    static const int macs[] = { NID_hmac_sha1, NID_hmacWithSHA256, NID_hmacWithSHA512 };
+    static const unsigned char msg[] = "protected part bytes";
+    (void)state;
+
+    for (size_t i = 0; i < 3; i++) {
+        for (size_t j = 0; j < 3; j++) {
+            OSSL_CRMF_PBMPARAMETER *pp = OSSL_CRMF_pbmp_new(NULL, 16, owfs[i], 777, macs[j]);
+            unsigned char *der = NULL, *omac = NULL, key[64], mine[EVP_MAX_MD_SIZE];
+            const unsigned char *p;
+            size_t omaclen = 0;
+            unsigned int minelen = 0;
+            CMPR_PBMPARAMETER *cp;
+            const EVP_MD *owf = EVP_get_digestbynid(owfs[i]);
+            int n;
+
+            assert_non_null(pp);
+            n = i2d_OSSL_CRMF_PBMPARAMETER(pp, &der);
+            p = der;
+            assert_non_null(cp = d2i_CMPR_PBMPARAMETER(NULL, &p, n));
+            assert_true(OSSL_CRMF_pbm_new(NULL, NULL, pp, msg, sizeof(msg), secret, SECLEN,
+                                          &omac, &omaclen));
+            assert_int_equal(cmpr_pbm_derive(owf, secret, SECLEN,
+                                             ASN1_STRING_get0_data(cp->salt),
+                                             (size_t)ASN1_STRING_length(cp->salt), 777, key,
+                                             (size_t)EVP_MD_get_size(owf)), CMPR_OK);
+            assert_non_null(HMAC(EVP_get_digestbynid(macs[j] == NID_hmac_sha1 ? NID_sha1
+                                 : macs[j] == NID_hmacWithSHA256 ? NID_sha256 : NID_sha512),
+                                 key, EVP_MD_get_size(owf), msg, sizeof(msg), mine, &minelen));
+            assert_int_equal(minelen, omaclen);
+            assert_memory_equal(mine, omac, omaclen);
+            OPENSSL_free(omac);
+            OPENSSL_free(der);
+            CMPR_PBMPARAMETER_free(cp);
+            OSSL_CRMF_PBMPARAMETER_free(pp);
+        }
+    }
+}
+
+/* K > H: BASEKEY || OWF("1"||BASEKEY) || OWF("2"||BASEKEY) ...; K < H: leading bytes */
+static void
+test_pbm_key_expansion(void **state)
+{
+    static const unsigned char salt[] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+    unsigned char base[20], blk[20], want[64], got[64];
+    unsigned int l;
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    (void)state;
+
+    /* BASEKEY = SHA1^3(secret || salt) computed step by step */
+    EVP_DigestInit_ex(c, EVP_sha1(), NULL);
+    EVP_DigestUpdate(c, secret, SECLEN);
+    EVP_DigestUpdate(c, salt, sizeof(salt));
+    EVP_DigestFinal_ex(c, base, &l);
+    for (int i = 1; i < 3; i++)
+        EVP_Digest(base, 20, base, &l, EVP_sha1(), NULL);
+    memcpy(want, base, 20);
+    for (int i = 1; i <= 3; i++) {
+        char d = (char)('0' + i);
+
+        EVP_DigestInit_ex(c, EVP_sha1(), NULL);
+        EVP_DigestUpdate(c, &d, 1);
+        EVP_DigestUpdate(c, base, 20);
+        EVP_DigestFinal_ex(c, blk, &l);
+        memcpy(want + 20 * i, blk, i < 3 ? 20 : 4);
+    }
+    EVP_MD_CTX_free(c);
+    assert_int_equal(cmpr_pbm_derive(EVP_sha1(), secret, SECLEN, salt, sizeof(salt), 3, got, 64),
+                     CMPR_OK);
+    assert_memory_equal(got, want, 64);
+    assert_int_equal(cmpr_pbm_derive(EVP_sha1(), secret, SECLEN, salt, sizeof(salt), 3, got, 16),
+                     CMPR_OK);
+    assert_memory_equal(got, want, 16);
+    assert_int_equal(cmpr_pbm_derive(EVP_sha1(), secret, SECLEN, salt, sizeof(salt), 0, got, 16),
+                     CMPR_ERR_BAD_PARAM);
+}
+
+/* RFC 9481 6.1.1 PBMAC1: PBKDF2 key, HMAC over the protected part. */
+static void
+test_pbmac1_matches_pbkdf2(void **state)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2);
+    struct cmpr_mac_params mp;
+    CMPR_PBMAC1PARAM *p1;
+    PBKDF2PARAM *kdf;
+    unsigned char key[64], want[EVP_MAX_MD_SIZE], *pp = NULL;
+    unsigned int wl = 0;
+    size_t pl;
+    struct cmpr_verify_opts vo = { 0, NULL };
+    (void)state;
+
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBMAC1);
+    mp.iter = 1000;
+    mp.mac_nid = NID_hmacWithSHA512;
+    mp.owf_nid = NID_sha512;
+    assert_int_equal(cmpr_protect_mac(m, secret, SECLEN, &mp, NULL), CMPR_OK);
+    assert_string_equal(OBJ_nid2sn(OBJ_obj2nid(m->header->protectionAlg->algorithm)) != NULL
+                        ? "ok" : "ok", "ok");
+    assert_int_equal(cmpr_prot_kind(m->header->protectionAlg->algorithm), CMPR_PROT_PBMAC1);
+    p1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM), m->header->protectionAlg->parameter);
+    assert_non_null(p1);
+    assert_int_equal(OBJ_obj2nid(p1->keyDerivationFunc->algorithm), NID_id_pbkdf2);
+    kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), p1->keyDerivationFunc->parameter);
+    assert_non_null(kdf);
+    assert_int_equal(ASN1_INTEGER_get(kdf->iter), 1000);
+    assert_int_equal(ASN1_INTEGER_get(kdf->keylength), 64);
+    assert_true(PKCS5_PBKDF2_HMAC((const char *)secret, SECLEN,
+                                  ASN1_STRING_get0_data(kdf->salt->value.octet_string),
+                                  ASN1_STRING_length(kdf->salt->value.octet_string),
+                                  1000, EVP_sha512(), 64, key));
+    assert_int_equal(cmpr_protected_part(m, &pp, &pl), CMPR_OK);
+    HMAC(EVP_sha512(), key, 64, pp, pl, want, &wl);
+    assert_int_equal(ASN1_STRING_length(m->protection), (int)wl);
+    assert_memory_equal(ASN1_STRING_get0_data(m->protection), want, wl);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_OK);
+    OPENSSL_free(pp);
+    PBKDF2PARAM_free(kdf);
+    CMPR_PBMAC1PARAM_free(p1);
+    CMPR_PKIMESSAGE_free(m);
+}
+
+static X509_ALGOR *
+algor_with_params(const char *oid, const ASN1_ITEM *it, void *params)
+{
+    X509_ALGOR *a = X509_ALGOR_new();
+    ASN1_STRING *seq = NULL;
+
+    assert_non_null(ASN1_item_pack(params, it, &seq));
+    X509_ALGOR_set0(a, OBJ_txt2obj(oid, 1), V_ASN1_SEQUENCE, seq);
+    return a;
+}
+
+/* Refused parameters: unknown OWF/MAC, DHBasedMac, negative or huge counts. */
+static void
+test_mac_refusals(void **state)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2);
+    struct cmpr_mac_params mp;
+    struct cmpr_verify_opts vo = { 0, NULL };
+    CMPR_PBMPARAMETER *pbm;
+    (void)state;
+
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+    assert_int_equal(cmpr_protect_mac(m, secret, SECLEN, &mp, NULL), CMPR_OK);
+    pbm = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMPARAMETER), m->header->protectionAlg->parameter);
+
+    /* OWF MD5 is not allowed (RFC 9481: SHA-1/SHA-2 only) */
+    X509_ALGOR_set0(pbm->owf, OBJ_nid2obj(NID_md5), V_ASN1_UNDEF, NULL);
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = algor_with_params(CMPR_OID_PASSWORD_BASED_MAC,
+                                                 ASN1_ITEM_rptr(CMPR_PBMPARAMETER), pbm);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_BAD_ALG);
+
+    /* negative iteration count */
+    X509_ALGOR_set0(pbm->owf, OBJ_nid2obj(NID_sha256), V_ASN1_UNDEF, NULL);
+    ASN1_INTEGER_set(pbm->iterationCount, -5);
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = algor_with_params(CMPR_OID_PASSWORD_BASED_MAC,
+                                                 ASN1_ITEM_rptr(CMPR_PBMPARAMETER), pbm);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_BAD_PARAM);
+
+    /* a 2^200 iteration count (wider than any C integer) */
+    {
+        BIGNUM *bn = BN_new();
+
+        BN_set_bit(bn, 200);
+        BN_to_ASN1_INTEGER(bn, pbm->iterationCount);
+        BN_free(bn);
+    }
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = algor_with_params(CMPR_OID_PASSWORD_BASED_MAC,
+                                                 ASN1_ITEM_rptr(CMPR_PBMPARAMETER), pbm);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_ITER_LIMIT);
+
+    /* DHBasedMac is recognised but not supported for verification */
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = X509_ALGOR_new();
+    X509_ALGOR_set0(m->header->protectionAlg, OBJ_txt2obj(CMPR_OID_DH_BASED_MAC, 1), V_ASN1_UNDEF, NULL);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_BAD_ALG);
+
+    /* parameters that are not a SEQUENCE */
+    X509_ALGOR_set0(m->header->protectionAlg, OBJ_txt2obj(CMPR_OID_PASSWORD_BASED_MAC, 1),
+                    V_ASN1_NULL, NULL);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_BAD_PARAM);
+
+    /* no protection at all */
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = NULL;
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_NO_PROTECTION);
+    CMPR_PBMPARAMETER_free(pbm);
+    CMPR_PKIMESSAGE_free(m);
+}
+
+/* RSA PKCS#1 v1.5, RSA-PSS, ECDSA P-256/P-384/P-521, Ed25519, Ed448 */
+static void
+test_signature_algorithms(void **state)
+{
+    static const struct { const char *key; int pss; const char *md; } cases[] = {
+        { "rsa:2048", 0, "SHA256" }, { "rsa:2048", 0, "SHA512" }, { "rsa:2048", 1, "SHA256" },
+        { "rsa:3072", 1, "SHA384" }, { "ec:P-256", 0, "SHA256" }, { "ec:P-384", 0, "SHA384" },
+        { "ec:P-521", 0, "SHA512" }, { "ed25519", 0, NULL }, { "ed448", 0, NULL },
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        EVP_PKEY *k = tu_key(cases[i].key), *other = tu_key(cases[i].key);
+        X509 *c = tu_cert(k, "Signer", NULL, NULL, 0);
+        CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_PKICONF, 2);
+        const EVP_MD *md = cases[i].md != NULL ? EVP_get_digestbyname(cases[i].md) : NULL;
+        unsigned char *sig;
+
+        assert_int_equal(cmpr_protect_sig(m, k, md, cases[i].pss, c, NULL), CMPR_OK);
+        if (cmpr_verify_sig(m, X509_get0_pubkey(c)) != CMPR_OK)
+            fail_msg("%s%s does not verify", cases[i].key, cases[i].pss ? " pss" : "");
+        if (cases[i].pss)
+            assert_int_equal(OBJ_obj2nid(m->header->protectionAlg->algorithm), NID_rsassaPss);
+        /* sender and senderKID come from the certificate (RFC 9483 3.1) */
+        assert_int_equal(X509_NAME_cmp(cmpr_hdr_get0_sender_name(m->header),
+                                       X509_get_subject_name(c)), 0);
+        assert_int_equal(ASN1_OCTET_STRING_cmp(m->header->senderKID, X509_get0_subject_key_id(c)), 0);
+        assert_ptr_equal(cmpr_msg_get0_protection_cert(m), sk_X509_value(m->extraCerts, 0));
+        assert_int_equal(cmpr_verify_sig(m, other), CMPR_ERR_SIG_INVALID);
+        sig = (unsigned char *)ASN1_STRING_get0_data(m->protection);
+        sig[ASN1_STRING_length(m->protection) / 2] ^= 0x40;
+        assert_int_equal(cmpr_verify_sig(m, k), CMPR_ERR_SIG_INVALID);
+        CMPR_PKIMESSAGE_free(m);
+        X509_free(c);
+        EVP_PKEY_free(k);
+        EVP_PKEY_free(other);
+    }
+}
+
+static void
+test_protection_cert_by_kid(void **state)
+{
+    EVP_PKEY *k1 = tu_key("ec:P-256"), *k2 = tu_key("ec:P-256");
+    X509 *c1 = tu_cert(k1, "One", NULL, NULL, 0), *c2 = tu_cert(k2, "Two", NULL, NULL, 0);
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_PKICONF, 2);
+    (void)state;
+
+    sk_X509_push(chain, c1);
+    assert_int_equal(cmpr_protect_sig(m, k2, NULL, 0, c2, chain), CMPR_OK);
+    assert_int_equal(sk_X509_num(m->extraCerts), 2);
+    /* move the signer to the back: senderKID still finds it */
+    sk_X509_push(m->extraCerts, sk_X509_shift(m->extraCerts));
+    assert_int_equal(X509_cmp(cmpr_msg_get0_protection_cert(m), c2), 0);
+    /* key and certificate that do not belong together are refused */
+    assert_int_equal(cmpr_protect_sig(m, k1, NULL, 0, c2, NULL), CMPR_ERR_INVALID_ARG);
+    CMPR_PKIMESSAGE_free(m);
+    sk_X509_free(chain);
+    X509_free(c1);
+    X509_free(c2);
+    EVP_PKEY_free(k1);
+    EVP_PKEY_free(k2);
+}
+
+struct cache_job {
+    struct cmpr_mac_cache *cache;
+    CMPR_PKIMESSAGE *msg;
+    int failures;
+};
+
+static void *
+cache_worker(void *arg)
+{
+    struct cache_job *j = arg;
+    struct cmpr_verify_opts vo = { 0, j->cache };
+
+    for (int i = 0; i < 50; i++)
+        if (cmpr_verify_mac(j->msg, secret, SECLEN, &vo) != CMPR_OK)
+            j->failures++;
+    return NULL;
+}
+
+/* The second message of a transaction does not pay the derivation again. */
+static void
+test_mac_key_cache(void **state)
+{
+    struct cmpr_mac_cache *cache = cmpr_mac_cache_new(64);
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_IR, 2), *m2 = cmpr_msg_new(CMPR_BODY_CERTCONF, 2);
+    struct cmpr_mac_params mp;
+    struct cmpr_verify_opts vo = { 0, cache };
+    unsigned long hits, misses;
+    pthread_t th[8];
+    struct cache_job jobs[8];
+    (void)state;
+
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+    assert_int_equal(cmpr_protect_mac(m, secret, SECLEN, &mp, NULL), CMPR_OK);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_OK);
+    cmpr_mac_cache_stats(cache, &hits, &misses);
+    assert_int_equal(hits, 0);
+    assert_int_equal(misses, 1);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_OK);
+    cmpr_mac_cache_stats(cache, &hits, &misses);
+    assert_int_equal(hits, 1);
+    /* a wrong secret must not be served from the cache */
+    assert_int_equal(cmpr_verify_mac(m, (const unsigned char *)"nope", 4, &vo), CMPR_ERR_MAC_MISMATCH);
+    /* protecting with the cache and verifying share entries only when the
+     * salt matches; a new salt is a miss */
+    assert_int_equal(cmpr_protect_mac(m2, secret, SECLEN, &mp, cache), CMPR_OK);
+    assert_int_equal(cmpr_verify_mac(m2, secret, SECLEN, &vo), CMPR_OK);
+    cmpr_mac_cache_stats(cache, &hits, &misses);
+    assert_int_equal(hits, 2);
+    /* concurrent verifiers */
+    for (int i = 0; i < 8; i++) {
+        jobs[i].cache = cache;
+        jobs[i].msg = i % 2 ? m : m2;
+        jobs[i].failures = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, cache_worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(jobs[i].failures, 0);
+    }
+    cmpr_mac_cache_stats(cache, &hits, &misses);
+    assert_true(hits >= 2 + 400);
+    CMPR_PKIMESSAGE_free(m);
+    CMPR_PKIMESSAGE_free(m2);
+    cmpr_mac_cache_free(cache);
+}
+
+/* certHash (RFC 9810 5.3.18) equals what the OpenSSL client puts in certConf */
+static void
+test_cert_hash(void **state)
+{
+    static const char *const specs[] = { "ec:P-384", "rsa:2048", "ed25519" };
+    (void)state;
+
+    for (size_t i = 0; i < 3; i++) {
+        EVP_PKEY *k = tu_key(specs[i]);
+        X509 *c = tu_cert(k, "Hash", NULL, NULL, 0);
+        unsigned char h[EVP_MAX_MD_SIZE];
+        unsigned int hl = 0;
+        ASN1_OCTET_STRING *want = X509_digest_sig(c, NULL, NULL);
+
+        assert_int_equal(cmpr_cert_hash(c, NULL, h, &hl), CMPR_OK);
+        assert_int_equal((int)hl, ASN1_STRING_length(want));
+        assert_memory_equal(h, ASN1_STRING_get0_data(want), hl);
+        if (i == 0)
+            assert_int_equal(hl, 32);      /* signed with ecdsa-with-SHA256 -> SHA-256 */
+        if (i == 2)
+            assert_int_equal(hl, 64);      /* Ed25519 -> SHA-512 */
+        ASN1_OCTET_STRING_free(want);
+        X509_free(c);
+        EVP_PKEY_free(k);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pbm_matches_openssl),
+        cmocka_unit_test(test_pbm_key_expansion),
+        cmocka_unit_test(test_pbmac1_matches_pbkdf2),
+        cmocka_unit_test(test_mac_refusals),
+        cmocka_unit_test(test_signature_algorithms),
+        cmocka_unit_test(test_protection_cert_by_kid),
+        cmocka_unit_test(test_mac_key_cache),
+        cmocka_unit_test(test_cert_hash),
+    };
+
+    return cmocka_run_group_tests_name("protect", tests, NULL, NULL);
+}

@@ -1,0 +1,150 @@
+#include "testutil.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ec.h>
+#include <openssl/x509v3.h>
+
+#ifndef CMPR_SRCDIR
+#define CMPR_SRCDIR "."
+#endif
+
+unsigned char *
+tu_read(const char *path, size_t *len_r)
+{
+    FILE *f = fopen(path, "rb");
+    unsigned char *buf;
+    long n;
+
+    if (f == NULL)
+        fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *len_r = (size_t)n;
+    return buf;
+}
+
+const char *
+tu_data(const char *rel, char *buf, size_t len)
+{
+    const char *d = getenv("CMPR_TEST_DATA");
+
+    snprintf(buf, len, "%s/%s", d != NULL ? d : CMPR_SRCDIR "/tests/data", rel);
+    return buf;
+}
+
+const char *
+tu_shared(const char *rel, char *buf, size_t len)
+{
+    const char *d = getenv("CMPR_SHARED_DIR");
+
+    snprintf(buf, len, "%s/%s", d != NULL ? d : CMPR_SRCDIR "/../shared", rel);
+    return buf;
+}
+
+static int
+cmpstr(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char **
+tu_list(const char *dir, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **l = calloc(1, sizeof(char *));
+    size_t n = 0, sl = strlen(suffix);
+
+    if (d == NULL)
+        fail_msg("cannot open directory %s", dir);
+    while ((de = readdir(d)) != NULL) {
+        size_t nl = strlen(de->d_name);
+        char *p;
+
+        if (nl <= sl || strcmp(de->d_name + nl - sl, suffix) != 0)
+            continue;
+        l = realloc(l, (n + 2) * sizeof(char *));
+        p = malloc(strlen(dir) + nl + 2);
+        sprintf(p, "%s/%s", dir, de->d_name);
+        l[n++] = p;
+        l[n] = NULL;
+    }
+    closedir(d);
+    qsort(l, n, sizeof(char *), cmpstr);
+    return l;
+}
+
+void
+tu_list_free(char **l)
+{
+    for (char **p = l; p != NULL && *p != NULL; p++)
+        free(*p);
+    free(l);
+}
+
+EVP_PKEY *
+tu_key(const char *spec)
+{
+    EVP_PKEY *k = NULL;
+
+    if (strncmp(spec, "ec:", 3) == 0)
+        k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", spec + 3);
+    else if (strncmp(spec, "rsa:", 4) == 0)
+        k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)atoi(spec + 4));
+    else if (strcmp(spec, "ed25519") == 0)
+        k = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    else if (strcmp(spec, "ed448") == 0)
+        k = EVP_PKEY_Q_keygen(NULL, NULL, "ED448");
+    assert_non_null(k);
+    return k;
+}
+
+X509 *
+tu_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *issuer_key, X509 *issuer, int ca)
+{
+    X509 *x = X509_new();
+    X509_NAME *n = X509_NAME_new();
+    X509V3_CTX v3;
+    X509_EXTENSION *ext;
+    const EVP_MD *md = EVP_sha256();
+    static long serial = 1000;
+    EVP_PKEY *signer = issuer_key != NULL ? issuer_key : key;
+
+    assert_non_null(x);
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial++);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_subject_name(x, n);
+    X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : n);
+    X509_gmtime_adj(X509_getm_notBefore(x), -3600);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365);
+    X509_set_pubkey(x, key);
+    X509V3_set_ctx(&v3, issuer != NULL ? issuer : x, x, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_key_identifier, "hash");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage,
+                              ca ? "critical,keyCertSign,cRLSign,digitalSignature"
+                                 : "critical,digitalSignature");
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    if (ca) {
+        ext = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, "critical,CA:TRUE");
+        X509_add_ext(x, ext, -1);
+        X509_EXTENSION_free(ext);
+    }
+    if (EVP_PKEY_is_a(signer, "ED25519") || EVP_PKEY_is_a(signer, "ED448"))
+        md = NULL;
+    assert_true(X509_sign(x, signer, md) > 0);
+    X509_NAME_free(n);
+    return x;
+}

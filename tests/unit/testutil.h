@@ -1,0 +1,30 @@
+/* Shared helpers for the cmocka unit tests. */
+#ifndef CMPR_TESTUTIL_H
+#define CMPR_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+/* Reads a whole file; fails the test if it cannot. Caller frees. */
+unsigned char *tu_read(const char *path, size_t *len_r);
+/* Path of a file under tests/data (CMPR_TEST_DATA or the source tree). */
+const char *tu_data(const char *rel, char *buf, size_t len);
+/* Path under ../shared/fixtures (CMPR_SHARED_DIR or beside the source tree). */
+const char *tu_shared(const char *rel, char *buf, size_t len);
+/* Lists *.der / *.PKI files of a directory (NULL-terminated, caller frees all). */
+char **tu_list(const char *dir, const char *suffix);
+void tu_list_free(char **l);
+
+/* "ec:P-256", "rsa:2048", "ed25519", "ed448", "ec:P-384", "ec:P-521" */
+EVP_PKEY *tu_key(const char *spec);
+/* A certificate for key, signed by issuer_key (self-signed if NULL), with
+ * digitalSignature key usage and a subject key identifier. */
+X509 *tu_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *issuer_key, X509 *issuer, int ca);
+
+#endif
