@@ -10,9 +10,11 @@
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include "codec/msg.h"
 #include "codec/print.h"
+#include "codec/protect.h"
 #include "core/err.h"
 #include "core/limits.h"
 
@@ -20,7 +22,9 @@ static const char usage_text[] =
     "usage: cmprouter COMMAND [options]\n"
     "\n"
     "Commands:\n"
-    "  dump [--json] FILE|-   print a PKIMessage (DER, PEM or base64) readably\n"
+    "  dump [--json] [--secret pass:S|env:VAR] [--verify] [--signer CERT] FILE|-\n"
+    "                         print a PKIMessage (DER, PEM or base64) readably and\n"
+    "                         optionally check its MAC or signature protection\n"
     "  version                print the version\n"
     "  help                   this text\n"
     "\n"
@@ -157,10 +161,77 @@ to_der(unsigned char *in, size_t len, unsigned char **der_r, size_t *der_len_r,
     return 0;
 }
 
+/* "pass:TEXT" or "env:VAR" (keeps secrets out of the process list) */
+static int
+get_secret(const char *spec, const char **secret_r)
+{
+    if (strncmp(spec, "pass:", 5) == 0) {
+        *secret_r = spec + 5;
+        return 0;
+    }
+    if (strncmp(spec, "env:", 4) == 0 && (*secret_r = getenv(spec + 4)) != NULL)
+        return 0;
+    return -1;
+}
+
+static X509 *
+load_cert(const char *path)
+{
+    BIO *b = BIO_new_file(path, "r");
+    X509 *x = NULL;
+
+    if (b == NULL)
+        return NULL;
+    x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+    if (x == NULL) {
+        (void)BIO_reset(b);
+        x = d2i_X509_bio(b, NULL);
+    }
+    BIO_free(b);
+    return x;
+}
+
+/* 0 verified, 4 not verified (message on stderr) */
+static int
+dump_verify(const char *path, const CMPR_PKIMESSAGE *msg, const char *secret,
+            int verify_sig, const char *signer_path)
+{
+    int r;
+
+    if (secret != NULL) {
+        struct cmpr_verify_opts vo = { 0, NULL };
+
+        r = cmpr_verify_mac(msg, (const unsigned char *)secret, strlen(secret), &vo);
+    } else {
+        X509 *signer = NULL;
+
+        (void)verify_sig;
+        if (signer_path != NULL && (signer = load_cert(signer_path)) == NULL) {
+            fprintf(stderr, "cmprouter: dump: %s: cannot read a certificate\n", signer_path);
+            return 4;
+        }
+        if (signer == NULL && (signer = cmpr_msg_get0_protection_cert(msg)) != NULL)
+            X509_up_ref(signer);
+        if (signer == NULL) {
+            r = CMPR_ERR_NO_SIGNER;
+        } else {
+            r = cmpr_verify_sig(msg, X509_get0_pubkey(signer));
+            X509_free(signer);
+        }
+    }
+    if (r != CMPR_OK) {
+        fprintf(stderr, "cmprouter: dump: %s: protection: %s\n", path, cmpr_strerror(r));
+        return 4;
+    }
+    fprintf(stderr, "cmprouter: dump: %s: protection verified\n", path);
+    return 0;
+}
+
 static int
 cmd_dump(int argc, char **argv)
 {
-    const char *path = NULL, *why = NULL;
+    const char *path = NULL, *why = NULL, *secret = NULL, *signer = NULL;
+    int verify = 0;
     unsigned flags = 0;
     unsigned char *raw = NULL, *der = NULL;
     size_t raw_len = 0, der_len = 0;
@@ -172,6 +243,16 @@ cmd_dump(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0) {
             flags |= CMPR_PRINT_JSON;
+        } else if (strcmp(argv[i], "--secret") == 0 && i + 1 < argc) {
+            if (get_secret(argv[++i], &secret) != 0) {
+                fprintf(stderr, "cmprouter: dump: --secret takes pass:TEXT or env:VAR (set)\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--verify") == 0) {
+            verify = 1;
+        } else if (strcmp(argv[i], "--signer") == 0 && i + 1 < argc) {
+            signer = argv[++i];
+            verify = 1;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -207,6 +288,8 @@ cmd_dump(int argc, char **argv)
         goto out;
     }
     rc = 0;
+    if (secret != NULL || verify)
+        rc = dump_verify(path, msg, secret, verify, signer);
  out:
     BIO_free(out);
     CMPR_PKIMESSAGE_free(msg);
