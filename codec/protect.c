@@ -819,6 +819,128 @@ cmpr_protect_sig(CMPR_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md, int pss,
     return r;
 }
 
+/* ---------------- proof of possession ---------------- */
+
+int
+cmpr_crm_verify_pop_sig(const CMPR_CERTREQMSG *crm)
+{
+    const CMPR_POPOSIGNINGKEY *sk;
+    EVP_PKEY *tmpl_key = NULL, *key;
+    unsigned char *der = NULL;
+    int n, r = CMPR_ERR_INVALID_ARG;
+
+    if (crm == NULL || crm->popo == NULL || crm->popo->type != CMPR_POPO_SIGNATURE)
+        return CMPR_ERR_INVALID_ARG;
+    sk = crm->popo->value.signature;
+    tmpl_key = cmpr_tmpl_get1_pubkey(crm->certReq->certTemplate);
+    if (sk->poposkInput == NULL) {
+        if (tmpl_key == NULL
+                || OSSL_CRMF_CERTTEMPLATE_get0_subject(crm->certReq->certTemplate) == NULL)
+            goto out;
+        key = tmpl_key;
+        n = i2d_CMPR_CERTREQUEST(crm->certReq, &der);
+    } else {
+        if ((key = X509_PUBKEY_get0(sk->poposkInput->publicKey)) == NULL)
+            goto out;
+        if (tmpl_key != NULL && EVP_PKEY_eq(tmpl_key, key) != 1) {
+            r = CMPR_ERR_SIG_INVALID;
+            goto out;
+        }
+        n = i2d_CMPR_POPOSKINPUT(sk->poposkInput, &der);
+    }
+    if (n <= 0) {
+        r = CMPR_ERR_ENCODE;
+        goto out;
+    }
+    r = cmpr_sig_verify_data(sk->algorithmIdentifier, key, der, (size_t)n,
+                             ASN1_STRING_get0_data(sk->signature),
+                             (size_t)ASN1_STRING_length(sk->signature));
+ out:
+    OPENSSL_free(der);
+    EVP_PKEY_free(tmpl_key);
+    return r;
+}
+
+int
+cmpr_crm_create_pop_sig(CMPR_CERTREQMSG *crm, EVP_PKEY *key, const EVP_MD *md)
+{
+    EVP_MD_CTX *ctx = NULL;
+    CMPR_POPO *popo = NULL;
+    X509_ALGOR *alg = NULL;
+    unsigned char *der = NULL, *sig = NULL;
+    size_t siglen = 0;
+    int n, r = CMPR_ERR_INTERNAL;
+
+    if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448"))
+        md = NULL;
+    else if (md == NULL)
+        md = EVP_sha256();
+    if ((n = i2d_CMPR_CERTREQUEST(crm->certReq, &der)) <= 0)
+        return CMPR_ERR_ENCODE;
+    if ((alg = sig_algor_new(key, md, 0)) == NULL) {
+        r = CMPR_ERR_BAD_ALG;
+        goto out;
+    }
+    if ((ctx = EVP_MD_CTX_new()) == NULL || EVP_DigestSignInit(ctx, NULL, md, NULL, key) != 1
+            || EVP_DigestSign(ctx, NULL, &siglen, der, (size_t)n) != 1
+            || (sig = OPENSSL_malloc(siglen)) == NULL
+            || EVP_DigestSign(ctx, sig, &siglen, der, (size_t)n) != 1)
+        goto out;
+    if ((popo = CMPR_POPO_new()) == NULL
+            || (popo->value.signature = CMPR_POPOSIGNINGKEY_new()) == NULL)
+        goto out;
+    popo->type = CMPR_POPO_SIGNATURE;
+    X509_ALGOR_free(popo->value.signature->algorithmIdentifier);
+    popo->value.signature->algorithmIdentifier = alg;
+    alg = NULL;
+    if (!ASN1_BIT_STRING_set(popo->value.signature->signature, sig, (int)siglen))
+        goto out;
+    popo->value.signature->signature->flags &= ~0x07;
+    popo->value.signature->signature->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    CMPR_POPO_free(crm->popo);
+    crm->popo = popo;
+    popo = NULL;
+    r = CMPR_OK;
+ out:
+    CMPR_POPO_free(popo);
+    X509_ALGOR_free(alg);
+    OPENSSL_free(der);
+    OPENSSL_free(sig);
+    EVP_MD_CTX_free(ctx);
+    return r;
+}
+
+int
+cmpr_err_failinfo(int err)
+{
+    switch (err) {
+    case CMPR_ERR_BAD_ALG:
+    case CMPR_ERR_ITER_LIMIT:
+        return CMPR_FI_BAD_ALG;
+    case CMPR_ERR_MAC_MISMATCH:
+    case CMPR_ERR_SIG_INVALID:
+    case CMPR_ERR_NO_PROTECTION:
+    case CMPR_ERR_NO_SIGNER:
+        return CMPR_FI_BAD_MESSAGE_CHECK;
+    case CMPR_ERR_WRONG_INTEGRITY:
+        return CMPR_FI_WRONG_INTEGRITY;
+    case CMPR_ERR_DECODE:
+    case CMPR_ERR_TOO_LARGE:
+    case CMPR_ERR_TRAILING:
+    case CMPR_ERR_TOO_DEEP:
+    case CMPR_ERR_TRUNCATED:
+    case CMPR_ERR_NOT_DER:
+    case CMPR_ERR_BAD_PARAM:
+        return CMPR_FI_BAD_DATA_FORMAT;
+    case CMPR_ERR_INTERNAL:
+    case CMPR_ERR_ALLOC:
+    case CMPR_ERR_ENCODE:
+        return CMPR_FI_SYSTEM_FAILURE;
+    default:
+        return -1;
+    }
+}
+
 /* ---------------- certHash ---------------- */
 
 int

@@ -70,6 +70,20 @@ X509 *cmpr_msg_get0_protection_cert(const CMPR_PKIMESSAGE *msg);
 int cmpr_sig_verify_data(const X509_ALGOR *alg, EVP_PKEY *pk, const unsigned char *data,
                          size_t len, const unsigned char *sig, size_t siglen);
 
+/* Proof of possession by signature (RFC 4211 4.1, RFC 9810 5.2.8.2).
+ * Without poposkInput the template must hold subject and publicKey and the
+ * signature covers the DER of certReq; with poposkInput it covers that, and
+ * its publicKey must equal the template's. authInfo (sender or publicKeyMAC)
+ * is left to the caller. CMPR_ERR_SIG_INVALID maps to badPOP; a POP of another
+ * kind (raVerified, keyEncipherment, keyAgreement) is CMPR_ERR_INVALID_ARG. */
+int cmpr_crm_verify_pop_sig(const CMPR_CERTREQMSG *crm);
+/* Creates a signature POP over certReq with key (template must hold subject
+ * and publicKey). md NULL: SHA-256 (none for EdDSA). */
+int cmpr_crm_create_pop_sig(CMPR_CERTREQMSG *crm, EVP_PKEY *key, const EVP_MD *md);
+
+/* The PKIFailureInfo bit (CMPR_FI_*) that answers a codec error, or -1. */
+int cmpr_err_failinfo(int err);
+
 /* PasswordBasedMac key derivation (RFC 9810 5.1.3.1): BASEKEY = OWF^iter(secret||salt);
  * a key of keylen bytes is the leading bytes of BASEKEY, or, when longer than
  * the hash, BASEKEY || OWF("1"||BASEKEY) || OWF("2"||BASEKEY) ... */

@@ -94,6 +94,49 @@ make_crl(void)
     return crl;
 }
 
+/* A real EnvelopedData made by the CMS API for a fresh RSA recipient. */
+static CMPR_ENVELOPEDDATA *
+make_envdata(const char *content, EVP_PKEY **rk_r, X509 **rc_r)
+{
+    EVP_PKEY *rk = tu_key("rsa:2048");
+    X509 *rc = tu_cert(rk, "Recipient", NULL, NULL, 0);
+    STACK_OF(X509) *rcpts = sk_X509_new_null();
+    BIO *in = BIO_new_mem_buf(content, -1);
+    CMS_ContentInfo *ci;
+    CMPR_ENVELOPEDDATA *env;
+    unsigned char *cider = NULL;
+    const unsigned char *p, *q;
+    long hl;
+    int tag, cls, n;
+
+    sk_X509_push(rcpts, rc);
+    ci = CMS_encrypt(rcpts, in, EVP_aes_128_cbc(), CMS_BINARY);
+    assert_non_null(ci);
+    n = i2d_CMS_ContentInfo(ci, &cider);
+    /* ContentInfo ::= SEQUENCE { OID, [0] EXPLICIT EnvelopedData } */
+    p = cider;
+    ASN1_get_object(&p, &hl, &tag, &cls, n);
+    q = p;
+    ASN1_get_object(&q, &hl, &tag, &cls, n);   /* OID */
+    q += hl;
+    ASN1_get_object(&q, &hl, &tag, &cls, n);   /* [0] */
+    assert_int_equal(cls, V_ASN1_CONTEXT_SPECIFIC);
+    env = d2i_CMPR_ENVELOPEDDATA(NULL, &q, hl);
+    assert_non_null(env);
+    OPENSSL_free(cider);
+    CMS_ContentInfo_free(ci);
+    BIO_free(in);
+    sk_X509_free(rcpts);
+    if (rk_r != NULL) {
+        *rk_r = rk;
+        *rc_r = rc;
+    } else {
+        EVP_PKEY_free(rk);
+        X509_free(rc);
+    }
+    return env;
+}
+
 static CMPR_PKIMESSAGE *
 build(int type)
 {
@@ -889,48 +932,12 @@ test_rfc9810_v3_structures(void **state)
 {
     CMPR_PKIMESSAGE *m = build(CMPR_BODY_IR), *d = NULL, *ck, *cc;
     CMPR_CERTREQMSG *crm = sk_CMPR_CERTREQMSG_value(m->body->value.ir, 0);
-    CMPR_ENVELOPEDDATA *env = CMPR_ENVELOPEDDATA_new();
-    ASN1_TYPE *ri = ASN1_TYPE_new();
+    CMPR_ENVELOPEDDATA *env = make_envdata("private key bytes", &g_rk, &g_rc);
     unsigned char *der;
     size_t len;
     CMS_ContentInfo *cms;
     (void)state;
 
-    /* a real EnvelopedData from the CMS API, to an RSA recipient */
-    {
-        EVP_PKEY *rk = tu_key("rsa:2048");
-        X509 *rc = tu_cert(rk, "Recipient", NULL, NULL, 0);
-        STACK_OF(X509) *rcpts = sk_X509_new_null();
-        BIO *in = BIO_new_mem_buf("private key bytes", -1);
-        CMS_ContentInfo *ci;
-        unsigned char *cider = NULL;
-        const unsigned char *p, *q;
-        long hl;
-        int tag, cls, n;
-
-        sk_X509_push(rcpts, rc);
-        ci = CMS_encrypt(rcpts, in, EVP_aes_128_cbc(), CMS_BINARY);
-        assert_non_null(ci);
-        n = i2d_CMS_ContentInfo(ci, &cider);
-        /* ContentInfo ::= SEQUENCE { OID, [0] EXPLICIT EnvelopedData } */
-        p = cider;
-        ASN1_get_object(&p, &hl, &tag, &cls, n);
-        q = p;
-        ASN1_get_object(&q, &hl, &tag, &cls, n);   /* OID */
-        q += hl;
-        ASN1_get_object(&q, &hl, &tag, &cls, n);   /* [0] */
-        assert_int_equal(cls, V_ASN1_CONTEXT_SPECIFIC);
-        CMPR_ENVELOPEDDATA_free(env);
-        env = d2i_CMPR_ENVELOPEDDATA(NULL, &q, hl);
-        assert_non_null(env);
-        OPENSSL_free(cider);
-        CMS_ContentInfo_free(ci);
-        BIO_free(in);
-        sk_X509_free(rcpts);
-        g_rk = rk;
-        g_rc = rc;
-    }
-    ASN1_TYPE_free(ri);
     CMPR_POPO_free(crm->popo);
     crm->popo = CMPR_POPO_new();
     crm->popo->type = CMPR_POPO_KEYENC;
@@ -1225,11 +1232,100 @@ test_wrong_mac_and_signature(void **state)
     CMPR_PKIMESSAGE_free(m);
 }
 
+/* every optional header field, and CertifiedKeyPair with each EncryptedKey choice */
+static void
+test_roundtrip_full(void **state)
+{
+    CMPR_PKIMESSAGE *m = build(CMPR_BODY_IP), *d = NULL;
+    CMPR_CERTRESPONSE *r;
+    CMPR_CERTIFIEDKEYPAIR *kp;
+    unsigned char *der1, *der2;
+    size_t l1, l2;
+    (void)state;
+
+    ASN1_INTEGER_set(m->header->pvno, 3);
+    assert_int_equal(cmpr_hdr_set1_sender_name(m->header, X509_get_subject_name(g_cert)), CMPR_OK);
+    assert_int_equal(cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)"kid", 3), CMPR_OK);
+    m->header->recipKID = ASN1_OCTET_STRING_new();
+    ASN1_OCTET_STRING_set(m->header->recipKID, (const unsigned char *)"rkid", 4);
+    assert_int_equal(cmpr_hdr_set1_recip_nonce(m->header, m->header->senderNonce), CMPR_OK);
+    assert_int_equal(cmpr_hdr_push1_freetext(m->header, "free text \xc3\xa4"), CMPR_OK);
+    assert_int_equal(cmpr_hdr_push0_geninfo(m->header, cmpr_itav_new_implicit_confirm()), CMPR_OK);
+    assert_int_equal(cmpr_hdr_push0_geninfo(m->header, cmpr_itav_new_confirm_wait_time(1800000000)),
+                     CMPR_OK);
+    m->header->protectionAlg = X509_ALGOR_new();
+    X509_ALGOR_set0(m->header->protectionAlg, OBJ_nid2obj(NID_ecdsa_with_SHA256), V_ASN1_UNDEF, NULL);
+    m->protection = ASN1_BIT_STRING_new();
+    ASN1_BIT_STRING_set(m->protection, (unsigned char *)"sig", 3);
+
+    r = sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(m)->response, 0);
+    kp = r->certifiedKeyPair;
+    kp->privateKey = CMPR_ENCRYPTEDKEY_new();
+    kp->privateKey->type = CMPR_ENCRYPTEDKEY_ENVELOPEDDATA;
+    kp->privateKey->value.envelopedData = make_envdata("key", NULL, NULL);
+    kp->publicationInfo = OSSL_CRMF_PKIPUBLICATIONINFO_new();
+    r->rspInfo = ASN1_OCTET_STRING_new();
+    ASN1_OCTET_STRING_set(r->rspInfo, (const unsigned char *)"info", 4);
+    /* a second response: encrypted certificate as EncryptedValue */
+    {
+        CMPR_CERTRESPONSE *r2 = CMPR_CERTRESPONSE_new();
+
+        ASN1_INTEGER_set(r2->certReqId, 1);
+        r2->certifiedKeyPair = CMPR_CERTIFIEDKEYPAIR_new();
+        r2->certifiedKeyPair->certOrEncCert->type = CMPR_CERTORENCCERT_ENCRYPTEDCERT;
+        r2->certifiedKeyPair->certOrEncCert->value.encryptedCert = CMPR_ENCRYPTEDKEY_new();
+        r2->certifiedKeyPair->certOrEncCert->value.encryptedCert->type = CMPR_ENCRYPTEDKEY_ENCRYPTEDVALUE;
+        r2->certifiedKeyPair->certOrEncCert->value.encryptedCert->value.encryptedValue =
+            OSSL_CRMF_ENCRYPTEDVALUE_new();
+        sk_CMPR_CERTRESPONSE_push(cmpr_msg_get0_rep(m)->response, r2);
+    }
+    encode(m, &der1, &l1);
+    assert_int_equal(cmpr_msg_decode(der1, l1, &d, NULL), CMPR_OK);
+    encode(d, &der2, &l2);
+    assert_int_equal(l1, l2);
+    assert_memory_equal(der1, der2, l1);
+    assert_int_equal(sk_ASN1_UTF8STRING_num(d->header->freeText), 1);
+    assert_int_equal(sk_CMPR_ITAV_num(d->header->generalInfo), 2);
+    assert_true(cmpr_hdr_has_implicit_confirm(d->header));
+    r = sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(d)->response, 0);
+    assert_int_equal(r->certifiedKeyPair->privateKey->type, CMPR_ENCRYPTEDKEY_ENVELOPEDDATA);
+    r = sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(d)->response, 1);
+    assert_int_equal(r->certifiedKeyPair->certOrEncCert->type, CMPR_CERTORENCCERT_ENCRYPTEDCERT);
+    assert_int_equal(r->certifiedKeyPair->certOrEncCert->value.encryptedCert->type,
+                     CMPR_ENCRYPTEDKEY_ENCRYPTEDVALUE);
+    OPENSSL_free(der1);
+    OPENSSL_free(der2);
+    CMPR_PKIMESSAGE_free(d);
+    CMPR_PKIMESSAGE_free(m);
+
+    /* krp with keyPairHist */
+    {
+        STACK_OF(CMPR_CERTIFIEDKEYPAIR) *hist = sk_CMPR_CERTIFIEDKEYPAIR_new_null();
+        CMPR_CERTIFIEDKEYPAIR *h = CMPR_CERTIFIEDKEYPAIR_new();
+
+        h->certOrEncCert->type = CMPR_CERTORENCCERT_CERTIFICATE;
+        h->certOrEncCert->value.certificate = X509_dup(g_cert);
+        h->privateKey = CMPR_ENCRYPTEDKEY_new();
+        h->privateKey->type = CMPR_ENCRYPTEDKEY_ENVELOPEDDATA;
+        h->privateKey->value.envelopedData = make_envdata("old key", NULL, NULL);
+        sk_CMPR_CERTIFIEDKEYPAIR_push(hist, h);
+        m = cmpr_msg_build_krp(NULL, cmpr_pkisi_new(0, 0, NULL), NULL, NULL, hist);
+        sk_CMPR_CERTIFIEDKEYPAIR_pop_free(hist, CMPR_CERTIFIEDKEYPAIR_free);
+        encode(m, &der1, &l1);
+        assert_int_equal(cmpr_msg_decode(der1, l1, &d, NULL), CMPR_OK);
+        assert_int_equal(sk_CMPR_CERTIFIEDKEYPAIR_num(d->body->value.krp->keyPairHist), 1);
+        OPENSSL_free(der1);
+        CMPR_PKIMESSAGE_free(d);
+        CMPR_PKIMESSAGE_free(m);
+    }
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_every_body),
+        cmocka_unit_test(test_roundtrip_full),
         cmocka_unit_test(test_body_tags_on_the_wire),
         cmocka_unit_test(test_openssl_oracle_parses_ours),
         cmocka_unit_test(test_openssl_oracle_validates_protection),

@@ -373,6 +373,91 @@ test_cert_hash(void **state)
     }
 }
 
+static int
+ossl_popo_ok(const CMPR_CERTREQMSG *crm)
+{
+    OSSL_CRMF_MSG *om = cmpr_crm_to_ossl(crm);
+    OSSL_CRMF_MSGS *msgs = sk_OSSL_CRMF_MSG_new_null();
+    int ok;
+
+    assert_non_null(om);
+    sk_OSSL_CRMF_MSG_push(msgs, om);
+    ok = OSSL_CRMF_MSGS_verify_popo(msgs, 0, 0, NULL, NULL);
+    sk_OSSL_CRMF_MSG_pop_free(msgs, OSSL_CRMF_MSG_free);
+    ERR_clear_error();
+    return ok;
+}
+
+/* RFC 4211 4.1: signature POP, against OSSL_CRMF_MSGS_verify_popo */
+static void
+test_pop_signature(void **state)
+{
+    static const char *const files[] = { "openssl/ir_sig.der", "openssl/ir_mac.der",
+                                          "openssl/cr_mac.der", "openssl/kur_sig.der" };
+    static const char *const specs[] = { "rsa:2048", "ec:P-384", "ed25519" };
+    char path[4096];
+    (void)state;
+
+    for (size_t i = 0; i < 4; i++) {
+        size_t len;
+        unsigned char *der = tu_read(tu_data(files[i], path, sizeof(path)), &len);
+        CMPR_PKIMESSAGE *m = NULL;
+        CMPR_CERTREQMSG *crm;
+        unsigned char *sig;
+
+        assert_int_equal(cmpr_msg_decode(der, len, &m, NULL), CMPR_OK);
+        crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(m), 0);
+        assert_int_equal(cmpr_crm_verify_pop_sig(crm), CMPR_OK);
+        assert_true(ossl_popo_ok(crm));
+        sig = (unsigned char *)ASN1_STRING_get0_data(crm->popo->value.signature->signature);
+        sig[5] ^= 0x10;
+        assert_int_equal(cmpr_crm_verify_pop_sig(crm), CMPR_ERR_SIG_INVALID);
+        assert_false(ossl_popo_ok(crm));
+        CMPR_PKIMESSAGE_free(m);
+        free(der);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        EVP_PKEY *k = tu_key(specs[i]), *other = tu_key(specs[i]);
+        CMPR_CERTREQMSG *crm = CMPR_CERTREQMSG_new();
+        X509_NAME *n = X509_NAME_new();
+
+        X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"pop", -1, -1, 0);
+        assert_true(OSSL_CRMF_CERTTEMPLATE_fill(crm->certReq->certTemplate, k, n, NULL, NULL));
+        assert_int_equal(cmpr_crm_create_pop_sig(crm, k, NULL), CMPR_OK);
+        assert_int_equal(cmpr_crm_verify_pop_sig(crm), CMPR_OK);
+        assert_true(ossl_popo_ok(crm));
+        /* signed by a key other than the one to be certified: badPOP */
+        assert_int_equal(cmpr_crm_create_pop_sig(crm, other, NULL), CMPR_OK);
+        assert_int_equal(cmpr_crm_verify_pop_sig(crm), CMPR_ERR_SIG_INVALID);
+        assert_false(ossl_popo_ok(crm));
+        /* raVerified is not a signature POP */
+        CMPR_POPO_free(crm->popo);
+        crm->popo = CMPR_POPO_new();
+        crm->popo->type = CMPR_POPO_RAVERIFIED;
+        crm->popo->value.raVerified = ASN1_NULL_new();
+        assert_int_equal(cmpr_crm_verify_pop_sig(crm), CMPR_ERR_INVALID_ARG);
+        X509_NAME_free(n);
+        CMPR_CERTREQMSG_free(crm);
+        EVP_PKEY_free(k);
+        EVP_PKEY_free(other);
+    }
+}
+
+/* codec errors answer with the failInfo bits RFC 9483 3.5 names */
+static void
+test_err_failinfo(void **state)
+{
+    (void)state;
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_ITER_LIMIT), CMPR_FI_BAD_ALG);
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_BAD_ALG), CMPR_FI_BAD_ALG);
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_MAC_MISMATCH), CMPR_FI_BAD_MESSAGE_CHECK);
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_SIG_INVALID), CMPR_FI_BAD_MESSAGE_CHECK);
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_WRONG_INTEGRITY), CMPR_FI_WRONG_INTEGRITY);
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_TRAILING), CMPR_FI_BAD_DATA_FORMAT);
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_NOT_DER), CMPR_FI_BAD_DATA_FORMAT);
+    assert_int_equal(cmpr_err_failinfo(CMPR_OK), -1);
+}
+
 int
 main(void)
 {
@@ -385,6 +470,8 @@ main(void)
         cmocka_unit_test(test_protection_cert_by_kid),
         cmocka_unit_test(test_mac_key_cache),
         cmocka_unit_test(test_cert_hash),
+        cmocka_unit_test(test_pop_signature),
+        cmocka_unit_test(test_err_failinfo),
     };
 
     return cmocka_run_group_tests_name("protect", tests, NULL, NULL);
