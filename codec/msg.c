@@ -5,7 +5,9 @@
 #include "core/err.h"
 #include "core/limits.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -150,6 +152,33 @@ cmpr_msg_pvno(const CMPR_PKIMESSAGE *msg)
 
 /* ---------------- header helpers ---------------- */
 
+static ASN1_UTF8STRING *
+utf8_new(const char *text)
+{
+    ASN1_UTF8STRING *s = ASN1_UTF8STRING_new();
+
+    if (s != NULL && !ASN1_STRING_set(s, text, -1)) {
+        ASN1_UTF8STRING_free(s);
+        s = NULL;
+    }
+    return s;
+}
+
+static STACK_OF(ASN1_UTF8STRING) *
+freetext_new(const char *text)
+{
+    STACK_OF(ASN1_UTF8STRING) *sk = sk_ASN1_UTF8STRING_new_null();
+    ASN1_UTF8STRING *s = utf8_new(text);
+
+    if (sk == NULL || s == NULL || sk_ASN1_UTF8STRING_push(sk, s) <= 0) {
+        ASN1_UTF8STRING_free(s);
+        sk_ASN1_UTF8STRING_free(sk);
+        return NULL;
+    }
+    return sk;
+}
+
+
 static int
 set_random_octets(ASN1_OCTET_STRING **field, size_t len)
 {
@@ -259,9 +288,9 @@ cmpr_hdr_push0_geninfo(CMPR_PKIHEADER *hdr, CMPR_ITAV *itav)
 int
 cmpr_hdr_push1_freetext(CMPR_PKIHEADER *hdr, const char *text)
 {
-    ASN1_UTF8STRING *s = ASN1_UTF8STRING_new();
+    ASN1_UTF8STRING *s = utf8_new(text);
 
-    if (s == NULL || !ASN1_STRING_set(s, text, -1))
+    if (s == NULL)
         goto fail;
     if (hdr->freeText == NULL && (hdr->freeText = sk_ASN1_UTF8STRING_new_null()) == NULL)
         goto fail;
@@ -415,18 +444,11 @@ CMPR_PKISI *
 cmpr_pkisi_new(int status, uint32_t failinfo, const char *text)
 {
     CMPR_PKISI *si = CMPR_PKISI_new();
-    ASN1_UTF8STRING *s = NULL;
 
     if (si == NULL || !ASN1_INTEGER_set(si->status, status))
         goto fail;
-    if (text != NULL) {
-        if ((si->statusString = sk_ASN1_UTF8STRING_new_null()) == NULL
-                || (s = ASN1_UTF8STRING_new()) == NULL
-                || !ASN1_STRING_set(s, text, -1)
-                || sk_ASN1_UTF8STRING_push(si->statusString, s) <= 0)
-            goto fail;
-        s = NULL;
-    }
+    if (text != NULL && (si->statusString = freetext_new(text)) == NULL)
+        goto fail;
     if (failinfo != 0) {
         if ((si->failInfo = ASN1_BIT_STRING_new()) == NULL)
             goto fail;
@@ -436,7 +458,6 @@ cmpr_pkisi_new(int status, uint32_t failinfo, const char *text)
     }
     return si;
  fail:
-    ASN1_UTF8STRING_free(s);
     CMPR_PKISI_free(si);
     return NULL;
 }
@@ -582,32 +603,6 @@ cmpr_msg_build_pkiconf(const CMPR_PKIMESSAGE *req)
     return cmpr_msg_new_response(req, CMPR_BODY_PKICONF);
 }
 
-static ASN1_UTF8STRING *
-utf8_new(const char *text)
-{
-    ASN1_UTF8STRING *s = ASN1_UTF8STRING_new();
-
-    if (s != NULL && !ASN1_STRING_set(s, text, -1)) {
-        ASN1_UTF8STRING_free(s);
-        s = NULL;
-    }
-    return s;
-}
-
-static STACK_OF(ASN1_UTF8STRING) *
-freetext_new(const char *text)
-{
-    STACK_OF(ASN1_UTF8STRING) *sk = sk_ASN1_UTF8STRING_new_null();
-    ASN1_UTF8STRING *s = utf8_new(text);
-
-    if (sk == NULL || s == NULL || sk_ASN1_UTF8STRING_push(sk, s) <= 0) {
-        ASN1_UTF8STRING_free(s);
-        sk_ASN1_UTF8STRING_free(sk);
-        return NULL;
-    }
-    return sk;
-}
-
 CMPR_PKIMESSAGE *
 cmpr_msg_build_pollrep(const CMPR_PKIMESSAGE *req, long certReqId, long checkAfter,
                        const char *reason)
@@ -723,106 +718,187 @@ cmpr_crm_certreqid(const CMPR_CERTREQMSG *crm)
     return ASN1_INTEGER_get(crm->certReq->certReqId);
 }
 
-/* Finds context tag [tag] directly inside the template's SEQUENCE. */
-static int
-tmpl_find(const OSSL_CRMF_CERTTEMPLATE *tmpl, unsigned long tag, unsigned char **der_r,
-          size_t *off_r, struct cmpr_der_tlv *tlv_r)
-{
-    unsigned char *der = NULL;
-    int n = i2d_OSSL_CRMF_CERTTEMPLATE((OSSL_CRMF_CERTTEMPLATE *)tmpl, &der);
-    struct cmpr_der_tlv seq, t;
-    const char *what;
-    size_t off, end;
+/* RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } */
+typedef struct cmpr_rsapub_st {
+    ASN1_INTEGER *n;
+    ASN1_INTEGER *e;
+} CMPR_RSAPUB;
+DECLARE_ASN1_FUNCTIONS(CMPR_RSAPUB)
+ASN1_SEQUENCE(CMPR_RSAPUB) = {
+    ASN1_SIMPLE(CMPR_RSAPUB, n, ASN1_INTEGER),
+    ASN1_SIMPLE(CMPR_RSAPUB, e, ASN1_INTEGER)
+} ASN1_SEQUENCE_END(CMPR_RSAPUB)
+IMPLEMENT_ASN1_FUNCTIONS(CMPR_RSAPUB)
 
-    if (n <= 0)
-        return CMPR_ERR_ENCODE;
-    if (cmpr_der_read(der, (size_t)n, &seq, &what) != CMPR_OK)
-        goto notfound;
-    off = seq.hdr_len;
-    end = seq.hdr_len + seq.len;
-    while (off < end) {
-        if (cmpr_der_read(der + off, end - off, &t, &what) != CMPR_OK)
-            goto notfound;
-        if (t.cls == 2 && t.tag == tag) {
-            *der_r = der;
-            *off_r = off;
-            *tlv_r = t;
-            return CMPR_OK;
-        }
-        off += t.hdr_len + t.len;
-    }
- notfound:
-    OPENSSL_free(der);
-    return CMPR_ERR_NOT_FOUND;
+static EVP_PKEY *
+pkey_fromdata(const char *type, OSSL_PARAM *params)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+    EVP_PKEY *pk = NULL;
+
+    if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1
+            || EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) != 1)
+        pk = NULL;
+    EVP_PKEY_CTX_free(ctx);
+    return pk;
+}
+
+static EVP_PKEY *
+rsa_from_spki(const unsigned char *p, size_t len)
+{
+    CMPR_RSAPUB *rp = d2i_CMPR_RSAPUB(NULL, &p, (long)len);
+    BIGNUM *n = NULL, *e = NULL;
+    OSSL_PARAM_BLD *bld = NULL;
+    OSSL_PARAM *params = NULL;
+    EVP_PKEY *pk = NULL;
+
+    if (rp == NULL || rp->n->type != V_ASN1_INTEGER || rp->e->type != V_ASN1_INTEGER)
+        goto out;
+    if ((n = ASN1_INTEGER_to_BN(rp->n, NULL)) == NULL || (e = ASN1_INTEGER_to_BN(rp->e, NULL)) == NULL
+            || (bld = OSSL_PARAM_BLD_new()) == NULL
+            || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n)
+            || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e)
+            || (params = OSSL_PARAM_BLD_to_param(bld)) == NULL)
+        goto out;
+    pk = pkey_fromdata("RSA", params);
+ out:
+    OSSL_PARAM_free(params);
+    OSSL_PARAM_BLD_free(bld);
+    BN_free(n);
+    BN_free(e);
+    CMPR_RSAPUB_free(rp);
+    return pk;
 }
 
 EVP_PKEY *
-cmpr_tmpl_get1_pubkey(const OSSL_CRMF_CERTTEMPLATE *tmpl)
+cmpr_spki_get1_pkey(const CMPR_SPKI *spki)
 {
+    const ASN1_OBJECT *aoid;
+    const void *pval;
+    int ptype, nid;
+    const unsigned char *key;
+    size_t klen;
     unsigned char *der = NULL;
     const unsigned char *p;
-    struct cmpr_der_tlv t;
-    size_t off;
     EVP_PKEY *pk = NULL;
+    int n;
 
-    if (tmpl == NULL || tmpl_find(tmpl, 6, &der, &off, &t) != CMPR_OK)
+    if (spki == NULL)
         return NULL;
-    der[off] = 0x30;   /* [6] IMPLICIT SubjectPublicKeyInfo -> SEQUENCE */
-    p = der + off;
-    pk = d2i_PUBKEY(NULL, &p, (long)(t.hdr_len + t.len));
+    X509_ALGOR_get0(&aoid, &ptype, &pval, spki->algorithm);
+    nid = OBJ_obj2nid(aoid);
+    key = ASN1_STRING_get0_data(spki->subjectPublicKey);
+    klen = (size_t)ASN1_STRING_length(spki->subjectPublicKey);
+    switch (nid) {
+    case NID_X9_62_id_ecPublicKey:
+        if (ptype == V_ASN1_OBJECT) {
+            const char *group = OBJ_nid2sn(OBJ_obj2nid(pval));
+            OSSL_PARAM params[3];
+
+            if (group == NULL)
+                break;
+            params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
+                                                         (char *)group, 0);
+            params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
+                                                          (void *)key, klen);
+            params[2] = OSSL_PARAM_construct_end();
+            return pkey_fromdata("EC", params);
+        }
+        break;    /* explicit curve parameters: the slow path judges them */
+    case NID_rsaEncryption:
+        return rsa_from_spki(key, klen);
+    case NID_ED25519: case NID_ED448: case NID_X25519: case NID_X448:
+        if (ptype != V_ASN1_UNDEF)
+            return NULL;    /* RFC 8410: parameters MUST be absent */
+        return EVP_PKEY_new_raw_public_key_ex(NULL, OBJ_nid2sn(nid), NULL, key, klen);
+    default:
+        break;
+    }
+    if ((n = i2d_CMPR_SPKI(spki, &der)) <= 0)
+        return NULL;
+    p = der;
+    pk = d2i_PUBKEY(NULL, &p, n);
     OPENSSL_free(der);
     return pk;
 }
 
-static int
-time_of(const unsigned char *p, size_t len, time_t *t_r)
+int
+cmpr_spki_set1_pkey(CMPR_SPKI **spki, EVP_PKEY *pkey)
 {
-    ASN1_TIME *at = d2i_ASN1_TIME(NULL, &p, (long)len);
-    struct tm tm;
-    int ok;
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    CMPR_SPKI *s;
+    int n;
 
-    if (at == NULL)
-        return 0;
-    ok = ASN1_TIME_to_tm(at, &tm);
-    ASN1_TIME_free(at);
-    if (!ok)
+    if ((n = i2d_PUBKEY(pkey, &der)) <= 0)
+        return CMPR_ERR_ENCODE;
+    p = der;
+    s = d2i_CMPR_SPKI(NULL, &p, n);
+    OPENSSL_free(der);
+    if (s == NULL)
+        return CMPR_ERR_ENCODE;
+    CMPR_SPKI_free(*spki);
+    *spki = s;
+    return CMPR_OK;
+}
+
+EVP_PKEY *
+cmpr_tmpl_get1_pubkey(const CMPR_CERTTEMPLATE *tmpl)
+{
+    return tmpl != NULL ? cmpr_spki_get1_pkey(tmpl->publicKey) : NULL;
+}
+
+static int
+time_of(const ASN1_TIME *t, time_t *t_r)
+{
+    struct tm tm;
+
+    if (t == NULL) {
+        *t_r = 0;
+        return 1;
+    }
+    if (!ASN1_TIME_to_tm(t, &tm))
         return 0;
     *t_r = timegm(&tm);
     return 1;
 }
 
 int
-cmpr_tmpl_get_validity(const OSSL_CRMF_CERTTEMPLATE *tmpl, time_t *not_before_r,
+cmpr_tmpl_get_validity(const CMPR_CERTTEMPLATE *tmpl, time_t *not_before_r,
                        time_t *not_after_r)
 {
-    unsigned char *der = NULL;
-    struct cmpr_der_tlv v, t, in;
-    size_t off, end;
-    const char *what;
-    time_t nb = 0, na = 0;
-    int r;
+    time_t nb, na;
 
-    if ((r = tmpl_find(tmpl, 4, &der, &off, &v)) != CMPR_OK)
-        return r;
-    end = off + v.hdr_len + v.len;
-    off += v.hdr_len;
-    r = CMPR_ERR_DECODE;
-    while (off < end) {
-        if (cmpr_der_read(der + off, end - off, &t, &what) != CMPR_OK || t.cls != 2)
-            goto out;
-        /* [0]/[1] EXPLICIT Time */
-        if (cmpr_der_read(der + off + t.hdr_len, t.len, &in, &what) != CMPR_OK)
-            goto out;
-        if (!time_of(der + off + t.hdr_len, in.hdr_len + in.len, t.tag == 0 ? &nb : &na))
-            goto out;
-        off += t.hdr_len + t.len;
-    }
+    if (tmpl == NULL || tmpl->validity == NULL)
+        return CMPR_ERR_NOT_FOUND;
+    if (!time_of(tmpl->validity->notBefore, &nb) || !time_of(tmpl->validity->notAfter, &na))
+        return CMPR_ERR_DECODE;
     *not_before_r = nb;
     *not_after_r = na;
-    r = CMPR_OK;
- out:
-    OPENSSL_free(der);
-    return r;
+    return CMPR_OK;
+}
+
+int
+cmpr_tmpl_fill(CMPR_CERTTEMPLATE *tmpl, EVP_PKEY *pubkey, const X509_NAME *subject,
+               const X509_NAME *issuer, const ASN1_INTEGER *serial)
+{
+    int r;
+
+    if (pubkey != NULL && (r = cmpr_spki_set1_pkey(&tmpl->publicKey, pubkey)) != CMPR_OK)
+        return r;
+    if (subject != NULL && !X509_NAME_set(&tmpl->subject, (X509_NAME *)subject))
+        return CMPR_ERR_ALLOC;
+    if (issuer != NULL && !X509_NAME_set(&tmpl->issuer, (X509_NAME *)issuer))
+        return CMPR_ERR_ALLOC;
+    if (serial != NULL) {
+        ASN1_INTEGER *dup = ASN1_INTEGER_dup(serial);
+
+        if (dup == NULL)
+            return CMPR_ERR_ALLOC;
+        ASN1_INTEGER_free(tmpl->serialNumber);
+        tmpl->serialNumber = dup;
+    }
+    return CMPR_OK;
 }
 
 const ASN1_TYPE *
@@ -895,8 +971,8 @@ cmpr_rr_get(const CMPR_PKIMESSAGE *msg, int idx, const X509_NAME **issuer_r,
         return CMPR_ERR_INVALID_ARG;
     if ((rd = sk_CMPR_REVDETAILS_value(msg->body->value.rr, idx)) == NULL)
         return CMPR_ERR_NOT_FOUND;
-    *issuer_r = OSSL_CRMF_CERTTEMPLATE_get0_issuer(rd->certDetails);
-    *serial_r = OSSL_CRMF_CERTTEMPLATE_get0_serialNumber(rd->certDetails);
+    *issuer_r = rd->certDetails->issuer;
+    *serial_r = rd->certDetails->serialNumber;
     *reason_r = -1;
     reason = X509V3_get_d2i(rd->crlEntryDetails, NID_crl_reason, &crit, NULL);
     if (reason != NULL) {

@@ -95,11 +95,20 @@ CMPR_CERTREQMSGS *cmpr_msg_get0_reqs(const CMPR_PKIMESSAGE *msg);
 /* CertRepMessage of ip/cp/kup/ccp, or NULL. */
 CMPR_CERTREPMESSAGE *cmpr_msg_get0_rep(const CMPR_PKIMESSAGE *msg);
 long cmpr_crm_certreqid(const CMPR_CERTREQMSG *crm);
-/* The template's publicKey [6] as an EVP_PKEY (OpenSSL 3.0 has no getter). */
-EVP_PKEY *cmpr_tmpl_get1_pubkey(const OSSL_CRMF_CERTTEMPLATE *tmpl);
-/* The template's validity [4]; a missing bound is returned as 0. */
-int cmpr_tmpl_get_validity(const OSSL_CRMF_CERTTEMPLATE *tmpl, time_t *not_before_r,
+/* The key of a SubjectPublicKeyInfo. EC (named curves), RSA, Ed25519/Ed448
+ * and X25519/X448 keys are built from their parameters (fast); anything else
+ * goes through d2i_PUBKEY. NULL if the key is malformed. */
+EVP_PKEY *cmpr_spki_get1_pkey(const CMPR_SPKI *spki);
+int cmpr_spki_set1_pkey(CMPR_SPKI **spki, EVP_PKEY *pkey);
+/* The template's publicKey [6] as an EVP_PKEY, or NULL. */
+EVP_PKEY *cmpr_tmpl_get1_pubkey(const CMPR_CERTTEMPLATE *tmpl);
+/* The template's validity [4]; a missing bound is returned as 0.
+ * CMPR_ERR_NOT_FOUND without [4]. */
+int cmpr_tmpl_get_validity(const CMPR_CERTTEMPLATE *tmpl, time_t *not_before_r,
                            time_t *not_after_r);
+/* Sets the given fields (NULL ones are left alone). */
+int cmpr_tmpl_fill(CMPR_CERTTEMPLATE *tmpl, EVP_PKEY *pubkey, const X509_NAME *subject,
+                   const X509_NAME *issuer, const ASN1_INTEGER *serial);
 /* The value of control id-regCtrl-n, or NULL. */
 const ASN1_TYPE *cmpr_crm_get0_control(const CMPR_CERTREQMSG *crm, int n);
 OSSL_CRMF_CERTID *cmpr_crm_get1_oldcertid(const CMPR_CERTREQMSG *crm);

@@ -505,8 +505,9 @@ em_itav(struct em *e, const CMPR_ITAV *itav)
         CMPR_CERTREQTEMPLATECONTENT *c = cmpr_itav_get1_cert_req_template(itav);
 
         if (c != NULL) {
-            em_name(e, "subject", OSSL_CRMF_CERTTEMPLATE_get0_subject(c->certTemplate));
-            em_exts(e, "extensions", OSSL_CRMF_CERTTEMPLATE_get0_extensions(c->certTemplate));
+            if (c->certTemplate->subject != NULL)
+                em_name(e, "subject", c->certTemplate->subject);
+            em_exts(e, "extensions", c->certTemplate->extensions);
             if (c->keySpec != NULL) {
                 em_arr(e, "keySpec");
                 for (int i = 0; i < sk_CMPR_ATAV_num(c->keySpec); i++) {
@@ -602,17 +603,17 @@ em_itav(struct em *e, const CMPR_ITAV *itav)
 }
 
 static void
-em_template(struct em *e, const char *key, const OSSL_CRMF_CERTTEMPLATE *t)
+em_template(struct em *e, const char *key, const CMPR_CERTTEMPLATE *t)
 {
     EVP_PKEY *pk;
     time_t nb = 0, na = 0;
 
     em_obj(e, key);
-    if (OSSL_CRMF_CERTTEMPLATE_get0_subject(t) != NULL)
-        em_name(e, "subject", OSSL_CRMF_CERTTEMPLATE_get0_subject(t));
-    if (OSSL_CRMF_CERTTEMPLATE_get0_issuer(t) != NULL)
-        em_name(e, "issuer", OSSL_CRMF_CERTTEMPLATE_get0_issuer(t));
-    em_serial(e, "serialNumber", OSSL_CRMF_CERTTEMPLATE_get0_serialNumber(t));
+    if (t->subject != NULL)
+        em_name(e, "subject", t->subject);
+    if (t->issuer != NULL)
+        em_name(e, "issuer", t->issuer);
+    em_serial(e, "serialNumber", t->serialNumber);
     if (cmpr_tmpl_get_validity(t, &nb, &na) == CMPR_OK) {
         char buf[32];
 
@@ -627,11 +628,14 @@ em_template(struct em *e, const char *key, const OSSL_CRMF_CERTTEMPLATE *t)
         }
         em_close(e);
     }
-    if ((pk = cmpr_tmpl_get1_pubkey(t)) != NULL) {
-        em_pubkey(e, "publicKey", pk);
+    if (t->publicKey != NULL) {
+        if ((pk = cmpr_tmpl_get1_pubkey(t)) != NULL)
+            em_pubkey(e, "publicKey", pk);
+        else
+            em_str(e, "publicKey", "(malformed)");
         EVP_PKEY_free(pk);
     }
-    em_exts(e, "extensions", OSSL_CRMF_CERTTEMPLATE_get0_extensions(t));
+    em_exts(e, "extensions", t->extensions);
     em_close(e);
 }
 

@@ -835,7 +835,7 @@ cmpr_crm_verify_pop_sig(const CMPR_CERTREQMSG *crm)
     tmpl_key = cmpr_tmpl_get1_pubkey(crm->certReq->certTemplate);
     if (sk->poposkInput == NULL) {
         if (tmpl_key == NULL
-                || OSSL_CRMF_CERTTEMPLATE_get0_subject(crm->certReq->certTemplate) == NULL)
+                || crm->certReq->certTemplate->subject == NULL)
             goto out;
         key = tmpl_key;
         n = i2d_CMPR_CERTREQUEST(crm->certReq, &der);

@@ -57,7 +57,7 @@ make_crm(void)
     assert_non_null(crm);
     X509_NAME_add_entry_by_txt(subj, "CN", MBSTRING_UTF8, (const unsigned char *)"leaf", -1, -1, 0);
     ASN1_INTEGER_set(crm->certReq->certReqId, 0);
-    assert_true(OSSL_CRMF_CERTTEMPLATE_fill(crm->certReq->certTemplate, g_key, subj, NULL, NULL));
+    assert_int_equal(cmpr_tmpl_fill(crm->certReq->certTemplate, g_key, subj, NULL, NULL), CMPR_OK);
     /* controls: oldCertID */
     ASN1_INTEGER_set(serial, 4242);
     GENERAL_NAME_set0_value(gn, GEN_DIRNAME, iss);
@@ -199,8 +199,8 @@ build(int type)
         ASN1_ENUMERATED *reason = ASN1_ENUMERATED_new();
 
         m = cmpr_msg_new(type, 2);
-        assert_true(OSSL_CRMF_CERTTEMPLATE_fill(rd->certDetails, NULL, NULL,
-                    X509_get_issuer_name(g_cert), X509_get0_serialNumber(g_cert)));
+        assert_int_equal(cmpr_tmpl_fill(rd->certDetails, NULL, NULL,
+                    X509_get_issuer_name(g_cert), X509_get0_serialNumber(g_cert)), CMPR_OK);
         ASN1_ENUMERATED_set(reason, 1);
         assert_true(X509V3_add1_i2d(&rd->crlEntryDetails, NID_crl_reason, reason, 0, 0) == 1);
         ASN1_ENUMERATED_free(reason);
@@ -653,6 +653,44 @@ test_request_accessors(void **state)
     CMPR_PKIMESSAGE_free(m);
 }
 
+/* The fast SubjectPublicKeyInfo path builds the same key d2i_PUBKEY would,
+ * and refuses what d2i_PUBKEY refuses. */
+static void
+test_spki_fast_path(void **state)
+{
+    static const char *const specs[] = { "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048",
+                                         "ed25519", "ed448" };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        EVP_PKEY *k = tu_key(specs[i]), *got;
+        CMPR_SPKI *spki = NULL;
+
+        assert_int_equal(cmpr_spki_set1_pkey(&spki, k), CMPR_OK);
+        got = cmpr_spki_get1_pkey(spki);
+        if (got == NULL || EVP_PKEY_eq(got, k) != 1)
+            fail_msg("%s: key differs after the fast path", specs[i]);
+        EVP_PKEY_free(got);
+        /* a point that is not on the curve / a truncated key is refused */
+        {
+            unsigned char *d = (unsigned char *)ASN1_STRING_get0_data(spki->subjectPublicKey);
+            int n = ASN1_STRING_length(spki->subjectPublicKey);
+
+            if (strncmp(specs[i], "ec:", 3) == 0) {
+                d[n - 1] ^= 0x01;
+                got = cmpr_spki_get1_pkey(spki);
+                assert_null(got);
+                ERR_clear_error();
+            } else if (strncmp(specs[i], "rsa:", 4) == 0) {
+                ASN1_BIT_STRING_set(spki->subjectPublicKey, d, n / 2);
+                assert_null(cmpr_spki_get1_pkey(spki));
+            }
+        }
+        CMPR_SPKI_free(spki);
+        EVP_PKEY_free(k);
+    }
+}
+
 static void
 test_template_validity(void **state)
 {
@@ -679,6 +717,12 @@ test_template_validity(void **state)
     }
     assert_int_equal(cmpr_tmpl_get_validity(crm->certReq->certTemplate, &b, &a), CMPR_OK);
     assert_int_equal(b, 1800000000);
+    assert_int_equal(a, 1900000000);
+    /* only notAfter */
+    ASN1_TIME_free(crm->certReq->certTemplate->validity->notBefore);
+    crm->certReq->certTemplate->validity->notBefore = NULL;
+    assert_int_equal(cmpr_tmpl_get_validity(crm->certReq->certTemplate, &b, &a), CMPR_OK);
+    assert_int_equal(b, 0);
     assert_int_equal(a, 1900000000);
     CMPR_CERTREQMSG_free(crm);
 }
@@ -805,12 +849,12 @@ test_itavs(void **state)
     {
         CMPR_CERTREQTEMPLATECONTENT *c = CMPR_CERTREQTEMPLATECONTENT_new(), *got;
 
-        assert_true(OSSL_CRMF_CERTTEMPLATE_fill(c->certTemplate, NULL,
-                                                X509_get_subject_name(g_cert), NULL, NULL));
+        assert_int_equal(cmpr_tmpl_fill(c->certTemplate, NULL,
+                                        X509_get_subject_name(g_cert), NULL, NULL), CMPR_OK);
         itav = cmpr_itav_new_cert_req_template(c);
         got = cmpr_itav_get1_cert_req_template(itav);
         assert_non_null(got);
-        assert_int_equal(X509_NAME_cmp(OSSL_CRMF_CERTTEMPLATE_get0_subject(got->certTemplate),
+        assert_int_equal(X509_NAME_cmp(got->certTemplate->subject,
                                        X509_get_subject_name(g_cert)), 0);
         CMPR_CERTREQTEMPLATECONTENT_free(got);
         CMPR_CERTREQTEMPLATECONTENT_free(c);
@@ -1332,6 +1376,7 @@ main(void)
         cmocka_unit_test(test_lightweightcmpra_fixtures),
         cmocka_unit_test(test_openssl_reqout_fixtures),
         cmocka_unit_test(test_request_accessors),
+        cmocka_unit_test(test_spki_fast_path),
         cmocka_unit_test(test_template_validity),
         cmocka_unit_test(test_response_header_rules),
         cmocka_unit_test(test_status_and_failinfo),
