@@ -24,6 +24,10 @@ cmpr_strerror(int err)
     case CMPR_ERR_NO_SIGNER: return "no certificate to verify the signature";
     case CMPR_ERR_BAD_PARAM: return "malformed algorithm parameters";
     case CMPR_ERR_NOT_FOUND: return "not found";
+    case CMPR_ERR_EXISTS: return "already exists";
+    case CMPR_ERR_STORE: return "storage failure";
+    case CMPR_ERR_CONFIG: return "configuration error";
+    case CMPR_ERR_IO: return "I/O error";
     default: return "unknown error";
     }
 }

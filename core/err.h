@@ -22,6 +22,10 @@
 #define CMPR_ERR_NO_SIGNER      -26  /* no certificate to verify the signature with */
 #define CMPR_ERR_BAD_PARAM      -27  /* malformed algorithm parameters (badDataFormat) */
 #define CMPR_ERR_NOT_FOUND      -30
+#define CMPR_ERR_EXISTS         -31  /* unique key already present (transactionID, serial, nonce) */
+#define CMPR_ERR_STORE          -32  /* storage backend failure */
+#define CMPR_ERR_CONFIG         -33  /* configuration error */
+#define CMPR_ERR_IO             -34
 
 const char *cmpr_strerror(int err);
 

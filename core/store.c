@@ -1,0 +1,58 @@
+/* Backend selection and the record helpers shared by every store backend. */
+#include "core/store.h"
+#include "core/err.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const state_names[CMPR_TXN_STATE_LAST] = {
+    "received", "pending_approval", "forwarded_upstream", "waiting_poll",
+    "issued", "confirmed", "rejected", "expired", "answered"
+};
+
+const char *
+cmpr_txn_state_name(int state)
+{
+    if (state < 0 || state >= CMPR_TXN_STATE_LAST)
+        return "?";
+    return state_names[state];
+}
+
+void
+cmpr_txn_rec_clear(struct cmpr_txn_rec *rec)
+{
+    if (rec == NULL)
+        return;
+    free(rec->request);
+    free(rec->response);
+    memset(rec, 0, sizeof(*rec));
+}
+
+void
+cmpr_cert_rec_clear(struct cmpr_cert_rec *rec)
+{
+    if (rec == NULL)
+        return;
+    free(rec->der);
+    memset(rec, 0, sizeof(*rec));
+}
+
+int
+cmpr_store_open(const char *spec, struct cmpr_store **st_r)
+{
+    *st_r = NULL;
+    if (spec == NULL || *spec == '\0')
+        return CMPR_ERR_INVALID_ARG;
+    if (strncmp(spec, "sqlite:", 7) == 0)
+        return cmpr_store_sqlite_ops.open(spec + 7, st_r);
+    if (strncmp(spec, "postgresql:", 11) == 0)
+        return CMPR_ERR_CONFIG;   /* the PostgreSQL backend is not built yet */
+    return cmpr_store_sqlite_ops.open(spec, st_r);
+}
+
+void
+cmpr_store_close(struct cmpr_store *st)
+{
+    if (st != NULL)
+        st->ops->close(st);
+}

@@ -1,0 +1,122 @@
+/*
+ * Everything that must survive a crash, behind one narrow interface:
+ * transactions, issued certificates and their revocation, serial numbers, the
+ * nonce replay cache and an append-only audit log. SQLite (WAL) is the
+ * embedded default; a PostgreSQL backend implements the same table of
+ * operations for clusters.
+ *
+ * Every call is synchronous and durable when it returns CMPR_OK: the caller
+ * commits state before the answer that depends on it leaves. Calls are safe
+ * from several threads at once (worker threads of the core).
+ */
+#ifndef CMPR_CORE_STORE_H
+#define CMPR_CORE_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define CMPR_STORE_MAX_ID 64          /* transactionID, nonce, serial: bytes */
+
+/* Transaction states (per transactionID + sender); see core/txn.c. */
+enum cmpr_txn_state {
+    CMPR_TXN_RECEIVED = 0,
+    CMPR_TXN_PENDING_APPROVAL,
+    CMPR_TXN_FORWARDED,
+    CMPR_TXN_WAITING_POLL,
+    CMPR_TXN_ISSUED,            /* certificate sent, certConf awaited */
+    CMPR_TXN_CONFIRMED,
+    CMPR_TXN_REJECTED,
+    CMPR_TXN_EXPIRED,
+    CMPR_TXN_ANSWERED,          /* rr, genm, error: one round, done */
+    CMPR_TXN_STATE_LAST
+};
+const char *cmpr_txn_state_name(int state);
+
+struct cmpr_txn_rec {
+    unsigned char tid[CMPR_STORE_MAX_ID];
+    size_t tid_len;
+    char sender[512];                   /* RFC 2253 DN or "ref:<senderKID hex>" */
+    int state;                          /* enum cmpr_txn_state */
+    int req_type;                       /* body type of the first request */
+    char client[128];                   /* [client NAME] that authenticated, or "" */
+    char profile[128];
+    unsigned char last_nonce[CMPR_STORE_MAX_ID];   /* our senderNonce in the last answer */
+    size_t last_nonce_len;
+    unsigned char serial[CMPR_STORE_MAX_ID];       /* certificate issued in this transaction */
+    size_t serial_len;
+    unsigned char *request;             /* DER of the request that opened it (owned) */
+    size_t request_len;
+    unsigned char *response;            /* DER of the last answer, for replays (owned) */
+    size_t response_len;
+    int64_t created, updated, expires;  /* seconds since the epoch; expires 0 = never */
+};
+void cmpr_txn_rec_clear(struct cmpr_txn_rec *rec);   /* frees request/response */
+
+enum cmpr_cert_status { CMPR_CERT_VALID = 0, CMPR_CERT_REVOKED = 1, CMPR_CERT_ON_HOLD = 2 };
+
+struct cmpr_cert_rec {
+    unsigned char serial[CMPR_STORE_MAX_ID];
+    size_t serial_len;
+    char issuer[512];
+    char subject[512];
+    int64_t not_before, not_after;
+    int status;                         /* enum cmpr_cert_status */
+    int64_t revoked_at;
+    int reason;                         /* CRLReason, -1 if none */
+    int confirmed;                      /* certConf accepted (or implicit confirm) */
+    unsigned char tid[CMPR_STORE_MAX_ID];
+    size_t tid_len;
+    unsigned char *der;                 /* owned */
+    size_t der_len;
+};
+void cmpr_cert_rec_clear(struct cmpr_cert_rec *rec);
+
+struct cmpr_store;
+
+struct cmpr_store_ops {
+    const char *scheme;                 /* "sqlite", "postgresql" */
+    int (*open)(const char *location, struct cmpr_store **st_r);
+    void (*close)(struct cmpr_store *st);
+    /* CMPR_ERR_EXISTS if the transactionID is already in use */
+    int (*txn_insert)(struct cmpr_store *st, const struct cmpr_txn_rec *rec);
+    /* updates state, nonces, serial, response, times of an existing transaction;
+     * CMPR_ERR_NOT_FOUND if there is none */
+    int (*txn_update)(struct cmpr_store *st, const struct cmpr_txn_rec *rec);
+    int (*txn_get)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
+                   struct cmpr_txn_rec *rec_r);
+    /* calls cb for each transaction in state (or any state if state < 0) */
+    int (*txn_list)(struct cmpr_store *st, int state,
+                    int (*cb)(const struct cmpr_txn_rec *rec, void *arg), void *arg);
+    /* reserves a serial number for ever; CMPR_ERR_EXISTS if it was ever used */
+    int (*serial_reserve)(struct cmpr_store *st, const unsigned char *serial, size_t len);
+    int (*cert_put)(struct cmpr_store *st, const struct cmpr_cert_rec *rec);
+    int (*cert_get)(struct cmpr_store *st, const unsigned char *serial, size_t len,
+                    struct cmpr_cert_rec *rec_r);
+    int (*cert_set_status)(struct cmpr_store *st, const unsigned char *serial, size_t len,
+                           int status, int64_t when, int reason, int confirmed);
+    int (*cert_list)(struct cmpr_store *st, int (*cb)(const struct cmpr_cert_rec *rec, void *arg),
+                     void *arg);
+    /* CMPR_ERR_EXISTS if nonce was seen after now - window; records it otherwise */
+    int (*nonce_check)(struct cmpr_store *st, const unsigned char *nonce, size_t len,
+                       int64_t now, int64_t window);
+    int (*audit)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
+                 const char *who, const char *event, const char *detail);
+    int (*audit_list)(struct cmpr_store *st,
+                      int (*cb)(int64_t when, const char *tid_hex, const char *who,
+                                const char *event, const char *detail, void *arg),
+                      void *arg);
+};
+
+/* The store handle every backend's struct starts with. */
+struct cmpr_store {
+    const struct cmpr_store_ops *ops;
+};
+
+extern const struct cmpr_store_ops cmpr_store_sqlite_ops;
+
+/* "sqlite:/path/file.db" or a bare path (SQLite). */
+int cmpr_store_open(const char *spec, struct cmpr_store **st_r);
+void cmpr_store_close(struct cmpr_store *st);
+
+#endif

@@ -1,0 +1,336 @@
+/* The SQLite store (core/store_sqlite.c): unique transactionIDs, serials
+ * never reused, nonce replay window, certificates and revocation, the audit
+ * log, reopening after close and after kill -9, concurrent writers. */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/store.h"
+
+static char dbpath[256];
+
+static int
+setup(void **state)
+{
+    char dir[] = "/tmp/cmpr-store-XXXXXX";
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(dbpath, sizeof(dbpath), "%s/test.db", dir);
+    return 0;
+}
+
+static struct cmpr_store *
+open_store(void)
+{
+    struct cmpr_store *st = NULL;
+
+    assert_int_equal(cmpr_store_open(dbpath, &st), CMPR_OK);
+    return st;
+}
+
+static void
+make_txn(struct cmpr_txn_rec *t, unsigned char id, int state)
+{
+    memset(t, 0, sizeof(*t));
+    memset(t->tid, id, 16);
+    t->tid_len = 16;
+    snprintf(t->sender, sizeof(t->sender), "CN=client %u", id);
+    t->state = state;
+    t->req_type = 0;
+    snprintf(t->client, sizeof(t->client), "c%u", id);
+    t->created = t->updated = 1700000000 + id;
+}
+
+static void
+test_txn_unique_and_update(void **state)
+{
+    struct cmpr_store *st = open_store();
+    struct cmpr_txn_rec t, got;
+    static unsigned char req[] = { 0x30, 0x00 };
+    (void)state;
+
+    make_txn(&t, 1, CMPR_TXN_RECEIVED);
+    t.request = req;
+    t.request_len = sizeof(req);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    /* RFC 9810 5.1.1: a transactionID in use cannot open another transaction */
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_ERR_EXISTS);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
+    assert_int_equal(got.state, CMPR_TXN_RECEIVED);
+    assert_string_equal(got.sender, "CN=client 1");
+    assert_int_equal(got.request_len, 2);
+    assert_memory_equal(got.request, req, 2);
+    cmpr_txn_rec_clear(&got);
+    t.request = NULL;
+    t.request_len = 0;
+    t.state = CMPR_TXN_ISSUED;
+    memset(t.serial, 0x42, 8);
+    t.serial_len = 8;
+    assert_int_equal(st->ops->txn_update(st, &t), CMPR_OK);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
+    assert_int_equal(got.state, CMPR_TXN_ISSUED);
+    assert_int_equal(got.serial_len, 8);
+    cmpr_txn_rec_clear(&got);
+    make_txn(&t, 2, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_update(st, &t), CMPR_ERR_NOT_FOUND);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
+    cmpr_store_close(st);
+}
+
+static int
+count_cb(const struct cmpr_txn_rec *rec, void *arg)
+{
+    (void)rec;
+    (*(int *)arg)++;
+    return CMPR_OK;
+}
+
+static void
+test_txn_list_by_state(void **state)
+{
+    struct cmpr_store *st = open_store();
+    struct cmpr_txn_rec t;
+    int n = 0;
+    (void)state;
+
+    for (unsigned char i = 10; i < 15; i++) {
+        make_txn(&t, i, i % 2 ? CMPR_TXN_PENDING_APPROVAL : CMPR_TXN_CONFIRMED);
+        assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    }
+    assert_int_equal(st->ops->txn_list(st, CMPR_TXN_PENDING_APPROVAL, count_cb, &n), CMPR_OK);
+    assert_int_equal(n, 2);
+    cmpr_store_close(st);
+}
+
+static void
+test_serial_never_reused(void **state)
+{
+    struct cmpr_store *st = open_store();
+    unsigned char serial[16];
+    (void)state;
+
+    memset(serial, 0x7a, sizeof(serial));
+    assert_int_equal(st->ops->serial_reserve(st, serial, sizeof(serial)), CMPR_OK);
+    assert_int_equal(st->ops->serial_reserve(st, serial, sizeof(serial)), CMPR_ERR_EXISTS);
+    cmpr_store_close(st);
+    /* not even after a restart */
+    st = open_store();
+    assert_int_equal(st->ops->serial_reserve(st, serial, sizeof(serial)), CMPR_ERR_EXISTS);
+    cmpr_store_close(st);
+}
+
+static void
+test_cert_and_revocation(void **state)
+{
+    struct cmpr_store *st = open_store();
+    struct cmpr_cert_rec c, got;
+    static unsigned char der[] = { 0x30, 0x03, 0x02, 0x01, 0x05 };
+    (void)state;
+
+    memset(&c, 0, sizeof(c));
+    memset(c.serial, 0x11, 9);
+    c.serial_len = 9;
+    snprintf(c.subject, sizeof(c.subject), "CN=leaf");
+    snprintf(c.issuer, sizeof(c.issuer), "CN=CA");
+    c.not_before = 1700000000;
+    c.not_after = 1800000000;
+    c.reason = -1;
+    c.der = der;
+    c.der_len = sizeof(der);
+    assert_int_equal(st->ops->cert_put(st, &c), CMPR_OK);
+    assert_int_equal(st->ops->cert_put(st, &c), CMPR_ERR_EXISTS);
+    assert_int_equal(st->ops->cert_set_status(st, c.serial, c.serial_len, CMPR_CERT_REVOKED,
+                                              1750000000, 1, 1), CMPR_OK);
+    cmpr_store_close(st);
+    st = open_store();
+    assert_int_equal(st->ops->cert_get(st, c.serial, c.serial_len, &got), CMPR_OK);
+    assert_int_equal(got.status, CMPR_CERT_REVOKED);
+    assert_int_equal(got.reason, 1);
+    assert_int_equal(got.revoked_at, 1750000000);
+    assert_true(got.confirmed);
+    assert_int_equal(got.der_len, sizeof(der));
+    cmpr_cert_rec_clear(&got);
+    assert_int_equal(st->ops->cert_get(st, (const unsigned char *)"x", 1, &got), CMPR_ERR_NOT_FOUND);
+    cmpr_store_close(st);
+}
+
+static void
+test_nonce_replay_window(void **state)
+{
+    struct cmpr_store *st = open_store();
+    unsigned char nonce[16];
+    (void)state;
+
+    memset(nonce, 0x33, sizeof(nonce));
+    assert_int_equal(st->ops->nonce_check(st, nonce, 16, 1000, 300), CMPR_OK);
+    assert_int_equal(st->ops->nonce_check(st, nonce, 16, 1100, 300), CMPR_ERR_EXISTS);
+    assert_int_equal(st->ops->nonce_check(st, nonce, 16, 1299, 300), CMPR_ERR_EXISTS);
+    /* outside the window the nonce is fresh again */
+    assert_int_equal(st->ops->nonce_check(st, nonce, 16, 1301, 300), CMPR_OK);
+    assert_int_equal(st->ops->nonce_check(st, nonce, 16, 1302, 300), CMPR_ERR_EXISTS);
+    cmpr_store_close(st);
+}
+
+static int
+audit_cb(int64_t when, const char *tid_hex, const char *who, const char *event,
+         const char *detail, void *arg)
+{
+    (void)when;
+    (void)who;
+    (void)detail;
+    if (strcmp(event, "issued") == 0 && strcmp(tid_hex, "0102") == 0)
+        (*(int *)arg)++;
+    return CMPR_OK;
+}
+
+static void
+test_audit_log(void **state)
+{
+    struct cmpr_store *st = open_store();
+    static const unsigned char tid[] = { 1, 2 };
+    int n = 0;
+    (void)state;
+
+    assert_int_equal(st->ops->audit(st, tid, 2, "client a", "issued", "serial 01"), CMPR_OK);
+    assert_int_equal(st->ops->audit(st, tid, 2, "client a", "confirmed", ""), CMPR_OK);
+    assert_int_equal(st->ops->audit_list(st, audit_cb, &n), CMPR_OK);
+    assert_int_equal(n, 1);
+    cmpr_store_close(st);
+}
+
+/* A write that returned CMPR_OK survives kill -9 of the writer. */
+static void
+test_durable_across_kill9(void **state)
+{
+    int pipefd[2];
+    pid_t pid;
+    char c;
+    struct cmpr_store *st;
+    struct cmpr_txn_rec got;
+    (void)state;
+
+    assert_int_equal(pipe(pipefd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct cmpr_store *cst = NULL;
+        struct cmpr_txn_rec t;
+
+        if (cmpr_store_open(dbpath, &cst) != CMPR_OK)
+            _exit(1);
+        make_txn(&t, 99, CMPR_TXN_ISSUED);
+        if (cst->ops->txn_insert(cst, &t) != CMPR_OK)
+            _exit(2);
+        (void)write(pipefd[1], "k", 1);
+        for (;;)
+            pause();
+    }
+    close(pipefd[1]);
+    assert_int_equal(read(pipefd[0], &c, 1), 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(pipefd[0]);
+    st = open_store();
+    {
+        struct cmpr_txn_rec t;
+
+        make_txn(&t, 99, 0);
+        assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
+    }
+    assert_int_equal(got.state, CMPR_TXN_ISSUED);
+    cmpr_txn_rec_clear(&got);
+    cmpr_store_close(st);
+}
+
+struct writer {
+    struct cmpr_store *st;
+    int id;
+    int failures;
+};
+
+static void *
+writer_main(void *arg)
+{
+    struct writer *w = arg;
+
+    for (int i = 0; i < 25; i++) {
+        struct cmpr_txn_rec t;
+        unsigned char nonce[16];
+
+        memset(&t, 0, sizeof(t));
+        t.tid[0] = (unsigned char)w->id;
+        t.tid[1] = (unsigned char)i;
+        t.tid[2] = 0xee;
+        t.tid_len = 16;
+        snprintf(t.sender, sizeof(t.sender), "w%d", w->id);
+        if (w->st->ops->txn_insert(w->st, &t) != CMPR_OK)
+            w->failures++;
+        memcpy(nonce, t.tid, 16);
+        if (w->st->ops->nonce_check(w->st, nonce, 16, 5000, 300) != CMPR_OK)
+            w->failures++;
+    }
+    return NULL;
+}
+
+static void
+test_concurrent_writers(void **state)
+{
+    struct cmpr_store *st = open_store();
+    pthread_t th[8];
+    struct writer w[8];
+    int n = 0;
+    (void)state;
+
+    for (int i = 0; i < 8; i++) {
+        w[i].st = st;
+        w[i].id = 100 + i;
+        w[i].failures = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    assert_int_equal(st->ops->txn_list(st, CMPR_TXN_RECEIVED, count_cb, &n), CMPR_OK);
+    assert_true(n >= 200);
+    cmpr_store_close(st);
+}
+
+static void
+test_open_errors(void **state)
+{
+    struct cmpr_store *st = NULL;
+    (void)state;
+
+    assert_int_equal(cmpr_store_open("/nonexistent-dir/x/y.db", &st), CMPR_ERR_STORE);
+    assert_null(st);
+    assert_int_equal(cmpr_store_open("", &st), CMPR_ERR_INVALID_ARG);
+    assert_string_equal(cmpr_txn_state_name(CMPR_TXN_PENDING_APPROVAL), "pending_approval");
+    assert_string_equal(cmpr_txn_state_name(99), "?");
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_txn_unique_and_update),
+        cmocka_unit_test(test_txn_list_by_state),
+        cmocka_unit_test(test_serial_never_reused),
+        cmocka_unit_test(test_cert_and_revocation),
+        cmocka_unit_test(test_nonce_replay_window),
+        cmocka_unit_test(test_audit_log),
+        cmocka_unit_test(test_durable_across_kill9),
+        cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_open_errors),
+    };
+
+    return cmocka_run_group_tests_name("store", tests, setup, NULL);
+}
