@@ -1,0 +1,678 @@
+/* cmprouter.conf: GKeyFile for the syntax, directive tables for meaning, a
+ * line index for "file:line" in every error (nginx conf style). */
+#include "core/config.h"
+#include "core/err.h"
+#include "core/limits.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <glib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/objects.h>
+
+enum dtype { D_STR, D_PATH, D_LONG, D_BOOL, D_LIST, D_SECRET };
+
+struct directive {
+    const char *key;
+    enum dtype type;
+    size_t off;
+    long min, max;          /* D_LONG */
+};
+
+#define DR(k, t, s, f) { k, t, offsetof(s, f), 0, 0 }
+#define DL(k, s, f, lo, hi) { k, D_LONG, offsetof(s, f), lo, hi }
+
+static const struct directive router_dirs[] = {
+    DR("data_dir", D_PATH, struct cmpr_conf, data_dir),
+    DR("store", D_STR, struct cmpr_conf, store),
+    DR("trusted", D_PATH, struct cmpr_conf, trusted),
+    DR("untrusted", D_PATH, struct cmpr_conf, untrusted),
+    DR("log_level", D_STR, struct cmpr_conf, log_level),
+    DL("max_mac_iterations", struct cmpr_conf, max_mac_iterations, 1, 10000000),
+    DL("message_time_skew", struct cmpr_conf, message_time_skew, 0, 86400 * 365),
+    DL("nonce_window", struct cmpr_conf, nonce_window, 1, 86400 * 30),
+    DL("confirm_wait", struct cmpr_conf, confirm_wait, 1, 86400 * 30),
+    DL("check_after", struct cmpr_conf, check_after, 1, 86400 * 30),
+    DR("implicit_confirm", D_BOOL, struct cmpr_conf, implicit_confirm),
+    { NULL, 0, 0, 0, 0 }
+};
+
+static const struct directive ca_dirs[] = {
+    DR("key", D_PATH, struct cmpr_conf_ca, key),
+    DR("cert", D_PATH, struct cmpr_conf_ca, cert),
+    DR("chain", D_PATH, struct cmpr_conf_ca, chain),
+    DR("signer_cert", D_PATH, struct cmpr_conf_ca, signer_cert),
+    DR("signer_key", D_PATH, struct cmpr_conf_ca, signer_key),
+    DR("default_profile", D_STR, struct cmpr_conf_ca, default_profile),
+    DR("profiles", D_LIST, struct cmpr_conf_ca, profiles),
+    DR("mac_responses", D_BOOL, struct cmpr_conf_ca, mac_responses),
+    DR("crl_file", D_PATH, struct cmpr_conf_ca, crl_file),
+    DL("crl_days", struct cmpr_conf_ca, crl_days, 1, 3650),
+    DR("encryption_cert", D_PATH, struct cmpr_conf_ca, encryption_cert),
+    DR("encryption_key", D_PATH, struct cmpr_conf_ca, encryption_key),
+    { NULL, 0, 0, 0, 0 }
+};
+
+static const struct directive profile_dirs[] = {
+    DL("validity_days", struct cmpr_conf_profile, validity_days, 1, 365 * 100),
+    DR("key_usage", D_LIST, struct cmpr_conf_profile, key_usage),
+    DR("extended_key_usage", D_LIST, struct cmpr_conf_profile, extended_key_usage),
+    DR("key_types", D_LIST, struct cmpr_conf_profile, key_types),
+    DR("ca", D_BOOL, struct cmpr_conf_profile, ca),
+    DL("path_len", struct cmpr_conf_profile, path_len, 0, 32),
+    DR("require_approval", D_BOOL, struct cmpr_conf_profile, require_approval),
+    DR("copy_san", D_BOOL, struct cmpr_conf_profile, copy_san),
+    DR("subject", D_STR, struct cmpr_conf_profile, subject),
+    DR("crl_distribution_point", D_STR, struct cmpr_conf_profile, crl_distribution_point),
+    DR("aia_ca_issuers", D_STR, struct cmpr_conf_profile, aia_ca_issuers),
+    DR("aia_ocsp", D_STR, struct cmpr_conf_profile, aia_ocsp),
+    { NULL, 0, 0, 0, 0 }
+};
+
+/* D_SECRET stores the length right after the pointer */
+_Static_assert(offsetof(struct cmpr_conf_client, secret_len)
+               == offsetof(struct cmpr_conf_client, secret) + sizeof(unsigned char *),
+               "secret_len must follow secret");
+
+static const struct directive client_dirs[] = {
+    DR("reference", D_STR, struct cmpr_conf_client, reference),
+    DR("secret", D_SECRET, struct cmpr_conf_client, secret),
+    DR("profiles", D_LIST, struct cmpr_conf_client, profiles),
+    DR("subject", D_STR, struct cmpr_conf_client, subject),
+    DR("cert_subject", D_STR, struct cmpr_conf_client, cert_subject),
+    DR("one_time", D_BOOL, struct cmpr_conf_client, one_time),
+    DR("ra", D_BOOL, struct cmpr_conf_client, ra),
+    { NULL, 0, 0, 0, 0 }
+};
+
+static const char *const key_usage_names[] = {
+    "digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment",
+    "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly", NULL
+};
+
+/* ---------------- line index ---------------- */
+
+struct line_entry {
+    char *group;
+    char *key;          /* NULL: the group header line */
+    int line;
+};
+
+struct parse {
+    const char *path;
+    char *dir;
+    struct line_entry *lines;
+    size_t n_lines;
+    char *err;
+};
+
+static char *
+trim(char *s)
+{
+    char *e;
+
+    while (isspace((unsigned char)*s))
+        s++;
+    e = s + strlen(s);
+    while (e > s && isspace((unsigned char)e[-1]))
+        *--e = '\0';
+    return s;
+}
+
+static void
+index_lines(struct parse *p, const char *text)
+{
+    char *copy = g_strdup(text), *line = copy, *next, *group = NULL;
+    int no = 0;
+
+    for (; line != NULL; line = next) {
+        char *t;
+
+        no++;
+        if ((next = strchr(line, '\n')) != NULL)
+            *next++ = '\0';
+        t = trim(line);
+        if (*t == '#' || *t == ';' || *t == '\0')
+            continue;
+        p->lines = g_renew(struct line_entry, p->lines, p->n_lines + 1);
+        if (*t == '[') {
+            char *end = strchr(t, ']');
+
+            if (end != NULL)
+                *end = '\0';
+            group = t + 1;
+            p->lines[p->n_lines].group = g_strdup(group);
+            p->lines[p->n_lines].key = NULL;
+        } else {
+            char *eq = strchr(t, '=');
+
+            if (eq != NULL)
+                *eq = '\0';
+            p->lines[p->n_lines].group = g_strdup(group != NULL ? group : "");
+            p->lines[p->n_lines].key = g_strdup(trim(t));
+        }
+        p->lines[p->n_lines].line = no;
+        p->n_lines++;
+    }
+    g_free(copy);
+}
+
+static int
+line_of(const struct parse *p, const char *group, const char *key)
+{
+    for (size_t i = 0; i < p->n_lines; i++) {
+        if (strcmp(p->lines[i].group, group) != 0)
+            continue;
+        if ((key == NULL && p->lines[i].key == NULL)
+                || (key != NULL && p->lines[i].key != NULL && strcmp(p->lines[i].key, key) == 0))
+            return p->lines[i].line;
+    }
+    return 0;
+}
+
+static int __attribute__((format(printf, 4, 5)))
+fail(struct parse *p, const char *group, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    char msg[512];
+
+    if (p->err != NULL)
+        return CMPR_ERR_CONFIG;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    p->err = g_strdup_printf("%s:%d: %s", p->path, group != NULL ? line_of(p, group, key) : 0, msg);
+    return CMPR_ERR_CONFIG;
+}
+
+/* ---------------- values ---------------- */
+
+static char *
+resolve_path(const struct parse *p, const char *v)
+{
+    if (v[0] == '/' || p->dir == NULL)
+        return strdup(v);
+    return g_build_filename(p->dir, v, NULL);
+}
+
+static int
+read_secret(struct parse *p, const char *group, const char *key, const char *v,
+            unsigned char **sec_r, size_t *len_r)
+{
+    char *s = NULL;
+    size_t n;
+
+    if (strncmp(v, "pass:", 5) == 0) {
+        s = g_strdup(v + 5);
+    } else if (strncmp(v, "env:", 4) == 0) {
+        const char *e = getenv(v + 4);
+
+        if (e == NULL)
+            return fail(p, group, key, "environment variable %s is not set", v + 4);
+        s = g_strdup(e);
+    } else if (strncmp(v, "file:", 5) == 0) {
+        char *path = resolve_path(p, v + 5), *contents = NULL;
+        gsize len = 0;
+
+        if (!g_file_get_contents(path, &contents, &len, NULL)) {
+            fail(p, group, key, "cannot read secret file %s", path);
+            free(path);
+            return CMPR_ERR_CONFIG;
+        }
+        free(path);
+        contents[strcspn(contents, "\r\n")] = '\0';
+        s = contents;
+    } else {
+        return fail(p, group, key, "secret must be pass:TEXT, env:VAR or file:PATH");
+    }
+    n = strlen(s);
+    if (n == 0 || n > CMPR_MAX_SECRET_LEN) {
+        OPENSSL_cleanse(s, n);
+        g_free(s);
+        return fail(p, group, key, "secret must be 1..%u bytes", CMPR_MAX_SECRET_LEN);
+    }
+    *sec_r = (unsigned char *)s;
+    *len_r = n;
+    return CMPR_OK;
+}
+
+static int
+set_directive(struct parse *p, GKeyFile *kf, const char *group, const char *key,
+              const struct directive *dirs, void *obj)
+{
+    const struct directive *d;
+    char *v = NULL;
+    int r = CMPR_OK;
+
+    for (d = dirs; d->key != NULL; d++)
+        if (strcmp(d->key, key) == 0)
+            break;
+    if (d->key == NULL)
+        return fail(p, group, key, "unknown directive '%s' in [%s]", key, group);
+    if ((v = g_key_file_get_string(kf, group, key, NULL)) == NULL)
+        return fail(p, group, key, "cannot read '%s'", key);
+    g_strstrip(v);
+    switch (d->type) {
+    case D_STR:
+        free(*(char **)((char *)obj + d->off));
+        *(char **)((char *)obj + d->off) = strdup(v);
+        break;
+    case D_PATH:
+        free(*(char **)((char *)obj + d->off));
+        *(char **)((char *)obj + d->off) = resolve_path(p, v);
+        break;
+    case D_LONG: {
+        char *end;
+        long n;
+
+        errno = 0;
+        n = strtol(v, &end, 10);
+        if (errno != 0 || end == v || *end != '\0' || n < d->min || n > d->max)
+            r = fail(p, group, key, "'%s' must be a number from %ld to %ld, not '%s'",
+                     key, d->min, d->max, v);
+        else
+            *(long *)((char *)obj + d->off) = n;
+        break;
+    }
+    case D_BOOL:
+        if (g_ascii_strcasecmp(v, "yes") == 0 || g_ascii_strcasecmp(v, "true") == 0
+                || strcmp(v, "1") == 0 || g_ascii_strcasecmp(v, "on") == 0)
+            *(int *)((char *)obj + d->off) = 1;
+        else if (g_ascii_strcasecmp(v, "no") == 0 || g_ascii_strcasecmp(v, "false") == 0
+                 || strcmp(v, "0") == 0 || g_ascii_strcasecmp(v, "off") == 0)
+            *(int *)((char *)obj + d->off) = 0;
+        else
+            r = fail(p, group, key, "'%s' must be yes or no, not '%s'", key, v);
+        break;
+    case D_LIST: {
+        char **parts = g_strsplit_set(v, ",;", -1), **out;
+        size_t n = 0;
+
+        out = calloc(g_strv_length(parts) + 1, sizeof(char *));
+        for (char **q = parts; *q != NULL; q++) {
+            char *t = trim(*q);
+
+            if (*t != '\0')
+                out[n++] = strdup(t);
+        }
+        g_strfreev(parts);
+        g_strfreev(*(char ***)((char *)obj + d->off));
+        *(char ***)((char *)obj + d->off) = out;
+        break;
+    }
+    case D_SECRET: {
+        unsigned char **sec = (unsigned char **)((char *)obj + d->off);
+        size_t *len = (size_t *)((char *)obj + d->off + sizeof(unsigned char *));
+
+        if (*sec != NULL) {
+            OPENSSL_cleanse(*sec, *len);
+            g_free(*sec);
+            *sec = NULL;
+        }
+        r = read_secret(p, group, key, v, sec, len);
+        break;
+    }
+    }
+    OPENSSL_cleanse(v, strlen(v));
+    g_free(v);
+    return r;
+}
+
+static int
+valid_name(const char *n)
+{
+    if (*n == '\0' || strlen(n) > 100)
+        return 0;
+    for (; *n != '\0'; n++)
+        if (!isalnum((unsigned char)*n) && *n != '-' && *n != '_' && *n != '.')
+            return 0;
+    return 1;
+}
+
+static int
+parse_group(struct parse *p, GKeyFile *kf, const char *group, const struct directive *dirs,
+            void *obj)
+{
+    gchar **keys = g_key_file_get_keys(kf, group, NULL, NULL);
+    int r = CMPR_OK;
+
+    for (gchar **k = keys; k != NULL && *k != NULL && r == CMPR_OK; k++)
+        r = set_directive(p, kf, group, *k, dirs, obj);
+    g_strfreev(keys);
+    return r;
+}
+
+/* ---------------- checks ---------------- */
+
+static int
+check_key_types(struct parse *p, const char *group, char **types)
+{
+    for (char **t = types; t != NULL && *t != NULL; t++) {
+        const char *s = *t;
+
+        if (strcmp(s, "ed25519") == 0 || strcmp(s, "ed448") == 0)
+            continue;
+        if (strncmp(s, "ec:", 3) == 0 && OBJ_txt2nid(s + 3) != NID_undef)
+            continue;
+        if (strncmp(s, "ec:", 3) == 0 && (strcmp(s + 3, "P-256") == 0
+                || strcmp(s + 3, "P-384") == 0 || strcmp(s + 3, "P-521") == 0))
+            continue;
+        if (strncmp(s, "rsa:", 4) == 0) {
+            long lo, hi;
+            char *end;
+
+            lo = strtol(s + 4, &end, 10);
+            hi = lo;
+            if (*end == '-')
+                hi = strtol(end + 1, &end, 10);
+            if (*end == '\0' && lo >= 1024 && hi >= lo && hi <= 16384)
+                continue;
+        }
+        return fail(p, group, "key_types", "unknown key type '%s' (ec:CURVE, rsa:MIN[-MAX], "
+                    "ed25519, ed448)", s);
+    }
+    return CMPR_OK;
+}
+
+static int
+check_profile(struct parse *p, const char *group, struct cmpr_conf_profile *pr)
+{
+    int r;
+
+    for (char **k = pr->key_usage; k != NULL && *k != NULL; k++)
+        if (!cmpr_strv_contains((char *const *)key_usage_names, *k))
+            return fail(p, group, "key_usage", "unknown key usage '%s'", *k);
+    for (char **k = pr->extended_key_usage; k != NULL && *k != NULL; k++) {
+        ASN1_OBJECT *o = OBJ_txt2obj(*k, 0);
+
+        if (o == NULL)
+            return fail(p, group, "extended_key_usage", "unknown extended key usage '%s'", *k);
+        ASN1_OBJECT_free(o);
+    }
+    if ((r = check_key_types(p, group, pr->key_types)) != CMPR_OK)
+        return r;
+    if (pr->path_len >= 0 && !pr->ca)
+        return fail(p, group, "path_len", "path_len needs ca = yes");
+    return CMPR_OK;
+}
+
+/* ---------------- load ---------------- */
+
+int
+cmpr_strv_contains(char *const *v, const char *s)
+{
+    for (; v != NULL && *v != NULL; v++)
+        if (strcmp(*v, s) == 0)
+            return 1;
+    return 0;
+}
+
+static void
+default_profile(struct cmpr_conf_profile *pr, const char *name)
+{
+    memset(pr, 0, sizeof(*pr));
+    pr->name = strdup(name);
+    pr->validity_days = 365;
+    pr->path_len = -1;
+    pr->copy_san = 1;
+}
+
+int
+cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
+{
+    struct parse p;
+    struct cmpr_conf *c = NULL;
+    GKeyFile *kf = g_key_file_new();
+    GError *gerr = NULL;
+    gchar *text = NULL, **groups = NULL;
+    gsize len = 0;
+    int r = CMPR_ERR_CONFIG;
+
+    memset(&p, 0, sizeof(p));
+    p.path = path;
+    *conf_r = NULL;
+    *err_r = NULL;
+    if (!g_file_get_contents(path, &text, &len, &gerr)) {
+        p.err = g_strdup_printf("%s: %s", path, gerr->message);
+        goto out;
+    }
+    if (len > 1024 * 1024) {
+        p.err = g_strdup_printf("%s: larger than 1 MiB", path);
+        goto out;
+    }
+    index_lines(&p, text);
+    if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &gerr)) {
+        p.err = g_strdup_printf("%s: %s", path, gerr->message);
+        goto out;
+    }
+    p.dir = g_path_get_dirname(path);
+    c = calloc(1, sizeof(*c));
+    c->path = strdup(path);
+    c->max_mac_iterations = CMPR_DEFAULT_MAX_MAC_ITER;
+    c->message_time_skew = 600;
+    c->nonce_window = 3600;
+    c->confirm_wait = 300;
+    c->check_after = 60;
+    c->implicit_confirm = 1;
+
+    groups = g_key_file_get_groups(kf, NULL);
+    for (gchar **g = groups; *g != NULL; g++) {
+        const char *sp = strchr(*g, ' ');
+        const char *name = sp != NULL ? sp + 1 : "";
+        size_t tlen = sp != NULL ? (size_t)(sp - *g) : strlen(*g);
+
+        if (strcmp(*g, "router") == 0) {
+            if ((r = parse_group(&p, kf, *g, router_dirs, c)) != CMPR_OK)
+                goto out;
+            continue;
+        }
+        if (sp == NULL || !valid_name(name)) {
+            fail(&p, *g, NULL, "unknown group [%s] (expected [router], [ca NAME], "
+                 "[profile NAME] or [client NAME]; NAME is letters, digits, . _ -)", *g);
+            goto out;
+        }
+        if (tlen == 2 && strncmp(*g, "ca", 2) == 0) {
+            struct cmpr_conf_ca *ca;
+
+            if (cmpr_conf_ca(c, name) != NULL) {
+                fail(&p, *g, NULL, "[%s] defined twice", *g);
+                goto out;
+            }
+            c->cas = realloc(c->cas, (c->n_cas + 1) * sizeof(*c->cas));
+            ca = &c->cas[c->n_cas++];
+            memset(ca, 0, sizeof(*ca));
+            ca->name = strdup(name);
+            ca->mac_responses = 1;
+            ca->crl_days = 7;
+            if ((r = parse_group(&p, kf, *g, ca_dirs, ca)) != CMPR_OK)
+                goto out;
+            if (ca->key == NULL || ca->cert == NULL) {
+                r = fail(&p, *g, NULL, "[%s] needs key and cert", *g);
+                goto out;
+            }
+            if ((ca->signer_cert == NULL) != (ca->signer_key == NULL)) {
+                r = fail(&p, *g, NULL, "[%s]: signer_cert and signer_key go together", *g);
+                goto out;
+            }
+        } else if (tlen == 7 && strncmp(*g, "profile", 7) == 0) {
+            struct cmpr_conf_profile *pr;
+
+            c->profiles = realloc(c->profiles, (c->n_profiles + 1) * sizeof(*c->profiles));
+            pr = &c->profiles[c->n_profiles++];
+            default_profile(pr, name);
+            if ((r = parse_group(&p, kf, *g, profile_dirs, pr)) != CMPR_OK
+                    || (r = check_profile(&p, *g, pr)) != CMPR_OK)
+                goto out;
+        } else if (tlen == 6 && strncmp(*g, "client", 6) == 0) {
+            struct cmpr_conf_client *cl;
+
+            c->clients = realloc(c->clients, (c->n_clients + 1) * sizeof(*c->clients));
+            cl = &c->clients[c->n_clients++];
+            memset(cl, 0, sizeof(*cl));
+            cl->name = strdup(name);
+            if ((r = parse_group(&p, kf, *g, client_dirs, cl)) != CMPR_OK)
+                goto out;
+            if ((cl->reference == NULL) != (cl->secret == NULL)) {
+                r = fail(&p, *g, NULL, "[%s]: reference and secret go together", *g);
+                goto out;
+            }
+            if (cl->reference == NULL && cl->cert_subject == NULL) {
+                r = fail(&p, *g, NULL, "[%s] needs reference+secret or cert_subject", *g);
+                goto out;
+            }
+        } else {
+            fail(&p, *g, NULL, "unknown group [%s]", *g);
+            goto out;
+        }
+    }
+    r = CMPR_ERR_CONFIG;
+    if (c->n_cas == 0) {
+        fail(&p, NULL, NULL, "no [ca NAME] group: a CA is needed");
+        goto out;
+    }
+    /* cross references */
+    for (size_t i = 0; i < c->n_clients; i++) {
+        char g[160];
+
+        snprintf(g, sizeof(g), "client %s", c->clients[i].name);
+        for (char **q = c->clients[i].profiles; q != NULL && *q != NULL; q++)
+            if (cmpr_conf_profile(c, *q) == NULL) {
+                fail(&p, g, "profiles", "no [profile %s]", *q);
+                goto out;
+            }
+        for (size_t j = 0; j < i; j++)
+            if (c->clients[i].reference != NULL && c->clients[j].reference != NULL
+                    && strcmp(c->clients[i].reference, c->clients[j].reference) == 0) {
+                fail(&p, g, "reference", "reference '%s' is also used by [client %s]",
+                     c->clients[i].reference, c->clients[j].name);
+                goto out;
+            }
+    }
+    for (size_t i = 0; i < c->n_cas; i++) {
+        char g[160];
+
+        snprintf(g, sizeof(g), "ca %s", c->cas[i].name);
+        if (c->cas[i].default_profile != NULL && cmpr_conf_profile(c, c->cas[i].default_profile) == NULL) {
+            fail(&p, g, "default_profile", "no [profile %s]", c->cas[i].default_profile);
+            goto out;
+        }
+        for (char **q = c->cas[i].profiles; q != NULL && *q != NULL; q++)
+            if (cmpr_conf_profile(c, *q) == NULL) {
+                fail(&p, g, "profiles", "no [profile %s]", *q);
+                goto out;
+            }
+    }
+    if (c->data_dir == NULL)
+        c->data_dir = strdup(p.dir);
+    if (c->store == NULL) {
+        char *db = g_build_filename(c->data_dir, "cmprouter.db", NULL);
+
+        c->store = g_strdup_printf("sqlite:%s", db);
+        g_free(db);
+    }
+    r = CMPR_OK;
+    *conf_r = c;
+    c = NULL;
+ out:
+    if (p.err != NULL && r == CMPR_OK) {
+        /* a failed check after a successful directive */
+        r = CMPR_ERR_CONFIG;
+        cmpr_conf_free(*conf_r);
+        *conf_r = NULL;
+    }
+    if (r != CMPR_OK && p.err == NULL)
+        p.err = g_strdup_printf("%s: invalid configuration", path);
+    if (r != CMPR_OK)
+        *err_r = strdup(p.err);
+    cmpr_conf_free(c);
+    g_strfreev(groups);
+    g_free(text);
+    g_free(p.err);
+    g_free(p.dir);
+    for (size_t i = 0; i < p.n_lines; i++) {
+        g_free(p.lines[i].group);
+        g_free(p.lines[i].key);
+    }
+    g_free(p.lines);
+    if (gerr != NULL)
+        g_error_free(gerr);
+    g_key_file_free(kf);
+    return r;
+}
+
+void
+cmpr_conf_free(struct cmpr_conf *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n_cas; i++) {
+        struct cmpr_conf_ca *ca = &c->cas[i];
+
+        free(ca->name); free(ca->key); free(ca->cert); free(ca->chain);
+        free(ca->signer_cert); free(ca->signer_key); free(ca->default_profile);
+        g_strfreev(ca->profiles); free(ca->crl_file);
+        free(ca->encryption_cert); free(ca->encryption_key);
+    }
+    for (size_t i = 0; i < c->n_profiles; i++) {
+        struct cmpr_conf_profile *pr = &c->profiles[i];
+
+        free(pr->name); g_strfreev(pr->key_usage); g_strfreev(pr->extended_key_usage);
+        g_strfreev(pr->key_types); free(pr->subject); free(pr->crl_distribution_point);
+        free(pr->aia_ca_issuers); free(pr->aia_ocsp);
+    }
+    for (size_t i = 0; i < c->n_clients; i++) {
+        struct cmpr_conf_client *cl = &c->clients[i];
+
+        free(cl->name); free(cl->reference);
+        if (cl->secret != NULL) {
+            OPENSSL_cleanse(cl->secret, cl->secret_len);
+            g_free(cl->secret);
+        }
+        g_strfreev(cl->profiles); free(cl->subject); free(cl->cert_subject);
+    }
+    free(c->cas);
+    free(c->profiles);
+    free(c->clients);
+    free(c->path); free(c->data_dir); free(c->store); free(c->trusted);
+    free(c->untrusted); free(c->log_level);
+    free(c);
+}
+
+const struct cmpr_conf_profile *
+cmpr_conf_profile(const struct cmpr_conf *c, const char *name)
+{
+    for (size_t i = 0; c != NULL && name != NULL && i < c->n_profiles; i++)
+        if (strcmp(c->profiles[i].name, name) == 0)
+            return &c->profiles[i];
+    return NULL;
+}
+
+const struct cmpr_conf_client *
+cmpr_conf_client_by_ref(const struct cmpr_conf *c, const unsigned char *ref, size_t len)
+{
+    for (size_t i = 0; c != NULL && ref != NULL && i < c->n_clients; i++) {
+        const char *r = c->clients[i].reference;
+
+        if (r != NULL && strlen(r) == len && memcmp(r, ref, len) == 0)
+            return &c->clients[i];
+    }
+    return NULL;
+}
+
+const struct cmpr_conf_ca *
+cmpr_conf_ca(const struct cmpr_conf *c, const char *name)
+{
+    if (c == NULL || c->n_cas == 0)
+        return NULL;
+    if (name == NULL)
+        return &c->cas[0];
+    for (size_t i = 0; i < c->n_cas; i++)
+        if (strcmp(c->cas[i].name, name) == 0)
+            return &c->cas[i];
+    return NULL;
+}

@@ -1,0 +1,80 @@
+/* cmprouter.conf: one INI file (GKeyFile syntax). Every directive is in a
+ * table; unknown groups, unknown keys and bad values are errors that name
+ * file:line. Paths are relative to the file's directory. See cmprouter.conf(5). */
+#ifndef CMPR_CORE_CONFIG_H
+#define CMPR_CORE_CONFIG_H
+
+#include <stddef.h>
+
+struct cmpr_conf_profile {
+    char *name;
+    long validity_days;             /* validity granted; a longer request is capped */
+    char **key_usage;               /* names: digitalSignature, keyEncipherment, ... */
+    char **extended_key_usage;      /* serverAuth, clientAuth, ... or dotted OIDs */
+    char **key_types;               /* ec:P-256, rsa:2048-4096, ed25519, ed448 */
+    int ca;                         /* basicConstraints CA:TRUE (sub-CA profile) */
+    long path_len;                  /* -1: none */
+    int require_approval;
+    int copy_san;                   /* take subjectAltName from the template */
+    char *subject;                  /* fnmatch(3) pattern on the RFC 2253 subject, or NULL */
+    char *crl_distribution_point;   /* URI or NULL */
+    char *aia_ca_issuers;
+    char *aia_ocsp;
+};
+
+struct cmpr_conf_client {
+    char *name;
+    char *reference;                /* senderKID of MAC-protected requests */
+    unsigned char *secret;          /* shared secret (wiped on free) */
+    size_t secret_len;
+    char **profiles;                /* allowed; the first is the default */
+    char *subject;                  /* allowed subjects: exact DN or fnmatch pattern */
+    char *cert_subject;             /* for signature clients: pattern on the signer's subject */
+    int one_time;                   /* the reference works for one enrollment only */
+    int ra;                         /* may send raVerified / nested (also needs cmcRA EKU when signing) */
+};
+
+struct cmpr_conf_ca {
+    char *name;
+    char *key, *cert, *chain;       /* PEM files */
+    char *signer_cert, *signer_key; /* optional separate CMP signer (cmcCA EKU) */
+    char *default_profile;
+    char **profiles;                /* allowed, NULL = all */
+    int mac_responses;              /* MAC-protect answers to MAC-authenticated clients */
+    char *crl_file;                 /* written on every revocation and on schedule */
+    long crl_days;                  /* nextUpdate - thisUpdate */
+    char *encryption_cert, *encryption_key;   /* key archive/recovery (krr) */
+};
+
+struct cmpr_conf {
+    char *path;
+    char *data_dir;                 /* default: the config file's directory */
+    char *store;                    /* default: sqlite:<data_dir>/cmprouter.db */
+    char *trusted;                  /* PEM trust anchors for signature-protected requests */
+    char *untrusted;                /* PEM intermediates */
+    char *log_level;
+    long max_mac_iterations;
+    long message_time_skew;         /* seconds; 0: messageTime not checked */
+    long nonce_window;              /* seconds a senderNonce stays in the replay cache */
+    long confirm_wait;              /* seconds to wait for certConf */
+    long check_after;               /* pollRep checkAfter for pending requests */
+    int implicit_confirm;           /* grant implicitConfirm when asked */
+    struct cmpr_conf_ca *cas;
+    size_t n_cas;
+    struct cmpr_conf_profile *profiles;
+    size_t n_profiles;
+    struct cmpr_conf_client *clients;
+    size_t n_clients;
+};
+
+/* Loads and checks path. On error *err_r is "FILE:LINE: what" (caller frees). */
+int cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r);
+void cmpr_conf_free(struct cmpr_conf *conf);
+
+const struct cmpr_conf_profile *cmpr_conf_profile(const struct cmpr_conf *c, const char *name);
+const struct cmpr_conf_client *cmpr_conf_client_by_ref(const struct cmpr_conf *c,
+                                                       const unsigned char *ref, size_t len);
+const struct cmpr_conf_ca *cmpr_conf_ca(const struct cmpr_conf *c, const char *name);
+int cmpr_strv_contains(char *const *v, const char *s);
+
+#endif

@@ -1,0 +1,166 @@
+/* cmprouter.conf parsing (core/config.c): values, defaults, and errors that
+ * name file:line. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/err.h"
+
+static char dir[64];
+
+static int
+setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/cmpr-conf-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    return 0;
+}
+
+static const char *
+write_conf(const char *text)
+{
+    static char path[128];
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/cmprouter.conf", dir);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    return path;
+}
+
+static const char good[] =
+    "# comment\n"
+    "[router]\n"
+    "message_time_skew = 120\n"
+    "implicit_confirm = no\n"
+    "\n"
+    "[ca main]\n"
+    "key = ca/key.pem\n"
+    "cert = ca/cert.pem\n"
+    "default_profile = tls\n"
+    "\n"
+    "[profile tls]\n"
+    "validity_days = 90\n"
+    "key_usage = digitalSignature, keyEncipherment\n"
+    "extended_key_usage = serverAuth,clientAuth\n"
+    "key_types = ec:P-256, rsa:2048-4096, ed25519\n"
+    "\n"
+    "[client device]\n"
+    "reference = dev01\n"
+    "secret = pass:s3cret\n"
+    "profiles = tls\n"
+    "subject = CN=device*\n";
+
+static void
+test_good_config(void **state)
+{
+    struct cmpr_conf *c = NULL;
+    char *err = NULL;
+    const struct cmpr_conf_client *cl;
+    const struct cmpr_conf_profile *pr;
+    char want[256];
+    (void)state;
+
+    if (cmpr_conf_load(write_conf(good), &c, &err) != CMPR_OK)
+        fail_msg("%s", err);
+    assert_int_equal(c->message_time_skew, 120);
+    assert_false(c->implicit_confirm);
+    assert_int_equal(c->confirm_wait, 300);              /* default */
+    assert_int_equal(c->max_mac_iterations, 100000);     /* default */
+    assert_int_equal(c->n_cas, 1);
+    snprintf(want, sizeof(want), "%s/ca/key.pem", dir);  /* relative to the file */
+    assert_string_equal(c->cas[0].key, want);
+    assert_true(c->cas[0].mac_responses);
+    snprintf(want, sizeof(want), "sqlite:%s/cmprouter.db", dir);
+    assert_string_equal(c->store, want);
+    pr = cmpr_conf_profile(c, "tls");
+    assert_non_null(pr);
+    assert_int_equal(pr->validity_days, 90);
+    assert_string_equal(pr->key_usage[1], "keyEncipherment");
+    assert_string_equal(pr->key_types[2], "ed25519");
+    assert_null(pr->key_types[3]);
+    cl = cmpr_conf_client_by_ref(c, (const unsigned char *)"dev01", 5);
+    assert_non_null(cl);
+    assert_int_equal(cl->secret_len, 6);
+    assert_memory_equal(cl->secret, "s3cret", 6);
+    assert_null(cmpr_conf_client_by_ref(c, (const unsigned char *)"dev0", 4));
+    cmpr_conf_free(c);
+}
+
+/* each bad file -> the expected "file:line: ..." */
+static void
+expect_error(const char *text, int line, const char *needle)
+{
+    struct cmpr_conf *c = NULL;
+    char *err = NULL, want[160];
+
+    if (cmpr_conf_load(write_conf(text), &c, &err) != CMPR_ERR_CONFIG)
+        fail_msg("accepted: %s", text);
+    assert_null(c);
+    assert_non_null(err);
+    snprintf(want, sizeof(want), "cmprouter.conf:%d: ", line);
+    if (strstr(err, want) == NULL || strstr(err, needle) == NULL)
+        fail_msg("expected line %d and '%s', got: %s", line, needle, err);
+    free(err);
+}
+
+static void
+test_errors_name_file_and_line(void **state)
+{
+    (void)state;
+    expect_error("[router]\nbogus = 1\n[ca a]\nkey=k\ncert=c\n", 2, "unknown directive 'bogus'");
+    expect_error("[ca a]\nkey=k\ncert=c\n\n[router]\nmessage_time_skew = ten\n", 6,
+                 "must be a number");
+    expect_error("[ca a]\nkey=k\ncert=c\n[listen smtp]\nx=1\n", 4, "unknown group [listen smtp]");
+    expect_error("[router]\nmessage_time_skew = 5\n", 0, "no [ca NAME]");
+    expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:s\nprofiles=nope\n",
+                 7, "no [profile nope]");
+    expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=env:CMPR_UNSET_VAR_X\n",
+                 6, "CMPR_UNSET_VAR_X is not set");
+    expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=s\n", 6, "pass:TEXT");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nkey_types = ec:P-256, dsa:1024\n", 5,
+                 "unknown key type 'dsa:1024'");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nkey_usage = signEverything\n", 5,
+                 "unknown key usage");
+    expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:a\n"
+                 "[client y]\nreference=r\nsecret=pass:b\n", 8, "also used by [client x]");
+    expect_error("[ca a]\nkey=k\n", 1, "needs key and cert");
+    expect_error("[ca a]\nkey=k\ncert=c\ndefault_profile = none\n", 4, "no [profile none]");
+    expect_error("[ca a]\nkey=k\ncert=c\n[router]\nimplicit_confirm = maybe\n", 5, "yes or no");
+    expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nprofiles=\n", 4, "needs reference+secret");
+}
+
+static void
+test_unreadable(void **state)
+{
+    struct cmpr_conf *c = NULL;
+    char *err = NULL;
+    (void)state;
+
+    assert_int_equal(cmpr_conf_load("/nonexistent/cmprouter.conf", &c, &err), CMPR_ERR_CONFIG);
+    assert_non_null(strstr(err, "/nonexistent/cmprouter.conf"));
+    free(err);
+    /* not INI at all */
+    assert_int_equal(cmpr_conf_load(write_conf("this is = not [ an ini\n"), &c, &err),
+                     CMPR_ERR_CONFIG);
+    free(err);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_config),
+        cmocka_unit_test(test_errors_name_file_and_line),
+        cmocka_unit_test(test_unreadable),
+    };
+
+    return cmocka_run_group_tests_name("config", tests, setup, NULL);
+}
