@@ -17,11 +17,25 @@
 #include "codec/protect.h"
 #include "core/err.h"
 #include "core/limits.h"
+#include "core/config.h"
+#include "core/core.h"
+#include "core/store.h"
+#include "admin.h"
 
 static const char usage_text[] =
-    "usage: cmprouter COMMAND [options]\n"
+    "usage: cmprouter [-c CONF] COMMAND [options]\n"
     "\n"
     "Commands:\n"
+    "  process -c CONF [--label L] [--in FILE] [--out FILE]\n"
+    "                         one request (DER) through the core; the answer (DER) out\n"
+    "  list [--pending] [--json]          transactions in the store\n"
+    "  show TID [--json]                  one transaction and its audit trail\n"
+    "  approve TID                        issue a request waiting for approval\n"
+    "  reject TID [--reason TEXT]         refuse a request waiting for approval\n"
+    "  revoke SERIAL [--reason CODE]      revoke a certificate (hex serial)\n"
+    "  crl [--out FILE]                   write the CRL (DER; PEM to stdout without --out)\n"
+    "  certs [--subject PATTERN] [--json] certificates issued\n"
+    "  expire                             revoke certificates whose certConf never came\n"
     "  dump [--json] [--secret pass:S|env:VAR] [--verify] [--signer CERT] FILE|-\n"
     "                         print a PKIMessage (DER, PEM or base64) readably and\n"
     "                         optionally check its MAC or signature protection\n"
@@ -302,6 +316,15 @@ cmd_dump(int argc, char **argv)
 int
 main(int argc, char **argv)
 {
+    const char *conf = NULL;
+
+    /* global options before the command */
+    while (argc > 2 && strcmp(argv[1], "-c") == 0) {
+        conf = argv[2];
+        argv[2] = argv[0];
+        argc -= 2;
+        argv += 2;
+    }
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -317,6 +340,8 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[1], "dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
+    if (cmpr_admin_is_command(argv[1]))
+        return cmpr_admin_main(conf, argc - 1, argv + 1, read_all);
     fprintf(stderr, "cmprouter: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

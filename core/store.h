@@ -41,8 +41,11 @@ struct cmpr_txn_rec {
     int req_type;                       /* body type of the first request */
     char client[128];                   /* [client NAME] that authenticated, or "" */
     char profile[128];
+    char note[256];                     /* operator's reason for a rejection */
     unsigned char last_nonce[CMPR_STORE_MAX_ID];   /* our senderNonce in the last answer */
     size_t last_nonce_len;
+    unsigned char req_nonce[CMPR_STORE_MAX_ID];    /* senderNonce of the last request answered */
+    size_t req_nonce_len;
     unsigned char serial[CMPR_STORE_MAX_ID];       /* certificate issued in this transaction */
     size_t serial_len;
     unsigned char *request;             /* DER of the request that opened it (owned) */
@@ -80,7 +83,7 @@ struct cmpr_store_ops {
     void (*close)(struct cmpr_store *st);
     /* CMPR_ERR_EXISTS if the transactionID is already in use */
     int (*txn_insert)(struct cmpr_store *st, const struct cmpr_txn_rec *rec);
-    /* updates state, nonces, serial, response, times of an existing transaction;
+    /* updates state, client, profile, note, nonces, serial, response, times;
      * CMPR_ERR_NOT_FOUND if there is none */
     int (*txn_update)(struct cmpr_store *st, const struct cmpr_txn_rec *rec);
     int (*txn_get)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,

@@ -21,8 +21,8 @@ struct sqlite_store {
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS txn ("
     " tid BLOB PRIMARY KEY, sender TEXT NOT NULL, state INTEGER NOT NULL,"
-    " req_type INTEGER NOT NULL, client TEXT NOT NULL, profile TEXT NOT NULL,"
-    " last_nonce BLOB, serial BLOB, request BLOB, response BLOB,"
+    " req_type INTEGER NOT NULL, client TEXT NOT NULL, profile TEXT NOT NULL, note TEXT,"
+    " last_nonce BLOB, req_nonce BLOB, serial BLOB, request BLOB, response BLOB,"
     " created INTEGER NOT NULL, updated INTEGER NOT NULL, expires INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS txn_state ON txn(state);"
     "CREATE TABLE IF NOT EXISTS serial (serial BLOB PRIMARY KEY);"
@@ -170,8 +170,8 @@ sq_txn_insert(struct cmpr_store *st, const struct cmpr_txn_rec *t)
 
     pthread_mutex_lock(&s->lock);
     q = prep(s, "INSERT INTO txn(tid, sender, state, req_type, client, profile, last_nonce,"
-             " serial, request, response, created, updated, expires)"
-             " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)");
+             " serial, request, response, created, updated, expires, req_nonce, note)"
+             " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (q != NULL) {
         bind_blob(q, 1, t->tid, t->tid_len);
         sqlite3_bind_text(q, 2, t->sender, -1, SQLITE_TRANSIENT);
@@ -186,6 +186,8 @@ sq_txn_insert(struct cmpr_store *st, const struct cmpr_txn_rec *t)
         sqlite3_bind_int64(q, 11, t->created);
         sqlite3_bind_int64(q, 12, t->updated);
         sqlite3_bind_int64(q, 13, t->expires);
+        bind_blob(q, 14, t->req_nonce, t->req_nonce_len);
+        sqlite3_bind_text(q, 15, t->note, -1, SQLITE_TRANSIENT);
         r = run(s, q);
     }
     pthread_mutex_unlock(&s->lock);
@@ -201,7 +203,7 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
 
     pthread_mutex_lock(&s->lock);
     q = prep(s, "UPDATE txn SET state=?, client=?, profile=?, last_nonce=?, serial=?,"
-             " response=?, updated=?, expires=? WHERE tid=?");
+             " response=?, updated=?, expires=?, req_nonce=?, note=? WHERE tid=?");
     if (q != NULL) {
         sqlite3_bind_int(q, 1, t->state);
         sqlite3_bind_text(q, 2, t->client, -1, SQLITE_TRANSIENT);
@@ -211,7 +213,9 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
         bind_blob(q, 6, t->response, t->response_len);
         sqlite3_bind_int64(q, 7, t->updated);
         sqlite3_bind_int64(q, 8, t->expires);
-        bind_blob(q, 9, t->tid, t->tid_len);
+        bind_blob(q, 9, t->req_nonce, t->req_nonce_len);
+        sqlite3_bind_text(q, 10, t->note, -1, SQLITE_TRANSIENT);
+        bind_blob(q, 11, t->tid, t->tid_len);
         r = run(s, q);
         if (r == CMPR_OK && sqlite3_changes(s->db) == 0)
             r = CMPR_ERR_NOT_FOUND;
@@ -221,7 +225,7 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
 }
 
 #define TXN_COLS "tid, sender, state, req_type, client, profile, last_nonce, serial," \
-                 " request, response, created, updated, expires"
+                 " request, response, created, updated, expires, req_nonce, note"
 
 static int
 txn_row(sqlite3_stmt *q, struct cmpr_txn_rec *t)
@@ -245,6 +249,8 @@ txn_row(sqlite3_stmt *q, struct cmpr_txn_rec *t)
     t->created = sqlite3_column_int64(q, 10);
     t->updated = sqlite3_column_int64(q, 11);
     t->expires = sqlite3_column_int64(q, 12);
+    col_fixed(q, 13, t->req_nonce, sizeof(t->req_nonce), &t->req_nonce_len);
+    col_text(q, 14, t->note, sizeof(t->note));
     return CMPR_OK;
 }
 

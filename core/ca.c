@@ -1,0 +1,552 @@
+/* The embedded CA: loads keys once, applies profiles, issues, makes CRLs. */
+#include "core/ca.h"
+#include "codec/asn1.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+
+#define DEFAULT_KEY_TYPES "ec:P-256,ec:P-384,ec:P-521,rsa:2048-8192,ed25519,ed448"
+
+static STACK_OF(X509) *
+load_certs(const char *path)
+{
+    BIO *b = BIO_new_file(path, "r");
+    STACK_OF(X509) *sk;
+    X509 *x;
+
+    if (b == NULL)
+        return NULL;
+    sk = sk_X509_new_null();
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+        sk_X509_push(sk, x);
+    ERR_clear_error();
+    BIO_free(b);
+    if (sk_X509_num(sk) == 0) {
+        sk_X509_free(sk);
+        return NULL;
+    }
+    return sk;
+}
+
+static EVP_PKEY *
+load_key(const char *path)
+{
+    BIO *b = BIO_new_file(path, "r");
+    EVP_PKEY *k;
+
+    if (b == NULL)
+        return NULL;
+    k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    BIO_free(b);
+    return k;
+}
+
+static X509 *
+load_cert(const char *path)
+{
+    STACK_OF(X509) *sk = load_certs(path);
+    X509 *x;
+
+    if (sk == NULL)
+        return NULL;
+    x = sk_X509_shift(sk);
+    sk_X509_pop_free(sk, X509_free);
+    return x;
+}
+
+static int
+self_signed(X509 *x)
+{
+    return X509_check_issued(x, x) == X509_V_OK;
+}
+
+int
+cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r)
+{
+    struct cmpr_ca *ca = calloc(1, sizeof(*ca));
+    char buf[512] = "";
+
+    *ca_r = NULL;
+    *err_r = NULL;
+    if (ca == NULL)
+        return CMPR_ERR_ALLOC;
+    ca->conf = cc;
+    if ((ca->key = load_key(cc->key)) == NULL) {
+        snprintf(buf, sizeof(buf), "[ca %s]: cannot read a private key from %s", cc->name, cc->key);
+        goto fail;
+    }
+    if ((ca->cert = load_cert(cc->cert)) == NULL) {
+        snprintf(buf, sizeof(buf), "[ca %s]: cannot read a certificate from %s", cc->name, cc->cert);
+        goto fail;
+    }
+    if (X509_check_private_key(ca->cert, ca->key) != 1) {
+        snprintf(buf, sizeof(buf), "[ca %s]: key %s does not belong to certificate %s",
+                 cc->name, cc->key, cc->cert);
+        goto fail;
+    }
+    if (cc->chain != NULL && (ca->chain = load_certs(cc->chain)) == NULL) {
+        snprintf(buf, sizeof(buf), "[ca %s]: cannot read certificates from %s", cc->name, cc->chain);
+        goto fail;
+    }
+    if (ca->chain == NULL)
+        ca->chain = sk_X509_new_null();
+    if (sk_X509_num(ca->chain) > 0 && self_signed(sk_X509_value(ca->chain, sk_X509_num(ca->chain) - 1)))
+        ca->root = sk_X509_value(ca->chain, sk_X509_num(ca->chain) - 1);
+    else if (self_signed(ca->cert))
+        ca->root = ca->cert;
+    if (ca->root != NULL)
+        X509_up_ref(ca->root);
+    if (cc->signer_cert != NULL) {
+        if ((ca->signer_cert = load_cert(cc->signer_cert)) == NULL
+                || (ca->signer_key = load_key(cc->signer_key)) == NULL
+                || X509_check_private_key(ca->signer_cert, ca->signer_key) != 1) {
+            snprintf(buf, sizeof(buf), "[ca %s]: signer_cert/signer_key unreadable or not a pair",
+                     cc->name);
+            goto fail;
+        }
+        ca->signer_chain = cmpr_ca_get1_chain(ca);
+    } else {
+        X509_up_ref(ca->cert);
+        EVP_PKEY_up_ref(ca->key);
+        ca->signer_cert = ca->cert;
+        ca->signer_key = ca->key;
+        ca->signer_chain = X509_chain_up_ref(ca->chain);
+    }
+    if (cc->encryption_cert != NULL) {
+        if ((ca->enc_cert = load_cert(cc->encryption_cert)) == NULL
+                || (ca->enc_key = load_key(cc->encryption_key)) == NULL) {
+            snprintf(buf, sizeof(buf), "[ca %s]: encryption_cert/encryption_key unreadable",
+                     cc->name);
+            goto fail;
+        }
+    }
+    *ca_r = ca;
+    return CMPR_OK;
+ fail:
+    ERR_clear_error();
+    *err_r = strdup(buf);
+    cmpr_ca_free(ca);
+    return CMPR_ERR_CONFIG;
+}
+
+void
+cmpr_ca_free(struct cmpr_ca *ca)
+{
+    if (ca == NULL)
+        return;
+    EVP_PKEY_free(ca->key);
+    X509_free(ca->cert);
+    sk_X509_pop_free(ca->chain, X509_free);
+    X509_free(ca->root);
+    EVP_PKEY_free(ca->signer_key);
+    X509_free(ca->signer_cert);
+    sk_X509_pop_free(ca->signer_chain, X509_free);
+    EVP_PKEY_free(ca->enc_key);
+    X509_free(ca->enc_cert);
+    free(ca);
+}
+
+STACK_OF(X509) *
+cmpr_ca_get1_chain(const struct cmpr_ca *ca)
+{
+    STACK_OF(X509) *sk = sk_X509_new_null();
+
+    if (sk == NULL || !X509_add_cert(sk, ca->cert, X509_ADD_FLAG_UP_REF)
+            || !X509_add_certs(sk, ca->chain, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP)) {
+        sk_X509_pop_free(sk, X509_free);
+        return NULL;
+    }
+    return sk;
+}
+
+void
+cmpr_name_text(const X509_NAME *name, char *buf, size_t len)
+{
+    BIO *mem = BIO_new(BIO_s_mem());
+    char *p = NULL;
+    long n;
+
+    buf[0] = '\0';
+    if (mem == NULL || name == NULL) {
+        BIO_free(mem);
+        return;
+    }
+    X509_NAME_print_ex(mem, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+    n = BIO_get_mem_data(mem, &p);
+    snprintf(buf, len, "%.*s", (int)(n > 0 ? n : 0), p != NULL ? p : "");
+    BIO_free(mem);
+}
+
+int
+cmpr_name_matches(const X509_NAME *name, const char *pattern)
+{
+    char text[1024];
+
+    cmpr_name_text(name, text, sizeof(text));
+    if (strpbrk(pattern, "*?[") == NULL)
+        return strcmp(text, pattern) == 0;
+    return fnmatch(pattern, text, 0) == 0;
+}
+
+/* "ec:P-256" / "rsa:3072" / "ed25519" for a key, to compare with key_types */
+static int
+key_allowed(EVP_PKEY *pk, char *const *types, char *desc, size_t dlen)
+{
+    char *defaults[] = { "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048-8192", "ed25519",
+                         "ed448", NULL };
+    char *const *t = types != NULL ? types : defaults;
+    char group[64] = "";
+    const char *nist = NULL;
+    int bits = EVP_PKEY_get_bits(pk);
+
+    if (EVP_PKEY_is_a(pk, "EC")) {
+        EVP_PKEY_get_utf8_string_param(pk, "group", group, sizeof(group), NULL);
+        nist = EC_curve_nid2nist(OBJ_sn2nid(group));
+        snprintf(desc, dlen, "ec:%s", nist != NULL ? nist : group);
+    } else if (EVP_PKEY_is_a(pk, "RSA")) {
+        snprintf(desc, dlen, "rsa:%d", bits);
+    } else {
+        snprintf(desc, dlen, "%s", EVP_PKEY_get0_type_name(pk));
+        for (char *c = desc; *c != '\0'; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+    }
+    for (; *t != NULL; t++) {
+        if (strncmp(*t, "rsa:", 4) == 0 && EVP_PKEY_is_a(pk, "RSA")) {
+            char *end;
+            long lo = strtol(*t + 4, &end, 10), hi = lo;
+
+            if (*end == '-')
+                hi = strtol(end + 1, NULL, 10);
+            if (bits >= lo && bits <= hi)
+                return 1;
+        } else if (strncmp(*t, "ec:", 3) == 0 && EVP_PKEY_is_a(pk, "EC")) {
+            if ((nist != NULL && strcmp(*t + 3, nist) == 0) || strcmp(*t + 3, group) == 0)
+                return 1;
+        } else if (strcmp(*t, desc) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int
+cmpr_ca_check(const struct cmpr_conf_profile *pr, const struct cmpr_ca_request *req,
+              int *failbit_r, char *why, size_t whylen)
+{
+    char desc[64];
+
+    if (req->pubkey == NULL) {
+        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
+        snprintf(why, whylen, "the request carries no (usable) public key");
+        return CMPR_ERR_INVALID_ARG;
+    }
+    if (req->subject == NULL || X509_NAME_entry_count(req->subject) == 0) {
+        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
+        snprintf(why, whylen, "the request names no subject");
+        return CMPR_ERR_INVALID_ARG;
+    }
+    if (!key_allowed(req->pubkey, pr->key_types, desc, sizeof(desc))) {
+        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
+        snprintf(why, whylen, "profile %s does not accept %s keys", pr->name, desc);
+        return CMPR_ERR_INVALID_ARG;
+    }
+    if (pr->subject != NULL && !cmpr_name_matches(req->subject, pr->subject)) {
+        char text[256];
+
+        cmpr_name_text(req->subject, text, sizeof(text));
+        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
+        snprintf(why, whylen, "subject %s does not fit profile %s", text, pr->name);
+        return CMPR_ERR_INVALID_ARG;
+    }
+    if (req->not_after != 0 && req->not_before != 0 && req->not_after <= req->not_before) {
+        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
+        snprintf(why, whylen, "the requested validity ends before it starts");
+        return CMPR_ERR_INVALID_ARG;
+    }
+    return CMPR_OK;
+}
+
+static int
+add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
+{
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, v3, nid, value);
+    int ok = ext != NULL && X509_add_ext(x, ext, -1);
+
+    X509_EXTENSION_free(ext);
+    return ok;
+}
+
+static int
+join(char *buf, size_t len, char *const *v, const char *prefix)
+{
+    size_t off = 0;
+
+    buf[0] = '\0';
+    for (; v != NULL && *v != NULL; v++) {
+        int n = snprintf(buf + off, len - off, "%s%s%s", off ? "," : "", prefix, *v);
+
+        if (n < 0 || (size_t)n >= len - off)
+            return 0;
+        off += (size_t)n;
+    }
+    return 1;
+}
+
+int
+cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_profile *pr,
+              const struct cmpr_ca_request *req, X509 **cert_r, int *modified_r)
+{
+    X509 *x = NULL;
+    X509V3_CTX v3;
+    unsigned char serial[16];
+    ASN1_INTEGER *sn = NULL;
+    BIGNUM *bn = NULL;
+    time_t now = time(NULL), nb, na, cap;
+    char buf[1024];
+    const EVP_MD *md = EVP_sha256();
+    int r = CMPR_ERR_INTERNAL, tries;
+
+    *cert_r = NULL;
+    *modified_r = 0;
+    /* random positive serial, >= 120 bits of entropy, never reused */
+    for (tries = 0; tries < 8; tries++) {
+        if (RAND_bytes(serial, sizeof(serial)) != 1)
+            return CMPR_ERR_INTERNAL;
+        serial[0] &= 0x7f;
+        serial[0] |= 0x40;          /* keeps the length fixed: 16 octets */
+        r = st->ops->serial_reserve(st, serial, sizeof(serial));
+        if (r != CMPR_ERR_EXISTS)
+            break;
+    }
+    if (r != CMPR_OK)
+        return r;
+    r = CMPR_ERR_INTERNAL;
+    nb = req->not_before > now ? req->not_before : now;
+    cap = nb + pr->validity_days * 86400L;
+    na = cap;
+    if (req->not_after != 0) {
+        if (req->not_after > cap)
+            *modified_r = 1;
+        else
+            na = req->not_after;
+    }
+    if (req->not_before != 0 && req->not_before < now - 300)
+        *modified_r = 1;    /* no backdating */
+    if ((x = X509_new()) == NULL || (bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL
+            || (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL
+            || !X509_set_version(x, 2) || !X509_set_serialNumber(x, sn)
+            || !X509_set_issuer_name(x, X509_get_subject_name(ca->cert))
+            || !X509_set_subject_name(x, (X509_NAME *)req->subject)
+            || X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &nb) == NULL
+            || X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &na) == NULL
+            || !X509_set_pubkey(x, req->pubkey))
+        goto out;
+    X509V3_set_ctx(&v3, ca->cert, x, NULL, NULL, 0);
+    if (pr->ca) {
+        if (pr->path_len >= 0)
+            snprintf(buf, sizeof(buf), "critical,CA:TRUE,pathlen:%ld", pr->path_len);
+        else
+            snprintf(buf, sizeof(buf), "critical,CA:TRUE");
+    } else {
+        snprintf(buf, sizeof(buf), "critical,CA:FALSE");
+    }
+    if (!add_ext(x, &v3, NID_basic_constraints, buf))
+        goto out;
+    if (pr->key_usage != NULL) {
+        char ku[512];
+
+        if (!join(ku, sizeof(ku), pr->key_usage, "") || snprintf(buf, sizeof(buf), "critical,%s", ku) < 0
+                || !add_ext(x, &v3, NID_key_usage, buf))
+            goto out;
+    } else if (pr->ca && !add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature")) {
+        goto out;
+    }
+    if (pr->extended_key_usage != NULL
+            && (!join(buf, sizeof(buf), pr->extended_key_usage, "")
+                || !add_ext(x, &v3, NID_ext_key_usage, buf)))
+        goto out;
+    if (!add_ext(x, &v3, NID_subject_key_identifier, "hash")
+            || !add_ext(x, &v3, NID_authority_key_identifier, "keyid:always"))
+        goto out;
+    if (pr->copy_san && req->exts != NULL) {
+        int i = X509v3_get_ext_by_NID(req->exts, NID_subject_alt_name, -1);
+
+        if (i >= 0 && !X509_add_ext(x, X509v3_get_ext(req->exts, i), -1))
+            goto out;
+    }
+    if (pr->crl_distribution_point != NULL) {
+        snprintf(buf, sizeof(buf), "URI:%s", pr->crl_distribution_point);
+        if (!add_ext(x, &v3, NID_crl_distribution_points, buf))
+            goto out;
+    }
+    if (pr->aia_ca_issuers != NULL || pr->aia_ocsp != NULL) {
+        snprintf(buf, sizeof(buf), "%s%s%s%s%s",
+                 pr->aia_ca_issuers ? "caIssuers;URI:" : "", pr->aia_ca_issuers ? pr->aia_ca_issuers : "",
+                 pr->aia_ca_issuers && pr->aia_ocsp ? "," : "",
+                 pr->aia_ocsp ? "OCSP;URI:" : "", pr->aia_ocsp ? pr->aia_ocsp : "");
+        if (!add_ext(x, &v3, NID_info_access, buf))
+            goto out;
+    }
+    if (EVP_PKEY_is_a(ca->key, "ED25519") || EVP_PKEY_is_a(ca->key, "ED448"))
+        md = NULL;
+    if (X509_sign(x, ca->key, md) <= 0)
+        goto out;
+    *cert_r = x;
+    x = NULL;
+    r = CMPR_OK;
+ out:
+    if (r != CMPR_OK)
+        cmpr_log_error("issuing failed: %s", ERR_reason_error_string(ERR_peek_last_error()));
+    ERR_clear_error();
+    X509_free(x);
+    ASN1_INTEGER_free(sn);
+    BN_free(bn);
+    return r;
+}
+
+struct crl_ctx {
+    X509_CRL *crl;
+    int failed;
+};
+
+static int
+crl_add(const struct cmpr_cert_rec *rec, void *arg)
+{
+    struct crl_ctx *c = arg;
+    X509_REVOKED *rv;
+    BIGNUM *bn;
+    ASN1_INTEGER *sn;
+    ASN1_TIME *t;
+
+    if (rec->status == CMPR_CERT_VALID)
+        return CMPR_OK;
+    rv = X509_REVOKED_new();
+    bn = BN_bin2bn(rec->serial, (int)rec->serial_len, NULL);
+    sn = bn != NULL ? BN_to_ASN1_INTEGER(bn, NULL) : NULL;
+    t = ASN1_TIME_set(NULL, (time_t)rec->revoked_at);
+    if (rv == NULL || sn == NULL || t == NULL || !X509_REVOKED_set_serialNumber(rv, sn)
+            || !X509_REVOKED_set_revocationDate(rv, t)) {
+        c->failed = 1;
+    } else {
+        int reason = rec->status == CMPR_CERT_ON_HOLD ? 6 : rec->reason;
+
+        if (reason > 0) {
+            ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
+
+            ASN1_ENUMERATED_set(e, reason);
+            X509_REVOKED_add1_ext_i2d(rv, NID_crl_reason, e, 0, 0);
+            ASN1_ENUMERATED_free(e);
+        }
+        if (X509_CRL_add0_revoked(c->crl, rv))
+            rv = NULL;
+        else
+            c->failed = 1;
+    }
+    X509_REVOKED_free(rv);
+    ASN1_INTEGER_free(sn);
+    ASN1_TIME_free(t);
+    BN_free(bn);
+    return CMPR_OK;
+}
+
+int
+cmpr_ca_make_crl(struct cmpr_ca *ca, struct cmpr_store *st, X509_CRL **crl_r)
+{
+    struct crl_ctx c = { X509_CRL_new(), 0 };
+    time_t now = time(NULL);
+    ASN1_TIME *t1 = ASN1_TIME_set(NULL, now);
+    ASN1_TIME *t2 = ASN1_TIME_set(NULL, now + ca->conf->crl_days * 86400L);
+    ASN1_INTEGER *num = ASN1_INTEGER_new();
+    X509V3_CTX v3;
+    X509_EXTENSION *aki;
+    const EVP_MD *md = EVP_sha256();
+    int r = CMPR_ERR_INTERNAL;
+
+    *crl_r = NULL;
+    if (c.crl == NULL || t1 == NULL || t2 == NULL || num == NULL
+            || !X509_CRL_set_version(c.crl, 1)
+            || !X509_CRL_set_issuer_name(c.crl, X509_get_subject_name(ca->cert))
+            || !X509_CRL_set1_lastUpdate(c.crl, t1) || !X509_CRL_set1_nextUpdate(c.crl, t2))
+        goto out;
+    if ((r = st->ops->cert_list(st, crl_add, &c)) != CMPR_OK)
+        goto out;
+    r = CMPR_ERR_INTERNAL;
+    if (c.failed)
+        goto out;
+    /* CRL numbers grow with time, so a restart never goes backwards */
+    ASN1_INTEGER_set_int64(num, (int64_t)now);
+    X509_CRL_add1_ext_i2d(c.crl, NID_crl_number, num, 0, 0);
+    X509V3_set_ctx(&v3, ca->cert, NULL, NULL, c.crl, 0);
+    if ((aki = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always")) != NULL) {
+        X509_CRL_add_ext(c.crl, aki, -1);
+        X509_EXTENSION_free(aki);
+    }
+    X509_CRL_sort(c.crl);
+    if (EVP_PKEY_is_a(ca->key, "ED25519") || EVP_PKEY_is_a(ca->key, "ED448"))
+        md = NULL;
+    if (X509_CRL_sign(c.crl, ca->key, md) <= 0)
+        goto out;
+    *crl_r = c.crl;
+    c.crl = NULL;
+    r = CMPR_OK;
+ out:
+    ERR_clear_error();
+    X509_CRL_free(c.crl);
+    ASN1_TIME_free(t1);
+    ASN1_TIME_free(t2);
+    ASN1_INTEGER_free(num);
+    return r;
+}
+
+int
+cmpr_ca_write_crl(struct cmpr_ca *ca, struct cmpr_store *st, const char *path)
+{
+    X509_CRL *crl = NULL;
+    unsigned char *der = NULL;
+    char tmp[4096];
+    int n, fd = -1, r;
+
+    if (path == NULL)
+        path = ca->conf->crl_file;
+    if (path == NULL)
+        return CMPR_OK;
+    if ((r = cmpr_ca_make_crl(ca, st, &crl)) != CMPR_OK)
+        return r;
+    r = CMPR_ERR_IO;
+    if ((n = i2d_X509_CRL(crl, &der)) <= 0)
+        goto out;
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+        goto out;
+    if (write(fd, der, (size_t)n) != n || fsync(fd) != 0) {
+        close(fd);
+        unlink(tmp);
+        goto out;
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) {
+        unlink(tmp);
+        goto out;
+    }
+    r = CMPR_OK;
+ out:
+    if (r != CMPR_OK)
+        cmpr_log_error("cannot write CRL %s", path);
+    OPENSSL_free(der);
+    X509_CRL_free(crl);
+    return r;
+}

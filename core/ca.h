@@ -1,0 +1,60 @@
+/* The issuing engine: CA keys and certificates loaded once, profiles applied
+ * to requests, random serial numbers reserved in the store, CRLs. */
+#ifndef CMPR_CORE_CA_H
+#define CMPR_CORE_CA_H
+
+#include <time.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include "core/config.h"
+#include "core/store.h"
+
+struct cmpr_ca {
+    const struct cmpr_conf_ca *conf;
+    EVP_PKEY *key;
+    X509 *cert;
+    STACK_OF(X509) *chain;          /* above cert, towards the root */
+    X509 *root;                     /* trust anchor (caPubs) */
+    EVP_PKEY *signer_key;           /* protects responses: signer or the CA itself */
+    X509 *signer_cert;
+    STACK_OF(X509) *signer_chain;   /* signer_cert's issuers */
+    EVP_PKEY *enc_key;              /* krr/archive: may be NULL */
+    X509 *enc_cert;
+};
+
+int cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r);
+void cmpr_ca_free(struct cmpr_ca *ca);
+
+/* What a request asks for, whatever body carried it. */
+struct cmpr_ca_request {
+    const X509_NAME *subject;
+    EVP_PKEY *pubkey;
+    const STACK_OF(X509_EXTENSION) *exts;   /* requested extensions (SAN is used) */
+    time_t not_before, not_after;           /* 0: not asked */
+};
+
+/* Checks req against the profile. On refusal returns CMPR_ERR_INVALID_ARG
+ * with *failbit_r a CMPR_FI_* bit and why[] a statusString. */
+int cmpr_ca_check(const struct cmpr_conf_profile *pr, const struct cmpr_ca_request *req,
+                  int *failbit_r, char *why, size_t whylen);
+
+/* Issues a certificate with a fresh random serial reserved in st.
+ * *modified_r is set when the validity was capped (grantedWithMods). */
+int cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_profile *pr,
+                  const struct cmpr_ca_request *req, X509 **cert_r, int *modified_r);
+
+/* A CRL of every revoked certificate in st, valid crl_days. */
+int cmpr_ca_make_crl(struct cmpr_ca *ca, struct cmpr_store *st, X509_CRL **crl_r);
+/* Writes the CRL to conf->crl_file (or path) atomically. */
+int cmpr_ca_write_crl(struct cmpr_ca *ca, struct cmpr_store *st, const char *path);
+
+/* The chain a client needs for an issued certificate: CA cert + chain. */
+STACK_OF(X509) *cmpr_ca_get1_chain(const struct cmpr_ca *ca);
+
+/* Does the name fit an exact DN or fnmatch pattern on its RFC 2253 form? */
+int cmpr_name_matches(const X509_NAME *name, const char *pattern);
+void cmpr_name_text(const X509_NAME *name, char *buf, size_t len);
+
+#endif

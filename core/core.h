@@ -1,0 +1,46 @@
+/* The CMP core: one request in, one answer out, whatever medium carried it.
+ * Knows no transport. Safe to call from several worker threads at once. */
+#ifndef CMPR_CORE_CORE_H
+#define CMPR_CORE_CORE_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "core/config.h"
+#include "core/store.h"
+
+struct cmpr_core;
+
+/* Where a request came from (for logs, audit and profile selection). */
+struct cmpr_request_info {
+    const char *medium;     /* "http", "tcp", "file", "sftp", "mail", "cli" */
+    const char *peer;       /* address, file name, mail From */
+    const char *label;      /* HTTP /p/<label>, file-drop or mail label, or NULL */
+};
+
+/* conf stays owned by the caller and must outlive the core. */
+int cmpr_core_new(const struct cmpr_conf *conf, struct cmpr_core **core_r, char **err_r);
+void cmpr_core_free(struct cmpr_core *core);
+struct cmpr_store *cmpr_core_store(struct cmpr_core *core);
+
+/* Processes one DER PKIMessage and returns the DER answer (caller frees with
+ * free()). Every request gets an answer: a CMP response or a protected CMP
+ * error. Fails only when no answer can be built at all. */
+int cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
+                     const unsigned char *der, size_t len, unsigned char **out_r,
+                     size_t *out_len_r);
+
+/* Operator decisions on a request waiting for approval. */
+int cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len);
+int cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len,
+                     const char *reason);
+/* Revokes a certificate issued here (reason: CRLReason code). */
+int cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len,
+                     int reason);
+/* Housekeeping: certificates not confirmed within confirm_wait are revoked
+ * and their transactions rejected (RFC 9810 5.3.18). Returns how many. */
+int cmpr_core_expire(struct cmpr_core *core, time_t now);
+/* Writes the CRL of the CA to path (NULL: its crl_file). */
+int cmpr_core_write_crl(struct cmpr_core *core, const char *path);
+
+#endif

@@ -1,0 +1,41 @@
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+static int log_level = CMPR_LOG_INFO;
+static const char *const names[] = { "error", "warning", "info", "debug" };
+
+void cmpr_log_set_level(int level) { log_level = level; }
+int cmpr_log_get_level(void) { return log_level; }
+
+int
+cmpr_log_level_from_name(const char *name)
+{
+    for (int i = 0; i < 4; i++)
+        if (strcmp(names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+void
+cmpr_log(int level, const char *fmt, ...)
+{
+    char line[1024], ts[32];
+    va_list ap;
+    time_t now;
+    struct tm tm;
+
+    if (level > log_level)
+        return;
+    now = time(NULL);
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    /* one write per line so concurrent workers do not interleave */
+    fprintf(stderr, "%s cmprouter[%s] %s\n", ts, names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+}

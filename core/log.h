@@ -1,0 +1,19 @@
+/* Logging to stderr with levels; every line about a message names the medium,
+ * the peer and the transactionID (the caller formats them in). */
+#ifndef CMPR_CORE_LOG_H
+#define CMPR_CORE_LOG_H
+
+enum cmpr_log_level { CMPR_LOG_ERROR = 0, CMPR_LOG_WARNING, CMPR_LOG_INFO, CMPR_LOG_DEBUG };
+
+void cmpr_log_set_level(int level);
+int cmpr_log_get_level(void);
+/* "error", "warning", "info", "debug"; -1 if unknown */
+int cmpr_log_level_from_name(const char *name);
+void cmpr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define cmpr_log_error(...) cmpr_log(CMPR_LOG_ERROR, __VA_ARGS__)
+#define cmpr_log_warn(...)  cmpr_log(CMPR_LOG_WARNING, __VA_ARGS__)
+#define cmpr_log_info(...)  cmpr_log(CMPR_LOG_INFO, __VA_ARGS__)
+#define cmpr_log_debug(...) cmpr_log(CMPR_LOG_DEBUG, __VA_ARGS__)
+
+#endif

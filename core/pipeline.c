@@ -1,0 +1,1619 @@
+/*
+ * decode -> header checks -> protection -> authorization -> transaction ->
+ * handler -> protected answer. RFC 9810 / RFC 9483 rules are cited where they
+ * are applied. Runs on worker threads; all shared state is in the store.
+ */
+#include "core/core.h"
+#include "core/ca.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "core/txn.h"
+#include "codec/msg.h"
+#include "codec/oids.h"
+#include "codec/print.h"
+#include "codec/protect.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+struct cmpr_core {
+    const struct cmpr_conf *conf;
+    struct cmpr_store *st;
+    struct cmpr_ca **cas;
+    size_t n_cas;
+    X509_STORE *trust;              /* anchors for signature-protected requests */
+    STACK_OF(X509) *untrusted;
+    struct cmpr_mac_cache *mac_cache;
+};
+
+enum { AUTH_NONE = 0, AUTH_MAC, AUTH_SIG };
+
+struct req {
+    struct cmpr_core *core;
+    const struct cmpr_request_info *info;
+    CMPR_PKIMESSAGE *msg;
+    int body;
+    int auth;
+    int mac_kind;
+    const struct cmpr_conf_client *client;
+    X509 *signer;                   /* borrowed from msg->extraCerts */
+    int signer_is_ra;
+    struct cmpr_ca *ca;
+    char sender[512];
+    char tidhex[2 * CMPR_STORE_MAX_ID + 1];
+    struct cmpr_txn_rec txn;        /* loaded or new transaction */
+    int have_txn;                   /* txn exists in the store */
+    int save_txn;                   /* 1: insert, 2: update, after the answer is built */
+    struct cmpr_cert_rec *new_cert; /* to store before the transaction */
+};
+
+#define FI(x) (1u << (x))
+
+/* ---------------- small helpers ---------------- */
+
+static void
+hex(const unsigned char *d, size_t len, char *out, size_t outlen)
+{
+    size_t i;
+
+    out[0] = '\0';
+    for (i = 0; i < len && 2 * i + 2 < outlen; i++)
+        snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void
+octets(const ASN1_OCTET_STRING *os, unsigned char *dst, size_t cap, size_t *len_r)
+{
+    *len_r = 0;
+    if (os == NULL || (size_t)ASN1_STRING_length(os) > cap)
+        return;
+    memcpy(dst, ASN1_STRING_get0_data(os), (size_t)ASN1_STRING_length(os));
+    *len_r = (size_t)ASN1_STRING_length(os);
+}
+
+static int
+octets_equal(const ASN1_OCTET_STRING *os, const unsigned char *d, size_t len)
+{
+    return os != NULL && (size_t)ASN1_STRING_length(os) == len
+        && memcmp(ASN1_STRING_get0_data(os), d, len) == 0;
+}
+
+static void __attribute__((format(printf, 3, 4)))
+audit(struct req *q, const char *event, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    const unsigned char *tid = NULL;
+    size_t tid_len = 0;
+
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    if (q->msg != NULL && q->msg->header->transactionID != NULL) {
+        tid = ASN1_STRING_get0_data(q->msg->header->transactionID);
+        tid_len = (size_t)ASN1_STRING_length(q->msg->header->transactionID);
+        if (tid_len > CMPR_STORE_MAX_ID)
+            tid_len = CMPR_STORE_MAX_ID;
+    }
+    (void)q->core->st->ops->audit(q->core->st, tid, tid_len,
+                                  q->client != NULL ? q->client->name : q->sender, event, detail);
+    cmpr_log_info("%s %s tid=%s %s: %s: %s", q->info->medium, q->info->peer != NULL ? q->info->peer : "-",
+                  q->tidhex[0] ? q->tidhex : "-",
+                  q->client != NULL ? q->client->name : (q->sender[0] ? q->sender : "-"), event, detail);
+}
+
+/* A protected CMP error (RFC 9810 5.3.21) for a message-level problem. */
+static CMPR_PKIMESSAGE * __attribute__((format(printf, 3, 4)))
+error_rsp(struct req *q, int failbit, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    audit(q, "error", "%s: %s", cmpr_failinfo_name(failbit), text);
+    return cmpr_msg_build_error(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text),
+                                -1, NULL);
+}
+
+/* ---------------- core setup ---------------- */
+
+static int
+add_pem_certs(X509_STORE *store, STACK_OF(X509) *sk, const char *path)
+{
+    BIO *b = BIO_new_file(path, "r");
+    X509 *x;
+    int n = 0;
+
+    if (b == NULL)
+        return -1;
+    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+        if (store != NULL)
+            X509_STORE_add_cert(store, x);
+        if (sk != NULL)
+            sk_X509_push(sk, x);
+        else
+            X509_free(x);
+        n++;
+    }
+    ERR_clear_error();
+    BIO_free(b);
+    return n;
+}
+
+int
+cmpr_core_new(const struct cmpr_conf *conf, struct cmpr_core **core_r, char **err_r)
+{
+    struct cmpr_core *c = calloc(1, sizeof(*c));
+    int r = CMPR_ERR_CONFIG;
+    char buf[512];
+
+    *core_r = NULL;
+    *err_r = NULL;
+    if (c == NULL)
+        return CMPR_ERR_ALLOC;
+    c->conf = conf;
+    if (conf->log_level != NULL && cmpr_log_level_from_name(conf->log_level) >= 0)
+        cmpr_log_set_level(cmpr_log_level_from_name(conf->log_level));
+    c->cas = calloc(conf->n_cas, sizeof(*c->cas));
+    for (size_t i = 0; i < conf->n_cas; i++) {
+        if ((r = cmpr_ca_load(&conf->cas[i], &c->cas[i], err_r)) != CMPR_OK)
+            goto fail;
+        c->n_cas++;
+    }
+    c->trust = X509_STORE_new();
+    c->untrusted = sk_X509_new_null();
+    /* our own CAs anchor the certificates we issued (kur, rr, certConf by signature) */
+    for (size_t i = 0; i < c->n_cas; i++) {
+        X509_STORE_add_cert(c->trust, c->cas[i]->root != NULL ? c->cas[i]->root : c->cas[i]->cert);
+        X509_add_cert(c->untrusted, c->cas[i]->cert, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP);
+        X509_add_certs(c->untrusted, c->cas[i]->chain, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP);
+    }
+    if (conf->trusted != NULL && add_pem_certs(c->trust, NULL, conf->trusted) <= 0) {
+        snprintf(buf, sizeof(buf), "trusted: no certificates in %s", conf->trusted);
+        *err_r = strdup(buf);
+        r = CMPR_ERR_CONFIG;
+        goto fail;
+    }
+    if (conf->untrusted != NULL && add_pem_certs(NULL, c->untrusted, conf->untrusted) <= 0) {
+        snprintf(buf, sizeof(buf), "untrusted: no certificates in %s", conf->untrusted);
+        *err_r = strdup(buf);
+        r = CMPR_ERR_CONFIG;
+        goto fail;
+    }
+    if ((c->mac_cache = cmpr_mac_cache_new(0)) == NULL) {
+        r = CMPR_ERR_ALLOC;
+        goto fail;
+    }
+    if ((r = cmpr_store_open(conf->store, &c->st)) != CMPR_OK) {
+        snprintf(buf, sizeof(buf), "cannot open store %s", conf->store);
+        *err_r = strdup(buf);
+        goto fail;
+    }
+    *core_r = c;
+    return CMPR_OK;
+ fail:
+    cmpr_core_free(c);
+    return r;
+}
+
+void
+cmpr_core_free(struct cmpr_core *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->n_cas; i++)
+        cmpr_ca_free(c->cas[i]);
+    free(c->cas);
+    X509_STORE_free(c->trust);
+    sk_X509_pop_free(c->untrusted, X509_free);
+    cmpr_mac_cache_free(c->mac_cache);
+    cmpr_store_close(c->st);
+    free(c);
+}
+
+struct cmpr_store *
+cmpr_core_store(struct cmpr_core *c)
+{
+    return c->st;
+}
+
+/* ---------------- header checks (RFC 9483 3.1, 3.5) ---------------- */
+
+static int
+is_request(int body)
+{
+    switch (body) {
+    case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_P10CR: case CMPR_BODY_KUR:
+    case CMPR_BODY_KRR: case CMPR_BODY_CCR: case CMPR_BODY_RR: case CMPR_BODY_GENM:
+    case CMPR_BODY_ERROR: case CMPR_BODY_CERTCONF: case CMPR_BODY_POLLREQ:
+    case CMPR_BODY_NESTED: case CMPR_BODY_POPDECR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+static CMPR_PKIMESSAGE *
+check_header(struct req *q)
+{
+    const CMPR_PKIHEADER *h = q->msg->header;
+    long pvno = cmpr_msg_pvno(q->msg);
+    int skew = (int)q->core->conf->message_time_skew;
+
+    /* RFC 9810 7 / RFC 9483 3.5: answer in the same pvno; unsupported ->
+     * unsupportedVersion (the builder answers with our nearest version) */
+    if (pvno != CMPR_PVNO_2 && pvno != CMPR_PVNO_3)
+        return error_rsp(q, CMPR_FI_UNSUPPORTED_VERSION,
+                         "pvno %ld is not supported; this server speaks 2 and 3", pvno);
+    if (h->transactionID == NULL || ASN1_STRING_length(h->transactionID) < 1
+            || ASN1_STRING_length(h->transactionID) > CMPR_STORE_MAX_ID)
+        return error_rsp(q, CMPR_FI_BAD_DATA_FORMAT,
+                         "transactionID must be present (1..%d octets)", CMPR_STORE_MAX_ID);
+    if (h->senderNonce == NULL || ASN1_STRING_length(h->senderNonce) < CMPR_NONCE_LEN
+            || ASN1_STRING_length(h->senderNonce) > CMPR_STORE_MAX_ID)
+        return error_rsp(q, CMPR_FI_BAD_SENDER_NONCE,
+                         "senderNonce must be present with at least 128 bits");
+    if (h->sender == NULL || h->sender->type != GEN_DIRNAME)
+        return error_rsp(q, CMPR_FI_BAD_DATA_FORMAT, "sender must be a directoryName");
+    if (!is_request(q->body))
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "%s is not a request this server accepts",
+                         cmpr_body_name(q->body));
+    if (skew > 0 && h->messageTime != NULL) {
+        int days = 0, secs = 0;
+
+        if (!ASN1_TIME_diff(&days, &secs, NULL, h->messageTime)
+                || (long)days * 86400L + secs > skew || (long)days * 86400L + secs < -skew)
+            return error_rsp(q, CMPR_FI_BAD_TIME,
+                             "messageTime differs from the server clock by more than %d s", skew);
+    }
+    return NULL;
+}
+
+/* ---------------- protection (RFC 9483 3.2, 3.5; RFC 9810 5.1.3) ---------------- */
+
+static int
+has_eku(X509 *x, const char *oid)
+{
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+    ASN1_OBJECT *want = OBJ_txt2obj(oid, 1);
+    int found = 0;
+
+    for (int i = 0; eku != NULL && i < sk_ASN1_OBJECT_num(eku); i++)
+        if (OBJ_cmp(sk_ASN1_OBJECT_value(eku, i), want) == 0)
+            found = 1;
+    ASN1_OBJECT_free(want);
+    EXTENDED_KEY_USAGE_free(eku);
+    return found;
+}
+
+static const struct cmpr_conf_client *
+client_by_cert(const struct cmpr_conf *conf, X509 *x)
+{
+    for (size_t i = 0; i < conf->n_clients; i++)
+        if (conf->clients[i].cert_subject != NULL
+                && cmpr_name_matches(X509_get_subject_name(x), conf->clients[i].cert_subject))
+            return &conf->clients[i];
+    return NULL;
+}
+
+static CMPR_PKIMESSAGE *
+authenticate(struct req *q)
+{
+    const CMPR_PKIHEADER *h = q->msg->header;
+    int kind, r;
+
+    if (h->protectionAlg == NULL || q->msg->protection == NULL)
+        return error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK, "the message is not protected");
+    kind = cmpr_prot_kind(h->protectionAlg->algorithm);
+    if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1) {
+        struct cmpr_verify_opts vo = { (unsigned)q->core->conf->max_mac_iterations,
+                                       q->core->mac_cache };
+        const ASN1_OCTET_STRING *kid = h->senderKID;
+        char refhex[2 * 64 + 1];
+
+        if (kid == NULL)
+            return error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK,
+                             "MAC protection needs senderKID naming the shared secret");
+        hex(ASN1_STRING_get0_data(kid), (size_t)ASN1_STRING_length(kid), refhex, sizeof(refhex));
+        snprintf(q->sender, sizeof(q->sender), "ref:%s", refhex);
+        q->client = cmpr_conf_client_by_ref(q->core->conf, ASN1_STRING_get0_data(kid),
+                                            (size_t)ASN1_STRING_length(kid));
+        if (q->client == NULL)
+            return error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK, "unknown reference (senderKID %s)",
+                             refhex);
+        if ((r = cmpr_verify_mac(q->msg, q->client->secret, q->client->secret_len, &vo)) != CMPR_OK) {
+            const struct cmpr_conf_client *cl = q->client;
+            CMPR_PKIMESSAGE *e;
+
+            q->client = NULL;   /* not authenticated: the error is signed */
+            e = error_rsp(q, cmpr_err_failinfo(r) >= 0 ? cmpr_err_failinfo(r)
+                          : CMPR_FI_BAD_MESSAGE_CHECK, "MAC check for client %s failed: %s",
+                          cl->name, cmpr_strerror(r));
+            return e;
+        }
+        q->auth = AUTH_MAC;
+        q->mac_kind = kind == CMPR_PROT_PBMAC1 ? CMPR_MAC_PBMAC1 : CMPR_MAC_PBM;
+        return NULL;
+    }
+    if (kind == CMPR_PROT_SIG || OBJ_obj2nid(h->protectionAlg->algorithm) == NID_rsassaPss) {
+        X509 *signer = cmpr_msg_get0_protection_cert(q->msg);
+        X509_STORE_CTX *ctx;
+        STACK_OF(X509) *untrusted;
+        int ok;
+
+        if (signer == NULL)
+            return error_rsp(q, CMPR_FI_SIGNER_NOT_TRUSTED,
+                             "signature protection without the signer's certificate in extraCerts");
+        cmpr_name_text(X509_get_subject_name(signer), q->sender, sizeof(q->sender));
+        if ((r = cmpr_verify_sig(q->msg, X509_get0_pubkey(signer))) != CMPR_OK)
+            return error_rsp(q, cmpr_err_failinfo(r) >= 0 ? cmpr_err_failinfo(r)
+                             : CMPR_FI_BAD_MESSAGE_CHECK, "signature check failed: %s",
+                             cmpr_strerror(r));
+        /* RFC 9483 3.5: the sender is the subject of the protection certificate */
+        if (X509_NAME_cmp(cmpr_hdr_get0_sender_name(h), X509_get_subject_name(signer)) != 0)
+            return error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK,
+                             "sender does not match the subject of the protection certificate");
+        untrusted = sk_X509_new_null();
+        X509_add_certs(untrusted, q->msg->extraCerts, X509_ADD_FLAG_UP_REF);
+        X509_add_certs(untrusted, q->core->untrusted, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP);
+        ctx = X509_STORE_CTX_new();
+        ok = ctx != NULL && X509_STORE_CTX_init(ctx, q->core->trust, signer, untrusted)
+            && X509_verify_cert(ctx) == 1;
+        if (!ok) {
+            int verr = ctx != NULL ? X509_STORE_CTX_get_error(ctx) : 0;
+            CMPR_PKIMESSAGE *e = error_rsp(q, CMPR_FI_SIGNER_NOT_TRUSTED,
+                                           "protection certificate not trusted: %s",
+                                           X509_verify_cert_error_string(verr));
+
+            X509_STORE_CTX_free(ctx);
+            sk_X509_pop_free(untrusted, X509_free);
+            ERR_clear_error();
+            return e;
+        }
+        X509_STORE_CTX_free(ctx);
+        sk_X509_pop_free(untrusted, X509_free);
+        /* keyUsage, when present, must allow digitalSignature */
+        if ((X509_get_extension_flags(signer) & EXFLAG_KUSAGE)
+                && !(X509_get_key_usage(signer) & KU_DIGITAL_SIGNATURE))
+            return error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
+                             "protection certificate lacks digitalSignature key usage");
+        q->auth = AUTH_SIG;
+        q->signer = signer;
+        q->signer_is_ra = has_eku(signer, "1.3.6.1.5.5.7.3.28");   /* id-kp-cmcRA */
+        q->client = client_by_cert(q->core->conf, signer);
+        return NULL;
+    }
+    return error_rsp(q, CMPR_FI_BAD_ALG, "protection algorithm not supported");
+}
+
+/* Follow-up messages use the credentials of the first (RFC 9483 3.5, 4.1.3) */
+static int
+same_credentials(const struct req *q)
+{
+    if (q->txn.client[0] != '\0')
+        return q->client != NULL && strcmp(q->client->name, q->txn.client) == 0;
+    return strcmp(q->txn.sender, q->sender) == 0;
+}
+
+/* ---------------- answers ---------------- */
+
+static int
+protect(struct req *q, CMPR_PKIMESSAGE *rsp)
+{
+    struct cmpr_ca *ca = q->ca;
+
+    if (cmpr_hdr_set1_sender_name(rsp->header, X509_get_subject_name(ca->signer_cert)) != CMPR_OK)
+        return CMPR_ERR_ALLOC;
+    if (q->auth == AUTH_MAC && q->client != NULL && ca->conf->mac_responses) {
+        struct cmpr_mac_params mp;
+
+        cmpr_mac_params_default(&mp, q->mac_kind);
+        if (cmpr_hdr_set1_sender_kid(rsp->header, (const unsigned char *)q->client->reference,
+                                     strlen(q->client->reference)) != CMPR_OK)
+            return CMPR_ERR_ALLOC;
+        return cmpr_protect_mac(rsp, q->client->secret, q->client->secret_len, &mp,
+                                q->core->mac_cache);
+    }
+    /* RFC 9810 5.3.21: the CA signs its error messages */
+    return cmpr_protect_sig(rsp, ca->signer_key, NULL, 0, ca->signer_cert, ca->signer_chain);
+}
+
+static void
+set_txn_ids(struct req *q)
+{
+    const CMPR_PKIHEADER *h = q->msg->header;
+
+    octets(h->transactionID, q->txn.tid, sizeof(q->txn.tid), &q->txn.tid_len);
+    snprintf(q->txn.sender, sizeof(q->txn.sender), "%s", q->sender);
+    if (q->client != NULL)
+        snprintf(q->txn.client, sizeof(q->txn.client), "%s", q->client->name);
+    q->txn.req_type = q->body;
+    q->txn.created = q->txn.updated = (int64_t)time(NULL);
+}
+
+/* Opens a new transaction (RFC 9810 5.1.1: a transactionID in use is refused).
+ * Returns an error answer, or NULL to go on. */
+static CMPR_PKIMESSAGE *
+open_txn(struct req *q)
+{
+    if (q->have_txn)
+        return error_rsp(q, CMPR_FI_TRANSACTION_ID_IN_USE,
+                         "transactionID is already in use; start again with a new one");
+    memset(&q->txn, 0, sizeof(q->txn));
+    set_txn_ids(q);
+    q->txn.state = CMPR_TXN_RECEIVED;
+    q->save_txn = 1;
+    return NULL;
+}
+
+/* ---------------- certificate requests (RFC 9810 5.3.1-6, RFC 9483 4.1) ---------------- */
+
+static const struct cmpr_conf_profile *
+pick_profile(struct req *q, char *why, size_t whylen)
+{
+    const struct cmpr_conf *conf = q->core->conf;
+    ASN1_UTF8STRING *cp = cmpr_msg_get1_certprofile(q->msg);
+    char name[128] = "";
+    const struct cmpr_conf_profile *pr;
+
+    if (cp != NULL) {
+        snprintf(name, sizeof(name), "%.*s", ASN1_STRING_length(cp), (const char *)ASN1_STRING_get0_data(cp));
+        ASN1_UTF8STRING_free(cp);
+    } else if (q->info->label != NULL) {
+        snprintf(name, sizeof(name), "%s", q->info->label);
+    } else if (q->client != NULL && q->client->profiles != NULL) {
+        snprintf(name, sizeof(name), "%s", q->client->profiles[0]);
+    } else if (q->ca->conf->default_profile != NULL) {
+        snprintf(name, sizeof(name), "%s", q->ca->conf->default_profile);
+    } else if (conf->n_profiles > 0) {
+        snprintf(name, sizeof(name), "%s", conf->profiles[0].name);
+    }
+    if ((pr = cmpr_conf_profile(conf, name)) == NULL) {
+        snprintf(why, whylen, name[0] ? "unknown certificate profile '%s'" : "no certificate profile is configured", name);
+        return NULL;
+    }
+    if (q->ca->conf->profiles != NULL && !cmpr_strv_contains(q->ca->conf->profiles, name)) {
+        snprintf(why, whylen, "CA %s does not issue profile '%s'", q->ca->conf->name, name);
+        return NULL;
+    }
+    if (q->client != NULL && q->client->profiles != NULL
+            && !cmpr_strv_contains(q->client->profiles, name)) {
+        snprintf(why, whylen, "client %s may not use profile '%s'", q->client->name, name);
+        return NULL;
+    }
+    return pr;
+}
+
+struct enroll {
+    long cert_req_id;
+    struct cmpr_ca_request creq;
+    EVP_PKEY *pubkey;
+    const X509_NAME *subject;
+    STACK_OF(X509_EXTENSION) *exts_owned;
+    X509_NAME *old_subject;          /* kur */
+};
+
+static CMPR_PKIMESSAGE *
+reject_certreq(struct req *q, long certReqId, int failbit, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+rep_type(int body)
+{
+    return body == CMPR_BODY_IR ? CMPR_BODY_IP : body == CMPR_BODY_KUR ? CMPR_BODY_KUP
+         : CMPR_BODY_CP;
+}
+
+/* A body-level refusal: ip/cp/kup with status rejection (RFC 9483 4.1). */
+static CMPR_PKIMESSAGE *
+reject_certreq(struct req *q, long certReqId, int failbit, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    audit(q, "rejected", "%s: %s", cmpr_failinfo_name(failbit), text);
+    if (q->save_txn == 1)
+        (void)cmpr_txn_to(&q->txn, CMPR_TXN_REJECTED);
+    return cmpr_msg_build_certrep(q->msg, rep_type(q->body), certReqId,
+                                  cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text),
+                                  NULL, NULL, NULL);
+}
+
+/* Reads what a request asks for. Returns an answer on refusal. */
+static CMPR_PKIMESSAGE *
+read_request(struct req *q, CMPR_PKIMESSAGE *msg, int body, struct enroll *e)
+{
+    memset(e, 0, sizeof(*e));
+    if (body == CMPR_BODY_P10CR) {
+        X509_REQ *csr = msg->body->value.p10cr;
+
+        e->cert_req_id = CMPR_CERTREQID_NONE;
+        e->pubkey = X509_REQ_get_pubkey(csr);
+        if (e->pubkey == NULL || X509_REQ_verify(csr, e->pubkey) != 1) {
+            ERR_clear_error();
+            return reject_certreq(q, e->cert_req_id, CMPR_FI_BAD_POP,
+                                  "the PKCS#10 request's self-signature does not verify");
+        }
+        e->subject = X509_REQ_get_subject_name(csr);
+        e->exts_owned = X509_REQ_get_extensions(csr);
+        e->creq.exts = e->exts_owned;
+    } else {
+        CMPR_CERTREQMSGS *reqs = cmpr_msg_get0_reqs(msg);
+        CMPR_CERTREQMSG *crm;
+        CMPR_CERTTEMPLATE *t;
+
+        /* RFC 9483 4.1.1: exactly one CertReqMsg with certReqId 0 */
+        if (sk_CMPR_CERTREQMSG_num(reqs) != 1)
+            return reject_certreq(q, 0, CMPR_FI_BAD_REQUEST,
+                                  "exactly one certificate request per message is supported");
+        crm = sk_CMPR_CERTREQMSG_value(reqs, 0);
+        e->cert_req_id = cmpr_crm_certreqid(crm);
+        if (e->cert_req_id != 0)
+            return reject_certreq(q, e->cert_req_id, CMPR_FI_BAD_REQUEST, "certReqId must be 0");
+        t = crm->certReq->certTemplate;
+        if (t->publicKey != NULL && (e->pubkey = cmpr_tmpl_get1_pubkey(t)) == NULL) {
+            ERR_clear_error();
+            return reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE, "the template's public key is malformed");
+        }
+        e->subject = t->subject;
+        e->creq.exts = t->extensions;
+        if (t->validity != NULL && cmpr_tmpl_get_validity(t, &e->creq.not_before,
+                                                         &e->creq.not_after) != CMPR_OK)
+            return reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE, "the template's validity is malformed");
+        /* proof of possession (RFC 9810 5.2.8, RFC 9483 4.1.1; badPOP) */
+        if (crm->popo == NULL)
+            return reject_certreq(q, 0, CMPR_FI_BAD_POP, "no proof of possession");
+        switch (crm->popo->type) {
+        case CMPR_POPO_SIGNATURE: {
+            int r = cmpr_crm_verify_pop_sig(crm);
+
+            if (r != CMPR_OK)
+                return reject_certreq(q, 0, CMPR_FI_BAD_POP, "proof of possession: %s",
+                                      cmpr_strerror(r));
+            break;
+        }
+        case CMPR_POPO_RAVERIFIED:
+            /* RFC 9483 5.1.1: only an RA (cmcRA EKU) may assert it checked POP */
+            if (!((q->auth == AUTH_SIG && q->signer_is_ra)
+                  || (q->auth == AUTH_MAC && q->client != NULL && q->client->ra)))
+                return reject_certreq(q, 0, CMPR_FI_NOT_AUTHORIZED,
+                                      "raVerified proof of possession is for registration authorities");
+            break;
+        default:
+            return reject_certreq(q, 0, CMPR_FI_BAD_POP,
+                                  "proof of possession by key encipherment or agreement is not supported");
+        }
+    }
+    e->creq.subject = e->subject;
+    e->creq.pubkey = e->pubkey;
+    return NULL;
+}
+
+static void
+enroll_free(struct enroll *e)
+{
+    EVP_PKEY_free(e->pubkey);
+    sk_X509_EXTENSION_pop_free(e->exts_owned, X509_EXTENSION_free);
+    X509_NAME_free(e->old_subject);
+}
+
+static void
+serial_bytes(const ASN1_INTEGER *ai, unsigned char *out, size_t cap, size_t *len_r)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
+    int n = bn != NULL ? BN_num_bytes(bn) : 0;
+
+    *len_r = 0;
+    if (bn != NULL && n > 0 && (size_t)n <= cap) {
+        BN_bn2bin(bn, out);
+        *len_r = (size_t)n;
+    }
+    BN_free(bn);
+}
+
+static int
+one_time_used_cb(const struct cmpr_txn_rec *rec, void *arg)
+{
+    const char *name = arg;
+
+    return strcmp(rec->client, name) == 0 ? CMPR_ERR_EXISTS : CMPR_OK;
+}
+
+static int
+client_enrolled_before(struct req *q)
+{
+    struct cmpr_store *st = q->core->st;
+
+    return st->ops->txn_list(st, CMPR_TXN_CONFIRMED, one_time_used_cb, (void *)q->client->name)
+               == CMPR_ERR_EXISTS
+        || st->ops->txn_list(st, CMPR_TXN_ISSUED, one_time_used_cb, (void *)q->client->name)
+               == CMPR_ERR_EXISTS;
+}
+
+/* Builds the positive answer for an issued certificate and records it. */
+static CMPR_PKIMESSAGE *
+certrep_for(struct req *q, long certReqId, X509 *cert, int modified, int implicit)
+{
+    STACK_OF(X509) *chain = cmpr_ca_get1_chain(q->ca), *capubs = NULL;
+    CMPR_PKIMESSAGE *rsp;
+    time_t now = time(NULL);
+
+    if (q->body == CMPR_BODY_IR && q->ca->root != NULL) {
+        capubs = sk_X509_new_null();
+        X509_add_cert(capubs, q->ca->root, X509_ADD_FLAG_UP_REF);
+    }
+    rsp = cmpr_msg_build_certrep(q->msg, rep_type(q->txn.req_type), certReqId,
+                                 cmpr_pkisi_new(modified ? CMPR_STATUS_GRANTED_WITH_MODS
+                                                         : CMPR_STATUS_ACCEPTED, 0, NULL),
+                                 cert, capubs, chain);
+    sk_X509_pop_free(chain, X509_free);
+    sk_X509_pop_free(capubs, X509_free);
+    if (rsp == NULL)
+        return NULL;
+    /* RFC 9810 5.1.1.1-2: implicitConfirm is granted by echoing it; otherwise
+     * the client learns how long we wait for certConf */
+    if (implicit) {
+        cmpr_hdr_push0_geninfo(rsp->header, cmpr_itav_new_implicit_confirm());
+        (void)cmpr_txn_to(&q->txn, CMPR_TXN_CONFIRMED);
+    } else {
+        cmpr_hdr_push0_geninfo(rsp->header,
+            cmpr_itav_new_confirm_wait_time(now + q->core->conf->confirm_wait));
+        (void)cmpr_txn_to(&q->txn, CMPR_TXN_ISSUED);
+        q->txn.expires = (int64_t)now + q->core->conf->confirm_wait;
+    }
+    return rsp;
+}
+
+static struct cmpr_cert_rec *
+cert_rec_new(struct req *q, X509 *cert, int confirmed)
+{
+    struct cmpr_cert_rec *c = calloc(1, sizeof(*c));
+    unsigned char *der = NULL;
+    int n;
+    struct tm tm;
+
+    if (c == NULL || (n = i2d_X509(cert, &der)) <= 0) {
+        free(c);
+        return NULL;
+    }
+    serial_bytes(X509_get0_serialNumber(cert), c->serial, sizeof(c->serial), &c->serial_len);
+    cmpr_name_text(X509_get_issuer_name(cert), c->issuer, sizeof(c->issuer));
+    cmpr_name_text(X509_get_subject_name(cert), c->subject, sizeof(c->subject));
+    if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm))
+        c->not_before = (int64_t)timegm(&tm);
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cert), &tm))
+        c->not_after = (int64_t)timegm(&tm);
+    c->reason = -1;
+    c->confirmed = confirmed;
+    memcpy(c->tid, q->txn.tid, q->txn.tid_len);
+    c->tid_len = q->txn.tid_len;
+    c->der = malloc((size_t)n);
+    memcpy(c->der, der, (size_t)n);
+    c->der_len = (size_t)n;
+    OPENSSL_free(der);
+    return c;
+}
+
+static CMPR_PKIMESSAGE *
+handle_certreq(struct req *q)
+{
+    struct enroll e;
+    const struct cmpr_conf_profile *pr;
+    CMPR_PKIMESSAGE *rsp;
+    char why[256];
+    int failbit = 0, modified = 0, implicit;
+    X509 *cert = NULL;
+
+    if ((rsp = open_txn(q)) != NULL)
+        return rsp;
+    if ((rsp = read_request(q, q->msg, q->body, &e)) != NULL)
+        goto out;
+    if ((pr = pick_profile(q, why, sizeof(why))) == NULL) {
+        rsp = reject_certreq(q, e.cert_req_id, CMPR_FI_NOT_AUTHORIZED, "%s", why);
+        goto out;
+    }
+    snprintf(q->txn.profile, sizeof(q->txn.profile), "%s", pr->name);
+    if (q->body == CMPR_BODY_KUR) {
+        /* RFC 9483 4.1.3: kur is protected by the certificate being updated,
+         * which we issued; the subject stays; oldCertID, if sent, names it */
+        CMPR_CERTREQMSG *crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(q->msg), 0);
+        OSSL_CRMF_CERTID *cid = cmpr_crm_get1_oldcertid(crm);
+        struct cmpr_cert_rec old;
+        unsigned char sn[CMPR_STORE_MAX_ID];
+        size_t snlen;
+        int r;
+
+        if (q->auth != AUTH_SIG) {
+            OSSL_CRMF_CERTID_free(cid);
+            rsp = reject_certreq(q, 0, CMPR_FI_NOT_AUTHORIZED,
+                                 "kur must be signed with the certificate to be updated");
+            goto out;
+        }
+        if (cid != NULL && (ASN1_INTEGER_cmp(OSSL_CRMF_CERTID_get0_serialNumber(cid),
+                                             X509_get0_serialNumber(q->signer)) != 0
+                            || X509_NAME_cmp(OSSL_CRMF_CERTID_get0_issuer(cid),
+                                             X509_get_issuer_name(q->signer)) != 0)) {
+            OSSL_CRMF_CERTID_free(cid);
+            rsp = reject_certreq(q, 0, CMPR_FI_NOT_AUTHORIZED,
+                                 "oldCertID names a certificate other than the signer's");
+            goto out;
+        }
+        OSSL_CRMF_CERTID_free(cid);
+        serial_bytes(X509_get0_serialNumber(q->signer), sn, sizeof(sn), &snlen);
+        r = q->core->st->ops->cert_get(q->core->st, sn, snlen, &old);
+        if (r != CMPR_OK || X509_NAME_cmp(X509_get_issuer_name(q->signer),
+                                          X509_get_subject_name(q->ca->cert)) != 0) {
+            if (r == CMPR_OK)
+                cmpr_cert_rec_clear(&old);
+            rsp = reject_certreq(q, 0, CMPR_FI_BAD_CERT_ID,
+                                 "the certificate to be updated was not issued here");
+            goto out;
+        }
+        if (old.status != CMPR_CERT_VALID) {
+            cmpr_cert_rec_clear(&old);
+            rsp = reject_certreq(q, 0, CMPR_FI_CERT_REVOKED,
+                                 "the certificate to be updated is revoked");
+            goto out;
+        }
+        cmpr_cert_rec_clear(&old);
+        if (e.subject != NULL && X509_NAME_cmp(e.subject, X509_get_subject_name(q->signer)) != 0) {
+            rsp = reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE,
+                                 "kur may not change the subject");
+            goto out;
+        }
+        e.old_subject = X509_NAME_dup(X509_get_subject_name(q->signer));
+        e.subject = e.creq.subject = e.old_subject;
+        if (q->client == NULL)
+            snprintf(q->txn.client, sizeof(q->txn.client), "%s", "");
+    } else if (q->auth == AUTH_SIG && q->client == NULL) {
+        rsp = reject_certreq(q, e.cert_req_id, CMPR_FI_NOT_AUTHORIZED,
+                             "signer %s is not a configured client", q->sender);
+        goto out;
+    }
+    if (cmpr_ca_check(pr, &e.creq, &failbit, why, sizeof(why)) != CMPR_OK) {
+        rsp = reject_certreq(q, e.cert_req_id, failbit, "%s", why);
+        goto out;
+    }
+    if (q->client != NULL && q->body != CMPR_BODY_KUR) {
+        if (q->client->subject != NULL && !cmpr_name_matches(e.subject, q->client->subject)) {
+            char text[256];
+
+            cmpr_name_text(e.subject, text, sizeof(text));
+            rsp = reject_certreq(q, e.cert_req_id, CMPR_FI_NOT_AUTHORIZED,
+                                 "client %s may not request subject %s", q->client->name, text);
+            goto out;
+        }
+        if (q->client->one_time && client_enrolled_before(q)) {
+            rsp = reject_certreq(q, e.cert_req_id, CMPR_FI_NOT_AUTHORIZED,
+                                 "the one-time reference of client %s was already used",
+                                 q->client->name);
+            goto out;
+        }
+    }
+    if (pr->require_approval) {
+        /* RFC 9483 4.4: fully validated, then waiting (no failInfo) */
+        unsigned char *der = NULL;
+        size_t dlen = 0;
+
+        if (cmpr_msg_encode(q->msg, &der, &dlen) != CMPR_OK
+                || (q->txn.request = malloc(dlen)) == NULL) {
+            OPENSSL_free(der);
+            rsp = error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "cannot store the request");
+            goto out;
+        }
+        memcpy(q->txn.request, der, dlen);
+        q->txn.request_len = dlen;
+        OPENSSL_free(der);
+        (void)cmpr_txn_to(&q->txn, CMPR_TXN_PENDING_APPROVAL);
+        audit(q, "pending", "profile %s requires approval", pr->name);
+        rsp = cmpr_msg_build_certrep(q->msg, rep_type(q->body), e.cert_req_id,
+                                     cmpr_pkisi_new(CMPR_STATUS_WAITING, 0,
+                                                    "waiting for approval by an operator"),
+                                     NULL, NULL, NULL);
+        goto out;
+    }
+    if (cmpr_ca_issue(q->ca, q->core->st, pr, &e.creq, &cert, &modified) != CMPR_OK) {
+        rsp = error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the CA could not issue the certificate");
+        goto out;
+    }
+    implicit = q->core->conf->implicit_confirm && cmpr_hdr_has_implicit_confirm(q->msg->header);
+    q->new_cert = cert_rec_new(q, cert, implicit);
+    if (q->new_cert != NULL) {
+        memcpy(q->txn.serial, q->new_cert->serial, q->new_cert->serial_len);
+        q->txn.serial_len = q->new_cert->serial_len;
+        hex(q->new_cert->serial, q->new_cert->serial_len, why, sizeof(why));
+        audit(q, "issued", "profile %s subject %s serial %s%s", pr->name, q->new_cert->subject,
+              why, implicit ? " (implicitly confirmed)" : "");
+    }
+    rsp = certrep_for(q, e.cert_req_id, cert, modified, implicit);
+ out:
+    X509_free(cert);
+    enroll_free(&e);
+    return rsp;
+}
+
+/* ---------------- certConf (RFC 9810 5.3.18, RFC 9483 4.1.1) ---------------- */
+
+static int
+revoke_serial(struct req *q, const unsigned char *serial, size_t len, int reason)
+{
+    struct cmpr_store *st = q->core->st;
+    int r = st->ops->cert_set_status(st, serial, len, CMPR_CERT_REVOKED, (int64_t)time(NULL),
+                                     reason, 0);
+
+    if (r == CMPR_OK)
+        (void)cmpr_ca_write_crl(q->ca, st, NULL);
+    return r;
+}
+
+static CMPR_PKIMESSAGE *
+handle_certconf(struct req *q)
+{
+    STACK_OF(CMPR_CERTSTATUS) *sts = q->msg->body->value.certConf;
+    struct cmpr_cert_rec cert;
+    CMPR_CERTSTATUS *cs;
+    long want_id;
+    int accept = 1;
+
+    if (!q->have_txn)
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "no open transaction with this transactionID");
+    if (!same_credentials(q))
+        return error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
+                         "certConf must use the credentials of the request");
+    if (q->txn.state != CMPR_TXN_ISSUED)
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "certConf not expected: transaction is %s",
+                         cmpr_txn_state_name(q->txn.state));
+    if (!octets_equal(q->msg->header->recipNonce, q->txn.last_nonce, q->txn.last_nonce_len))
+        return error_rsp(q, CMPR_FI_BAD_RECIPIENT_NONCE,
+                         "recipNonce does not echo the senderNonce of our last answer");
+    if (q->core->st->ops->cert_get(q->core->st, q->txn.serial, q->txn.serial_len, &cert) != CMPR_OK)
+        return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the issued certificate is missing from the store");
+    want_id = q->txn.req_type == CMPR_BODY_P10CR ? CMPR_CERTREQID_NONE : 0;
+    /* an empty CertConfirmContent rejects everything (RFC 9810 5.3.18) */
+    if (sk_CMPR_CERTSTATUS_num(sts) == 0) {
+        accept = 0;
+    } else {
+        unsigned char h[EVP_MAX_MD_SIZE];
+        unsigned int hl = 0;
+        const unsigned char *p = cert.der;
+        X509 *x = d2i_X509(NULL, &p, (long)cert.der_len);
+        int r;
+
+        cs = sk_CMPR_CERTSTATUS_value(sts, 0);
+        if (sk_CMPR_CERTSTATUS_num(sts) != 1 || ASN1_INTEGER_get(cs->certReqId) != want_id) {
+            X509_free(x);
+            cmpr_cert_rec_clear(&cert);
+            return error_rsp(q, CMPR_FI_BAD_CERT_ID, "certConf names an unknown certReqId");
+        }
+        r = x != NULL ? cmpr_cert_hash(x, cs->hashAlg, h, &hl) : CMPR_ERR_INTERNAL;
+        X509_free(x);
+        if (r != CMPR_OK || !octets_equal(cs->certHash, h, hl)) {
+            cmpr_cert_rec_clear(&cert);
+            return error_rsp(q, CMPR_FI_BAD_CERT_ID,
+                             "certHash does not match the issued certificate");
+        }
+        if (cs->statusInfo != NULL && cmpr_pkisi_status(cs->statusInfo) != CMPR_STATUS_ACCEPTED
+                && cmpr_pkisi_status(cs->statusInfo) != CMPR_STATUS_GRANTED_WITH_MODS)
+            accept = 0;
+    }
+    if (accept) {
+        q->core->st->ops->cert_set_status(q->core->st, cert.serial, cert.serial_len,
+                                          CMPR_CERT_VALID, 0, -1, 1);
+        (void)cmpr_txn_to(&q->txn, CMPR_TXN_CONFIRMED);
+        audit(q, "confirmed", "certificate accepted by the client");
+    } else {
+        /* the client refused the certificate: it must not stay valid */
+        revoke_serial(q, cert.serial, cert.serial_len, 5 /* cessationOfOperation */);
+        (void)cmpr_txn_to(&q->txn, CMPR_TXN_REJECTED);
+        audit(q, "rejected", "certificate rejected by the client; revoked");
+    }
+    cmpr_cert_rec_clear(&cert);
+    q->txn.expires = 0;
+    q->save_txn = 2;
+    return cmpr_msg_build_pkiconf(q->msg);
+}
+
+/* ---------------- polling (RFC 9810 5.3.22, RFC 9483 4.4) ---------------- */
+
+static CMPR_PKIMESSAGE *
+handle_pollreq(struct req *q)
+{
+    STACK_OF(CMPR_POLLREQ) *prs = q->msg->body->value.pollReq;
+    long id, want_id;
+
+    if (!q->have_txn)
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "no open transaction with this transactionID");
+    if (!same_credentials(q))
+        return error_rsp(q, CMPR_FI_NOT_AUTHORIZED, "pollReq must use the credentials of the request");
+    if (!octets_equal(q->msg->header->recipNonce, q->txn.last_nonce, q->txn.last_nonce_len))
+        return error_rsp(q, CMPR_FI_BAD_RECIPIENT_NONCE,
+                         "recipNonce does not echo the senderNonce of our last answer");
+    want_id = q->txn.req_type == CMPR_BODY_P10CR ? CMPR_CERTREQID_NONE : 0;
+    if (sk_CMPR_POLLREQ_num(prs) != 1)
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "exactly one pollReq entry is supported");
+    id = ASN1_INTEGER_get(sk_CMPR_POLLREQ_value(prs, 0)->certReqId);
+    if (id != want_id && id != CMPR_CERTREQID_NONE)
+        return error_rsp(q, CMPR_FI_BAD_CERT_ID, "pollReq names an unknown certReqId");
+    q->save_txn = 2;
+    switch (q->txn.state) {
+    case CMPR_TXN_PENDING_APPROVAL:
+        return cmpr_msg_build_pollrep(q->msg, id, q->core->conf->check_after,
+                                      "waiting for approval by an operator");
+    case CMPR_TXN_WAITING_POLL: {
+        struct cmpr_cert_rec cert;
+        const unsigned char *p;
+        X509 *x;
+        CMPR_PKIMESSAGE *rsp;
+
+        if (q->core->st->ops->cert_get(q->core->st, q->txn.serial, q->txn.serial_len, &cert) != CMPR_OK)
+            return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the approved certificate is missing");
+        p = cert.der;
+        x = d2i_X509(NULL, &p, (long)cert.der_len);
+        cmpr_cert_rec_clear(&cert);
+        if (x == NULL)
+            return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the approved certificate is unreadable");
+        /* the final answer goes to the pollReq: its type is the request's */
+        q->body = q->txn.req_type;
+        rsp = certrep_for(q, want_id, x, 0, 0);
+        q->body = CMPR_BODY_POLLREQ;
+        X509_free(x);
+        audit(q, "delivered", "approved certificate delivered on poll");
+        return rsp;
+    }
+    case CMPR_TXN_REJECTED:
+        if (q->txn.note[0] != '\0' || q->txn.serial_len == 0) {
+            int saved = q->body;
+            CMPR_PKIMESSAGE *rsp;
+
+            q->body = q->txn.req_type;
+            rsp = cmpr_msg_build_certrep(q->msg, rep_type(q->txn.req_type), want_id,
+                                         cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_NOT_AUTHORIZED),
+                                                        q->txn.note[0] ? q->txn.note : "rejected"),
+                                         NULL, NULL, NULL);
+            q->body = saved;
+            return rsp;
+        }
+        /* fall through */
+    default:
+        q->save_txn = 0;
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "pollReq not expected: transaction is %s",
+                         cmpr_txn_state_name(q->txn.state));
+    }
+}
+
+/* ---------------- revocation (RFC 9810 5.3.9, RFC 9483 4.2) ---------------- */
+
+static CMPR_PKIMESSAGE *
+rp_reject(struct req *q, int failbit, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static CMPR_PKIMESSAGE *
+rp_reject(struct req *q, int failbit, const char *fmt, ...)
+{
+    char text[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    audit(q, "rr-rejected", "%s: %s", cmpr_failinfo_name(failbit), text);
+    return cmpr_msg_build_rp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text), NULL);
+}
+
+static CMPR_PKIMESSAGE *
+handle_rr(struct req *q)
+{
+    const X509_NAME *issuer;
+    const ASN1_INTEGER *serial;
+    unsigned char sn[CMPR_STORE_MAX_ID];
+    size_t snlen;
+    struct cmpr_cert_rec cert;
+    int reason, allowed = 0, status;
+    struct cmpr_store *st = q->core->st;
+    CMPR_PKIMESSAGE *rsp;
+
+    if ((rsp = open_txn(q)) != NULL)
+        return rsp;
+    (void)cmpr_txn_to(&q->txn, CMPR_TXN_ANSWERED);
+    if (sk_CMPR_REVDETAILS_num(q->msg->body->value.rr) != 1)
+        return rp_reject(q, CMPR_FI_BAD_REQUEST, "exactly one RevDetails per rr is supported");
+    if (cmpr_rr_get(q->msg, 0, &issuer, &serial, &reason) != CMPR_OK || issuer == NULL || serial == NULL)
+        return rp_reject(q, CMPR_FI_BAD_CERT_ID, "RevDetails must name issuer and serialNumber");
+    if (X509_NAME_cmp(issuer, X509_get_subject_name(q->ca->cert)) != 0)
+        return rp_reject(q, CMPR_FI_BAD_CERT_ID, "the certificate was not issued by this CA");
+    serial_bytes(serial, sn, sizeof(sn), &snlen);
+    if (st->ops->cert_get(st, sn, snlen, &cert) != CMPR_OK)
+        return rp_reject(q, CMPR_FI_BAD_CERT_ID, "no certificate with this serial number was issued here");
+    /* who may revoke: the holder (signature with that certificate), an RA, or
+     * the MAC client that enrolled it */
+    if (q->auth == AUTH_SIG && q->signer != NULL
+            && ASN1_INTEGER_cmp(X509_get0_serialNumber(q->signer), serial) == 0
+            && X509_NAME_cmp(X509_get_issuer_name(q->signer), issuer) == 0)
+        allowed = 1;
+    if ((q->auth == AUTH_SIG && q->signer_is_ra) || (q->client != NULL && q->client->ra))
+        allowed = 1;
+    if (!allowed && q->client != NULL && cert.tid_len > 0) {
+        struct cmpr_txn_rec orig;
+
+        if (st->ops->txn_get(st, cert.tid, cert.tid_len, &orig) == CMPR_OK) {
+            allowed = strcmp(orig.client, q->client->name) == 0;
+            cmpr_txn_rec_clear(&orig);
+        }
+    }
+    if (!allowed) {
+        cmpr_cert_rec_clear(&cert);
+        return rp_reject(q, CMPR_FI_NOT_AUTHORIZED, "a client may revoke only its own certificates");
+    }
+    if (reason < 0)
+        reason = 0;
+    if (reason == 8) {          /* removeFromCRL: only releases a hold */
+        if (cert.status != CMPR_CERT_ON_HOLD) {
+            cmpr_cert_rec_clear(&cert);
+            return rp_reject(q, CMPR_FI_BAD_REQUEST, "removeFromCRL applies only to a certificate on hold");
+        }
+        status = CMPR_CERT_VALID;
+        reason = -1;
+    } else {
+        if (cert.status == CMPR_CERT_REVOKED || (cert.status == CMPR_CERT_ON_HOLD && reason == 6)) {
+            cmpr_cert_rec_clear(&cert);
+            return rp_reject(q, CMPR_FI_CERT_REVOKED, "the certificate is already revoked");
+        }
+        if (cert.not_after < (int64_t)time(NULL)) {
+            cmpr_cert_rec_clear(&cert);
+            return rp_reject(q, CMPR_FI_CERT_REVOKED, "the certificate has expired");
+        }
+        if (reason == 7 || reason > 10) {
+            cmpr_cert_rec_clear(&cert);
+            return rp_reject(q, CMPR_FI_BAD_REQUEST, "invalid revocation reason %d", reason);
+        }
+        status = reason == 6 ? CMPR_CERT_ON_HOLD : CMPR_CERT_REVOKED;
+    }
+    if (st->ops->cert_set_status(st, sn, snlen, status, (int64_t)time(NULL), reason,
+                                 cert.confirmed) != CMPR_OK) {
+        cmpr_cert_rec_clear(&cert);
+        return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "cannot record the revocation");
+    }
+    (void)cmpr_ca_write_crl(q->ca, st, NULL);
+    {
+        char snhex[2 * CMPR_STORE_MAX_ID + 1];
+
+        hex(sn, snlen, snhex, sizeof(snhex));
+        audit(q, "revoked", "serial %s subject %s reason %d%s", snhex, cert.subject, reason,
+              status == CMPR_CERT_VALID ? " (hold released)" : "");
+    }
+    cmpr_cert_rec_clear(&cert);
+    return cmpr_msg_build_rp(q->msg, cmpr_pkisi_new(CMPR_STATUS_ACCEPTED, 0, NULL), NULL);
+}
+
+/* ---------------- general messages (RFC 9810 5.3.19, RFC 9483 4.3) ---------------- */
+
+static CMPR_ITAV *
+genp_itav(struct req *q, int it, const CMPR_ITAV *in)
+{
+    switch (it) {
+    case CMPR_IT_CA_CERTS: {
+        STACK_OF(X509) *chain = cmpr_ca_get1_chain(q->ca);
+        CMPR_ITAV *out = cmpr_itav_new_ca_certs(chain);
+
+        sk_X509_pop_free(chain, X509_free);
+        return out;
+    }
+    case CMPR_IT_ROOT_CA_CERT:
+        /* no root key update is configured: rootCaKeyUpdate without value */
+        return cmpr_itav_new0(CMPR_IT_ROOT_CA_KEY_UPDATE, NULL);
+    case CMPR_IT_CERT_REQ_TEMPLATE: {
+        char why[128];
+        const struct cmpr_conf_profile *pr = pick_profile(q, why, sizeof(why));
+        CMPR_CERTREQTEMPLATECONTENT *c;
+        CMPR_ITAV *out;
+
+        if (pr == NULL)
+            return cmpr_itav_new0(CMPR_IT_CERT_REQ_TEMPLATE, NULL);
+        c = CMPR_CERTREQTEMPLATECONTENT_new();
+        /* RFC 9483 4.3.3: publicKey absent; key types go into keySpec */
+        for (char **t = pr->key_types; t != NULL && *t != NULL; t++) {
+            CMPR_ATAV *a = CMPR_ATAV_new();
+            X509_ALGOR *alg = X509_ALGOR_new();
+            int nid = strncmp(*t, "ec:", 3) == 0 ? NID_X9_62_id_ecPublicKey
+                    : strncmp(*t, "rsa:", 4) == 0 ? NID_rsaEncryption
+                    : strcmp(*t, "ed25519") == 0 ? NID_ED25519 : NID_ED448;
+
+            if (nid == NID_X9_62_id_ecPublicKey) {
+                int cnid = EC_curve_nist2nid(*t + 3);
+
+                X509_ALGOR_set0(alg, OBJ_nid2obj(nid), V_ASN1_OBJECT,
+                                OBJ_nid2obj(cnid != NID_undef ? cnid : OBJ_sn2nid(*t + 3)));
+            } else {
+                X509_ALGOR_set0(alg, OBJ_nid2obj(nid), V_ASN1_UNDEF, NULL);
+            }
+            a->type = cmpr_regctrl_obj(CMPR_REGCTRL_ALGID);
+            ASN1_TYPE_free(a->value);
+            a->value = ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(X509_ALGOR), alg, NULL);
+            X509_ALGOR_free(alg);
+            if (c->keySpec == NULL)
+                c->keySpec = sk_CMPR_ATAV_new_null();
+            sk_CMPR_ATAV_push(c->keySpec, a);
+        }
+        out = cmpr_itav_new_cert_req_template(c);
+        CMPR_CERTREQTEMPLATECONTENT_free(c);
+        return out;
+    }
+    case CMPR_IT_SIGN_KEY_PAIR_TYPES: {
+        STACK_OF(X509_ALGOR) *algs = sk_X509_ALGOR_new_null();
+        static const int sigs[] = { NID_ecdsa_with_SHA256, NID_ecdsa_with_SHA384,
+                                    NID_ecdsa_with_SHA512, NID_sha256WithRSAEncryption,
+                                    NID_rsassaPss, NID_ED25519, NID_ED448 };
+        CMPR_ITAV *out;
+
+        for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+            X509_ALGOR *a = X509_ALGOR_new();
+
+            X509_ALGOR_set0(a, OBJ_nid2obj(sigs[i]), V_ASN1_UNDEF, NULL);
+            sk_X509_ALGOR_push(algs, a);
+        }
+        out = cmpr_itav_new_sign_key_pair_types(algs);
+        sk_X509_ALGOR_pop_free(algs, X509_ALGOR_free);
+        return out;
+    }
+    case CMPR_IT_CURRENT_CRL:
+    case CMPR_IT_CRL_STATUS_LIST: {
+        X509_CRL *crl = NULL;
+        CMPR_ITAV *out;
+
+        if (cmpr_ca_make_crl(q->ca, q->core->st, &crl) != CMPR_OK)
+            return NULL;
+        if (it == CMPR_IT_CURRENT_CRL) {
+            out = cmpr_itav_new_current_crl(crl);
+        } else {
+            /* only CRLs newer than the one the client has (RFC 9483 4.3.4) */
+            STACK_OF(CMPR_CRLSTATUS) *l = cmpr_itav_get1_crl_status_list(in);
+            int newer = 1;
+
+            for (int i = 0; i < sk_CMPR_CRLSTATUS_num(l); i++) {
+                CMPR_CRLSTATUS *s = sk_CMPR_CRLSTATUS_value(l, i);
+
+                if (s->thisUpdate != NULL
+                        && ASN1_TIME_compare(s->thisUpdate, X509_CRL_get0_lastUpdate(crl)) >= 0)
+                    newer = 0;
+            }
+            sk_CMPR_CRLSTATUS_pop_free(l, CMPR_CRLSTATUS_free);
+            if (newer) {
+                STACK_OF(X509_CRL) *sk = sk_X509_CRL_new_null();
+
+                sk_X509_CRL_push(sk, crl);
+                out = cmpr_itav_new_crls(sk);
+                sk_X509_CRL_free(sk);
+            } else {
+                out = cmpr_itav_new0(CMPR_IT_CRLS, NULL);
+            }
+        }
+        X509_CRL_free(crl);
+        return out;
+    }
+    default:
+        return NULL;
+    }
+}
+
+static CMPR_PKIMESSAGE *
+handle_genm(struct req *q)
+{
+    STACK_OF(CMPR_ITAV) *in = q->msg->body->value.genm, *out = sk_CMPR_ITAV_new_null();
+    STACK_OF(ASN1_OBJECT) *unsupported = NULL;
+    static const int all[] = { CMPR_IT_CA_CERTS, CMPR_IT_ROOT_CA_CERT, CMPR_IT_CERT_REQ_TEMPLATE,
+                               CMPR_IT_SIGN_KEY_PAIR_TYPES, CMPR_IT_CURRENT_CRL };
+    CMPR_PKIMESSAGE *rsp;
+
+    if ((rsp = open_txn(q)) != NULL) {
+        sk_CMPR_ITAV_free(out);
+        return rsp;
+    }
+    (void)cmpr_txn_to(&q->txn, CMPR_TXN_ANSWERED);
+    if (sk_CMPR_ITAV_num(in) == 0) {
+        /* RFC 9810 App D.5: an empty genm asks for everything relevant */
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+            CMPR_ITAV *it = genp_itav(q, all[i], NULL);
+
+            if (it != NULL)
+                sk_CMPR_ITAV_push(out, it);
+        }
+    }
+    for (int i = 0; i < sk_CMPR_ITAV_num(in); i++) {
+        const CMPR_ITAV *itav = sk_CMPR_ITAV_value(in, i);
+        CMPR_ITAV *o = genp_itav(q, cmpr_itav_num(itav), itav);
+
+        if (o != NULL) {
+            sk_CMPR_ITAV_push(out, o);
+        } else {
+            if (unsupported == NULL)
+                unsupported = sk_ASN1_OBJECT_new_null();
+            sk_ASN1_OBJECT_push(unsupported, OBJ_dup(itav->infoType));
+        }
+    }
+    if (unsupported != NULL) {
+        /* RFC 9810 5.3.19.7: tell which OIDs were not understood */
+        sk_CMPR_ITAV_push(out, cmpr_itav_new_unsupported_oids(unsupported));
+        sk_ASN1_OBJECT_pop_free(unsupported, ASN1_OBJECT_free);
+    }
+    audit(q, "genm", "%d info types answered", sk_CMPR_ITAV_num(out));
+    return cmpr_msg_build_genp(q->msg, out);
+}
+
+/* ---------------- a client's error (RFC 9810 5.3.21) ---------------- */
+
+static CMPR_PKIMESSAGE *
+handle_error(struct req *q)
+{
+    if (q->have_txn && same_credentials(q) && q->txn.state == CMPR_TXN_ISSUED) {
+        revoke_serial(q, q->txn.serial, q->txn.serial_len, 5);
+        (void)cmpr_txn_to(&q->txn, CMPR_TXN_REJECTED);
+        q->save_txn = 2;
+    }
+    audit(q, "client-error", "the client ended the transaction with an error");
+    return cmpr_msg_build_pkiconf(q->msg);
+}
+
+/* ---------------- the entry point ---------------- */
+
+static CMPR_PKIMESSAGE *
+dispatch(struct req *q)
+{
+    switch (q->body) {
+    case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR: case CMPR_BODY_P10CR:
+        return handle_certreq(q);
+    case CMPR_BODY_CERTCONF:
+        return handle_certconf(q);
+    case CMPR_BODY_POLLREQ:
+        return handle_pollreq(q);
+    case CMPR_BODY_RR:
+        return handle_rr(q);
+    case CMPR_BODY_GENM:
+        return handle_genm(q);
+    case CMPR_BODY_ERROR:
+        return handle_error(q);
+    default:
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "%s is not supported by this server",
+                         cmpr_body_name(q->body));
+    }
+}
+
+int
+cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
+                 const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r)
+{
+    struct req q;
+    struct cmpr_decode_err derr;
+    CMPR_PKIMESSAGE *rsp = NULL;
+    unsigned char *out = NULL;
+    size_t out_len = 0;
+    struct cmpr_store *st = core->st;
+    int r;
+
+    *out_r = NULL;
+    *out_len_r = 0;
+    memset(&q, 0, sizeof(q));
+    q.core = core;
+    q.info = info;
+    q.ca = core->cas[0];
+    if ((r = cmpr_msg_decode(der, len, &q.msg, &derr)) != CMPR_OK) {
+        rsp = error_rsp(&q, CMPR_FI_BAD_DATA_FORMAT, "not a PKIMessage: offset %zu: expected %s",
+                        derr.offset, derr.what);
+        goto answer;
+    }
+    q.body = cmpr_msg_bodytype(q.msg);
+    if (q.msg->header->transactionID != NULL)
+        hex(ASN1_STRING_get0_data(q.msg->header->transactionID),
+            (size_t)ASN1_STRING_length(q.msg->header->transactionID), q.tidhex, sizeof(q.tidhex));
+    if ((rsp = check_header(&q)) != NULL || (rsp = authenticate(&q)) != NULL)
+        goto answer;
+    r = st->ops->txn_get(st, ASN1_STRING_get0_data(q.msg->header->transactionID),
+                         (size_t)ASN1_STRING_length(q.msg->header->transactionID), &q.txn);
+    if (r == CMPR_OK) {
+        q.have_txn = 1;
+        /* a retransmission of the request we last answered gets the same answer */
+        if (octets_equal(q.msg->header->senderNonce, q.txn.req_nonce, q.txn.req_nonce_len)
+                && q.txn.response != NULL && same_credentials(&q)) {
+            out = OPENSSL_malloc(q.txn.response_len);
+            if (out != NULL) {
+                memcpy(out, q.txn.response, q.txn.response_len);
+                out_len = q.txn.response_len;
+            }
+            cmpr_log_info("%s tid=%s: retransmission answered from the store", info->medium, q.tidhex);
+            goto done;
+        }
+    } else if (r != CMPR_ERR_NOT_FOUND) {
+        rsp = error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
+        goto answer;
+    }
+    /* a senderNonce is used once (replay protection) */
+    r = st->ops->nonce_check(st, ASN1_STRING_get0_data(q.msg->header->senderNonce),
+                             (size_t)ASN1_STRING_length(q.msg->header->senderNonce),
+                             (int64_t)time(NULL), q.core->conf->nonce_window);
+    if (r == CMPR_ERR_EXISTS) {
+        rsp = error_rsp(&q, CMPR_FI_BAD_SENDER_NONCE, "senderNonce was already used (replay)");
+        goto answer;
+    } else if (r != CMPR_OK) {
+        rsp = error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
+        goto answer;
+    }
+    rsp = dispatch(&q);
+ answer:
+    if (rsp == NULL) {
+        q.save_txn = 0;
+        rsp = error_rsp(&q, CMPR_FI_SYSTEM_FAILURE, "internal error");
+        if (rsp == NULL) {
+            r = CMPR_ERR_INTERNAL;
+            goto done;
+        }
+    }
+    if ((r = protect(&q, rsp)) != CMPR_OK || (r = cmpr_msg_encode(rsp, &out, &out_len)) != CMPR_OK) {
+        cmpr_log_error("cannot protect or encode the answer: %s", cmpr_strerror(r));
+        goto done;
+    }
+    /* state is committed before the answer leaves */
+    if (q.save_txn != 0) {
+        if (q.new_cert != NULL && (r = st->ops->cert_put(st, q.new_cert)) != CMPR_OK)
+            goto store_failed;
+        octets(rsp->header->senderNonce, q.txn.last_nonce, sizeof(q.txn.last_nonce),
+               &q.txn.last_nonce_len);
+        octets(q.msg->header->senderNonce, q.txn.req_nonce, sizeof(q.txn.req_nonce),
+               &q.txn.req_nonce_len);
+        free(q.txn.response);
+        q.txn.response = malloc(out_len);
+        if (q.txn.response == NULL) {
+            r = CMPR_ERR_ALLOC;
+            goto store_failed;
+        }
+        memcpy(q.txn.response, out, out_len);
+        q.txn.response_len = out_len;
+        q.txn.updated = (int64_t)time(NULL);
+        r = q.save_txn == 1 ? st->ops->txn_insert(st, &q.txn) : st->ops->txn_update(st, &q.txn);
+        if (r != CMPR_OK)
+            goto store_failed;
+    }
+    r = CMPR_OK;
+    goto done;
+ store_failed:
+    /* nothing of this transaction was promised: answer systemUnavail */
+    OPENSSL_free(out);
+    out = NULL;
+    CMPR_PKIMESSAGE_free(rsp);
+    q.save_txn = 0;
+    rsp = error_rsp(&q, r == CMPR_ERR_EXISTS ? CMPR_FI_TRANSACTION_ID_IN_USE : CMPR_FI_SYSTEM_UNAVAIL,
+                    r == CMPR_ERR_EXISTS ? "transactionID is already in use"
+                                         : "the store could not record the transaction");
+    if (rsp == NULL || protect(&q, rsp) != CMPR_OK || cmpr_msg_encode(rsp, &out, &out_len) != CMPR_OK)
+        r = CMPR_ERR_INTERNAL;
+    else
+        r = CMPR_OK;
+ done:
+    if (out != NULL && r == CMPR_OK) {
+        /* hand out malloc()ed memory whatever allocated it */
+        unsigned char *copy = malloc(out_len);
+
+        if (copy != NULL) {
+            memcpy(copy, out, out_len);
+            *out_r = copy;
+            *out_len_r = out_len;
+        } else {
+            r = CMPR_ERR_ALLOC;
+        }
+    }
+    OPENSSL_free(out);
+    CMPR_PKIMESSAGE_free(rsp);
+    CMPR_PKIMESSAGE_free(q.msg);
+    cmpr_cert_rec_clear(q.new_cert);
+    free(q.new_cert);
+    cmpr_txn_rec_clear(&q.txn);
+    ERR_clear_error();
+    return r;
+}
+
+/* ---------------- operator actions ---------------- */
+
+static void
+admin_req(struct cmpr_core *core, struct req *q, const struct cmpr_request_info *info)
+{
+    memset(q, 0, sizeof(*q));
+    q->core = core;
+    q->info = info;
+    q->ca = core->cas[0];
+    snprintf(q->sender, sizeof(q->sender), "operator");
+}
+
+int
+cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
+{
+    static const struct cmpr_request_info info = { "cli", "operator", NULL };
+    struct req q;
+    struct enroll e;
+    const struct cmpr_conf_profile *pr;
+    X509 *cert = NULL;
+    CMPR_PKIMESSAGE *rej;
+    int r, modified = 0;
+
+    admin_req(core, &q, &info);
+    if ((r = core->st->ops->txn_get(core->st, tid, len, &q.txn)) != CMPR_OK)
+        return r;
+    hex(tid, len, q.tidhex, sizeof(q.tidhex));
+    if (q.txn.state != CMPR_TXN_PENDING_APPROVAL || q.txn.request == NULL) {
+        cmpr_txn_rec_clear(&q.txn);
+        return CMPR_ERR_INVALID_ARG;
+    }
+    if ((r = cmpr_msg_decode(q.txn.request, q.txn.request_len, &q.msg, NULL)) != CMPR_OK)
+        goto out;
+    q.body = q.txn.req_type;
+    /* the request was fully validated when it arrived; its POP was checked then */
+    if ((rej = read_request(&q, q.msg, q.body, &e)) != NULL) {
+        CMPR_PKIMESSAGE_free(rej);
+        enroll_free(&e);
+        r = CMPR_ERR_INVALID_ARG;
+        goto out;
+    }
+    if ((pr = cmpr_conf_profile(core->conf, q.txn.profile)) == NULL) {
+        enroll_free(&e);
+        r = CMPR_ERR_CONFIG;
+        goto out;
+    }
+    if ((r = cmpr_ca_issue(q.ca, core->st, pr, &e.creq, &cert, &modified)) != CMPR_OK) {
+        enroll_free(&e);
+        goto out;
+    }
+    enroll_free(&e);
+    q.new_cert = cert_rec_new(&q, cert, 0);
+    if (q.new_cert == NULL || (r = core->st->ops->cert_put(core->st, q.new_cert)) != CMPR_OK) {
+        r = q.new_cert == NULL ? CMPR_ERR_ALLOC : r;
+        goto out;
+    }
+    memcpy(q.txn.serial, q.new_cert->serial, q.new_cert->serial_len);
+    q.txn.serial_len = q.new_cert->serial_len;
+    if ((r = cmpr_txn_to(&q.txn, CMPR_TXN_WAITING_POLL)) != CMPR_OK)
+        goto out;
+    q.txn.updated = (int64_t)time(NULL);
+    if ((r = core->st->ops->txn_update(core->st, &q.txn)) != CMPR_OK)
+        goto out;
+    audit(&q, "approved", "certificate for %s issued; delivered on the next poll",
+          q.new_cert->subject);
+ out:
+    X509_free(cert);
+    CMPR_PKIMESSAGE_free(q.msg);
+    cmpr_cert_rec_clear(q.new_cert);
+    free(q.new_cert);
+    cmpr_txn_rec_clear(&q.txn);
+    ERR_clear_error();
+    return r;
+}
+
+int
+cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, const char *reason)
+{
+    static const struct cmpr_request_info info = { "cli", "operator", NULL };
+    struct req q;
+    int r;
+
+    admin_req(core, &q, &info);
+    if ((r = core->st->ops->txn_get(core->st, tid, len, &q.txn)) != CMPR_OK)
+        return r;
+    hex(tid, len, q.tidhex, sizeof(q.tidhex));
+    if (q.txn.state != CMPR_TXN_PENDING_APPROVAL) {
+        cmpr_txn_rec_clear(&q.txn);
+        return CMPR_ERR_INVALID_ARG;
+    }
+    snprintf(q.txn.note, sizeof(q.txn.note), "rejected by the operator%s%s",
+             reason != NULL ? ": " : "", reason != NULL ? reason : "");
+    if ((r = cmpr_txn_to(&q.txn, CMPR_TXN_REJECTED)) == CMPR_OK) {
+        q.txn.updated = (int64_t)time(NULL);
+        r = core->st->ops->txn_update(core->st, &q.txn);
+    }
+    if (r == CMPR_OK)
+        audit(&q, "rejected", "%s", q.txn.note);
+    cmpr_txn_rec_clear(&q.txn);
+    return r;
+}
+
+int
+cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len, int reason)
+{
+    static const struct cmpr_request_info info = { "cli", "operator", NULL };
+    struct req q;
+    struct cmpr_cert_rec cert;
+    int r;
+    char snhex[2 * CMPR_STORE_MAX_ID + 1];
+
+    admin_req(core, &q, &info);
+    if ((r = core->st->ops->cert_get(core->st, serial, len, &cert)) != CMPR_OK)
+        return r;
+    if (cert.status == CMPR_CERT_REVOKED) {
+        cmpr_cert_rec_clear(&cert);
+        return CMPR_ERR_EXISTS;
+    }
+    if (reason < 0 || reason == 7 || reason > 10)
+        reason = 0;
+    r = core->st->ops->cert_set_status(core->st, serial, len,
+                                       reason == 6 ? CMPR_CERT_ON_HOLD : CMPR_CERT_REVOKED,
+                                       (int64_t)time(NULL), reason, cert.confirmed);
+    if (r == CMPR_OK) {
+        (void)cmpr_ca_write_crl(q.ca, core->st, NULL);
+        hex(serial, len, snhex, sizeof(snhex));
+        audit(&q, "revoked", "serial %s subject %s reason %d (operator)", snhex, cert.subject, reason);
+    }
+    cmpr_cert_rec_clear(&cert);
+    return r;
+}
+
+struct expired {
+    unsigned char (*tids)[CMPR_STORE_MAX_ID];
+    size_t *lens;
+    size_t n, cap;
+    int64_t now;
+};
+
+static int
+collect_expired(const struct cmpr_txn_rec *rec, void *arg)
+{
+    struct expired *x = arg;
+
+    if (rec->expires == 0 || rec->expires > x->now)
+        return CMPR_OK;
+    if (x->n == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 16;
+        x->tids = realloc(x->tids, x->cap * sizeof(*x->tids));
+        x->lens = realloc(x->lens, x->cap * sizeof(*x->lens));
+    }
+    memcpy(x->tids[x->n], rec->tid, rec->tid_len);
+    x->lens[x->n++] = rec->tid_len;
+    return CMPR_OK;
+}
+
+int
+cmpr_core_expire(struct cmpr_core *core, time_t now)
+{
+    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL };
+    struct expired x = { NULL, NULL, 0, 0, (int64_t)now };
+    int done = 0;
+
+    /* collect first: the store is not re-entered from its own callback */
+    if (core->st->ops->txn_list(core->st, CMPR_TXN_ISSUED, collect_expired, &x) != CMPR_OK)
+        goto out;
+    for (size_t i = 0; i < x.n; i++) {
+        struct req q;
+
+        admin_req(core, &q, &info);
+        if (core->st->ops->txn_get(core->st, x.tids[i], x.lens[i], &q.txn) != CMPR_OK)
+            continue;
+        hex(q.txn.tid, q.txn.tid_len, q.tidhex, sizeof(q.tidhex));
+        if (q.txn.state == CMPR_TXN_ISSUED && cmpr_txn_to(&q.txn, CMPR_TXN_EXPIRED) == CMPR_OK) {
+            /* RFC 9810 5.3.18: no certConf in time is a rejection; revoke */
+            revoke_serial(&q, q.txn.serial, q.txn.serial_len, 5);
+            q.txn.updated = (int64_t)now;
+            q.txn.expires = 0;
+            if (core->st->ops->txn_update(core->st, &q.txn) == CMPR_OK) {
+                audit(&q, "expired", "no certConf within %ld s: certificate revoked",
+                      core->conf->confirm_wait);
+                done++;
+            }
+        }
+        cmpr_txn_rec_clear(&q.txn);
+    }
+ out:
+    free(x.tids);
+    free(x.lens);
+    return done;
+}
+
+int
+cmpr_core_write_crl(struct cmpr_core *core, const char *path)
+{
+    return cmpr_ca_write_crl(core->cas[0], core->st, path);
+}
