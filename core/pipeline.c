@@ -909,8 +909,9 @@ handle_certconf(struct req *q)
             accept = 0;
     }
     if (accept) {
+        /* confirmed, keeping whatever revocation happened meanwhile */
         q->core->st->ops->cert_set_status(q->core->st, cert.serial, cert.serial_len,
-                                          CMPR_CERT_VALID, 0, -1, 1);
+                                          cert.status, cert.revoked_at, cert.reason, 1);
         (void)cmpr_txn_to(&q->txn, CMPR_TXN_CONFIRMED);
         audit(q, "confirmed", "certificate accepted by the client");
     } else {

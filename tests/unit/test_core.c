@@ -1,0 +1,1030 @@
+/* The core (core/pipeline.c) driven by requests built with our own codec.
+ * Each server obligation of cmp-wire.md section 6 (items 3-16) has a test
+ * named after it; then every failInfo the core sends, restart, concurrency. */
+#include "testutil.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "codec/msg.h"
+#include "codec/oids.h"
+#include "codec/protect.h"
+#include "core/config.h"
+#include "core/core.h"
+#include "core/err.h"
+#include "core/store.h"
+
+static char dir[64];
+static char conf_path[128];
+static EVP_PKEY *ca_key, *ee_key, *ra_key;
+static X509 *ca_cert, *ra_cert, *stranger_cert;
+static EVP_PKEY *stranger_key;
+static struct cmpr_conf *conf;
+static struct cmpr_core *core;
+static const struct cmpr_request_info info = { "test", "unit", NULL };
+
+#define SECRET "unit-test-secret"
+#define RA_SECRET "ra-secret"
+
+static void
+write_pem_key(const char *path, EVP_PKEY *k)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    assert_true(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL));
+    fclose(f);
+}
+
+static void
+write_pem_cert(const char *path, X509 *x)
+{
+    FILE *f = fopen(path, "w");
+
+    assert_non_null(f);
+    assert_true(PEM_write_X509(f, x));
+    fclose(f);
+}
+
+static void
+start_core(void)
+{
+    char *err = NULL;
+
+    if (cmpr_conf_load(conf_path, &conf, &err) != CMPR_OK)
+        fail_msg("%s", err);
+    if (cmpr_core_new(conf, &core, &err) != CMPR_OK)
+        fail_msg("%s", err);
+}
+
+static void
+stop_core(void)
+{
+    cmpr_core_free(core);
+    cmpr_conf_free(conf);
+    core = NULL;
+    conf = NULL;
+}
+
+static int
+setup(void **state)
+{
+    char path[256];
+    FILE *f;
+    X509_EXTENSION *ext;
+    X509V3_CTX v3;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/cmpr-core-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    ca_key = tu_key("ec:P-256");
+    ca_cert = tu_cert(ca_key, "Unit CA", NULL, NULL, 1);
+    ee_key = tu_key("ec:P-256");
+    /* an RA certificate with id-kp-cmcRA, issued by the CA */
+    ra_key = tu_key("ec:P-256");
+    ra_cert = tu_cert(ra_key, "Unit RA", ca_key, ca_cert, 0);
+    X509V3_set_ctx(&v3, ca_cert, ra_cert, NULL, NULL, 0);
+    ext = X509V3_EXT_conf_nid(NULL, &v3, NID_ext_key_usage, "1.3.6.1.5.5.7.3.28");
+    X509_add_ext(ra_cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    X509_sign(ra_cert, ca_key, EVP_sha256());
+    /* a certificate nobody trusts */
+    stranger_key = tu_key("ec:P-256");
+    stranger_cert = tu_cert(stranger_key, "Stranger", NULL, NULL, 0);
+
+    snprintf(path, sizeof(path), "%s/ca.key", dir);
+    write_pem_key(path, ca_key);
+    snprintf(path, sizeof(path), "%s/ca.pem", dir);
+    write_pem_cert(path, ca_cert);
+    snprintf(conf_path, sizeof(conf_path), "%s/cmprouter.conf", dir);
+    f = fopen(conf_path, "w");
+    fprintf(f,
+            "[router]\nlog_level = error\nmessage_time_skew = 300\nconfirm_wait = 60\n"
+            "check_after = 7\nmax_mac_iterations = 20000\n"
+            "[ca unit]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\ncrl_file = unit.crl\n"
+            "[profile ee]\nvalidity_days = 10\nkey_usage = digitalSignature\n"
+            "key_types = ec:P-256, ed25519\n"
+            "[profile manual]\nrequire_approval = yes\nkey_types = ec:P-256\n"
+            "[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\nprofiles = ee, manual\n"
+            "subject = CN=ee-*\n"
+            "[client ra]\nreference = ra-ref\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n"
+            "[client ra-cert]\ncert_subject = CN=Unit RA\nprofiles = ee\n"
+            "[client once]\nreference = once\nsecret = pass:once-secret\none_time = yes\n");
+    fclose(f);
+    start_core();
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    stop_core();
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(ee_key);
+    EVP_PKEY_free(ra_key);
+    EVP_PKEY_free(stranger_key);
+    X509_free(ca_cert);
+    X509_free(ra_cert);
+    X509_free(stranger_cert);
+    return 0;
+}
+
+/* ---------------- an end entity, written with our codec ---------------- */
+
+static CMPR_PKIMESSAGE *
+ee_certreq(int body, const char *cn, int implicit)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(body, 2);
+    CMPR_CERTREQMSG *crm = CMPR_CERTREQMSG_new();
+    X509_NAME *n = X509_NAME_new();
+
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    ASN1_INTEGER_set(crm->certReq->certReqId, 0);
+    assert_int_equal(cmpr_tmpl_fill(crm->certReq->certTemplate, ee_key, n, NULL, NULL), CMPR_OK);
+    assert_int_equal(cmpr_crm_create_pop_sig(crm, ee_key, NULL), CMPR_OK);
+    sk_CMPR_CERTREQMSG_push(m->body->value.ir, crm);
+    if (implicit)
+        cmpr_hdr_push0_geninfo(m->header, cmpr_itav_new_implicit_confirm());
+    X509_NAME_free(n);
+    return m;
+}
+
+static void
+mac(CMPR_PKIMESSAGE *m, const char *ref, const char *secret)
+{
+    struct cmpr_mac_params mp;
+
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+    assert_int_equal(cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)ref, strlen(ref)), CMPR_OK);
+    assert_int_equal(cmpr_protect_mac(m, (const unsigned char *)secret, strlen(secret), &mp, NULL), CMPR_OK);
+}
+
+/* sends m (consumed) and returns the decoded answer */
+static CMPR_PKIMESSAGE *
+send_msg(CMPR_PKIMESSAGE *m)
+{
+    unsigned char *der = NULL, *out = NULL;
+    size_t len, outlen;
+    CMPR_PKIMESSAGE *rsp = NULL;
+
+    assert_int_equal(cmpr_msg_encode(m, &der, &len), CMPR_OK);
+    CMPR_PKIMESSAGE_free(m);
+    assert_int_equal(cmpr_core_handle(core, &info, der, len, &out, &outlen), CMPR_OK);
+    OPENSSL_free(der);
+    assert_int_equal(cmpr_msg_decode(out, outlen, &rsp, NULL), CMPR_OK);
+    free(out);
+    return rsp;
+}
+
+static CMPR_PKIMESSAGE *
+send_mac(CMPR_PKIMESSAGE *m)
+{
+    mac(m, "ee-ref", SECRET);
+    return send_msg(m);
+}
+
+/* the status an answer carries, whatever its body */
+static const CMPR_PKISI *
+status_of(const CMPR_PKIMESSAGE *rsp)
+{
+    switch (cmpr_msg_bodytype(rsp)) {
+    case CMPR_BODY_ERROR:
+        return rsp->body->value.error->pKIStatusInfo;
+    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP:
+        return sk_CMPR_CERTRESPONSE_value(rsp->body->value.ip->response, 0)->status;
+    case CMPR_BODY_RP:
+        return sk_CMPR_PKISI_value(rsp->body->value.rp->status, 0);
+    default:
+        return NULL;
+    }
+}
+
+static void
+expect_fail(CMPR_PKIMESSAGE *rsp, int body, int failbit)
+{
+    const CMPR_PKISI *si;
+
+    if (cmpr_msg_bodytype(rsp) != body)
+        fail_msg("expected %s, got %s", cmpr_body_name(body), cmpr_body_name(cmpr_msg_bodytype(rsp)));
+    si = status_of(rsp);
+    assert_non_null(si);
+    assert_int_equal(cmpr_pkisi_status(si), CMPR_STATUS_REJECTION);
+    if (cmpr_pkisi_failinfo(si) != (1u << failbit))
+        fail_msg("expected failInfo %s, got 0x%x", cmpr_failinfo_name(failbit), cmpr_pkisi_failinfo(si));
+}
+
+static X509 *
+issued_cert(const CMPR_PKIMESSAGE *rsp)
+{
+    CMPR_CERTRESPONSE *r = sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(rsp)->response, 0);
+
+    assert_non_null(r->certifiedKeyPair);
+    return r->certifiedKeyPair->certOrEncCert->value.certificate;
+}
+
+/* a follow-up message (certConf, pollReq, error) in the transaction of rsp */
+static CMPR_PKIMESSAGE *
+followup(int body, const CMPR_PKIMESSAGE *rsp)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(body, cmpr_msg_pvno(rsp));
+
+    ASN1_OCTET_STRING_free(m->header->transactionID);
+    m->header->transactionID = ASN1_OCTET_STRING_dup(rsp->header->transactionID);
+    cmpr_hdr_set1_recip_nonce(m->header, rsp->header->senderNonce);
+    return m;
+}
+
+static CMPR_PKIMESSAGE *
+certconf_for(const CMPR_PKIMESSAGE *rsp, long id, int accept)
+{
+    CMPR_PKIMESSAGE *m = followup(CMPR_BODY_CERTCONF, rsp);
+    CMPR_CERTSTATUS *cs = CMPR_CERTSTATUS_new();
+    unsigned char h[EVP_MAX_MD_SIZE];
+    unsigned int hl;
+
+    assert_int_equal(cmpr_cert_hash(issued_cert(rsp), NULL, h, &hl), CMPR_OK);
+    ASN1_OCTET_STRING_set(cs->certHash, h, (int)hl);
+    ASN1_INTEGER_set(cs->certReqId, id);
+    if (!accept)
+        cs->statusInfo = cmpr_pkisi_new(CMPR_STATUS_REJECTION, 0, "no thanks");
+    sk_CMPR_CERTSTATUS_push(m->body->value.certConf, cs);
+    return m;
+}
+
+/* ---------------- cmp-wire.md section 6 ---------------- */
+
+/* 3. transactionID echoed; a reused one -> transactionIdInUse (RFC 9810 5.1.1) */
+static void
+test_obligation_03_transaction_id(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-3", 1), *rsp, *again;
+    ASN1_OCTET_STRING *tid = ASN1_OCTET_STRING_dup(req->header->transactionID);
+    (void)state;
+
+    rsp = send_mac(req);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+    assert_int_equal(ASN1_OCTET_STRING_cmp(rsp->header->transactionID, tid), 0);
+    again = ee_certreq(CMPR_BODY_CR, "ee-3b", 1);
+    ASN1_OCTET_STRING_free(again->header->transactionID);
+    again->header->transactionID = tid;
+    CMPR_PKIMESSAGE_free(rsp);
+    rsp = send_mac(again);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_TRANSACTION_ID_IN_USE);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 4. recipNonce = request senderNonce, fresh 128-bit senderNonce;
+ *    wrong recipNonce -> badRecipientNonce; short senderNonce -> badSenderNonce */
+static void
+test_obligation_04_nonces(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-4", 0), *rsp, *cc, *bad;
+    ASN1_OCTET_STRING *sn = ASN1_OCTET_STRING_dup(req->header->senderNonce);
+    (void)state;
+
+    rsp = send_mac(req);
+    assert_int_equal(ASN1_OCTET_STRING_cmp(rsp->header->recipNonce, sn), 0);
+    assert_int_equal(ASN1_STRING_length(rsp->header->senderNonce), 16);
+    assert_int_not_equal(ASN1_OCTET_STRING_cmp(rsp->header->senderNonce, sn), 0);
+    cc = certconf_for(rsp, 0, 1);
+    cmpr_hdr_set1_recip_nonce(cc->header, sn);     /* not what we sent */
+    bad = send_mac(cc);
+    expect_fail(bad, CMPR_BODY_ERROR, CMPR_FI_BAD_RECIPIENT_NONCE);
+    CMPR_PKIMESSAGE_free(bad);
+    CMPR_PKIMESSAGE_free(rsp);
+    ASN1_OCTET_STRING_free(sn);
+
+    req = ee_certreq(CMPR_BODY_IR, "ee-4b", 1);
+    ASN1_OCTET_STRING_set(req->header->senderNonce, (const unsigned char *)"short", 5);
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_SENDER_NONCE);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 5. same pvno in the answer; unsupported -> unsupportedVersion (RFC 9810 7) */
+static void
+test_obligation_05_pvno(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-5", 1), *rsp;
+    (void)state;
+
+    ASN1_INTEGER_set(req->header->pvno, 3);
+    rsp = send_mac(req);
+    assert_int_equal(cmpr_msg_pvno(rsp), 3);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+    CMPR_PKIMESSAGE_free(rsp);
+    req = ee_certreq(CMPR_BODY_IR, "ee-5b", 1);
+    ASN1_INTEGER_set(req->header->pvno, 1);
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_UNSUPPORTED_VERSION);
+    assert_int_equal(cmpr_msg_pvno(rsp), 2);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 6. every request gets a CMP answer, garbage and unsupported bodies included */
+static void
+test_obligation_06_every_request_answered(void **state)
+{
+    unsigned char *out = NULL;
+    size_t outlen;
+    CMPR_PKIMESSAGE *rsp = NULL, *krr;
+    (void)state;
+
+    assert_int_equal(cmpr_core_handle(core, &info, (const unsigned char *)"\x30\x03\x02\x01\x02", 5,
+                                      &out, &outlen), CMPR_OK);
+    assert_int_equal(cmpr_msg_decode(out, outlen, &rsp, NULL), CMPR_OK);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_DATA_FORMAT);
+    free(out);
+    CMPR_PKIMESSAGE_free(rsp);
+    krr = ee_certreq(CMPR_BODY_KRR, "ee-6", 0);
+    rsp = send_mac(krr);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_REQUEST);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* a response sent to us is no request */
+    rsp = send_mac(cmpr_msg_build_pkiconf(NULL));
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_REQUEST);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 7. protection: senderKID, MAC, signer trust, algorithms */
+static void
+test_obligation_07_protection(void **state)
+{
+    CMPR_PKIMESSAGE *req, *rsp;
+    struct cmpr_mac_params mp;
+    (void)state;
+
+    /* unprotected */
+    rsp = send_msg(ee_certreq(CMPR_BODY_IR, "ee-7", 1));
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_MESSAGE_CHECK);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* MAC without senderKID */
+    req = ee_certreq(CMPR_BODY_IR, "ee-7", 1);
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+    cmpr_protect_mac(req, (const unsigned char *)SECRET, strlen(SECRET), &mp, NULL);
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_MESSAGE_CHECK);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* unknown reference, wrong secret */
+    req = ee_certreq(CMPR_BODY_IR, "ee-7", 1);
+    mac(req, "nobody", SECRET);
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_MESSAGE_CHECK);
+    CMPR_PKIMESSAGE_free(rsp);
+    req = ee_certreq(CMPR_BODY_IR, "ee-7", 1);
+    mac(req, "ee-ref", "wrong");
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_MESSAGE_CHECK);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* iteration count above max_mac_iterations -> badAlg, not computed */
+    req = ee_certreq(CMPR_BODY_IR, "ee-7", 1);
+    cmpr_hdr_set1_sender_kid(req->header, (const unsigned char *)"ee-ref", 6);
+    mp.iter = 50000;
+    cmpr_protect_mac(req, (const unsigned char *)SECRET, strlen(SECRET), &mp, NULL);
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_ALG);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* PBMAC1 works as well */
+    req = ee_certreq(CMPR_BODY_IR, "ee-7p", 1);
+    cmpr_hdr_set1_sender_kid(req->header, (const unsigned char *)"ee-ref", 6);
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBMAC1);
+    cmpr_protect_mac(req, (const unsigned char *)SECRET, strlen(SECRET), &mp, NULL);
+    rsp = send_msg(req);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+    assert_int_equal(cmpr_prot_kind(rsp->header->protectionAlg->algorithm), CMPR_PROT_PBMAC1);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* a signer nobody trusts */
+    req = ee_certreq(CMPR_BODY_CR, "ee-7", 1);
+    assert_int_equal(cmpr_protect_sig(req, stranger_key, NULL, 0, stranger_cert, NULL), CMPR_OK);
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_SIGNER_NOT_TRUSTED);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* a trusted signer whose signature is broken */
+    req = ee_certreq(CMPR_BODY_CR, "ee-7", 1);
+    assert_int_equal(cmpr_protect_sig(req, ra_key, NULL, 0, ra_cert, NULL), CMPR_OK);
+    ((unsigned char *)ASN1_STRING_get0_data(req->protection))[8] ^= 1;
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_MESSAGE_CHECK);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 8. the CA signs its errors; pkiConf uses the credentials of the first answer */
+static void
+test_obligation_08_answer_protection(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-8", 0), *rsp, *pc;
+    struct cmpr_verify_opts vo = { 0, NULL };
+    (void)state;
+
+    mac(req, "ee-ref", "wrong");
+    rsp = send_msg(req);
+    assert_int_equal(cmpr_prot_kind(rsp->header->protectionAlg->algorithm), CMPR_PROT_SIG);
+    assert_int_equal(cmpr_verify_sig(rsp, X509_get0_pubkey(ca_cert)), CMPR_OK);
+    CMPR_PKIMESSAGE_free(rsp);
+    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-8", 0));
+    assert_int_equal(cmpr_verify_mac(rsp, (const unsigned char *)SECRET, strlen(SECRET), &vo), CMPR_OK);
+    pc = send_mac(certconf_for(rsp, 0, 1));
+    assert_int_equal(cmpr_msg_bodytype(pc), CMPR_BODY_PKICONF);
+    assert_int_equal(cmpr_verify_mac(pc, (const unsigned char *)SECRET, strlen(SECRET), &vo), CMPR_OK);
+    CMPR_PKIMESSAGE_free(pc);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 9. POP verified (badPOP); raVerified only from an RA (notAuthorized) */
+static void
+test_obligation_09_pop(void **state)
+{
+    CMPR_PKIMESSAGE *req, *rsp;
+    CMPR_CERTREQMSG *crm;
+    (void)state;
+
+    req = ee_certreq(CMPR_BODY_IR, "ee-9", 1);
+    crm = sk_CMPR_CERTREQMSG_value(req->body->value.ir, 0);
+    ((unsigned char *)ASN1_STRING_get0_data(crm->popo->value.signature->signature))[10] ^= 1;
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_BAD_POP);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* no POP at all */
+    req = ee_certreq(CMPR_BODY_IR, "ee-9", 1);
+    crm = sk_CMPR_CERTREQMSG_value(req->body->value.ir, 0);
+    CMPR_POPO_free(crm->popo);
+    crm->popo = NULL;
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_BAD_POP);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* raVerified from an end entity */
+    req = ee_certreq(CMPR_BODY_IR, "ee-9", 1);
+    crm = sk_CMPR_CERTREQMSG_value(req->body->value.ir, 0);
+    CMPR_POPO_free(crm->popo);
+    crm->popo = CMPR_POPO_new();
+    crm->popo->type = CMPR_POPO_RAVERIFIED;
+    crm->popo->value.raVerified = ASN1_NULL_new();
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* raVerified from an RA: by MAC (ra = yes) and by a cmcRA certificate */
+    for (int how = 0; how < 2; how++) {
+        req = ee_certreq(CMPR_BODY_CR, "ee-9ra", 1);
+        crm = sk_CMPR_CERTREQMSG_value(req->body->value.ir, 0);
+        CMPR_POPO_free(crm->popo);
+        crm->popo = CMPR_POPO_new();
+        crm->popo->type = CMPR_POPO_RAVERIFIED;
+        crm->popo->value.raVerified = ASN1_NULL_new();
+        if (how == 0) {
+            mac(req, "ra-ref", RA_SECRET);
+        } else {
+            assert_int_equal(cmpr_protect_sig(req, ra_key, NULL, 0, ra_cert, NULL), CMPR_OK);
+        }
+        rsp = send_msg(req);
+        assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_CP);
+        assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+        CMPR_PKIMESSAGE_free(rsp);
+    }
+}
+
+/* 10. certReqId echoed, one CertResponse, failInfo only with rejection,
+ *     extraCerts = the chain; p10cr -> -1 */
+static void
+test_obligation_10_certrep(void **state)
+{
+    CMPR_PKIMESSAGE *rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-10", 1)), *p10;
+    CMPR_CERTREPMESSAGE *rep = cmpr_msg_get0_rep(rsp);
+    X509_REQ *csr;
+    X509_NAME *n = X509_NAME_new();
+    (void)state;
+
+    assert_int_equal(sk_CMPR_CERTRESPONSE_num(rep->response), 1);
+    assert_int_equal(ASN1_INTEGER_get(sk_CMPR_CERTRESPONSE_value(rep->response, 0)->certReqId), 0);
+    assert_null(sk_CMPR_CERTRESPONSE_value(rep->response, 0)->status->failInfo);
+    assert_true(X509_check_issued(ca_cert, issued_cert(rsp)) == X509_V_OK);
+    /* extraCerts hold the issuing chain */
+    {
+        int found = 0;
+
+        for (int i = 0; i < sk_X509_num(rsp->extraCerts); i++)
+            found |= X509_cmp(sk_X509_value(rsp->extraCerts, i), ca_cert) == 0;
+        assert_true(found);
+    }
+    CMPR_PKIMESSAGE_free(rsp);
+
+    p10 = cmpr_msg_new(CMPR_BODY_P10CR, 2);
+    csr = p10->body->value.p10cr;
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"ee-10p", -1, -1, 0);
+    X509_REQ_set_subject_name(csr, n);
+    X509_REQ_set_pubkey(csr, ee_key);
+    X509_REQ_sign(csr, ee_key, EVP_sha256());
+    X509_NAME_free(n);
+    cmpr_hdr_push0_geninfo(p10->header, cmpr_itav_new_implicit_confirm());
+    rsp = send_mac(p10);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_CP);
+    assert_int_equal(ASN1_INTEGER_get(sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(rsp)->response, 0)->certReqId),
+                     -1);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 11. implicitConfirm echoed when granted; otherwise confirmWaitTime, certConf
+ *     -> pkiConf, and no certConf in time = rejection (revoked) */
+static void
+test_obligation_11_confirmation(void **state)
+{
+    CMPR_PKIMESSAGE *rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-11", 1)), *pc;
+    struct cmpr_store *st = cmpr_core_store(core);
+    struct cmpr_cert_rec c;
+    unsigned char sn[64];
+    size_t snlen;
+    BIGNUM *bn;
+    (void)state;
+
+    assert_true(cmpr_hdr_has_implicit_confirm(rsp->header));
+    CMPR_PKIMESSAGE_free(rsp);
+
+    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-11b", 0));
+    assert_false(cmpr_hdr_has_implicit_confirm(rsp->header));
+    assert_non_null(cmpr_hdr_get0_geninfo(rsp->header, CMPR_IT_CONFIRM_WAIT_TIME));
+    pc = send_mac(certconf_for(rsp, 0, 1));
+    assert_int_equal(cmpr_msg_bodytype(pc), CMPR_BODY_PKICONF);
+    CMPR_PKIMESSAGE_free(pc);
+    CMPR_PKIMESSAGE_free(rsp);
+
+    /* never confirmed: expire revokes */
+    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-11c", 0));
+    bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(issued_cert(rsp)), NULL);
+    snlen = (size_t)BN_bn2bin(bn, sn);
+    BN_free(bn);
+    assert_true(cmpr_core_expire(core, time(NULL) + 3600) >= 1);
+    assert_int_equal(st->ops->cert_get(st, sn, snlen, &c), CMPR_OK);
+    assert_int_equal(c.status, CMPR_CERT_REVOKED);
+    cmpr_cert_rec_clear(&c);
+    /* and its late certConf is refused */
+    pc = send_mac(certconf_for(rsp, 0, 1));
+    expect_fail(pc, CMPR_BODY_ERROR, CMPR_FI_BAD_REQUEST);
+    CMPR_PKIMESSAGE_free(pc);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 12. certConf with a wrong certHash or certReqId -> badCertId; a rejecting
+ *     certConf revokes the certificate */
+static void
+test_obligation_12_certconf_checks(void **state)
+{
+    CMPR_PKIMESSAGE *rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-12", 0)), *cc, *pc;
+    (void)state;
+
+    cc = certconf_for(rsp, 0, 1);
+    ASN1_OCTET_STRING_set(sk_CMPR_CERTSTATUS_value(cc->body->value.certConf, 0)->certHash,
+                          (const unsigned char *)"not the hash", 12);
+    pc = send_mac(cc);
+    expect_fail(pc, CMPR_BODY_ERROR, CMPR_FI_BAD_CERT_ID);
+    CMPR_PKIMESSAGE_free(pc);
+    pc = send_mac(certconf_for(rsp, 7, 1));
+    expect_fail(pc, CMPR_BODY_ERROR, CMPR_FI_BAD_CERT_ID);
+    CMPR_PKIMESSAGE_free(pc);
+    /* the client refuses the certificate: pkiConf, and the certificate is revoked */
+    pc = send_mac(certconf_for(rsp, 0, 0));
+    assert_int_equal(cmpr_msg_bodytype(pc), CMPR_BODY_PKICONF);
+    CMPR_PKIMESSAGE_free(pc);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+static CMPR_PKIMESSAGE *
+rr_for(X509 *cert, int reason)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_RR, 2);
+    CMPR_REVDETAILS *rd = CMPR_REVDETAILS_new();
+
+    cmpr_tmpl_fill(rd->certDetails, NULL, NULL, X509_get_issuer_name(cert), X509_get0_serialNumber(cert));
+    if (reason >= 0) {
+        ASN1_ENUMERATED *e = ASN1_ENUMERATED_new();
+
+        ASN1_ENUMERATED_set(e, reason);
+        X509V3_add1_i2d(&rd->crlEntryDetails, NID_crl_reason, e, 0, 0);
+        ASN1_ENUMERATED_free(e);
+    }
+    sk_CMPR_REVDETAILS_push(m->body->value.rr, rd);
+    return m;
+}
+
+/* 13. rr: unknown -> badCertId, success -> rp with one status accepted,
+ *     again -> certRevoked; only the holder (or an RA) may revoke */
+static void
+test_obligation_13_revocation(void **state)
+{
+    CMPR_PKIMESSAGE *ip = send_mac(ee_certreq(CMPR_BODY_IR, "ee-13", 1)), *rp;
+    X509 *cert = X509_dup(issued_cert(ip));
+    X509 *other;
+    (void)state;
+
+    /* another client may not revoke it */
+    rp = rr_for(cert, 1);
+    mac(rp, "ra-ref", RA_SECRET);       /* the RA may */
+    CMPR_PKIMESSAGE_free(rp);
+    rp = rr_for(cert, 1);
+    mac(rp, "once", "once-secret");
+    rp = send_msg(rp);
+    expect_fail(rp, CMPR_BODY_RP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rp);
+    /* the enrolling client may */
+    rp = send_mac(rr_for(cert, 1));
+    assert_int_equal(cmpr_msg_bodytype(rp), CMPR_BODY_RP);
+    assert_int_equal(sk_CMPR_PKISI_num(rp->body->value.rp->status), 1);
+    assert_int_equal(cmpr_pkisi_status(status_of(rp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rp);
+    rp = send_mac(rr_for(cert, 1));
+    expect_fail(rp, CMPR_BODY_RP, CMPR_FI_CERT_REVOKED);
+    CMPR_PKIMESSAGE_free(rp);
+    /* a certificate we never issued */
+    other = tu_cert(ee_key, "ee-13x", ca_key, ca_cert, 0);
+    rp = send_mac(rr_for(other, 0));
+    expect_fail(rp, CMPR_BODY_RP, CMPR_FI_BAD_CERT_ID);
+    CMPR_PKIMESSAGE_free(rp);
+    X509_free(other);
+    X509_free(cert);
+    CMPR_PKIMESSAGE_free(ip);
+}
+
+static CMPR_PKIMESSAGE *
+genm_with(int it)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2);
+
+    if (it >= 0)
+        sk_CMPR_ITAV_push(m->body->value.genm, cmpr_itav_new0(it, NULL));
+    return m;
+}
+
+static const CMPR_ITAV *
+itav_in(const CMPR_PKIMESSAGE *genp, int it)
+{
+    for (int i = 0; i < sk_CMPR_ITAV_num(genp->body->value.genp); i++)
+        if (cmpr_itav_num(sk_CMPR_ITAV_value(genp->body->value.genp, i)) == it)
+            return sk_CMPR_ITAV_value(genp->body->value.genp, i);
+    return NULL;
+}
+
+/* 14. genm -> genp with the matching OID (17->17, 20->18, 19->19, 22->23) */
+static void
+test_obligation_14_genm(void **state)
+{
+    CMPR_PKIMESSAGE *rsp;
+    (void)state;
+
+    rsp = send_mac(genm_with(CMPR_IT_CA_CERTS));
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_GENP);
+    {
+        STACK_OF(X509) *certs = cmpr_itav_get1_ca_certs(itav_in(rsp, CMPR_IT_CA_CERTS));
+
+        assert_int_equal(X509_cmp(sk_X509_value(certs, 0), ca_cert), 0);
+        sk_X509_pop_free(certs, X509_free);
+    }
+    CMPR_PKIMESSAGE_free(rsp);
+    rsp = send_mac(genm_with(CMPR_IT_ROOT_CA_CERT));
+    assert_non_null(itav_in(rsp, CMPR_IT_ROOT_CA_KEY_UPDATE));
+    CMPR_PKIMESSAGE_free(rsp);
+    rsp = send_mac(genm_with(CMPR_IT_CERT_REQ_TEMPLATE));
+    {
+        CMPR_CERTREQTEMPLATECONTENT *t =
+            cmpr_itav_get1_cert_req_template(itav_in(rsp, CMPR_IT_CERT_REQ_TEMPLATE));
+
+        assert_non_null(t);
+        assert_null(t->certTemplate->publicKey);   /* RFC 9483 4.3.3 */
+        assert_int_equal(sk_CMPR_ATAV_num(t->keySpec), 2);
+        CMPR_CERTREQTEMPLATECONTENT_free(t);
+    }
+    CMPR_PKIMESSAGE_free(rsp);
+    {
+        CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2);
+        STACK_OF(CMPR_CRLSTATUS) *l = sk_CMPR_CRLSTATUS_new_null();
+        CMPR_CRLSTATUS *s = CMPR_CRLSTATUS_new();
+        STACK_OF(X509_CRL) *crls;
+
+        s->source->type = CMPR_CRLSOURCE_ISSUER;
+        s->source->value.issuer = sk_GENERAL_NAME_new_null();
+        {
+            GENERAL_NAME *gn = GENERAL_NAME_new();
+
+            GENERAL_NAME_set0_value(gn, GEN_DIRNAME, X509_NAME_dup(X509_get_subject_name(ca_cert)));
+            sk_GENERAL_NAME_push(s->source->value.issuer, gn);
+        }
+        sk_CMPR_CRLSTATUS_push(l, s);
+        sk_CMPR_ITAV_push(m->body->value.genm, cmpr_itav_new_crl_status_list(l));
+        sk_CMPR_CRLSTATUS_pop_free(l, CMPR_CRLSTATUS_free);
+        rsp = send_mac(m);
+        crls = cmpr_itav_get1_crls(itav_in(rsp, CMPR_IT_CRLS));
+        assert_int_equal(sk_X509_CRL_num(crls), 1);
+        assert_int_equal(X509_CRL_verify(sk_X509_CRL_value(crls, 0), ca_key), 1);
+        sk_X509_CRL_pop_free(crls, X509_CRL_free);
+        CMPR_PKIMESSAGE_free(rsp);
+    }
+    /* an OID we do not know is named in unsupportedOIDs (RFC 9810 5.3.19.7) */
+    rsp = send_mac(genm_with(99));
+    assert_non_null(itav_in(rsp, CMPR_IT_UNSUPPORTED_OIDS));
+    CMPR_PKIMESSAGE_free(rsp);
+    /* empty genm: everything relevant (RFC 9810 D.5) */
+    rsp = send_mac(genm_with(-1));
+    assert_true(sk_CMPR_ITAV_num(rsp->body->value.genp) >= 4);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 15. waiting only after full validation, without failInfo; pollReq ->
+ *     pollRep echoing certReqId with checkAfter; approval delivers on poll */
+static void
+test_obligation_15_polling(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_CR, "ee-15", 0), *rsp, *poll, *prep, *fin, *pc;
+    const CMPR_PKISI *si;
+    unsigned char tid[64];
+    size_t tlen;
+    (void)state;
+
+    cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile((const char *const[]){ "manual" }, 1));
+    rsp = send_mac(req);
+    si = status_of(rsp);
+    assert_int_equal(cmpr_pkisi_status(si), CMPR_STATUS_WAITING);
+    assert_null(si->failInfo);
+    assert_null(sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(rsp)->response, 0)->certifiedKeyPair);
+    poll = followup(CMPR_BODY_POLLREQ, rsp);
+    {
+        CMPR_POLLREQ *p = CMPR_POLLREQ_new();
+
+        ASN1_INTEGER_set(p->certReqId, 0);
+        sk_CMPR_POLLREQ_push(poll->body->value.pollReq, p);
+    }
+    prep = send_mac(poll);
+    assert_int_equal(cmpr_msg_bodytype(prep), CMPR_BODY_POLLREP);
+    assert_int_equal(ASN1_INTEGER_get(sk_CMPR_POLLREP_value(prep->body->value.pollRep, 0)->certReqId), 0);
+    assert_int_equal(ASN1_INTEGER_get(sk_CMPR_POLLREP_value(prep->body->value.pollRep, 0)->checkAfter), 7);
+    memcpy(tid, ASN1_STRING_get0_data(rsp->header->transactionID), 16);
+    tlen = 16;
+    assert_int_equal(cmpr_core_approve(core, tid, tlen), CMPR_OK);
+    assert_int_equal(cmpr_core_approve(core, tid, tlen), CMPR_ERR_INVALID_ARG);
+    poll = followup(CMPR_BODY_POLLREQ, prep);
+    {
+        CMPR_POLLREQ *p = CMPR_POLLREQ_new();
+
+        ASN1_INTEGER_set(p->certReqId, 0);
+        sk_CMPR_POLLREQ_push(poll->body->value.pollReq, p);
+    }
+    fin = send_mac(poll);
+    assert_int_equal(cmpr_msg_bodytype(fin), CMPR_BODY_CP);
+    assert_int_equal(cmpr_pkisi_status(status_of(fin)), CMPR_STATUS_ACCEPTED);
+    pc = send_mac(certconf_for(fin, 0, 1));
+    assert_int_equal(cmpr_msg_bodytype(pc), CMPR_BODY_PKICONF);
+    CMPR_PKIMESSAGE_free(pc);
+    CMPR_PKIMESSAGE_free(fin);
+    CMPR_PKIMESSAGE_free(prep);
+    CMPR_PKIMESSAGE_free(rsp);
+
+    /* a request that fails validation never gets "waiting" */
+    req = ee_certreq(CMPR_BODY_CR, "intruder", 0);
+    cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile((const char *const[]){ "manual" }, 1));
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_CP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* 16. a client's error is acknowledged with pkiConf (and ends the transaction) */
+static void
+test_obligation_16_client_error(void **state)
+{
+    CMPR_PKIMESSAGE *rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-16", 0)), *err, *pc;
+    (void)state;
+
+    err = followup(CMPR_BODY_ERROR, rsp);
+    CMPR_PKISI_free(err->body->value.error->pKIStatusInfo);
+    err->body->value.error->pKIStatusInfo = cmpr_pkisi_new(CMPR_STATUS_REJECTION, 0, "client gave up");
+    pc = send_mac(err);
+    assert_int_equal(cmpr_msg_bodytype(pc), CMPR_BODY_PKICONF);
+    CMPR_PKIMESSAGE_free(pc);
+    /* the transaction is over: a certConf now is refused */
+    pc = send_mac(certconf_for(rsp, 0, 1));
+    expect_fail(pc, CMPR_BODY_ERROR, CMPR_FI_BAD_REQUEST);
+    CMPR_PKIMESSAGE_free(pc);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* ---------------- other failInfos ---------------- */
+
+static void
+test_failinfo_bad_time_and_replay(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-t", 1), *rsp, *copy;
+    unsigned char *der = NULL, *out = NULL;
+    size_t len, outlen;
+    (void)state;
+
+    cmpr_hdr_set_message_time(req->header, time(NULL) - 3600);
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_TIME);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* the same senderNonce in a new transaction is a replay */
+    req = ee_certreq(CMPR_BODY_GENM, "x", 0);
+    sk_CMPR_CERTREQMSG_pop_free(req->body->value.ir, CMPR_CERTREQMSG_free);
+    req->body->value.genm = sk_CMPR_ITAV_new_null();
+    copy = CMPR_PKIMESSAGE_dup(req);
+    cmpr_hdr_set_fresh_transaction_id(copy->header);
+    rsp = send_mac(req);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_GENP);
+    CMPR_PKIMESSAGE_free(rsp);
+    rsp = send_mac(copy);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_SENDER_NONCE);
+    CMPR_PKIMESSAGE_free(rsp);
+    (void)der; (void)out; (void)len; (void)outlen;
+}
+
+static void
+test_failinfo_template_and_profile(void **state)
+{
+    CMPR_PKIMESSAGE *req, *rsp;
+    EVP_PKEY *rsa = tu_key("rsa:2048");
+    CMPR_CERTREQMSG *crm;
+    (void)state;
+
+    /* key type the profile does not take */
+    req = ee_certreq(CMPR_BODY_IR, "ee-k", 1);
+    crm = sk_CMPR_CERTREQMSG_value(req->body->value.ir, 0);
+    cmpr_tmpl_fill(crm->certReq->certTemplate, rsa, NULL, NULL, NULL);
+    cmpr_crm_create_pop_sig(crm, rsa, NULL);
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_BAD_CERT_TEMPLATE);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* a profile the client may not use */
+    req = ee_certreq(CMPR_BODY_IR, "ee-p", 1);
+    cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile((const char *const[]){ "nope" }, 1));
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* one-time reference: second use refused */
+    req = ee_certreq(CMPR_BODY_IR, "anything", 1);
+    mac(req, "once", "once-secret");
+    rsp = send_msg(req);
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rsp);
+    req = ee_certreq(CMPR_BODY_IR, "anything2", 1);
+    mac(req, "once", "once-secret");
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* validity capped -> grantedWithMods */
+    req = ee_certreq(CMPR_BODY_IR, "ee-v", 1);
+    crm = sk_CMPR_CERTREQMSG_value(req->body->value.ir, 0);
+    crm->certReq->certTemplate->validity = CMPR_OPTIONALVALIDITY_new();
+    crm->certReq->certTemplate->validity->notAfter = ASN1_TIME_set(NULL, time(NULL) + 86400L * 400);
+    cmpr_crm_create_pop_sig(crm, ee_key, NULL);
+    rsp = send_mac(req);
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_GRANTED_WITH_MODS);
+    CMPR_PKIMESSAGE_free(rsp);
+    EVP_PKEY_free(rsa);
+}
+
+/* ---------------- restart and concurrency ---------------- */
+
+static void
+test_restart_keeps_state(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_CR, "ee-r", 0), *pend, *issued, *pc, *poll, *fin;
+    X509 *cert;
+    (void)state;
+
+    cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile((const char *const[]){ "manual" }, 1));
+    pend = send_mac(req);
+    issued = send_mac(ee_certreq(CMPR_BODY_IR, "ee-r2", 0));
+    cert = X509_dup(issued_cert(issued));
+    pc = send_mac(rr_for(cert, 0));
+    CMPR_PKIMESSAGE_free(pc);
+    /* restart: close the store, reopen, continue */
+    stop_core();
+    start_core();
+    /* the unconfirmed issuance continues... */
+    pc = send_mac(certconf_for(issued, 0, 1));
+    assert_int_equal(cmpr_msg_bodytype(pc), CMPR_BODY_PKICONF);
+    CMPR_PKIMESSAGE_free(pc);
+    /* ...the revocation stays... */
+    pc = send_mac(rr_for(cert, 0));
+    expect_fail(pc, CMPR_BODY_RP, CMPR_FI_CERT_REVOKED);
+    CMPR_PKIMESSAGE_free(pc);
+    /* ...and the pending approval can be approved and polled */
+    assert_int_equal(cmpr_core_approve(core, ASN1_STRING_get0_data(pend->header->transactionID),
+                                       (size_t)ASN1_STRING_length(pend->header->transactionID)), CMPR_OK);
+    poll = followup(CMPR_BODY_POLLREQ, pend);
+    {
+        CMPR_POLLREQ *p = CMPR_POLLREQ_new();
+
+        ASN1_INTEGER_set(p->certReqId, 0);
+        sk_CMPR_POLLREQ_push(poll->body->value.pollReq, p);
+    }
+    fin = send_mac(poll);
+    assert_int_equal(cmpr_pkisi_status(status_of(fin)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(fin);
+    X509_free(cert);
+    CMPR_PKIMESSAGE_free(issued);
+    CMPR_PKIMESSAGE_free(pend);
+}
+
+struct worker {
+    int id;
+    int ok;
+};
+
+static void *
+worker_main(void *arg)
+{
+    struct worker *w = arg;
+    char cn[32];
+    CMPR_PKIMESSAGE *req, *rsp, *pc;
+    unsigned char *der = NULL, *out = NULL;
+    size_t len, outlen;
+
+    snprintf(cn, sizeof(cn), "ee-thread-%d", w->id);
+    req = ee_certreq(CMPR_BODY_IR, cn, 0);
+    mac(req, "ee-ref", SECRET);
+    /* no cmocka asserts on threads: count outcomes */
+    if (cmpr_msg_encode(req, &der, &len) != CMPR_OK
+            || cmpr_core_handle(core, &info, der, len, &out, &outlen) != CMPR_OK
+            || cmpr_msg_decode(out, outlen, &rsp, NULL) != CMPR_OK)
+        goto out;
+    OPENSSL_free(der);
+    der = NULL;
+    free(out);
+    out = NULL;
+    if (cmpr_msg_bodytype(rsp) == CMPR_BODY_IP
+            && cmpr_pkisi_status(status_of(rsp)) == CMPR_STATUS_ACCEPTED) {
+        X509 *x = issued_cert(rsp);
+        char got[64] = "";
+
+        X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, got, sizeof(got));
+        if (strcmp(got, cn) == 0
+                && ASN1_OCTET_STRING_cmp(rsp->header->transactionID, req->header->transactionID) == 0) {
+            CMPR_PKIMESSAGE *cc = certconf_for(rsp, 0, 1);
+
+            mac(cc, "ee-ref", SECRET);
+            if (cmpr_msg_encode(cc, &der, &len) == CMPR_OK
+                    && cmpr_core_handle(core, &info, der, len, &out, &outlen) == CMPR_OK
+                    && cmpr_msg_decode(out, outlen, &pc, NULL) == CMPR_OK) {
+                w->ok = cmpr_msg_bodytype(pc) == CMPR_BODY_PKICONF;
+                CMPR_PKIMESSAGE_free(pc);
+            }
+            CMPR_PKIMESSAGE_free(cc);
+        }
+    }
+    CMPR_PKIMESSAGE_free(rsp);
+ out:
+    OPENSSL_free(der);
+    free(out);
+    CMPR_PKIMESSAGE_free(req);
+    return NULL;
+}
+
+/* 32 independent transactions at once give 32 correct results */
+static void
+test_concurrent_transactions(void **state)
+{
+    pthread_t th[32];
+    struct worker w[32];
+    (void)state;
+
+    for (int i = 0; i < 32; i++) {
+        w[i].id = i;
+        w[i].ok = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, worker_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 32; i++) {
+        pthread_join(th[i], NULL);
+        if (!w[i].ok)
+            fail_msg("transaction %d failed", i);
+    }
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_obligation_03_transaction_id),
+        cmocka_unit_test(test_obligation_04_nonces),
+        cmocka_unit_test(test_obligation_05_pvno),
+        cmocka_unit_test(test_obligation_06_every_request_answered),
+        cmocka_unit_test(test_obligation_07_protection),
+        cmocka_unit_test(test_obligation_08_answer_protection),
+        cmocka_unit_test(test_obligation_09_pop),
+        cmocka_unit_test(test_obligation_10_certrep),
+        cmocka_unit_test(test_obligation_11_confirmation),
+        cmocka_unit_test(test_obligation_12_certconf_checks),
+        cmocka_unit_test(test_obligation_13_revocation),
+        cmocka_unit_test(test_obligation_14_genm),
+        cmocka_unit_test(test_obligation_15_polling),
+        cmocka_unit_test(test_obligation_16_client_error),
+        cmocka_unit_test(test_failinfo_bad_time_and_replay),
+        cmocka_unit_test(test_failinfo_template_and_profile),
+        cmocka_unit_test(test_restart_keeps_state),
+        cmocka_unit_test(test_concurrent_transactions),
+    };
+
+    return cmocka_run_group_tests_name("core", tests, setup, teardown);
+}
