@@ -510,7 +510,7 @@ static int
 rep_type(int body)
 {
     return body == CMPR_BODY_IR ? CMPR_BODY_IP : body == CMPR_BODY_KUR ? CMPR_BODY_KUP
-         : CMPR_BODY_CP;
+         : body == CMPR_BODY_CCR ? CMPR_BODY_CCP : CMPR_BODY_CP;
 }
 
 /* A body-level refusal: ip/cp/kup with status rejection (RFC 9483 4.1). */
@@ -725,6 +725,12 @@ handle_certreq(struct req *q)
         goto out;
     }
     snprintf(q->txn.profile, sizeof(q->txn.profile), "%s", pr->name);
+    /* RFC 9810 5.3.11, D.6: cross-certification certifies another CA's key */
+    if (q->body == CMPR_BODY_CCR && !pr->ca) {
+        rsp = reject_certreq(q, e.cert_req_id, CMPR_FI_BAD_CERT_TEMPLATE,
+                             "ccr needs a CA profile (ca = yes); '%s' is not one", pr->name);
+        goto out;
+    }
     if (q->body == CMPR_BODY_KUR) {
         /* RFC 9483 4.1.3: kur is protected by the certificate being updated,
          * which we issued; the subject stays; oldCertID, if sent, names it */
@@ -1272,6 +1278,7 @@ dispatch(struct req *q)
 {
     switch (q->body) {
     case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR: case CMPR_BODY_P10CR:
+    case CMPR_BODY_CCR:
         return handle_certreq(q);
     case CMPR_BODY_CERTCONF:
         return handle_certconf(q);

@@ -153,6 +153,14 @@ test_unreadable(void **state)
     free(err);
 }
 
+static int
+teardown(void **state)
+{
+    (void)state;
+    tu_rmrf(dir);
+    return 0;
+}
+
 int
 main(void)
 {
@@ -162,5 +170,5 @@ main(void)
         cmocka_unit_test(test_unreadable),
     };
 
-    return cmocka_run_group_tests_name("config", tests, setup, NULL);
+    return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

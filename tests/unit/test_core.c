@@ -112,7 +112,8 @@ setup(void **state)
             "[profile ee]\nvalidity_days = 10\nkey_usage = digitalSignature\n"
             "key_types = ec:P-256, ed25519\n"
             "[profile manual]\nrequire_approval = yes\nkey_types = ec:P-256\n"
-            "[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\nprofiles = ee, manual\n"
+            "[profile subca]\nca = yes\npath_len = 0\nkey_types = ec:P-256\n"
+            "[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\nprofiles = ee, manual, subca\n"
             "subject = CN=ee-*\n"
             "[client ra]\nreference = ra-ref\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n"
             "[client ra-cert]\ncert_subject = CN=Unit RA\nprofiles = ee\n"
@@ -127,6 +128,7 @@ teardown(void **state)
 {
     (void)state;
     stop_core();
+    tu_rmrf(dir);
     EVP_PKEY_free(ca_key);
     EVP_PKEY_free(ee_key);
     EVP_PKEY_free(ra_key);
@@ -198,7 +200,7 @@ status_of(const CMPR_PKIMESSAGE *rsp)
     switch (cmpr_msg_bodytype(rsp)) {
     case CMPR_BODY_ERROR:
         return rsp->body->value.error->pKIStatusInfo;
-    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP:
+    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP: case CMPR_BODY_CCP:
         return sk_CMPR_CERTRESPONSE_value(rsp->body->value.ip->response, 0)->status;
     case CMPR_BODY_RP:
         return sk_CMPR_PKISI_value(rsp->body->value.rp->status, 0);
@@ -884,6 +886,115 @@ test_failinfo_template_and_profile(void **state)
     EVP_PKEY_free(rsa);
 }
 
+/* ccr: cross-certification needs a CA profile (RFC 9810 5.3.11, D.6) */
+static void
+test_ccr(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_CCR, "ee-other-ca", 1), *rsp;
+    BASIC_CONSTRAINTS *bc;
+    (void)state;
+
+    cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile((const char *const[]){ "subca" }, 1));
+    rsp = send_mac(req);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_CCP);
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    bc = X509_get_ext_d2i(issued_cert(rsp), NID_basic_constraints, NULL, NULL);
+    assert_non_null(bc);
+    assert_true(bc->ca);
+    assert_int_equal(ASN1_INTEGER_get(bc->pathlen), 0);
+    BASIC_CONSTRAINTS_free(bc);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* an end-entity profile cannot cross-certify */
+    rsp = send_mac(ee_certreq(CMPR_BODY_CCR, "ee-other-ca2", 1));
+    expect_fail(rsp, CMPR_BODY_CCP, CMPR_FI_BAD_CERT_TEMPLATE);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* certificateHold, then removeFromCRL releases it (RFC 5280 5.3.1) */
+static void
+test_hold_and_release(void **state)
+{
+    CMPR_PKIMESSAGE *ip = send_mac(ee_certreq(CMPR_BODY_IR, "ee-hold", 1)), *rp;
+    X509 *cert = X509_dup(issued_cert(ip));
+    struct cmpr_store *st = cmpr_core_store(core);
+    struct cmpr_cert_rec c;
+    unsigned char sn[64];
+    size_t snlen;
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
+    (void)state;
+
+    snlen = (size_t)BN_bn2bin(bn, sn);
+    BN_free(bn);
+    rp = send_mac(rr_for(cert, 6));
+    assert_int_equal(cmpr_pkisi_status(status_of(rp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rp);
+    assert_int_equal(st->ops->cert_get(st, sn, snlen, &c), CMPR_OK);
+    assert_int_equal(c.status, CMPR_CERT_ON_HOLD);
+    cmpr_cert_rec_clear(&c);
+    rp = send_mac(rr_for(cert, 8));
+    assert_int_equal(cmpr_pkisi_status(status_of(rp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rp);
+    assert_int_equal(st->ops->cert_get(st, sn, snlen, &c), CMPR_OK);
+    assert_int_equal(c.status, CMPR_CERT_VALID);
+    cmpr_cert_rec_clear(&c);
+    rp = send_mac(rr_for(cert, 8));
+    expect_fail(rp, CMPR_BODY_RP, CMPR_FI_BAD_REQUEST);
+    CMPR_PKIMESSAGE_free(rp);
+    X509_free(cert);
+    CMPR_PKIMESSAGE_free(ip);
+}
+
+/* An Ed25519 CA whose answers are signed by a separate CMP signer (cmcCA) */
+static void
+test_ed25519_ca_with_separate_signer(void **state)
+{
+    char d2[64], path[256], *err = NULL;
+    EVP_PKEY *k = tu_key("ed25519"), *sk = tu_key("ec:P-256");
+    X509 *c = tu_cert(k, "Ed CA", NULL, NULL, 1), *sc = tu_cert(sk, "CMP Signer", k, c, 0);
+    struct cmpr_conf *conf2 = NULL;
+    struct cmpr_core *core2 = NULL, *saved = core;
+    CMPR_PKIMESSAGE *rsp;
+    FILE *f;
+    (void)state;
+
+    snprintf(d2, sizeof(d2), "/tmp/cmpr-core2-XXXXXX");
+    assert_non_null(mkdtemp(d2));
+    snprintf(path, sizeof(path), "%s/ca.key", d2);
+    write_pem_key(path, k);
+    snprintf(path, sizeof(path), "%s/ca.pem", d2);
+    write_pem_cert(path, c);
+    snprintf(path, sizeof(path), "%s/s.key", d2);
+    write_pem_key(path, sk);
+    snprintf(path, sizeof(path), "%s/s.pem", d2);
+    write_pem_cert(path, sc);
+    snprintf(path, sizeof(path), "%s/cmprouter.conf", d2);
+    f = fopen(path, "w");
+    fprintf(f, "[router]\nlog_level = error\n[ca ed]\nkey = ca.key\ncert = ca.pem\n"
+               "signer_cert = s.pem\nsigner_key = s.key\nmac_responses = no\n"
+               "[profile p]\n[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\n");
+    fclose(f);
+    if (cmpr_conf_load(path, &conf2, &err) != CMPR_OK || cmpr_core_new(conf2, &core2, &err) != CMPR_OK)
+        fail_msg("%s", err);
+    core = core2;
+    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-ed", 1));
+    core = saved;
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    /* mac_responses = no: signed, by the CMP signer, which goes first in extraCerts */
+    assert_int_equal(X509_NAME_cmp(cmpr_hdr_get0_sender_name(rsp->header), X509_get_subject_name(sc)), 0);
+    assert_int_equal(cmpr_verify_sig(rsp, sk), CMPR_OK);
+    assert_int_equal(X509_cmp(sk_X509_value(rsp->extraCerts, 0), sc), 0);
+    /* the certificate itself is signed by the Ed25519 CA key */
+    assert_int_equal(X509_verify(issued_cert(rsp), k), 1);
+    CMPR_PKIMESSAGE_free(rsp);
+    cmpr_core_free(core2);
+    cmpr_conf_free(conf2);
+    tu_rmrf(d2);
+    X509_free(c);
+    X509_free(sc);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(sk);
+}
+
 /* ---------------- restart and concurrency ---------------- */
 
 static void
@@ -1022,6 +1133,9 @@ main(void)
         cmocka_unit_test(test_obligation_16_client_error),
         cmocka_unit_test(test_failinfo_bad_time_and_replay),
         cmocka_unit_test(test_failinfo_template_and_profile),
+        cmocka_unit_test(test_ccr),
+        cmocka_unit_test(test_hold_and_release),
+        cmocka_unit_test(test_ed25519_ca_with_separate_signer),
         cmocka_unit_test(test_restart_keeps_state),
         cmocka_unit_test(test_concurrent_transactions),
     };

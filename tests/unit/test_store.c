@@ -15,15 +15,23 @@
 #include "core/store.h"
 
 static char dbpath[256];
+static char dbdir[64];
 
 static int
 setup(void **state)
 {
-    char dir[] = "/tmp/cmpr-store-XXXXXX";
-
     (void)state;
-    assert_non_null(mkdtemp(dir));
-    snprintf(dbpath, sizeof(dbpath), "%s/test.db", dir);
+    snprintf(dbdir, sizeof(dbdir), "/tmp/cmpr-store-XXXXXX");
+    assert_non_null(mkdtemp(dbdir));
+    snprintf(dbpath, sizeof(dbpath), "%s/test.db", dbdir);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    tu_rmrf(dbdir);
     return 0;
 }
 
@@ -332,5 +340,5 @@ main(void)
         cmocka_unit_test(test_open_errors),
     };
 
-    return cmocka_run_group_tests_name("store", tests, setup, NULL);
+    return cmocka_run_group_tests_name("store", tests, setup, teardown);
 }

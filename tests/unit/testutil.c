@@ -148,3 +148,15 @@ tu_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *issuer_key, X509 *issuer, int c
     X509_NAME_free(n);
     return x;
 }
+
+void
+tu_rmrf(const char *path)
+{
+    char cmd[512];
+
+    if (strncmp(path, "/tmp/cmpr-", 10) != 0)
+        return;     /* only what the tests made */
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+    if (system(cmd) != 0)
+        fprintf(stderr, "cannot remove %s\n", path);
+}

@@ -27,4 +27,7 @@ EVP_PKEY *tu_key(const char *spec);
  * digitalSignature key usage and a subject key identifier. */
 X509 *tu_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *issuer_key, X509 *issuer, int ca);
 
+/* Removes a temporary directory tree made by a test. */
+void tu_rmrf(const char *path);
+
 #endif
