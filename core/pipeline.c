@@ -52,6 +52,8 @@ struct req {
     int have_txn;                   /* txn exists in the store */
     int save_txn;                   /* 1: insert, 2: update, after the answer is built */
     struct cmpr_cert_rec *new_cert; /* to store before the transaction */
+    unsigned char *archive;         /* EnvelopedData of an archived private key */
+    size_t archive_len;
 };
 
 #define FI(x) (1u << (x))
@@ -706,6 +708,78 @@ cert_rec_new(struct req *q, X509 *cert, int confirmed)
     return c;
 }
 
+/* pkiArchiveOptions (RFC 4211 6.4, RFC 9810 5.2.6): the private key,
+ * encrypted to the CA's encryption certificate, is checked against the
+ * requested public key and kept encrypted for key recovery (krr).
+ * Returns CMPR_OK (maybe nothing to archive) or a failInfo bit in *fb. */
+static int
+archive_extract(struct req *q, const CMPR_CERTREQMSG *crm, EVP_PKEY *pub, unsigned char **der_r,
+                size_t *len_r, int *fb, char *why, size_t whylen)
+{
+    CMPR_PKIARCHIVEOPTIONS *opt;
+    CMS_ContentInfo *cms = NULL;
+    BIO *out = NULL;
+    char *data = NULL;
+    long dlen = 0;
+    const unsigned char *p;
+    EVP_PKEY *priv = NULL;
+    int r = CMPR_ERR_INVALID_ARG, n;
+
+    *der_r = NULL;
+    *len_r = 0;
+    if (cmpr_crm_get0_control(crm, CMPR_REGCTRL_PKIARCHIVEOPTIONS) == NULL)
+        return CMPR_OK;
+    *fb = CMPR_FI_BAD_REQUEST;
+    if ((opt = cmpr_crm_get1_archive_options(crm)) == NULL) {
+        *fb = CMPR_FI_BAD_DATA_FORMAT;
+        snprintf(why, whylen, "pkiArchiveOptions is malformed");
+        return r;
+    }
+    if (opt->type != CMPR_ARCHIVE_ENCRYPTEDPRIVKEY) {
+        snprintf(why, whylen, "only pkiArchiveOptions encryptedPrivKey is supported");
+        goto out;
+    }
+    if (opt->value.encryptedPrivKey->type != CMPR_ENCRYPTEDKEY_ENVELOPEDDATA) {
+        snprintf(why, whylen, "archived keys must come as EnvelopedData (EncryptedValue is deprecated)");
+        goto out;
+    }
+    if (q->ca->enc_key == NULL) {
+        snprintf(why, whylen, "key archive is not configured for CA %s", q->ca->conf->name);
+        goto out;
+    }
+    if ((cms = cmpr_envdata_to_cms(opt->value.encryptedPrivKey->value.envelopedData)) == NULL
+            || (out = BIO_new(BIO_s_mem())) == NULL
+            || CMS_decrypt(cms, q->ca->enc_key, q->ca->enc_cert, NULL, out, 0) != 1) {
+        *fb = CMPR_FI_BAD_POP;
+        snprintf(why, whylen, "the archived key cannot be decrypted with the CA's encryption key");
+        goto out;
+    }
+    dlen = BIO_get_mem_data(out, &data);
+    p = (const unsigned char *)data;
+    if (dlen <= 0 || (priv = d2i_AutoPrivateKey(NULL, &p, dlen)) == NULL || pub == NULL
+            || EVP_PKEY_eq(priv, pub) != 1) {
+        *fb = CMPR_FI_BAD_POP;
+        snprintf(why, whylen, "the archived private key does not belong to the requested public key");
+        goto out;
+    }
+    if ((n = i2d_CMPR_ENVELOPEDDATA(opt->value.encryptedPrivKey->value.envelopedData, der_r)) <= 0) {
+        *fb = CMPR_FI_SYSTEM_FAILURE;
+        snprintf(why, whylen, "cannot keep the archived key");
+        goto out;
+    }
+    *len_r = (size_t)n;
+    r = CMPR_OK;
+ out:
+    EVP_PKEY_free(priv);
+    if (data != NULL)
+        OPENSSL_cleanse(data, (size_t)dlen);
+    BIO_free(out);
+    CMS_ContentInfo_free(cms);
+    CMPR_PKIARCHIVEOPTIONS_free(opt);
+    ERR_clear_error();
+    return r;
+}
+
 static CMPR_PKIMESSAGE *
 handle_certreq(struct req *q)
 {
@@ -806,6 +880,20 @@ handle_certreq(struct req *q)
                                  "the one-time reference of client %s was already used",
                                  q->client->name);
             goto out;
+        }
+    }
+    if (q->body != CMPR_BODY_P10CR) {
+        CMPR_CERTREQMSG *crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(q->msg), 0);
+
+        if (archive_extract(q, crm, e.pubkey, &q->archive, &q->archive_len, &failbit, why,
+                            sizeof(why)) != CMPR_OK) {
+            rsp = reject_certreq(q, e.cert_req_id, failbit, "%s", why);
+            goto out;
+        }
+        if (pr->require_approval) {
+            /* archived at approval time, from the stored request */
+            OPENSSL_free(q->archive);
+            q->archive = NULL;
         }
     }
     if (pr->require_approval) {
@@ -1257,6 +1345,193 @@ handle_genm(struct req *q)
     return cmpr_msg_build_genp(q->msg, out);
 }
 
+/* ---------------- key recovery (RFC 9810 5.3.7-8) ---------------- */
+
+struct recovery {
+    struct req *q;
+    STACK_OF(CMPR_CERTIFIEDKEYPAIR) *hist;
+    struct { unsigned char sn[CMPR_STORE_MAX_ID]; size_t len; } *serials;  /* per hist entry */
+    int refused;
+};
+
+/* Re-encrypts one archived key for the requester: to its protection
+ * certificate, or with its shared secret (PWRI) for MAC clients. */
+static CMPR_ENVELOPEDDATA *
+reencrypt(struct req *q, const unsigned char *env, size_t envlen)
+{
+    const unsigned char *p = env;
+    CMPR_ENVELOPEDDATA *in = d2i_CMPR_ENVELOPEDDATA(NULL, &p, (long)envlen), *result = NULL;
+    CMS_ContentInfo *cms = NULL, *outcms = NULL;
+    BIO *plain = BIO_new(BIO_s_mem());
+    unsigned char *der = NULL;
+    const unsigned char *q2;
+    long hl;
+    int tag, cls, n;
+    char *data = NULL;
+    long dlen = 0;
+
+    if (in == NULL || plain == NULL || (cms = cmpr_envdata_to_cms(in)) == NULL
+            || CMS_decrypt(cms, q->ca->enc_key, q->ca->enc_cert, NULL, plain, 0) != 1)
+        goto out;
+    if (q->auth == AUTH_SIG) {
+        STACK_OF(X509) *rc = sk_X509_new_null();
+
+        sk_X509_push(rc, q->signer);
+        outcms = CMS_encrypt(rc, plain, EVP_aes_256_cbc(), CMS_BINARY);
+        sk_X509_free(rc);
+    } else {
+        outcms = CMS_encrypt(NULL, NULL, EVP_aes_256_cbc(), CMS_BINARY | CMS_PARTIAL);
+        if (outcms != NULL
+                && (CMS_add0_recipient_password(outcms, -1, NID_undef, NID_undef,
+                                                (unsigned char *)OPENSSL_memdup(q->client->secret,
+                                                                                q->client->secret_len),
+                                                (ossl_ssize_t)q->client->secret_len, NULL) == NULL
+                    || CMS_final(outcms, plain, NULL, CMS_BINARY) != 1)) {
+            CMS_ContentInfo_free(outcms);
+            outcms = NULL;
+        }
+    }
+    if (outcms == NULL || (n = i2d_CMS_ContentInfo(outcms, &der)) <= 0)
+        goto out;
+    /* ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT EnvelopedData } */
+    q2 = der;
+    if (ASN1_get_object(&q2, &hl, &tag, &cls, n) & 0x80)
+        goto out;
+    if (ASN1_get_object(&q2, &hl, &tag, &cls, n) & 0x80)
+        goto out;
+    q2 += hl;
+    if ((ASN1_get_object(&q2, &hl, &tag, &cls, n) & 0x80) || cls != V_ASN1_CONTEXT_SPECIFIC)
+        goto out;
+    result = d2i_CMPR_ENVELOPEDDATA(NULL, &q2, hl);
+ out:
+    dlen = plain != NULL ? BIO_get_mem_data(plain, &data) : 0;
+    if (data != NULL && dlen > 0)
+        OPENSSL_cleanse(data, (size_t)dlen);
+    BIO_free(plain);
+    OPENSSL_free(der);
+    CMS_ContentInfo_free(cms);
+    CMS_ContentInfo_free(outcms);
+    CMPR_ENVELOPEDDATA_free(in);
+    ERR_clear_error();
+    return result;
+}
+
+
+static int
+recover_one(const unsigned char *serial, size_t len, const char *client,
+            const unsigned char *env, size_t envlen, void *arg)
+{
+    struct recovery *rc = arg;
+    struct req *q = rc->q;
+    CMPR_CERTIFIEDKEYPAIR *kp;
+    CMPR_ENVELOPEDDATA *ed;
+    int n = sk_CMPR_CERTIFIEDKEYPAIR_num(rc->hist);
+    void *grown;
+
+    /* a MAC client recovers only the keys it archived itself */
+    if (q->auth == AUTH_MAC && strcmp(client, q->client->name) != 0) {
+        rc->refused = 1;
+        return CMPR_OK;
+    }
+    if ((ed = reencrypt(q, env, envlen)) == NULL)
+        return CMPR_ERR_INTERNAL;
+    kp = CMPR_CERTIFIEDKEYPAIR_new();
+    grown = realloc(rc->serials, (size_t)(n + 1) * sizeof(*rc->serials));
+    if (grown != NULL)
+        rc->serials = grown;
+    if (kp == NULL || grown == NULL || len > CMPR_STORE_MAX_ID
+            || (kp->privateKey = CMPR_ENCRYPTEDKEY_new()) == NULL) {
+        CMPR_ENVELOPEDDATA_free(ed);
+        CMPR_CERTIFIEDKEYPAIR_free(kp);
+        return CMPR_ERR_ALLOC;
+    }
+    memcpy(rc->serials[n].sn, serial, len);
+    rc->serials[n].len = len;
+    kp->privateKey->type = CMPR_ENCRYPTEDKEY_ENVELOPEDDATA;
+    kp->privateKey->value.envelopedData = ed;
+    /* the certificate is attached after the listing: the store is not re-entered */
+    kp->certOrEncCert->type = CMPR_CERTORENCCERT_CERTIFICATE;
+    sk_CMPR_CERTIFIEDKEYPAIR_push(rc->hist, kp);
+    return CMPR_OK;
+}
+
+static CMPR_PKIMESSAGE *
+handle_krr(struct req *q)
+{
+    CMPR_CERTREQMSGS *reqs = cmpr_msg_get0_reqs(q->msg);
+    CMPR_CERTREQMSG *crm;
+    struct recovery rc;
+    char subject[512];
+    STACK_OF(X509) *chain;
+    CMPR_PKIMESSAGE *rsp;
+    int r;
+
+    if ((rsp = open_txn(q)) != NULL)
+        return rsp;
+    (void)cmpr_txn_to(&q->txn, CMPR_TXN_ANSWERED);
+    if (sk_CMPR_CERTREQMSG_num(reqs) != 1)
+        return cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_BAD_REQUEST),
+                                  "exactly one request per krr is supported"), NULL, NULL, NULL);
+    if (cmpr_msg_pvno(q->msg) != CMPR_PVNO_3)
+        return error_rsp(q, CMPR_FI_UNSUPPORTED_VERSION,
+                         "key recovery returns EnvelopedData, which needs pvno 3 (cmp2021)");
+    if (q->ca->enc_key == NULL)
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "key archive and recovery are not configured");
+    crm = sk_CMPR_CERTREQMSG_value(reqs, 0);
+    if (crm->certReq->certTemplate->subject == NULL)
+        return cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_BAD_CERT_TEMPLATE),
+                                  "the template must name the subject whose keys to recover"),
+                                  NULL, NULL, NULL);
+    cmpr_name_text(crm->certReq->certTemplate->subject, subject, sizeof(subject));
+    /* who may recover: the holder (signature with a certificate for that
+     * subject) or the MAC client that archived the keys */
+    if (q->auth == AUTH_SIG
+            && X509_NAME_cmp(X509_get_subject_name(q->signer), crm->certReq->certTemplate->subject) != 0) {
+        audit(q, "krr-rejected", "signer may recover only its own keys");
+        return cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_NOT_AUTHORIZED),
+                                  "a signer may recover only its own keys"), NULL, NULL, NULL);
+    }
+    memset(&rc, 0, sizeof(rc));
+    rc.q = q;
+    rc.hist = sk_CMPR_CERTIFIEDKEYPAIR_new_null();
+    r = q->core->st->ops->archive_list(q->core->st, subject, recover_one, &rc);
+    /* attach the certificates now that the store is free */
+    for (int i = 0; r == CMPR_OK && i < sk_CMPR_CERTIFIEDKEYPAIR_num(rc.hist); i++) {
+        CMPR_CERTIFIEDKEYPAIR *kp = sk_CMPR_CERTIFIEDKEYPAIR_value(rc.hist, i);
+        struct cmpr_cert_rec cert;
+
+        if (q->core->st->ops->cert_get(q->core->st, rc.serials[i].sn, rc.serials[i].len,
+                                       &cert) == CMPR_OK) {
+            const unsigned char *p = cert.der;
+
+            kp->certOrEncCert->value.certificate = d2i_X509(NULL, &p, (long)cert.der_len);
+            cmpr_cert_rec_clear(&cert);
+        }
+        if (kp->certOrEncCert->value.certificate == NULL)
+            r = CMPR_ERR_STORE;
+    }
+    free(rc.serials);
+    if (r != CMPR_OK) {
+        sk_CMPR_CERTIFIEDKEYPAIR_pop_free(rc.hist, CMPR_CERTIFIEDKEYPAIR_free);
+        return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "key recovery failed");
+    }
+    if (sk_CMPR_CERTIFIEDKEYPAIR_num(rc.hist) == 0) {
+        sk_CMPR_CERTIFIEDKEYPAIR_free(rc.hist);
+        audit(q, "krr-rejected", "no archived key for %s%s", subject,
+              rc.refused ? " that this client archived" : "");
+        return cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_BAD_CERT_ID),
+                                  "no archived key for this subject"), NULL, NULL, NULL);
+    }
+    chain = cmpr_ca_get1_chain(q->ca);
+    rsp = cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_ACCEPTED, 0, NULL), NULL, chain,
+                             rc.hist);
+    audit(q, "recovered", "%d archived key(s) of %s returned encrypted to the requester",
+          sk_CMPR_CERTIFIEDKEYPAIR_num(rc.hist), subject);
+    sk_X509_pop_free(chain, X509_free);
+    sk_CMPR_CERTIFIEDKEYPAIR_pop_free(rc.hist, CMPR_CERTIFIEDKEYPAIR_free);
+    return rsp;
+}
+
 /* ---------------- a client's error (RFC 9810 5.3.21) ---------------- */
 
 static CMPR_PKIMESSAGE *
@@ -1282,6 +1557,8 @@ dispatch(struct req *q)
         return handle_certreq(q);
     case CMPR_BODY_CERTCONF:
         return handle_certconf(q);
+    case CMPR_BODY_KRR:
+        return handle_krr(q);
     case CMPR_BODY_POLLREQ:
         return handle_pollreq(q);
     case CMPR_BODY_RR:
@@ -1373,6 +1650,11 @@ cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
     if (q.save_txn != 0) {
         if (q.new_cert != NULL && (r = st->ops->cert_put(st, q.new_cert)) != CMPR_OK)
             goto store_failed;
+        if (q.new_cert != NULL && q.archive != NULL
+                && (r = st->ops->archive_put(st, q.new_cert->serial, q.new_cert->serial_len,
+                                             q.new_cert->subject, q.txn.client, q.archive,
+                                             q.archive_len)) != CMPR_OK)
+            goto store_failed;
         octets(rsp->header->senderNonce, q.txn.last_nonce, sizeof(q.txn.last_nonce),
                &q.txn.last_nonce_len);
         octets(q.msg->header->senderNonce, q.txn.req_nonce, sizeof(q.txn.req_nonce),
@@ -1423,6 +1705,7 @@ cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
     CMPR_PKIMESSAGE_free(q.msg);
     cmpr_cert_rec_clear(q.new_cert);
     free(q.new_cert);
+    OPENSSL_free(q.archive);
     cmpr_txn_rec_clear(&q.txn);
     ERR_clear_error();
     return r;
@@ -1484,6 +1767,20 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
         r = q.new_cert == NULL ? CMPR_ERR_ALLOC : r;
         goto out;
     }
+    if (q.body != CMPR_BODY_P10CR) {
+        int fb;
+        char why[256];
+        EVP_PKEY *pub = X509_get0_pubkey(cert);
+
+        if (archive_extract(&q, sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(q.msg), 0), pub,
+                            &q.archive, &q.archive_len, &fb, why, sizeof(why)) == CMPR_OK
+                && q.archive != NULL)
+            r = core->st->ops->archive_put(core->st, q.new_cert->serial, q.new_cert->serial_len,
+                                           q.new_cert->subject, q.txn.client, q.archive,
+                                           q.archive_len);
+        if (r != CMPR_OK)
+            goto out;
+    }
     memcpy(q.txn.serial, q.new_cert->serial, q.new_cert->serial_len);
     q.txn.serial_len = q.new_cert->serial_len;
     if ((r = cmpr_txn_to(&q.txn, CMPR_TXN_WAITING_POLL)) != CMPR_OK)
@@ -1498,6 +1795,7 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
     CMPR_PKIMESSAGE_free(q.msg);
     cmpr_cert_rec_clear(q.new_cert);
     free(q.new_cert);
+    OPENSSL_free(q.archive);
     cmpr_txn_rec_clear(&q.txn);
     ERR_clear_error();
     return r;

@@ -103,6 +103,16 @@ struct cmpr_store_ops {
     /* CMPR_ERR_EXISTS if nonce was seen after now - window; records it otherwise */
     int (*nonce_check)(struct cmpr_store *st, const unsigned char *nonce, size_t len,
                        int64_t now, int64_t window);
+    /* archived private keys (still encrypted to the CA's encryption
+     * certificate), by the serial of the certificate they belong to */
+    int (*archive_put)(struct cmpr_store *st, const unsigned char *serial, size_t len,
+                       const char *subject, const char *client,
+                       const unsigned char *envdata, size_t envdata_len);
+    /* cb(serial, len, client, envdata, envdata_len, arg) for each key of subject */
+    int (*archive_list)(struct cmpr_store *st, const char *subject,
+                        int (*cb)(const unsigned char *serial, size_t len, const char *client,
+                                  const unsigned char *envdata, size_t envdata_len, void *arg),
+                        void *arg);
     int (*audit)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
                  const char *who, const char *event, const char *detail);
     int (*audit_list)(struct cmpr_store *st,

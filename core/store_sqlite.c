@@ -31,6 +31,9 @@ static const char schema[] =
     " not_before INTEGER NOT NULL, not_after INTEGER NOT NULL, status INTEGER NOT NULL,"
     " revoked_at INTEGER NOT NULL, reason INTEGER NOT NULL, confirmed INTEGER NOT NULL,"
     " tid BLOB, der BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS archive (serial BLOB PRIMARY KEY, subject TEXT NOT NULL,"
+    " client TEXT NOT NULL, envdata BLOB NOT NULL, created INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS archive_subject ON archive(subject);"
     "CREATE TABLE IF NOT EXISTS nonce (nonce BLOB PRIMARY KEY, seen INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS audit ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, tid BLOB,"
@@ -470,6 +473,53 @@ sq_nonce_check(struct cmpr_store *st, const unsigned char *nonce, size_t len,
 }
 
 static int
+sq_archive_put(struct cmpr_store *st, const unsigned char *serial, size_t len,
+               const char *subject, const char *client, const unsigned char *env, size_t envlen)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE;
+
+    pthread_mutex_lock(&s->lock);
+    q = prep(s, "INSERT INTO archive(serial, subject, client, envdata, created) VALUES(?,?,?,?,?)");
+    if (q != NULL) {
+        bind_blob(q, 1, serial, len);
+        sqlite3_bind_text(q, 2, subject, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(q, 3, client != NULL ? client : "", -1, SQLITE_TRANSIENT);
+        bind_blob(q, 4, env, envlen);
+        sqlite3_bind_int64(q, 5, (int64_t)time(NULL));
+        r = run(s, q);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int
+sq_archive_list(struct cmpr_store *st, const char *subject,
+                int (*cb)(const unsigned char *serial, size_t len, const char *client,
+                          const unsigned char *envdata, size_t envdata_len, void *arg),
+                void *arg)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE;
+
+    pthread_mutex_lock(&s->lock);
+    q = prep(s, "SELECT serial, client, envdata FROM archive WHERE subject=? ORDER BY created");
+    if (q != NULL) {
+        sqlite3_bind_text(q, 1, subject, -1, SQLITE_TRANSIENT);
+        r = CMPR_OK;
+        while (r == CMPR_OK && sqlite3_step(q) == SQLITE_ROW)
+            r = cb(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
+                   (const char *)sqlite3_column_text(q, 1), sqlite3_column_blob(q, 2),
+                   (size_t)sqlite3_column_bytes(q, 2), arg);
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int
 sq_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
          const char *who, const char *event, const char *detail)
 {
@@ -530,6 +580,8 @@ const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .cert_set_status = sq_cert_set_status,
     .cert_list = sq_cert_list,
     .nonce_check = sq_nonce_check,
+    .archive_put = sq_archive_put,
+    .archive_list = sq_archive_list,
     .audit = sq_audit,
     .audit_list = sq_audit_list,
 };

@@ -100,33 +100,8 @@ make_envdata(const char *content, EVP_PKEY **rk_r, X509 **rc_r)
 {
     EVP_PKEY *rk = tu_key("rsa:2048");
     X509 *rc = tu_cert(rk, "Recipient", NULL, NULL, 0);
-    STACK_OF(X509) *rcpts = sk_X509_new_null();
-    BIO *in = BIO_new_mem_buf(content, -1);
-    CMS_ContentInfo *ci;
-    CMPR_ENVELOPEDDATA *env;
-    unsigned char *cider = NULL;
-    const unsigned char *p, *q;
-    long hl;
-    int tag, cls, n;
+    CMPR_ENVELOPEDDATA *env = tu_envdata((const unsigned char *)content, strlen(content), rc);
 
-    sk_X509_push(rcpts, rc);
-    ci = CMS_encrypt(rcpts, in, EVP_aes_128_cbc(), CMS_BINARY);
-    assert_non_null(ci);
-    n = i2d_CMS_ContentInfo(ci, &cider);
-    /* ContentInfo ::= SEQUENCE { OID, [0] EXPLICIT EnvelopedData } */
-    p = cider;
-    ASN1_get_object(&p, &hl, &tag, &cls, n);
-    q = p;
-    ASN1_get_object(&q, &hl, &tag, &cls, n);   /* OID */
-    q += hl;
-    ASN1_get_object(&q, &hl, &tag, &cls, n);   /* [0] */
-    assert_int_equal(cls, V_ASN1_CONTEXT_SPECIFIC);
-    env = d2i_CMPR_ENVELOPEDDATA(NULL, &q, hl);
-    assert_non_null(env);
-    OPENSSL_free(cider);
-    CMS_ContentInfo_free(ci);
-    BIO_free(in);
-    sk_X509_free(rcpts);
     if (rk_r != NULL) {
         *rk_r = rk;
         *rc_r = rc;

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/cms.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -26,6 +27,8 @@ static char conf_path[128];
 static EVP_PKEY *ca_key, *ee_key, *ra_key;
 static X509 *ca_cert, *ra_cert, *stranger_cert;
 static EVP_PKEY *stranger_key;
+static EVP_PKEY *enc_key;         /* the CA's encryption key (key archive) */
+static X509 *enc_cert;
 static struct cmpr_conf *conf;
 static struct cmpr_core *core;
 static const struct cmpr_request_info info = { "test", "unit", NULL };
@@ -99,6 +102,12 @@ setup(void **state)
     stranger_key = tu_key("ec:P-256");
     stranger_cert = tu_cert(stranger_key, "Stranger", NULL, NULL, 0);
 
+    enc_key = tu_key("rsa:2048");
+    enc_cert = tu_cert(enc_key, "Unit CA encryption", ca_key, ca_cert, 0);
+    snprintf(path, sizeof(path), "%s/enc.key", dir);
+    write_pem_key(path, enc_key);
+    snprintf(path, sizeof(path), "%s/enc.pem", dir);
+    write_pem_cert(path, enc_cert);
     snprintf(path, sizeof(path), "%s/ca.key", dir);
     write_pem_key(path, ca_key);
     snprintf(path, sizeof(path), "%s/ca.pem", dir);
@@ -109,6 +118,7 @@ setup(void **state)
             "[router]\nlog_level = error\nmessage_time_skew = 300\nconfirm_wait = 60\n"
             "check_after = 7\nmax_mac_iterations = 20000\n"
             "[ca unit]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\ncrl_file = unit.crl\n"
+            "encryption_cert = enc.pem\nencryption_key = enc.key\n"
             "[profile ee]\nvalidity_days = 10\nkey_usage = digitalSignature\n"
             "key_types = ec:P-256, ed25519\n"
             "[profile manual]\nrequire_approval = yes\nkey_types = ec:P-256\n"
@@ -133,6 +143,8 @@ teardown(void **state)
     EVP_PKEY_free(ee_key);
     EVP_PKEY_free(ra_key);
     EVP_PKEY_free(stranger_key);
+    EVP_PKEY_free(enc_key);
+    X509_free(enc_cert);
     X509_free(ca_cert);
     X509_free(ra_cert);
     X509_free(stranger_cert);
@@ -346,7 +358,14 @@ test_obligation_06_every_request_answered(void **state)
     expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_DATA_FORMAT);
     free(out);
     CMPR_PKIMESSAGE_free(rsp);
-    krr = ee_certreq(CMPR_BODY_KRR, "ee-6", 0);
+    /* popdecr has no challenge to answer here: badRequest with a reason */
+    krr = cmpr_msg_new(CMPR_BODY_POPDECR, 2);
+    {
+        ASN1_INTEGER *i = ASN1_INTEGER_new();
+
+        ASN1_INTEGER_set(i, 42);
+        sk_ASN1_INTEGER_push(krr->body->value.popdecr, i);
+    }
     rsp = send_mac(krr);
     expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_REQUEST);
     CMPR_PKIMESSAGE_free(rsp);
@@ -995,6 +1014,120 @@ test_ed25519_ca_with_separate_signer(void **state)
     EVP_PKEY_free(sk);
 }
 
+/* an ir that archives its private key (pkiArchiveOptions) */
+static CMPR_PKIMESSAGE *
+ee_archiving_ir(const char *cn, EVP_PKEY *k, EVP_PKEY *archived)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_IR, 3);
+    CMPR_CERTREQMSG *crm = CMPR_CERTREQMSG_new();
+    X509_NAME *n = X509_NAME_new();
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(archived);
+    unsigned char *p8der = NULL, *optder = NULL;
+    const unsigned char *p;
+    int p8len = i2d_PKCS8_PRIV_KEY_INFO(p8, &p8der), optlen;
+    CMPR_PKIARCHIVEOPTIONS *opt = CMPR_PKIARCHIVEOPTIONS_new();
+    CMPR_ATAV *ctl = CMPR_ATAV_new();
+
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    ASN1_INTEGER_set(crm->certReq->certReqId, 0);
+    assert_int_equal(cmpr_tmpl_fill(crm->certReq->certTemplate, k, n, NULL, NULL), CMPR_OK);
+    opt->type = CMPR_ARCHIVE_ENCRYPTEDPRIVKEY;
+    opt->value.encryptedPrivKey = CMPR_ENCRYPTEDKEY_new();
+    opt->value.encryptedPrivKey->type = CMPR_ENCRYPTEDKEY_ENVELOPEDDATA;
+    opt->value.encryptedPrivKey->value.envelopedData = tu_envdata(p8der, (size_t)p8len, enc_cert);
+    optlen = i2d_CMPR_PKIARCHIVEOPTIONS(opt, &optder);
+    p = optder;
+    ctl->type = cmpr_regctrl_obj(CMPR_REGCTRL_PKIARCHIVEOPTIONS);
+    ASN1_TYPE_free(ctl->value);
+    ctl->value = d2i_ASN1_TYPE(NULL, &p, optlen);
+    crm->certReq->controls = sk_CMPR_ATAV_new_null();
+    sk_CMPR_ATAV_push(crm->certReq->controls, ctl);
+    assert_int_equal(cmpr_crm_create_pop_sig(crm, k, NULL), CMPR_OK);
+    sk_CMPR_CERTREQMSG_push(m->body->value.ir, crm);
+    cmpr_hdr_push0_geninfo(m->header, cmpr_itav_new_implicit_confirm());
+    OPENSSL_clear_free(p8der, (size_t)p8len);
+    OPENSSL_free(optder);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    CMPR_PKIARCHIVEOPTIONS_free(opt);
+    X509_NAME_free(n);
+    return m;
+}
+
+static CMPR_PKIMESSAGE *
+krr_for(const char *cn, long pvno)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_KRR, pvno);
+    CMPR_CERTREQMSG *crm = CMPR_CERTREQMSG_new();
+    X509_NAME *n = X509_NAME_new();
+
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    ASN1_INTEGER_set(crm->certReq->certReqId, 0);
+    cmpr_tmpl_fill(crm->certReq->certTemplate, NULL, n, NULL, NULL);
+    sk_CMPR_CERTREQMSG_push(m->body->value.krr, crm);
+    X509_NAME_free(n);
+    return m;
+}
+
+/* pkiArchiveOptions at enrollment, krr -> krp with the key history
+ * (RFC 9810 5.2.6, 5.3.7-8), returned encrypted with the client's secret */
+static void
+test_key_archive_and_recovery(void **state)
+{
+    EVP_PKEY *k = tu_key("ec:P-256"), *other = tu_key("ec:P-256"), *got;
+    CMPR_PKIMESSAGE *ip, *krp, *rsp;
+    CMPR_CERTIFIEDKEYPAIR *kp;
+    CMS_ContentInfo *cms;
+    BIO *out = BIO_new(BIO_s_mem());
+    char *data;
+    long dlen;
+    const unsigned char *p;
+    (void)state;
+
+    /* an archived key that is not the certified key: badPOP */
+    rsp = send_mac(ee_archiving_ir("ee-arch", k, other));
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_BAD_POP);
+    CMPR_PKIMESSAGE_free(rsp);
+
+    ip = send_mac(ee_archiving_ir("ee-arch", k, k));
+    assert_int_equal(cmpr_pkisi_status(status_of(ip)), CMPR_STATUS_ACCEPTED);
+    krp = send_mac(krr_for("ee-arch", 3));
+    assert_int_equal(cmpr_msg_bodytype(krp), CMPR_BODY_KRP);
+    assert_int_equal(cmpr_pkisi_status(krp->body->value.krp->status), CMPR_STATUS_ACCEPTED);
+    assert_int_equal(sk_CMPR_CERTIFIEDKEYPAIR_num(krp->body->value.krp->keyPairHist), 1);
+    kp = sk_CMPR_CERTIFIEDKEYPAIR_value(krp->body->value.krp->keyPairHist, 0);
+    assert_int_equal(X509_cmp(kp->certOrEncCert->value.certificate, issued_cert(ip)), 0);
+    assert_int_equal(kp->privateKey->type, CMPR_ENCRYPTEDKEY_ENVELOPEDDATA);
+    /* the client opens it with its shared secret (password recipient) */
+    cms = cmpr_envdata_to_cms(kp->privateKey->value.envelopedData);
+    assert_non_null(cms);
+    assert_int_equal(CMS_decrypt_set1_password(cms, (unsigned char *)SECRET, strlen(SECRET)), 1);
+    assert_int_equal(CMS_decrypt(cms, NULL, NULL, NULL, out, 0), 1);
+    dlen = BIO_get_mem_data(out, &data);
+    p = (const unsigned char *)data;
+    got = d2i_AutoPrivateKey(NULL, &p, dlen);
+    assert_non_null(got);
+    assert_int_equal(EVP_PKEY_eq(got, k), 1);
+    EVP_PKEY_free(got);
+    CMS_ContentInfo_free(cms);
+    CMPR_PKIMESSAGE_free(krp);
+
+    /* EnvelopedData needs pvno 3 */
+    rsp = send_mac(krr_for("ee-arch", 2));
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_UNSUPPORTED_VERSION);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* another client gets nothing */
+    rsp = krr_for("ee-arch", 3);
+    mac(rsp, "ra-ref", RA_SECRET);
+    rsp = send_msg(rsp);
+    assert_int_equal(cmpr_pkisi_status(rsp->body->value.krp->status), CMPR_STATUS_REJECTION);
+    assert_int_equal(cmpr_pkisi_failinfo(rsp->body->value.krp->status), 1u << CMPR_FI_BAD_CERT_ID);
+    CMPR_PKIMESSAGE_free(rsp);
+    CMPR_PKIMESSAGE_free(ip);
+    BIO_free(out);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(other);
+}
+
 /* ---------------- restart and concurrency ---------------- */
 
 static void
@@ -1136,6 +1269,7 @@ main(void)
         cmocka_unit_test(test_ccr),
         cmocka_unit_test(test_hold_and_release),
         cmocka_unit_test(test_ed25519_ca_with_separate_signer),
+        cmocka_unit_test(test_key_archive_and_recovery),
         cmocka_unit_test(test_restart_keeps_state),
         cmocka_unit_test(test_concurrent_transactions),
     };

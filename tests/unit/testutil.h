@@ -27,6 +27,10 @@ EVP_PKEY *tu_key(const char *spec);
  * digitalSignature key usage and a subject key identifier. */
 X509 *tu_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *issuer_key, X509 *issuer, int ca);
 
+/* An EnvelopedData (made by the CMS API) of content for rcpt, in our type. */
+struct cmpr_envelopeddata_st;
+struct cmpr_envelopeddata_st *tu_envdata(const unsigned char *content, size_t len, X509 *rcpt);
+
 /* Removes a temporary directory tree made by a test. */
 void tu_rmrf(const char *path);
 
