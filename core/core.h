@@ -37,8 +37,10 @@ int cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t le
 /* Revokes a certificate issued here (reason: CRLReason code). */
 int cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len,
                      int reason);
-/* Housekeeping: certificates not confirmed within confirm_wait are revoked
- * and their transactions rejected (RFC 9810 5.3.18). Returns how many. */
+/* Housekeeping, to run periodically: certificates not confirmed within
+ * confirm_wait are revoked and their transactions expired (RFC 9810 5.3.18);
+ * CRL files past half their validity are rewritten. Returns how many
+ * certificates were revoked. */
 int cmpr_core_expire(struct cmpr_core *core, time_t now);
 /* Writes the CRL of the CA to path (NULL: its crl_file). */
 int cmpr_core_write_crl(struct cmpr_core *core, const char *path);

@@ -15,6 +15,7 @@
 #include "codec/protect.h"
 
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,9 @@ struct req {
     struct cmpr_cert_rec *new_cert; /* to store before the transaction */
     unsigned char *archive;         /* EnvelopedData of an archived private key */
     size_t archive_len;
+    unsigned char *raw_answer;      /* an answer that is already protected (nested) */
+    size_t raw_answer_len;
+    int depth;                      /* nested messages being unwrapped */
 };
 
 #define FI(x) (1u << (x))
@@ -1546,6 +1550,65 @@ handle_error(struct req *q)
     return cmpr_msg_build_pkiconf(q->msg);
 }
 
+/* ---------------- nested messages (RFC 9810 5.1.3.5, RFC 9483 5.2.2) ---------------- */
+
+static int handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int depth,
+                      const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r);
+
+/* An RA wraps requests in nested: to add its protection to one request
+ * (the answer comes back un-nested) or to batch several (the answers come
+ * back in one nested message). Each inner message is processed on its own,
+ * with its own protection checked. */
+static CMPR_PKIMESSAGE *
+handle_nested(struct req *q)
+{
+    CMPR_PKIMESSAGES *inner = q->msg->body->value.nested;
+    CMPR_PKIMESSAGE *rsp = NULL;
+    int n = sk_CMPR_PKIMESSAGE_num(inner);
+
+    if (!((q->auth == AUTH_SIG && q->signer_is_ra) || (q->client != NULL && q->client->ra)))
+        return error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
+                         "nested messages are accepted from registration authorities only");
+    if (n < 1 || n > 256)
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "a nested message holds 1 to 256 messages");
+    if (n > 1 && (rsp = cmpr_msg_new_response(q->msg, CMPR_BODY_NESTED)) == NULL)
+        return NULL;
+    for (int i = 0; i < n; i++) {
+        unsigned char *der = NULL, *out = NULL;
+        size_t len = 0, outlen = 0;
+        CMPR_PKIMESSAGE *ans = NULL;
+        int r;
+
+        if (cmpr_msg_encode(sk_CMPR_PKIMESSAGE_value(inner, i), &der, &len) != CMPR_OK)
+            r = CMPR_ERR_ENCODE;
+        else
+            r = handle_der(q->core, q->info, q->depth + 1, der, len, &out, &outlen);
+        OPENSSL_free(der);
+        if (n == 1) {
+            if (r != CMPR_OK) {
+                free(out);
+                return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the inner message could not be answered");
+            }
+            audit(q, "nested", "one request under RA protection");
+            q->raw_answer = out;
+            q->raw_answer_len = outlen;
+            return NULL;
+        }
+        /* a batch: every inner request gets its answer, or systemFailure */
+        if (r != CMPR_OK || cmpr_msg_decode(out, outlen, &ans, NULL) != CMPR_OK) {
+            CMPR_PKIMESSAGE *inner_req = sk_CMPR_PKIMESSAGE_value(inner, i);
+
+            ans = cmpr_msg_build_error(inner_req, cmpr_pkisi_new(CMPR_STATUS_REJECTION,
+                                       FI(CMPR_FI_SYSTEM_FAILURE), "no answer"), -1, NULL);
+        }
+        free(out);
+        if (ans != NULL)
+            sk_CMPR_PKIMESSAGE_push(rsp->body->value.nested, ans);
+    }
+    audit(q, "nested", "batch of %d messages answered", n);
+    return rsp;
+}
+
 /* ---------------- the entry point ---------------- */
 
 static CMPR_PKIMESSAGE *
@@ -1567,6 +1630,8 @@ dispatch(struct req *q)
         return handle_genm(q);
     case CMPR_BODY_ERROR:
         return handle_error(q);
+    case CMPR_BODY_NESTED:
+        return handle_nested(q);
     default:
         return error_rsp(q, CMPR_FI_BAD_REQUEST, "%s is not supported by this server",
                          cmpr_body_name(q->body));
@@ -1576,6 +1641,13 @@ dispatch(struct req *q)
 int
 cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
                  const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r)
+{
+    return handle_der(core, info, 0, der, len, out_r, out_len_r);
+}
+
+static int
+handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int depth,
+           const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r)
 {
     struct req q;
     struct cmpr_decode_err derr;
@@ -1591,6 +1663,7 @@ cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
     q.core = core;
     q.info = info;
     q.ca = core->cas[0];
+    q.depth = depth;
     if ((r = cmpr_msg_decode(der, len, &q.msg, &derr)) != CMPR_OK) {
         rsp = error_rsp(&q, CMPR_FI_BAD_DATA_FORMAT, "not a PKIMessage: offset %zu: expected %s",
                         derr.offset, derr.what);
@@ -1632,7 +1705,19 @@ cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
         rsp = error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
         goto answer;
     }
+    if (q.body == CMPR_BODY_NESTED && q.depth >= CMPR_MAX_NESTED_DEPTH) {
+        rsp = error_rsp(&q, CMPR_FI_BAD_REQUEST, "nested too deeply");
+        goto answer;
+    }
     rsp = dispatch(&q);
+    if (rsp == NULL && q.raw_answer != NULL) {
+        /* already protected by the inner transaction */
+        *out_r = q.raw_answer;
+        *out_len_r = q.raw_answer_len;
+        q.raw_answer = NULL;
+        r = CMPR_OK;
+        goto done;
+    }
  answer:
     if (rsp == NULL) {
         q.save_txn = 0;
@@ -1688,7 +1773,7 @@ cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
     else
         r = CMPR_OK;
  done:
-    if (out != NULL && r == CMPR_OK) {
+    if (out != NULL && r == CMPR_OK && *out_r == NULL) {
         /* hand out malloc()ed memory whatever allocated it */
         unsigned char *copy = malloc(out_len);
 
@@ -1706,6 +1791,7 @@ cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
     cmpr_cert_rec_clear(q.new_cert);
     free(q.new_cert);
     OPENSSL_free(q.archive);
+    free(q.raw_answer);
     cmpr_txn_rec_clear(&q.txn);
     ERR_clear_error();
     return r;
@@ -1858,6 +1944,8 @@ cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len
     return r;
 }
 
+static void refresh_crls(struct cmpr_core *core, time_t now);
+
 struct expired {
     unsigned char (*tids)[CMPR_STORE_MAX_ID];
     size_t *lens;
@@ -1915,7 +2003,26 @@ cmpr_core_expire(struct cmpr_core *core, time_t now)
  out:
     free(x.tids);
     free(x.lens);
+    refresh_crls(core, now);
     return done;
+}
+
+/* CRLs are rewritten when half their validity has passed, so relying parties
+ * never see an expired one while the daemon or cron runs housekeeping. */
+static void
+refresh_crls(struct cmpr_core *core, time_t now)
+{
+    for (size_t i = 0; i < core->n_cas; i++) {
+        const struct cmpr_conf_ca *cc = core->cas[i]->conf;
+        struct stat sb;
+
+        if (cc->crl_file == NULL)
+            continue;
+        if (stat(cc->crl_file, &sb) == 0 && now - sb.st_mtime < cc->crl_days * 86400L / 2)
+            continue;
+        if (cmpr_ca_write_crl(core->cas[i], core->st, NULL) == CMPR_OK)
+            cmpr_log_info("CRL of CA %s refreshed: %s", cc->name, cc->crl_file);
+    }
 }
 
 int

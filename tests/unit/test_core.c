@@ -1128,6 +1128,80 @@ test_key_archive_and_recovery(void **state)
     EVP_PKEY_free(other);
 }
 
+static CMPR_PKIMESSAGE *
+nested_of(CMPR_PKIMESSAGE **inner, int n)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_NESTED, 2);
+
+    for (int i = 0; i < n; i++)
+        sk_CMPR_PKIMESSAGE_push(m->body->value.nested, inner[i]);
+    return m;
+}
+
+/* RFC 9483 5.2.2: the CA accepts requests under an RA's added protection
+ * (answered un-nested) and batches (answered in one nested message) */
+static void
+test_nested_from_ra(void **state)
+{
+    CMPR_PKIMESSAGE *inner[3], *outer, *rsp;
+    struct cmpr_verify_opts vo = { 0, NULL };
+    (void)state;
+
+    /* added protection: one EE request, wrapped and signed by the RA */
+    inner[0] = ee_certreq(CMPR_BODY_IR, "ee-n1", 1);
+    mac(inner[0], "ee-ref", SECRET);
+    outer = nested_of(inner, 1);
+    assert_int_equal(cmpr_protect_sig(outer, ra_key, NULL, 0, ra_cert, NULL), CMPR_OK);
+    rsp = send_msg(outer);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    /* the un-nested answer is protected for the end entity */
+    assert_int_equal(cmpr_verify_mac(rsp, (const unsigned char *)SECRET, strlen(SECRET), &vo), CMPR_OK);
+    CMPR_PKIMESSAGE_free(rsp);
+
+    /* a batch of three from the MAC-authenticated RA client */
+    for (int i = 0; i < 3; i++) {
+        char cn[16];
+
+        snprintf(cn, sizeof(cn), "ee-b%d", i);
+        inner[i] = ee_certreq(CMPR_BODY_IR, cn, 1);
+        mac(inner[i], "ee-ref", i == 2 ? "wrong" : SECRET);
+    }
+    outer = nested_of(inner, 3);
+    mac(outer, "ra-ref", RA_SECRET);
+    rsp = send_msg(outer);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_NESTED);
+    assert_int_equal(sk_CMPR_PKIMESSAGE_num(rsp->body->value.nested), 3);
+    assert_int_equal(cmpr_msg_bodytype(sk_CMPR_PKIMESSAGE_value(rsp->body->value.nested, 0)), CMPR_BODY_IP);
+    /* each inner request is judged on its own: the third had a wrong MAC */
+    expect_fail(sk_CMPR_PKIMESSAGE_value(rsp->body->value.nested, 2), CMPR_BODY_ERROR,
+                CMPR_FI_BAD_MESSAGE_CHECK);
+    assert_int_equal(cmpr_verify_mac(rsp, (const unsigned char *)RA_SECRET, strlen(RA_SECRET), &vo), CMPR_OK);
+    CMPR_PKIMESSAGE_free(rsp);
+
+    /* an end entity may not nest */
+    inner[0] = ee_certreq(CMPR_BODY_IR, "ee-n2", 1);
+    mac(inner[0], "ee-ref", SECRET);
+    outer = nested_of(inner, 1);
+    rsp = send_mac(outer);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* housekeeping rewrites a missing or half-expired CRL */
+static void
+test_crl_refresh(void **state)
+{
+    char path[256];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/unit.crl", dir);
+    unlink(path);
+    assert_int_not_equal(access(path, F_OK), 0);
+    (void)cmpr_core_expire(core, time(NULL));
+    assert_int_equal(access(path, F_OK), 0);
+}
+
 /* ---------------- restart and concurrency ---------------- */
 
 static void
@@ -1270,6 +1344,8 @@ main(void)
         cmocka_unit_test(test_hold_and_release),
         cmocka_unit_test(test_ed25519_ca_with_separate_signer),
         cmocka_unit_test(test_key_archive_and_recovery),
+        cmocka_unit_test(test_nested_from_ra),
+        cmocka_unit_test(test_crl_refresh),
         cmocka_unit_test(test_restart_keeps_state),
         cmocka_unit_test(test_concurrent_transactions),
     };
