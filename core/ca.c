@@ -67,6 +67,21 @@ load_cert(const char *path)
     return x;
 }
 
+int
+cmpr_cert_has_eku(X509 *x, const char *oid)
+{
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+    ASN1_OBJECT *want = OBJ_txt2obj(oid, 1);
+    int found = 0;
+
+    for (int i = 0; eku != NULL && i < sk_ASN1_OBJECT_num(eku); i++)
+        if (OBJ_cmp(sk_ASN1_OBJECT_value(eku, i), want) == 0)
+            found = 1;
+    ASN1_OBJECT_free(want);
+    EXTENDED_KEY_USAGE_free(eku);
+    return found;
+}
+
 static int
 self_signed(X509 *x)
 {
@@ -118,6 +133,12 @@ cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r)
             goto fail;
         }
         ca->signer_chain = cmpr_ca_get1_chain(ca);
+        /* RFC 9483 3.1 / RFC 9810 4.5: a CMP signer other than the CA should
+         * carry id-kp-cmcCA so clients can tell it speaks for the CA */
+        if (!(X509_get_extension_flags(ca->signer_cert) & EXFLAG_XKUSAGE)
+                || !cmpr_cert_has_eku(ca->signer_cert, CMPR_OID_KP_CMCCA))
+            cmpr_log_warn("[ca %s]: signer_cert %s lacks the cmcCA extended key usage",
+                          cc->name, cc->signer_cert);
     } else {
         X509_up_ref(ca->cert);
         EVP_PKEY_up_ref(ca->key);

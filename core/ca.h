@@ -53,6 +53,11 @@ int cmpr_ca_write_crl(struct cmpr_ca *ca, struct cmpr_store *st, const char *pat
 /* The chain a client needs for an issued certificate: CA cert + chain. */
 STACK_OF(X509) *cmpr_ca_get1_chain(const struct cmpr_ca *ca);
 
+#define CMPR_OID_KP_CMCCA "1.3.6.1.5.5.7.3.27"
+#define CMPR_OID_KP_CMCRA "1.3.6.1.5.5.7.3.28"
+/* Does x carry this extended key usage? */
+int cmpr_cert_has_eku(X509 *x, const char *oid);
+
 /* Does the name fit an exact DN or fnmatch pattern on its RFC 2253 form? */
 int cmpr_name_matches(const X509_NAME *name, const char *pattern);
 void cmpr_name_text(const X509_NAME *name, char *buf, size_t len);

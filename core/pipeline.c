@@ -286,21 +286,6 @@ check_header(struct req *q)
 
 /* ---------------- protection (RFC 9483 3.2, 3.5; RFC 9810 5.1.3) ---------------- */
 
-static int
-has_eku(X509 *x, const char *oid)
-{
-    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
-    ASN1_OBJECT *want = OBJ_txt2obj(oid, 1);
-    int found = 0;
-
-    for (int i = 0; eku != NULL && i < sk_ASN1_OBJECT_num(eku); i++)
-        if (OBJ_cmp(sk_ASN1_OBJECT_value(eku, i), want) == 0)
-            found = 1;
-    ASN1_OBJECT_free(want);
-    EXTENDED_KEY_USAGE_free(eku);
-    return found;
-}
-
 static const struct cmpr_conf_client *
 client_by_cert(const struct cmpr_conf *conf, X509 *x)
 {
@@ -394,7 +379,7 @@ authenticate(struct req *q)
                              "protection certificate lacks digitalSignature key usage");
         q->auth = AUTH_SIG;
         q->signer = signer;
-        q->signer_is_ra = has_eku(signer, "1.3.6.1.5.5.7.3.28");   /* id-kp-cmcRA */
+        q->signer_is_ra = cmpr_cert_has_eku(signer, CMPR_OID_KP_CMCRA);
         q->client = client_by_cert(q->core->conf, signer);
         return NULL;
     }
