@@ -257,26 +257,40 @@ txn_row(sqlite3_stmt *q, struct cmpr_txn_rec *t)
     return CMPR_OK;
 }
 
+/* SELECT ... WHERE key=? for one row, decoded by row() into out */
 static int
-sq_txn_get(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
-           struct cmpr_txn_rec *rec_r)
+get_one(struct sqlite_store *s, const char *sql, const unsigned char *key, size_t len,
+        int (*row)(sqlite3_stmt *q, void *out), void *out)
 {
-    struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE, rc;
 
     pthread_mutex_lock(&s->lock);
-    if ((q = prep(s, "SELECT " TXN_COLS " FROM txn WHERE tid=?")) != NULL) {
-        bind_blob(q, 1, tid, tid_len);
+    if ((q = prep(s, sql)) != NULL) {
+        bind_blob(q, 1, key, len);
         rc = sqlite3_step(q);
         if (rc == SQLITE_ROW)
-            r = txn_row(q, rec_r);
+            r = row(q, out);
         else
             r = rc == SQLITE_DONE ? CMPR_ERR_NOT_FOUND : CMPR_ERR_STORE;
         sqlite3_finalize(q);
     }
     pthread_mutex_unlock(&s->lock);
     return r;
+}
+
+static int
+txn_row_v(sqlite3_stmt *q, void *out)
+{
+    return txn_row(q, out);
+}
+
+static int
+sq_txn_get(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
+           struct cmpr_txn_rec *rec_r)
+{
+    return get_one(S(st), "SELECT " TXN_COLS " FROM txn WHERE tid=?", tid, tid_len,
+                   txn_row_v, rec_r);
 }
 
 static int
@@ -372,25 +386,17 @@ cert_row(sqlite3_stmt *q, struct cmpr_cert_rec *c)
 }
 
 static int
+cert_row_v(sqlite3_stmt *q, void *out)
+{
+    return cert_row(q, out);
+}
+
+static int
 sq_cert_get(struct cmpr_store *st, const unsigned char *serial, size_t len,
             struct cmpr_cert_rec *rec_r)
 {
-    struct sqlite_store *s = S(st);
-    sqlite3_stmt *q;
-    int r = CMPR_ERR_STORE, rc;
-
-    pthread_mutex_lock(&s->lock);
-    if ((q = prep(s, "SELECT " CERT_COLS " FROM cert WHERE serial=?")) != NULL) {
-        bind_blob(q, 1, serial, len);
-        rc = sqlite3_step(q);
-        if (rc == SQLITE_ROW)
-            r = cert_row(q, rec_r);
-        else
-            r = rc == SQLITE_DONE ? CMPR_ERR_NOT_FOUND : CMPR_ERR_STORE;
-        sqlite3_finalize(q);
-    }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return get_one(S(st), "SELECT " CERT_COLS " FROM cert WHERE serial=?", serial, len,
+                   cert_row_v, rec_r);
 }
 
 static int
