@@ -67,6 +67,7 @@ static const struct directive profile_dirs[] = {
     DL("path_len", struct cmpr_conf_profile, path_len, 0, 32),
     DR("require_approval", D_BOOL, struct cmpr_conf_profile, require_approval),
     DR("copy_san", D_BOOL, struct cmpr_conf_profile, copy_san),
+    DR("revoke_replaced", D_BOOL, struct cmpr_conf_profile, revoke_replaced),
     DR("subject", D_STR, struct cmpr_conf_profile, subject),
     DR("crl_distribution_point", D_STR, struct cmpr_conf_profile, crl_distribution_point),
     DR("aia_ca_issuers", D_STR, struct cmpr_conf_profile, aia_ca_issuers),

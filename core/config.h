@@ -16,6 +16,7 @@ struct cmpr_conf_profile {
     long path_len;                  /* -1: none */
     int require_approval;
     int copy_san;                   /* take subjectAltName from the template */
+    int revoke_replaced;            /* kur: revoke the old certificate once the new one is confirmed */
     char *subject;                  /* fnmatch(3) pattern on the RFC 2253 subject, or NULL */
     char *crl_distribution_point;   /* URI or NULL */
     char *aia_ca_issuers;

@@ -58,6 +58,7 @@ struct req {
     unsigned char *raw_answer;      /* an answer that is already protected (nested) */
     size_t raw_answer_len;
     int depth;                      /* nested messages being unwrapped */
+    int revoke_old;                 /* after commit: revoke the certificate kur replaced */
 };
 
 #define FI(x) (1u << (x))
@@ -658,6 +659,7 @@ certrep_for(struct req *q, long certReqId, X509 *cert, int modified, int implici
     if (implicit) {
         cmpr_hdr_push0_geninfo(rsp->header, cmpr_itav_new_implicit_confirm());
         (void)cmpr_txn_to(&q->txn, CMPR_TXN_CONFIRMED);
+        q->revoke_old = 1;
     } else {
         cmpr_hdr_push0_geninfo(rsp->header,
             cmpr_itav_new_confirm_wait_time(now + q->core->conf->confirm_wait));
@@ -842,6 +844,8 @@ handle_certreq(struct req *q)
                                  "kur may not change the subject");
             goto out;
         }
+        memcpy(q->txn.old_serial, sn, snlen);
+        q->txn.old_serial_len = snlen;
         e.old_subject = X509_NAME_dup(X509_get_subject_name(q->signer));
         e.subject = e.creq.subject = e.old_subject;
         if (q->client == NULL)
@@ -941,6 +945,22 @@ revoke_serial(struct req *q, const unsigned char *serial, size_t len, int reason
     return r;
 }
 
+/* kur in a profile with revoke_replaced: once the new certificate is
+ * confirmed the old one is superseded (RFC 5280 reason 4) */
+static void
+revoke_replaced(struct req *q)
+{
+    const struct cmpr_conf_profile *pr = cmpr_conf_profile(q->core->conf, q->txn.profile);
+    char snhex[2 * CMPR_STORE_MAX_ID + 1];
+
+    if (pr == NULL || !pr->revoke_replaced || q->txn.old_serial_len == 0)
+        return;
+    if (revoke_serial(q, q->txn.old_serial, q->txn.old_serial_len, 4) == CMPR_OK) {
+        hex(q->txn.old_serial, q->txn.old_serial_len, snhex, sizeof(snhex));
+        audit(q, "superseded", "replaced certificate %s revoked after the update was confirmed", snhex);
+    }
+}
+
 static CMPR_PKIMESSAGE *
 handle_certconf(struct req *q)
 {
@@ -997,6 +1017,7 @@ handle_certconf(struct req *q)
                                           cert.status, cert.revoked_at, cert.reason, 1);
         (void)cmpr_txn_to(&q->txn, CMPR_TXN_CONFIRMED);
         audit(q, "confirmed", "certificate accepted by the client");
+        q->revoke_old = 1;
     } else {
         /* the client refused the certificate: it must not stay valid */
         revoke_serial(q, cert.serial, cert.serial_len, 5 /* cessationOfOperation */);
@@ -1741,6 +1762,9 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
         r = q.save_txn == 1 ? st->ops->txn_insert(st, &q.txn) : st->ops->txn_update(st, &q.txn);
         if (r != CMPR_OK)
             goto store_failed;
+        /* only once the new certificate is safely recorded as confirmed */
+        if (q.revoke_old)
+            revoke_replaced(&q);
     }
     r = CMPR_OK;
     goto done;

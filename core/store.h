@@ -48,6 +48,8 @@ struct cmpr_txn_rec {
     size_t req_nonce_len;
     unsigned char serial[CMPR_STORE_MAX_ID];       /* certificate issued in this transaction */
     size_t serial_len;
+    unsigned char old_serial[CMPR_STORE_MAX_ID];   /* kur: the certificate being replaced */
+    size_t old_serial_len;
     unsigned char *request;             /* DER of the request that opened it (owned) */
     size_t request_len;
     unsigned char *response;            /* DER of the last answer, for replays (owned) */

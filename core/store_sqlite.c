@@ -22,7 +22,7 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS txn ("
     " tid BLOB PRIMARY KEY, sender TEXT NOT NULL, state INTEGER NOT NULL,"
     " req_type INTEGER NOT NULL, client TEXT NOT NULL, profile TEXT NOT NULL, note TEXT,"
-    " last_nonce BLOB, req_nonce BLOB, serial BLOB, request BLOB, response BLOB,"
+    " last_nonce BLOB, req_nonce BLOB, serial BLOB, old_serial BLOB, request BLOB, response BLOB,"
     " created INTEGER NOT NULL, updated INTEGER NOT NULL, expires INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS txn_state ON txn(state);"
     "CREATE TABLE IF NOT EXISTS serial (serial BLOB PRIMARY KEY);"
@@ -173,8 +173,8 @@ sq_txn_insert(struct cmpr_store *st, const struct cmpr_txn_rec *t)
 
     pthread_mutex_lock(&s->lock);
     q = prep(s, "INSERT INTO txn(tid, sender, state, req_type, client, profile, last_nonce,"
-             " serial, request, response, created, updated, expires, req_nonce, note)"
-             " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+             " serial, request, response, created, updated, expires, req_nonce, note, old_serial)"
+             " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (q != NULL) {
         bind_blob(q, 1, t->tid, t->tid_len);
         sqlite3_bind_text(q, 2, t->sender, -1, SQLITE_TRANSIENT);
@@ -191,6 +191,7 @@ sq_txn_insert(struct cmpr_store *st, const struct cmpr_txn_rec *t)
         sqlite3_bind_int64(q, 13, t->expires);
         bind_blob(q, 14, t->req_nonce, t->req_nonce_len);
         sqlite3_bind_text(q, 15, t->note, -1, SQLITE_TRANSIENT);
+        bind_blob(q, 16, t->old_serial, t->old_serial_len);
         r = run(s, q);
     }
     pthread_mutex_unlock(&s->lock);
@@ -228,7 +229,7 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
 }
 
 #define TXN_COLS "tid, sender, state, req_type, client, profile, last_nonce, serial," \
-                 " request, response, created, updated, expires, req_nonce, note"
+                 " request, response, created, updated, expires, req_nonce, note, old_serial"
 
 static int
 txn_row(sqlite3_stmt *q, struct cmpr_txn_rec *t)
@@ -254,6 +255,7 @@ txn_row(sqlite3_stmt *q, struct cmpr_txn_rec *t)
     t->expires = sqlite3_column_int64(q, 12);
     col_fixed(q, 13, t->req_nonce, sizeof(t->req_nonce), &t->req_nonce_len);
     col_text(q, 14, t->note, sizeof(t->note));
+    col_fixed(q, 15, t->old_serial, sizeof(t->old_serial), &t->old_serial_len);
     return CMPR_OK;
 }
 

@@ -119,7 +119,7 @@ setup(void **state)
             "check_after = 7\nmax_mac_iterations = 20000\n"
             "[ca unit]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\ncrl_file = unit.crl\n"
             "encryption_cert = enc.pem\nencryption_key = enc.key\n"
-            "[profile ee]\nvalidity_days = 10\nkey_usage = digitalSignature\n"
+            "[profile ee]\nvalidity_days = 10\nkey_usage = digitalSignature\nrevoke_replaced = yes\n"
             "key_types = ec:P-256, ed25519\n"
             "[profile manual]\nrequire_approval = yes\nkey_types = ec:P-256\n"
             "[profile subca]\nca = yes\npath_len = 0\nkey_types = ec:P-256\n"
@@ -154,7 +154,7 @@ teardown(void **state)
 /* ---------------- an end entity, written with our codec ---------------- */
 
 static CMPR_PKIMESSAGE *
-ee_certreq(int body, const char *cn, int implicit)
+ee_certreq_key(int body, const char *cn, int implicit, EVP_PKEY *key)
 {
     CMPR_PKIMESSAGE *m = cmpr_msg_new(body, 2);
     CMPR_CERTREQMSG *crm = CMPR_CERTREQMSG_new();
@@ -162,13 +162,19 @@ ee_certreq(int body, const char *cn, int implicit)
 
     X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
     ASN1_INTEGER_set(crm->certReq->certReqId, 0);
-    assert_int_equal(cmpr_tmpl_fill(crm->certReq->certTemplate, ee_key, n, NULL, NULL), CMPR_OK);
-    assert_int_equal(cmpr_crm_create_pop_sig(crm, ee_key, NULL), CMPR_OK);
+    assert_int_equal(cmpr_tmpl_fill(crm->certReq->certTemplate, key, n, NULL, NULL), CMPR_OK);
+    assert_int_equal(cmpr_crm_create_pop_sig(crm, key, NULL), CMPR_OK);
     sk_CMPR_CERTREQMSG_push(m->body->value.ir, crm);
     if (implicit)
         cmpr_hdr_push0_geninfo(m->header, cmpr_itav_new_implicit_confirm());
     X509_NAME_free(n);
     return m;
+}
+
+static CMPR_PKIMESSAGE *
+ee_certreq(int body, const char *cn, int implicit)
+{
+    return ee_certreq_key(body, cn, implicit, ee_key);
 }
 
 static void
@@ -1202,6 +1208,54 @@ test_crl_refresh(void **state)
     assert_int_equal(access(path, F_OK), 0);
 }
 
+static int
+cert_status(X509 *x)
+{
+    struct cmpr_store *st = cmpr_core_store(core);
+    struct cmpr_cert_rec c;
+    unsigned char sn[64];
+    size_t snlen;
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    int status;
+
+    snlen = (size_t)BN_bn2bin(bn, sn);
+    BN_free(bn);
+    assert_int_equal(st->ops->cert_get(st, sn, snlen, &c), CMPR_OK);
+    status = c.status * 100 + (c.reason < 0 ? 99 : c.reason);
+    cmpr_cert_rec_clear(&c);
+    return status;
+}
+
+/* kur signed with the certificate being updated; with revoke_replaced the
+ * old certificate is superseded once the new one is confirmed */
+static void
+test_kur_revokes_replaced(void **state)
+{
+    EVP_PKEY *k2 = tu_key("ec:P-256");
+    CMPR_PKIMESSAGE *ip = send_mac(ee_certreq(CMPR_BODY_IR, "ee-kur", 1)), *req, *kup;
+    X509 *old = X509_dup(issued_cert(ip));
+    (void)state;
+
+    req = ee_certreq_key(CMPR_BODY_KUR, "ee-kur", 1, k2);
+    assert_int_equal(cmpr_protect_sig(req, ee_key, NULL, 0, old, NULL), CMPR_OK);
+    kup = send_msg(req);
+    assert_int_equal(cmpr_msg_bodytype(kup), CMPR_BODY_KUP);
+    assert_int_equal(cmpr_pkisi_status(status_of(kup)), CMPR_STATUS_ACCEPTED);
+    assert_null(cmpr_msg_get0_rep(kup)->caPubs);
+    assert_int_equal(cert_status(old), CMPR_CERT_REVOKED * 100 + 4);        /* superseded */
+    assert_int_equal(cert_status(issued_cert(kup)), CMPR_CERT_VALID * 100 + 99);
+    /* the revoked certificate can no longer update itself */
+    req = ee_certreq_key(CMPR_BODY_KUR, "ee-kur", 1, k2);
+    assert_int_equal(cmpr_protect_sig(req, ee_key, NULL, 0, old, NULL), CMPR_OK);
+    CMPR_PKIMESSAGE_free(kup);
+    kup = send_msg(req);
+    expect_fail(kup, CMPR_BODY_KUP, CMPR_FI_CERT_REVOKED);
+    CMPR_PKIMESSAGE_free(kup);
+    X509_free(old);
+    CMPR_PKIMESSAGE_free(ip);
+    EVP_PKEY_free(k2);
+}
+
 /* ---------------- restart and concurrency ---------------- */
 
 static void
@@ -1345,6 +1399,7 @@ main(void)
         cmocka_unit_test(test_ed25519_ca_with_separate_signer),
         cmocka_unit_test(test_key_archive_and_recovery),
         cmocka_unit_test(test_nested_from_ra),
+        cmocka_unit_test(test_kur_revokes_replaced),
         cmocka_unit_test(test_crl_refresh),
         cmocka_unit_test(test_restart_keeps_state),
         cmocka_unit_test(test_concurrent_transactions),
