@@ -474,7 +474,7 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
         }
         if (sp == NULL || !valid_name(name)) {
             fail(&p, *g, NULL, "unknown group [%s] (expected [router], [ca NAME], "
-                 "[profile NAME] or [client NAME]; NAME is letters, digits, . _ -)", *g);
+                 "[profile NAME], [client NAME] or [listen NAME]; NAME is letters, digits, . _ -)", *g);
             goto out;
         }
         if (tlen == 2 && strncmp(*g, "ca", 2) == 0) {
@@ -526,6 +526,29 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
                 r = fail(&p, *g, NULL, "[%s] needs reference+secret or cert_subject", *g);
                 goto out;
             }
+        } else if (tlen == 6 && strncmp(*g, "listen", 6) == 0) {
+            struct cmpr_conf_group *tg;
+            gchar **keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+
+            c->groups = realloc(c->groups, (c->n_groups + 1) * sizeof(*c->groups));
+            tg = &c->groups[c->n_groups++];
+            memset(tg, 0, sizeof(*tg));
+            tg->type = strndup(*g, tlen);
+            tg->name = strdup(name);
+            tg->line = line_of(&p, *g, NULL);
+            for (gchar **k = keys; k != NULL && *k != NULL; k++) {
+                char *v = g_key_file_get_string(kf, *g, *k, NULL);
+
+                tg->keys = realloc(tg->keys, (tg->n + 1) * sizeof(char *));
+                tg->values = realloc(tg->values, (tg->n + 1) * sizeof(char *));
+                tg->lines = realloc(tg->lines, (tg->n + 1) * sizeof(int));
+                tg->keys[tg->n] = strdup(*k);
+                tg->values[tg->n] = strdup(v != NULL ? g_strstrip(v) : "");
+                tg->lines[tg->n] = line_of(&p, *g, *k);
+                tg->n++;
+                g_free(v);
+            }
+            g_strfreev(keys);
         } else {
             fail(&p, *g, NULL, "unknown group [%s]", *g);
             goto out;
@@ -576,6 +599,8 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
         c->store = g_strdup_printf("sqlite:%s", db);
         g_free(db);
     }
+    for (size_t i = 0; i < c->n_groups; i++)
+        c->groups[i].path = c->path;
     r = CMPR_OK;
     *conf_r = c;
     c = NULL;
@@ -636,6 +661,16 @@ cmpr_conf_free(struct cmpr_conf *c)
         }
         g_strfreev(cl->profiles); free(cl->subject); free(cl->cert_subject);
     }
+    for (size_t i = 0; i < c->n_groups; i++) {
+        struct cmpr_conf_group *g = &c->groups[i];
+
+        for (size_t j = 0; j < g->n; j++) {
+            free(g->keys[j]);
+            free(g->values[j]);
+        }
+        free(g->keys); free(g->values); free(g->lines); free(g->type); free(g->name);
+    }
+    free(c->groups);
     free(c->cas);
     free(c->profiles);
     free(c->clients);
@@ -676,4 +711,88 @@ cmpr_conf_ca(const struct cmpr_conf *c, const char *name)
         if (strcmp(c->cas[i].name, name) == 0)
             return &c->cas[i];
     return NULL;
+}
+
+/* ---------------- transport groups ---------------- */
+
+const struct cmpr_conf_group *
+cmpr_conf_group(const struct cmpr_conf *c, const char *type, const char *name)
+{
+    for (size_t i = 0; c != NULL && i < c->n_groups; i++)
+        if (strcmp(c->groups[i].type, type) == 0 && strcmp(c->groups[i].name, name) == 0)
+            return &c->groups[i];
+    return NULL;
+}
+
+const char *
+cmpr_conf_group_get(const struct cmpr_conf_group *g, const char *key)
+{
+    for (size_t i = 0; g != NULL && i < g->n; i++)
+        if (strcmp(g->keys[i], key) == 0)
+            return g->values[i];
+    return NULL;
+}
+
+char *
+cmpr_conf_group_error(const struct cmpr_conf_group *g, const char *key, const char *fmt, ...)
+{
+    char msg[512], *out;
+    int line = g->line;
+    va_list ap;
+
+    for (size_t i = 0; key != NULL && i < g->n; i++)
+        if (strcmp(g->keys[i], key) == 0)
+            line = g->lines[i];
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    out = malloc(strlen(msg) + strlen(g->path) + 32);
+    if (out != NULL)
+        sprintf(out, "%s:%d: %s", g->path, line, msg);
+    return out;
+}
+
+int
+cmpr_conf_group_check(const struct cmpr_conf_group *g, const char *const *allowed, char **err_r)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (!cmpr_strv_contains((char *const *)allowed, g->keys[i])) {
+            *err_r = cmpr_conf_group_error(g, g->keys[i], "unknown directive '%s' in [%s %s]",
+                                           g->keys[i], g->type, g->name);
+            return CMPR_ERR_CONFIG;
+        }
+    return CMPR_OK;
+}
+
+int
+cmpr_conf_group_long(const struct cmpr_conf_group *g, const char *key, long dflt, long min,
+                     long max, long *out, char **err_r)
+{
+    const char *v = cmpr_conf_group_get(g, key);
+    char *end;
+    long n, mult = 1;
+
+    if (v == NULL) {
+        *out = dflt;
+        return CMPR_OK;
+    }
+    errno = 0;
+    n = strtol(v, &end, 10);
+    if (*end == 'k' || *end == 'K')
+        mult = 1024, end++;
+    else if (*end == 'M')
+        mult = 1024 * 1024, end++;
+    else if (*end == 's')
+        end++;
+    else if (*end == 'm')
+        mult = 60, end++;
+    else if (*end == 'h')
+        mult = 3600, end++;
+    if (errno != 0 || end == v || *end != '\0' || n < 0 || n > max / mult || n * mult < min) {
+        *err_r = cmpr_conf_group_error(g, key, "'%s' must be a number from %ld to %ld, not '%s'",
+                                       key, min, max, v);
+        return CMPR_ERR_CONFIG;
+    }
+    *out = n * mult;
+    return CMPR_OK;
 }

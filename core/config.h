@@ -47,6 +47,18 @@ struct cmpr_conf_ca {
     char *encryption_cert, *encryption_key;   /* key archive/recovery (krr) */
 };
 
+/* A group that belongs to a transport ([listen http], [listen admin], ...):
+ * kept as key/value pairs; the transport checks and reads it. */
+struct cmpr_conf_group {
+    char *type;                     /* "listen" */
+    char *name;                     /* "http" */
+    char **keys, **values;
+    int *lines;
+    size_t n;
+    int line;                       /* of the [type name] header */
+    const char *path;               /* the file, for messages */
+};
+
 struct cmpr_conf {
     char *path;
     char *data_dir;                 /* default: the config file's directory */
@@ -66,6 +78,8 @@ struct cmpr_conf {
     size_t n_profiles;
     struct cmpr_conf_client *clients;
     size_t n_clients;
+    struct cmpr_conf_group *groups;
+    size_t n_groups;
 };
 
 /* Loads and checks path. On error *err_r is "FILE:LINE: what" (caller frees). */
@@ -77,5 +91,18 @@ const struct cmpr_conf_client *cmpr_conf_client_by_ref(const struct cmpr_conf *c
                                                        const unsigned char *ref, size_t len);
 const struct cmpr_conf_ca *cmpr_conf_ca(const struct cmpr_conf *c, const char *name);
 int cmpr_strv_contains(char *const *v, const char *s);
+
+/* transport groups */
+const struct cmpr_conf_group *cmpr_conf_group(const struct cmpr_conf *c, const char *type,
+                                              const char *name);
+const char *cmpr_conf_group_get(const struct cmpr_conf_group *g, const char *key);
+/* "FILE:LINE: message" for key (or the group header when key is NULL); caller frees */
+char *cmpr_conf_group_error(const struct cmpr_conf_group *g, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* every key of g must be in allowed (NULL-terminated); else *err_r */
+int cmpr_conf_group_check(const struct cmpr_conf_group *g, const char *const *allowed, char **err_r);
+/* a number (with optional s/m/h suffix when secs, k/m suffix when bytes) */
+int cmpr_conf_group_long(const struct cmpr_conf_group *g, const char *key, long dflt, long min,
+                         long max, long *out, char **err_r);
 
 #endif

@@ -16,6 +16,7 @@ struct cmpr_request_info {
     const char *medium;     /* "http", "tcp", "file", "sftp", "mail", "cli" */
     const char *peer;       /* address, file name, mail From */
     const char *label;      /* HTTP /p/<label>, file-drop or mail label, or NULL */
+    const char *operation;  /* HTTP operation label (RFC 9483 6.1), or NULL */
 };
 
 /* conf stays owned by the caller and must outlive the core. */

@@ -249,6 +249,29 @@ is_request(int body)
     }
 }
 
+/* RFC 9483 6.1: the operation label names the operation; certConf, pollReq
+ * and error go to the label of the operation they belong to. */
+static int
+operation_fits(const char *op, int body)
+{
+    static const struct { const char *label; int body; } ops[] = {
+        { "initialization", CMPR_BODY_IR }, { "certification", CMPR_BODY_CR },
+        { "keyupdate", CMPR_BODY_KUR }, { "pkcs10", CMPR_BODY_P10CR },
+        { "p10", CMPR_BODY_P10CR }, { "revocation", CMPR_BODY_RR },
+        { "getcacerts", CMPR_BODY_GENM }, { "getrootupdate", CMPR_BODY_GENM },
+        { "getcertreqtemplate", CMPR_BODY_GENM }, { "getcrls", CMPR_BODY_GENM },
+        { "nested", CMPR_BODY_NESTED },
+    };
+
+    if (op == NULL || body == CMPR_BODY_CERTCONF || body == CMPR_BODY_POLLREQ
+            || body == CMPR_BODY_ERROR || body == CMPR_BODY_NESTED)
+        return 1;
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (strcmp(ops[i].label, op) == 0)
+            return ops[i].body == body;
+    return 0;
+}
+
 static CMPR_PKIMESSAGE *
 check_header(struct req *q)
 {
@@ -274,6 +297,9 @@ check_header(struct req *q)
     if (!is_request(q->body))
         return error_rsp(q, CMPR_FI_BAD_REQUEST, "%s is not a request this server accepts",
                          cmpr_body_name(q->body));
+    if (!operation_fits(q->info->operation, q->body))
+        return error_rsp(q, CMPR_FI_BAD_REQUEST, "%s does not fit the operation label '%s'",
+                         cmpr_body_name(q->body), q->info->operation);
     if (skew > 0 && h->messageTime != NULL) {
         int days = 0, secs = 0;
 
@@ -1821,7 +1847,7 @@ admin_req(struct cmpr_core *core, struct req *q, const struct cmpr_request_info 
 int
 cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL };
     struct req q;
     struct enroll e;
     const struct cmpr_conf_profile *pr;
@@ -1899,7 +1925,7 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
 int
 cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, const char *reason)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL };
     struct req q;
     int r;
 
@@ -1926,7 +1952,7 @@ cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, c
 int
 cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len, int reason)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL };
     struct req q;
     struct cmpr_cert_rec cert;
     int r;
@@ -1982,7 +2008,7 @@ collect_expired(const struct cmpr_txn_rec *rec, void *arg)
 int
 cmpr_core_expire(struct cmpr_core *core, time_t now)
 {
-    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL };
+    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL, NULL };
     struct expired x = { NULL, NULL, 0, 0, (int64_t)now };
     int done = 0;
 

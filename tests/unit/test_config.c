@@ -118,7 +118,7 @@ test_errors_name_file_and_line(void **state)
     expect_error("[router]\nbogus = 1\n[ca a]\nkey=k\ncert=c\n", 2, "unknown directive 'bogus'");
     expect_error("[ca a]\nkey=k\ncert=c\n\n[router]\nmessage_time_skew = ten\n", 6,
                  "must be a number");
-    expect_error("[ca a]\nkey=k\ncert=c\n[listen smtp]\nx=1\n", 4, "unknown group [listen smtp]");
+    expect_error("[ca a]\nkey=k\ncert=c\n[frobnicate smtp]\nx=1\n", 4, "unknown group [frobnicate smtp]");
     expect_error("[router]\nmessage_time_skew = 5\n", 0, "no [ca NAME]");
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:s\nprofiles=nope\n",
                  7, "no [profile nope]");

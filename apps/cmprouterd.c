@@ -1,0 +1,590 @@
+/* cmprouterd: owns the libuv loop, wires transports to the core, runs the
+ * embedded default when started without a configuration. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <time.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509v3.h>
+#include <uv.h>
+
+#include "core/config.h"
+#include "core/core.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "transports/transport.h"
+
+#define HOUSEKEEPING_MS 30000
+
+struct listener {
+    const struct cmpr_transport_ops *ops;
+    void *ctx;
+    int stopped;
+};
+
+struct daemon {
+    struct cmpr_daemon base;        /* first */
+    uv_loop_t loop;
+    char *conf_path;
+    struct cmpr_conf *conf;
+    struct cmpr_core *core;
+    /* cores replaced by SIGHUP, freed when no work can still use them */
+    struct cmpr_core *old_cores[8];
+    struct cmpr_conf *old_confs[8];
+    int n_old;
+    struct listener listeners[4];
+    int n_listeners;
+    uv_signal_t sigterm, sigint, sighup;
+    uv_timer_t housekeeping;
+    uv_work_t hk_work;
+    int hk_running;
+    int stopping;
+    /* metrics (loop thread) */
+    unsigned long requests_ok, requests_failed;
+    unsigned long latency_buckets[8];
+    double latency_sum;
+    _Atomic long pending;           /* written by housekeeping on a worker */
+};
+
+static const double bucket_bounds[8] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 };
+
+static struct cmpr_core *
+d_core(struct cmpr_daemon *d)
+{
+    return ((struct daemon *)d)->core;
+}
+
+static void
+d_request_done(struct cmpr_daemon *d, const char *medium, int ok, uint64_t ns)
+{
+    struct daemon *dm = (struct daemon *)d;
+    double s = (double)ns / 1e9;
+
+    (void)medium;
+    if (ok)
+        dm->requests_ok++;
+    else
+        dm->requests_failed++;
+    dm->latency_sum += s;
+    for (int i = 0; i < 8; i++)
+        if (s <= bucket_bounds[i])
+            dm->latency_buckets[i]++;
+}
+
+static size_t
+d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
+{
+    struct daemon *dm = (struct daemon *)d;
+    size_t off = 0, inflight = 0;
+    static const char *const le[8] = { "0.005", "0.01", "0.025", "0.05", "0.1", "0.5", "1", "+Inf" };
+
+    for (int i = 0; i < dm->n_listeners; i++)
+        inflight += dm->listeners[i].ops->in_flight(dm->listeners[i].ctx);
+#define OUT(...) do { int n_ = snprintf(buf + off, len - off, __VA_ARGS__); \
+                      if (n_ > 0 && (size_t)n_ < len - off) off += (size_t)n_; } while (0)
+    OUT("# HELP cmprouter_requests_total CMP requests answered, by outcome\n");
+    OUT("# TYPE cmprouter_requests_total counter\n");
+    OUT("cmprouter_requests_total{medium=\"http\",outcome=\"answered\"} %lu\n", dm->requests_ok);
+    OUT("cmprouter_requests_total{medium=\"http\",outcome=\"failed\"} %lu\n", dm->requests_failed);
+    OUT("# HELP cmprouter_in_flight Requests in the core now\n# TYPE cmprouter_in_flight gauge\n");
+    OUT("cmprouter_in_flight %zu\n", inflight);
+    OUT("# HELP cmprouter_pending_approval Requests waiting for an operator\n");
+    OUT("# TYPE cmprouter_pending_approval gauge\ncmprouter_pending_approval %ld\n",
+        atomic_load(&dm->pending));
+    OUT("# HELP cmprouter_request_seconds Time from request to answer\n");
+    OUT("# TYPE cmprouter_request_seconds histogram\n");
+    for (int i = 0; i < 8; i++)
+        OUT("cmprouter_request_seconds_bucket{le=\"%s\"} %lu\n", le[i], dm->latency_buckets[i]);
+    OUT("cmprouter_request_seconds_sum %.6f\n", dm->latency_sum);
+    OUT("cmprouter_request_seconds_count %lu\n", dm->requests_ok + dm->requests_failed);
+#undef OUT
+    return off;
+}
+
+/* ---------------- the embedded default ---------------- */
+
+static int
+write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
+        return -1;
+    fputs(text, f);
+    return fclose(f) == 0 ? 0 : -1;
+}
+
+static int
+write_key(const char *path, EVP_PKEY *k)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    FILE *f;
+    int ok;
+
+    if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
+        return -1;
+    ok = PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static int
+write_cert(const char *path, X509 *x)
+{
+    FILE *f = fopen(path, "w");
+    int ok;
+
+    if (f == NULL)
+        return -1;
+    ok = PEM_write_X509(f, x);
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+static X509 *
+make_ca_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *ikey, X509 *issuer, int days, int pathlen)
+{
+    X509 *x = X509_new();
+    X509_NAME *n = X509_NAME_new();
+    X509V3_CTX v3;
+    X509_EXTENSION *e;
+    unsigned char sn[16];
+    BIGNUM *bn;
+    char bc[64];
+
+    RAND_bytes(sn, sizeof(sn));
+    sn[0] &= 0x7f;
+    bn = BN_bin2bn(sn, sizeof(sn), NULL);
+    BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x));
+    BN_free(bn);
+    X509_set_version(x, 2);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    X509_set_subject_name(x, n);
+    X509_set_issuer_name(x, issuer != NULL ? X509_get_subject_name(issuer) : n);
+    X509_gmtime_adj(X509_getm_notBefore(x), -300);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400L * days);
+    X509_set_pubkey(x, key);
+    X509V3_set_ctx(&v3, issuer != NULL ? issuer : x, x, NULL, NULL, 0);
+    snprintf(bc, sizeof(bc), pathlen >= 0 ? "critical,CA:TRUE,pathlen:%d" : "critical,CA:TRUE", pathlen);
+    e = X509V3_EXT_conf_nid(NULL, &v3, NID_basic_constraints, bc);
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    e = X509V3_EXT_conf_nid(NULL, &v3, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature");
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    e = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_key_identifier, "hash");
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+    if (issuer != NULL) {
+        e = X509V3_EXT_conf_nid(NULL, &v3, NID_authority_key_identifier, "keyid:always");
+        X509_add_ext(x, e, -1);
+        X509_EXTENSION_free(e);
+    }
+    X509_sign(x, ikey != NULL ? ikey : key, EVP_sha256());
+    X509_NAME_free(n);
+    return x;
+}
+
+/* Creates DIR with a demo root CA, an issuing CA, a configuration and a demo
+ * client the first time; reuses them afterwards. */
+static int
+embedded_default(const char *dir, const char *http, char **conf_path_r)
+{
+    char path[4096], secret[33], text[4096];
+    unsigned char rnd[16];
+    EVP_PKEY *rk = NULL, *ik = NULL;
+    X509 *rc = NULL, *ic = NULL;
+    struct stat sb;
+    int r = -1;
+
+    snprintf(path, sizeof(path), "%s/cmprouter.conf", dir);
+    *conf_path_r = strdup(path);
+    if (stat(path, &sb) == 0)
+        return 0;
+    snprintf(path, sizeof(path), "%s/ca", dir);
+    if ((mkdir(dir, 0750) != 0 && errno != EEXIST) || (mkdir(path, 0750) != 0 && errno != EEXIST)) {
+        fprintf(stderr, "cmprouterd: cannot create %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    rk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    ik = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    if (rk == NULL || ik == NULL)
+        goto out;
+    rc = make_ca_cert(rk, "cmprouter demo root CA", NULL, NULL, 3650, -1);
+    ic = make_ca_cert(ik, "cmprouter demo issuing CA", rk, rc, 1825, 0);
+    RAND_bytes(rnd, sizeof(rnd));
+    for (int i = 0; i < 16; i++)
+        snprintf(secret + 2 * i, 3, "%02x", rnd[i]);
+#define P(f) (snprintf(path, sizeof(path), "%s/%s", dir, f), path)
+    if (write_key(P("ca/root.key"), rk) != 0 || write_cert(P("ca/root.pem"), rc) != 0
+            || write_key(P("ca/issuing.key"), ik) != 0 || write_cert(P("ca/issuing.pem"), ic) != 0)
+        goto out;
+    snprintf(text, sizeof(text),
+             "# cmprouter embedded default, generated on first start. Edit and reuse with -c.\n"
+             "# Every directive: man cmprouter.conf\n\n"
+             "[router]\n"
+             "data_dir = .\n\n"
+             "[ca default]\n"
+             "key = ca/issuing.key\n"
+             "cert = ca/issuing.pem\n"
+             "chain = ca/root.pem\n"
+             "default_profile = default\n"
+             "crl_file = ca/issuing.crl\n\n"
+             "[profile default]\n"
+             "validity_days = 365\n"
+             "key_usage = digitalSignature, keyEncipherment\n"
+             "extended_key_usage = clientAuth, serverAuth\n\n"
+             "[profile manual]\n"
+             "validity_days = 365\n"
+             "key_usage = digitalSignature\n"
+             "require_approval = yes\n\n"
+             "[client demo]\n"
+             "reference = demo\n"
+             "secret = pass:%s\n"
+             "profiles = default, manual\n\n"
+             "[listen http]\n"
+             "address = %s\n\n"
+             "[listen admin]\n"
+             "address = 127.0.0.1:9101\n", secret, http != NULL ? http : "127.0.0.1:8080");
+    if (write_file(P("cmprouter.conf"), text, 0640) != 0)
+        goto out;
+    snprintf(text, sizeof(text), "reference=demo\nsecret=%s\n", secret);
+    if (write_file(P("demo-client.txt"), text, 0600) != 0)
+        goto out;
+#undef P
+    r = 0;
+ out:
+    if (r != 0)
+        fprintf(stderr, "cmprouterd: cannot create the embedded default in %s\n", dir);
+    EVP_PKEY_free(rk);
+    EVP_PKEY_free(ik);
+    X509_free(rc);
+    X509_free(ic);
+    return r;
+}
+
+static void
+print_howto(const char *dir, const char *host, int port)
+{
+    char path[4096], line[256], secret[128] = "SECRET";
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/demo-client.txt", dir);
+    if ((f = fopen(path, "r")) != NULL) {
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (strncmp(line, "secret=", 7) == 0) {
+                snprintf(secret, sizeof(secret), "%.127s", line + 7);
+                secret[strcspn(secret, "\r\n")] = '\0';
+            }
+        fclose(f);
+    }
+    printf("\ncmprouterd is running (embedded default in %s).\n"
+           "Enroll with the OpenSSL client:\n\n"
+           "  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out demo.key\n"
+           "  openssl cmp -config /dev/null -server %s:%d/.well-known/cmp -cmd ir \\\n"
+           "      -ref demo -secret pass:%s -recipient '/CN=cmprouter demo issuing CA' \\\n"
+           "      -newkey demo.key -subject /CN=demo -certout demo.pem\n"
+           "  openssl verify -CAfile %s/ca/root.pem -untrusted %s/ca/issuing.pem demo.pem\n\n",
+           dir, host, port, secret, dir, dir);
+    fflush(stdout);
+}
+
+/* ---------------- signals, housekeeping, reload ---------------- */
+
+static void
+all_closed_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void
+maybe_finish(struct daemon *dm)
+{
+    for (int i = 0; i < dm->n_listeners; i++)
+        if (!dm->listeners[i].stopped)
+            return;
+    if (dm->hk_running)
+        return;
+    uv_walk(&dm->loop, all_closed_walk, NULL);
+}
+
+static struct daemon *g_daemon;
+
+static void
+stop_done(void *arg)
+{
+    ((struct listener *)arg)->stopped = 1;
+    maybe_finish(g_daemon);
+}
+
+static void
+on_term(uv_signal_t *s, int signum)
+{
+    struct daemon *dm = s->data;
+
+    if (dm->stopping)
+        return;
+    dm->stopping = 1;
+    cmpr_log_info("signal %d: draining in-flight requests, then exiting", signum);
+    uv_timer_stop(&dm->housekeeping);
+    for (int i = 0; i < dm->n_listeners; i++)
+        dm->listeners[i].ops->stop(dm->listeners[i].ctx, stop_done, &dm->listeners[i]);
+}
+
+static void
+on_hup(uv_signal_t *s, int signum)
+{
+    struct daemon *dm = s->data;
+    struct cmpr_conf *conf = NULL;
+    struct cmpr_core *core = NULL;
+    char *err = NULL;
+
+    (void)signum;
+    /* a new core serves new requests; work in flight keeps the old one,
+     * which lives on until the daemon exits (bounded by the slots) */
+    if (cmpr_conf_load(dm->conf_path, &conf, &err) != CMPR_OK
+            || cmpr_core_new(conf, &core, &err) != CMPR_OK) {
+        cmpr_log_error("SIGHUP: configuration refused, keeping the running one: %s",
+                       err != NULL ? err : "?");
+        free(err);
+        cmpr_conf_free(conf);
+        return;
+    }
+    if (dm->n_old == (int)(sizeof(dm->old_cores) / sizeof(dm->old_cores[0]))) {
+        cmpr_log_error("SIGHUP: too many reloads without a restart; restart the daemon");
+        cmpr_core_free(core);
+        cmpr_conf_free(conf);
+        return;
+    }
+    dm->old_cores[dm->n_old] = dm->core;
+    dm->old_confs[dm->n_old++] = dm->conf;
+    dm->core = core;
+    dm->conf = conf;
+    cmpr_log_info("SIGHUP: configuration %s reloaded (listeners keep their addresses)", dm->conf_path);
+}
+
+struct pending_ctx {
+    long n;
+};
+
+static int
+count_pending(const struct cmpr_txn_rec *rec, void *arg)
+{
+    (void)rec;
+    ((struct pending_ctx *)arg)->n++;
+    return CMPR_OK;
+}
+
+static void
+hk_work(uv_work_t *w)
+{
+    struct daemon *dm = w->data;
+    struct cmpr_store *st = cmpr_core_store(dm->core);
+    struct pending_ctx pc = { 0 };
+
+    (void)cmpr_core_expire(dm->core, time(NULL));
+    if (st->ops->txn_list(st, CMPR_TXN_PENDING_APPROVAL, count_pending, &pc) == CMPR_OK)
+        atomic_store(&dm->pending, pc.n);
+}
+
+static void
+hk_after(uv_work_t *w, int status)
+{
+    struct daemon *dm = w->data;
+
+    (void)status;
+    dm->hk_running = 0;
+    if (dm->stopping)
+        maybe_finish(dm);
+}
+
+static void
+on_housekeeping(uv_timer_t *t)
+{
+    struct daemon *dm = t->data;
+
+    if (dm->hk_running || dm->stopping)
+        return;
+    dm->hk_running = 1;
+    dm->hk_work.data = dm;
+    if (uv_queue_work(&dm->loop, &dm->hk_work, hk_work, hk_after) != 0)
+        dm->hk_running = 0;
+}
+
+/* ---------------- main ---------------- */
+
+static void
+usage(FILE *f)
+{
+    fprintf(f, "usage: cmprouterd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--foreground]\n"
+               "                  [--log-level error|warning|info|debug] [--user NAME]\n"
+               "Without -c: the embedded default in DIR (./cmprouter-data). See cmprouterd(8).\n");
+}
+
+static int
+drop_privileges(const char *user)
+{
+    struct passwd *pw = getpwnam(user);
+
+    if (pw == NULL) {
+        fprintf(stderr, "cmprouterd: no user %s\n", user);
+        return -1;
+    }
+    if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0) {
+        fprintf(stderr, "cmprouterd: cannot become %s: %s\n", user, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
+        { "http", required_argument, NULL, 'H' }, { "foreground", no_argument, NULL, 'f' },
+        { "log-level", required_argument, NULL, 'l' }, { "user", required_argument, NULL, 'u' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
+    };
+    struct daemon *dm = calloc(1, sizeof(*dm));
+    const char *conf_arg = NULL, *data_dir = "./cmprouter-data", *http = NULL, *user = NULL;
+    int level = -1, opt, rc = 1;
+    char *err = NULL, threads[24];
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+    while ((opt = getopt_long(argc, argv, "c:d:H:fl:u:h", longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': conf_arg = optarg; break;
+        case 'd': data_dir = optarg; break;
+        case 'H': http = optarg; break;
+        case 'f': break;        /* always in the foreground; systemd supervises */
+        case 'l':
+            if ((level = cmpr_log_level_from_name(optarg)) < 0) {
+                fprintf(stderr, "cmprouterd: unknown log level %s\n", optarg);
+                return 2;
+            }
+            break;
+        case 'u': user = optarg; break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    g_daemon = dm;
+    /* the core runs on the thread pool: one worker per core */
+    snprintf(threads, sizeof(threads), "%ld", cpus > 0 ? cpus : 2);
+    setenv("UV_THREADPOOL_SIZE", threads, 0);
+    if (conf_arg != NULL) {
+        dm->conf_path = strdup(conf_arg);
+    } else if (embedded_default(data_dir, http, &dm->conf_path) != 0) {
+        return 1;
+    }
+    if (cmpr_conf_load(dm->conf_path, &dm->conf, &err) != CMPR_OK) {
+        fprintf(stderr, "cmprouterd: %s\n", err);
+        return 1;
+    }
+    if (level >= 0)
+        cmpr_log_set_level(level);
+    if (cmpr_core_new(dm->conf, &dm->core, &err) != CMPR_OK) {
+        fprintf(stderr, "cmprouterd: %s\n", err != NULL ? err : "cannot start the core");
+        return 1;
+    }
+    if (level >= 0)
+        cmpr_log_set_level(level);
+    uv_loop_init(&dm->loop);
+    dm->base.loop = &dm->loop;
+    dm->base.core = d_core;
+    dm->base.request_done = d_request_done;
+    dm->base.metrics = d_metrics;
+    /* transports: [listen http] (always) and [listen admin] (when configured) */
+    for (size_t i = 0; i < dm->conf->n_groups; i++) {
+        const struct cmpr_conf_group *g = &dm->conf->groups[i];
+
+        if (strcmp(g->type, "listen") != 0
+                || (strcmp(g->name, "http") != 0 && strcmp(g->name, "admin") != 0)) {
+            char *e = cmpr_conf_group_error(g, NULL, "unknown group [%s %s] (this daemon has "
+                                            "[listen http] and [listen admin])", g->type, g->name);
+
+            fprintf(stderr, "cmprouterd: %s\n", e);
+            free(e);
+            return 1;
+        }
+    }
+    {
+        const char *names[2] = { "http", "admin" };
+
+        for (int i = 0; i < 2; i++) {
+            const struct cmpr_conf_group *g = cmpr_conf_group(dm->conf, "listen", names[i]);
+            struct listener *l = &dm->listeners[dm->n_listeners];
+
+            if (i == 1 && g == NULL)
+                continue;
+            l->ops = &cmpr_http_transport;
+            l->ctx = calloc(1, l->ops->ctx_size);
+            if (i == 1)
+                cmpr_http_set_admin(l->ctx);
+            if (l->ops->configure(l->ctx, g, &err) != CMPR_OK) {
+                fprintf(stderr, "cmprouterd: %s\n", err);
+                return 1;
+            }
+            if (i == 0 && http != NULL && cmpr_http_set_address(l->ctx, http) != 0) {
+                fprintf(stderr, "cmprouterd: --http must be ADDR:PORT\n");
+                return 2;
+            }
+            if (l->ops->start(l->ctx, &dm->base, &err) != CMPR_OK) {
+                fprintf(stderr, "cmprouterd: %s\n", err);
+                return 1;
+            }
+            dm->n_listeners++;
+        }
+    }
+    if (user != NULL && drop_privileges(user) != 0)
+        return 1;
+    uv_signal_init(&dm->loop, &dm->sigterm);
+    uv_signal_init(&dm->loop, &dm->sigint);
+    uv_signal_init(&dm->loop, &dm->sighup);
+    dm->sigterm.data = dm->sigint.data = dm->sighup.data = dm;
+    uv_signal_start(&dm->sigterm, on_term, SIGTERM);
+    uv_signal_start(&dm->sigint, on_term, SIGINT);
+    uv_signal_start(&dm->sighup, on_hup, SIGHUP);
+    uv_timer_init(&dm->loop, &dm->housekeeping);
+    dm->housekeeping.data = dm;
+    uv_timer_start(&dm->housekeeping, on_housekeeping, 0, HOUSEKEEPING_MS);
+    printf("cmprouterd: http listening on port %d\n", cmpr_http_port(dm->listeners[0].ctx));
+    if (conf_arg == NULL)
+        print_howto(data_dir, "127.0.0.1", cmpr_http_port(dm->listeners[0].ctx));
+    fflush(stdout);
+    uv_run(&dm->loop, UV_RUN_DEFAULT);
+    rc = 0;
+    uv_loop_close(&dm->loop);
+    for (int i = 0; i < dm->n_listeners; i++)
+        free(dm->listeners[i].ctx);
+    cmpr_core_free(dm->core);
+    cmpr_conf_free(dm->conf);
+    for (int i = 0; i < dm->n_old; i++) {
+        cmpr_core_free(dm->old_cores[i]);
+        cmpr_conf_free(dm->old_confs[i]);
+    }
+    free(dm->conf_path);
+    free(dm);
+    cmpr_log_info("stopped");
+    return rc;
+}

@@ -1,0 +1,46 @@
+/* One const table per medium (curl's struct Curl_ssl, Redis' ConnectionType).
+ * apps/cmprouterd.c owns the loop and the registry; the core knows no
+ * transport. Every op is set (never NULL). */
+#ifndef CMPR_TRANSPORT_H
+#define CMPR_TRANSPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "core/config.h"
+
+struct cmpr_core;
+
+/* What the daemon lends a transport: the loop and the current core (which
+ * SIGHUP may replace between requests). */
+struct cmpr_daemon {
+    uv_loop_t *loop;
+    struct cmpr_core *(*core)(struct cmpr_daemon *d);
+    /* one request finished (loop thread): for metrics */
+    void (*request_done)(struct cmpr_daemon *d, const char *medium, int ok, uint64_t ns);
+    /* Prometheus text for the admin listener (loop thread) */
+    size_t (*metrics)(struct cmpr_daemon *d, char *buf, size_t len);
+};
+
+struct cmpr_transport_ops {
+    const char *name;                   /* "http" */
+    const char *group_type;             /* configuration group: [listen NAME] */
+    size_t ctx_size;                    /* private state, zeroed and owned by the caller */
+    /* Reads and checks its group; *err_r "file:line: ..." on error (caller frees). */
+    int (*configure)(void *ctx, const struct cmpr_conf_group *g, char **err_r);
+    /* Binds listeners, starts watchers; may fail (address in use ...). */
+    int (*start)(void *ctx, struct cmpr_daemon *d, char **err_r);
+    /* Stops accepting; in-flight requests finish; done() once everything is closed. */
+    void (*stop)(void *ctx, void (*done)(void *arg), void *arg);
+    /* Requests in flight (for draining). */
+    size_t (*in_flight)(void *ctx);
+};
+
+extern const struct cmpr_transport_ops cmpr_http_transport;
+int cmpr_http_port(void *ctx);
+void cmpr_http_set_admin(void *ctx);
+int cmpr_http_set_address(void *ctx, const char *addr);
+
+#endif
