@@ -431,8 +431,8 @@ on_housekeeping(uv_timer_t *t)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: cmprouterd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--foreground]\n"
-               "                  [--log-level error|warning|info|debug] [--user NAME]\n"
+    fprintf(f, "usage: cmprouterd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--admin ADDR:PORT]\n"
+               "                  [--foreground] [--log-level error|warning|info|debug] [--user NAME]\n"
                "Without -c: the embedded default in DIR (./cmprouter-data). See cmprouterd(8).\n");
 }
 
@@ -459,15 +459,17 @@ main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
         { "http", required_argument, NULL, 'H' }, { "foreground", no_argument, NULL, 'f' },
         { "log-level", required_argument, NULL, 'l' }, { "user", required_argument, NULL, 'u' },
+        { "admin", required_argument, NULL, 'A' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
     };
     struct daemon *dm = calloc(1, sizeof(*dm));
     const char *conf_arg = NULL, *data_dir = "./cmprouter-data", *http = NULL, *user = NULL;
+    const char *admin = NULL;
     int level = -1, opt, rc = 1;
     char *err = NULL, threads[24];
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-    while ((opt = getopt_long(argc, argv, "c:d:H:fl:u:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:d:H:fl:u:A:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf_arg = optarg; break;
         case 'd': data_dir = optarg; break;
@@ -480,6 +482,7 @@ main(int argc, char **argv)
             }
             break;
         case 'u': user = optarg; break;
+        case 'A': admin = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -535,7 +538,7 @@ main(int argc, char **argv)
             const struct cmpr_conf_group *g = cmpr_conf_group(dm->conf, "listen", names[i]);
             struct listener *l = &dm->listeners[dm->n_listeners];
 
-            if (i == 1 && g == NULL)
+            if (i == 1 && g == NULL && admin == NULL)
                 continue;
             l->ops = &cmpr_http_transport;
             l->ctx = calloc(1, l->ops->ctx_size);
@@ -545,8 +548,8 @@ main(int argc, char **argv)
                 fprintf(stderr, "cmprouterd: %s\n", err);
                 return 1;
             }
-            if (i == 0 && http != NULL && cmpr_http_set_address(l->ctx, http) != 0) {
-                fprintf(stderr, "cmprouterd: --http must be ADDR:PORT\n");
+            if (cmpr_http_set_address_opt(l->ctx, i == 0 ? http : admin) != 0) {
+                fprintf(stderr, "cmprouterd: --%s must be ADDR:PORT\n", names[i]);
                 return 2;
             }
             if (l->ops->start(l->ctx, &dm->base, &err) != CMPR_OK) {
@@ -569,6 +572,8 @@ main(int argc, char **argv)
     dm->housekeeping.data = dm;
     uv_timer_start(&dm->housekeeping, on_housekeeping, 0, HOUSEKEEPING_MS);
     printf("cmprouterd: http listening on port %d\n", cmpr_http_port(dm->listeners[0].ctx));
+    if (dm->n_listeners > 1)
+        printf("cmprouterd: admin listening on port %d\n", cmpr_http_port(dm->listeners[1].ctx));
     if (conf_arg == NULL)
         print_howto(data_dir, "127.0.0.1", cmpr_http_port(dm->listeners[0].ctx));
     fflush(stdout);

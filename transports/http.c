@@ -866,12 +866,14 @@ cmpr_http_set_admin(void *vctx)
     ((struct http_ctx *)vctx)->admin = 1;
 }
 
-/* --http ADDR:PORT on the command line wins over the file */
+/* --http / --admin ADDR:PORT on the command line win over the file (NULL: keep) */
 int
-cmpr_http_set_address(void *vctx, const char *addr)
+cmpr_http_set_address_opt(void *vctx, const char *addr)
 {
     struct http_ctx *ctx = vctx;
 
+    if (addr == NULL)
+        return 0;
     return parse_address(addr, ctx->host, sizeof(ctx->host), &ctx->port);
 }
 

@@ -41,6 +41,6 @@ struct cmpr_transport_ops {
 extern const struct cmpr_transport_ops cmpr_http_transport;
 int cmpr_http_port(void *ctx);
 void cmpr_http_set_admin(void *ctx);
-int cmpr_http_set_address(void *ctx, const char *addr);
+int cmpr_http_set_address_opt(void *ctx, const char *addr);
 
 #endif

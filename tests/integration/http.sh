@@ -1,0 +1,185 @@
+#!/bin/sh
+# cmprouterd over HTTP with the openssl cmp client: the embedded default,
+# every operation, polling with approval, 50 clients at once, hostile HTTP,
+# reload and shutdown. Loopback only; every wait is bounded.
+. "$TOP/tests/integration/lib.sh"
+cd "$TMP" || exit 1
+D="$BUILD/cmprouterd"
+R="$CMPROUTER"
+C="openssl cmp -config /dev/null -batch"
+PIDS=""
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT INT TERM
+
+# start_daemon LOG ARGS...: sets PID and PORT (bounded wait for the ready line)
+start_daemon() {
+	log=$1; shift
+	"$D" "$@" >"$log.out" 2>"$log.err" &
+	PID=$!
+	PIDS="$PIDS $PID"
+	PORT=""
+	i=0
+	while [ $i -lt 100 ]; do
+		PORT=$(sed -n 's/^cmprouterd: http listening on port \([0-9]*\)$/\1/p' "$log.out")
+		[ -n "$PORT" ] && break
+		kill -0 $PID 2>/dev/null || break
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+# ---- the embedded default ----
+start_daemon d1 --data-dir "$TMP/data" --http 127.0.0.1:0 --admin 127.0.0.1:0
+check "cmprouterd starts on its embedded default" test -n "$PORT"
+check "it prints a ready-to-paste openssl cmp line" grep -q "openssl cmp -config /dev/null -server 127.0.0.1:$PORT/.well-known/cmp" d1.out
+check "demo-client.txt holds reference= and secret=" sh -c "grep -q '^reference=demo' data/demo-client.txt && grep -q '^secret=' data/demo-client.txt"
+check "the trust anchor is in data/ca/root.pem" openssl x509 -in data/ca/root.pem -noout
+SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
+S="127.0.0.1:$PORT/.well-known/cmp"
+MAC="-ref demo -secret pass:$SECRET -recipient /CN=cmprouter_demo_issuing_CA"
+for k in k1 k2 k3 k4; do openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $k.key 2>/dev/null; done
+
+# the printed command, run as printed (ir with certConf)
+line=$(grep "openssl cmp -config" d1.out | sed 's/ \\$//')
+cont=$(grep -A2 "openssl cmp -config" d1.out | tail -2 | sed 's/ \\$//' | tr -d '\n')
+sh -c "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out demo.key 2>/dev/null; $line $cont" >c0.log 2>&1
+check "the printed command enrolls (ir, certConf, pkiConf over HTTP)" test -s demo.pem
+check "the certificate verifies against DIR/ca/root.pem" \
+	openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem demo.pem
+
+$C -server $S $MAC -cmd cr -newkey k1.key -subject /CN=cr1 -implicit_confirm -certout cr1.pem >c1.log 2>&1
+check "cr with implicit confirm" test -s cr1.pem
+openssl req -new -key k2.key -subj /CN=p10 -out p10.csr 2>/dev/null
+$C -server $S/pkcs10 $MAC -cmd p10cr -csr p10.csr -certout p10.pem >c2.log 2>&1
+check "p10cr on /.well-known/cmp/pkcs10 (operation label)" test -s p10.pem
+$C -server $S/initialization $MAC -cmd cr -newkey k2.key -subject /CN=x -certout x.pem \
+	-trusted data/ca/root.pem >c2b.log 2>&1
+check "cr on the initialization label is refused (RFC 9483 6.1)" grep -q "badRequest" c2b.log
+$C -server $S $MAC -cmd genm -infotype signKeyPairTypes >c3.log 2>&1
+check "genm -> genp" grep -q "received GENP" c3.log
+$C -server $S -cmd kur -cert demo.pem -key demo.key -newkey k3.key -trusted data/ca/root.pem \
+	-certout kur.pem >c4.log 2>&1
+check "kur signed with the old certificate, over HTTP" test -s kur.pem
+$C -server $S $MAC -cmd rr -oldcert cr1.pem -revreason 4 >c5.log 2>&1
+check "rr by the enrolling client -> revocation accepted" grep -q "revocation accepted\|received RP" c5.log
+$C -server $S $MAC -cmd ir -newkey k4.key -subject /CN=ka -keep_alive 2 -certout ka.pem >c6.log 2>&1
+check "-keep_alive 2 (the connection stays up for certConf)" test -s ka.pem
+$C -server $S -ref demo -secret pass:wrong -recipient /CN=x -cmd ir -newkey k4.key -subject /CN=w \
+	-trusted data/ca/root.pem -certout w.pem >c7.log 2>&1
+check "wrong secret: a signed error with badMessageCheck" grep -q "badMessageCheck" c7.log
+$C -server $S -cmd ir -unprotected_requests -recipient /CN=x -newkey k4.key -subject /CN=u \
+	-trusted data/ca/root.pem -certout u.pem >c8.log 2>&1
+check "unprotected request: a signed error" grep -q "badMessageCheck\|not protected" c8.log
+check "unknown path: 404" sh -c "test \$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/pkixcmp' --data-binary @/dev/null http://127.0.0.1:$PORT/nope) = 404"
+check "metrics count the answered requests" sh -c \
+	"curl -s http://127.0.0.1:\$(sed -n 's/^cmprouterd: admin listening on port //p' d1.out)/metrics | grep -q 'cmprouter_requests_total{medium=\"http\",outcome=\"answered\"} [1-9]'"
+
+# ---- manual approval while the client polls ----
+sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' data/cmprouter.conf
+kill -HUP $PID
+sleep 0.5
+$C -server 127.0.0.1:$PORT/.well-known/cmp/p/manual $MAC -cmd cr -newkey k4.key -subject /CN=manual \
+	-certout manual.pem -total_timeout 60 >c9.log 2>&1 &
+CL=$!
+i=0; tid=""
+while [ $i -lt 100 ] && [ -z "$tid" ]; do
+	tid=$("$R" -c data/cmprouter.conf list --pending --json 2>/dev/null | python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["tid"] if l else "")')
+	[ -z "$tid" ] && sleep 0.2
+	i=$((i + 1))
+done
+check "the request waits for approval" test -n "$tid"
+check "approve from the CLI while the client polls" "$R" -c data/cmprouter.conf approve "$tid"
+i=0
+while [ $i -lt 150 ] && kill -0 $CL 2>/dev/null; do sleep 0.2; i=$((i + 1)); done
+check "the polling client gets its certificate" sh -c "test -s manual.pem && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem manual.pem"
+check "the client polled (pollReq/pollRep)" grep -q "POLLREP\|pollRep\|received POLL" c9.log
+
+# ---- 50 clients at once, each its own transaction ----
+n=0
+par=""
+while [ $n -lt 50 ]; do
+	$C -server $S $MAC -cmd ir -newkey k1.key -subject "/CN=par-$n" -implicit_confirm -certout par-$n.pem \
+		-total_timeout 120 >par-$n.log 2>&1 &
+	par="$par $!"
+	n=$((n + 1))
+done
+for j in $par; do wait $j; done
+ok_count=$(ls par-*.pem 2>/dev/null | wc -l)
+if [ "$ok_count" -eq 50 ]; then ok "50 parallel clients all get their certificate"; else not_ok "only $ok_count of 50 parallel clients succeeded"; fi
+check "each got its own subject" sh -c "openssl x509 -in par-17.pem -noout -subject | grep -q 'par-17'"
+
+# ---- reload and shutdown ----
+echo "[bogus group]" >>data/cmprouter.conf
+kill -HUP $PID
+sleep 0.5
+check "a bad configuration on SIGHUP is refused and logged" grep -q "configuration refused" d1.err
+$C -server $S $MAC -cmd ir -newkey k1.key -subject /CN=after -implicit_confirm -certout after.pem >c10.log 2>&1
+check "the daemon keeps serving with the old configuration" test -s after.pem
+sed -i '$d' data/cmprouter.conf
+kill -TERM $PID
+i=0
+while [ $i -lt 50 ] && kill -0 $PID 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+wait $PID
+rc=$?
+check "SIGTERM: drains and exits 0" test "$rc" -eq 0
+
+# ---- hostile HTTP, with short timeouts ----
+cat >>data/cmprouter.conf <<'EOF'
+EOF
+sed -i 's/^address = 127.0.0.1:[0-9]*$/address = 127.0.0.1:0/' data/cmprouter.conf
+python3 - data/cmprouter.conf <<'PY'
+import sys, re
+p = sys.argv[1]
+s = open(p).read()
+s = s.replace("[listen http]\n", "[listen http]\nheader_timeout = 2\nbody_timeout = 2\nidle_timeout = 3\nmax_body = 200k\n")
+open(p, "w").write(s)
+PY
+start_daemon d2 -c data/cmprouter.conf
+check "restart with short timeouts" test -n "$PORT"
+S="127.0.0.1:$PORT/.well-known/cmp"
+check "GET: 405 with Allow: POST" sh -c "curl -s -i http://$S | grep -q '^Allow: POST'"
+check "wrong Content-Type: 415" sh -c "test \$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' --data x http://$S) = 415"
+head -c 10485760 /dev/zero >big.bin
+check "a 10 MiB body: 413" sh -c "test \$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: application/pkixcmp' --data-binary @big.bin http://$S) = 413"
+$C -server 127.0.0.1:9 $MAC -cmd ir -newkey k1.key -subject /CN=chunk -implicit_confirm -reqout chunk.der -certout x.pem >/dev/null 2>&1
+check "a chunked request body is answered (200 application/pkixcmp)" sh -c \
+	"curl -s -D h.txt -o chunk.rsp -H 'Content-Type: application/pkixcmp' -H 'Transfer-Encoding: chunked' --data-binary @chunk.der http://$S && grep -qi 'Content-Type: application/pkixcmp' h.txt && '$R' dump chunk.rsp >/dev/null"
+python3 - "$PORT" >hostile.log 2>&1 <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+def conn():
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    return s
+# a header that never ends: the server cuts it off after header_timeout
+s = conn(); s.sendall(b"POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+t = time.time(); data = s.recv(100)
+print("never-ending-header closed after %.1fs" % (time.time() - t))
+# one byte per second: also cut off
+s = conn(); t = time.time(); closed = False
+for b in b"POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\n\r\n":
+    try:
+        s.sendall(bytes([b])); time.sleep(1)
+    except OSError:
+        closed = True; break
+    if time.time() - t > 8: break
+try:
+    closed = closed or s.recv(100) == b""
+except OSError:
+    closed = True
+print("slow-client closed=%s after %.1fs" % (closed, time.time() - t))
+# 1000 idle connections
+idle = []
+for i in range(1000):
+    try: idle.append(conn())
+    except OSError as e: print("open failed at", i, e); break
+print("idle-open", len(idle))
+time.sleep(0.5)
+PY
+check "a header that never ends is cut off" grep -q "never-ending-header closed after [0-3]\." hostile.log
+check "a client sending one byte per second is cut off" grep -q "slow-client closed=True" hostile.log
+check "1000 idle connections could be opened" grep -q "idle-open 1000" hostile.log
+$C -server $S $MAC -cmd ir -newkey k1.key -subject /CN=still -implicit_confirm -certout still.pem >c11.log 2>&1
+check "after the hostile clients the daemon still serves" test -s still.pem
+rss=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+if [ "${rss:-999999}" -lt 300000 ]; then ok "memory stays bounded (RSS ${rss} kB)"; else not_ok "RSS ${rss} kB"; fi
+kill -TERM $PID
+wait $PID
