@@ -522,9 +522,11 @@ main(int argc, char **argv)
         const struct cmpr_conf_group *g = &dm->conf->groups[i];
 
         if (strcmp(g->type, "listen") != 0
-                || (strcmp(g->name, "http") != 0 && strcmp(g->name, "admin") != 0)) {
+                || (strcmp(g->name, "http") != 0 && strcmp(g->name, "https") != 0
+                    && strcmp(g->name, "admin") != 0)) {
             char *e = cmpr_conf_group_error(g, NULL, "unknown group [%s %s] (this daemon has "
-                                            "[listen http] and [listen admin])", g->type, g->name);
+                                            "[listen http], [listen https] and [listen admin])",
+                                            g->type, g->name);
 
             fprintf(stderr, "cmprouterd: %s\n", e);
             free(e);
@@ -532,13 +534,16 @@ main(int argc, char **argv)
         }
     }
     {
-        const char *names[2] = { "http", "admin" };
+        /* http first (always), then admin and https when configured */
+        const char *names[3] = { "http", "admin", "https" };
 
-        for (int i = 0; i < 2; i++) {
+        for (int i = 0; i < 3; i++) {
             const struct cmpr_conf_group *g = cmpr_conf_group(dm->conf, "listen", names[i]);
             struct listener *l = &dm->listeners[dm->n_listeners];
 
             if (i == 1 && g == NULL && admin == NULL)
+                continue;
+            if (i == 2 && g == NULL)
                 continue;
             l->ops = &cmpr_http_transport;
             l->ctx = calloc(1, l->ops->ctx_size);
@@ -548,7 +553,7 @@ main(int argc, char **argv)
                 fprintf(stderr, "cmprouterd: %s\n", err);
                 return 1;
             }
-            if (cmpr_http_set_address_opt(l->ctx, i == 0 ? http : admin) != 0) {
+            if (cmpr_http_set_address_opt(l->ctx, i == 0 ? http : i == 1 ? admin : NULL) != 0) {
                 fprintf(stderr, "cmprouterd: --%s must be ADDR:PORT\n", names[i]);
                 return 2;
             }
@@ -572,16 +577,20 @@ main(int argc, char **argv)
     dm->housekeeping.data = dm;
     uv_timer_start(&dm->housekeeping, on_housekeeping, 0, HOUSEKEEPING_MS);
     printf("cmprouterd: http listening on port %d\n", cmpr_http_port(dm->listeners[0].ctx));
-    if (dm->n_listeners > 1)
-        printf("cmprouterd: admin listening on port %d\n", cmpr_http_port(dm->listeners[1].ctx));
+    for (int i = 1; i < dm->n_listeners; i++)
+        printf("cmprouterd: %s listening on port %d\n",
+               cmpr_http_is_admin(dm->listeners[i].ctx) ? "admin" : "https",
+               cmpr_http_port(dm->listeners[i].ctx));
     if (conf_arg == NULL)
         print_howto(data_dir, "127.0.0.1", cmpr_http_port(dm->listeners[0].ctx));
     fflush(stdout);
     uv_run(&dm->loop, UV_RUN_DEFAULT);
     rc = 0;
     uv_loop_close(&dm->loop);
-    for (int i = 0; i < dm->n_listeners; i++)
+    for (int i = 0; i < dm->n_listeners; i++) {
+        cmpr_http_free(dm->listeners[i].ctx);
         free(dm->listeners[i].ctx);
+    }
     cmpr_core_free(dm->core);
     cmpr_conf_free(dm->conf);
     for (int i = 0; i < dm->n_old; i++) {

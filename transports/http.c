@@ -5,6 +5,7 @@
  * later requests wait, unread, until the answer is written).
  */
 #include "transports/transport.h"
+#include "transports/tls.h"
 #include "core/core.h"
 #include "core/envelope.h"
 #include "core/err.h"
@@ -33,6 +34,7 @@ struct http_ctx {
     long max_header, max_body, header_timeout, body_timeout, idle_timeout, max_conns;
     struct alias *aliases;
     size_t n_aliases;
+    struct cmpr_tls_server *tls;    /* HTTPS when set */
     struct cmpr_daemon *d;
     uv_tcp_t listener;
     int listening;
@@ -75,6 +77,7 @@ struct conn {
     /* bytes read but not parsed while a request is in the core */
     char *pending;
     size_t pending_len;
+    struct cmpr_tls_conn *tls;
 };
 
 static http_parser_settings settings;
@@ -97,6 +100,7 @@ conn_free_cb(uv_handle_t *h)
         c->next->prev = c->prev;
     free(c->body);
     free(c->pending);
+    cmpr_tls_conn_free(c->tls);
     c->magic = 0;
     if (c->ctx->stopping && c->ctx->n_conns == 0 && !c->ctx->listening && c->ctx->stop_done != NULL) {
         void (*done)(void *) = c->ctx->stop_done;
@@ -145,6 +149,7 @@ struct wreq {
     uv_write_t req;
     struct conn *c;
     int close_after;
+    int raw;                        /* TLS handshake bytes: no request bookkeeping */
     char *buf;
 };
 
@@ -161,6 +166,12 @@ write_cb(uv_write_t *req, int status)
     size_t pending_len;
 
     free(w->buf);
+    if (w->raw) {
+        free(w);
+        if (status != 0)
+            conn_close(c);
+        return;
+    }
     if (status != 0 || w->close_after || c->closing || c->ctx->stopping) {
         free(w);
         conn_close(c);
@@ -182,7 +193,7 @@ write_cb(uv_write_t *req, int status)
 }
 
 static void
-send_buf(struct conn *c, char *buf, size_t len, int close_after)
+write_raw(struct conn *c, char *buf, size_t len, int raw, int close_after)
 {
     struct wreq *w = calloc(1, sizeof(*w));
     uv_buf_t b = uv_buf_init(buf, (unsigned)len);
@@ -194,12 +205,44 @@ send_buf(struct conn *c, char *buf, size_t len, int close_after)
     }
     w->c = c;
     w->buf = buf;
+    w->raw = raw;
     w->close_after = close_after;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
         free(buf);
         free(w);
         conn_close(c);
     }
+}
+
+/* what TLS wants to send now (handshake, alerts) */
+static void
+tls_flush(struct conn *c)
+{
+    char *out;
+    size_t n = cmpr_tls_take_output(c->tls, &out);
+
+    if (n > 0)
+        write_raw(c, out, n, 1, 0);
+}
+
+static void
+send_buf(struct conn *c, char *buf, size_t len, int close_after)
+{
+    if (c->tls != NULL) {
+        char *out = NULL;
+        size_t n = 0;
+
+        if (cmpr_tls_write(c->tls, buf, len) == 0)
+            n = cmpr_tls_take_output(c->tls, &out);
+        free(buf);
+        if (n == 0) {
+            conn_close(c);
+            return;
+        }
+        buf = out;
+        len = n;
+    }
+    write_raw(c, buf, len, 0, close_after);
 }
 
 static void
@@ -547,7 +590,15 @@ on_message_complete(http_parser *p)
     if ((der = malloc(c->body_len)) == NULL)
         return reject(c, 503, "out of memory");
     memcpy(der, c->body, c->body_len);
-    env = cmpr_envelope_new(der, c->body_len, "http", c->peer, c->label, c->operation, &c->reply);
+    {
+        char peer[sizeof(c->peer) + 260];
+
+        snprintf(peer, sizeof(peer), "%s%s%s", c->peer,
+                 c->tls != NULL && cmpr_tls_peer_subject(c->tls)[0] ? " tls:" : "",
+                 c->tls != NULL ? cmpr_tls_peer_subject(c->tls) : "");
+        env = cmpr_envelope_new(der, c->body_len, c->tls != NULL ? "https" : "http", peer,
+                                c->label, c->operation, &c->reply);
+    }
     if (env == NULL)
         return reject(c, 503, "out of memory");
     c->busy = 1;
@@ -568,13 +619,20 @@ feed(struct conn *c, const char *data, size_t len)
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 
     if (e == HPE_PAUSED) {
-        /* keep what belongs to the next request(s) */
+        /* keep what belongs to the next request(s), within the body cap */
         size_t rest = len - done;
+        char *np;
 
-        if (rest > 0 && c->pending == NULL && (c->pending = malloc(rest)) != NULL) {
-            memcpy(c->pending, data + done, rest);
-            c->pending_len = rest;
+        if (rest == 0)
+            return;
+        if (c->pending_len + rest > (size_t)c->ctx->max_body + (size_t)c->ctx->max_header
+                || (np = realloc(c->pending, c->pending_len + rest)) == NULL) {
+            conn_close(c);
+            return;
         }
+        memcpy(np + c->pending_len, data + done, rest);
+        c->pending = np;
+        c->pending_len += rest;
         return;
     }
     if (c->reject != 0) {
@@ -609,10 +667,25 @@ read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)s;
 
-    if (nread > 0 && c->closing == 0)
-        feed(c, buf->base, (size_t)nread);
-    else if (nread < 0)
+    if (nread > 0 && c->closing == 0) {
+        if (c->tls == NULL) {
+            feed(c, buf->base, (size_t)nread);
+        } else if (cmpr_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
+            conn_close(c);
+        } else {
+            char plain[16384];
+            long n = 0;
+
+            while (c->closing == 0 && (n = cmpr_tls_read(c->tls, plain, sizeof(plain))) > 0)
+                feed(c, plain, (size_t)n);
+            if (c->closing == 0)
+                tls_flush(c);
+            if (n < 0)
+                conn_close(c);
+        }
+    } else if (nread < 0) {
         conn_close(c);
+    }
     free(buf->base);
 }
 
@@ -662,6 +735,10 @@ on_connection(uv_stream_t *server, int status)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
+    if (ctx->tls != NULL && (c->tls = cmpr_tls_conn_new(ctx->tls)) == NULL) {
+        conn_close(c);
+        return;
+    }
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     arm(c, ctx->header_timeout);
@@ -672,8 +749,31 @@ on_connection(uv_stream_t *server, int status)
 
 static const char *const directives[] = {
     "address", "max_header", "max_body", "header_timeout", "body_timeout", "idle_timeout",
-    "max_connections", "paths", NULL
+    "max_connections", "paths", "tls_cert", "tls_key", "tls_client_ca", "tls_require_client",
+    "tls_min_version", NULL
 };
+
+static char *
+group_path(const struct cmpr_conf_group *g, const char *key)
+{
+    const char *v = cmpr_conf_group_get(g, key);
+    char *dir, *out;
+    size_t n;
+
+    if (v == NULL)
+        return NULL;
+    if (v[0] == '/')
+        return strdup(v);
+    /* relative to the configuration file, like every other path */
+    dir = strdup(g->path);
+    n = strlen(dir);
+    while (n > 0 && dir[n - 1] != '/')
+        dir[--n] = '\0';
+    out = malloc(n + strlen(v) + 2);
+    sprintf(out, "%s%s", n > 0 ? dir : "./", v);
+    free(dir);
+    return out;
+}
 
 static int
 parse_address(const char *v, char *host, size_t hlen, int *port)
@@ -731,6 +831,34 @@ http_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
     ctx->header_timeout *= 1000;
     ctx->body_timeout *= 1000;
     ctx->idle_timeout *= 1000;
+    if (cmpr_conf_group_get(g, "tls_cert") != NULL || cmpr_conf_group_get(g, "tls_key") != NULL) {
+        char *cert = group_path(g, "tls_cert"), *key = group_path(g, "tls_key");
+        char *ca = group_path(g, "tls_client_ca"), *terr = NULL;
+        const char *req = cmpr_conf_group_get(g, "tls_require_client");
+        const char *minv = cmpr_conf_group_get(g, "tls_min_version");
+        int rc;
+
+        if (cert == NULL || key == NULL) {
+            *err_r = cmpr_conf_group_error(g, cert == NULL ? "tls_key" : "tls_cert",
+                                           "tls_cert and tls_key go together");
+            free(cert); free(key); free(ca);
+            return CMPR_ERR_CONFIG;
+        }
+        if (minv != NULL && strcmp(minv, "1.2") != 0 && strcmp(minv, "1.3") != 0) {
+            *err_r = cmpr_conf_group_error(g, "tls_min_version", "tls_min_version is 1.2 or 1.3");
+            free(cert); free(key); free(ca);
+            return CMPR_ERR_CONFIG;
+        }
+        rc = cmpr_tls_server_new(cert, key, ca, req != NULL && (strcmp(req, "yes") == 0
+                                 || strcmp(req, "true") == 0), minv != NULL && strcmp(minv, "1.3") == 0,
+                                 &ctx->tls, &terr);
+        free(cert); free(key); free(ca);
+        if (rc != 0) {
+            *err_r = cmpr_conf_group_error(g, "tls_cert", "%s", terr);
+            free(terr);
+            return CMPR_ERR_CONFIG;
+        }
+    }
     if ((v = cmpr_conf_group_get(g, "paths")) != NULL) {
         char *copy = strdup(v), *save = NULL, *tok;
 
@@ -805,7 +933,8 @@ http_start(void *vctx, struct cmpr_daemon *d, char **err_r)
             ctx->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                        : ((struct sockaddr_in *)&ss)->sin_port);
     }
-    cmpr_log_info("%s: listening on %s:%d%s", ctx->admin ? "admin" : "http", ctx->host, ctx->port,
+    cmpr_log_info("%s: listening on %s:%d%s", ctx->admin ? "admin" : ctx->tls ? "https" : "http",
+                  ctx->host, ctx->port,
                   ctx->admin ? " (/healthz, /metrics)" : " (/.well-known/cmp)");
     return CMPR_OK;
 }
@@ -847,6 +976,19 @@ http_stop(void *vctx, void (*done)(void *arg), void *arg)
         listener_closed((uv_handle_t *)&ctx->listener);
 }
 
+void
+cmpr_http_free(void *vctx)
+{
+    struct http_ctx *ctx = vctx;
+
+    for (size_t i = 0; i < ctx->n_aliases; i++) {
+        free(ctx->aliases[i].path);
+        free(ctx->aliases[i].label);
+    }
+    free(ctx->aliases);
+    cmpr_tls_server_free(ctx->tls);
+}
+
 static size_t
 http_in_flight(void *vctx)
 {
@@ -864,6 +1006,12 @@ void
 cmpr_http_set_admin(void *vctx)
 {
     ((struct http_ctx *)vctx)->admin = 1;
+}
+
+int
+cmpr_http_is_admin(void *vctx)
+{
+    return ((struct http_ctx *)vctx)->admin;
 }
 
 /* --http / --admin ADDR:PORT on the command line win over the file (NULL: keep) */

@@ -41,6 +41,8 @@ struct cmpr_transport_ops {
 extern const struct cmpr_transport_ops cmpr_http_transport;
 int cmpr_http_port(void *ctx);
 void cmpr_http_set_admin(void *ctx);
+int cmpr_http_is_admin(void *ctx);
 int cmpr_http_set_address_opt(void *ctx, const char *addr);
+void cmpr_http_free(void *ctx);
 
 #endif

@@ -183,3 +183,22 @@ rss=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 if [ "${rss:-999999}" -lt 300000 ]; then ok "memory stays bounded (RSS ${rss} kB)"; else not_ok "RSS ${rss} kB"; fi
 kill -TERM $PID
 wait $PID
+
+# ---- HTTPS (TLS over memory BIOs), with and without client certificates ----
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key -out srv.pem -days 30 \
+	-subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" 2>/dev/null
+cat data/ca/root.pem data/ca/issuing.pem >clientca.pem
+sed -i 's/^address = 127.0.0.1:[0-9]*$/address = 127.0.0.1:0/' data/cmprouter.conf
+printf '\n[listen https]\naddress = 127.0.0.1:0\ntls_cert = %s/srv.pem\ntls_key = %s/srv.key\ntls_client_ca = %s/clientca.pem\ntls_require_client = yes\n' \
+	"$TMP" "$TMP" "$TMP" >>data/cmprouter.conf
+start_daemon d3 -c data/cmprouter.conf
+TPORT=$(sed -n 's/^cmprouterd: https listening on port \([0-9]*\)$/\1/p' d3.out)
+check "an https listener starts" test -n "$TPORT"
+TLS="-server 127.0.0.1:$TPORT/.well-known/cmp -tls_used -tls_trusted srv.pem -tls_host 127.0.0.1"
+$C $TLS -tls_cert demo.pem -tls_key demo.key $MAC -cmd ir -newkey k2.key -subject /CN=over-tls -certout tls.pem >c12.log 2>&1
+check "ir with certConf over HTTPS with a client certificate" test -s tls.pem
+check "the TLS client identity is logged with the request" grep -q "https 127.0.0.1:[0-9]* tls:/CN=demo" d3.err
+$C $TLS $MAC -cmd ir -newkey k2.key -subject /CN=no-client-cert -certout notls.pem >c13.log 2>&1
+check "without a client certificate the handshake is refused" test ! -s notls.pem
+kill -TERM $PID
+wait $PID

@@ -1,0 +1,33 @@
+/* TLS over memory BIOs (h2o lib/common/socket.c style): ciphertext read from
+ * libuv is fed in, plaintext comes out, and what OpenSSL wants to send is
+ * taken out and written by the caller. Never SSL_set_fd. */
+#ifndef CMPR_TLS_H
+#define CMPR_TLS_H
+
+#include <stddef.h>
+
+struct cmpr_tls_server;
+struct cmpr_tls_conn;
+
+/* cert/key/chain are PEM files; client_ca (may be NULL) enables client
+ * certificate authentication, required when require_client is set. */
+int cmpr_tls_server_new(const char *cert, const char *key, const char *client_ca,
+                        int require_client, int min_version_13,
+                        struct cmpr_tls_server **srv_r, char **err_r);
+void cmpr_tls_server_free(struct cmpr_tls_server *srv);
+
+struct cmpr_tls_conn *cmpr_tls_conn_new(struct cmpr_tls_server *srv);
+void cmpr_tls_conn_free(struct cmpr_tls_conn *c);
+
+/* Feeds ciphertext; then call cmpr_tls_read until it returns 0. -1: fatal. */
+int cmpr_tls_feed(struct cmpr_tls_conn *c, const void *data, size_t len);
+/* Plaintext out: >0 bytes, 0 nothing (more input needed), -1 fatal or closed. */
+long cmpr_tls_read(struct cmpr_tls_conn *c, void *buf, size_t cap);
+/* Encrypts plaintext; -1 on failure. */
+int cmpr_tls_write(struct cmpr_tls_conn *c, const void *data, size_t len);
+/* Takes what must go to the peer (malloc()ed, caller frees); 0 if none. */
+size_t cmpr_tls_take_output(struct cmpr_tls_conn *c, char **out_r);
+/* The client certificate's subject (RFC 2253) once verified, or "". */
+const char *cmpr_tls_peer_subject(struct cmpr_tls_conn *c);
+
+#endif
