@@ -22,6 +22,7 @@
 #include <openssl/x509v3.h>
 #include <uv.h>
 
+#include "codec/oids.h"
 #include "core/config.h"
 #include "core/core.h"
 #include "core/err.h"
@@ -111,6 +112,28 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
         OUT("cmprouter_request_seconds_bucket{le=\"%s\"} %lu\n", le[i], dm->latency_buckets[i]);
     OUT("cmprouter_request_seconds_sum %.6f\n", dm->latency_sum);
     OUT("cmprouter_request_seconds_count %lu\n", dm->requests_ok + dm->requests_failed);
+    {
+        struct cmpr_core_stats cs;
+        static const char *const status[8] = { "accepted", "grantedWithMods", "rejection",
+            "waiting", "revocationWarning", "revocationNotification", "keyUpdateWarning", "none" };
+
+        cmpr_core_stats(dm->core, &cs);
+        OUT("# HELP cmprouter_cmp_requests_total CMP requests by body type (since the last reload)\n");
+        OUT("# TYPE cmprouter_cmp_requests_total counter\n");
+        for (int i = 0; i < 27; i++)
+            if (cs.requests[i] > 0)
+                OUT("cmprouter_cmp_requests_total{body=\"%s\"} %lu\n", cmpr_body_name(i), cs.requests[i]);
+        OUT("cmprouter_cmp_requests_total{body=\"undecodable\"} %lu\n", cs.undecodable);
+        OUT("# HELP cmprouter_cmp_answers_total CMP answers by PKIStatus\n");
+        OUT("# TYPE cmprouter_cmp_answers_total counter\n");
+        for (int i = 0; i < 8; i++)
+            OUT("cmprouter_cmp_answers_total{status=\"%s\"} %lu\n", status[i], cs.answers[i]);
+        OUT("# HELP cmprouter_cmp_errors_total Answers that were CMP error messages\n");
+        OUT("# TYPE cmprouter_cmp_errors_total counter\ncmprouter_cmp_errors_total %lu\n", cs.errors);
+        OUT("# HELP cmprouter_store_errors_total Storage failures\n");
+        OUT("# TYPE cmprouter_store_errors_total counter\ncmprouter_store_errors_total %lu\n",
+            cs.store_errors);
+    }
 #undef OUT
     return off;
 }
@@ -512,6 +535,10 @@ main(int argc, char **argv)
     }
     if (level >= 0)
         cmpr_log_set_level(level);
+    if (dm->conf->log != NULL && strcmp(dm->conf->log, "syslog") == 0)
+        cmpr_log_use_syslog("cmprouterd");
+    if (user == NULL)
+        user = dm->conf->user;
     uv_loop_init(&dm->loop);
     dm->base.loop = &dm->loop;
     dm->base.core = d_core;

@@ -33,6 +33,8 @@ static const struct directive router_dirs[] = {
     DR("trusted", D_PATH, struct cmpr_conf, trusted),
     DR("untrusted", D_PATH, struct cmpr_conf, untrusted),
     DR("log_level", D_STR, struct cmpr_conf, log_level),
+    DR("log", D_STR, struct cmpr_conf, log),
+    DR("user", D_STR, struct cmpr_conf, user),
     DL("max_mac_iterations", struct cmpr_conf, max_mac_iterations, 1, 10000000),
     DL("message_time_skew", struct cmpr_conf, message_time_skew, 0, 86400 * 365),
     DL("nonce_window", struct cmpr_conf, nonce_window, 1, 86400 * 30),
@@ -555,6 +557,15 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
         }
     }
     r = CMPR_ERR_CONFIG;
+    if (c->log != NULL && strcmp(c->log, "stderr") != 0 && strcmp(c->log, "syslog") != 0) {
+        fail(&p, "router", "log", "log is stderr or syslog, not '%s'", c->log);
+        goto out;
+    }
+    if (c->log_level != NULL && strcmp(c->log_level, "error") != 0 && strcmp(c->log_level, "warning") != 0
+            && strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "debug") != 0) {
+        fail(&p, "router", "log_level", "log_level is error, warning, info or debug");
+        goto out;
+    }
     if (c->n_cas == 0) {
         fail(&p, NULL, NULL, "no [ca NAME] group: a CA is needed");
         goto out;
@@ -675,7 +686,7 @@ cmpr_conf_free(struct cmpr_conf *c)
     free(c->profiles);
     free(c->clients);
     free(c->path); free(c->data_dir); free(c->store); free(c->trusted);
-    free(c->untrusted); free(c->log_level);
+    free(c->untrusted); free(c->log_level); free(c->log); free(c->user);
     free(c);
 }
 

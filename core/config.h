@@ -66,6 +66,8 @@ struct cmpr_conf {
     char *trusted;                  /* PEM trust anchors for signature-protected requests */
     char *untrusted;                /* PEM intermediates */
     char *log_level;
+    char *log;                      /* "stderr" (default) or "syslog" */
+    char *user;                     /* drop privileges to this user after binding */
     long max_mac_iterations;
     long message_time_skew;         /* seconds; 0: messageTime not checked */
     long nonce_window;              /* seconds a senderNonce stays in the replay cache */

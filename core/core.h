@@ -31,6 +31,16 @@ int cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *inf
                      const unsigned char *der, size_t len, unsigned char **out_r,
                      size_t *out_len_r);
 
+/* Counters since the core started (for metrics). */
+struct cmpr_core_stats {
+    unsigned long requests[32];     /* by PKIBody type of the request (27..31 unused) */
+    unsigned long undecodable;      /* not a PKIMessage */
+    unsigned long answers[8];       /* by PKIStatus 0..6 of the answer; [7]: no status (genp, pkiconf ...) */
+    unsigned long errors;           /* answers that were CMP error messages */
+    unsigned long store_errors;
+};
+void cmpr_core_stats(struct cmpr_core *core, struct cmpr_core_stats *out);
+
 /* Operator decisions on a request waiting for approval. */
 int cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len);
 int cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len,

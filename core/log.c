@@ -3,12 +3,21 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 
 static int log_level = CMPR_LOG_INFO;
+static int use_syslog;
 static const char *const names[] = { "error", "warning", "info", "debug" };
 
 void cmpr_log_set_level(int level) { log_level = level; }
+
+void
+cmpr_log_use_syslog(const char *ident)
+{
+    openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    use_syslog = 1;
+}
 int cmpr_log_get_level(void) { return log_level; }
 
 int
@@ -30,6 +39,15 @@ cmpr_log(int level, const char *fmt, ...)
 
     if (level > log_level)
         return;
+    if (use_syslog) {
+        static const int prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
+
+        va_start(ap, fmt);
+        vsnprintf(line, sizeof(line), fmt, ap);
+        va_end(ap);
+        syslog(prio[level < 0 ? 0 : level > 3 ? 3 : level], "%s", line);
+        return;
+    }
     now = time(NULL);
     gmtime_r(&now, &tm);
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);

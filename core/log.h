@@ -10,6 +10,8 @@ int cmpr_log_get_level(void);
 /* "error", "warning", "info", "debug"; -1 if unknown */
 int cmpr_log_level_from_name(const char *name);
 void cmpr_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* From now on to syslog (facility daemon) instead of stderr. */
+void cmpr_log_use_syslog(const char *ident);
 
 #define cmpr_log_error(...) cmpr_log(CMPR_LOG_ERROR, __VA_ARGS__)
 #define cmpr_log_warn(...)  cmpr_log(CMPR_LOG_WARNING, __VA_ARGS__)

@@ -15,6 +15,7 @@
 #include "codec/protect.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,8 @@ struct cmpr_core {
     X509_STORE *trust;              /* anchors for signature-protected requests */
     STACK_OF(X509) *untrusted;
     struct cmpr_mac_cache *mac_cache;
+    /* metrics: updated from every worker */
+    _Atomic unsigned long requests[32], undecodable, answers[8], errors, store_errors;
 };
 
 enum { AUTH_NONE = 0, AUTH_MAC, AUTH_SIG };
@@ -231,6 +234,47 @@ struct cmpr_store *
 cmpr_core_store(struct cmpr_core *c)
 {
     return c->st;
+}
+
+void
+cmpr_core_stats(struct cmpr_core *c, struct cmpr_core_stats *out)
+{
+    for (int i = 0; i < 32; i++)
+        out->requests[i] = atomic_load(&c->requests[i]);
+    for (int i = 0; i < 8; i++)
+        out->answers[i] = atomic_load(&c->answers[i]);
+    out->undecodable = atomic_load(&c->undecodable);
+    out->errors = atomic_load(&c->errors);
+    out->store_errors = atomic_load(&c->store_errors);
+}
+
+/* counts the answer by the status it carries */
+static void
+count_answer(struct cmpr_core *c, const CMPR_PKIMESSAGE *rsp)
+{
+    const CMPR_PKISI *si = NULL;
+    long st;
+
+    switch (cmpr_msg_bodytype(rsp)) {
+    case CMPR_BODY_ERROR:
+        atomic_fetch_add(&c->errors, 1);
+        si = rsp->body->value.error->pKIStatusInfo;
+        break;
+    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP: case CMPR_BODY_CCP:
+        si = sk_CMPR_CERTRESPONSE_value(rsp->body->value.ip->response, 0) != NULL
+           ? sk_CMPR_CERTRESPONSE_value(rsp->body->value.ip->response, 0)->status : NULL;
+        break;
+    case CMPR_BODY_RP:
+        si = sk_CMPR_PKISI_value(rsp->body->value.rp->status, 0);
+        break;
+    case CMPR_BODY_KRP:
+        si = rsp->body->value.krp->status;
+        break;
+    default:
+        break;
+    }
+    st = si != NULL ? cmpr_pkisi_status(si) : 7;
+    atomic_fetch_add(&c->answers[st >= 0 && st <= 7 ? st : 7], 1);
 }
 
 /* ---------------- header checks (RFC 9483 3.1, 3.5) ---------------- */
@@ -1697,11 +1741,13 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     q.ca = core->cas[0];
     q.depth = depth;
     if ((r = cmpr_msg_decode(der, len, &q.msg, &derr)) != CMPR_OK) {
+        atomic_fetch_add(&core->undecodable, 1);
         rsp = error_rsp(&q, CMPR_FI_BAD_DATA_FORMAT, "not a PKIMessage: offset %zu: expected %s",
                         derr.offset, derr.what);
         goto answer;
     }
     q.body = cmpr_msg_bodytype(q.msg);
+    atomic_fetch_add(&core->requests[q.body & 31], 1);
     if (q.msg->header->transactionID != NULL)
         hex(ASN1_STRING_get0_data(q.msg->header->transactionID),
             (size_t)ASN1_STRING_length(q.msg->header->transactionID), q.tidhex, sizeof(q.tidhex));
@@ -1723,6 +1769,7 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
             goto done;
         }
     } else if (r != CMPR_ERR_NOT_FOUND) {
+        atomic_fetch_add(&core->store_errors, 1);
         rsp = error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
         goto answer;
     }
@@ -1763,6 +1810,7 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
         cmpr_log_error("cannot protect or encode the answer: %s", cmpr_strerror(r));
         goto done;
     }
+    count_answer(core, rsp);
     /* state is committed before the answer leaves */
     if (q.save_txn != 0) {
         if (q.new_cert != NULL && (r = st->ops->cert_put(st, q.new_cert)) != CMPR_OK)
@@ -1796,6 +1844,7 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     goto done;
  store_failed:
     /* nothing of this transaction was promised: answer systemUnavail */
+    atomic_fetch_add(&core->store_errors, 1);
     OPENSSL_free(out);
     out = NULL;
     CMPR_PKIMESSAGE_free(rsp);

@@ -73,6 +73,11 @@ check "unknown path: 404" sh -c "test \$(curl -s -o /dev/null -w '%{http_code}' 
 check "metrics count the answered requests" sh -c \
 	"curl -s http://127.0.0.1:\$(sed -n 's/^cmprouterd: admin listening on port //p' d1.out)/metrics | grep -q 'cmprouter_requests_total{medium=\"http\",outcome=\"answered\"} [1-9]'"
 
+APORT=$(sed -n 's/^cmprouterd: admin listening on port //p' d1.out)
+check "metrics count CMP requests by body type and answers by status" sh -c \
+	"curl -s http://127.0.0.1:$APORT/metrics | grep -q 'cmprouter_cmp_requests_total{body=\"ir\"} [1-9]' && curl -s http://127.0.0.1:$APORT/metrics | grep -q 'cmprouter_cmp_answers_total{status=\"rejection\"}'"
+check "healthz answers ok" sh -c "curl -s http://127.0.0.1:$APORT/healthz | grep -qx ok"
+
 # ---- manual approval while the client polls ----
 sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' data/cmprouter.conf
 kill -HUP $PID

@@ -135,6 +135,8 @@ test_errors_name_file_and_line(void **state)
     expect_error("[ca a]\nkey=k\ncert=c\ndefault_profile = none\n", 4, "no [profile none]");
     expect_error("[ca a]\nkey=k\ncert=c\n[router]\nimplicit_confirm = maybe\n", 5, "yes or no");
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nprofiles=\n", 4, "needs reference+secret");
+    expect_error("[router]\nlog = journal\n[ca a]\nkey=k\ncert=c\n", 2, "stderr or syslog");
+    expect_error("[router]\nlog_level = chatty\n[ca a]\nkey=k\ncert=c\n", 2, "log_level is");
 }
 
 static void
