@@ -15,6 +15,7 @@
 #include "codec/msg.h"
 #include "codec/print.h"
 #include "codec/protect.h"
+#include "transports/http_client.h"
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/config.h"
@@ -39,6 +40,10 @@ static const char usage_text[] =
     "  dump [--json] [--secret pass:S|env:VAR] [--verify] [--signer CERT] FILE|-\n"
     "                         print a PKIMessage (DER, PEM or base64) readably and\n"
     "                         optionally check its MAC or signature protection\n"
+    "  send URL [--in FILE] [--out FILE] [--timeout SECONDS] [--tls-ca FILE]\n"
+    "       [--tls-cert FILE --tls-key FILE]\n"
+    "                         POST one DER request to a CMP server over HTTP(S)\n"
+    "                         and write its answer (DER)\n"
     "  version                print the version\n"
     "  help                   this text\n"
     "\n"
@@ -313,6 +318,74 @@ cmd_dump(int argc, char **argv)
     return rc;
 }
 
+static int
+cmd_send(int argc, char **argv)
+{
+    const char *url = NULL, *in = "-", *outp = NULL;
+    struct cmpr_http_client_opts o;
+    unsigned char *req = NULL, *body = NULL;
+    size_t reqlen = 0, blen = 0;
+    int status = 0, is_cmp = 0, rc = 3, r;
+    char err[512];
+    FILE *f;
+
+    memset(&o, 0, sizeof(o));
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--in") == 0 && i + 1 < argc)
+            in = argv[++i];
+        else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
+            outp = argv[++i];
+        else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+            o.timeout_ms = atol(argv[++i]) * 1000;
+        else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
+            o.tls_ca = argv[++i];
+        else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+            o.tls_cert = argv[++i];
+        else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
+            o.tls_key = argv[++i];
+        else if (url == NULL && argv[i][0] != '-')
+            url = argv[i];
+        else {
+            fprintf(stderr, "cmprouter: send: unexpected argument '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (url == NULL || (o.tls_cert == NULL) != (o.tls_key == NULL)) {
+        fprintf(stderr, "cmprouter: send: a URL is needed (and --tls-cert with --tls-key)\n");
+        return 2;
+    }
+    if ((r = read_all(in, &req, &reqlen, CMPR_MAX_MSG_SIZE)) != 0) {
+        fprintf(stderr, "cmprouter: send: %s: %s\n", in, strerror(-r));
+        return 1;
+    }
+    if (cmpr_http_post(url, req, reqlen, &o, NULL, &status, &body, &blen, &is_cmp, err,
+                       sizeof(err)) != 0) {
+        fprintf(stderr, "cmprouter: send: %s\n", err);
+        goto out;
+    }
+    /* RFC 9811 3.1: a CMP answer may come with any status */
+    if (!is_cmp) {
+        fprintf(stderr, "cmprouter: send: HTTP %d without a CMP answer\n", status);
+        goto out;
+    }
+    if (status != 200)
+        fprintf(stderr, "cmprouter: send: HTTP %d with a CMP answer\n", status);
+    f = outp != NULL ? fopen(outp, "wb") : stdout;
+    if (f == NULL || fwrite(body, 1, blen, f) != blen || fflush(f) != 0) {
+        fprintf(stderr, "cmprouter: send: cannot write the answer\n");
+        if (f != NULL && f != stdout)
+            fclose(f);
+        goto out;
+    }
+    if (f != stdout)
+        fclose(f);
+    rc = 0;
+ out:
+    free(req);
+    free(body);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -340,6 +413,8 @@ main(int argc, char **argv)
     }
     if (strcmp(argv[1], "dump") == 0)
         return cmd_dump(argc - 1, argv + 1);
+    if (strcmp(argv[1], "send") == 0)
+        return cmd_send(argc - 1, argv + 1);
     if (cmpr_admin_is_command(argv[1]))
         return cmpr_admin_main(conf, argc - 1, argv + 1, read_all);
     fprintf(stderr, "cmprouter: unknown command '%s'\n", argv[1]);

@@ -15,6 +15,7 @@ struct cmpr_tls_server {
 };
 
 struct cmpr_tls_conn {
+    SSL_CTX *own_ctx;               /* client connections own their context */
     SSL *ssl;
     BIO *rbio, *wbio;       /* network side: in (from peer), out (to peer) */
     char subject[256];
@@ -116,7 +117,73 @@ cmpr_tls_conn_free(struct cmpr_tls_conn *c)
     if (c == NULL)
         return;
     SSL_free(c->ssl);
+    SSL_CTX_free(c->own_ctx);
     free(c);
+}
+
+struct cmpr_tls_conn *
+cmpr_tls_client_new(const char *ca_file, const char *host, const char *cert, const char *key,
+                    char **err_r)
+{
+    struct cmpr_tls_server tmp;
+    struct cmpr_tls_conn *c = NULL;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+
+    *err_r = NULL;
+    if (ctx == NULL) {
+        *err_r = ssl_err("cannot create a context", NULL);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    if ((ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                         : SSL_CTX_set_default_verify_paths(ctx)) != 1) {
+        *err_r = ssl_err("cannot load trust anchors", ca_file);
+        goto fail;
+    }
+    if (cert != NULL && (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1
+                         || SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)) {
+        *err_r = ssl_err("cannot use the client certificate", cert);
+        goto fail;
+    }
+    tmp.ctx = ctx;
+    if ((c = cmpr_tls_conn_new(&tmp)) == NULL) {
+        *err_r = strdup("tls: out of memory");
+        goto fail;
+    }
+    c->own_ctx = ctx;
+    SSL_set_connect_state(c->ssl);
+    /* check the name (or address) and send SNI for names */
+    if (SSL_set1_host(c->ssl, host) != 1) {
+        *err_r = ssl_err("bad host name", host);
+        cmpr_tls_conn_free(c);
+        return NULL;
+    }
+    if (strspn(host, "0123456789.:") != strlen(host))
+        SSL_set_tlsext_host_name(c->ssl, host);
+    return c;
+ fail:
+    SSL_CTX_free(ctx);
+    return NULL;
+}
+
+int
+cmpr_tls_handshake(struct cmpr_tls_conn *c)
+{
+    int n, e;
+
+    if (c->failed)
+        return -1;
+    if (SSL_is_init_finished(c->ssl))
+        return 1;
+    n = SSL_do_handshake(c->ssl);
+    if (n == 1)
+        return 1;
+    e = SSL_get_error(c->ssl, n);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return 0;
+    c->failed = 1;
+    return -1;
 }
 
 int
@@ -199,4 +266,12 @@ const char *
 cmpr_tls_peer_subject(struct cmpr_tls_conn *c)
 {
     return c->subject;
+}
+
+const char *
+cmpr_tls_verify_error(struct cmpr_tls_conn *c)
+{
+    long v = SSL_get_verify_result(c->ssl);
+
+    return v != X509_V_OK ? X509_verify_cert_error_string(v) : NULL;
 }

@@ -17,6 +17,14 @@ int cmpr_tls_server_new(const char *cert, const char *key, const char *client_ca
 void cmpr_tls_server_free(struct cmpr_tls_server *srv);
 
 struct cmpr_tls_conn *cmpr_tls_conn_new(struct cmpr_tls_server *srv);
+/* A client connection that verifies the server against ca_file (NULL: the
+ * system store) and host (name or IP); cert/key: optional client identity. */
+struct cmpr_tls_conn *cmpr_tls_client_new(const char *ca_file, const char *host,
+                                          const char *cert, const char *key, char **err_r);
+/* 1 when the handshake is complete, 0 in progress, -1 failed */
+int cmpr_tls_handshake(struct cmpr_tls_conn *c);
+/* Why a client handshake failed (certificate verification), or NULL. */
+const char *cmpr_tls_verify_error(struct cmpr_tls_conn *c);
 void cmpr_tls_conn_free(struct cmpr_tls_conn *c);
 
 /* Feeds ciphertext; then call cmpr_tls_read until it returns 0. -1: fatal. */

@@ -205,5 +205,14 @@ check "ir with certConf over HTTPS with a client certificate" test -s tls.pem
 check "the TLS client identity is logged with the request" grep -q "https 127.0.0.1:[0-9]* tls:/CN=demo" d3.err
 $C $TLS $MAC -cmd ir -newkey k2.key -subject /CN=no-client-cert -certout notls.pem >c13.log 2>&1
 check "without a client certificate the handshake is refused" test ! -s notls.pem
+$C -server 127.0.0.1:9 $MAC -cmd ir -newkey k3.key -subject /CN=send-tls -implicit_confirm -reqout sendreq.der \
+	-certout x.pem >/dev/null 2>&1
+"$R" send "https://127.0.0.1:$TPORT/.well-known/cmp" --tls-ca srv.pem --tls-cert demo.pem --tls-key demo.key \
+	--in sendreq.der --out sendrsp.der 2>send.err
+check "cmprouter send over HTTPS with a client certificate gets the ip" sh -c \
+	"'$R' dump sendrsp.der | grep -q 'status: accepted'"
+"$R" send "https://127.0.0.1:$TPORT/.well-known/cmp" --tls-ca data/ca/root.pem --tls-cert demo.pem \
+	--tls-key demo.key --in sendreq.der >/dev/null 2>send2.err
+check "a server certificate outside --tls-ca: the handshake fails with a reason" grep -q "TLS handshake .* failed" send2.err
 kill -TERM $PID
 wait $PID
