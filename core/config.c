@@ -88,6 +88,7 @@ static const struct directive client_dirs[] = {
     DR("profiles", D_LIST, struct cmpr_conf_client, profiles),
     DR("subject", D_STR, struct cmpr_conf_client, subject),
     DR("cert_subject", D_STR, struct cmpr_conf_client, cert_subject),
+    DR("tls_subject", D_STR, struct cmpr_conf_client, tls_subject),
     DR("one_time", D_BOOL, struct cmpr_conf_client, one_time),
     DR("ra", D_BOOL, struct cmpr_conf_client, ra),
     { NULL, 0, 0, 0, 0 }
@@ -670,7 +671,7 @@ cmpr_conf_free(struct cmpr_conf *c)
             OPENSSL_cleanse(cl->secret, cl->secret_len);
             g_free(cl->secret);
         }
-        g_strfreev(cl->profiles); free(cl->subject); free(cl->cert_subject);
+        g_strfreev(cl->profiles); free(cl->subject); free(cl->cert_subject); free(cl->tls_subject);
     }
     for (size_t i = 0; i < c->n_groups; i++) {
         struct cmpr_conf_group *g = &c->groups[i];

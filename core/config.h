@@ -31,6 +31,7 @@ struct cmpr_conf_client {
     char **profiles;                /* allowed; the first is the default */
     char *subject;                  /* allowed subjects: exact DN or fnmatch pattern */
     char *cert_subject;             /* for signature clients: pattern on the signer's subject */
+    char *tls_subject;              /* requests must arrive over TLS from this client certificate */
     int one_time;                   /* the reference works for one enrollment only */
     int ra;                         /* may send raVerified / nested (also needs cmcRA EKU when signing) */
 };

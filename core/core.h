@@ -17,6 +17,7 @@ struct cmpr_request_info {
     const char *peer;       /* address, file name, mail From */
     const char *label;      /* HTTP /p/<label>, file-drop or mail label, or NULL */
     const char *operation;  /* HTTP operation label (RFC 9483 6.1), or NULL */
+    const char *tls_subject;/* verified TLS client certificate subject (RFC 2253), or NULL */
 };
 
 /* conf stays owned by the caller and must outlive the core. */

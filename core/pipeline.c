@@ -14,6 +14,7 @@
 #include "codec/print.h"
 #include "codec/protect.h"
 
+#include <fnmatch.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -455,6 +456,24 @@ authenticate(struct req *q)
         return NULL;
     }
     return error_rsp(q, CMPR_FI_BAD_ALG, "protection algorithm not supported");
+}
+
+/* [client] tls_subject binds a client to a TLS client certificate: its
+ * requests must come over TLS from a matching, verified certificate. */
+static CMPR_PKIMESSAGE *
+check_tls_binding(struct req *q)
+{
+    const char *want = q->client != NULL ? q->client->tls_subject : NULL;
+    const char *got = q->info->tls_subject;
+
+    if (want == NULL)
+        return NULL;
+    if (got == NULL || (strpbrk(want, "*?[") != NULL ? fnmatch(want, got, 0) != 0
+                                                      : strcmp(want, got) != 0))
+        return error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
+                         "client %s must come over TLS with a client certificate for %s",
+                         q->client->name, want);
+    return NULL;
 }
 
 /* Follow-up messages use the credentials of the first (RFC 9483 3.5, 4.1.3) */
@@ -1751,7 +1770,8 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     if (q.msg->header->transactionID != NULL)
         hex(ASN1_STRING_get0_data(q.msg->header->transactionID),
             (size_t)ASN1_STRING_length(q.msg->header->transactionID), q.tidhex, sizeof(q.tidhex));
-    if ((rsp = check_header(&q)) != NULL || (rsp = authenticate(&q)) != NULL)
+    if ((rsp = check_header(&q)) != NULL || (rsp = authenticate(&q)) != NULL
+            || (rsp = check_tls_binding(&q)) != NULL)
         goto answer;
     r = st->ops->txn_get(st, ASN1_STRING_get0_data(q.msg->header->transactionID),
                          (size_t)ASN1_STRING_length(q.msg->header->transactionID), &q.txn);
@@ -1896,7 +1916,7 @@ admin_req(struct cmpr_core *core, struct req *q, const struct cmpr_request_info 
 int
 cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL };
     struct req q;
     struct enroll e;
     const struct cmpr_conf_profile *pr;
@@ -1974,7 +1994,7 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
 int
 cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, const char *reason)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL };
     struct req q;
     int r;
 
@@ -2001,7 +2021,7 @@ cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, c
 int
 cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len, int reason)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL };
     struct req q;
     struct cmpr_cert_rec cert;
     int r;
@@ -2057,7 +2077,7 @@ collect_expired(const struct cmpr_txn_rec *rec, void *arg)
 int
 cmpr_core_expire(struct cmpr_core *core, time_t now)
 {
-    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL, NULL };
+    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL, NULL, NULL };
     struct expired x = { NULL, NULL, 0, 0, (int64_t)now };
     int done = 0;
 

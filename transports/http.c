@@ -73,6 +73,7 @@ struct conn {
     int reject;                     /* HTTP status to answer instead of the core */
     const char *reject_text;
     int keep_alive, http_minor;
+    int poll_framed;                /* application/pkixcmp-poll with a TCP-Message frame */
     char label[128], operation[32];
     /* bytes read but not parsed while a request is in the core */
     char *pending;
@@ -280,14 +281,24 @@ reply_send(struct cmpr_reply *r, const unsigned char *der, size_t len)
     }
     /* RFC 9811 3: the answer, CMP errors included, is 200 application/pkixcmp
      * (the OpenSSL 3.0 client reads a CMP body only on 200) */
-    if ((buf = malloc(len + 256)) == NULL) {
+    if ((buf = malloc(len + 256 + 7)) == NULL) {
         conn_close(c);
         return;
     }
-    n = snprintf(buf, 256, "HTTP/1.%d 200 OK\r\nContent-Type: application/pkixcmp\r\n"
-                 "Content-Length: %zu\r\nCache-Control: no-cache\r\n%s\r\n", c->http_minor, len,
+    n = snprintf(buf, 256, "HTTP/1.%d 200 OK\r\nContent-Type: application/pkixcmp%s\r\n"
+                 "Content-Length: %zu\r\nCache-Control: no-cache\r\n%s\r\n", c->http_minor,
+                 c->poll_framed ? "-poll" : "", len + (c->poll_framed ? 7 : 0),
                  c->keep_alive ? (c->http_minor == 0 ? "Connection: keep-alive\r\n" : "")
                                : "Connection: close\r\n");
+    if (c->poll_framed) {
+        /* pkiRep: length(4) = value + 3, version 10, flags 0, type 5 */
+        size_t l = len + 3;
+        unsigned char hdr[7] = { (unsigned char)(l >> 24), (unsigned char)(l >> 16),
+                                 (unsigned char)(l >> 8), (unsigned char)l, 10, 0, 5 };
+
+        memcpy(buf + n, hdr, 7);
+        n += 7;
+    }
     memcpy(buf + n, der, len);
     send_buf(c, buf, (size_t)n + len, !c->keep_alive);
 }
@@ -587,6 +598,23 @@ on_message_complete(http_parser *p)
         return admin_answer(c);
     if (c->body_len == 0)
         return reject(c, 400, "empty request body");
+    /* RFC 9811 4 / RFC 6712 4: legacy clients send application/pkixcmp-poll
+     * with the TCP-Message (version 10) header before the DER; answer alike */
+    c->poll_framed = 0;
+    if (strncasecmp(c->content_type, "application/pkixcmp-poll", 24) == 0
+            || strncasecmp(c->content_type, "application/x-pkixcmp-poll", 26) == 0) {
+        if (c->body_len >= 7 && c->body[4] == 10
+                && ((size_t)c->body[0] << 24 | (size_t)c->body[1] << 16 | (size_t)c->body[2] << 8
+                    | c->body[3]) == c->body_len - 4) {
+            if (c->body[6] != 0)
+                return reject(c, 400, "only pkiReq TCP-Messages are accepted over HTTP");
+            memmove(c->body, c->body + 7, c->body_len - 7);
+            c->body_len -= 7;
+            c->poll_framed = 1;
+        }
+    }
+    if (c->body_len == 0)
+        return reject(c, 400, "empty request body");
     if ((der = malloc(c->body_len)) == NULL)
         return reject(c, 503, "out of memory");
     memcpy(der, c->body, c->body_len);
@@ -598,6 +626,8 @@ on_message_complete(http_parser *p)
                  c->tls != NULL ? cmpr_tls_peer_subject(c->tls) : "");
         env = cmpr_envelope_new(der, c->body_len, c->tls != NULL ? "https" : "http", peer,
                                 c->label, c->operation, &c->reply);
+        if (env != NULL && c->tls != NULL)
+            snprintf(env->tls_subject, sizeof(env->tls_subject), "%s", cmpr_tls_peer_subject(c->tls));
     }
     if (env == NULL)
         return reject(c, 503, "out of memory");

@@ -202,8 +202,20 @@ note_peer(struct cmpr_tls_conn *c)
     if (c->subject[0] != '\0' || !SSL_is_init_finished(c->ssl))
         return;
     if ((peer = SSL_get1_peer_certificate(c->ssl)) != NULL) {
-        if (SSL_get_verify_result(c->ssl) == X509_V_OK)
-            X509_NAME_oneline(X509_get_subject_name(peer), c->subject, sizeof(c->subject));
+        if (SSL_get_verify_result(c->ssl) == X509_V_OK) {
+            BIO *mem = BIO_new(BIO_s_mem());
+            char *p = NULL;
+            long n;
+
+            if (mem != NULL) {
+                X509_NAME_print_ex(mem, X509_get_subject_name(peer), 0,
+                                   XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+                n = BIO_get_mem_data(mem, &p);
+                snprintf(c->subject, sizeof(c->subject), "%.*s", (int)(n > 0 ? n : 0),
+                         p != NULL ? p : "");
+                BIO_free(mem);
+            }
+        }
         X509_free(peer);
     }
 }

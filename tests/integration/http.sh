@@ -135,7 +135,8 @@ python3 - data/cmprouter.conf <<'PY'
 import sys, re
 p = sys.argv[1]
 s = open(p).read()
-s = s.replace("[listen http]\n", "[listen http]\nheader_timeout = 2\nbody_timeout = 2\nidle_timeout = 3\nmax_body = 200k\n")
+s = s.replace("[listen http]\n", "[listen http]\nheader_timeout = 2\nbody_timeout = 2\nidle_timeout = 3\nmax_body = 200k\n"
+              "max_header = 4k\nmax_connections = 1010\npaths = /pkix, /ejbca/publicweb/cmp/alias:manual\n")
 open(p, "w").write(s)
 PY
 start_daemon d2 -c data/cmprouter.conf
@@ -184,6 +185,70 @@ check "a client sending one byte per second is cut off" grep -q "slow-client clo
 check "1000 idle connections could be opened" grep -q "idle-open 1000" hostile.log
 $C -server $S $MAC -cmd ir -newkey k1.key -subject /CN=still -implicit_confirm -certout still.pem >c11.log 2>&1
 check "after the hostile clients the daemon still serves" test -s still.pem
+# protocol details, driven byte by byte
+$C -server 127.0.0.1:9 $MAC -cmd genm -infotype signKeyPairTypes -reqout g1.der >/dev/null 2>&1
+$C -server 127.0.0.1:9 $MAC -cmd genm -infotype signKeyPairTypes -reqout g2.der >/dev/null 2>&1
+python3 - "$PORT" g1.der g2.der chunk.der >proto.log 2>&1 <<'PY'
+import socket, sys
+port, g1, g2, ir = int(sys.argv[1]), open(sys.argv[2], "rb").read(), open(sys.argv[3], "rb").read(), open(sys.argv[4], "rb").read()
+def req(path, body, ctype="application/pkixcmp", extra=b"", ver=b"1.1"):
+    return (b"POST " + path.encode() + b" HTTP/" + ver + b"\r\nHost: x\r\nContent-Type: " + ctype.encode()
+            + b"\r\nContent-Length: %d\r\n" % len(body) + extra + b"\r\n" + body)
+def exchange(data, n=1, timeout=5):
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data); buf = b""
+    try:
+        while buf.count(b"HTTP/1.") < n or len(buf) < 200:
+            d = s.recv(65536)
+            if not d: break
+            buf += d
+    except socket.timeout: pass
+    s.close(); return buf
+# two pipelined requests on one connection: two answers, in order
+b = exchange(req("/.well-known/cmp", g1) + req("/.well-known/cmp", g2), n=2)
+print("pipelined", b.count(b"HTTP/1.1 200 OK"))
+# trailing slash and a configured alias path
+print("slash", exchange(req("/.well-known/cmp///", g1)).split(b"\r\n")[0].decode())
+print("alias", exchange(req("/pkix/", g1)).split(b"\r\n")[0].decode())
+# Expect: 100-continue gets an interim answer first
+s = socket.create_connection(("127.0.0.1", port), timeout=5)
+s.sendall(b"POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\nContent-Type: application/pkixcmp\r\nContent-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(g1))
+print("continue", s.recv(100).split(b"\r\n")[0].decode()); s.sendall(g1)
+d = b""
+while b"application/pkixcmp" not in d: d += s.recv(65536)
+print("after-continue", d.split(b"\r\n")[0].decode()); s.close()
+# no body at all
+print("nobody", exchange(b"POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\nContent-Type: application/pkixcmp\r\nContent-Length: 0\r\n\r\n").split(b"\r\n")[0].decode())
+# a header block above max_header
+print("bigheader", exchange(b"POST /.well-known/cmp HTTP/1.1\r\nX-Fill: " + b"a" * 8000 + b"\r\n\r\n").split(b"\r\n")[0].decode())
+# application/pkixcmp-poll with a TCP-Message frame (RFC 9811 4): answered framed
+frame = (len(ir) + 3).to_bytes(4, "big") + bytes([10, 0, 0]) + ir
+r = exchange(req("/.well-known/cmp", frame, ctype="application/pkixcmp-poll"))
+head, _, body = r.partition(b"\r\n\r\n")
+print("poll", b"application/pkixcmp-poll" in head, body[4] == 10 and body[6] == 5 and body[7] == 0x30)
+# HTTP/1.0 without keep-alive: answered and closed
+print("http10", exchange(req("/.well-known/cmp", g1, ver=b"1.0")).split(b"\r\n")[0].decode())
+PY
+check "pipelined requests on one connection are answered in order" grep -q "pipelined 2" proto.log
+check "trailing slashes do not matter" grep -q "slash HTTP/1.1 200 OK" proto.log
+check "a configured extra path (paths = /pkix) works" grep -q "alias HTTP/1.1 200 OK" proto.log
+check "Expect: 100-continue gets 100 then the answer" sh -c "grep -q 'continue HTTP/1.1 100 Continue' proto.log && grep -q 'after-continue HTTP/1.1 200 OK' proto.log"
+check "an empty body: 400" grep -q "nobody HTTP/1.1 400" proto.log
+check "headers above max_header: 431" grep -q "bigheader HTTP/1.1 431" proto.log
+check "application/pkixcmp-poll with a TCP-Message frame is answered framed (pkiRep)" grep -q "poll True True" proto.log
+check "HTTP/1.0 is answered in HTTP/1.0" grep -q "http10 HTTP/1.0 200 OK" proto.log
+python3 - "$PORT" >conns.log 2>&1 <<'PY'
+import socket, sys
+port = int(sys.argv[1]); held = []
+for i in range(1010):
+    try: held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+    except OSError: break
+extra = socket.create_connection(("127.0.0.1", port), timeout=5)
+extra.sendall(b"POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\n\r\n")
+try: print("over-limit", extra.recv(100).split(b"\r\n")[0].decode())
+except OSError as e: print("over-limit error", e)
+PY
+check "above max_connections: 503" grep -q "over-limit HTTP/1.1 503" conns.log
 rss=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 if [ "${rss:-999999}" -lt 300000 ]; then ok "memory stays bounded (RSS ${rss} kB)"; else not_ok "RSS ${rss} kB"; fi
 kill -TERM $PID
@@ -202,7 +267,7 @@ check "an https listener starts" test -n "$TPORT"
 TLS="-server 127.0.0.1:$TPORT/.well-known/cmp -tls_used -tls_trusted srv.pem -tls_host 127.0.0.1"
 $C $TLS -tls_cert demo.pem -tls_key demo.key $MAC -cmd ir -newkey k2.key -subject /CN=over-tls -certout tls.pem >c12.log 2>&1
 check "ir with certConf over HTTPS with a client certificate" test -s tls.pem
-check "the TLS client identity is logged with the request" grep -q "https 127.0.0.1:[0-9]* tls:/CN=demo" d3.err
+check "the TLS client identity is logged with the request" grep -q "https 127.0.0.1:[0-9]* tls:CN=demo" d3.err
 $C $TLS $MAC -cmd ir -newkey k2.key -subject /CN=no-client-cert -certout notls.pem >c13.log 2>&1
 check "without a client certificate the handshake is refused" test ! -s notls.pem
 $C -server 127.0.0.1:9 $MAC -cmd ir -newkey k3.key -subject /CN=send-tls -implicit_confirm -reqout sendreq.der \

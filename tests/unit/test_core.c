@@ -31,7 +31,7 @@ static EVP_PKEY *enc_key;         /* the CA's encryption key (key archive) */
 static X509 *enc_cert;
 static struct cmpr_conf *conf;
 static struct cmpr_core *core;
-static const struct cmpr_request_info info = { "test", "unit", NULL, NULL };
+static const struct cmpr_request_info info = { "test", "unit", NULL, NULL, NULL };
 
 #define SECRET "unit-test-secret"
 #define RA_SECRET "ra-secret"
@@ -127,7 +127,9 @@ setup(void **state)
             "subject = CN=ee-*\n"
             "[client ra]\nreference = ra-ref\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n"
             "[client ra-cert]\ncert_subject = CN=Unit RA\nprofiles = ee\n"
-            "[client once]\nreference = once\nsecret = pass:once-secret\none_time = yes\n");
+            "[client once]\nreference = once\nsecret = pass:once-secret\none_time = yes\n"
+            "[client bound]\nreference = bound\nsecret = pass:bound-secret\n"
+            "tls_subject = CN=bound-device\n");
     fclose(f);
     start_core();
     return 0;
@@ -187,9 +189,17 @@ mac(CMPR_PKIMESSAGE *m, const char *ref, const char *secret)
     assert_int_equal(cmpr_protect_mac(m, (const unsigned char *)secret, strlen(secret), &mp, NULL), CMPR_OK);
 }
 
+static CMPR_PKIMESSAGE *send_msg_info(CMPR_PKIMESSAGE *m, const struct cmpr_request_info *inf);
+
 /* sends m (consumed) and returns the decoded answer */
 static CMPR_PKIMESSAGE *
 send_msg(CMPR_PKIMESSAGE *m)
+{
+    return send_msg_info(m, &info);
+}
+
+static CMPR_PKIMESSAGE *
+send_msg_info(CMPR_PKIMESSAGE *m, const struct cmpr_request_info *inf)
 {
     unsigned char *der = NULL, *out = NULL;
     size_t len, outlen;
@@ -197,7 +207,7 @@ send_msg(CMPR_PKIMESSAGE *m)
 
     assert_int_equal(cmpr_msg_encode(m, &der, &len), CMPR_OK);
     CMPR_PKIMESSAGE_free(m);
-    assert_int_equal(cmpr_core_handle(core, &info, der, len, &out, &outlen), CMPR_OK);
+    assert_int_equal(cmpr_core_handle(core, inf, der, len, &out, &outlen), CMPR_OK);
     OPENSSL_free(der);
     assert_int_equal(cmpr_msg_decode(out, outlen, &rsp, NULL), CMPR_OK);
     free(out);
@@ -1256,6 +1266,53 @@ test_kur_revokes_replaced(void **state)
     EVP_PKEY_free(k2);
 }
 
+/* RFC 9483 6.1: the HTTP operation label must fit the body */
+static void
+test_operation_label(void **state)
+{
+    struct cmpr_request_info inf = { "http", "unit", NULL, "revocation", NULL };
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-op", 1), *rsp;
+    (void)state;
+
+    mac(req, "ee-ref", SECRET);
+    rsp = send_msg_info(req, &inf);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_REQUEST);
+    CMPR_PKIMESSAGE_free(rsp);
+    inf.operation = "initialization";
+    req = ee_certreq(CMPR_BODY_IR, "ee-op", 1);
+    mac(req, "ee-ref", SECRET);
+    rsp = send_msg_info(req, &inf);
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* [client] tls_subject: the client must come over TLS with that certificate */
+static void
+test_tls_binding(void **state)
+{
+    struct cmpr_request_info inf = { "https", "unit", NULL, NULL, NULL };
+    CMPR_PKIMESSAGE *req, *rsp;
+    (void)state;
+
+    req = ee_certreq(CMPR_BODY_IR, "bound-1", 1);
+    mac(req, "bound", "bound-secret");
+    rsp = send_msg_info(req, &inf);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    inf.tls_subject = "CN=someone-else";
+    req = ee_certreq(CMPR_BODY_IR, "bound-1", 1);
+    mac(req, "bound", "bound-secret");
+    rsp = send_msg_info(req, &inf);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    inf.tls_subject = "CN=bound-device";
+    req = ee_certreq(CMPR_BODY_IR, "bound-1", 1);
+    mac(req, "bound", "bound-secret");
+    rsp = send_msg_info(req, &inf);
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
 /* ---------------- restart and concurrency ---------------- */
 
 static void
@@ -1400,6 +1457,8 @@ main(void)
         cmocka_unit_test(test_key_archive_and_recovery),
         cmocka_unit_test(test_nested_from_ra),
         cmocka_unit_test(test_kur_revokes_replaced),
+        cmocka_unit_test(test_operation_label),
+        cmocka_unit_test(test_tls_binding),
         cmocka_unit_test(test_crl_refresh),
         cmocka_unit_test(test_restart_keeps_state),
         cmocka_unit_test(test_concurrent_transactions),
