@@ -6,6 +6,7 @@
  */
 #include "transports/transport.h"
 #include "transports/tls.h"
+#include "codec/tcpframe.h"
 #include "core/core.h"
 #include "core/envelope.h"
 #include "core/err.h"
@@ -74,6 +75,7 @@ struct conn {
     const char *reject_text;
     int keep_alive, http_minor;
     int poll_framed;                /* application/pkixcmp-poll with a TCP-Message frame */
+    int poll_version;               /* its framing: CMPR_TCP_VERSION or CMPR_TCP_V2510 */
     char label[128], operation[32];
     /* bytes read but not parsed while a request is in the core */
     char *pending;
@@ -287,17 +289,18 @@ reply_send(struct cmpr_reply *r, const unsigned char *der, size_t len)
     }
     n = snprintf(buf, 256, "HTTP/1.%d 200 OK\r\nContent-Type: application/pkixcmp%s\r\n"
                  "Content-Length: %zu\r\nCache-Control: no-cache\r\n%s\r\n", c->http_minor,
-                 c->poll_framed ? "-poll" : "", len + (c->poll_framed ? 7 : 0),
+                 c->poll_framed ? "-poll" : "", len + (c->poll_framed ? (c->poll_version == CMPR_TCP_V2510 ? CMPR_TCP_HDR2510
+                                                                      : CMPR_TCP_HDR10) : 0),
                  c->keep_alive ? (c->http_minor == 0 ? "Connection: keep-alive\r\n" : "")
                                : "Connection: close\r\n");
     if (c->poll_framed) {
-        /* pkiRep: length(4) = value + 3, version 10, flags 0, type 5 */
-        size_t l = len + 3;
-        unsigned char hdr[7] = { (unsigned char)(l >> 24), (unsigned char)(l >> 16),
-                                 (unsigned char)(l >> 8), (unsigned char)l, 10, 0, 5 };
+        /* pkiRep (v10) / finalMsgRep (RFC 2510), flags 0, in the version
+         * the client used (cmp-wire.md 1.5 item 6) */
+        unsigned char hdr[CMPR_TCP_HDR10];
+        size_t h = cmpr_tcp_header(c->poll_version, 0, CMPR_TCP_PKIREP, len, hdr);
 
-        memcpy(buf + n, hdr, 7);
-        n += 7;
+        memcpy(buf + n, hdr, h);
+        n += (int)h;
     }
     memcpy(buf + n, der, len);
     send_buf(c, buf, (size_t)n + len, !c->keep_alive);
@@ -603,14 +606,16 @@ on_message_complete(http_parser *p)
     c->poll_framed = 0;
     if (strncasecmp(c->content_type, "application/pkixcmp-poll", 24) == 0
             || strncasecmp(c->content_type, "application/x-pkixcmp-poll", 26) == 0) {
-        if (c->body_len >= 7 && c->body[4] == 10
-                && ((size_t)c->body[0] << 24 | (size_t)c->body[1] << 16 | (size_t)c->body[2] << 8
-                    | c->body[3]) == c->body_len - 4) {
-            if (c->body[6] != 0)
+        struct cmpr_tcp_frame f;
+
+        if (cmpr_tcp_parse_one(c->body, c->body_len, &f) == CMPR_TCP_FRAME) {
+            /* pkiReq (v10) and msgReq (RFC 2510) share type 0 */
+            if (f.type != CMPR_TCP_PKIREQ)
                 return reject(c, 400, "only pkiReq TCP-Messages are accepted over HTTP");
-            memmove(c->body, c->body + 7, c->body_len - 7);
-            c->body_len -= 7;
+            memmove(c->body, f.value, f.value_len);
+            c->body_len = f.value_len;
             c->poll_framed = 1;
+            c->poll_version = f.version;
         }
     }
     if (c->body_len == 0)
