@@ -16,6 +16,7 @@
 #include "codec/print.h"
 #include "codec/protect.h"
 #include "transports/http_client.h"
+#include "transports/tcp_client.h"
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/config.h"
@@ -41,9 +42,10 @@ static const char usage_text[] =
     "                         print a PKIMessage (DER, PEM or base64) readably and\n"
     "                         optionally check its MAC or signature protection\n"
     "  send URL [--in FILE] [--out FILE] [--timeout SECONDS] [--tls-ca FILE]\n"
-    "       [--tls-cert FILE --tls-key FILE]\n"
-    "                         POST one DER request to a CMP server over HTTP(S)\n"
-    "                         and write its answer (DER)\n"
+    "       [--tls-cert FILE --tls-key FILE] [--tcp-framing 10|2510]\n"
+    "                         send one DER request to a CMP server over HTTP(S)\n"
+    "                         (http[s]://...) or raw TCP (tcp://host[:port]) and\n"
+    "                         write its answer (DER)\n"
     "  version                print the version\n"
     "  help                   this text\n"
     "\n"
@@ -325,7 +327,7 @@ cmd_send(int argc, char **argv)
     struct cmpr_http_client_opts o;
     unsigned char *req = NULL, *body = NULL;
     size_t reqlen = 0, blen = 0;
-    int status = 0, is_cmp = 0, rc = 3, r;
+    int status = 0, is_cmp = 0, rc = 3, r, tcp_version = 10;
     char err[512];
     FILE *f;
 
@@ -339,6 +341,18 @@ cmd_send(int argc, char **argv)
             o.timeout_ms = atol(argv[++i]) * 1000;
         else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
             o.tls_ca = argv[++i];
+        else if (strcmp(argv[i], "--tcp-framing") == 0 && i + 1 < argc) {
+            const char *v = argv[++i];
+
+            if (strcmp(v, "10") == 0)
+                tcp_version = 10;
+            else if (strcmp(v, "2510") == 0)
+                tcp_version = 0;
+            else {
+                fprintf(stderr, "cmprouter: send: --tcp-framing is 10 or 2510\n");
+                return 2;
+            }
+        }
         else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
             o.tls_cert = argv[++i];
         else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
@@ -358,8 +372,26 @@ cmd_send(int argc, char **argv)
         fprintf(stderr, "cmprouter: send: %s: %s\n", in, strerror(-r));
         return 1;
     }
-    if (cmpr_http_post(url, req, reqlen, &o, NULL, &status, &body, &blen, &is_cmp, err,
-                       sizeof(err)) != 0) {
+    if (strncmp(url, "tcp://", 6) == 0) {
+        struct cmpr_tcp_client_opts to;
+
+        memset(&to, 0, sizeof(to));
+        to.timeout_ms = o.timeout_ms;
+        to.version = tcp_version;
+        if (cmpr_tcp_exchange(url, req, reqlen, &to, &body, &blen, err, sizeof(err)) != 0) {
+            fprintf(stderr, "cmprouter: send: %s\n", err);
+            goto out;
+        }
+        if (body == NULL) {
+            /* finRep: the server acknowledged, no CMP answer applies */
+            fprintf(stderr, "cmprouter: send: finRep (no CMP answer)\n");
+            rc = 0;
+            goto out;
+        }
+        status = 200;
+        is_cmp = 1;
+    } else if (cmpr_http_post(url, req, reqlen, &o, NULL, &status, &body, &blen, &is_cmp, err,
+                              sizeof(err)) != 0) {
         fprintf(stderr, "cmprouter: send: %s\n", err);
         goto out;
     }

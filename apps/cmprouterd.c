@@ -33,6 +33,7 @@
 
 struct listener {
     const struct cmpr_transport_ops *ops;
+    const char *name;                   /* "http", "admin", "https", "tcp" */
     void *ctx;
     int stopped;
 };
@@ -55,7 +56,7 @@ struct daemon {
     int hk_running;
     int stopping;
     /* metrics (loop thread) */
-    unsigned long requests_ok, requests_failed;
+    unsigned long requests_ok[2], requests_failed[2];  /* [0] http(s), [1] tcp */
     unsigned long latency_buckets[8];
     double latency_sum;
     _Atomic long pending;           /* written by housekeeping on a worker */
@@ -75,11 +76,12 @@ d_request_done(struct cmpr_daemon *d, const char *medium, int ok, uint64_t ns)
     struct daemon *dm = (struct daemon *)d;
     double s = (double)ns / 1e9;
 
-    (void)medium;
+    int m = strcmp(medium, "tcp") == 0;
+
     if (ok)
-        dm->requests_ok++;
+        dm->requests_ok[m]++;
     else
-        dm->requests_failed++;
+        dm->requests_failed[m]++;
     dm->latency_sum += s;
     for (int i = 0; i < 8; i++)
         if (s <= bucket_bounds[i])
@@ -99,8 +101,12 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
                       if (n_ > 0 && (size_t)n_ < len - off) off += (size_t)n_; } while (0)
     OUT("# HELP cmprouter_requests_total CMP requests answered, by outcome\n");
     OUT("# TYPE cmprouter_requests_total counter\n");
-    OUT("cmprouter_requests_total{medium=\"http\",outcome=\"answered\"} %lu\n", dm->requests_ok);
-    OUT("cmprouter_requests_total{medium=\"http\",outcome=\"failed\"} %lu\n", dm->requests_failed);
+    for (int m = 0; m < 2; m++) {
+        OUT("cmprouter_requests_total{medium=\"%s\",outcome=\"answered\"} %lu\n",
+            m ? "tcp" : "http", dm->requests_ok[m]);
+        OUT("cmprouter_requests_total{medium=\"%s\",outcome=\"failed\"} %lu\n",
+            m ? "tcp" : "http", dm->requests_failed[m]);
+    }
     OUT("# HELP cmprouter_in_flight Requests in the core now\n# TYPE cmprouter_in_flight gauge\n");
     OUT("cmprouter_in_flight %zu\n", inflight);
     OUT("# HELP cmprouter_pending_approval Requests waiting for an operator\n");
@@ -111,7 +117,8 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
     for (int i = 0; i < 8; i++)
         OUT("cmprouter_request_seconds_bucket{le=\"%s\"} %lu\n", le[i], dm->latency_buckets[i]);
     OUT("cmprouter_request_seconds_sum %.6f\n", dm->latency_sum);
-    OUT("cmprouter_request_seconds_count %lu\n", dm->requests_ok + dm->requests_failed);
+    OUT("cmprouter_request_seconds_count %lu\n", dm->requests_ok[0] + dm->requests_failed[0]
+        + dm->requests_ok[1] + dm->requests_failed[1]);
     {
         struct cmpr_core_stats cs;
         static const char *const status[8] = { "accepted", "grantedWithMods", "rejection",
@@ -224,7 +231,7 @@ make_ca_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *ikey, X509 *issuer, int da
 /* Creates DIR with a demo root CA, an issuing CA, a configuration and a demo
  * client the first time; reuses them afterwards. */
 static int
-embedded_default(const char *dir, const char *http, char **conf_path_r)
+embedded_default(const char *dir, const char *http, const char *tcp, char **conf_path_r)
 {
     char path[4096], secret[33], text[4096];
     unsigned char rnd[16];
@@ -280,8 +287,11 @@ embedded_default(const char *dir, const char *http, char **conf_path_r)
              "profiles = default, manual\n\n"
              "[listen http]\n"
              "address = %s\n\n"
+             "[listen tcp]\n"
+             "address = %s\n\n"
              "[listen admin]\n"
-             "address = 127.0.0.1:9101\n", secret, http != NULL ? http : "127.0.0.1:8080");
+             "address = 127.0.0.1:9101\n", secret, http != NULL ? http : "127.0.0.1:8080",
+             tcp != NULL ? tcp : "127.0.0.1:1829");
     if (write_file(P("cmprouter.conf"), text, 0640) != 0)
         goto out;
     snprintf(text, sizeof(text), "reference=demo\nsecret=%s\n", secret);
@@ -454,8 +464,8 @@ on_housekeeping(uv_timer_t *t)
 static void
 usage(FILE *f)
 {
-    fprintf(f, "usage: cmprouterd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--admin ADDR:PORT]\n"
-               "                  [--foreground] [--log-level error|warning|info|debug] [--user NAME]\n"
+    fprintf(f, "usage: cmprouterd [-c FILE] [--data-dir DIR] [--http ADDR:PORT] [--tcp ADDR:PORT]\n"
+               "                  [--admin ADDR:PORT] [--foreground] [--log-level error|warning|info|debug] [--user NAME]\n"
                "Without -c: the embedded default in DIR (./cmprouter-data). See cmprouterd(8).\n");
 }
 
@@ -482,17 +492,17 @@ main(int argc, char **argv)
         { "config", required_argument, NULL, 'c' }, { "data-dir", required_argument, NULL, 'd' },
         { "http", required_argument, NULL, 'H' }, { "foreground", no_argument, NULL, 'f' },
         { "log-level", required_argument, NULL, 'l' }, { "user", required_argument, NULL, 'u' },
-        { "admin", required_argument, NULL, 'A' },
+        { "admin", required_argument, NULL, 'A' }, { "tcp", required_argument, NULL, 'T' },
         { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 }
     };
     struct daemon *dm = calloc(1, sizeof(*dm));
     const char *conf_arg = NULL, *data_dir = "./cmprouter-data", *http = NULL, *user = NULL;
-    const char *admin = NULL;
+    const char *admin = NULL, *tcp = NULL;
     int level = -1, opt, rc = 1;
     char *err = NULL, threads[24];
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
-    while ((opt = getopt_long(argc, argv, "c:d:H:fl:u:A:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:d:H:fl:u:A:T:h", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': conf_arg = optarg; break;
         case 'd': data_dir = optarg; break;
@@ -506,6 +516,7 @@ main(int argc, char **argv)
             break;
         case 'u': user = optarg; break;
         case 'A': admin = optarg; break;
+        case 'T': tcp = optarg; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -520,7 +531,7 @@ main(int argc, char **argv)
     setenv("UV_THREADPOOL_SIZE", threads, 0);
     if (conf_arg != NULL) {
         dm->conf_path = strdup(conf_arg);
-    } else if (embedded_default(data_dir, http, &dm->conf_path) != 0) {
+    } else if (embedded_default(data_dir, http, tcp, &dm->conf_path) != 0) {
         return 1;
     }
     if (cmpr_conf_load(dm->conf_path, &dm->conf, &err) != CMPR_OK) {
@@ -550,9 +561,10 @@ main(int argc, char **argv)
 
         if (strcmp(g->type, "listen") != 0
                 || (strcmp(g->name, "http") != 0 && strcmp(g->name, "https") != 0
-                    && strcmp(g->name, "admin") != 0)) {
+                    && strcmp(g->name, "admin") != 0 && strcmp(g->name, "tcp") != 0)) {
             char *e = cmpr_conf_group_error(g, NULL, "unknown group [%s %s] (this daemon has "
-                                            "[listen http], [listen https] and [listen admin])",
+                                            "[listen http], [listen https], [listen tcp] "
+                                            "and [listen admin])",
                                             g->type, g->name);
 
             fprintf(stderr, "cmprouterd: %s\n", e);
@@ -561,18 +573,18 @@ main(int argc, char **argv)
         }
     }
     {
-        /* http first (always), then admin and https when configured */
-        const char *names[3] = { "http", "admin", "https" };
+        /* http first (always), then admin, https and tcp when configured */
+        const char *names[4] = { "http", "admin", "https", "tcp" };
+        const char *addr_opt[4] = { http, admin, NULL, tcp };
 
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             const struct cmpr_conf_group *g = cmpr_conf_group(dm->conf, "listen", names[i]);
             struct listener *l = &dm->listeners[dm->n_listeners];
 
-            if (i == 1 && g == NULL && admin == NULL)
+            if (i > 0 && g == NULL && addr_opt[i] == NULL)
                 continue;
-            if (i == 2 && g == NULL)
-                continue;
-            l->ops = &cmpr_http_transport;
+            l->ops = i == 3 ? &cmpr_tcp_transport : &cmpr_http_transport;
+            l->name = names[i];
             l->ctx = calloc(1, l->ops->ctx_size);
             if (i == 1)
                 cmpr_http_set_admin(l->ctx);
@@ -580,7 +592,7 @@ main(int argc, char **argv)
                 fprintf(stderr, "cmprouterd: %s\n", err);
                 return 1;
             }
-            if (cmpr_http_set_address_opt(l->ctx, i == 0 ? http : i == 1 ? admin : NULL) != 0) {
+            if (l->ops->set_address(l->ctx, addr_opt[i]) != 0) {
                 fprintf(stderr, "cmprouterd: --%s must be ADDR:PORT\n", names[i]);
                 return 2;
             }
@@ -603,19 +615,17 @@ main(int argc, char **argv)
     uv_timer_init(&dm->loop, &dm->housekeeping);
     dm->housekeeping.data = dm;
     uv_timer_start(&dm->housekeeping, on_housekeeping, 0, HOUSEKEEPING_MS);
-    printf("cmprouterd: http listening on port %d\n", cmpr_http_port(dm->listeners[0].ctx));
-    for (int i = 1; i < dm->n_listeners; i++)
-        printf("cmprouterd: %s listening on port %d\n",
-               cmpr_http_is_admin(dm->listeners[i].ctx) ? "admin" : "https",
-               cmpr_http_port(dm->listeners[i].ctx));
+    for (int i = 0; i < dm->n_listeners; i++)
+        printf("cmprouterd: %s listening on port %d\n", dm->listeners[i].name,
+               dm->listeners[i].ops->port(dm->listeners[i].ctx));
     if (conf_arg == NULL)
-        print_howto(data_dir, "127.0.0.1", cmpr_http_port(dm->listeners[0].ctx));
+        print_howto(data_dir, "127.0.0.1", dm->listeners[0].ops->port(dm->listeners[0].ctx));
     fflush(stdout);
     uv_run(&dm->loop, UV_RUN_DEFAULT);
     rc = 0;
     uv_loop_close(&dm->loop);
     for (int i = 0; i < dm->n_listeners; i++) {
-        cmpr_http_free(dm->listeners[i].ctx);
+        dm->listeners[i].ops->free(dm->listeners[i].ctx);
         free(dm->listeners[i].ctx);
     }
     cmpr_core_free(dm->core);

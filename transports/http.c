@@ -6,6 +6,7 @@
  */
 #include "transports/transport.h"
 #include "transports/tls.h"
+#include "transports/netutil.h"
 #include "codec/tcpframe.h"
 #include "core/core.h"
 #include "core/envelope.h"
@@ -731,8 +732,6 @@ on_connection(uv_stream_t *server, int status)
 {
     struct http_ctx *ctx = server->data;
     struct conn *c;
-    struct sockaddr_storage ss;
-    int sslen = sizeof(ss);
 
     if (status != 0 || (c = calloc(1, sizeof(*c))) == NULL)
         return;
@@ -752,18 +751,7 @@ on_connection(uv_stream_t *server, int status)
         conn_close(c);
         return;
     }
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &sslen) == 0) {
-        char ip[64] = "?";
-
-        if (ss.ss_family == AF_INET6) {
-            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
-            snprintf(c->peer, sizeof(c->peer), "[%s]:%d", ip,
-                     ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-        } else {
-            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
-            snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
-        }
-    }
+    cmpr_net_peer_name(&c->tcp, c->peer, sizeof(c->peer));
     if (ctx->n_conns > ctx->max_conns || ctx->stopping) {
         /* over the limit: refuse politely and close */
         send_status(c, 503, "Service Unavailable", "too many connections", NULL);
@@ -811,26 +799,6 @@ group_path(const struct cmpr_conf_group *g, const char *key)
 }
 
 static int
-parse_address(const char *v, char *host, size_t hlen, int *port)
-{
-    const char *colon = strrchr(v, ':');
-    char *end;
-    long p;
-
-    if (colon == NULL)
-        return -1;
-    p = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || p < 0 || p > 65535)
-        return -1;
-    if (v[0] == '[' && colon > v && colon[-1] == ']')
-        snprintf(host, hlen, "%.*s", (int)(colon - v - 2), v + 1);
-    else
-        snprintf(host, hlen, "%.*s", (int)(colon - v), v);
-    *port = (int)p;
-    return 0;
-}
-
-static int
 http_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
 {
     struct http_ctx *ctx = vctx;
@@ -851,7 +819,7 @@ http_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
     if ((r = cmpr_conf_group_check(g, directives, err_r)) != CMPR_OK)
         return r;
     if ((v = cmpr_conf_group_get(g, "address")) != NULL
-            && parse_address(v, ctx->host, sizeof(ctx->host), &ctx->port) != 0) {
+            && cmpr_net_parse_address(v, ctx->host, sizeof(ctx->host), &ctx->port) != 0) {
         *err_r = cmpr_conf_group_error(g, "address", "address must be HOST:PORT, not '%s'", v);
         return CMPR_ERR_CONFIG;
     }
@@ -930,8 +898,6 @@ static int
 http_start(void *vctx, struct cmpr_daemon *d, char **err_r)
 {
     struct http_ctx *ctx = vctx;
-    struct sockaddr_storage ss;
-    char buf[160];
     int r;
 
     if (ctx->max_header == 0)
@@ -944,30 +910,11 @@ http_start(void *vctx, struct cmpr_daemon *d, char **err_r)
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
     ctx->d = d;
-    if ((r = uv_ip4_addr(ctx->host, ctx->port, (struct sockaddr_in *)&ss)) != 0
-            && (r = uv_ip6_addr(ctx->host, ctx->port, (struct sockaddr_in6 *)&ss)) != 0) {
-        snprintf(buf, sizeof(buf), "http: bad address %s", ctx->host);
-        *err_r = strdup(buf);
-        return CMPR_ERR_CONFIG;
-    }
-    uv_tcp_init(d->loop, &ctx->listener);
+    if ((r = cmpr_net_listen(d->loop, &ctx->listener, ctx->admin ? "admin" : "http", ctx->host,
+                             &ctx->port, on_connection, err_r)) != CMPR_OK)
+        return r;
     ctx->listener.data = ctx;
-    if ((r = uv_tcp_bind(&ctx->listener, (struct sockaddr *)&ss, 0)) != 0
-            || (r = uv_listen((uv_stream_t *)&ctx->listener, 511, on_connection)) != 0) {
-        snprintf(buf, sizeof(buf), "http: cannot listen on %s:%d: %s", ctx->host, ctx->port,
-                 uv_strerror(r));
-        *err_r = strdup(buf);
-        uv_close((uv_handle_t *)&ctx->listener, NULL);
-        return CMPR_ERR_IO;
-    }
     ctx->listening = 1;
-    {
-        int len = sizeof(ss);
-
-        if (uv_tcp_getsockname(&ctx->listener, (struct sockaddr *)&ss, &len) == 0)
-            ctx->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                       : ((struct sockaddr_in *)&ss)->sin_port);
-    }
     cmpr_log_info("%s: listening on %s:%d%s", ctx->admin ? "admin" : ctx->tls ? "https" : "http",
                   ctx->host, ctx->port,
                   ctx->admin ? " (/healthz, /metrics)" : " (/.well-known/cmp)");
@@ -1011,8 +958,8 @@ http_stop(void *vctx, void (*done)(void *arg), void *arg)
         listener_closed((uv_handle_t *)&ctx->listener);
 }
 
-void
-cmpr_http_free(void *vctx)
+static void
+http_free(void *vctx)
 {
     struct http_ctx *ctx = vctx;
 
@@ -1031,8 +978,8 @@ http_in_flight(void *vctx)
 }
 
 /* the port actually bound (for --http 127.0.0.1:0 in tests) */
-int
-cmpr_http_port(void *vctx)
+static int
+http_port(void *vctx)
 {
     return ((struct http_ctx *)vctx)->port;
 }
@@ -1050,14 +997,14 @@ cmpr_http_is_admin(void *vctx)
 }
 
 /* --http / --admin ADDR:PORT on the command line win over the file (NULL: keep) */
-int
-cmpr_http_set_address_opt(void *vctx, const char *addr)
+static int
+http_set_address(void *vctx, const char *addr)
 {
     struct http_ctx *ctx = vctx;
 
     if (addr == NULL)
         return 0;
-    return parse_address(addr, ctx->host, sizeof(ctx->host), &ctx->port);
+    return cmpr_net_parse_address(addr, ctx->host, sizeof(ctx->host), &ctx->port);
 }
 
 const struct cmpr_transport_ops cmpr_http_transport = {
@@ -1068,4 +1015,7 @@ const struct cmpr_transport_ops cmpr_http_transport = {
     .start = http_start,
     .stop = http_stop,
     .in_flight = http_in_flight,
+    .port = http_port,
+    .set_address = http_set_address,
+    .free = http_free,
 };

@@ -2,6 +2,7 @@
  * exchange, http-parser for the answer, TLS through the memory-BIO code. */
 #include "transports/http_client.h"
 #include "transports/tls.h"
+#include "transports/blocking.h"
 #include "core/limits.h"
 
 #include <ctype.h>
@@ -33,15 +34,6 @@ struct answer {
     size_t hname_len;
     int in_ctype, done, too_big, keep_alive;
 };
-
-static long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
 
 void
 cmpr_http_conn_free(struct cmpr_http_conn *c)
@@ -96,54 +88,6 @@ parse_url(const char *url, int *tls, char *host, size_t hlen, int *port, char *p
     return 0;
 }
 
-static int
-wait_fd(int fd, short ev, long deadline)
-{
-    struct pollfd pfd = { fd, ev, 0 };
-    long left = deadline - now_ms();
-    int n;
-
-    if (left <= 0)
-        return 0;
-    do
-        n = poll(&pfd, 1, (int)left);
-    while (n < 0 && errno == EINTR);
-    return n > 0;
-}
-
-static int
-connect_to(const char *host, int port, long deadline, char *err, size_t errlen)
-{
-    struct addrinfo hints, *res = NULL, *ai;
-    char ports[16];
-    int fd = -1, rc;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(ports, sizeof(ports), "%d", port);
-    if ((rc = getaddrinfo(host, ports, &hints, &res)) != 0) {
-        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(rc));
-        return -1;
-    }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-
-        if ((fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
-            continue;
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0
-                || (errno == EINPROGRESS && wait_fd(fd, POLLOUT, deadline)
-                    && getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == 0 && soerr == 0))
-            break;
-        snprintf(err, errlen, "cannot connect to %s:%d: %s", host, port,
-                 soerr != 0 ? strerror(soerr) : errno == EINPROGRESS ? "timeout" : strerror(errno));
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    return fd;
-}
-
 /* sends all of buf (plaintext: encrypted first when TLS) */
 static int
 send_all(struct cmpr_http_conn *c, const char *buf, size_t len, long deadline)
@@ -164,7 +108,7 @@ send_all(struct cmpr_http_conn *c, const char *buf, size_t len, long deadline)
         if (n > 0) {
             off += (size_t)n;
         } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (!wait_fd(c->fd, POLLOUT, deadline))
+            if (!cmpr_blk_wait_fd(c->fd, POLLOUT, deadline))
                 goto out;
         } else {
             goto out;
@@ -189,7 +133,7 @@ tls_flush(struct cmpr_http_conn *c, long deadline)
 
         if (w > 0)
             off += (size_t)w;
-        else if (w < 0 && (errno == EAGAIN || errno == EINTR) && wait_fd(c->fd, POLLOUT, deadline))
+        else if (w < 0 && (errno == EAGAIN || errno == EINTR) && cmpr_blk_wait_fd(c->fd, POLLOUT, deadline))
             continue;
         else {
             r = -1;
@@ -216,7 +160,7 @@ recv_some(struct cmpr_http_conn *c, char *buf, size_t cap, long deadline)
             if (p < 0)
                 return -1;
         }
-        if (!wait_fd(c->fd, POLLIN, deadline))
+        if (!cmpr_blk_wait_fd(c->fd, POLLIN, deadline))
             return -2;                  /* timeout */
         n = recv(c->fd, c->tls != NULL ? net : buf, c->tls != NULL ? sizeof(net) : cap, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -316,7 +260,7 @@ cmpr_http_post(const char *url, const unsigned char *der, size_t len,
     char host[256], path[2048], key[300], head[3072];
     int tls, port, hl, r = -1, attempt;
     long timeout = opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
-    long deadline = now_ms() + timeout;
+    long deadline = cmpr_blk_now_ms() + timeout;
     struct cmpr_http_conn *c = connp != NULL ? *connp : NULL;
     struct answer a;
     http_parser parser;
@@ -349,7 +293,7 @@ cmpr_http_post(const char *url, const unsigned char *der, size_t len,
                 goto out;
             c->fd = -1;
             snprintf(c->key, sizeof(c->key), "%s", key);
-            if ((c->fd = connect_to(host, port, deadline, err, errlen)) < 0)
+            if ((c->fd = cmpr_blk_connect(host, port, deadline, err, errlen)) < 0)
                 goto out;
             if (tls) {
                 char *terr = NULL;
@@ -367,7 +311,7 @@ cmpr_http_post(const char *url, const unsigned char *der, size_t len,
                     char net[16384];
                     ssize_t n;
 
-                    if (tls_flush(c, deadline) != 0 || !wait_fd(c->fd, POLLIN, deadline)
+                    if (tls_flush(c, deadline) != 0 || !cmpr_blk_wait_fd(c->fd, POLLIN, deadline)
                             || (n = recv(c->fd, net, sizeof(net), 0)) <= 0
                             || cmpr_tls_feed(c->tls, net, (size_t)n) != 0) {
                         h = -1;

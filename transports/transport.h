@@ -36,13 +36,18 @@ struct cmpr_transport_ops {
     void (*stop)(void *ctx, void (*done)(void *arg), void *arg);
     /* Requests in flight (for draining). */
     size_t (*in_flight)(void *ctx);
+    /* The port actually bound (after start). */
+    int (*port)(void *ctx);
+    /* A command-line ADDR:PORT that wins over the file (before start); 0 or -1. */
+    int (*set_address)(void *ctx, const char *addr);
+    /* Releases what configure allocated (after stop, loop closed). */
+    void (*free)(void *ctx);
 };
 
 extern const struct cmpr_transport_ops cmpr_http_transport;
-int cmpr_http_port(void *ctx);
 void cmpr_http_set_admin(void *ctx);
 int cmpr_http_is_admin(void *ctx);
-int cmpr_http_set_address_opt(void *ctx, const char *addr);
-void cmpr_http_free(void *ctx);
+
+extern const struct cmpr_transport_ops cmpr_tcp_transport;
 
 #endif

@@ -28,7 +28,7 @@ start_daemon() {
 }
 
 # ---- the embedded default ----
-start_daemon d1 --data-dir "$TMP/data" --http 127.0.0.1:0 --admin 127.0.0.1:0
+start_daemon d1 --data-dir "$TMP/data" --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
 check "cmprouterd starts on its embedded default" test -n "$PORT"
 check "it prints a ready-to-paste openssl cmp line" grep -q "openssl cmp -config /dev/null -server 127.0.0.1:$PORT/.well-known/cmp" d1.out
 check "demo-client.txt holds reference= and secret=" sh -c "grep -q '^reference=demo' data/demo-client.txt && grep -q '^secret=' data/demo-client.txt"

@@ -1,0 +1,76 @@
+/* Socket helpers shared by the HTTP and TCP transports. */
+#include "transports/netutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+
+int
+cmpr_net_parse_address(const char *v, char *host, size_t hlen, int *port)
+{
+    const char *colon = strrchr(v, ':');
+    char *end;
+    long p;
+
+    if (colon == NULL || colon[1] == '\0')
+        return -1;
+    p = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || p < 0 || p > 65535)
+        return -1;
+    if (v[0] == '[' && colon > v && colon[-1] == ']')
+        snprintf(host, hlen, "%.*s", (int)(colon - v - 2), v + 1);
+    else
+        snprintf(host, hlen, "%.*s", (int)(colon - v), v);
+    *port = (int)p;
+    return 0;
+}
+
+void
+cmpr_net_peer_name(uv_tcp_t *t, char *buf, size_t len)
+{
+    struct sockaddr_storage ss;
+    int sslen = sizeof(ss);
+    char ip[64] = "?";
+
+    snprintf(buf, len, "?");
+    if (uv_tcp_getpeername(t, (struct sockaddr *)&ss, &sslen) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+        snprintf(buf, len, "[%s]:%d", ip, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+        snprintf(buf, len, "%s:%d", ip, ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+}
+
+int
+cmpr_net_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *what, const char *host,
+                int *port, uv_connection_cb cb, char **err_r)
+{
+    struct sockaddr_storage ss;
+    char buf[200];
+    int r, len = sizeof(ss);
+
+    if (uv_ip4_addr(host, *port, (struct sockaddr_in *)&ss) != 0
+            && uv_ip6_addr(host, *port, (struct sockaddr_in6 *)&ss) != 0) {
+        snprintf(buf, sizeof(buf), "%s: bad address %s", what, host);
+        *err_r = strdup(buf);
+        return CMPR_ERR_CONFIG;
+    }
+    uv_tcp_init(loop, listener);
+    if ((r = uv_tcp_bind(listener, (struct sockaddr *)&ss, 0)) != 0
+            || (r = uv_listen((uv_stream_t *)listener, 511, cb)) != 0) {
+        snprintf(buf, sizeof(buf), "%s: cannot listen on %s:%d: %s", what, host, *port,
+                 uv_strerror(r));
+        *err_r = strdup(buf);
+        uv_close((uv_handle_t *)listener, NULL);
+        return CMPR_ERR_IO;
+    }
+    if (uv_tcp_getsockname(listener, (struct sockaddr *)&ss, &len) == 0)
+        *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                               : ((struct sockaddr_in *)&ss)->sin_port);
+    return CMPR_OK;
+}

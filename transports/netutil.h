@@ -1,0 +1,19 @@
+/* What every socket transport needs: HOST:PORT parsing, peer names, binding
+ * a listener. Loop thread only. */
+#ifndef CMPR_NETUTIL_H
+#define CMPR_NETUTIL_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+/* "127.0.0.1:829", "[::1]:829" -> host, port. 0 or -1. */
+int cmpr_net_parse_address(const char *v, char *host, size_t hlen, int *port);
+/* "ip:port" / "[ip6]:port" of the connected peer into buf ("?" if unknown) */
+void cmpr_net_peer_name(uv_tcp_t *t, char *buf, size_t len);
+/* Binds and listens; *port becomes the port actually bound (for port 0).
+ * On failure *err_r says "WHAT: cannot listen on HOST:PORT: reason". */
+int cmpr_net_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *what, const char *host,
+                    int *port, uv_connection_cb cb, char **err_r);
+
+#endif
