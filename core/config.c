@@ -808,3 +808,27 @@ cmpr_conf_group_long(const struct cmpr_conf_group *g, const char *key, long dflt
     *out = n * mult;
     return CMPR_OK;
 }
+
+char *
+cmpr_conf_group_path(const struct cmpr_conf_group *g, const char *key, const char *dflt)
+{
+    const char *v = cmpr_conf_group_get(g, key);
+    char *dir, *out;
+    size_t n;
+
+    if (v == NULL)
+        v = dflt;
+    if (v == NULL)
+        return NULL;
+    if (v[0] == '/')
+        return strdup(v);
+    /* relative to the configuration file, like every other path */
+    dir = strdup(g->path);
+    n = strlen(dir);
+    while (n > 0 && dir[n - 1] != '/')
+        dir[--n] = '\0';
+    out = malloc(n + strlen(v) + 2);
+    sprintf(out, "%s%s", n > 0 ? dir : "./", v);
+    free(dir);
+    return out;
+}

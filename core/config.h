@@ -104,6 +104,9 @@ char *cmpr_conf_group_error(const struct cmpr_conf_group *g, const char *key, co
     __attribute__((format(printf, 3, 4)));
 /* every key of g must be in allowed (NULL-terminated); else *err_r */
 int cmpr_conf_group_check(const struct cmpr_conf_group *g, const char *const *allowed, char **err_r);
+/* key's value (or dflt when unset) as a path: absolute, or relative to the
+ * file's directory; NULL when both are unset (caller frees) */
+char *cmpr_conf_group_path(const struct cmpr_conf_group *g, const char *key, const char *dflt);
 /* a number (with optional s/m/h suffix when secs, k/m suffix when bytes) */
 int cmpr_conf_group_long(const struct cmpr_conf_group *g, const char *key, long dflt, long min,
                          long max, long *out, char **err_r);

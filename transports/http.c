@@ -776,28 +776,6 @@ static const char *const directives[] = {
     "tls_min_version", NULL
 };
 
-static char *
-group_path(const struct cmpr_conf_group *g, const char *key)
-{
-    const char *v = cmpr_conf_group_get(g, key);
-    char *dir, *out;
-    size_t n;
-
-    if (v == NULL)
-        return NULL;
-    if (v[0] == '/')
-        return strdup(v);
-    /* relative to the configuration file, like every other path */
-    dir = strdup(g->path);
-    n = strlen(dir);
-    while (n > 0 && dir[n - 1] != '/')
-        dir[--n] = '\0';
-    out = malloc(n + strlen(v) + 2);
-    sprintf(out, "%s%s", n > 0 ? dir : "./", v);
-    free(dir);
-    return out;
-}
-
 static int
 http_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
 {
@@ -835,8 +813,8 @@ http_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
     ctx->body_timeout *= 1000;
     ctx->idle_timeout *= 1000;
     if (cmpr_conf_group_get(g, "tls_cert") != NULL || cmpr_conf_group_get(g, "tls_key") != NULL) {
-        char *cert = group_path(g, "tls_cert"), *key = group_path(g, "tls_key");
-        char *ca = group_path(g, "tls_client_ca"), *terr = NULL;
+        char *cert = cmpr_conf_group_path(g, "tls_cert", NULL), *key = cmpr_conf_group_path(g, "tls_key", NULL);
+        char *ca = cmpr_conf_group_path(g, "tls_client_ca", NULL), *terr = NULL;
         const char *req = cmpr_conf_group_get(g, "tls_require_client");
         const char *minv = cmpr_conf_group_get(g, "tls_min_version");
         int rc;

@@ -17,14 +17,50 @@
 #include "core/limits.h"
 #include "core/log.h"
 
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+
+/* A transport-level polling reference (cmp-wire.md 1.2: pollRep/pollReq).
+ * Its request is on disk (REF.req) before the pollRep leaves, its answer
+ * (REF.der) as soon as the core gives it, so references survive a restart. */
+struct poll_entry {
+    uint32_t ref;
+    enum { POLL_WORKING, POLL_DONE, POLL_STORED, POLL_FAILED } state;
+    unsigned char *answer;
+    size_t len;
+    time_t created;
+    struct poll_entry *next;
+};
+
+/* one pkiReq in the core */
+struct job {
+    struct cmpr_reply reply;
+    struct tcp_ctx *ctx;
+    struct tconn *c;                /* the waiting connection; NULL once polled for */
+    struct poll_entry *poll;        /* set once a pollRep was sent */
+    unsigned char *req;             /* a copy while a pollRep may still be needed */
+    size_t req_len;
+    uint64_t started;
+};
 
 struct tcp_ctx {
     char host[64];
     int port;
     long max_frame, read_timeout, idle_timeout, max_conns;
+    long poll_after;                /* ms until a pollRep replaces the answer; -1: never */
+    long poll_check_after;          /* seconds the pollRep asks the client to wait */
+    long poll_keep;                 /* seconds a reference stays valid */
+    char *poll_dir;
+    struct poll_entry *polls;
     struct cmpr_daemon *d;
     uv_tcp_t listener;
     int listening;
@@ -47,6 +83,7 @@ struct tconn {
     int open_handles;
     int closing;                    /* 1: close once the answer is written; 2: closed */
     int busy;                       /* a request is in the core */
+    struct job *job;                /* that request */
     int reading;
     int writes;                     /* writes not yet completed */
     int eof;                        /* the peer sent FIN: answer what is complete, then close */
@@ -57,6 +94,7 @@ struct tconn {
 };
 
 static void process(struct tconn *c);
+static void detach(struct tconn *c);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 /* ---------------- connection lifetime ---------------- */
@@ -112,8 +150,12 @@ timer_cb(uv_timer_t *t)
 {
     struct tconn *c = t->data;
 
-    if (c->busy)
-        return;                 /* the core is working: its answer is awaited */
+    if (c->busy) {
+        /* the core is working: after poll_after, a pollRep instead */
+        if (c->ctx->poll_after > 0)
+            detach(c);
+        return;
+    }
     cmpr_log_info("tcp %s: %s timeout, closing", c->peer,
                   cmpr_tcp_pending(&c->parser) > 0 ? "read (incomplete frame)" : "idle");
     conn_close(c);
@@ -227,84 +269,410 @@ send_error(struct tconn *c, int version, unsigned flags, unsigned code, uint32_t
     send_small(c, out, n, close_after);
 }
 
-/* the core's answer (loop thread) */
+/* pkiRep (v10) / finalMsgRep (RFC 2510): both code 5; close echoed */
 static void
-reply_send(struct cmpr_reply *r, const unsigned char *der, size_t len)
+send_answer(struct tconn *c, int version, unsigned flags, const unsigned char *der, size_t len)
 {
-    struct tconn *c = (struct tconn *)((char *)r - offsetof(struct tconn, reply));
-    int close_after = (c->flags & CMPR_TCP_FLAG_CLOSE) != 0 || c->ctx->stopping;
+    int close_after = (flags & CMPR_TCP_FLAG_CLOSE) != 0 || c->ctx->stopping;
     unsigned char *buf;
     size_t h;
 
-    c->busy = 0;
-    c->ctx->in_flight--;
-    c->ctx->d->request_done(c->ctx->d, "tcp", 1, uv_hrtime() - c->started);
-    if (c->closing) {
-        c->closing = 0;
-        conn_close(c);
-        return;
-    }
     if (len == 0) {
         /* tcp-00 3: finRep where no CMP answer applies */
         unsigned char fin[16];
 
-        send_small(c, fin, cmpr_tcp_finrep(c->version, c->flags, fin), close_after);
+        send_small(c, fin, cmpr_tcp_finrep(version, close_after ? CMPR_TCP_FLAG_CLOSE : 0, fin),
+                   close_after);
         return;
     }
     if ((buf = malloc(len + CMPR_TCP_HDR10)) == NULL) {
         conn_close(c);
         return;
     }
-    /* pkiRep (v10) / finalMsgRep (RFC 2510): both code 5; close echoed */
-    h = cmpr_tcp_header(c->version, close_after ? CMPR_TCP_FLAG_CLOSE : 0, CMPR_TCP_PKIREP,
-                        len, buf);
+    h = cmpr_tcp_header(version, close_after ? CMPR_TCP_FLAG_CLOSE : 0, CMPR_TCP_PKIREP, len, buf);
     memcpy(buf + h, der, len);
     write_frame(c, buf, h + len, close_after);
+}
+
+/* ---------------- transport-level polling ---------------- */
+
+/* A file write (tmp + fsync + rename) or unlink on the thread pool: the
+ * loop thread never waits for the disk. */
+struct fsjob {
+    uv_work_t work;
+    char path[512], unlink_path[512];
+    unsigned char *data;            /* NULL: only unlink */
+    size_t len;
+    int result;
+    struct tconn *c;                /* pollRep to send once durable, or NULL */
+    struct poll_entry *entry;       /* ... for this reference */
+};
+
+static void
+fs_work(uv_work_t *w)
+{
+    struct fsjob *j = w->data;
+
+    j->result = 0;
+    if (j->data != NULL) {
+        char tmp[530];
+        int fd;
+        size_t off = 0;
+
+        snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
+        if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+            j->result = -errno;
+            return;
+        }
+        while (off < j->len) {
+            ssize_t n = write(fd, j->data + off, j->len - off);
+
+            if (n <= 0) {
+                j->result = n < 0 ? -errno : -EIO;
+                break;
+            }
+            off += (size_t)n;
+        }
+        if (j->result == 0 && fsync(fd) != 0)
+            j->result = -errno;
+        close(fd);
+        if (j->result == 0 && rename(tmp, j->path) != 0)
+            j->result = -errno;
+        if (j->result != 0) {
+            unlink(tmp);
+            return;
+        }
+    }
+    if (j->unlink_path[0] != '\0')
+        unlink(j->unlink_path);
+}
+
+static void send_pollrep(struct tconn *c, int version, unsigned flags, uint32_t ref);
+
+static void
+fs_after(uv_work_t *w, int status)
+{
+    struct fsjob *j = w->data;
+    int ok = status == 0 && j->result == 0;
+
+    if (!ok)
+        cmpr_log_error("tcp: cannot store %s: %s", j->path,
+                       status != 0 ? uv_strerror(status) : strerror(-j->result));
+    if (j->c != NULL) {
+        struct tconn *c = j->c;
+        struct job *job = c->job;
+
+        c->writes--;
+        /* still waiting for the core? then hand out the reference now that
+         * the request is durable (or, if it is not, keep waiting) */
+        if (job != NULL && job->poll == j->entry) {
+            if (ok) {
+                job->c = NULL;
+                c->busy = 0;
+                c->job = NULL;
+                free(job->req);
+                job->req = NULL;
+                if (!c->closing)
+                    send_pollrep(c, c->version, c->flags, j->entry->ref);
+            } else {
+                job->poll = NULL;
+                j->entry->state = POLL_FAILED;
+            }
+        }
+        if (c->closing) {
+            if (!c->busy && c->writes == 0)
+                conn_close(c);
+        } else if (!c->busy && c->writes == 0) {
+            process(c);
+        }
+    }
+    free(j->data);
+    free(j);
+}
+
+static void
+fs_submit(struct tcp_ctx *ctx, const char *path, const unsigned char *data, size_t len,
+          const char *unlink_path, struct tconn *c, struct poll_entry *entry)
+{
+    struct fsjob *j = calloc(1, sizeof(*j));
+
+    if (j == NULL || (data != NULL && (j->data = malloc(len)) == NULL)) {
+        free(j);
+        cmpr_log_error("tcp: out of memory storing %s", path);
+        return;
+    }
+    snprintf(j->path, sizeof(j->path), "%s", path);
+    if (unlink_path != NULL)
+        snprintf(j->unlink_path, sizeof(j->unlink_path), "%s", unlink_path);
+    if (data != NULL)
+        memcpy(j->data, data, len);
+    j->len = len;
+    j->c = c;
+    j->entry = entry;
+    j->work.data = j;
+    if (c != NULL)
+        c->writes++;            /* holds the connection open until done */
+    if (uv_queue_work(ctx->d->loop, &j->work, fs_work, fs_after) != 0) {
+        if (c != NULL)
+            c->writes--;
+        free(j->data);
+        free(j);
+    }
+}
+
+static void
+poll_path(const struct tcp_ctx *ctx, uint32_t ref, const char *ext, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%08x.%s", ctx->poll_dir, (unsigned)ref, ext);
+}
+
+static struct poll_entry *
+poll_find(struct tcp_ctx *ctx, uint32_t ref)
+{
+    time_t now = time(NULL);
+    struct poll_entry **pp = &ctx->polls, *e;
+
+    /* drop expired references on the way (and their files) */
+    while ((e = *pp) != NULL) {
+        if (e->state != POLL_WORKING && now - e->created > ctx->poll_keep) {
+            char p1[512], p2[512];
+
+            poll_path(ctx, e->ref, "der", p1, sizeof(p1));
+            poll_path(ctx, e->ref, "req", p2, sizeof(p2));
+            fs_submit(ctx, p1, NULL, 0, p2, NULL, NULL);
+            *pp = e->next;
+            free(e->answer);
+            free(e);
+            continue;
+        }
+        if (e->ref == ref)
+            return e;
+        pp = &e->next;
+    }
+    return NULL;
+}
+
+static struct poll_entry *
+poll_new(struct tcp_ctx *ctx, uint32_t ref, int state)
+{
+    struct poll_entry *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return NULL;
+    e->ref = ref;
+    e->state = state;
+    e->created = time(NULL);
+    e->next = ctx->polls;
+    ctx->polls = e;
+    return e;
+}
+
+static void
+send_pollrep(struct tconn *c, int version, unsigned flags, uint32_t ref)
+{
+    unsigned char out[32];
+    int close_after = (flags & CMPR_TCP_FLAG_CLOSE) != 0 || c->ctx->stopping;
+
+    cmpr_log_info("tcp %s: pollRep reference %08x, check back in %ld s", c->peer, (unsigned)ref,
+                  c->ctx->poll_check_after);
+    send_small(c, out, cmpr_tcp_pollrep(version, close_after ? CMPR_TCP_FLAG_CLOSE : 0, ref,
+                                        (uint32_t)c->ctx->poll_check_after, (int64_t)time(NULL),
+                                        out), close_after);
+}
+
+/* The answer is late: give the client a polling reference instead. The
+ * request goes to disk first; the pollRep leaves once it is durable. */
+static void
+detach(struct tconn *c)
+{
+    struct tcp_ctx *ctx = c->ctx;
+    struct job *job = c->job;
+    uint32_t ref = 0;
+    char path[512];
+
+    if (job == NULL || job->poll != NULL || job->req == NULL)
+        return;
+    while (ref == 0 || poll_find(ctx, ref) != NULL)
+        if (RAND_bytes((unsigned char *)&ref, sizeof(ref)) != 1)
+            return;
+    if ((job->poll = poll_new(ctx, ref, POLL_WORKING)) == NULL)
+        return;
+    poll_path(ctx, ref, "req", path, sizeof(path));
+    fs_submit(ctx, path, job->req, job->req_len, NULL, c, job->poll);
+}
+
+/* ---------------- the core's answer (loop thread) ---------------- */
+
+static struct tconn *
+job_done(struct cmpr_reply *r, int ok, struct job **job_r)
+{
+    struct job *job = (struct job *)((char *)r - offsetof(struct job, reply));
+    struct tcp_ctx *ctx = job->ctx;
+    struct tconn *c = job->c;
+
+    ctx->in_flight--;
+    ctx->d->request_done(ctx->d, "tcp", ok, uv_hrtime() - job->started);
+    *job_r = job;
+    if (c != NULL) {
+        c->busy = 0;
+        c->job = NULL;
+        if (c->closing) {
+            if (c->writes == 0)
+                conn_close(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+static void
+reply_send(struct cmpr_reply *r, const unsigned char *der, size_t len)
+{
+    struct job *job;
+    struct tconn *c = job_done(r, 1, &job);
+
+    if (job->poll != NULL) {
+        /* a reference exists: keep the answer in memory and on disk */
+        struct poll_entry *e = job->poll;
+        char path[512], req[512];
+
+        if (len > 0 && (e->answer = malloc(len)) != NULL) {
+            memcpy(e->answer, der, len);
+            e->len = len;
+        }
+        e->state = POLL_DONE;
+        poll_path(job->ctx, e->ref, "der", path, sizeof(path));
+        poll_path(job->ctx, e->ref, "req", req, sizeof(req));
+        fs_submit(job->ctx, path, der, len, req, NULL, NULL);
+    }
+    /* the client still waits on its connection (no pollRep left yet) */
+    if (c != NULL)
+        send_answer(c, c->version, c->flags, der, len);
+    free(job->req);
+    free(job);
 }
 
 static void
 reply_fail(struct cmpr_reply *r, int err)
 {
-    struct tconn *c = (struct tconn *)((char *)r - offsetof(struct tconn, reply));
+    struct job *job;
+    struct tconn *c = job_done(r, 0, &job);
 
-    c->busy = 0;
-    c->ctx->in_flight--;
-    c->ctx->d->request_done(c->ctx->d, "tcp", 0, uv_hrtime() - c->started);
-    if (c->closing) {
-        c->closing = 0;
-        conn_close(c);
-        return;
-    }
-    /* no CMP answer could be built at all: a server-side transport error */
-    send_error(c, c->version, c->flags, CMPR_TCP_ERR_SERVER, 0, cmpr_strerror(err), 1);
+    if (job->poll != NULL)
+        job->poll->state = POLL_FAILED;
+    if (c != NULL)
+        /* no CMP answer could be built at all: a server-side transport error */
+        send_error(c, c->version, c->flags, CMPR_TCP_ERR_SERVER, 0, cmpr_strerror(err), 1);
+    free(job->req);
+    free(job);
 }
 
 static const struct cmpr_reply_ops reply_ops = { reply_send, reply_fail };
 
 /* ---------------- reading ---------------- */
 
+static struct job *
+job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_t len)
+{
+    struct job *job = calloc(1, sizeof(*job));
+    unsigned char *copy = malloc(len);
+    struct cmpr_envelope *env;
+
+    if (job == NULL || copy == NULL) {
+        free(job);
+        free(copy);
+        return NULL;
+    }
+    job->reply.ops = &reply_ops;
+    job->ctx = ctx;
+    job->c = c;
+    if (ctx->poll_after >= 0 && c != NULL && (job->req = malloc(len)) != NULL) {
+        memcpy(job->req, der, len);
+        job->req_len = len;
+    }
+    memcpy(copy, der, len);
+    env = cmpr_envelope_new(copy, len, "tcp", c != NULL ? c->peer : "poll", "", "", &job->reply);
+    if (env == NULL) {
+        free(job->req);
+        free(job);
+        return NULL;
+    }
+    job->started = uv_hrtime();
+    ctx->in_flight++;
+    cmpr_core_submit(ctx->d->core(ctx->d), ctx->d->loop, env);
+    return job;
+}
+
 static void
 submit(struct tconn *c, const struct cmpr_tcp_frame *f)
 {
-    unsigned char *der = malloc(f->value_len);
-    struct cmpr_envelope *env;
+    struct job *job;
 
-    if (der == NULL) {
-        send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0, "out of memory", 1);
-        return;
-    }
-    memcpy(der, f->value, f->value_len);
     c->version = f->version;
     c->flags = f->flags;
-    env = cmpr_envelope_new(der, f->value_len, "tcp", c->peer, "", "", &c->reply);
-    if (env == NULL) {
+    c->busy = 1;
+    if ((job = job_submit(c->ctx, c, f->value, f->value_len)) == NULL) {
+        c->busy = 0;
         send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0, "out of memory", 1);
         return;
     }
-    c->busy = 1;
-    c->started = uv_hrtime();
-    c->ctx->in_flight++;
-    cmpr_core_submit(c->ctx->d->core(c->ctx->d), c->ctx->d->loop, env);
+    c->job = job;               /* the answer comes later, on the loop thread */
+    if (c->ctx->poll_after == 0)
+        detach(c);
+    else if (c->ctx->poll_after > 0)
+        uv_timer_start(&c->timer, timer_cb, (uint64_t)c->ctx->poll_after, 0);
+}
+
+/* pollReq (tp06 5.4): the answer if it is there, another pollRep if not */
+static void
+poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
+{
+    uint32_t ref = f->value_len >= 4 ? cmpr_tcp_u32(f->value) : 0;
+    struct poll_entry *e = f->value_len == 4 ? poll_find(c->ctx, ref) : NULL;
+    int close_req = (f->flags & CMPR_TCP_FLAG_CLOSE) != 0;
+
+    if (e == NULL || e->state == POLL_FAILED) {
+        send_error(c, f->version, f->flags, CMPR_TCP_ERR_POLLID, ref,
+                   e == NULL ? "unknown polling reference" : "the request failed; send it again",
+                   close_req);
+        return;
+    }
+    if (e->state == POLL_STORED) {
+        /* known from disk after a restart, not yet answered: run it again
+         * (the core answers a retransmission from its store) */
+        char path[512];
+        unsigned char *der = NULL;
+        long n = -1;
+        FILE *fp;
+
+        poll_path(c->ctx, ref, "req", path, sizeof(path));
+        if ((fp = fopen(path, "rb")) != NULL) {
+            der = malloc((size_t)c->ctx->max_frame);
+            if (der != NULL)
+                n = (long)fread(der, 1, (size_t)c->ctx->max_frame, fp);
+            fclose(fp);
+        }
+        if (n > 0) {
+            struct job *job = job_submit(c->ctx, NULL, der, (size_t)n);
+
+            if (job != NULL) {
+                job->poll = e;
+                e->state = POLL_WORKING;
+            }
+        }
+        free(der);
+        if (e->state != POLL_WORKING) {
+            send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0,
+                       "the stored request cannot be read", close_req);
+            return;
+        }
+    }
+    if (e->state == POLL_DONE) {
+        cmpr_log_info("tcp %s: pollReq %08x answered", c->peer, (unsigned)ref);
+        send_answer(c, f->version, f->flags, e->answer, e->len);
+        return;
+    }
+    send_pollrep(c, f->version, f->flags, ref);
 }
 
 /* Takes frames out of the parser until one is in the core, an answer is
@@ -374,12 +742,7 @@ process(struct tconn *c)
         submit(c, &f);
         return;
     case CMPR_TCP_POLLREQ:
-        /* this server answers within the request, so it never hands out a
-         * polling reference (RFC 4210 polls inside CMP instead): any
-         * reference is unknown */
-        send_error(c, f.version, f.flags, CMPR_TCP_ERR_POLLID,
-                   f.value_len >= 4 ? cmpr_tcp_u32(f.value) : 0, "unknown polling reference",
-                   (f.flags & CMPR_TCP_FLAG_CLOSE) != 0);
+        poll_request(c, &f);
         return;
     default:
         /* tp06 5: unknown or server-to-client type -> InvalidMessageType;
@@ -461,7 +824,8 @@ on_connection(uv_stream_t *server, int status)
 /* ---------------- the transport ---------------- */
 
 static const char *const directives[] = {
-    "address", "max_frame", "read_timeout", "idle_timeout", "max_connections", NULL
+    "address", "max_frame", "read_timeout", "idle_timeout", "max_connections", "poll_after_ms",
+    "poll_check_after", "poll_keep", "poll_dir", NULL
 };
 
 static int
@@ -477,6 +841,9 @@ tcp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
     ctx->read_timeout = 30000;
     ctx->idle_timeout = 300000;
     ctx->max_conns = 1024;
+    ctx->poll_after = -1;
+    ctx->poll_check_after = 5;
+    ctx->poll_keep = 86400;
     if (g == NULL)
         return CMPR_OK;
     if ((r = cmpr_conf_group_check(g, directives, err_r)) != CMPR_OK)
@@ -490,10 +857,79 @@ tcp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
                                   16 * 1024 * 1024, &ctx->max_frame, err_r))
             || (r = cmpr_conf_group_long(g, "read_timeout", 30, 1, 3600, &ctx->read_timeout, err_r))
             || (r = cmpr_conf_group_long(g, "idle_timeout", 300, 1, 86400, &ctx->idle_timeout, err_r))
-            || (r = cmpr_conf_group_long(g, "max_connections", 1024, 1, 100000, &ctx->max_conns, err_r)))
+            || (r = cmpr_conf_group_long(g, "max_connections", 1024, 1, 100000, &ctx->max_conns, err_r))
+            || (r = cmpr_conf_group_long(g, "poll_after_ms", -1, -1, 3600000, &ctx->poll_after, err_r))
+            || (r = cmpr_conf_group_long(g, "poll_check_after", 5, 0, 86400, &ctx->poll_check_after,
+                                         err_r))
+            || (r = cmpr_conf_group_long(g, "poll_keep", 86400, 60, 30 * 86400, &ctx->poll_keep, err_r)))
         return r;
+    if (ctx->poll_after >= 0)
+        ctx->poll_dir = cmpr_conf_group_path(g, "poll_dir", "tcp-poll");
     ctx->read_timeout *= 1000;
     ctx->idle_timeout *= 1000;
+    return CMPR_OK;
+}
+
+/* the references of the previous run: answers (REF.der) and requests still
+ * unanswered (REF.req, run again on the next pollReq); startup only */
+static int
+poll_load(struct tcp_ctx *ctx, char **err_r)
+{
+    DIR *dir;
+    struct dirent *de;
+    char buf[700];
+    time_t now = time(NULL);
+
+    if (mkdir(ctx->poll_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(buf, sizeof(buf), "tcp: cannot create poll_dir %s: %s", ctx->poll_dir,
+                 strerror(errno));
+        *err_r = strdup(buf);
+        return CMPR_ERR_IO;
+    }
+    if ((dir = opendir(ctx->poll_dir)) == NULL) {
+        snprintf(buf, sizeof(buf), "tcp: cannot read poll_dir %s: %s", ctx->poll_dir,
+                 strerror(errno));
+        *err_r = strdup(buf);
+        return CMPR_ERR_IO;
+    }
+    while ((de = readdir(dir)) != NULL) {
+        unsigned ref;
+        char ext[8], path[600];
+        struct poll_entry *e;
+        struct stat sb;
+        int is_der;
+
+        if (sscanf(de->d_name, "%8x.%3s", &ref, ext) != 2 || strlen(de->d_name) != 12
+                || (strcmp(ext, "der") != 0 && strcmp(ext, "req") != 0) || ref == 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", ctx->poll_dir, de->d_name);
+        if (stat(path, &sb) != 0)
+            continue;
+        if (now - sb.st_mtime > ctx->poll_keep) {
+            unlink(path);
+            continue;
+        }
+        is_der = strcmp(ext, "der") == 0;
+        e = poll_find(ctx, ref);
+        if (e == NULL && (e = poll_new(ctx, ref, POLL_STORED)) == NULL)
+            break;
+        e->created = sb.st_mtime;
+        if (is_der && sb.st_size <= ctx->max_frame && e->state != POLL_DONE) {
+            FILE *fp = fopen(path, "rb");
+
+            free(e->answer);
+            e->answer = sb.st_size > 0 ? malloc((size_t)sb.st_size) : NULL;
+            e->len = 0;
+            if (fp != NULL && (sb.st_size == 0 || (e->answer != NULL
+                    && fread(e->answer, 1, (size_t)sb.st_size, fp) == (size_t)sb.st_size))) {
+                e->len = (size_t)sb.st_size;
+                e->state = POLL_DONE;
+            }
+            if (fp != NULL)
+                fclose(fp);
+        }
+    }
+    closedir(dir);
     return CMPR_OK;
 }
 
@@ -506,6 +942,8 @@ tcp_start(void *vctx, struct cmpr_daemon *d, char **err_r)
     if (ctx->max_frame == 0)
         tcp_configure(ctx, NULL, err_r);
     ctx->d = d;
+    if (ctx->poll_after >= 0 && (r = poll_load(ctx, err_r)) != CMPR_OK)
+        return r;
     if ((r = cmpr_net_listen(d->loop, &ctx->listener, "tcp", ctx->host, &ctx->port,
                              on_connection, err_r)) != CMPR_OK)
         return r;
@@ -571,7 +1009,16 @@ tcp_set_address(void *vctx, const char *addr)
 static void
 tcp_free(void *vctx)
 {
-    (void)vctx;
+    struct tcp_ctx *ctx = vctx;
+
+    while (ctx->polls != NULL) {
+        struct poll_entry *e = ctx->polls;
+
+        ctx->polls = e->next;
+        free(e->answer);
+        free(e);
+    }
+    free(ctx->poll_dir);
 }
 
 const struct cmpr_transport_ops cmpr_tcp_transport = {

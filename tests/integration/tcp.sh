@@ -141,6 +141,41 @@ check "one byte per second does not extend read_timeout (slowloris)" \
 check "the timeouts are logged with the peer" grep -q "tcp 127.0.0.1:[0-9]*: read (incomplete frame) timeout" d2.err
 kill -TERM $PID
 i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+
+# ---- transport-level polling (pollRep / pollReq), surviving a restart ----
+sed -i 's/^\[listen tcp\]$/[listen tcp]\npoll_after_ms = 0\npoll_check_after = 1/' data/cmprouter.conf
+start_daemon d3 -c data/cmprouter.conf --admin 127.0.0.1:0
+for n in pol1 pol2 pol3; do mkreq $n; done
+$P "$TPORT" pollflow pol1.req pol1.rsp >r.log 2>&1
+check "poll_after_ms: pkiReq -> pollRep (check back in 1 s); pollReq -> pkiRep" \
+	grep -q "pollflow first=1 after=1 final=5" r.log
+check "... and the answer fetched by polling is accepted" accepted pol1
+"$R" send "tcp://127.0.0.1:$TPORT" --in pol2.req --out pol2.rsp >s.log 2>&1
+check "our client and our server: a transport-level polling exchange end to end" accepted pol2
+$P "$TPORT" pollstart pol3.req >r.log 2>&1
+REF=$(sed -n 's/^pollstart type=1 ref=\([0-9a-f]*\)$/\1/p' r.log)
+check "the request behind a pollRep is on disk before the pollRep leaves" test -f "data/tcp-poll/$REF.req" -o -f "data/tcp-poll/$REF.der"
+kill -9 $PID
+start_daemon d4 -c data/cmprouter.conf --admin 127.0.0.1:0
+$P "$TPORT" pollonly "${REF:-0}" pol3.rsp >r.log 2>&1
+check "after kill -9 and a restart, pollReq with the old reference gets the answer" \
+	grep -q "pollonly final=5" r.log
+check "... and it is accepted" accepted pol3
+# the answer lost in the crash (only the request on disk): run again on pollReq
+mkreq pol4
+$P "$TPORT" pollstart pol4.req >r.log 2>&1
+REF4=$(sed -n 's/^pollstart type=1 ref=\([0-9a-f]*\)$/\1/p' r.log)
+kill -9 $PID
+i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+rm -f "data/tcp-poll/$REF4.der"
+cp pol4.req "data/tcp-poll/$REF4.req"
+start_daemon d5 -c data/cmprouter.conf --admin 127.0.0.1:0
+$P "$TPORT" pollonly "${REF4:-0}" pol4.rsp >r.log 2>&1
+check "a reference whose answer was lost is answered by running its stored request again" \
+	sh -c "grep -q 'pollonly final=5' r.log && test -f data/tcp-poll/$REF4.der"
+check "... the core answers the retransmission and the client accepts it" accepted pol4
+kill -TERM $PID
+i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 # in sanitizer builds the daemon reports leaks and UB at exit; nothing may show
 check "no sanitizer report from either daemon (leaks, overflows, UB)" \
-	sh -c "! grep -q 'Sanitizer\|runtime error' d1.err d2.err"
+	sh -c "! grep -q 'Sanitizer\|runtime error' d1.err d2.err d3.err d4.err d5.err"

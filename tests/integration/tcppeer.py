@@ -256,6 +256,38 @@ def main():
         for s in socks:
             s.close()
         print("many answered=%d of %d last=%d" % (good, n, t))
+    elif case == "pollflow":     # pkiReq -> pollRep; pollReq -> pkiRep (maybe after pollReps)
+        s = conn(port)
+        s.sendall(v10(0, rd(files[0])))
+        flags, typ, val = read_v10(s)
+        ref, after = struct.unpack(">II", val) if typ == 1 else (0, 0)
+        first = typ
+        for _ in range(20):
+            if typ != 1:
+                break
+            time.sleep(min(after, 2))
+            s.sendall(v10(2, struct.pack(">I", ref)))
+            flags, typ, val = read_v10(s)
+        save(files[1], val)
+        print("pollflow first=%d after=%d final=%d" % (first, after, typ))
+    elif case == "pollstart":    # pkiReq -> pollRep; prints the reference
+        s = conn(port)
+        s.sendall(v10(0, rd(files[0])))
+        flags, typ, val = read_v10(s)
+        print("pollstart type=%d ref=%08x" % (typ, struct.unpack(">I", val[:4])[0]))
+    elif case == "pollonly":     # pollReq REF until the answer (new connection each time)
+        ref = int(files[0], 16)
+        typ = None
+        for _ in range(20):
+            s = conn(port)
+            s.sendall(v10(2, struct.pack(">I", ref)))
+            flags, typ, val = read_v10(s)
+            s.close()
+            if typ != 1:
+                break
+            time.sleep(1)
+        save(files[1], val)
+        print("pollonly final=%d" % typ)
     elif case == "serve":        # a fake legacy server for the client side
         serve(port, files[0], files[1])
     else:
