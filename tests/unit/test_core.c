@@ -22,6 +22,8 @@
 #include "core/err.h"
 #include "core/store.h"
 
+#include <sqlite3.h>
+
 static char dir[64];
 static char conf_path[128];
 static EVP_PKEY *ca_key, *ee_key, *ra_key;
@@ -876,6 +878,42 @@ test_failinfo_bad_time_and_replay(void **state)
     (void)der; (void)out; (void)len; (void)outlen;
 }
 
+/* RFC 9810 5.2.3 / RFC 9483 3.6.4: store trouble is never a silent loss.
+ * systemFailure: the certificate a certConf confirms has vanished from the
+ * store; systemUnavail: the store cannot record the request (another process
+ * holds the write lock past the busy timeout). */
+static void
+test_failinfo_system(void **state)
+{
+    CMPR_PKIMESSAGE *rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-sys", 0)), *pc;
+    char db[256], *msg = NULL;
+    sqlite3 *h;
+    (void)state;
+
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+    snprintf(db, sizeof(db), "%s/cmprouter.db", dir);
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_busy_timeout(h, 10000);
+    assert_int_equal(sqlite3_exec(h, "DELETE FROM cert", NULL, NULL, &msg), SQLITE_OK);
+    pc = send_mac(certconf_for(rsp, 0, 1));
+    expect_fail(pc, CMPR_BODY_ERROR, CMPR_FI_SYSTEM_FAILURE);
+    CMPR_PKIMESSAGE_free(pc);
+    CMPR_PKIMESSAGE_free(rsp);
+
+    /* hold the write lock: the core waits its busy timeout, then answers
+     * systemUnavail and records nothing */
+    assert_int_equal(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, &msg), SQLITE_OK);
+    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-sys2", 1));
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_SYSTEM_UNAVAIL);
+    CMPR_PKIMESSAGE_free(rsp);
+    assert_int_equal(sqlite3_exec(h, "ROLLBACK", NULL, NULL, &msg), SQLITE_OK);
+    sqlite3_close(h);
+    /* the store works again: so does the core */
+    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-sys3", 1));
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
 static void
 test_failinfo_template_and_profile(void **state)
 {
@@ -1451,6 +1489,7 @@ main(void)
         cmocka_unit_test(test_obligation_16_client_error),
         cmocka_unit_test(test_failinfo_bad_time_and_replay),
         cmocka_unit_test(test_failinfo_template_and_profile),
+        cmocka_unit_test(test_failinfo_system),
         cmocka_unit_test(test_ccr),
         cmocka_unit_test(test_hold_and_release),
         cmocka_unit_test(test_ed25519_ca_with_separate_signer),
