@@ -159,7 +159,6 @@ struct wreq {
 
 static void feed(struct conn *c, const char *data, size_t len);
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 static void
 write_cb(uv_write_t *req, int status)
@@ -185,7 +184,7 @@ write_cb(uv_write_t *req, int status)
     /* next request on this connection: parse what already arrived, read on */
     http_parser_pause(&c->parser, 0);
     arm(c, c->ctx->idle_timeout);
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&c->tcp, cmpr_net_alloc_cb, read_cb);
     pending = c->pending;
     pending_len = c->pending_len;
     c->pending = NULL;
@@ -690,15 +689,6 @@ feed(struct conn *c, const char *data, size_t len)
 }
 
 static void
-alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    suggested = suggested > 65536 ? 65536 : suggested;
-    buf->base = malloc(suggested);
-    buf->len = buf->base != NULL ? suggested : 0;
-}
-
-static void
 read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = (struct conn *)s;
@@ -765,7 +755,7 @@ on_connection(uv_stream_t *server, int status)
     http_parser_init(&c->parser, HTTP_REQUEST);
     c->parser.data = c;
     arm(c, ctx->header_timeout);
-    uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+    uv_read_start((uv_stream_t *)&c->tcp, cmpr_net_alloc_cb, read_cb);
 }
 
 /* ---------------- the transport ---------------- */

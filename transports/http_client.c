@@ -49,7 +49,7 @@ cmpr_http_conn_free(struct cmpr_http_conn *c)
 static int
 parse_url(const char *url, int *tls, char *host, size_t hlen, int *port, char *path, size_t plen)
 {
-    const char *p, *hs, *he, *slash;
+    const char *p;
 
     if (strncmp(url, "https://", 8) == 0) {
         *tls = 1;
@@ -62,29 +62,9 @@ parse_url(const char *url, int *tls, char *host, size_t hlen, int *port, char *p
     } else {
         return -1;
     }
-    slash = strchr(p, '/');
-    if (*p == '[') {
-        hs = p + 1;
-        if ((he = strchr(hs, ']')) == NULL)
-            return -1;
-        p = he + 1;
-    } else {
-        hs = p;
-        he = p + strcspn(p, ":/");
-        p = he;
-    }
-    if ((size_t)(he - hs) >= hlen || he == hs)
+    if ((p = cmpr_blk_parse_authority(p, host, hlen, port)) == NULL)
         return -1;
-    snprintf(host, hlen, "%.*s", (int)(he - hs), hs);
-    if (*p == ':') {
-        char *end;
-        long v = strtol(p + 1, &end, 10);
-
-        if (v <= 0 || v > 65535 || (*end != '\0' && *end != '/'))
-            return -1;
-        *port = (int)v;
-    }
-    snprintf(path, plen, "%s", slash != NULL ? slash : "/");
+    snprintf(path, plen, "%s", *p == '/' ? p : "/");
     return 0;
 }
 

@@ -74,3 +74,12 @@ cmpr_net_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *what, const cha
                                                : ((struct sockaddr_in *)&ss)->sin_port);
     return CMPR_OK;
 }
+
+void
+cmpr_net_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    suggested = suggested > 65536 ? 65536 : suggested;
+    buf->base = malloc(suggested);
+    buf->len = buf->base != NULL ? suggested : 0;
+}

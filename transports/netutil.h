@@ -15,5 +15,7 @@ void cmpr_net_peer_name(uv_tcp_t *t, char *buf, size_t len);
  * On failure *err_r says "WHAT: cannot listen on HOST:PORT: reason". */
 int cmpr_net_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *what, const char *host,
                     int *port, uv_connection_cb cb, char **err_r);
+/* read buffers for uv_read_start: at most 64 KiB, freed by the read callback */
+void cmpr_net_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 #endif

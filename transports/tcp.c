@@ -37,6 +37,8 @@ struct poll_entry {
     enum { POLL_WORKING, POLL_DONE, POLL_STORED, POLL_FAILED } state;
     unsigned char *answer;
     size_t len;
+    unsigned char *req;             /* POLL_STORED: the request read at startup */
+    size_t req_len;
     time_t created;
     struct poll_entry *next;
 };
@@ -187,15 +189,6 @@ struct wreq {
     int close_after;
     unsigned char *buf;
 };
-
-static void
-alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    (void)h;
-    suggested = suggested > 65536 ? 65536 : suggested;
-    buf->base = malloc(suggested);
-    buf->len = buf->base != NULL ? suggested : 0;
-}
 
 static void
 write_cb(uv_write_t *req, int status)
@@ -442,6 +435,7 @@ poll_find(struct tcp_ctx *ctx, uint32_t ref)
             fs_submit(ctx, p1, NULL, 0, p2, NULL, NULL);
             *pp = e->next;
             free(e->answer);
+            free(e->req);
             free(e);
             continue;
         }
@@ -640,32 +634,18 @@ poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
     if (e->state == POLL_STORED) {
         /* known from disk after a restart, not yet answered: run it again
          * (the core answers a retransmission from its store) */
-        char path[512];
-        unsigned char *der = NULL;
-        long n = -1;
-        FILE *fp;
+        struct job *job = e->req != NULL && e->req_len > 0
+                          ? job_submit(c->ctx, NULL, e->req, e->req_len) : NULL;
 
-        poll_path(c->ctx, ref, "req", path, sizeof(path));
-        if ((fp = fopen(path, "rb")) != NULL) {
-            der = malloc((size_t)c->ctx->max_frame);
-            if (der != NULL)
-                n = (long)fread(der, 1, (size_t)c->ctx->max_frame, fp);
-            fclose(fp);
-        }
-        if (n > 0) {
-            struct job *job = job_submit(c->ctx, NULL, der, (size_t)n);
-
-            if (job != NULL) {
-                job->poll = e;
-                e->state = POLL_WORKING;
-            }
-        }
-        free(der);
-        if (e->state != POLL_WORKING) {
+        if (job == NULL) {
             send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0,
                        "the stored request cannot be read", close_req);
             return;
         }
+        job->poll = e;
+        e->state = POLL_WORKING;
+        free(e->req);
+        e->req = NULL;
     }
     if (e->state == POLL_DONE) {
         cmpr_log_info("tcp %s: pollReq %08x answered", c->peer, (unsigned)ref);
@@ -704,7 +684,7 @@ process(struct tconn *c)
             return;
         }
         if (!c->reading) {
-            uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+            uv_read_start((uv_stream_t *)&c->tcp, cmpr_net_alloc_cb, read_cb);
             c->reading = 1;
         }
         arm(c);
@@ -914,16 +894,27 @@ poll_load(struct tcp_ctx *ctx, char **err_r)
         if (e == NULL && (e = poll_new(ctx, ref, POLL_STORED)) == NULL)
             break;
         e->created = sb.st_mtime;
-        if (is_der && sb.st_size <= ctx->max_frame && e->state != POLL_DONE) {
+        if (e->state == POLL_DONE || sb.st_size > ctx->max_frame)
+            continue;
+        /* read now, at startup, so that pollReq never waits for the disk */
+        {
             FILE *fp = fopen(path, "rb");
+            size_t n = (size_t)sb.st_size;
+            unsigned char *data = malloc(n > 0 ? n : 1);
 
-            free(e->answer);
-            e->answer = sb.st_size > 0 ? malloc((size_t)sb.st_size) : NULL;
-            e->len = 0;
-            if (fp != NULL && (sb.st_size == 0 || (e->answer != NULL
-                    && fread(e->answer, 1, (size_t)sb.st_size, fp) == (size_t)sb.st_size))) {
-                e->len = (size_t)sb.st_size;
+            if (fp == NULL || data == NULL || fread(data, 1, n, fp) != n) {
+                free(data);
+            } else if (is_der) {
+                free(e->answer);
+                free(e->req);
+                e->req = NULL;
+                e->answer = data;
+                e->len = n;
                 e->state = POLL_DONE;
+            } else {
+                free(e->req);
+                e->req = data;
+                e->req_len = n;
             }
             if (fp != NULL)
                 fclose(fp);
@@ -1016,6 +1007,7 @@ tcp_free(void *vctx)
 
         ctx->polls = e->next;
         free(e->answer);
+        free(e->req);
         free(e);
     }
     free(ctx->poll_dir);

@@ -18,36 +18,14 @@
 int
 cmpr_tcp_parse_url(const char *url, char *host, size_t hlen, int *port)
 {
-    const char *p, *hs, *he;
+    const char *rest;
 
     if (strncmp(url, "tcp://", 6) != 0)
         return -1;
-    p = url + 6;
     *port = 829;
-    if (*p == '[') {
-        hs = p + 1;
-        if ((he = strchr(hs, ']')) == NULL)
-            return -1;
-        p = he + 1;
-    } else {
-        hs = p;
-        he = p + strcspn(p, ":/");
-        p = he;
-    }
-    if (he == hs || (size_t)(he - hs) >= hlen)
-        return -1;
-    snprintf(host, hlen, "%.*s", (int)(he - hs), hs);
-    if (*p == ':') {
-        char *end;
-        long v = strtol(p + 1, &end, 10);
-
-        if (v <= 0 || v > 65535 || (*end != '\0' && strcmp(end, "/") != 0))
-            return -1;
-        *port = (int)v;
-    } else if (*p != '\0' && strcmp(p, "/") != 0) {
-        return -1;
-    }
-    return 0;
+    rest = cmpr_blk_parse_authority(url + 6, host, hlen, port);
+    /* nothing but an optional trailing slash after the authority */
+    return rest != NULL && (*rest == '\0' || strcmp(rest, "/") == 0) ? 0 : -1;
 }
 
 static int

@@ -4,31 +4,10 @@
 # reload and shutdown. Loopback only; every wait is bounded.
 . "$TOP/tests/integration/lib.sh"
 cd "$TMP" || exit 1
-D="$BUILD/cmprouterd"
 R="$CMPROUTER"
 C="openssl cmp -config /dev/null -batch"
-PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT INT TERM
-
-# start_daemon LOG ARGS...: sets PID and PORT (bounded wait for the ready line)
-start_daemon() {
-	log=$1; shift
-	"$D" "$@" >"$log.out" 2>"$log.err" &
-	PID=$!
-	PIDS="$PIDS $PID"
-	PORT=""
-	i=0
-	while [ $i -lt 100 ]; do
-		PORT=$(sed -n 's/^cmprouterd: http listening on port \([0-9]*\)$/\1/p' "$log.out")
-		[ -n "$PORT" ] && break
-		kill -0 $PID 2>/dev/null || break
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
-
 # ---- the embedded default ----
-start_daemon d1 --data-dir "$TMP/data" --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
+start_daemon d1 http --data-dir "$TMP/data" --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
 check "cmprouterd starts on its embedded default" test -n "$PORT"
 check "it prints a ready-to-paste openssl cmp line" grep -q "openssl cmp -config /dev/null -server 127.0.0.1:$PORT/.well-known/cmp" d1.out
 check "demo-client.txt holds reference= and secret=" sh -c "grep -q '^reference=demo' data/demo-client.txt && grep -q '^secret=' data/demo-client.txt"
@@ -139,7 +118,7 @@ s = s.replace("[listen http]\n", "[listen http]\nheader_timeout = 2\nbody_timeou
               "max_header = 4k\nmax_connections = 1010\npaths = /pkix, /ejbca/publicweb/cmp/alias:manual\n")
 open(p, "w").write(s)
 PY
-start_daemon d2 -c data/cmprouter.conf
+start_daemon d2 http -c data/cmprouter.conf
 check "restart with short timeouts" test -n "$PORT"
 S="127.0.0.1:$PORT/.well-known/cmp"
 check "GET: 405 with Allow: POST" sh -c "curl -s -i http://$S | grep -q '^Allow: POST'"
@@ -261,7 +240,7 @@ cat data/ca/root.pem data/ca/issuing.pem >clientca.pem
 sed -i 's/^address = 127.0.0.1:[0-9]*$/address = 127.0.0.1:0/' data/cmprouter.conf
 printf '\n[listen https]\naddress = 127.0.0.1:0\ntls_cert = %s/srv.pem\ntls_key = %s/srv.key\ntls_client_ca = %s/clientca.pem\ntls_require_client = yes\n' \
 	"$TMP" "$TMP" "$TMP" >>data/cmprouter.conf
-start_daemon d3 -c data/cmprouter.conf
+start_daemon d3 http -c data/cmprouter.conf
 TPORT=$(sed -n 's/^cmprouterd: https listening on port \([0-9]*\)$/\1/p' d3.out)
 check "an https listener starts" test -n "$TPORT"
 TLS="-server 127.0.0.1:$TPORT/.well-known/cmp -tls_used -tls_trusted srv.pem -tls_host 127.0.0.1"

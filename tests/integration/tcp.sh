@@ -5,32 +5,13 @@
 # answers accepted by `openssl cmp -rspin`. Loopback only; waits are bounded.
 . "$TOP/tests/integration/lib.sh"
 cd "$TMP" || exit 1
-D="$BUILD/cmprouterd"
 R="$CMPROUTER"
 C="openssl cmp -config /dev/null -batch"
 P="python3 $TOP/tests/integration/tcppeer.py"
 DEAD=127.0.0.1:9      # nothing listens there: the client writes -reqout and fails
-PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT INT TERM
 
-# start_daemon LOG ARGS...: sets PID and TPORT (bounded wait for the ready line)
-start_daemon() {
-	log=$1; shift
-	"$D" "$@" >"$log.out" 2>"$log.err" &
-	PID=$!
-	PIDS="$PIDS $PID"
-	TPORT=""
-	i=0
-	while [ $i -lt 100 ]; do
-		TPORT=$(sed -n 's/^cmprouterd: tcp listening on port \([0-9]*\)$/\1/p' "$log.out")
-		[ -n "$TPORT" ] && break
-		kill -0 $PID 2>/dev/null || break
-		sleep 0.1
-		i=$((i + 1))
-	done
-}
-
-start_daemon d1 --data-dir "$TMP/data" --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
+start_daemon d1 tcp --data-dir "$TMP/data" --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
+TPORT=$PORT
 check "cmprouterd --tcp listens (embedded default has [listen tcp])" \
 	sh -c "test -n '$TPORT' && grep -q '^\[listen tcp\]' data/cmprouter.conf"
 SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
@@ -131,7 +112,8 @@ check "SIGTERM: the daemon stops" sh -c "! kill -0 $PID"
 
 # ---- timeouts, from [listen tcp] in the file ----
 sed -i 's/^\[listen tcp\]$/[listen tcp]\nread_timeout = 2\nidle_timeout = 3/' data/cmprouter.conf
-start_daemon d2 -c data/cmprouter.conf --admin 127.0.0.1:0
+start_daemon d2 tcp -c data/cmprouter.conf --admin 127.0.0.1:0
+TPORT=$PORT
 $P "$TPORT" incomplete >r.log 2>&1
 check "a frame that never completes is cut off after read_timeout (2 s)" \
 	sh -c "grep -q 'incomplete closed=1 after=[1-4]\$' r.log"
@@ -144,7 +126,8 @@ i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)
 
 # ---- transport-level polling (pollRep / pollReq), surviving a restart ----
 sed -i 's/^\[listen tcp\]$/[listen tcp]\npoll_after_ms = 0\npoll_check_after = 1/' data/cmprouter.conf
-start_daemon d3 -c data/cmprouter.conf --admin 127.0.0.1:0
+start_daemon d3 tcp -c data/cmprouter.conf --admin 127.0.0.1:0
+TPORT=$PORT
 for n in pol1 pol2 pol3; do mkreq $n; done
 $P "$TPORT" pollflow pol1.req pol1.rsp >r.log 2>&1
 check "poll_after_ms: pkiReq -> pollRep (check back in 1 s); pollReq -> pkiRep" \
@@ -156,7 +139,8 @@ $P "$TPORT" pollstart pol3.req >r.log 2>&1
 REF=$(sed -n 's/^pollstart type=1 ref=\([0-9a-f]*\)$/\1/p' r.log)
 check "the request behind a pollRep is on disk before the pollRep leaves" test -f "data/tcp-poll/$REF.req" -o -f "data/tcp-poll/$REF.der"
 kill -9 $PID
-start_daemon d4 -c data/cmprouter.conf --admin 127.0.0.1:0
+start_daemon d4 tcp -c data/cmprouter.conf --admin 127.0.0.1:0
+TPORT=$PORT
 $P "$TPORT" pollonly "${REF:-0}" pol3.rsp >r.log 2>&1
 check "after kill -9 and a restart, pollReq with the old reference gets the answer" \
 	grep -q "pollonly final=5" r.log
@@ -169,7 +153,8 @@ kill -9 $PID
 i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 rm -f "data/tcp-poll/$REF4.der"
 cp pol4.req "data/tcp-poll/$REF4.req"
-start_daemon d5 -c data/cmprouter.conf --admin 127.0.0.1:0
+start_daemon d5 tcp -c data/cmprouter.conf --admin 127.0.0.1:0
+TPORT=$PORT
 $P "$TPORT" pollonly "${REF4:-0}" pol4.rsp >r.log 2>&1
 check "a reference whose answer was lost is answered by running its stored request again" \
 	sh -c "grep -q 'pollonly final=5' r.log && test -f data/tcp-poll/$REF4.der"
