@@ -18,6 +18,10 @@ struct cmpr_request_info {
     const char *label;      /* HTTP /p/<label>, file-drop or mail label, or NULL */
     const char *operation;  /* HTTP operation label (RFC 9483 6.1), or NULL */
     const char *tls_subject;/* verified TLS client certificate subject (RFC 2253), or NULL */
+    /* 1: this very request was handed to the core before and its answer was
+     * lost in a crash (a claimed file run again at startup). Its senderNonce
+     * is then already in the replay cache and is not taken for a replay. */
+    int resumed;
 };
 
 /* conf stays owned by the caller and must outlive the core. */

@@ -33,6 +33,7 @@ struct cmpr_envelope {
     char label[128];                /* profile label, or "" */
     char operation[32];             /* HTTP operation label (RFC 9483 6.1), or "" */
     char tls_subject[256];          /* verified TLS client subject (RFC 2253), or "" */
+    int resumed;                    /* run again after a crash (struct cmpr_request_info) */
     struct cmpr_reply *reply;
     /* the core's */
     uv_work_t work;

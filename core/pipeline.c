@@ -1797,7 +1797,10 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     r = st->ops->nonce_check(st, ASN1_STRING_get0_data(q.msg->header->senderNonce),
                              (size_t)ASN1_STRING_length(q.msg->header->senderNonce),
                              (int64_t)time(NULL), q.core->conf->nonce_window);
-    if (r == CMPR_ERR_EXISTS) {
+    if (r == CMPR_ERR_EXISTS && info->resumed) {
+        cmpr_log_info("%s tid=%s: resumed after a restart: senderNonce already recorded", info->medium,
+                      q.tidhex);
+    } else if (r == CMPR_ERR_EXISTS) {
         rsp = error_rsp(&q, CMPR_FI_BAD_SENDER_NONCE, "senderNonce was already used (replay)");
         goto answer;
     } else if (r != CMPR_OK) {
@@ -1916,7 +1919,7 @@ admin_req(struct cmpr_core *core, struct req *q, const struct cmpr_request_info 
 int
 cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0 };
     struct req q;
     struct enroll e;
     const struct cmpr_conf_profile *pr;
@@ -1994,7 +1997,7 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
 int
 cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, const char *reason)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0 };
     struct req q;
     int r;
 
@@ -2021,7 +2024,7 @@ cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, c
 int
 cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len, int reason)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0 };
     struct req q;
     struct cmpr_cert_rec cert;
     int r;
@@ -2077,7 +2080,7 @@ collect_expired(const struct cmpr_txn_rec *rec, void *arg)
 int
 cmpr_core_expire(struct cmpr_core *core, time_t now)
 {
-    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL, NULL, NULL };
+    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL, NULL, NULL, 0 };
     struct expired x = { NULL, NULL, 0, 0, (int64_t)now };
     int done = 0;
 

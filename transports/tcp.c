@@ -566,7 +566,7 @@ static const struct cmpr_reply_ops reply_ops = { reply_send, reply_fail };
 /* ---------------- reading ---------------- */
 
 static struct job *
-job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_t len)
+job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_t len, int resumed)
 {
     struct job *job = calloc(1, sizeof(*job));
     unsigned char *copy = malloc(len);
@@ -591,6 +591,7 @@ job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_
         free(job);
         return NULL;
     }
+    env->resumed = resumed;
     job->started = uv_hrtime();
     ctx->in_flight++;
     cmpr_core_submit(ctx->d->core(ctx->d), ctx->d->loop, env);
@@ -605,7 +606,7 @@ submit(struct tconn *c, const struct cmpr_tcp_frame *f)
     c->version = f->version;
     c->flags = f->flags;
     c->busy = 1;
-    if ((job = job_submit(c->ctx, c, f->value, f->value_len)) == NULL) {
+    if ((job = job_submit(c->ctx, c, f->value, f->value_len, 0)) == NULL) {
         c->busy = 0;
         send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0, "out of memory", 1);
         return;
@@ -635,7 +636,7 @@ poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
         /* known from disk after a restart, not yet answered: run it again
          * (the core answers a retransmission from its store) */
         struct job *job = e->req != NULL && e->req_len > 0
-                          ? job_submit(c->ctx, NULL, e->req, e->req_len) : NULL;
+                          ? job_submit(c->ctx, NULL, e->req, e->req_len, 1) : NULL;
 
         if (job == NULL) {
             send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0,

@@ -33,7 +33,7 @@ static EVP_PKEY *enc_key;         /* the CA's encryption key (key archive) */
 static X509 *enc_cert;
 static struct cmpr_conf *conf;
 static struct cmpr_core *core;
-static const struct cmpr_request_info info = { "test", "unit", NULL, NULL, NULL };
+static const struct cmpr_request_info info = { "test", "unit", NULL, NULL, NULL, 0 };
 
 #define SECRET "unit-test-secret"
 #define RA_SECRET "ra-secret"
@@ -878,6 +878,34 @@ test_failinfo_bad_time_and_replay(void **state)
     (void)der; (void)out; (void)len; (void)outlen;
 }
 
+/* A request whose handling was cut short by a crash (its senderNonce is in
+ * the replay cache, its transaction never recorded) is run again by the
+ * transport with resumed = 1: it is answered, not taken for a replay. The
+ * same message without the flag stays a replay (RFC 9810 5.1.1 nonces). */
+static void
+test_resumed_after_crash(void **state)
+{
+    CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-resumed", 0), *copy, *rsp;
+    struct cmpr_store *st = cmpr_core_store(core);
+    struct cmpr_request_info resumed = info;
+    (void)state;
+
+    mac(req, "ee-ref", SECRET);
+    copy = CMPR_PKIMESSAGE_dup(req);
+    /* the crash window: the nonce was recorded, nothing else */
+    assert_int_equal(st->ops->nonce_check(st, ASN1_STRING_get0_data(req->header->senderNonce),
+                                          (size_t)ASN1_STRING_length(req->header->senderNonce),
+                                          (int64_t)time(NULL), 300), CMPR_OK);
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_SENDER_NONCE);
+    CMPR_PKIMESSAGE_free(rsp);
+    resumed.resumed = 1;
+    rsp = send_msg_info(copy, &resumed);
+    assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rsp);
+}
+
 /* RFC 9810 5.2.3 / RFC 9483 3.6.4: store trouble is never a silent loss.
  * systemFailure: the certificate a certConf confirms has vanished from the
  * store; systemUnavail: the store cannot record the request (another process
@@ -1308,7 +1336,7 @@ test_kur_revokes_replaced(void **state)
 static void
 test_operation_label(void **state)
 {
-    struct cmpr_request_info inf = { "http", "unit", NULL, "revocation", NULL };
+    struct cmpr_request_info inf = { "http", "unit", NULL, "revocation", NULL, 0 };
     CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-op", 1), *rsp;
     (void)state;
 
@@ -1328,7 +1356,7 @@ test_operation_label(void **state)
 static void
 test_tls_binding(void **state)
 {
-    struct cmpr_request_info inf = { "https", "unit", NULL, NULL, NULL };
+    struct cmpr_request_info inf = { "https", "unit", NULL, NULL, NULL, 0 };
     CMPR_PKIMESSAGE *req, *rsp;
     (void)state;
 
@@ -1490,6 +1518,7 @@ main(void)
         cmocka_unit_test(test_failinfo_bad_time_and_replay),
         cmocka_unit_test(test_failinfo_template_and_profile),
         cmocka_unit_test(test_failinfo_system),
+        cmocka_unit_test(test_resumed_after_crash),
         cmocka_unit_test(test_ccr),
         cmocka_unit_test(test_hold_and_release),
         cmocka_unit_test(test_ed25519_ca_with_separate_signer),
