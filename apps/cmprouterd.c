@@ -31,9 +31,12 @@
 
 #define HOUSEKEEPING_MS 30000
 
+#define CMPR_MAX_TRANSPORTS 32
+#define N_MEDIA 4
+
 struct listener {
     const struct cmpr_transport_ops *ops;
-    const char *name;                   /* "http", "admin", "https", "tcp" */
+    const char *name;                   /* "http", "admin", "https", "tcp", filedrop/sftp NAME */
     void *ctx;
     int stopped;
 };
@@ -48,7 +51,7 @@ struct daemon {
     struct cmpr_core *old_cores[8];
     struct cmpr_conf *old_confs[8];
     int n_old;
-    struct listener listeners[4];
+    struct listener listeners[CMPR_MAX_TRANSPORTS];
     int n_listeners;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t housekeeping;
@@ -56,11 +59,13 @@ struct daemon {
     int hk_running;
     int stopping;
     /* metrics (loop thread) */
-    unsigned long requests_ok[2], requests_failed[2];  /* [0] http(s), [1] tcp */
+    unsigned long requests_ok[N_MEDIA], requests_failed[N_MEDIA];  /* by media[] */
     unsigned long latency_buckets[8];
     double latency_sum;
     _Atomic long pending;           /* written by housekeeping on a worker */
 };
+
+static const char *const media[] = { "http", "tcp", "file", "sftp" };
 
 static const double bucket_bounds[8] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 };
 
@@ -76,7 +81,11 @@ d_request_done(struct cmpr_daemon *d, const char *medium, int ok, uint64_t ns)
     struct daemon *dm = (struct daemon *)d;
     double s = (double)ns / 1e9;
 
-    int m = strcmp(medium, "tcp") == 0;
+    int m = 0;
+
+    for (int i = 0; i < N_MEDIA; i++)
+        if (strcmp(medium, media[i]) == 0)
+            m = i;
 
     if (ok)
         dm->requests_ok[m]++;
@@ -101,11 +110,11 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
                       if (n_ > 0 && (size_t)n_ < len - off) off += (size_t)n_; } while (0)
     OUT("# HELP cmprouter_requests_total CMP requests answered, by outcome\n");
     OUT("# TYPE cmprouter_requests_total counter\n");
-    for (int m = 0; m < 2; m++) {
+    for (int m = 0; m < N_MEDIA; m++) {
         OUT("cmprouter_requests_total{medium=\"%s\",outcome=\"answered\"} %lu\n",
-            m ? "tcp" : "http", dm->requests_ok[m]);
+            media[m], dm->requests_ok[m]);
         OUT("cmprouter_requests_total{medium=\"%s\",outcome=\"failed\"} %lu\n",
-            m ? "tcp" : "http", dm->requests_failed[m]);
+            media[m], dm->requests_failed[m]);
     }
     OUT("# HELP cmprouter_in_flight Requests in the core now\n# TYPE cmprouter_in_flight gauge\n");
     OUT("cmprouter_in_flight %zu\n", inflight);
@@ -117,8 +126,13 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
     for (int i = 0; i < 8; i++)
         OUT("cmprouter_request_seconds_bucket{le=\"%s\"} %lu\n", le[i], dm->latency_buckets[i]);
     OUT("cmprouter_request_seconds_sum %.6f\n", dm->latency_sum);
-    OUT("cmprouter_request_seconds_count %lu\n", dm->requests_ok[0] + dm->requests_failed[0]
-        + dm->requests_ok[1] + dm->requests_failed[1]);
+    {
+        unsigned long total = 0;
+
+        for (int m = 0; m < N_MEDIA; m++)
+            total += dm->requests_ok[m] + dm->requests_failed[m];
+        OUT("cmprouter_request_seconds_count %lu\n", total);
+    }
     {
         struct cmpr_core_stats cs;
         static const char *const status[8] = { "accepted", "grantedWithMods", "rejection",
@@ -459,6 +473,42 @@ on_housekeeping(uv_timer_t *t)
         dm->hk_running = 0;
 }
 
+/* Configures and starts one transport; 0, or the exit code. */
+static int
+add_transport(struct daemon *dm, const struct cmpr_transport_ops *ops, const char *name,
+              const struct cmpr_conf_group *g, const char *addr_opt, int admin)
+{
+    struct listener *l = &dm->listeners[dm->n_listeners];
+    char *err = NULL;
+
+    if (dm->n_listeners == CMPR_MAX_TRANSPORTS) {
+        fprintf(stderr, "cmprouterd: more than %d transports\n", CMPR_MAX_TRANSPORTS);
+        return 1;
+    }
+    l->ops = ops;
+    l->name = name;
+    if ((l->ctx = calloc(1, ops->ctx_size)) == NULL)
+        return 1;
+    if (admin)
+        cmpr_http_set_admin(l->ctx);
+    if (ops->configure(l->ctx, g, &err) != CMPR_OK) {
+        fprintf(stderr, "cmprouterd: %s\n", err != NULL ? err : "configuration error");
+        free(err);
+        return 1;
+    }
+    if (ops->set_address(l->ctx, addr_opt) != 0) {
+        fprintf(stderr, "cmprouterd: --%s must be ADDR:PORT\n", name);
+        return 2;
+    }
+    if (ops->start(l->ctx, &dm->base, &err) != CMPR_OK) {
+        fprintf(stderr, "cmprouterd: %s\n", err != NULL ? err : "cannot start");
+        free(err);
+        return 1;
+    }
+    dm->n_listeners++;
+    return 0;
+}
+
 /* ---------------- main ---------------- */
 
 static void
@@ -555,10 +605,13 @@ main(int argc, char **argv)
     dm->base.core = d_core;
     dm->base.request_done = d_request_done;
     dm->base.metrics = d_metrics;
-    /* transports: [listen http] (always) and [listen admin] (when configured) */
+    /* transports: [listen http] (always), [listen admin|https|tcp] when
+     * configured, then every [filedrop NAME] and [sftp NAME] */
     for (size_t i = 0; i < dm->conf->n_groups; i++) {
         const struct cmpr_conf_group *g = &dm->conf->groups[i];
 
+        if (strcmp(g->type, "filedrop") == 0 || strcmp(g->type, "sftp") == 0)
+            continue;
         if (strcmp(g->type, "listen") != 0
                 || (strcmp(g->name, "http") != 0 && strcmp(g->name, "https") != 0
                     && strcmp(g->name, "admin") != 0 && strcmp(g->name, "tcp") != 0)) {
@@ -579,28 +632,19 @@ main(int argc, char **argv)
 
         for (int i = 0; i < 4; i++) {
             const struct cmpr_conf_group *g = cmpr_conf_group(dm->conf, "listen", names[i]);
-            struct listener *l = &dm->listeners[dm->n_listeners];
 
             if (i > 0 && g == NULL && addr_opt[i] == NULL)
                 continue;
-            l->ops = i == 3 ? &cmpr_tcp_transport : &cmpr_http_transport;
-            l->name = names[i];
-            l->ctx = calloc(1, l->ops->ctx_size);
-            if (i == 1)
-                cmpr_http_set_admin(l->ctx);
-            if (l->ops->configure(l->ctx, g, &err) != CMPR_OK) {
-                fprintf(stderr, "cmprouterd: %s\n", err);
-                return 1;
-            }
-            if (l->ops->set_address(l->ctx, addr_opt[i]) != 0) {
-                fprintf(stderr, "cmprouterd: --%s must be ADDR:PORT\n", names[i]);
-                return 2;
-            }
-            if (l->ops->start(l->ctx, &dm->base, &err) != CMPR_OK) {
-                fprintf(stderr, "cmprouterd: %s\n", err);
-                return 1;
-            }
-            dm->n_listeners++;
+            if ((rc = add_transport(dm, i == 3 ? &cmpr_tcp_transport : &cmpr_http_transport,
+                                    names[i], g, addr_opt[i], i == 1)) != 0)
+                return rc;
+        }
+        for (size_t i = 0; i < dm->conf->n_groups; i++) {
+            const struct cmpr_conf_group *g = &dm->conf->groups[i];
+
+            if (strcmp(g->type, "filedrop") == 0
+                    && (rc = add_transport(dm, &cmpr_filedrop_transport, g->name, g, NULL, 0)) != 0)
+                return rc;
         }
     }
     if (user != NULL && drop_privileges(user) != 0)
@@ -615,9 +659,14 @@ main(int argc, char **argv)
     uv_timer_init(&dm->loop, &dm->housekeeping);
     dm->housekeeping.data = dm;
     uv_timer_start(&dm->housekeeping, on_housekeeping, 0, HOUSEKEEPING_MS);
-    for (int i = 0; i < dm->n_listeners; i++)
-        printf("cmprouterd: %s listening on port %d\n", dm->listeners[i].name,
-               dm->listeners[i].ops->port(dm->listeners[i].ctx));
+    for (int i = 0; i < dm->n_listeners; i++) {
+        const struct listener *l = &dm->listeners[i];
+
+        if (l->ops->port(l->ctx) > 0)
+            printf("cmprouterd: %s listening on port %d\n", l->name, l->ops->port(l->ctx));
+        else
+            printf("cmprouterd: %s %s started\n", l->ops->name, l->name);
+    }
     if (conf_arg == NULL)
         print_howto(data_dir, "127.0.0.1", dm->listeners[0].ops->port(dm->listeners[0].ctx));
     fflush(stdout);

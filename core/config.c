@@ -477,7 +477,8 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
         }
         if (sp == NULL || !valid_name(name)) {
             fail(&p, *g, NULL, "unknown group [%s] (expected [router], [ca NAME], "
-                 "[profile NAME], [client NAME] or [listen NAME]; NAME is letters, digits, . _ -)", *g);
+                 "[profile NAME], [client NAME], [listen NAME], [filedrop NAME] or [sftp NAME]; "
+                 "NAME is letters, digits, . _ -)", *g);
             goto out;
         }
         if (tlen == 2 && strncmp(*g, "ca", 2) == 0) {
@@ -529,7 +530,9 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
                 r = fail(&p, *g, NULL, "[%s] needs reference+secret or cert_subject", *g);
                 goto out;
             }
-        } else if (tlen == 6 && strncmp(*g, "listen", 6) == 0) {
+        } else if ((tlen == 6 && strncmp(*g, "listen", 6) == 0)
+                   || (tlen == 8 && strncmp(*g, "filedrop", 8) == 0)
+                   || (tlen == 4 && strncmp(*g, "sftp", 4) == 0)) {
             struct cmpr_conf_group *tg;
             gchar **keys = g_key_file_get_keys(kf, *g, NULL, NULL);
 
@@ -553,7 +556,7 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
             }
             g_strfreev(keys);
         } else {
-            fail(&p, *g, NULL, "unknown group [%s]", *g);
+            fail(&p, *g, NULL, "unknown group [%s] (expected [ca|profile|client|listen|filedrop|sftp NAME])", *g);
             goto out;
         }
     }

@@ -49,5 +49,6 @@ void cmpr_http_set_admin(void *ctx);
 int cmpr_http_is_admin(void *ctx);
 
 extern const struct cmpr_transport_ops cmpr_tcp_transport;
+extern const struct cmpr_transport_ops cmpr_filedrop_transport;
 
 #endif

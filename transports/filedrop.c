@@ -1,0 +1,839 @@
+/*
+ * CMP by files in local folders ([filedrop NAME]): RFC 9483 6.4, one DER
+ * PKIMessage per file, extension .pki. For offline sites: requests arrive on
+ * a USB stick or by SCP into the inbox, answers appear in the outbox.
+ *
+ * The loop thread only watches the inbox (uv_fs_event) and kicks a dedicated
+ * thread (worker.c) that does all the file system work, since folders may
+ * sit on NFS or slow media. A rescan timer covers lost events.
+ *
+ * Nothing is lost, half-read or processed twice, whatever crashes when:
+ *   claim    rename(inbox/N, processing/<instance>/R.N)   atomic: one owner
+ *   answer   core -> T.N, fsync, rename to A.N             answer durable
+ *   retire   R.N -> archive (or unlink)                    request done
+ *   publish  A.N -> outbox/<N without ext>.rsp.pki          no overwrite
+ * After a crash the processing folder says where each file stood: R.N alone
+ * is run through the core again (flagged resumed; the core answers its own
+ * retransmissions from the store), R.N with A.N is retired and published,
+ * A.N alone is published. Files are handled one at a time, oldest first, so
+ * the order within a transaction is kept (RFC 9483 6.4).
+ */
+#define _GNU_SOURCE 1
+#include "transports/transport.h"
+#include "transports/dropname.h"
+#include "transports/worker.h"
+#include "core/core.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "core/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_SCAN 10000                  /* inbox entries looked at per cycle */
+#define MAX_RESULTS 256                 /* metrics entries waiting for the loop */
+
+struct seen {
+    char *name;
+    off_t size;
+    struct timespec mtime;
+    ino_t ino;
+};
+
+struct result {
+    int ok;
+    uint64_t ns;
+};
+
+struct fd_ctx {
+    char *name;
+    char *inbox, *outbox, *errors, *archive, *processing, *proc;
+    char *pattern, *label;
+    char instance[128];
+    long rescan_ms, settle_ms, max_size;
+    mode_t mode;
+    struct cmpr_daemon *d;
+    struct cmpr_worker w;
+    uv_fs_event_t ev;
+    int watching;
+    int closing;                        /* handles still closing after stop */
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+    /* worker thread only */
+    struct seen *seen;
+    size_t n_seen;
+    /* shared: under mu */
+    uv_mutex_t mu;
+    struct result results[MAX_RESULTS];
+    size_t n_results;
+    size_t in_flight;
+};
+
+/* ---------------- small file helpers (worker thread) ---------------- */
+
+static int
+join(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
+{
+    int n = snprintf(buf, len, "%s/%s%s", dir, prefix, name);
+
+    return n > 0 && (size_t)n < len ? 0 : -1;
+}
+
+static int
+fsync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
+
+    if (fd < 0)
+        return -1;
+    r = fsync(fd);
+    close(fd);
+    return r;
+}
+
+static int
+write_all(int fd, const unsigned char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* data into dir/final by way of dir/tmp: written, fsynced, renamed, dir fsynced */
+static int
+write_durable(const char *dir, const char *tmp, const char *final, const unsigned char *data,
+              size_t len, mode_t mode)
+{
+    char tp[PATH_MAX], fp[PATH_MAX];
+    int fd;
+
+    if (join(tp, sizeof(tp), dir, "", tmp) != 0 || join(fp, sizeof(fp), dir, "", final) != 0)
+        return -1;
+    (void)unlink(tp);
+    fd = open(tp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0)
+        return -1;
+    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+        close(fd);
+        (void)unlink(tp);
+        return -1;
+    }
+    if (close(fd) != 0 || rename(tp, fp) != 0) {
+        (void)unlink(tp);
+        return -1;
+    }
+    return fsync_dir(dir);
+}
+
+/* Reads a claimed file without following links or blocking on FIFOs. */
+static int
+read_claimed(const char *path, size_t max, unsigned char **data_r, size_t *len_r, char *why,
+             size_t wlen)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    unsigned char *buf;
+    size_t off = 0;
+
+    *data_r = NULL;
+    *len_r = 0;
+    if (fd < 0) {
+        if (errno == ELOOP)
+            snprintf(why, wlen, "a symbolic link (never followed)");
+        else
+            snprintf(why, wlen, "cannot open: %s", strerror(errno));
+        return errno == ENOENT ? -2 : -1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, wlen, "not a regular file");
+        close(fd);
+        return -1;
+    }
+    if (st.st_nlink > 1) {
+        snprintf(why, wlen, "a file with several hard links (refused)");
+        close(fd);
+        return -1;
+    }
+    if ((size_t)st.st_size > max) {
+        snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+        close(fd);
+        return -1;
+    }
+    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+        snprintf(why, wlen, "out of memory");
+        close(fd);
+        return -3;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + off, (size_t)st.st_size + 1 - off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            snprintf(why, wlen, "read error: %s", strerror(errno));
+            free(buf);
+            close(fd);
+            return -3;
+        }
+        if (n == 0)
+            break;
+        off += (size_t)n;
+        if (off > max) {
+            snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+            free(buf);
+            close(fd);
+            return -1;
+        }
+        if (off == (size_t)st.st_size + 1)
+            break;              /* grew while we read: the next read checks max */
+    }
+    close(fd);
+    *data_r = buf;
+    *len_r = off;
+    return 0;
+}
+
+/* copy for a destination on another file system: tmp in dst dir, fsync, no-replace rename */
+static int
+copy_across(const char *src, const char *dstdir, const char *dstname, mode_t mode)
+{
+    char why[128], dp[PATH_MAX], tmp[NAME_MAX + 1];
+    unsigned char *data;
+    size_t len;
+    int r;
+
+    if (read_claimed(src, 64u * 1024 * 1024, &data, &len, why, sizeof(why)) != 0)
+        return -1;
+    if (join(dp, sizeof(dp), dstdir, "", dstname) != 0 || access(dp, F_OK) == 0) {
+        free(data);
+        errno = EEXIST;
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), ".%.200s.tmp", dstname);
+    r = write_durable(dstdir, tmp, dstname, data, len, mode);
+    free(data);
+    if (r == 0)
+        r = unlink(src);
+    return r;
+}
+
+/* Moves src into dstdir under the first free name made by namer(name, n)
+ * (never replacing a file there); the name used into out. 0 or -1. */
+static int
+move_unique(struct fd_ctx *ctx, const char *src, const char *dstdir, const char *name,
+            int (*namer)(const char *, int, char *, size_t), char *out, size_t olen)
+{
+    char dp[PATH_MAX];
+
+    for (int n = 1; n <= 1000; n++) {
+        if (namer(name, n, out, olen) != 0 || join(dp, sizeof(dp), dstdir, "", out) != 0)
+            return -1;
+        if (renameat2(AT_FDCWD, src, AT_FDCWD, dp, RENAME_NOREPLACE) == 0)
+            return fsync_dir(dstdir);
+        if (errno == EEXIST)
+            continue;
+        if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
+            /* a file system without RENAME_NOREPLACE: look, then rename */
+            struct stat st;
+
+            if (lstat(dp, &st) == 0)
+                continue;
+            if (rename(src, dp) == 0)
+                return fsync_dir(dstdir);
+        }
+        if (errno == EXDEV) {
+            if (copy_across(src, dstdir, out, ctx->mode) == 0)
+                return 0;
+            if (errno == EEXIST)
+                continue;
+        }
+        return -1;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* ---------------- the life of one file (worker thread) ---------------- */
+
+static void
+add_result(struct fd_ctx *ctx, int ok, uint64_t ns)
+{
+    uv_mutex_lock(&ctx->mu);
+    if (ctx->n_results < MAX_RESULTS)
+        ctx->results[ctx->n_results++] = (struct result){ ok, ns };
+    uv_mutex_unlock(&ctx->mu);
+    cmpr_worker_notify(&ctx->w);
+}
+
+/* a file that is not a CMP message: to errors, with NAME.reason beside it */
+static void
+reject(struct fd_ctx *ctx, const char *src, const char *name, const char *why)
+{
+    char used[NAME_MAX + 1], reason[NAME_MAX + 1], text[1024], pname[256];
+
+    cmpr_drop_printable(name, pname, sizeof(pname));
+    if (move_unique(ctx, src, ctx->errors, name, cmpr_drop_alt_name, used, sizeof(used)) != 0) {
+        cmpr_log_error("filedrop %s: %s: %s; cannot move it to %s: %s", ctx->name, pname, why,
+                       ctx->errors, strerror(errno));
+        return;
+    }
+    cmpr_log_warn("filedrop %s: %s: %s; moved to %s", ctx->name, pname, why, ctx->errors);
+    snprintf(text, sizeof(text), "%s: %s\n", pname, why);
+    snprintf(reason, sizeof(reason), "%.240s.reason", used);
+    {
+        char tmp[NAME_MAX + 1];
+
+        snprintf(tmp, sizeof(tmp), ".%.240s.tmp", reason);
+        if (write_durable(ctx->errors, tmp, reason, (const unsigned char *)text, strlen(text),
+                          ctx->mode) != 0)
+            cmpr_log_error("filedrop %s: cannot write %s/%s: %s", ctx->name, ctx->errors, reason,
+                           strerror(errno));
+    }
+    add_result(ctx, 0, 0);
+}
+
+/* R.N answered (A.N durable): retire the request, publish the answer */
+static int
+finish(struct fd_ctx *ctx, const char *name)
+{
+    char rp[PATH_MAX], ap[PATH_MAX], used[NAME_MAX + 1], pname[256];
+
+    cmpr_drop_printable(name, pname, sizeof(pname));
+    if (join(rp, sizeof(rp), ctx->proc, "R.", name) != 0 || join(ap, sizeof(ap), ctx->proc, "A.", name) != 0)
+        return -1;
+    if (access(rp, F_OK) == 0) {
+        if (ctx->archive != NULL) {
+            if (move_unique(ctx, rp, ctx->archive, name, cmpr_drop_alt_name, used, sizeof(used)) != 0) {
+                cmpr_log_error("filedrop %s: %s: cannot archive it in %s: %s", ctx->name, pname,
+                               ctx->archive, strerror(errno));
+                return -1;
+            }
+        } else if (unlink(rp) != 0 || fsync_dir(ctx->proc) != 0) {
+            cmpr_log_error("filedrop %s: %s: cannot remove it: %s", ctx->name, pname, strerror(errno));
+            return -1;
+        }
+    }
+    if (move_unique(ctx, ap, ctx->outbox, name, cmpr_drop_answer_name, used, sizeof(used)) != 0) {
+        cmpr_log_error("filedrop %s: %s: cannot publish the answer in %s: %s", ctx->name, pname,
+                       ctx->outbox, strerror(errno));
+        return -1;
+    }
+    cmpr_drop_printable(used, rp, sizeof(rp));
+    cmpr_log_info("filedrop %s: %s answered in %s/%s", ctx->name, pname, ctx->outbox, rp);
+    return 0;
+}
+
+/* R.N is ours: check it, run it through the core, keep the answer as A.N */
+static int
+process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, int resumed)
+{
+    char rp[PATH_MAX], why[400], pname[256], tmp[NAME_MAX + 1], ans[NAME_MAX + 1];
+    unsigned char *data = NULL, *out = NULL;
+    size_t len = 0, out_len = 0;
+    uint64_t t0 = uv_hrtime();
+    int r;
+
+    cmpr_drop_printable(name, pname, sizeof(pname));
+    if (join(rp, sizeof(rp), ctx->proc, "R.", name) != 0)
+        return -1;
+    if (!cmpr_drop_matches(ctx->pattern, name)) {
+        snprintf(why, sizeof(why), "name does not match pattern '%s'", ctx->pattern);
+        reject(ctx, rp, name, why);
+        return 0;
+    }
+    r = read_claimed(rp, (size_t)ctx->max_size, &data, &len, why, sizeof(why));
+    if (r == -1 || (r == 0 && cmpr_drop_check(data, len, (size_t)ctx->max_size, why, sizeof(why)) != 0)) {
+        free(data);
+        reject(ctx, rp, name, why);
+        return 0;
+    }
+    if (r == -2)
+        return 0;               /* gone: removed by hand */
+    if (r != 0) {
+        cmpr_log_error("filedrop %s: %s: %s (kept, tried again later)", ctx->name, pname, why);
+        return -1;
+    }
+    {
+        struct cmpr_request_info info = { "file", pname, ctx->label, NULL, NULL, resumed };
+
+        r = cmpr_core_handle(core, &info, data, len, &out, &out_len);
+    }
+    free(data);
+    if (r != CMPR_OK) {
+        cmpr_log_error("filedrop %s: %s: no answer could be made (kept, tried again later)",
+                       ctx->name, pname);
+        add_result(ctx, 0, uv_hrtime() - t0);
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), "T.%s", name);
+    snprintf(ans, sizeof(ans), "A.%s", name);
+    r = write_durable(ctx->proc, tmp, ans, out, out_len, ctx->mode);
+    free(out);
+    if (r != 0) {
+        cmpr_log_error("filedrop %s: %s: cannot write the answer: %s (kept, tried again later)",
+                       ctx->name, pname, strerror(errno));
+        add_result(ctx, 0, uv_hrtime() - t0);
+        return -1;
+    }
+    r = finish(ctx, name);
+    add_result(ctx, r == 0, uv_hrtime() - t0);
+    return r;
+}
+
+/* What a previous run (or a failed attempt) left in the processing folder. */
+static int
+recover(struct fd_ctx *ctx, struct cmpr_core *core)
+{
+    DIR *dir = opendir(ctx->proc);
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int left = 0;
+
+    if (dir == NULL)
+        return -1;
+    while ((de = readdir(dir)) != NULL && n < MAX_SCAN) {
+        const char *nm = de->d_name;
+
+        if (strncmp(nm, "T.", 2) == 0) {
+            char p[PATH_MAX];
+
+            if (join(p, sizeof(p), ctx->proc, "", nm) == 0)
+                (void)unlink(p);
+            continue;
+        }
+        if (strncmp(nm, "R.", 2) != 0 && strncmp(nm, "A.", 2) != 0)
+            continue;
+        if (n == cap) {
+            char **nn = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
+
+            if (nn == NULL)
+                break;
+            names = nn;
+        }
+        if ((names[n] = strdup(nm)) != NULL)
+            n++;
+    }
+    closedir(dir);
+    for (size_t i = 0; i < n && !cmpr_worker_stopping(&ctx->w); i++) {
+        const char *name = names[i] + 2;
+        char ap[PATH_MAX];
+
+        if (names[i][0] == 'A') {
+            char rp[PATH_MAX];
+
+            /* with R.N present the R entry handles it */
+            if (join(rp, sizeof(rp), ctx->proc, "R.", name) == 0 && access(rp, F_OK) != 0)
+                left |= finish(ctx, name) != 0;
+            continue;
+        }
+        uv_mutex_lock(&ctx->mu);
+        ctx->in_flight++;
+        uv_mutex_unlock(&ctx->mu);
+        if (join(ap, sizeof(ap), ctx->proc, "A.", name) == 0 && access(ap, F_OK) == 0)
+            left |= finish(ctx, name) != 0;
+        else
+            left |= process_claimed(ctx, core, name, 1) != 0;
+        uv_mutex_lock(&ctx->mu);
+        ctx->in_flight--;
+        uv_mutex_unlock(&ctx->mu);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return left ? -1 : 0;
+}
+
+static int
+seen_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct seen *)a)->name, ((const struct seen *)b)->name);
+}
+
+/* oldest first, then by name: the order the site dropped them */
+static int
+age_cmp(const void *a, const void *b)
+{
+    const struct seen *x = a, *y = b;
+
+    if (x->mtime.tv_sec != y->mtime.tv_sec)
+        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
+    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
+        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+static void
+seen_free(struct seen *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(s[i].name);
+    free(s);
+}
+
+/* a name too long to claim under a prefix goes to errors straight away */
+static void
+reject_in_inbox(struct fd_ctx *ctx, const char *name, const char *why)
+{
+    char p[PATH_MAX];
+
+    if (join(p, sizeof(p), ctx->inbox, "", name) == 0)
+        reject(ctx, p, name, why);
+}
+
+/* One cycle: finish what is claimed, then claim and process every file that
+ * has stopped changing since the last look. */
+static long
+cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
+{
+    struct fd_ctx *ctx = arg;
+    DIR *dir;
+    struct dirent *de;
+    struct seen *now = NULL, *ready = NULL;
+    size_t n_now = 0, cap = 0, n_ready = 0;
+    int unsettled = 0;
+
+    if (recover(ctx, core) != 0)
+        return ctx->rescan_ms;      /* something is stuck: try again later, claim nothing new */
+    if ((dir = opendir(ctx->inbox)) == NULL) {
+        cmpr_log_error("filedrop %s: cannot read %s: %s", ctx->name, ctx->inbox, strerror(errno));
+        return ctx->rescan_ms;
+    }
+    while ((de = readdir(dir)) != NULL && n_now < MAX_SCAN) {
+        struct stat st;
+
+        if (cmpr_drop_ignored(de->d_name)
+                || fstatat(dirfd(dir), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0
+                || S_ISDIR(st.st_mode))
+            continue;
+        if (strlen(de->d_name) > CMPR_DROP_MAX_NAME) {
+            reject_in_inbox(ctx, de->d_name, "name longer than 200 bytes");
+            continue;
+        }
+        if (n_now == cap) {
+            struct seen *nn = realloc(now, (cap = cap ? cap * 2 : 32) * sizeof(*now));
+
+            if (nn == NULL)
+                break;
+            now = nn;
+        }
+        now[n_now].name = strdup(de->d_name);
+        if (now[n_now].name == NULL)
+            break;
+        now[n_now].size = st.st_size;
+        now[n_now].mtime = st.st_mtim;
+        now[n_now].ino = st.st_ino;
+        n_now++;
+    }
+    closedir(dir);
+    qsort(now, n_now, sizeof(*now), seen_cmp);
+    /* unchanged since the last look (size, mtime, inode): the writer is done */
+    ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
+    for (size_t i = 0; i < n_now; i++) {
+        struct seen *prev = ctx->seen != NULL
+                            ? bsearch(&now[i], ctx->seen, ctx->n_seen, sizeof(*now), seen_cmp) : NULL;
+
+        if (prev != NULL && prev->size == now[i].size && prev->ino == now[i].ino
+                && prev->mtime.tv_sec == now[i].mtime.tv_sec
+                && prev->mtime.tv_nsec == now[i].mtime.tv_nsec && ready != NULL)
+            ready[n_ready++] = now[i];
+        else
+            unsettled = 1;
+    }
+    qsort(ready, n_ready, sizeof(*ready), age_cmp);
+    for (size_t i = 0; i < n_ready && !cmpr_worker_stopping(w); i++) {
+        char src[PATH_MAX], dst[PATH_MAX];
+        const char *name = ready[i].name;
+
+        if (join(src, sizeof(src), ctx->inbox, "", name) != 0
+                || join(dst, sizeof(dst), ctx->proc, "R.", name) != 0)
+            continue;
+        /* the claim: whoever renames first owns the file */
+        if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) != 0
+                && (errno != EINVAL || rename(src, dst) != 0)) {
+            if (errno != ENOENT)
+                cmpr_log_error("filedrop %s: cannot claim %s: %s", ctx->name, src, strerror(errno));
+            continue;
+        }
+        (void)fsync_dir(ctx->proc);
+        uv_mutex_lock(&ctx->mu);
+        ctx->in_flight++;
+        uv_mutex_unlock(&ctx->mu);
+        (void)process_claimed(ctx, core, name, 0);
+        uv_mutex_lock(&ctx->mu);
+        ctx->in_flight--;
+        uv_mutex_unlock(&ctx->mu);
+    }
+    free(ready);
+    seen_free(ctx->seen, ctx->n_seen);
+    ctx->seen = now;
+    ctx->n_seen = n_now;
+    return unsettled ? ctx->settle_ms : -1;
+}
+
+/* ---------------- loop thread ---------------- */
+
+static void
+report(void *arg)
+{
+    struct fd_ctx *ctx = arg;
+    struct result r[MAX_RESULTS];
+    size_t n;
+
+    uv_mutex_lock(&ctx->mu);
+    n = ctx->n_results;
+    memcpy(r, ctx->results, n * sizeof(*r));
+    ctx->n_results = 0;
+    uv_mutex_unlock(&ctx->mu);
+    for (size_t i = 0; i < n; i++)
+        ctx->d->request_done(ctx->d, "file", r[i].ok, r[i].ns);
+}
+
+static void
+on_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    struct fd_ctx *ctx = h->data;
+
+    (void)filename;
+    (void)events;
+    (void)status;
+    cmpr_worker_kick(&ctx->w);
+}
+
+static const char *const directives[] = {
+    "inbox", "outbox", "errors", "archive", "processing", "pattern", "rescan", "settle_ms",
+    "label", "max_size", "mode", "instance", NULL
+};
+
+static int
+fd_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
+{
+    struct fd_ctx *ctx = vctx;
+    const char *v;
+    char host[64] = "localhost", *end;
+    unsigned long h = 5381;
+    int r;
+
+    if ((r = cmpr_conf_group_check(g, directives, err_r)) != CMPR_OK)
+        return r;
+    ctx->name = strdup(g->name);
+    ctx->inbox = cmpr_conf_group_path(g, "inbox", NULL);
+    ctx->outbox = cmpr_conf_group_path(g, "outbox", NULL);
+    ctx->errors = cmpr_conf_group_path(g, "errors", NULL);
+    ctx->archive = cmpr_conf_group_path(g, "archive", NULL);
+    if (ctx->inbox == NULL || ctx->outbox == NULL || ctx->errors == NULL) {
+        *err_r = cmpr_conf_group_error(g, NULL, "[filedrop %s] needs inbox, outbox and errors",
+                                       g->name);
+        return CMPR_ERR_CONFIG;
+    }
+    if ((v = cmpr_conf_group_get(g, "processing")) != NULL) {
+        ctx->processing = cmpr_conf_group_path(g, "processing", NULL);
+    } else if ((ctx->processing = malloc(strlen(ctx->inbox) + 16)) != NULL) {
+        sprintf(ctx->processing, "%s/.processing", ctx->inbox);
+    }
+    ctx->pattern = strdup((v = cmpr_conf_group_get(g, "pattern")) != NULL ? v : "*.pki *.der");
+    ctx->label = (v = cmpr_conf_group_get(g, "label")) != NULL ? strdup(v) : NULL;
+    if ((r = cmpr_conf_group_long(g, "rescan", 10, 1, 86400, &ctx->rescan_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "settle_ms", 500, 10, 600000, &ctx->settle_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "max_size", CMPR_MAX_MSG_SIZE, 1024, 16 * 1024 * 1024,
+                                         &ctx->max_size, err_r)))
+        return r;
+    ctx->rescan_ms *= 1000;
+    ctx->mode = 0640;
+    if ((v = cmpr_conf_group_get(g, "mode")) != NULL) {
+        unsigned long m = strtoul(v, &end, 8);
+
+        if (*v == '\0' || *end != '\0' || m > 0777) {
+            *err_r = cmpr_conf_group_error(g, "mode", "mode must be octal like 0640, not '%s'", v);
+            return CMPR_ERR_CONFIG;
+        }
+        ctx->mode = (mode_t)m;
+    }
+    /* the processing folder of this instance: hostname plus a hash of the
+     * folders, so two daemons on one shared inbox never take each other's */
+    if ((v = cmpr_conf_group_get(g, "instance")) != NULL) {
+        if (*v == '\0' || strchr(v, '/') != NULL || v[0] == '.' || strlen(v) >= 64) {
+            *err_r = cmpr_conf_group_error(g, "instance", "instance must be a plain name");
+            return CMPR_ERR_CONFIG;
+        }
+        snprintf(ctx->instance, sizeof(ctx->instance), "%s", v);
+    } else {
+        (void)gethostname(host, sizeof(host) - 1);
+        for (const char *p = g->path != NULL ? g->path : ""; *p; p++)
+            h = h * 33 + (unsigned char)*p;
+        for (const char *p = ctx->outbox; *p; p++)
+            h = h * 33 + (unsigned char)*p;
+        for (char *p = host; *p; p++)
+            if (*p == '/' || *p == '.')
+                *p = '_';
+        snprintf(ctx->instance, sizeof(ctx->instance), "%s-%08lx", host, h & 0xffffffffUL);
+    }
+    if (ctx->processing == NULL || (ctx->proc = malloc(strlen(ctx->processing) + 80)) == NULL)
+        return CMPR_ERR_ALLOC;
+    sprintf(ctx->proc, "%s/%s", ctx->processing, ctx->instance);
+    return CMPR_OK;
+}
+
+static int
+mkdirs(const char *path, char **err_r, const char *what)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+
+    if (n >= sizeof(buf))
+        return -1;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+
+            *p = '\0';
+            if (mkdir(buf, 0750) != 0 && errno != EEXIST) {
+                if (asprintf(err_r, "filedrop %s folder %s: %s", what, buf, strerror(errno)) < 0)
+                    *err_r = NULL;
+                return -1;
+            }
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+    return 0;
+}
+
+static int
+fd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
+{
+    struct fd_ctx *ctx = vctx;
+    struct stat a, b;
+
+    ctx->d = d;
+    if (mkdirs(ctx->inbox, err_r, "inbox") != 0 || mkdirs(ctx->outbox, err_r, "outbox") != 0
+            || mkdirs(ctx->errors, err_r, "errors") != 0
+            || (ctx->archive != NULL && mkdirs(ctx->archive, err_r, "archive") != 0)
+            || mkdirs(ctx->proc, err_r, "processing") != 0)
+        return CMPR_ERR_CONFIG;
+    /* the claim is a rename: the processing folder must share the inbox's file system */
+    if (stat(ctx->inbox, &a) != 0 || stat(ctx->proc, &b) != 0 || a.st_dev != b.st_dev) {
+        if (asprintf(err_r, "filedrop %s: processing folder %s is not on the file system of "
+                     "the inbox %s", ctx->name, ctx->proc, ctx->inbox) < 0)
+            *err_r = NULL;
+        return CMPR_ERR_CONFIG;
+    }
+    if (uv_mutex_init(&ctx->mu) != 0)
+        return CMPR_ERR_INTERNAL;
+    uv_fs_event_init(d->loop, &ctx->ev);
+    ctx->ev.data = ctx;
+    if (uv_fs_event_start(&ctx->ev, on_event, ctx->inbox, 0) == 0)
+        ctx->watching = 1;
+    else
+        cmpr_log_warn("filedrop %s: cannot watch %s; rescanning every %ld s", ctx->name,
+                      ctx->inbox, ctx->rescan_ms / 1000);
+    if (cmpr_worker_start(&ctx->w, d, ctx->rescan_ms, cycle, report, ctx) != 0) {
+        *err_r = strdup("filedrop: cannot start its thread");
+        return CMPR_ERR_INTERNAL;
+    }
+    cmpr_log_info("filedrop %s: watching %s (instance %s)", ctx->name, ctx->inbox, ctx->instance);
+    return CMPR_OK;
+}
+
+static void
+part_done(struct fd_ctx *ctx)
+{
+    if (--ctx->closing == 0 && ctx->stop_done != NULL) {
+        void (*done)(void *) = ctx->stop_done;
+
+        ctx->stop_done = NULL;
+        done(ctx->stop_arg);
+    }
+}
+
+static void
+ev_closed(uv_handle_t *h)
+{
+    part_done(h->data);
+}
+
+static void
+worker_done(void *arg)
+{
+    part_done(arg);
+}
+
+static void
+fd_stop(void *vctx, void (*done)(void *arg), void *arg)
+{
+    struct fd_ctx *ctx = vctx;
+
+    ctx->stop_done = done;
+    ctx->stop_arg = arg;
+    ctx->closing = 2;
+    uv_close((uv_handle_t *)&ctx->ev, ev_closed);
+    cmpr_worker_stop(&ctx->w, worker_done, ctx);
+}
+
+static size_t
+fd_in_flight(void *vctx)
+{
+    struct fd_ctx *ctx = vctx;
+    size_t n;
+
+    uv_mutex_lock(&ctx->mu);
+    n = ctx->in_flight;
+    uv_mutex_unlock(&ctx->mu);
+    return n;
+}
+
+static int
+fd_port(void *vctx)
+{
+    (void)vctx;
+    return 0;
+}
+
+static int
+fd_set_address(void *vctx, const char *addr)
+{
+    (void)vctx;
+    return addr == NULL ? 0 : -1;
+}
+
+static void
+fd_free(void *vctx)
+{
+    struct fd_ctx *ctx = vctx;
+
+    if (ctx->d != NULL)
+        uv_mutex_destroy(&ctx->mu);
+    seen_free(ctx->seen, ctx->n_seen);
+    free(ctx->name);
+    free(ctx->inbox);
+    free(ctx->outbox);
+    free(ctx->errors);
+    free(ctx->archive);
+    free(ctx->processing);
+    free(ctx->proc);
+    free(ctx->pattern);
+    free(ctx->label);
+}
+
+const struct cmpr_transport_ops cmpr_filedrop_transport = {
+    "filedrop", "filedrop", sizeof(struct fd_ctx), fd_configure, fd_start, fd_stop,
+    fd_in_flight, fd_port, fd_set_address, fd_free
+};

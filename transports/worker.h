@@ -1,0 +1,55 @@
+/* A dedicated thread for a transport whose medium can block for long:
+ * folders that may sit on NFS or a slow USB stick, SSH sessions to a dead
+ * server. Such work never runs on the loop and never holds one of the
+ * thread pool's few workers (which the HTTP and TCP requests need).
+ *
+ * The loop thread kicks the worker (a file event, the rescan timer); the
+ * worker runs one cycle at a time and wakes the loop through a uv_async when
+ * it has something to report (metrics) or when it has stopped. */
+#ifndef CMPR_WORKER_H
+#define CMPR_WORKER_H
+
+#include <uv.h>
+
+struct cmpr_core;
+struct cmpr_daemon;
+struct cmpr_worker;
+
+/* One cycle on the worker thread with the core current at the last kick.
+ * Returns the milliseconds after which to run again even without a kick
+ * (files still being written), or -1 to wait for the next kick. */
+typedef long (*cmpr_worker_cycle_fn)(struct cmpr_worker *w, struct cmpr_core *core, void *arg);
+
+struct cmpr_worker {
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cond;
+    uv_async_t async;               /* worker -> loop */
+    uv_timer_t timer;               /* loop: kicks every interval_ms */
+    struct cmpr_daemon *d;
+    int kicked, stop, exited, started, handles;
+    long interval_ms;
+    struct cmpr_core *core;         /* set by the loop at each kick */
+    cmpr_worker_cycle_fn cycle;
+    void (*report)(void *arg);      /* loop thread, after cmpr_worker_notify */
+    void (*done)(void *arg);        /* loop thread, once stopped */
+    void *done_arg;
+    void *arg;
+};
+
+/* Starts the thread; it runs a first cycle at once, then one per kick, per
+ * interval_ms (0: none) and per cycle-requested delay. */
+int cmpr_worker_start(struct cmpr_worker *w, struct cmpr_daemon *d, long interval_ms, cmpr_worker_cycle_fn cycle, void (*report)(void *arg),
+                      void *arg);
+/* Loop thread: run a cycle soon (with the daemon's current core). */
+void cmpr_worker_kick(struct cmpr_worker *w);
+/* Worker thread: 1 when the daemon is stopping (finish the current file, then return). */
+int cmpr_worker_stopping(struct cmpr_worker *w);
+/* Worker thread: sleep up to ms, returning early (1) when stopping. */
+int cmpr_worker_sleep(struct cmpr_worker *w, long ms);
+/* Worker thread: have report() called on the loop thread. */
+void cmpr_worker_notify(struct cmpr_worker *w);
+/* Loop thread: the current cycle finishes, the thread ends, done(arg) follows. */
+void cmpr_worker_stop(struct cmpr_worker *w, void (*done)(void *arg), void *arg);
+
+#endif
