@@ -304,7 +304,13 @@ embedded_default(const char *dir, const char *http, const char *tcp, char **conf
              "[listen tcp]\n"
              "address = %s\n\n"
              "[listen admin]\n"
-             "address = 127.0.0.1:9101\n", secret, http != NULL ? http : "127.0.0.1:8080",
+             "address = 127.0.0.1:9101\n\n"
+             "# offline sites: drop request files (.pki) into filedrop/inbox\n"
+             "[filedrop default]\n"
+             "inbox = filedrop/inbox\n"
+             "outbox = filedrop/outbox\n"
+             "errors = filedrop/errors\n"
+             "archive = filedrop/archive\n", secret, http != NULL ? http : "127.0.0.1:8080",
              tcp != NULL ? tcp : "127.0.0.1:1829");
     if (write_file(P("cmprouter.conf"), text, 0640) != 0)
         goto out;
@@ -344,8 +350,11 @@ print_howto(const char *dir, const char *host, int port)
            "  openssl cmp -config /dev/null -server %s:%d/.well-known/cmp -cmd ir \\\n"
            "      -ref demo -secret pass:%s -recipient '/CN=cmprouter demo issuing CA' \\\n"
            "      -newkey demo.key -subject /CN=demo -certout demo.pem\n"
-           "  openssl verify -CAfile %s/ca/root.pem -untrusted %s/ca/issuing.pem demo.pem\n\n",
-           dir, host, port, secret, dir, dir);
+           "  openssl verify -CAfile %s/ca/root.pem -untrusted %s/ca/issuing.pem demo.pem\n\n"
+           "Or by files (RFC 9483 6.4): write the request with -reqout demo.pki, copy it\n"
+           "into %s/filedrop/inbox and read the answer from %s/filedrop/outbox/demo.rsp.pki\n"
+           "(openssl cmp ... -rspin demo.rsp.pki).\n\n",
+           dir, host, port, secret, dir, dir, dir, dir);
     fflush(stdout);
 }
 

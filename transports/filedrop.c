@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,7 @@ struct seen {
     off_t size;
     struct timespec mtime;
     ino_t ino;
+    uint64_t since;                     /* ms when these attributes were first seen */
 };
 
 struct result {
@@ -64,6 +66,7 @@ struct fd_ctx {
     struct cmpr_worker w;
     uv_fs_event_t ev;
     int watching;
+    int lock_fd;                        /* flock on the instance's processing folder */
     int closing;                        /* handles still closing after stop */
     void (*stop_done)(void *arg);
     void *stop_arg;
@@ -507,7 +510,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     struct dirent *de;
     struct seen *now = NULL, *ready = NULL;
     size_t n_now = 0, cap = 0, n_ready = 0;
-    int unsettled = 0;
+    long wait = -1;
+    uint64_t t;
 
     if (recover(ctx, core) != 0)
         return ctx->rescan_ms;      /* something is stuck: try again later, claim nothing new */
@@ -543,18 +547,27 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     }
     closedir(dir);
     qsort(now, n_now, sizeof(*now), seen_cmp);
-    /* unchanged since the last look (size, mtime, inode): the writer is done */
+    /* unchanged (size, mtime, inode) for settle_ms: the writer is done */
     ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
+    t = uv_hrtime() / 1000000u;
     for (size_t i = 0; i < n_now; i++) {
         struct seen *prev = ctx->seen != NULL
                             ? bsearch(&now[i], ctx->seen, ctx->n_seen, sizeof(*now), seen_cmp) : NULL;
 
         if (prev != NULL && prev->size == now[i].size && prev->ino == now[i].ino
                 && prev->mtime.tv_sec == now[i].mtime.tv_sec
-                && prev->mtime.tv_nsec == now[i].mtime.tv_nsec && ready != NULL)
-            ready[n_ready++] = now[i];
+                && prev->mtime.tv_nsec == now[i].mtime.tv_nsec)
+            now[i].since = prev->since;
         else
-            unsettled = 1;
+            now[i].since = t;
+        if (t - now[i].since >= (uint64_t)ctx->settle_ms && ready != NULL) {
+            ready[n_ready++] = now[i];
+        } else {
+            long left = (long)((uint64_t)ctx->settle_ms - (t - now[i].since));
+
+            if (wait < 0 || left < wait)
+                wait = left;
+        }
     }
     qsort(ready, n_ready, sizeof(*ready), age_cmp);
     for (size_t i = 0; i < n_ready && !cmpr_worker_stopping(w); i++) {
@@ -584,7 +597,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     seen_free(ctx->seen, ctx->n_seen);
     ctx->seen = now;
     ctx->n_seen = n_now;
-    return unsettled ? ctx->settle_ms : -1;
+    return wait;
 }
 
 /* ---------------- loop thread ---------------- */
@@ -736,6 +749,25 @@ fd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
             *err_r = NULL;
         return CMPR_ERR_CONFIG;
     }
+    /* one process per instance: a second one would take the first one's
+     * claimed files for crash leftovers */
+    {
+        char lp[PATH_MAX];
+
+        ctx->lock_fd = -1;
+        if (join(lp, sizeof(lp), ctx->proc, "", ".lock") != 0
+                || (ctx->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0
+                || flock(ctx->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            if (asprintf(err_r, "filedrop %s: instance %s (%s) is in use by another process; "
+                         "give each daemon on a shared inbox its own instance =", ctx->name,
+                         ctx->instance, ctx->proc) < 0)
+                *err_r = NULL;
+            if (ctx->lock_fd >= 0)
+                close(ctx->lock_fd);
+            ctx->lock_fd = -1;
+            return CMPR_ERR_CONFIG;
+        }
+    }
     if (uv_mutex_init(&ctx->mu) != 0)
         return CMPR_ERR_INTERNAL;
     uv_fs_event_init(d->loop, &ctx->ev);
@@ -819,8 +851,10 @@ fd_free(void *vctx)
 {
     struct fd_ctx *ctx = vctx;
 
-    if (ctx->d != NULL)
+    if (ctx->d != NULL && ctx->lock_fd >= 0) {
         uv_mutex_destroy(&ctx->mu);
+        close(ctx->lock_fd);
+    }
     seen_free(ctx->seen, ctx->n_seen);
     free(ctx->name);
     free(ctx->inbox);
