@@ -546,7 +546,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         n_now++;
     }
     closedir(dir);
-    qsort(now, n_now, sizeof(*now), seen_cmp);
+    if (n_now > 1)
+        qsort(now, n_now, sizeof(*now), seen_cmp);
     /* unchanged (size, mtime, inode) for settle_ms: the writer is done */
     ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
     t = uv_hrtime() / 1000000u;
@@ -569,7 +570,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
                 wait = left;
         }
     }
-    qsort(ready, n_ready, sizeof(*ready), age_cmp);
+    if (n_ready > 1)
+        qsort(ready, n_ready, sizeof(*ready), age_cmp);
     for (size_t i = 0; i < n_ready && !cmpr_worker_stopping(w); i++) {
         char src[PATH_MAX], dst[PATH_MAX];
         const char *name = ready[i].name;
