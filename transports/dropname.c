@@ -4,6 +4,7 @@
 
 #include <fnmatch.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -114,4 +115,58 @@ cmpr_drop_check(const unsigned char *data, size_t len, size_t max, char *why, si
     }
     CMPR_PKIMESSAGE_free(m);
     return 0;
+}
+
+static int
+name_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct cmpr_drop_entry *)a)->name, ((const struct cmpr_drop_entry *)b)->name);
+}
+
+static int
+age_cmp(const void *a, const void *b)
+{
+    const struct cmpr_drop_entry *x = a, *y = b;
+
+    if (x->mtime_ns != y->mtime_ns)
+        return x->mtime_ns < y->mtime_ns ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+long
+cmpr_drop_settle(const struct cmpr_drop_entry *prev, size_t n_prev, struct cmpr_drop_entry *now,
+                 size_t n_now, long settle_ms, uint64_t now_ms, struct cmpr_drop_entry *ready,
+                 size_t *n_ready)
+{
+    long wait = -1;
+
+    *n_ready = 0;
+    if (n_now > 1)
+        qsort(now, n_now, sizeof(*now), name_cmp);
+    for (size_t i = 0; i < n_now; i++) {
+        const struct cmpr_drop_entry *p = n_prev > 0
+                                          ? bsearch(&now[i], prev, n_prev, sizeof(*prev), name_cmp) : NULL;
+
+        now[i].since = p != NULL && p->size == now[i].size && p->mtime_ns == now[i].mtime_ns
+                       && p->ino == now[i].ino ? p->since : now_ms;
+        if (now_ms - now[i].since >= (uint64_t)settle_ms) {
+            ready[(*n_ready)++] = now[i];
+        } else {
+            long left = (long)((uint64_t)settle_ms - (now_ms - now[i].since));
+
+            if (wait < 0 || left < wait)
+                wait = left;
+        }
+    }
+    if (*n_ready > 1)
+        qsort(ready, *n_ready, sizeof(*ready), age_cmp);
+    return wait;
+}
+
+void
+cmpr_drop_entries_free(struct cmpr_drop_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(e[i].name);
+    free(e);
 }

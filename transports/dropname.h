@@ -6,6 +6,7 @@
 #define CMPR_DROPNAME_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* longest request name accepted (room is left for suffixes within NAME_MAX) */
 #define CMPR_DROP_MAX_NAME 200
@@ -24,5 +25,25 @@ int cmpr_drop_alt_name(const char *name, int n, char *buf, size_t len);
 void cmpr_drop_printable(const char *name, char *buf, size_t len);
 /* 0 when data is one DER PKIMessage within max bytes; else -1 and why */
 int cmpr_drop_check(const unsigned char *data, size_t len, size_t max, char *why, size_t wlen);
+
+/* One inbox entry as last seen, for telling finished files from files still
+ * being written (local folders and remote ones alike). */
+struct cmpr_drop_entry {
+    char *name;
+    int64_t size;
+    int64_t mtime_ns;
+    uint64_t ino;                       /* 0 where the medium has none (SFTP) */
+    uint64_t since;                     /* ms when these attributes were first seen */
+};
+
+/* Sorts now[] by name and carries `since` over from prev[] (sorted by an
+ * earlier call) for entries whose size, mtime and inode did not change;
+ * copies into ready[] (room for n_now) the entries unchanged for settle_ms,
+ * oldest first (then by name: the order the site dropped them). Returns the
+ * ms until the next entry settles, or -1 if none is waiting. */
+long cmpr_drop_settle(const struct cmpr_drop_entry *prev, size_t n_prev,
+                      struct cmpr_drop_entry *now, size_t n_now, long settle_ms, uint64_t now_ms,
+                      struct cmpr_drop_entry *ready, size_t *n_ready);
+void cmpr_drop_entries_free(struct cmpr_drop_entry *e, size_t n);
 
 #endif

@@ -42,14 +42,6 @@
 #define MAX_SCAN 10000                  /* inbox entries looked at per cycle */
 #define MAX_RESULTS 256                 /* metrics entries waiting for the loop */
 
-struct seen {
-    char *name;
-    off_t size;
-    struct timespec mtime;
-    ino_t ino;
-    uint64_t since;                     /* ms when these attributes were first seen */
-};
-
 struct result {
     int ok;
     uint64_t ns;
@@ -71,7 +63,7 @@ struct fd_ctx {
     void (*stop_done)(void *arg);
     void *stop_arg;
     /* worker thread only */
-    struct seen *seen;
+    struct cmpr_drop_entry *seen;
     size_t n_seen;
     /* shared: under mu */
     uv_mutex_t mu;
@@ -463,33 +455,6 @@ recover(struct fd_ctx *ctx, struct cmpr_core *core)
     return left ? -1 : 0;
 }
 
-static int
-seen_cmp(const void *a, const void *b)
-{
-    return strcmp(((const struct seen *)a)->name, ((const struct seen *)b)->name);
-}
-
-/* oldest first, then by name: the order the site dropped them */
-static int
-age_cmp(const void *a, const void *b)
-{
-    const struct seen *x = a, *y = b;
-
-    if (x->mtime.tv_sec != y->mtime.tv_sec)
-        return x->mtime.tv_sec < y->mtime.tv_sec ? -1 : 1;
-    if (x->mtime.tv_nsec != y->mtime.tv_nsec)
-        return x->mtime.tv_nsec < y->mtime.tv_nsec ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-
-static void
-seen_free(struct seen *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(s[i].name);
-    free(s);
-}
-
 /* a name too long to claim under a prefix goes to errors straight away */
 static void
 reject_in_inbox(struct fd_ctx *ctx, const char *name, const char *why)
@@ -508,10 +473,9 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     struct fd_ctx *ctx = arg;
     DIR *dir;
     struct dirent *de;
-    struct seen *now = NULL, *ready = NULL;
+    struct cmpr_drop_entry *now = NULL, *ready = NULL;
     size_t n_now = 0, cap = 0, n_ready = 0;
-    long wait = -1;
-    uint64_t t;
+    long wait;
 
     if (recover(ctx, core) != 0)
         return ctx->rescan_ms;      /* something is stuck: try again later, claim nothing new */
@@ -531,7 +495,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
             continue;
         }
         if (n_now == cap) {
-            struct seen *nn = realloc(now, (cap = cap ? cap * 2 : 32) * sizeof(*now));
+            struct cmpr_drop_entry *nn = realloc(now, (cap = cap ? cap * 2 : 32) * sizeof(*now));
 
             if (nn == NULL)
                 break;
@@ -541,37 +505,16 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         if (now[n_now].name == NULL)
             break;
         now[n_now].size = st.st_size;
-        now[n_now].mtime = st.st_mtim;
+        now[n_now].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
         now[n_now].ino = st.st_ino;
+        now[n_now].since = 0;
         n_now++;
     }
     closedir(dir);
-    if (n_now > 1)
-        qsort(now, n_now, sizeof(*now), seen_cmp);
     /* unchanged (size, mtime, inode) for settle_ms: the writer is done */
     ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
-    t = uv_hrtime() / 1000000u;
-    for (size_t i = 0; i < n_now; i++) {
-        struct seen *prev = ctx->seen != NULL
-                            ? bsearch(&now[i], ctx->seen, ctx->n_seen, sizeof(*now), seen_cmp) : NULL;
-
-        if (prev != NULL && prev->size == now[i].size && prev->ino == now[i].ino
-                && prev->mtime.tv_sec == now[i].mtime.tv_sec
-                && prev->mtime.tv_nsec == now[i].mtime.tv_nsec)
-            now[i].since = prev->since;
-        else
-            now[i].since = t;
-        if (t - now[i].since >= (uint64_t)ctx->settle_ms && ready != NULL) {
-            ready[n_ready++] = now[i];
-        } else {
-            long left = (long)((uint64_t)ctx->settle_ms - (t - now[i].since));
-
-            if (wait < 0 || left < wait)
-                wait = left;
-        }
-    }
-    if (n_ready > 1)
-        qsort(ready, n_ready, sizeof(*ready), age_cmp);
+    wait = cmpr_drop_settle(ctx->seen, ctx->n_seen, now, ready != NULL ? n_now : 0, ctx->settle_ms,
+                            uv_hrtime() / 1000000u, ready, &n_ready);
     for (size_t i = 0; i < n_ready && !cmpr_worker_stopping(w); i++) {
         char src[PATH_MAX], dst[PATH_MAX];
         const char *name = ready[i].name;
@@ -596,7 +539,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         uv_mutex_unlock(&ctx->mu);
     }
     free(ready);
-    seen_free(ctx->seen, ctx->n_seen);
+    cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
     ctx->seen = now;
     ctx->n_seen = n_now;
     return wait;
@@ -857,7 +800,7 @@ fd_free(void *vctx)
         uv_mutex_destroy(&ctx->mu);
         close(ctx->lock_fd);
     }
-    seen_free(ctx->seen, ctx->n_seen);
+    cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
     free(ctx->name);
     free(ctx->inbox);
     free(ctx->outbox);

@@ -1,0 +1,116 @@
+/* Naming and settling rules of the folder transports (transports/dropname.c,
+ * RFC 9483 6.4: one DER PKIMessage per file, extension .pki). */
+#include "testutil.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "transports/dropname.h"
+
+static void
+test_names(void **state)
+{
+    char buf[300];
+
+    (void)state;
+    assert_int_equal(cmpr_drop_answer_name("req.pki", 1, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "req.rsp.pki");
+    assert_int_equal(cmpr_drop_answer_name("req.PKI", 3, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "req.3.rsp.pki");
+    assert_int_equal(cmpr_drop_answer_name("req.der", 1, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "req.rsp.pki");
+    assert_int_equal(cmpr_drop_answer_name("noext", 1, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "noext.rsp.pki");
+    assert_int_equal(cmpr_drop_alt_name("a.pki", 1, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "a.pki");
+    assert_int_equal(cmpr_drop_alt_name("a.pki", 2, buf, sizeof(buf)), 0);
+    assert_string_equal(buf, "a.2.pki");
+    assert_int_equal(cmpr_drop_answer_name("req.pki", 1, buf, 8), -1);     /* does not fit */
+}
+
+static void
+test_ignored_and_patterns(void **state)
+{
+    char buf[32];
+
+    (void)state;
+    assert_true(cmpr_drop_ignored(".hidden.pki"));
+    assert_true(cmpr_drop_ignored("x.pki.tmp"));
+    assert_true(cmpr_drop_ignored("x.pki.part"));
+    assert_true(cmpr_drop_ignored("x.pki~"));
+    assert_false(cmpr_drop_ignored("x.pki"));
+    assert_true(cmpr_drop_matches("*.pki *.der", "a.der"));
+    assert_true(cmpr_drop_matches("*.pki,*.der", "a.pki"));
+    assert_false(cmpr_drop_matches("*.pki *.der", "a.txt"));
+    cmpr_drop_printable("a\nb\303\274", buf, sizeof(buf));
+    assert_string_equal(buf, "a?b??");
+}
+
+static void
+test_check(void **state)
+{
+    static const unsigned char junk[] = "not DER";
+    char why[300];
+
+    (void)state;
+    assert_int_equal(cmpr_drop_check(junk, 0, 1024, why, sizeof(why)), -1);
+    assert_string_equal(why, "empty file");
+    assert_int_equal(cmpr_drop_check(junk, sizeof(junk), 4, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "max_size"));
+    assert_int_equal(cmpr_drop_check(junk, sizeof(junk), 1024, why, sizeof(why)), -1);
+    assert_non_null(strstr(why, "not a DER PKIMessage"));
+}
+
+static struct cmpr_drop_entry
+entry(const char *name, int64_t size, int64_t mtime)
+{
+    struct cmpr_drop_entry e = { strdup(name), size, mtime, 1, 0 };
+
+    return e;
+}
+
+/* a file is ready only once unchanged for settle_ms; a change restarts the clock */
+static void
+test_settle(void **state)
+{
+    struct cmpr_drop_entry *a = calloc(2, sizeof(*a)), *b = calloc(2, sizeof(*b)), ready[2];
+    size_t n;
+
+    (void)state;
+    a[0] = entry("new.pki", 10, 200);
+    a[1] = entry("old.pki", 10, 100);
+    assert_int_equal(cmpr_drop_settle(NULL, 0, a, 2, 500, 1000, ready, &n), 500);
+    assert_int_equal(n, 0);
+    b[0] = entry("old.pki", 10, 100);
+    b[1] = entry("new.pki", 20, 300);         /* still growing */
+    assert_int_equal(cmpr_drop_settle(a, 2, b, 2, 500, 1600, ready, &n), 500);
+    assert_int_equal(n, 1);
+    assert_string_equal(ready[0].name, "old.pki");
+    cmpr_drop_entries_free(a, 2);
+    a = calloc(2, sizeof(*a));
+    a[0] = entry("new.pki", 20, 300);
+    a[1] = entry("old.pki", 10, 100);
+    assert_int_equal(cmpr_drop_settle(b, 2, a, 2, 500, 1900, ready, &n), 200);
+    assert_int_equal(n, 1);
+    assert_int_equal(cmpr_drop_settle(a, 2, b, 0, 500, 2200, ready, &n), -1);    /* nothing left */
+    /* oldest first */
+    assert_int_equal(cmpr_drop_settle(a, 2, a, 2, 500, 2200, ready, &n), -1);
+    assert_int_equal(n, 2);
+    assert_string_equal(ready[0].name, "old.pki");
+    assert_string_equal(ready[1].name, "new.pki");
+    cmpr_drop_entries_free(a, 2);
+    cmpr_drop_entries_free(b, 2);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_ignored_and_patterns),
+        cmocka_unit_test(test_check),
+        cmocka_unit_test(test_settle),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
