@@ -654,6 +654,9 @@ main(int argc, char **argv)
             if (strcmp(g->type, "filedrop") == 0
                     && (rc = add_transport(dm, &cmpr_filedrop_transport, g->name, g, NULL, 0)) != 0)
                 return rc;
+            if (strcmp(g->type, "sftp") == 0
+                    && (rc = add_transport(dm, &cmpr_sftp_transport, g->name, g, NULL, 0)) != 0)
+                return rc;
         }
     }
     if (user != NULL && drop_privileges(user) != 0)

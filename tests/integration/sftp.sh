@@ -1,0 +1,236 @@
+#!/bin/sh
+# cmprouterd fetching CMP request files from remote folders over SSH
+# ([sftp NAME], libssh) from a real OpenSSH sshd started here on 127.0.0.1
+# with a generated host key and user key. Requests from `openssl cmp
+# -reqout`, answers accepted by `openssl cmp -rspin`; the delayed enrollment
+# by files through filebridge.py; a wrong host key; sshd killed and
+# restarted mid-transfer; the daemon killed -9. Waits are bounded.
+. "$TOP/tests/integration/lib.sh"
+cd "$TMP" || exit 1
+R="$CMPROUTER"
+C="openssl cmp -config /dev/null -batch"
+DEAD=127.0.0.1:9
+DAEMON_ARGS="--http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0"
+SSHD=/usr/sbin/sshd
+
+if [ ! -x $SSHD ]; then
+	not_ok "OpenSSH sshd is installed (scripts/install-deps installs openssh-server)"
+	exit 0
+fi
+
+# ---- a real sshd on loopback ----
+mkdir -p ssh remote/in remote/out
+chmod 700 ssh
+ssh-keygen -q -t ed25519 -N '' -f ssh/host_key
+ssh-keygen -q -t ed25519 -N '' -f ssh/other_host_key
+ssh-keygen -q -t ed25519 -N '' -f ssh/user_key
+cp ssh/user_key.pub ssh/authorized_keys
+SPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+ME=$(id -un)
+[ "$(id -u)" = 0 ] && mkdir -p /run/sshd && chmod 755 /run/sshd
+cat >ssh/sshd_config <<EOF
+Port $SPORT
+ListenAddress 127.0.0.1
+HostKey $TMP/ssh/host_key
+AuthorizedKeysFile $TMP/ssh/authorized_keys
+PidFile $TMP/ssh/sshd.pid
+StrictModes no
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+AllowUsers $ME
+Subsystem sftp internal-sftp
+LogLevel VERBOSE
+EOF
+echo "[127.0.0.1]:$SPORT $(cut -d' ' -f1,2 ssh/host_key.pub)" >ssh/known_hosts
+echo "[127.0.0.1]:$SPORT $(cut -d' ' -f1,2 ssh/other_host_key.pub)" >ssh/wrong_known_hosts
+start_sshd() {
+	$SSHD -D -e -f "$TMP/ssh/sshd_config" 2>>sshd.log &
+	SSHD_PID=$!
+	PIDS="$PIDS $SSHD_PID"
+	_i=0
+	while [ $_i -lt 50 ] && ! python3 -c "import socket; socket.create_connection(('127.0.0.1', $SPORT), 1)" 2>/dev/null; do
+		sleep 0.1; _i=$((_i + 1))
+	done
+}
+start_sshd
+check "sshd runs on 127.0.0.1 with generated keys" \
+	python3 -c "import socket; socket.create_connection(('127.0.0.1', $SPORT), 1)"
+
+# ---- the daemon: embedded default plus two [sftp] groups ----
+start_daemon d0 http --data-dir "$TMP/data" $DAEMON_ARGS
+kill $PID; wait $PID 2>/dev/null
+sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' data/cmprouter.conf
+cat >>data/cmprouter.conf <<EOF
+
+[sftp site]
+host = 127.0.0.1
+port = $SPORT
+user = $ME
+identity = $TMP/ssh/user_key
+known_hosts = $TMP/ssh/known_hosts
+remote_inbox = $TMP/remote/in
+remote_outbox = $TMP/remote/out
+remote_archive = $TMP/remote/archive
+interval = 1
+
+[sftp manual]
+host = 127.0.0.1
+port = $SPORT
+user = $ME
+identity = $TMP/ssh/user_key
+known_hosts = $TMP/ssh/known_hosts
+remote_inbox = $TMP/remote/manual-in
+remote_outbox = $TMP/remote/manual-out
+remote_archive = $TMP/remote/manual-archive
+label = manual
+interval = 1
+
+[sftp impostor]
+host = 127.0.0.1
+port = $SPORT
+user = $ME
+identity = $TMP/ssh/user_key
+known_hosts = $TMP/ssh/wrong_known_hosts
+remote_inbox = $TMP/remote/imp-in
+remote_outbox = $TMP/remote/imp-out
+interval = 1
+EOF
+mkdir -p remote/manual-in remote/manual-out remote/imp-in remote/imp-out
+start_daemon d1 http -c data/cmprouter.conf $DAEMON_ARGS
+check "cmprouterd starts its [sftp] groups" grep -q "^cmprouterd: sftp site started" d1.out
+IN=remote/in OUT=remote/out ERR=remote/in/.errors ARC=remote/archive
+SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
+MAC="-ref demo -secret pass:$SECRET -recipient /CN=cmprouter_demo_issuing_CA"
+
+wait_for() {
+	_i=0
+	while [ $_i -lt "${2:-200}" ] && [ ! -e "$1" ]; do sleep 0.1; _i=$((_i + 1)); done
+	[ -e "$1" ]
+}
+mkreq() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
+	$C -cmd ir -server $DEAD $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm \
+		-reqout "$1.req" -certout x.pem >/dev/null 2>&1
+}
+accepted() {
+	$C -cmd ir $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm -rspin "$2" \
+		-certout "$1.pem" >"$1.log" 2>&1 \
+	&& openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem "$1.pem"
+}
+drop() { cp "$1" "$3/.$2.tmp" && mv "$3/.$2.tmp" "$3/$2"; }
+
+# ---- one request through the remote folders ----
+mkreq one
+drop one.req one.pki $IN
+wait_for "$OUT/one.rsp.pki"
+check "a request in the remote inbox is answered in the remote outbox (one.rsp.pki)" test -s "$OUT/one.rsp.pki"
+check "openssl cmp -rspin accepts it; the certificate verifies" accepted one "$OUT/one.rsp.pki"
+check "the request is archived remotely" test -s "$ARC/one.pki"
+check "the host key was verified and the session logged in by public key" \
+	grep -q "Accepted publickey for $ME" sshd.log
+printf 'no CMP here' >"$IN/junk.pki"
+wait_for "$ERR/junk.pki.reason"
+check "a remote file that is not CMP goes to the remote errors folder with a reason" \
+	grep -q "not a DER PKIMessage" "$ERR/junk.pki.reason"
+ln -s /etc/passwd "$IN/link.pki"
+wait_for "$ERR/link.pki.reason"
+check "a remote symbolic link is not followed" grep -q "symbolic link" "$ERR/link.pki.reason"
+
+# ---- a wrong host key is refused ----
+mkreq imp
+drop imp.req imp.pki remote/imp-in
+sleep 3
+check "a server whose host key is not the known one is refused and logged" \
+	grep -q "sftp impostor: .*host key SHA256:.* is of another type\|sftp impostor: .*host key SHA256:.*CHANGED" d1.err
+check "... and nothing is taken from it" sh -c "test -e remote/imp-in/imp.pki && test -z \"\$(ls remote/imp-out)\""
+
+# ---- the delayed enrollment by files over SFTP ----
+python3 "$TOP/tests/integration/filebridge.py" remote/manual-in remote/manual-out site 60 >bridge.log 2>&1 &
+BR=$!
+PIDS="$PIDS $BR"
+i=0; while [ $i -lt 50 ] && ! grep -q '^port' bridge.log; do sleep 0.1; i=$((i + 1)); done
+BPORT=$(sed -n 's/^port //p' bridge.log)
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out manual.key 2>/dev/null
+$C -server 127.0.0.1:$BPORT/.well-known/cmp $MAC -cmd cr -newkey manual.key \
+	-subject /CN=sftp-manual -certout manual.pem -total_timeout 120 >manual.log 2>&1 &
+CL=$!
+i=0; tid=""
+while [ $i -lt 150 ] && [ -z "$tid" ]; do
+	tid=$("$R" -c data/cmprouter.conf list --pending --json 2>/dev/null | python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["tid"] if l else "")')
+	[ -z "$tid" ] && sleep 0.2
+	i=$((i + 1))
+done
+check "a cr fetched over SFTP for a profile needing approval waits for the operator" test -n "$tid"
+sleep 2
+check "approve from the CLI" "$R" -c data/cmprouter.conf approve "$tid"
+i=0
+while [ $i -lt 400 ] && kill -0 $CL 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+check "the site gets its certificate over SFTP folders (waiting, pollReq, cert, certConf)" \
+	sh -c "test -s manual.pem && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem manual.pem"
+check "... each message crossed as a file" sh -c "test \$(grep -c 'bytes back' bridge.log) -ge 4"
+kill $BR 2>/dev/null
+
+# ---- sshd killed mid-transfer, then back: nothing lost or doubled ----
+rm -f "$OUT"/*
+n=0
+while [ $n -lt 20 ]; do n=$((n + 1)); mkreq s$n; cp s$n.req "$IN/.s$n"; done
+n=0
+while [ $n -lt 20 ]; do n=$((n + 1)); mv "$IN/.s$n" "$IN/s$n.pki"; done
+i=0
+while [ $i -lt 100 ] && [ "$(ls "$OUT" | wc -l)" -lt 3 ]; do sleep 0.05; i=$((i + 1)); done
+# the listener and every session process under it (the transfers in progress)
+kill_tree() { for _c in $(pgrep -P "$1"); do kill_tree "$_c"; done; kill -9 "$1" 2>/dev/null; }
+kill_tree $SSHD_PID
+got=$(ls "$OUT" | wc -l)
+# meanwhile the other transports are not held up
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out h.key 2>/dev/null
+HPORT=$(sed -n 's/^cmprouterd: http listening on port //p' d1.out)
+check "with the SSH server dead, HTTP requests are still answered" \
+	$C -server 127.0.0.1:$HPORT/.well-known/cmp $MAC -cmd ir -newkey h.key -subject /CN=h -certout h.pem \
+	-msg_timeout 10 -total_timeout 10
+sleep 3
+check "the lost connection is logged and retried" grep -q "sftp site: .*\(lost\|cannot connect\)" d1.err
+start_sshd
+i=0
+while [ $i -lt 400 ] && [ "$(ls "$OUT" | wc -l)" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 2
+check "sshd killed after $got of 20 answers, then restarted: exactly 20 answers, none doubled" \
+	sh -c "test \$(ls '$OUT' | wc -l) -eq 20 && ! ls '$OUT' | grep -q '\.2\.rsp'"
+bad=0
+n=0
+while [ $n -lt 20 ]; do n=$((n + 1)); accepted s$n "$OUT/s$n.rsp.pki" >/dev/null 2>&1 || bad=$((bad + 1)); done
+check "... and all 20 are accepted by openssl cmp" test $bad -eq 0
+
+# ---- the daemon killed -9 while fetching ----
+rm -f "$OUT"/*
+n=0
+while [ $n -lt 10 ]; do n=$((n + 1)); mkreq k$n; drop k$n.req k$n.pki $IN; done
+i=0
+while [ $i -lt 100 ] && [ "$(ls "$OUT" | wc -l)" -lt 2 ]; do sleep 0.05; i=$((i + 1)); done
+kill -9 $PID; wait $PID 2>/dev/null
+start_daemon d2 http -c data/cmprouter.conf $DAEMON_ARGS
+i=0
+while [ $i -lt 400 ] && [ "$(ls "$OUT" | wc -l)" -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 2
+check "cmprouterd killed -9 mid-way, restarted: exactly 10 answers, none doubled" \
+	sh -c "test \$(ls '$OUT' | wc -l) -eq 10 && ! ls '$OUT' | grep -q '\.2\.rsp'"
+bad=0
+n=0
+while [ $n -lt 10 ]; do n=$((n + 1)); accepted k$n "$OUT/k$n.rsp.pki" >/dev/null 2>&1 || bad=$((bad + 1)); done
+check "... all accepted, and the remote processing folder is empty" \
+	sh -c "test $bad -eq 0 && test -z \"\$(find remote/in/.processing -type f)\""
+APORT=$(sed -n 's/^cmprouterd: admin listening on port //p' d2.out)
+check "metrics count sftp requests" sh -c \
+	"curl -s http://127.0.0.1:$APORT/metrics | grep -q 'medium=\"sftp\",outcome=\"answered\"} [1-9]'"
+kill $PID; wait $PID 2>/dev/null
+
+# ---- configuration errors ----
+sed 's/^known_hosts = .*wrong_known_hosts$//' data/cmprouter.conf >data/nokh.conf
+"$BUILD/cmprouterd" -c data/nokh.conf $DAEMON_ARGS >nokh.out 2>nokh.err
+check "an [sftp] group without known_hosts is refused (the host key must verify)" \
+	grep -q "nokh.conf:[0-9]*: .*needs known_hosts" nokh.err
+check "no sanitizer report from any daemon (leaks, overflows, UB)" \
+	sh -c "! cat d0.err d1.err d2.err | grep -q 'Sanitizer\|runtime error'"

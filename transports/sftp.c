@@ -1,0 +1,818 @@
+/*
+ * CMP by files in remote folders over SSH ([sftp NAME], libssh): the file
+ * drop of an offline site's transfer host, fetched from here. RFC 9483 6.4:
+ * one DER PKIMessage per file, extension .pki.
+ *
+ * All SSH work runs on a dedicated thread (worker.c), never on the loop and
+ * never on the thread pool: a dead or slow server holds up nothing else.
+ * The host key must verify against known_hosts; an unknown or changed key
+ * is refused and logged. The connection is kept between cycles and made
+ * again with backoff after a failure.
+ *
+ * The same exactly-once steps as the local file drop, with every state kept
+ * on the server in this instance's processing folder, each step one remote
+ * rename (OpenSSH implements SFTP rename with link+unlink: it never
+ * replaces a file, so of two claimers only one wins):
+ *   claim    inbox/N -> processing/<instance>/R.N
+ *   answer   core -> processing/<instance>/T.N (written, fsync@openssh.com),
+ *            renamed to A.N
+ *   retire   R.N -> archive (or removed)
+ *   publish  A.N -> outbox/<N without ext>.rsp.pki (first free name)
+ * A crash of either side leaves R.N (run again, resumed: the core answers
+ * its retransmission from the store), R.N+A.N or A.N (finish the steps).
+ */
+#define _GNU_SOURCE 1
+#include "transports/transport.h"
+#include "transports/dropname.h"
+#include "transports/worker.h"
+#include "core/core.h"
+#include "core/err.h"
+#include "core/limits.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libssh/libssh.h>
+#include <libssh/sftp.h>
+
+#define MAX_SCAN 10000
+#define MAX_RESULTS 256
+#define RPATH 1024
+
+struct result {
+    int ok;
+    uint64_t ns;
+};
+
+struct sftp_ctx {
+    char *name, *host, *user, *identity, *known_hosts;
+    char *inbox, *outbox, *errors, *archive, *processing, *proc, *pattern, *label;
+    char instance[128];
+    int port;
+    long interval_ms, settle_ms, max_size, timeout, backoff_max;
+    mode_t mode;
+    struct cmpr_daemon *d;
+    struct cmpr_worker w;
+    int started;
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+    /* worker thread only */
+    ssh_session ssh;
+    sftp_session sftp;
+    int can_fsync;
+    long backoff;                       /* ms before the next connection attempt */
+    int down;                           /* the last attempt failed (log once per outage) */
+    struct cmpr_drop_entry *seen;
+    size_t n_seen;
+    /* shared: under mu */
+    uv_mutex_t mu;
+    struct result results[MAX_RESULTS];
+    size_t n_results;
+    size_t in_flight;
+};
+
+/* ---------------- the SSH session (worker thread) ---------------- */
+
+static void
+disconnect(struct sftp_ctx *ctx)
+{
+    if (ctx->sftp != NULL)
+        sftp_free(ctx->sftp);
+    ctx->sftp = NULL;
+    if (ctx->ssh != NULL) {
+        ssh_disconnect(ctx->ssh);
+        ssh_free(ctx->ssh);
+    }
+    ctx->ssh = NULL;
+}
+
+static int
+alive(struct sftp_ctx *ctx)
+{
+    return ctx->ssh != NULL && ssh_is_connected(ctx->ssh);
+}
+
+static void
+r_mkdirs(struct sftp_ctx *ctx, const char *path)
+{
+    char buf[RPATH];
+    size_t n = strlen(path);
+
+    if (n >= sizeof(buf))
+        return;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+
+            *p = '\0';
+            (void)sftp_mkdir(ctx->sftp, buf, 0750);   /* exists already: fine */
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+}
+
+static const char *
+known_state(enum ssh_known_hosts_e s)
+{
+    switch (s) {
+    case SSH_KNOWN_HOSTS_CHANGED: return "has CHANGED (possible attack)";
+    case SSH_KNOWN_HOSTS_OTHER: return "is of another type than the one known";
+    case SSH_KNOWN_HOSTS_UNKNOWN: return "is unknown";
+    case SSH_KNOWN_HOSTS_NOT_FOUND: return "cannot be checked: no known_hosts file";
+    default: return "cannot be checked";
+    }
+}
+
+static int
+connect_server(struct sftp_ctx *ctx)
+{
+    ssh_key key = NULL, srv = NULL;
+    enum ssh_known_hosts_e kh;
+    int no = 0;
+    long t = ctx->timeout;
+    char why[512] = "";
+
+    if ((ctx->ssh = ssh_new()) == NULL)
+        return -1;
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_HOST, ctx->host);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_PORT, &ctx->port);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_USER, ctx->user);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_KNOWNHOSTS, ctx->known_hosts);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_PROCESS_CONFIG, &no);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_TIMEOUT, &t);
+    if (ssh_connect(ctx->ssh) != SSH_OK) {
+        snprintf(why, sizeof(why), "cannot connect: %s", ssh_get_error(ctx->ssh));
+        goto fail;
+    }
+    if ((kh = ssh_session_is_known_server(ctx->ssh)) != SSH_KNOWN_HOSTS_OK) {
+        unsigned char *hash = NULL;
+        size_t hlen = 0;
+        char *fp = NULL;
+
+        if (ssh_get_server_publickey(ctx->ssh, &srv) == SSH_OK
+                && ssh_get_publickey_hash(srv, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) == 0)
+            fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
+        snprintf(why, sizeof(why), "host key %s %s (not in %s): refused", fp != NULL ? fp : "",
+                 known_state(kh), ctx->known_hosts);
+        ssh_string_free_char(fp);
+        ssh_clean_pubkey_hash(&hash);
+        ssh_key_free(srv);
+        goto fail;
+    }
+    if (ssh_pki_import_privkey_file(ctx->identity, NULL, NULL, NULL, &key) != SSH_OK) {
+        snprintf(why, sizeof(why), "cannot read the identity %s", ctx->identity);
+        goto fail;
+    }
+    if (ssh_userauth_publickey(ctx->ssh, NULL, key) != SSH_AUTH_SUCCESS) {
+        snprintf(why, sizeof(why), "public key authentication as %s failed: %s", ctx->user,
+                 ssh_get_error(ctx->ssh));
+        ssh_key_free(key);
+        goto fail;
+    }
+    ssh_key_free(key);
+    if ((ctx->sftp = sftp_new(ctx->ssh)) == NULL || sftp_init(ctx->sftp) != SSH_OK) {
+        snprintf(why, sizeof(why), "the server offers no SFTP subsystem: %s", ssh_get_error(ctx->ssh));
+        goto fail;
+    }
+    ctx->can_fsync = sftp_extension_supported(ctx->sftp, "fsync@openssh.com", "1");
+    r_mkdirs(ctx, ctx->proc);
+    r_mkdirs(ctx, ctx->errors);
+    r_mkdirs(ctx, ctx->outbox);
+    if (ctx->archive != NULL)
+        r_mkdirs(ctx, ctx->archive);
+    if (ctx->down)
+        cmpr_log_info("sftp %s: connected to %s@%s:%d again", ctx->name, ctx->user, ctx->host, ctx->port);
+    else
+        cmpr_log_info("sftp %s: connected to %s@%s:%d", ctx->name, ctx->user, ctx->host, ctx->port);
+    ctx->down = 0;
+    ctx->backoff = 0;
+    return 0;
+fail:
+    if (!ctx->down || ctx->backoff >= ctx->backoff_max)
+        cmpr_log_error("sftp %s: %s@%s:%d: %s", ctx->name, ctx->user, ctx->host, ctx->port, why);
+    ctx->down = 1;
+    disconnect(ctx);
+    ctx->backoff = ctx->backoff == 0 ? 1000 : ctx->backoff * 2;
+    if (ctx->backoff > ctx->backoff_max)
+        ctx->backoff = ctx->backoff_max;
+    return -1;
+}
+
+/* ---------------- remote file operations (worker thread) ---------------- */
+
+static int
+rjoin(char *buf, const char *dir, const char *prefix, const char *name)
+{
+    int n = snprintf(buf, RPATH, "%s/%s%s", dir, prefix, name);
+
+    return n > 0 && n < RPATH ? 0 : -1;
+}
+
+static int
+r_exists(struct sftp_ctx *ctx, const char *path)
+{
+    sftp_attributes a = sftp_lstat(ctx->sftp, path);
+
+    if (a == NULL)
+        return 0;
+    sftp_attributes_free(a);
+    return 1;
+}
+
+/* src into dir under the first free name namer(name, n) makes; -1 on failure */
+static int
+r_move_unique(struct sftp_ctx *ctx, const char *src, const char *dir, const char *name,
+              int (*namer)(const char *, int, char *, size_t), char *out, size_t olen)
+{
+    char dp[RPATH];
+
+    for (int n = 1; n <= 1000; n++) {
+        if (namer(name, n, out, olen) != 0 || rjoin(dp, dir, "", out) != 0)
+            return -1;
+        if (r_exists(ctx, dp))
+            continue;
+        if (sftp_rename(ctx->sftp, src, dp) == SSH_OK)
+            return 0;
+        if (!alive(ctx) || !r_exists(ctx, dp))
+            return -1;          /* not a name clash */
+    }
+    return -1;
+}
+
+/* the whole remote file, if it is a regular file within max bytes */
+static int
+r_get(struct sftp_ctx *ctx, const char *path, size_t max, unsigned char **data_r, size_t *len_r,
+      char *why, size_t wlen)
+{
+    sftp_attributes a = sftp_lstat(ctx->sftp, path);
+    sftp_file f;
+    unsigned char *buf;
+    size_t off = 0;
+
+    *data_r = NULL;
+    if (a == NULL) {
+        snprintf(why, wlen, "cannot stat: %s", ssh_get_error(ctx->ssh));
+        return -3;
+    }
+    if (a->type != SSH_FILEXFER_TYPE_REGULAR) {
+        snprintf(why, wlen, a->type == SSH_FILEXFER_TYPE_SYMLINK ? "a symbolic link (never followed)"
+                                                                  : "not a regular file");
+        sftp_attributes_free(a);
+        return -1;
+    }
+    if (a->size > max) {
+        snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+        sftp_attributes_free(a);
+        return -1;
+    }
+    sftp_attributes_free(a);
+    if ((f = sftp_open(ctx->sftp, path, O_RDONLY, 0)) == NULL) {
+        snprintf(why, wlen, "cannot open: %s", ssh_get_error(ctx->ssh));
+        return -3;
+    }
+    if ((buf = malloc(max + 1)) == NULL) {
+        sftp_close(f);
+        return -3;
+    }
+    for (;;) {
+        ssize_t n = sftp_read(f, buf + off, max + 1 - off);
+
+        if (n < 0) {
+            snprintf(why, wlen, "read error: %s", ssh_get_error(ctx->ssh));
+            free(buf);
+            sftp_close(f);
+            return -3;
+        }
+        if (n == 0)
+            break;
+        off += (size_t)n;
+        if (off > max) {
+            snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+            free(buf);
+            sftp_close(f);
+            return -1;
+        }
+    }
+    sftp_close(f);
+    *data_r = buf;
+    *len_r = off;
+    return 0;
+}
+
+/* dir/tmp written and synced, then renamed to dir/final (which must not exist) */
+static int
+r_put(struct sftp_ctx *ctx, const char *dir, const char *tmp, const char *final,
+      const unsigned char *data, size_t len)
+{
+    char tp[RPATH], fp[RPATH];
+    sftp_file f;
+    size_t off = 0;
+
+    if (rjoin(tp, dir, "", tmp) != 0 || rjoin(fp, dir, "", final) != 0)
+        return -1;
+    if ((f = sftp_open(ctx->sftp, tp, O_WRONLY | O_CREAT | O_TRUNC, ctx->mode)) == NULL)
+        return -1;
+    while (off < len) {
+        ssize_t n = sftp_write(f, data + off, len - off);
+
+        if (n <= 0) {
+            sftp_close(f);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    if ((ctx->can_fsync && sftp_fsync(f) != 0) || sftp_close(f) != SSH_OK)
+        return -1;
+    if (r_exists(ctx, fp))
+        (void)sftp_unlink(ctx->sftp, fp);   /* a stale copy of the same content */
+    return sftp_rename(ctx->sftp, tp, fp) == SSH_OK ? 0 : -1;
+}
+
+/* ---------------- the life of one file (worker thread) ---------------- */
+
+static void
+add_result(struct sftp_ctx *ctx, int ok, uint64_t ns)
+{
+    uv_mutex_lock(&ctx->mu);
+    if (ctx->n_results < MAX_RESULTS)
+        ctx->results[ctx->n_results++] = (struct result){ ok, ns };
+    uv_mutex_unlock(&ctx->mu);
+    cmpr_worker_notify(&ctx->w);
+}
+
+static int
+reject(struct sftp_ctx *ctx, const char *src, const char *name, const char *why)
+{
+    char used[300], reason[320], tmp[340], text[1024], pname[256];
+
+    cmpr_drop_printable(name, pname, sizeof(pname));
+    if (r_move_unique(ctx, src, ctx->errors, name, cmpr_drop_alt_name, used, sizeof(used)) != 0) {
+        cmpr_log_error("sftp %s: %s: %s; cannot move it to %s: %s", ctx->name, pname, why,
+                       ctx->errors, ssh_get_error(ctx->ssh));
+        return -1;
+    }
+    cmpr_log_warn("sftp %s: %s: %s; moved to %s", ctx->name, pname, why, ctx->errors);
+    snprintf(text, sizeof(text), "%s: %s\n", pname, why);
+    snprintf(reason, sizeof(reason), "%s.reason", used);
+    snprintf(tmp, sizeof(tmp), ".%s.tmp", reason);
+    if (r_put(ctx, ctx->errors, tmp, reason, (const unsigned char *)text, strlen(text)) != 0)
+        cmpr_log_error("sftp %s: cannot write %s/%s", ctx->name, ctx->errors, reason);
+    add_result(ctx, 0, 0);
+    return 0;
+}
+
+/* A.N is on the server: retire R.N, publish A.N */
+static int
+finish(struct sftp_ctx *ctx, const char *name)
+{
+    char rp[RPATH], ap[RPATH], used[300], pname[256], pused[300];
+
+    cmpr_drop_printable(name, pname, sizeof(pname));
+    if (rjoin(rp, ctx->proc, "R.", name) != 0 || rjoin(ap, ctx->proc, "A.", name) != 0)
+        return -1;
+    if (r_exists(ctx, rp)) {
+        int r = ctx->archive != NULL
+                ? r_move_unique(ctx, rp, ctx->archive, name, cmpr_drop_alt_name, used, sizeof(used))
+                : (sftp_unlink(ctx->sftp, rp) == SSH_OK ? 0 : -1);
+
+        if (r != 0) {
+            cmpr_log_error("sftp %s: %s: cannot retire the request: %s", ctx->name, pname,
+                           ssh_get_error(ctx->ssh));
+            return -1;
+        }
+    }
+    if (r_move_unique(ctx, ap, ctx->outbox, name, cmpr_drop_answer_name, used, sizeof(used)) != 0) {
+        cmpr_log_error("sftp %s: %s: cannot publish the answer in %s: %s", ctx->name, pname,
+                       ctx->outbox, ssh_get_error(ctx->ssh));
+        return -1;
+    }
+    cmpr_drop_printable(used, pused, sizeof(pused));
+    cmpr_log_info("sftp %s: %s answered in %s:%s/%s", ctx->name, pname, ctx->host, ctx->outbox, pused);
+    return 0;
+}
+
+/* R.N is ours on the server: fetch, check, answer (A.N), finish */
+static int
+process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, int resumed)
+{
+    char rp[RPATH], why[400], pname[256], tmp[300], ans[300];
+    unsigned char *data = NULL, *out = NULL;
+    size_t len = 0, out_len = 0;
+    uint64_t t0 = uv_hrtime();
+    int r;
+
+    cmpr_drop_printable(name, pname, sizeof(pname));
+    if (rjoin(rp, ctx->proc, "R.", name) != 0)
+        return -1;
+    if (!cmpr_drop_matches(ctx->pattern, name)) {
+        snprintf(why, sizeof(why), "name does not match pattern '%s'", ctx->pattern);
+        return reject(ctx, rp, name, why);
+    }
+    r = r_get(ctx, rp, (size_t)ctx->max_size, &data, &len, why, sizeof(why));
+    if (r == -1 || (r == 0 && cmpr_drop_check(data, len, (size_t)ctx->max_size, why, sizeof(why)) != 0)) {
+        free(data);
+        return reject(ctx, rp, name, why);
+    }
+    if (r != 0) {
+        cmpr_log_error("sftp %s: %s: %s (kept, tried again later)", ctx->name, pname, why);
+        return -1;
+    }
+    {
+        struct cmpr_request_info info = { "sftp", pname, ctx->label, NULL, NULL, resumed };
+
+        r = cmpr_core_handle(core, &info, data, len, &out, &out_len);
+    }
+    free(data);
+    if (r != CMPR_OK) {
+        cmpr_log_error("sftp %s: %s: no answer could be made (kept, tried again later)", ctx->name, pname);
+        add_result(ctx, 0, uv_hrtime() - t0);
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), "T.%s", name);
+    snprintf(ans, sizeof(ans), "A.%s", name);
+    r = r_put(ctx, ctx->proc, tmp, ans, out, out_len);
+    free(out);
+    if (r != 0) {
+        cmpr_log_error("sftp %s: %s: cannot upload the answer: %s (kept, tried again later)",
+                       ctx->name, pname, ssh_get_error(ctx->ssh));
+        return -1;
+    }
+    r = finish(ctx, name);
+    add_result(ctx, r == 0, uv_hrtime() - t0);
+    return r;
+}
+
+/* the entries of a remote folder (names and attributes), at most MAX_SCAN */
+static int
+r_list(struct sftp_ctx *ctx, const char *dir, struct cmpr_drop_entry **out, size_t *n_out,
+       int want_types)
+{
+    sftp_dir d = sftp_opendir(ctx->sftp, dir);
+    sftp_attributes a;
+    struct cmpr_drop_entry *v = NULL;
+    size_t n = 0, cap = 0;
+
+    *out = NULL;
+    *n_out = 0;
+    if (d == NULL)
+        return -1;
+    while ((a = sftp_readdir(ctx->sftp, d)) != NULL) {
+        if (n < MAX_SCAN && a->name != NULL && strcmp(a->name, ".") != 0 && strcmp(a->name, "..") != 0
+                && (!want_types || a->type != SSH_FILEXFER_TYPE_DIRECTORY)) {
+            if (n == cap) {
+                struct cmpr_drop_entry *nv = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
+
+                if (nv == NULL) {
+                    sftp_attributes_free(a);
+                    break;
+                }
+                v = nv;
+            }
+            v[n].name = strdup(a->name);
+            v[n].size = (int64_t)a->size;
+            v[n].mtime_ns = (int64_t)a->mtime * 1000000000 + (int64_t)a->mtime_nseconds;
+            v[n].ino = 0;
+            v[n].since = 0;
+            if (v[n].name != NULL)
+                n++;
+        }
+        sftp_attributes_free(a);
+    }
+    sftp_closedir(d);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+static int
+recover(struct sftp_ctx *ctx, struct cmpr_core *core)
+{
+    struct cmpr_drop_entry *e;
+    size_t n;
+    int left = 0;
+
+    if (r_list(ctx, ctx->proc, &e, &n, 0) != 0)
+        return -1;
+    for (size_t i = 0; i < n && alive(ctx) && !cmpr_worker_stopping(&ctx->w); i++) {
+        const char *nm = e[i].name, *name = nm + 2;
+        char p[RPATH];
+
+        if (strncmp(nm, "T.", 2) == 0) {
+            if (rjoin(p, ctx->proc, "", nm) == 0)
+                (void)sftp_unlink(ctx->sftp, p);
+        } else if (strncmp(nm, "A.", 2) == 0) {
+            if (rjoin(p, ctx->proc, "R.", name) == 0 && !r_exists(ctx, p))
+                left |= finish(ctx, name) != 0;
+        } else if (strncmp(nm, "R.", 2) == 0) {
+            uv_mutex_lock(&ctx->mu);
+            ctx->in_flight++;
+            uv_mutex_unlock(&ctx->mu);
+            if (rjoin(p, ctx->proc, "A.", name) == 0 && r_exists(ctx, p))
+                left |= finish(ctx, name) != 0;
+            else
+                left |= process_claimed(ctx, core, name, 1) != 0;
+            uv_mutex_lock(&ctx->mu);
+            ctx->in_flight--;
+            uv_mutex_unlock(&ctx->mu);
+        }
+    }
+    cmpr_drop_entries_free(e, n);
+    return left ? -1 : 0;
+}
+
+static long
+cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
+{
+    struct sftp_ctx *ctx = arg;
+    struct cmpr_drop_entry *now = NULL, *ready = NULL;
+    size_t n_now = 0, n_ready = 0, keep = 0;
+    long wait;
+
+    if (!alive(ctx)) {
+        disconnect(ctx);
+        if (connect_server(ctx) != 0)
+            return ctx->backoff;
+    }
+    if (recover(ctx, core) != 0 || !alive(ctx))
+        goto trouble;
+    if (r_list(ctx, ctx->inbox, &now, &n_now, 1) != 0) {
+        cmpr_log_error("sftp %s: cannot list %s: %s", ctx->name, ctx->inbox, ssh_get_error(ctx->ssh));
+        goto trouble;
+    }
+    /* drop what is not ours to look at, keep the rest for settling */
+    for (size_t i = 0; i < n_now; i++) {
+        if (cmpr_drop_ignored(now[i].name) || strlen(now[i].name) > CMPR_DROP_MAX_NAME) {
+            free(now[i].name);
+            continue;
+        }
+        now[keep++] = now[i];
+    }
+    n_now = keep;
+    ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
+    wait = cmpr_drop_settle(ctx->seen, ctx->n_seen, now, ready != NULL ? n_now : 0, ctx->settle_ms,
+                            uv_hrtime() / 1000000u, ready, &n_ready);
+    for (size_t i = 0; i < n_ready && alive(ctx) && !cmpr_worker_stopping(w); i++) {
+        char src[RPATH], dst[RPATH];
+        const char *name = ready[i].name;
+
+        if (rjoin(src, ctx->inbox, "", name) != 0 || rjoin(dst, ctx->proc, "R.", name) != 0)
+            continue;
+        /* the claim: never replaces, so whoever renames first owns the file */
+        if (sftp_rename(ctx->sftp, src, dst) != SSH_OK)
+            continue;           /* taken by another instance, or trouble (seen next cycle) */
+        uv_mutex_lock(&ctx->mu);
+        ctx->in_flight++;
+        uv_mutex_unlock(&ctx->mu);
+        (void)process_claimed(ctx, core, name, 0);
+        uv_mutex_lock(&ctx->mu);
+        ctx->in_flight--;
+        uv_mutex_unlock(&ctx->mu);
+    }
+    free(ready);
+    cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
+    ctx->seen = now;
+    ctx->n_seen = n_now;
+    if (!alive(ctx))
+        goto trouble;
+    return wait;
+trouble:
+    if (!alive(ctx)) {
+        cmpr_log_error("sftp %s: connection to %s:%d lost; connecting again", ctx->name, ctx->host,
+                       ctx->port);
+        disconnect(ctx);
+        ctx->down = 1;
+        ctx->backoff = 1000;
+        return ctx->backoff;
+    }
+    return ctx->interval_ms;
+}
+
+/* ---------------- loop thread ---------------- */
+
+static void
+report(void *arg)
+{
+    struct sftp_ctx *ctx = arg;
+    struct result r[MAX_RESULTS];
+    size_t n;
+
+    uv_mutex_lock(&ctx->mu);
+    n = ctx->n_results;
+    memcpy(r, ctx->results, n * sizeof(*r));
+    ctx->n_results = 0;
+    uv_mutex_unlock(&ctx->mu);
+    for (size_t i = 0; i < n; i++)
+        ctx->d->request_done(ctx->d, "sftp", r[i].ok, r[i].ns);
+}
+
+static const char *const directives[] = {
+    "host", "port", "user", "identity", "known_hosts", "remote_inbox", "remote_outbox",
+    "remote_errors", "remote_archive", "remote_processing", "instance", "interval", "settle_ms",
+    "timeout", "label", "pattern", "max_size", "mode", NULL
+};
+
+static char *
+dup_or(const char *v, const char *dflt)
+{
+    return strdup(v != NULL ? v : dflt);
+}
+
+static int
+sftp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
+{
+    struct sftp_ctx *ctx = vctx;
+    const char *v;
+    char host[64] = "localhost", *end;
+    unsigned long h = 5381;
+    long port;
+    int r;
+
+    if ((r = cmpr_conf_group_check(g, directives, err_r)) != CMPR_OK)
+        return r;
+    ctx->name = strdup(g->name);
+    ctx->identity = cmpr_conf_group_path(g, "identity", NULL);
+    ctx->known_hosts = cmpr_conf_group_path(g, "known_hosts", NULL);
+    if (cmpr_conf_group_get(g, "host") == NULL || ctx->identity == NULL
+            || cmpr_conf_group_get(g, "remote_inbox") == NULL
+            || cmpr_conf_group_get(g, "remote_outbox") == NULL) {
+        *err_r = cmpr_conf_group_error(g, NULL, "[sftp %s] needs host, identity, remote_inbox and "
+                                       "remote_outbox", g->name);
+        return CMPR_ERR_CONFIG;
+    }
+    if (ctx->known_hosts == NULL) {
+        *err_r = cmpr_conf_group_error(g, NULL, "[sftp %s] needs known_hosts: the server's host key "
+                                       "must verify", g->name);
+        return CMPR_ERR_CONFIG;
+    }
+    ctx->host = strdup(cmpr_conf_group_get(g, "host"));
+    if ((v = cmpr_conf_group_get(g, "user")) != NULL) {
+        ctx->user = strdup(v);
+    } else {
+        const char *u = getenv("USER");
+
+        ctx->user = strdup(u != NULL ? u : "cmprouter");
+    }
+    ctx->inbox = strdup(cmpr_conf_group_get(g, "remote_inbox"));
+    ctx->outbox = strdup(cmpr_conf_group_get(g, "remote_outbox"));
+    {
+        char buf[RPATH];
+
+        snprintf(buf, sizeof(buf), "%s/.errors", ctx->inbox);
+        ctx->errors = dup_or(cmpr_conf_group_get(g, "remote_errors"), buf);
+        snprintf(buf, sizeof(buf), "%s/.processing", ctx->inbox);
+        ctx->processing = dup_or(cmpr_conf_group_get(g, "remote_processing"), buf);
+    }
+    ctx->archive = (v = cmpr_conf_group_get(g, "remote_archive")) != NULL ? strdup(v) : NULL;
+    ctx->pattern = dup_or(cmpr_conf_group_get(g, "pattern"), "*.pki *.der");
+    ctx->label = (v = cmpr_conf_group_get(g, "label")) != NULL ? strdup(v) : NULL;
+    if ((r = cmpr_conf_group_long(g, "port", 22, 1, 65535, &port, err_r))
+            || (r = cmpr_conf_group_long(g, "interval", 30, 1, 86400, &ctx->interval_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "settle_ms", 500, 10, 600000, &ctx->settle_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "timeout", 30, 1, 3600, &ctx->timeout, err_r))
+            || (r = cmpr_conf_group_long(g, "max_size", CMPR_MAX_MSG_SIZE, 1024, 16 * 1024 * 1024,
+                                         &ctx->max_size, err_r)))
+        return r;
+    ctx->port = (int)port;
+    ctx->interval_ms *= 1000;
+    ctx->backoff_max = ctx->interval_ms < 60000 ? 60000 : ctx->interval_ms;
+    ctx->mode = 0640;
+    if ((v = cmpr_conf_group_get(g, "mode")) != NULL) {
+        unsigned long m = strtoul(v, &end, 8);
+
+        if (*v == '\0' || *end != '\0' || m > 0777) {
+            *err_r = cmpr_conf_group_error(g, "mode", "mode must be octal like 0640, not '%s'", v);
+            return CMPR_ERR_CONFIG;
+        }
+        ctx->mode = (mode_t)m;
+    }
+    if ((v = cmpr_conf_group_get(g, "instance")) != NULL) {
+        if (*v == '\0' || strchr(v, '/') != NULL || v[0] == '.' || strlen(v) >= 64) {
+            *err_r = cmpr_conf_group_error(g, "instance", "instance must be a plain name");
+            return CMPR_ERR_CONFIG;
+        }
+        snprintf(ctx->instance, sizeof(ctx->instance), "%s", v);
+    } else {
+        (void)gethostname(host, sizeof(host) - 1);
+        for (const char *p = g->path != NULL ? g->path : ""; *p; p++)
+            h = h * 33 + (unsigned char)*p;
+        for (const char *p = g->name; *p; p++)
+            h = h * 33 + (unsigned char)*p;
+        for (char *p = host; *p; p++)
+            if (*p == '/' || *p == '.')
+                *p = '_';
+        snprintf(ctx->instance, sizeof(ctx->instance), "%s-%08lx", host, h & 0xffffffffUL);
+    }
+    if ((ctx->proc = malloc(strlen(ctx->processing) + 80)) == NULL)
+        return CMPR_ERR_ALLOC;
+    sprintf(ctx->proc, "%s/%s", ctx->processing, ctx->instance);
+    return CMPR_OK;
+}
+
+static int
+sftp_start(void *vctx, struct cmpr_daemon *d, char **err_r)
+{
+    struct sftp_ctx *ctx = vctx;
+
+    ctx->d = d;
+    if (access(ctx->known_hosts, R_OK) != 0 || access(ctx->identity, R_OK) != 0) {
+        if (asprintf(err_r, "sftp %s: cannot read %s: %s", ctx->name,
+                     access(ctx->known_hosts, R_OK) != 0 ? ctx->known_hosts : ctx->identity,
+                     strerror(errno)) < 0)
+            *err_r = NULL;
+        return CMPR_ERR_CONFIG;
+    }
+    if (uv_mutex_init(&ctx->mu) != 0)
+        return CMPR_ERR_INTERNAL;
+    ctx->started = 1;
+    if (cmpr_worker_start(&ctx->w, d, ctx->interval_ms, cycle, report, ctx) != 0) {
+        *err_r = strdup("sftp: cannot start its thread");
+        return CMPR_ERR_INTERNAL;
+    }
+    cmpr_log_info("sftp %s: fetching %s@%s:%d:%s every %ld s (instance %s)", ctx->name, ctx->user,
+                  ctx->host, ctx->port, ctx->inbox, ctx->interval_ms / 1000, ctx->instance);
+    return CMPR_OK;
+}
+
+static void
+worker_done(void *arg)
+{
+    struct sftp_ctx *ctx = arg;
+
+    if (ctx->stop_done != NULL)
+        ctx->stop_done(ctx->stop_arg);
+}
+
+static void
+sftp_stop(void *vctx, void (*done)(void *arg), void *arg)
+{
+    struct sftp_ctx *ctx = vctx;
+
+    ctx->stop_done = done;
+    ctx->stop_arg = arg;
+    cmpr_worker_stop(&ctx->w, worker_done, ctx);
+}
+
+static size_t
+sftp_in_flight(void *vctx)
+{
+    struct sftp_ctx *ctx = vctx;
+    size_t n;
+
+    uv_mutex_lock(&ctx->mu);
+    n = ctx->in_flight;
+    uv_mutex_unlock(&ctx->mu);
+    return n;
+}
+
+static int
+sftp_port(void *vctx)
+{
+    (void)vctx;
+    return 0;
+}
+
+static int
+sftp_set_address(void *vctx, const char *addr)
+{
+    (void)vctx;
+    return addr == NULL ? 0 : -1;
+}
+
+static void
+sftp_free_ctx(void *vctx)
+{
+    struct sftp_ctx *ctx = vctx;
+
+    disconnect(ctx);            /* the thread has ended */
+    if (ctx->started)
+        uv_mutex_destroy(&ctx->mu);
+    cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
+    free(ctx->name);
+    free(ctx->host);
+    free(ctx->user);
+    free(ctx->identity);
+    free(ctx->known_hosts);
+    free(ctx->inbox);
+    free(ctx->outbox);
+    free(ctx->errors);
+    free(ctx->archive);
+    free(ctx->processing);
+    free(ctx->proc);
+    free(ctx->pattern);
+    free(ctx->label);
+}
+
+const struct cmpr_transport_ops cmpr_sftp_transport = {
+    "sftp", "sftp", sizeof(struct sftp_ctx), sftp_configure, sftp_start, sftp_stop,
+    sftp_in_flight, sftp_port, sftp_set_address, sftp_free_ctx
+};
