@@ -20,6 +20,12 @@
  *   publish  A.N -> outbox/<N without ext>.rsp.pki (first free name)
  * A crash of either side leaves R.N (run again, resumed: the core answers
  * its retransmission from the store), R.N+A.N or A.N (finish the steps).
+ *
+ * A server without the SFTP subsystem is served by SCP (protocol = scp, or
+ * auto when the subsystem is refused): files travel by the SCP protocol
+ * (scp -f / scp -t on an exec channel) and the operations SCP lacks (list,
+ * rename without replacing, remove) are POSIX shell commands with every
+ * path single-quoted.
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
@@ -44,6 +50,9 @@
 #define MAX_SCAN 10000
 #define MAX_RESULTS 256
 #define RPATH 1024
+#define MAX_LISTING (4u * 1024 * 1024)  /* bytes of a remote listing by shell */
+
+enum { PROTO_AUTO, PROTO_SFTP, PROTO_SCP };
 
 struct result {
     int ok;
@@ -55,6 +64,7 @@ struct sftp_ctx {
     char *inbox, *outbox, *errors, *archive, *processing, *proc, *pattern, *label;
     char instance[128];
     int port;
+    int proto;                          /* PROTO_* from the configuration */
     long interval_ms, settle_ms, max_size, timeout, backoff_max;
     mode_t mode;
     struct cmpr_daemon *d;
@@ -66,6 +76,7 @@ struct sftp_ctx {
     ssh_session ssh;
     sftp_session sftp;
     int can_fsync;
+    int use_scp;                        /* this session: SCP and shell commands */
     long backoff;                       /* ms before the next connection attempt */
     int down;                           /* the last attempt failed (log once per outage) */
     struct cmpr_drop_entry *seen;
@@ -78,6 +89,8 @@ struct sftp_ctx {
 };
 
 /* ---------------- the SSH session (worker thread) ---------------- */
+
+static int sh_path(struct sftp_ctx *ctx, const char *fmt, const char *path);
 
 static void
 disconnect(struct sftp_ctx *ctx)
@@ -104,6 +117,10 @@ r_mkdirs(struct sftp_ctx *ctx, const char *path)
     char buf[RPATH];
     size_t n = strlen(path);
 
+    if (ctx->use_scp) {
+        (void)sh_path(ctx, "mkdir -p -- %1$s", path);
+        return;
+    }
     if (n >= sizeof(buf))
         return;
     memcpy(buf, path, n + 1);
@@ -118,6 +135,315 @@ r_mkdirs(struct sftp_ctx *ctx, const char *path)
                 break;
         }
     }
+}
+
+
+/* ---------------- SCP and shell commands (servers without SFTP) ---------------- */
+
+/* 'text' for a POSIX shell: single quotes, each ' as '\'' */
+static int
+shq(char *buf, size_t len, const char *text)
+{
+    size_t o = 0;
+
+    if (len < 3)
+        return -1;
+    buf[o++] = '\'';
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '\'') {
+            if (o + 5 >= len)
+                return -1;
+            memcpy(buf + o, "'\\''", 4);
+            o += 4;
+        } else {
+            if (o + 2 >= len)
+                return -1;
+            buf[o++] = *p;
+        }
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return 0;
+}
+
+static ssh_channel
+exec_open(struct sftp_ctx *ctx, const char *cmd)
+{
+    ssh_channel ch = ssh_channel_new(ctx->ssh);
+
+    if (ch == NULL)
+        return NULL;
+    if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, cmd) != SSH_OK) {
+        ssh_channel_free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+static void
+exec_close(ssh_channel ch)
+{
+    ssh_channel_send_eof(ch);
+    ssh_channel_close(ch);
+    ssh_channel_free(ch);
+}
+
+/* exactly n bytes (or -1) */
+static int
+ch_read(struct sftp_ctx *ctx, ssh_channel ch, void *buf, size_t n)
+{
+    size_t off = 0;
+
+    while (off < n) {
+        int r = ssh_channel_read_timeout(ch, (char *)buf + off, (uint32_t)(n - off), 0,
+                                         (int)ctx->timeout * 1000);
+
+        if (r <= 0)
+            return -1;
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+static int
+ch_write(ssh_channel ch, const void *buf, size_t n)
+{
+    size_t off = 0;
+
+    while (off < n) {
+        int r = ssh_channel_write(ch, (const char *)buf + off, (uint32_t)(n - off));
+
+        if (r <= 0)
+            return -1;
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+/* Runs cmd; its stdout (at most max bytes) into *out_r if out_r is set.
+ * Returns the exit status, or -1 when the command could not run. */
+static int
+sh_run(struct sftp_ctx *ctx, const char *cmd, unsigned char **out_r, size_t *len_r, size_t max)
+{
+    ssh_channel ch = exec_open(ctx, cmd);
+    unsigned char *buf = NULL, tmp[4096];
+    size_t len = 0;
+    int st;
+
+    if (ch == NULL)
+        return -1;
+    ssh_channel_send_eof(ch);
+    for (;;) {
+        int r = ssh_channel_read_timeout(ch, tmp, sizeof(tmp), 0, (int)ctx->timeout * 1000);
+
+        if (r == 0 && ssh_channel_is_eof(ch))
+            break;
+        if (r < 0 || (r == 0 && !alive(ctx))) {
+            free(buf);
+            exec_close(ch);
+            return -1;
+        }
+        if (r == 0)
+            continue;
+        if (out_r != NULL && len + (size_t)r <= max) {
+            unsigned char *nb = realloc(buf, len + (size_t)r + 1);
+
+            if (nb == NULL) {
+                free(buf);
+                exec_close(ch);
+                return -1;
+            }
+            buf = nb;
+            memcpy(buf + len, tmp, (size_t)r);
+            len += (size_t)r;
+        }
+    }
+    st = ssh_channel_get_exit_status(ch);
+    exec_close(ch);
+    if (out_r != NULL) {
+        *out_r = buf;
+        *len_r = len;
+    } else {
+        free(buf);
+    }
+    return st;
+}
+
+/* fmt with the single-quoted path as %1$s (used as often as needed); 0 on exit 0 */
+static int
+sh_path(struct sftp_ctx *ctx, const char *fmt, const char *path)
+{
+    char q[2 * RPATH + 8], cmd[8 * RPATH];
+    int n;
+
+    if (shq(q, sizeof(q), path) != 0)
+        return -1;
+    n = snprintf(cmd, sizeof(cmd), fmt, q);
+    if (n <= 0 || (size_t)n >= sizeof(cmd))
+        return -1;
+    return sh_run(ctx, cmd, NULL, NULL, 0) == 0 ? 0 : -1;
+}
+
+static int
+scp_rename(struct sftp_ctx *ctx, const char *src, const char *dst)
+{
+    char qs[2 * RPATH + 8], qd[2 * RPATH + 8], cmd[8 * RPATH];
+    int n;
+
+    if (shq(qs, sizeof(qs), src) != 0 || shq(qd, sizeof(qd), dst) != 0)
+        return -1;
+    /* hard link then unlink; where links are refused, mv only if the target is free */
+    n = snprintf(cmd, sizeof(cmd), "if ln -- %s %s 2>/dev/null; then rm -f -- %s; "
+                 "elif test ! -e %s && test ! -L %s && test -e %s; then mv -- %s %s; else exit 1; fi",
+                 qs, qd, qs, qd, qd, qs, qs, qd);
+    if (n <= 0 || (size_t)n >= sizeof(cmd))
+        return -1;
+    return sh_run(ctx, cmd, NULL, NULL, 0) == 0 ? 0 : -1;
+}
+
+/* SCP source mode: the file's bytes (at most max) */
+static int
+scp_get(struct sftp_ctx *ctx, const char *path, size_t max, unsigned char **data_r, size_t *len_r,
+        char *why, size_t wlen)
+{
+    char q[2 * RPATH + 8], cmd[8 * RPATH + 128], line[256];
+    unsigned char *buf, zero = 0, c;
+    ssh_channel ch;
+    size_t n = 0, size;
+    int kind;
+
+    if (shq(q, sizeof(q), path) != 0)
+        return -3;
+    /* what the file is, without following a link */
+    snprintf(cmd, sizeof(cmd), "if test -L %s; then exit 3; elif test -f %s; then exit 0; "
+             "elif test -e %s; then exit 4; else exit 5; fi", q, q, q);
+    kind = sh_run(ctx, cmd, NULL, NULL, 0);
+    if (kind == 3 || kind == 4) {
+        snprintf(why, wlen, kind == 3 ? "a symbolic link (never followed)" : "not a regular file");
+        return -1;
+    }
+    if (kind != 0) {
+        snprintf(why, wlen, "cannot look at it over SSH");
+        return -3;
+    }
+    snprintf(cmd, sizeof(cmd), "scp -f -- %s", q);
+    if ((ch = exec_open(ctx, cmd)) == NULL) {
+        snprintf(why, wlen, "cannot start scp: %s", ssh_get_error(ctx->ssh));
+        return -3;
+    }
+    if (ch_write(ch, &zero, 1) != 0)
+        goto broken;
+    /* "C0644 SIZE NAME\n" */
+    while (n + 1 < sizeof(line)) {
+        if (ch_read(ctx, ch, &c, 1) != 0)
+            goto broken;
+        if (c == '\n')
+            break;
+        line[n++] = (char)c;
+    }
+    line[n] = '\0';
+    if (line[0] != 'C' || sscanf(line + 6, "%zu", &size) != 1) {
+        snprintf(why, wlen, "scp: %.200s", line[0] == 1 || line[0] == 2 ? line + 1 : "unexpected answer");
+        exec_close(ch);
+        return -3;
+    }
+    if (size > max) {
+        snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+        exec_close(ch);
+        return -1;
+    }
+    if ((buf = malloc(size + 1)) == NULL || ch_write(ch, &zero, 1) != 0 || ch_read(ctx, ch, buf, size) != 0
+            || ch_read(ctx, ch, &c, 1) != 0 || c != 0) {
+        free(buf);
+        goto broken;
+    }
+    (void)ch_write(ch, &zero, 1);
+    exec_close(ch);
+    *data_r = buf;
+    *len_r = size;
+    return 0;
+broken:
+    snprintf(why, wlen, "scp transfer failed: %s", ssh_get_error(ctx->ssh));
+    exec_close(ch);
+    return -3;
+}
+
+/* SCP sink mode: path gets data with the configured mode */
+static int
+scp_put(struct sftp_ctx *ctx, const char *path, const unsigned char *data, size_t len)
+{
+    char q[2 * RPATH + 8], cmd[2 * RPATH + 32], hdr[RPATH + 64];
+    const char *base = strrchr(path, '/');
+    unsigned char ack = 1, zero = 0;
+    ssh_channel ch;
+    int r = -1;
+
+    base = base != NULL ? base + 1 : path;
+    if (shq(q, sizeof(q), path) != 0 || strchr(base, '\n') != NULL)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "scp -t -- %s", q);
+    if ((ch = exec_open(ctx, cmd)) == NULL)
+        return -1;
+    snprintf(hdr, sizeof(hdr), "C%04o %zu %s\n", (unsigned)ctx->mode, len, base);
+    if (ch_read(ctx, ch, &ack, 1) == 0 && ack == 0 && ch_write(ch, hdr, strlen(hdr)) == 0
+            && ch_read(ctx, ch, &ack, 1) == 0 && ack == 0 && ch_write(ch, data, len) == 0
+            && ch_write(ch, &zero, 1) == 0 && ch_read(ctx, ch, &ack, 1) == 0 && ack == 0)
+        r = 0;
+    exec_close(ch);
+    return r;
+}
+
+/* the listing of dir by a POSIX shell: "TYPE SIZE NAME\0" per entry */
+static int
+scp_list(struct sftp_ctx *ctx, const char *dir, struct cmpr_drop_entry **out, size_t *n_out,
+         int want_types)
+{
+    char q[2 * RPATH + 8], cmd[3 * RPATH];
+    unsigned char *buf = NULL;
+    size_t len = 0, n = 0, cap = 0;
+    struct cmpr_drop_entry *v = NULL;
+
+    *out = NULL;
+    *n_out = 0;
+    if (shq(q, sizeof(q), dir) != 0)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "cd -- %s || exit 1; for f in * .[!.]* ..?*; do "
+             "if test -L \"$f\"; then t=l; s=0; elif test -d \"$f\"; then t=d; s=0; "
+             "elif test -f \"$f\"; then t=f; s=$(wc -c <\"$f\"); elif test -e \"$f\"; then t=o; s=0; "
+             "else continue; fi; printf '%%s %%s %%s\\0' \"$t\" $s \"$f\"; done", q);
+    if (sh_run(ctx, cmd, &buf, &len, MAX_LISTING) != 0) {
+        free(buf);
+        return -1;
+    }
+    for (size_t off = 0; off < len && n < MAX_SCAN; ) {
+        const char *rec = (const char *)buf + off, *sp1, *sp2;
+        size_t rl = strnlen(rec, len - off);
+
+        off += rl + 1;
+        if (rl < 5 || (sp1 = memchr(rec, ' ', rl)) == NULL
+                || (sp2 = memchr(sp1 + 1, ' ', rl - (size_t)(sp1 + 1 - rec))) == NULL)
+            continue;
+        if (want_types && rec[0] == 'd')
+            continue;
+        if (n == cap) {
+            struct cmpr_drop_entry *nv = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
+
+            if (nv == NULL)
+                break;
+            v = nv;
+        }
+        v[n].name = strndup(sp2 + 1, rl - (size_t)(sp2 + 1 - rec));
+        v[n].size = strtoll(sp1 + 1, NULL, 10);
+        v[n].mtime_ns = 0;      /* SCP has no cheap mtime: size alone must settle */
+        v[n].ino = 0;
+        v[n].since = 0;
+        if (v[n].name != NULL)
+            n++;
+    }
+    free(buf);
+    *out = v;
+    *n_out = n;
+    return 0;
 }
 
 static const char *
@@ -180,11 +506,22 @@ connect_server(struct sftp_ctx *ctx)
         goto fail;
     }
     ssh_key_free(key);
-    if ((ctx->sftp = sftp_new(ctx->ssh)) == NULL || sftp_init(ctx->sftp) != SSH_OK) {
-        snprintf(why, sizeof(why), "the server offers no SFTP subsystem: %s", ssh_get_error(ctx->ssh));
-        goto fail;
+    ctx->use_scp = ctx->proto == PROTO_SCP;
+    if (!ctx->use_scp && ((ctx->sftp = sftp_new(ctx->ssh)) == NULL || sftp_init(ctx->sftp) != SSH_OK)) {
+        if (ctx->sftp != NULL)
+            sftp_free(ctx->sftp);
+        ctx->sftp = NULL;
+        if (ctx->proto == PROTO_SFTP) {
+            snprintf(why, sizeof(why), "the server offers no SFTP subsystem: %s",
+                     ssh_get_error(ctx->ssh));
+            goto fail;
+        }
+        if (!ctx->down)
+            cmpr_log_warn("sftp %s: %s:%d offers no SFTP subsystem; using SCP", ctx->name,
+                          ctx->host, ctx->port);
+        ctx->use_scp = 1;
     }
-    ctx->can_fsync = sftp_extension_supported(ctx->sftp, "fsync@openssh.com", "1");
+    ctx->can_fsync = !ctx->use_scp && sftp_extension_supported(ctx->sftp, "fsync@openssh.com", "1");
     r_mkdirs(ctx, ctx->proc);
     r_mkdirs(ctx, ctx->errors);
     r_mkdirs(ctx, ctx->outbox);
@@ -221,12 +558,30 @@ rjoin(char *buf, const char *dir, const char *prefix, const char *name)
 static int
 r_exists(struct sftp_ctx *ctx, const char *path)
 {
-    sftp_attributes a = sftp_lstat(ctx->sftp, path);
+    sftp_attributes a;
 
-    if (a == NULL)
+    if (ctx->use_scp)
+        return sh_path(ctx, "test -e %1$s || test -L %1$s", path) == 0;
+    if ((a = sftp_lstat(ctx->sftp, path)) == NULL)
         return 0;
     sftp_attributes_free(a);
     return 1;
+}
+
+static int
+r_rename(struct sftp_ctx *ctx, const char *src, const char *dst)
+{
+    if (ctx->use_scp)
+        return scp_rename(ctx, src, dst);
+    return sftp_rename(ctx->sftp, src, dst) == SSH_OK ? 0 : -1;
+}
+
+static int
+r_unlink(struct sftp_ctx *ctx, const char *path)
+{
+    if (ctx->use_scp)
+        return sh_path(ctx, "rm -f -- %1$s", path);
+    return sftp_unlink(ctx->sftp, path) == SSH_OK ? 0 : -1;
 }
 
 /* src into dir under the first free name namer(name, n) makes; -1 on failure */
@@ -241,7 +596,7 @@ r_move_unique(struct sftp_ctx *ctx, const char *src, const char *dir, const char
             return -1;
         if (r_exists(ctx, dp))
             continue;
-        if (sftp_rename(ctx->sftp, src, dp) == SSH_OK)
+        if (r_rename(ctx, src, dp) == 0)
             return 0;
         if (!alive(ctx) || !r_exists(ctx, dp))
             return -1;          /* not a name clash */
@@ -254,13 +609,15 @@ static int
 r_get(struct sftp_ctx *ctx, const char *path, size_t max, unsigned char **data_r, size_t *len_r,
       char *why, size_t wlen)
 {
-    sftp_attributes a = sftp_lstat(ctx->sftp, path);
+    sftp_attributes a;
     sftp_file f;
     unsigned char *buf;
     size_t off = 0;
 
     *data_r = NULL;
-    if (a == NULL) {
+    if (ctx->use_scp)
+        return scp_get(ctx, path, max, data_r, len_r, why, wlen);
+    if ((a = sftp_lstat(ctx->sftp, path)) == NULL) {
         snprintf(why, wlen, "cannot stat: %s", ssh_get_error(ctx->ssh));
         return -3;
     }
@@ -320,6 +677,15 @@ r_put(struct sftp_ctx *ctx, const char *dir, const char *tmp, const char *final,
 
     if (rjoin(tp, dir, "", tmp) != 0 || rjoin(fp, dir, "", final) != 0)
         return -1;
+    if (ctx->use_scp) {
+        char qt[2 * RPATH + 8], qf[2 * RPATH + 8], cmd[5 * RPATH];
+
+        if (scp_put(ctx, tp, data, len) != 0 || shq(qt, sizeof(qt), tp) != 0
+                || shq(qf, sizeof(qf), fp) != 0)
+            return -1;
+        snprintf(cmd, sizeof(cmd), "mv -f -- %s %s", qt, qf);
+        return sh_run(ctx, cmd, NULL, NULL, 0) == 0 ? 0 : -1;
+    }
     if ((f = sftp_open(ctx->sftp, tp, O_WRONLY | O_CREAT | O_TRUNC, ctx->mode)) == NULL)
         return -1;
     while (off < len) {
@@ -383,7 +749,7 @@ finish(struct sftp_ctx *ctx, const char *name)
     if (r_exists(ctx, rp)) {
         int r = ctx->archive != NULL
                 ? r_move_unique(ctx, rp, ctx->archive, name, cmpr_drop_alt_name, used, sizeof(used))
-                : (sftp_unlink(ctx->sftp, rp) == SSH_OK ? 0 : -1);
+                : r_unlink(ctx, rp);
 
         if (r != 0) {
             cmpr_log_error("sftp %s: %s: cannot retire the request: %s", ctx->name, pname,
@@ -457,14 +823,16 @@ static int
 r_list(struct sftp_ctx *ctx, const char *dir, struct cmpr_drop_entry **out, size_t *n_out,
        int want_types)
 {
-    sftp_dir d = sftp_opendir(ctx->sftp, dir);
+    sftp_dir d;
     sftp_attributes a;
     struct cmpr_drop_entry *v = NULL;
     size_t n = 0, cap = 0;
 
+    if (ctx->use_scp)
+        return scp_list(ctx, dir, out, n_out, want_types);
     *out = NULL;
     *n_out = 0;
-    if (d == NULL)
+    if ((d = sftp_opendir(ctx->sftp, dir)) == NULL)
         return -1;
     while ((a = sftp_readdir(ctx->sftp, d)) != NULL) {
         if (n < MAX_SCAN && a->name != NULL && strcmp(a->name, ".") != 0 && strcmp(a->name, "..") != 0
@@ -509,7 +877,7 @@ recover(struct sftp_ctx *ctx, struct cmpr_core *core)
 
         if (strncmp(nm, "T.", 2) == 0) {
             if (rjoin(p, ctx->proc, "", nm) == 0)
-                (void)sftp_unlink(ctx->sftp, p);
+                (void)r_unlink(ctx, p);
         } else if (strncmp(nm, "A.", 2) == 0) {
             if (rjoin(p, ctx->proc, "R.", name) == 0 && !r_exists(ctx, p))
                 left |= finish(ctx, name) != 0;
@@ -568,7 +936,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         if (rjoin(src, ctx->inbox, "", name) != 0 || rjoin(dst, ctx->proc, "R.", name) != 0)
             continue;
         /* the claim: never replaces, so whoever renames first owns the file */
-        if (sftp_rename(ctx->sftp, src, dst) != SSH_OK)
+        if (r_rename(ctx, src, dst) != 0)
             continue;           /* taken by another instance, or trouble (seen next cycle) */
         uv_mutex_lock(&ctx->mu);
         ctx->in_flight++;
@@ -618,7 +986,7 @@ report(void *arg)
 static const char *const directives[] = {
     "host", "port", "user", "identity", "known_hosts", "remote_inbox", "remote_outbox",
     "remote_errors", "remote_archive", "remote_processing", "instance", "interval", "settle_ms",
-    "timeout", "label", "pattern", "max_size", "mode", NULL
+    "timeout", "label", "pattern", "max_size", "mode", "protocol", NULL
 };
 
 static char *
@@ -683,6 +1051,17 @@ sftp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
                                          &ctx->max_size, err_r)))
         return r;
     ctx->port = (int)port;
+    ctx->proto = PROTO_AUTO;
+    if ((v = cmpr_conf_group_get(g, "protocol")) != NULL) {
+        if (strcmp(v, "sftp") == 0)
+            ctx->proto = PROTO_SFTP;
+        else if (strcmp(v, "scp") == 0)
+            ctx->proto = PROTO_SCP;
+        else if (strcmp(v, "auto") != 0) {
+            *err_r = cmpr_conf_group_error(g, "protocol", "protocol is auto, sftp or scp, not '%s'", v);
+            return CMPR_ERR_CONFIG;
+        }
+    }
     ctx->interval_ms *= 1000;
     ctx->backoff_max = ctx->interval_ms < 60000 ? 60000 : ctx->interval_ms;
     ctx->mode = 0640;

@@ -58,6 +58,13 @@ start_sshd() {
 start_sshd
 check "sshd runs on 127.0.0.1 with generated keys" \
 	python3 -c "import socket; socket.create_connection(('127.0.0.1', $SPORT), 1)"
+# a second sshd without the SFTP subsystem (SCP only), as on some legacy hosts
+LPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s/^Port .*/Port $LPORT/" -e '/^Subsystem/d' -e "s|sshd.pid|sshd2.pid|" ssh/sshd_config >ssh/sshd2_config
+echo "[127.0.0.1]:$LPORT $(cut -d' ' -f1,2 ssh/host_key.pub)" >>ssh/known_hosts
+$SSHD -D -e -f "$TMP/ssh/sshd2_config" 2>>sshd2.log &
+PIDS="$PIDS $!"
+mkdir -p remote/legacy-in remote/legacy-out
 
 # ---- the daemon: embedded default plus two [sftp] groups ----
 start_daemon d0 http --data-dir "$TMP/data" $DAEMON_ARGS
@@ -86,6 +93,16 @@ remote_inbox = $TMP/remote/manual-in
 remote_outbox = $TMP/remote/manual-out
 remote_archive = $TMP/remote/manual-archive
 label = manual
+interval = 1
+
+[sftp legacy]
+host = 127.0.0.1
+port = $LPORT
+user = $ME
+identity = $TMP/ssh/user_key
+known_hosts = $TMP/ssh/known_hosts
+remote_inbox = $TMP/remote/legacy-in
+remote_outbox = $TMP/remote/legacy-out
 interval = 1
 
 [sftp impostor]
@@ -138,6 +155,26 @@ check "a remote file that is not CMP goes to the remote errors folder with a rea
 ln -s /etc/passwd "$IN/link.pki"
 wait_for "$ERR/link.pki.reason"
 check "a remote symbolic link is not followed" grep -q "symbolic link" "$ERR/link.pki.reason"
+
+# ---- SCP where the server has no SFTP subsystem ----
+LIN=remote/legacy-in LOUT=remote/legacy-out
+mkreq scp1
+mkreq scp2
+drop scp1.req scp1.pki $LIN
+cp scp2.req "$LIN/.q"; mv "$LIN/.q" "$LIN/it's \$(rm -rf x) \"q\".pki"
+printf 'junk' >"$LIN/junk.pki"
+ln -s /etc/passwd "$LIN/link.pki"
+wait_for "$LOUT/scp1.rsp.pki"
+wait_for "$LOUT/it's \$(rm -rf x) \"q\".rsp.pki"
+wait_for "$LIN/.errors/link.pki.reason"
+check "a server without the SFTP subsystem is served by SCP (logged)" grep -q "sftp legacy: .*no SFTP subsystem; using SCP" d1.err
+check "a request fetched by SCP is answered; openssl cmp accepts it" accepted scp1 "$LOUT/scp1.rsp.pki"
+cp "$LOUT/it's \$(rm -rf x) \"q\".rsp.pki" scp2.rsp
+check "a name with quotes and \$() survives the remote shell (single-quoted)" accepted scp2 scp2.rsp
+check "over SCP too, junk goes to errors with a reason and links are not followed" \
+	sh -c "grep -q 'not a DER PKIMessage' '$LIN/.errors/junk.pki.reason' && grep -q 'symbolic link' '$LIN/.errors/link.pki.reason'"
+check "... and the SCP inbox and processing folder are empty" \
+	sh -c "test -z \"\$(find '$LIN' -path '*/.errors' -prune -o -type f -print -o -type l -print)\""
 
 # ---- a wrong host key is refused ----
 mkreq imp
