@@ -5,6 +5,7 @@
 #include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
@@ -169,4 +170,81 @@ cmpr_drop_entries_free(struct cmpr_drop_entry *e, size_t n)
     for (size_t i = 0; i < n; i++)
         free(e[i].name);
     free(e);
+}
+
+int
+cmpr_drop_parse_listing(const unsigned char *buf, size_t len, int skip_dirs, size_t max,
+                        struct cmpr_drop_entry **out, size_t *n_out)
+{
+    struct cmpr_drop_entry *v = NULL;
+    size_t n = 0, cap = 0;
+
+    *out = NULL;
+    *n_out = 0;
+    for (size_t off = 0; off < len && n < max; ) {
+        const char *rec = (const char *)buf + off, *sp1, *sp2, *end;
+        size_t rl = strnlen(rec, len - off);
+        long long size;
+
+        off += rl + 1;
+        /* "T SIZE NAME": one type letter, a decimal size, a non-empty name */
+        if (rl < 5 || rec[1] != ' ' || strchr("fdlo", rec[0]) == NULL)
+            continue;
+        sp1 = rec + 1;
+        if ((sp2 = memchr(sp1 + 1, ' ', rl - 2)) == NULL || sp2 == sp1 + 1
+                || (size_t)(sp2 + 1 - rec) >= rl)
+            continue;
+        /* digits only, within the record (it need not end in a NUL) */
+        size = 0;
+        for (end = sp1 + 1; end < sp2 && *end >= '0' && *end <= '9' && size < (1LL << 50); end++)
+            size = size * 10 + (*end - '0');
+        if (end != sp2)
+            continue;
+        if (skip_dirs && rec[0] == 'd')
+            continue;
+        if (n == cap) {
+            struct cmpr_drop_entry *nv = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
+
+            if (nv == NULL) {
+                cmpr_drop_entries_free(v, n);
+                return -1;
+            }
+            v = nv;
+        }
+        v[n].name = strndup(sp2 + 1, rl - (size_t)(sp2 + 1 - rec));
+        if (v[n].name == NULL) {
+            cmpr_drop_entries_free(v, n);
+            return -1;
+        }
+        v[n].size = size;
+        v[n].mtime_ns = 0;      /* the shell gives no cheap mtime: size alone must settle */
+        v[n].ino = 0;
+        v[n].since = 0;
+        n++;
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+int
+cmpr_drop_parse_scp_header(const char *line, size_t *size)
+{
+    const char *p = line + 1;
+    char *end;
+    unsigned long long v;
+
+    if (line[0] != 'C')
+        return -1;
+    for (int i = 0; i < 4; i++, p++)
+        if (*p < '0' || *p > '7')
+            return -1;
+    if (*p++ != ' ' || *p < '0' || *p > '9')
+        return -1;
+    errno = 0;
+    v = strtoull(p, &end, 10);
+    if (errno != 0 || *end != ' ' || end[1] == '\0' || v > (unsigned long long)SIZE_MAX)
+        return -1;
+    *size = (size_t)v;
+    return 0;
 }

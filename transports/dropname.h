@@ -46,4 +46,14 @@ long cmpr_drop_settle(const struct cmpr_drop_entry *prev, size_t n_prev,
                       struct cmpr_drop_entry *ready, size_t *n_ready);
 void cmpr_drop_entries_free(struct cmpr_drop_entry *e, size_t n);
 
+/* A remote folder listed by the SCP fallback's shell loop: records
+ * "TYPE SIZE NAME\0" (TYPE f regular, d directory, l link, o other), from an
+ * untrusted server. Directories are left out when skip_dirs; at most max
+ * entries; malformed records are skipped. 0, or -1 when out of memory. */
+int cmpr_drop_parse_listing(const unsigned char *buf, size_t len, int skip_dirs, size_t max,
+                            struct cmpr_drop_entry **out, size_t *n_out);
+/* The SCP source's file header "C0644 SIZE NAME" (no newline): 0 and *size,
+ * or -1 (an error line starting with 1 or 2, or anything malformed). */
+int cmpr_drop_parse_scp_header(const char *line, size_t *size);
+
 #endif

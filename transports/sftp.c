@@ -342,7 +342,7 @@ scp_get(struct sftp_ctx *ctx, const char *path, size_t max, unsigned char **data
         line[n++] = (char)c;
     }
     line[n] = '\0';
-    if (line[0] != 'C' || sscanf(line + 6, "%zu", &size) != 1) {
+    if (cmpr_drop_parse_scp_header(line, &size) != 0) {
         snprintf(why, wlen, "scp: %.200s", line[0] == 1 || line[0] == 2 ? line + 1 : "unexpected answer");
         exec_close(ch);
         return -3;
@@ -400,7 +400,7 @@ scp_list(struct sftp_ctx *ctx, const char *dir, struct cmpr_drop_entry **out, si
 {
     char q[2 * RPATH + 8], cmd[3 * RPATH];
     unsigned char *buf = NULL;
-    size_t len = 0, n = 0, cap = 0;
+    size_t len = 0, n = 0;
     struct cmpr_drop_entry *v = NULL;
 
     *out = NULL;
@@ -415,30 +415,9 @@ scp_list(struct sftp_ctx *ctx, const char *dir, struct cmpr_drop_entry **out, si
         free(buf);
         return -1;
     }
-    for (size_t off = 0; off < len && n < MAX_SCAN; ) {
-        const char *rec = (const char *)buf + off, *sp1, *sp2;
-        size_t rl = strnlen(rec, len - off);
-
-        off += rl + 1;
-        if (rl < 5 || (sp1 = memchr(rec, ' ', rl)) == NULL
-                || (sp2 = memchr(sp1 + 1, ' ', rl - (size_t)(sp1 + 1 - rec))) == NULL)
-            continue;
-        if (want_types && rec[0] == 'd')
-            continue;
-        if (n == cap) {
-            struct cmpr_drop_entry *nv = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
-
-            if (nv == NULL)
-                break;
-            v = nv;
-        }
-        v[n].name = strndup(sp2 + 1, rl - (size_t)(sp2 + 1 - rec));
-        v[n].size = strtoll(sp1 + 1, NULL, 10);
-        v[n].mtime_ns = 0;      /* SCP has no cheap mtime: size alone must settle */
-        v[n].ino = 0;
-        v[n].since = 0;
-        if (v[n].name != NULL)
-            n++;
+    if (cmpr_drop_parse_listing(buf, len, want_types, MAX_SCAN, &v, &n) != 0) {
+        free(buf);
+        return -1;
     }
     free(buf);
     *out = v;

@@ -102,6 +102,40 @@ test_settle(void **state)
     cmpr_drop_entries_free(b, 2);
 }
 
+/* the SCP fallback's listing comes from an untrusted server */
+static void
+test_listing(void **state)
+{
+    static const char rec[] = "f 451 a.pki\0d 0 sub\0l 0 link.pki\0f 12 name with\nnewline\0"
+                              "x 1 badtype\0f -3 neg\0f 12\0f 1x bad\0o 0 fifo\0f 7 last";
+    struct cmpr_drop_entry *e;
+    size_t n, size;
+
+    (void)state;
+    assert_int_equal(cmpr_drop_parse_listing((const unsigned char *)rec, sizeof(rec) - 1, 1, 100,
+                                             &e, &n), 0);
+    assert_int_equal(n, 5);
+    assert_string_equal(e[0].name, "a.pki");
+    assert_int_equal(e[0].size, 451);
+    assert_string_equal(e[1].name, "link.pki");
+    assert_string_equal(e[2].name, "name with\nnewline");
+    assert_string_equal(e[3].name, "fifo");
+    assert_string_equal(e[4].name, "last");       /* the final record needs no NUL */
+    cmpr_drop_entries_free(e, n);
+    assert_int_equal(cmpr_drop_parse_listing((const unsigned char *)rec, sizeof(rec) - 1, 0, 2,
+                                             &e, &n), 0);
+    assert_int_equal(n, 2);                       /* capped; directories kept */
+    assert_string_equal(e[1].name, "sub");
+    cmpr_drop_entries_free(e, n);
+    assert_int_equal(cmpr_drop_parse_scp_header("C0644 451 a.pki", &size), 0);
+    assert_int_equal(size, 451);
+    assert_int_equal(cmpr_drop_parse_scp_header("\001scp: a.pki: No such file", &size), -1);
+    assert_int_equal(cmpr_drop_parse_scp_header("C0644 -1 a", &size), -1);
+    assert_int_equal(cmpr_drop_parse_scp_header("C0648 1 a", &size), -1);
+    assert_int_equal(cmpr_drop_parse_scp_header("C0644 1 ", &size), -1);
+    assert_int_equal(cmpr_drop_parse_scp_header("C0644 99999999999999999999999 a", &size), -1);
+}
+
 int
 main(void)
 {
@@ -110,6 +144,7 @@ main(void)
         cmocka_unit_test(test_ignored_and_patterns),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_settle),
+        cmocka_unit_test(test_listing),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
