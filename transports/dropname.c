@@ -3,6 +3,7 @@
 #include "codec/msg.h"
 
 #include <fnmatch.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -247,4 +248,13 @@ cmpr_drop_parse_scp_header(const char *line, size_t *size)
         return -1;
     *size = (size_t)v;
     return 0;
+}
+
+void
+cmpr_drop_crash_point(const char *point)
+{
+    const char *at = getenv("CMPR_TEST_CRASH_AT");
+
+    if (at != NULL && strcmp(at, point) == 0)
+        raise(SIGKILL);
 }

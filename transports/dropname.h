@@ -56,4 +56,9 @@ int cmpr_drop_parse_listing(const unsigned char *buf, size_t len, int skip_dirs,
  * or -1 (an error line starting with 1 or 2, or anything malformed). */
 int cmpr_drop_parse_scp_header(const char *line, size_t *size);
 
+/* Test hook for the crash tests: when the environment variable
+ * CMPR_TEST_CRASH_AT names this point ("claimed", "handled", "answered",
+ * "retired", "published"), the process kills itself with SIGKILL there. */
+void cmpr_drop_crash_point(const char *point);
+
 #endif

@@ -324,11 +324,13 @@ finish(struct fd_ctx *ctx, const char *name)
             return -1;
         }
     }
+    cmpr_drop_crash_point("retired");
     if (move_unique(ctx, ap, ctx->outbox, name, cmpr_drop_answer_name, used, sizeof(used)) != 0) {
         cmpr_log_error("filedrop %s: %s: cannot publish the answer in %s: %s", ctx->name, pname,
                        ctx->outbox, strerror(errno));
         return -1;
     }
+    cmpr_drop_crash_point("published");
     cmpr_drop_printable(used, rp, sizeof(rp));
     cmpr_log_info("filedrop %s: %s answered in %s/%s", ctx->name, pname, ctx->outbox, rp);
     return 0;
@@ -376,6 +378,7 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
         add_result(ctx, 0, uv_hrtime() - t0);
         return -1;
     }
+    cmpr_drop_crash_point("handled");
     snprintf(tmp, sizeof(tmp), "T.%s", name);
     snprintf(ans, sizeof(ans), "A.%s", name);
     r = write_durable(ctx->proc, tmp, ans, out, out_len, ctx->mode);
@@ -386,6 +389,7 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
         add_result(ctx, 0, uv_hrtime() - t0);
         return -1;
     }
+    cmpr_drop_crash_point("answered");
     r = finish(ctx, name);
     add_result(ctx, r == 0, uv_hrtime() - t0);
     return r;
@@ -530,6 +534,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
             continue;
         }
         (void)fsync_dir(ctx->proc);
+        cmpr_drop_crash_point("claimed");
         uv_mutex_lock(&ctx->mu);
         ctx->in_flight++;
         uv_mutex_unlock(&ctx->mu);

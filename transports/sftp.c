@@ -736,11 +736,13 @@ finish(struct sftp_ctx *ctx, const char *name)
             return -1;
         }
     }
+    cmpr_drop_crash_point("retired");
     if (r_move_unique(ctx, ap, ctx->outbox, name, cmpr_drop_answer_name, used, sizeof(used)) != 0) {
         cmpr_log_error("sftp %s: %s: cannot publish the answer in %s: %s", ctx->name, pname,
                        ctx->outbox, ssh_get_error(ctx->ssh));
         return -1;
     }
+    cmpr_drop_crash_point("published");
     cmpr_drop_printable(used, pused, sizeof(pused));
     cmpr_log_info("sftp %s: %s answered in %s:%s/%s", ctx->name, pname, ctx->host, ctx->outbox, pused);
     return 0;
@@ -783,6 +785,7 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
         add_result(ctx, 0, uv_hrtime() - t0);
         return -1;
     }
+    cmpr_drop_crash_point("handled");
     snprintf(tmp, sizeof(tmp), "T.%s", name);
     snprintf(ans, sizeof(ans), "A.%s", name);
     r = r_put(ctx, ctx->proc, tmp, ans, out, out_len);
@@ -792,6 +795,7 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
                        ctx->name, pname, ssh_get_error(ctx->ssh));
         return -1;
     }
+    cmpr_drop_crash_point("answered");
     r = finish(ctx, name);
     add_result(ctx, r == 0, uv_hrtime() - t0);
     return r;
@@ -917,6 +921,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         /* the claim: never replaces, so whoever renames first owns the file */
         if (r_rename(ctx, src, dst) != 0)
             continue;           /* taken by another instance, or trouble (seen next cycle) */
+        cmpr_drop_crash_point("claimed");
         uv_mutex_lock(&ctx->mu);
         ctx->in_flight++;
         uv_mutex_unlock(&ctx->mu);

@@ -234,6 +234,26 @@ check "... and all $total answers are accepted by openssl cmp (no replay errors)
 check "... the restarts resumed claimed files" sh -c "cat k*.err kfinal.err | grep -q 'answered'"
 kill $PID; wait $PID 2>/dev/null
 
+# ---- a crash at each step of a file's life: finished exactly once after restart ----
+rm -f "$OUT"/*
+for point in claimed handled answered retired published; do
+	mkreq c$point
+	CMPR_TEST_CRASH_AT=$point; export CMPR_TEST_CRASH_AT
+	start_daemon c$point http -c data/cmprouter.conf $DAEMON_ARGS
+	unset CMPR_TEST_CRASH_AT
+	drop c$point.req c$point.pki
+	i=0; while [ $i -lt 100 ] && kill -0 $PID 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+	check "crash point '$point': the daemon died there (SIGKILL)" sh -c "! kill -0 $PID 2>/dev/null"
+	wait $PID 2>/dev/null
+	start_daemon c${point}2 http -c data/cmprouter.conf $DAEMON_ARGS
+	wait_for "$OUT/c$point.rsp.pki"
+	sleep 1
+	check "... after the restart the request has exactly one answer and openssl cmp accepts it" \
+		sh -c "test \$(ls '$OUT' | grep -c '^c$point\.') -eq 1 && test ! -e '$IN/c$point.pki'" 
+	check "... (accepted)" accepted c$point "$OUT/c$point.rsp.pki"
+	kill $PID; wait $PID 2>/dev/null
+done
+
 # ---- configuration errors are clear ----
 sed 's/^\[filedrop default\]$/[filedrop bad]\ninbox = in\n[filedrop default]/' data/cmprouter.conf >data/bad.conf
 "$BUILD/cmprouterd" -c data/bad.conf $DAEMON_ARGS >bad.out 2>bad.err

@@ -264,6 +264,25 @@ check "metrics count sftp requests" sh -c \
 	"curl -s http://127.0.0.1:$APORT/metrics | grep -q 'medium=\"sftp\",outcome=\"answered\"} [1-9]'"
 kill $PID; wait $PID 2>/dev/null
 
+# ---- a crash at each step of a file's life: finished exactly once after restart ----
+rm -f "$OUT"/*
+for point in claimed handled answered retired published; do
+	mkreq c$point
+	CMPR_TEST_CRASH_AT=$point; export CMPR_TEST_CRASH_AT
+	start_daemon c$point http -c data/cmprouter.conf $DAEMON_ARGS
+	unset CMPR_TEST_CRASH_AT
+	drop c$point.req c$point.pki $IN
+	i=0; while [ $i -lt 150 ] && kill -0 $PID 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+	check "sftp crash point '$point': the daemon died there" sh -c "! kill -0 $PID 2>/dev/null"
+	wait $PID 2>/dev/null
+	start_daemon c${point}2 http -c data/cmprouter.conf $DAEMON_ARGS
+	wait_for "$OUT/c$point.rsp.pki"
+	sleep 1
+	check "... after the restart exactly one answer, accepted by openssl cmp" \
+		sh -c "test \$(ls '$OUT' | grep -c '^c$point\.') -eq 1 && $C -cmd ir $MAC -newkey c$point.key -subject /CN=c$point -implicit_confirm -rspin '$OUT/c$point.rsp.pki' -certout c$point.pem"
+	kill $PID; wait $PID 2>/dev/null
+done
+
 # ---- configuration errors ----
 sed 's/^known_hosts = .*wrong_known_hosts$//' data/cmprouter.conf >data/nokh.conf
 "$BUILD/cmprouterd" -c data/nokh.conf $DAEMON_ARGS >nokh.out 2>nokh.err
