@@ -8,6 +8,23 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cmpr_conf_group;
+
+/* Directives every folder transport has: pattern, label, settle_ms,
+ * max_size, mode, instance. */
+struct cmpr_drop_conf {
+    char *pattern;                      /* space-separated globs */
+    char *label;                        /* profile label, or NULL */
+    char instance[128];                 /* this daemon's processing subfolder */
+    long settle_ms, max_size;
+    unsigned mode;                      /* of files written */
+};
+/* Reads them from g; the default instance is the host name and a hash of
+ * the configuration path and salt. 0, or CMPR_ERR_* with *err_r. */
+int cmpr_drop_configure(const struct cmpr_conf_group *g, const char *salt,
+                        struct cmpr_drop_conf *c, char **err_r);
+void cmpr_drop_conf_free(struct cmpr_drop_conf *c);
+
 /* longest request name accepted (room is left for suffixes within NAME_MAX) */
 #define CMPR_DROP_MAX_NAME 200
 

@@ -40,20 +40,12 @@
 #include <unistd.h>
 
 #define MAX_SCAN 10000                  /* inbox entries looked at per cycle */
-#define MAX_RESULTS 256                 /* metrics entries waiting for the loop */
-
-struct result {
-    int ok;
-    uint64_t ns;
-};
 
 struct fd_ctx {
     char *name;
     char *inbox, *outbox, *errors, *archive, *processing, *proc;
-    char *pattern, *label;
-    char instance[128];
-    long rescan_ms, settle_ms, max_size;
-    mode_t mode;
+    struct cmpr_drop_conf dc;
+    long rescan_ms;
     struct cmpr_daemon *d;
     struct cmpr_worker w;
     uv_fs_event_t ev;
@@ -65,11 +57,6 @@ struct fd_ctx {
     /* worker thread only */
     struct cmpr_drop_entry *seen;
     size_t n_seen;
-    /* shared: under mu */
-    uv_mutex_t mu;
-    struct result results[MAX_RESULTS];
-    size_t n_results;
-    size_t in_flight;
 };
 
 /* ---------------- small file helpers (worker thread) ---------------- */
@@ -253,7 +240,7 @@ move_unique(struct fd_ctx *ctx, const char *src, const char *dstdir, const char 
                 return fsync_dir(dstdir);
         }
         if (errno == EXDEV) {
-            if (copy_across(src, dstdir, out, ctx->mode) == 0)
+            if (copy_across(src, dstdir, out, ctx->dc.mode) == 0)
                 return 0;
             if (errno == EEXIST)
                 continue;
@@ -265,16 +252,6 @@ move_unique(struct fd_ctx *ctx, const char *src, const char *dstdir, const char 
 }
 
 /* ---------------- the life of one file (worker thread) ---------------- */
-
-static void
-add_result(struct fd_ctx *ctx, int ok, uint64_t ns)
-{
-    uv_mutex_lock(&ctx->mu);
-    if (ctx->n_results < MAX_RESULTS)
-        ctx->results[ctx->n_results++] = (struct result){ ok, ns };
-    uv_mutex_unlock(&ctx->mu);
-    cmpr_worker_notify(&ctx->w);
-}
 
 /* a file that is not a CMP message: to errors, with NAME.reason beside it */
 static void
@@ -296,11 +273,11 @@ reject(struct fd_ctx *ctx, const char *src, const char *name, const char *why)
 
         snprintf(tmp, sizeof(tmp), ".%.240s.tmp", reason);
         if (write_durable(ctx->errors, tmp, reason, (const unsigned char *)text, strlen(text),
-                          ctx->mode) != 0)
+                          ctx->dc.mode) != 0)
             cmpr_log_error("filedrop %s: cannot write %s/%s: %s", ctx->name, ctx->errors, reason,
                            strerror(errno));
     }
-    add_result(ctx, 0, 0);
+    cmpr_worker_result(&ctx->w, 0, 0);
 }
 
 /* R.N answered (A.N durable): retire the request, publish the answer */
@@ -349,13 +326,13 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
     cmpr_drop_printable(name, pname, sizeof(pname));
     if (join(rp, sizeof(rp), ctx->proc, "R.", name) != 0)
         return -1;
-    if (!cmpr_drop_matches(ctx->pattern, name)) {
-        snprintf(why, sizeof(why), "name does not match pattern '%s'", ctx->pattern);
+    if (!cmpr_drop_matches(ctx->dc.pattern, name)) {
+        snprintf(why, sizeof(why), "name does not match pattern '%s'", ctx->dc.pattern);
         reject(ctx, rp, name, why);
         return 0;
     }
-    r = read_claimed(rp, (size_t)ctx->max_size, &data, &len, why, sizeof(why));
-    if (r == -1 || (r == 0 && cmpr_drop_check(data, len, (size_t)ctx->max_size, why, sizeof(why)) != 0)) {
+    r = read_claimed(rp, (size_t)ctx->dc.max_size, &data, &len, why, sizeof(why));
+    if (r == -1 || (r == 0 && cmpr_drop_check(data, len, (size_t)ctx->dc.max_size, why, sizeof(why)) != 0)) {
         free(data);
         reject(ctx, rp, name, why);
         return 0;
@@ -367,7 +344,7 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
         return -1;
     }
     {
-        struct cmpr_request_info info = { "file", pname, ctx->label, NULL, NULL, resumed };
+        struct cmpr_request_info info = { "file", pname, ctx->dc.label, NULL, NULL, resumed };
 
         r = cmpr_core_handle(core, &info, data, len, &out, &out_len);
     }
@@ -375,23 +352,23 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
     if (r != CMPR_OK) {
         cmpr_log_error("filedrop %s: %s: no answer could be made (kept, tried again later)",
                        ctx->name, pname);
-        add_result(ctx, 0, uv_hrtime() - t0);
+        cmpr_worker_result(&ctx->w, 0, uv_hrtime() - t0);
         return -1;
     }
     cmpr_drop_crash_point("handled");
     snprintf(tmp, sizeof(tmp), "T.%s", name);
     snprintf(ans, sizeof(ans), "A.%s", name);
-    r = write_durable(ctx->proc, tmp, ans, out, out_len, ctx->mode);
+    r = write_durable(ctx->proc, tmp, ans, out, out_len, ctx->dc.mode);
     free(out);
     if (r != 0) {
         cmpr_log_error("filedrop %s: %s: cannot write the answer: %s (kept, tried again later)",
                        ctx->name, pname, strerror(errno));
-        add_result(ctx, 0, uv_hrtime() - t0);
+        cmpr_worker_result(&ctx->w, 0, uv_hrtime() - t0);
         return -1;
     }
     cmpr_drop_crash_point("answered");
     r = finish(ctx, name);
-    add_result(ctx, r == 0, uv_hrtime() - t0);
+    cmpr_worker_result(&ctx->w, r == 0, uv_hrtime() - t0);
     return r;
 }
 
@@ -442,16 +419,12 @@ recover(struct fd_ctx *ctx, struct cmpr_core *core)
                 left |= finish(ctx, name) != 0;
             continue;
         }
-        uv_mutex_lock(&ctx->mu);
-        ctx->in_flight++;
-        uv_mutex_unlock(&ctx->mu);
+        cmpr_worker_busy(&ctx->w, 1);
         if (join(ap, sizeof(ap), ctx->proc, "A.", name) == 0 && access(ap, F_OK) == 0)
             left |= finish(ctx, name) != 0;
         else
             left |= process_claimed(ctx, core, name, 1) != 0;
-        uv_mutex_lock(&ctx->mu);
-        ctx->in_flight--;
-        uv_mutex_unlock(&ctx->mu);
+        cmpr_worker_busy(&ctx->w, -1);
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -517,7 +490,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     closedir(dir);
     /* unchanged (size, mtime, inode) for settle_ms: the writer is done */
     ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
-    wait = cmpr_drop_settle(ctx->seen, ctx->n_seen, now, ready != NULL ? n_now : 0, ctx->settle_ms,
+    wait = cmpr_drop_settle(ctx->seen, ctx->n_seen, now, ready != NULL ? n_now : 0, ctx->dc.settle_ms,
                             uv_hrtime() / 1000000u, ready, &n_ready);
     for (size_t i = 0; i < n_ready && !cmpr_worker_stopping(w); i++) {
         char src[PATH_MAX], dst[PATH_MAX];
@@ -535,13 +508,9 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         }
         (void)fsync_dir(ctx->proc);
         cmpr_drop_crash_point("claimed");
-        uv_mutex_lock(&ctx->mu);
-        ctx->in_flight++;
-        uv_mutex_unlock(&ctx->mu);
+        cmpr_worker_busy(&ctx->w, 1);
         (void)process_claimed(ctx, core, name, 0);
-        uv_mutex_lock(&ctx->mu);
-        ctx->in_flight--;
-        uv_mutex_unlock(&ctx->mu);
+        cmpr_worker_busy(&ctx->w, -1);
     }
     free(ready);
     cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
@@ -551,22 +520,6 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
 }
 
 /* ---------------- loop thread ---------------- */
-
-static void
-report(void *arg)
-{
-    struct fd_ctx *ctx = arg;
-    struct result r[MAX_RESULTS];
-    size_t n;
-
-    uv_mutex_lock(&ctx->mu);
-    n = ctx->n_results;
-    memcpy(r, ctx->results, n * sizeof(*r));
-    ctx->n_results = 0;
-    uv_mutex_unlock(&ctx->mu);
-    for (size_t i = 0; i < n; i++)
-        ctx->d->request_done(ctx->d, "file", r[i].ok, r[i].ns);
-}
 
 static void
 on_event(uv_fs_event_t *h, const char *filename, int events, int status)
@@ -588,9 +541,6 @@ static int
 fd_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
 {
     struct fd_ctx *ctx = vctx;
-    const char *v;
-    char host[64] = "localhost", *end;
-    unsigned long h = 5381;
     int r;
 
     if ((r = cmpr_conf_group_check(g, directives, err_r)) != CMPR_OK)
@@ -605,51 +555,19 @@ fd_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
                                        g->name);
         return CMPR_ERR_CONFIG;
     }
-    if ((v = cmpr_conf_group_get(g, "processing")) != NULL) {
+    if (cmpr_conf_group_get(g, "processing") != NULL) {
         ctx->processing = cmpr_conf_group_path(g, "processing", NULL);
     } else if ((ctx->processing = malloc(strlen(ctx->inbox) + 16)) != NULL) {
         sprintf(ctx->processing, "%s/.processing", ctx->inbox);
     }
-    ctx->pattern = strdup((v = cmpr_conf_group_get(g, "pattern")) != NULL ? v : "*.pki *.der");
-    ctx->label = (v = cmpr_conf_group_get(g, "label")) != NULL ? strdup(v) : NULL;
-    if ((r = cmpr_conf_group_long(g, "rescan", 10, 1, 86400, &ctx->rescan_ms, err_r))
-            || (r = cmpr_conf_group_long(g, "settle_ms", 500, 10, 600000, &ctx->settle_ms, err_r))
-            || (r = cmpr_conf_group_long(g, "max_size", CMPR_MAX_MSG_SIZE, 1024, 16 * 1024 * 1024,
-                                         &ctx->max_size, err_r)))
+    if ((r = cmpr_conf_group_long(g, "rescan", 10, 1, 86400, &ctx->rescan_ms, err_r)))
         return r;
     ctx->rescan_ms *= 1000;
-    ctx->mode = 0640;
-    if ((v = cmpr_conf_group_get(g, "mode")) != NULL) {
-        unsigned long m = strtoul(v, &end, 8);
-
-        if (*v == '\0' || *end != '\0' || m > 0777) {
-            *err_r = cmpr_conf_group_error(g, "mode", "mode must be octal like 0640, not '%s'", v);
-            return CMPR_ERR_CONFIG;
-        }
-        ctx->mode = (mode_t)m;
-    }
-    /* the processing folder of this instance: hostname plus a hash of the
-     * folders, so two daemons on one shared inbox never take each other's */
-    if ((v = cmpr_conf_group_get(g, "instance")) != NULL) {
-        if (*v == '\0' || strchr(v, '/') != NULL || v[0] == '.' || strlen(v) >= 64) {
-            *err_r = cmpr_conf_group_error(g, "instance", "instance must be a plain name");
-            return CMPR_ERR_CONFIG;
-        }
-        snprintf(ctx->instance, sizeof(ctx->instance), "%s", v);
-    } else {
-        (void)gethostname(host, sizeof(host) - 1);
-        for (const char *p = g->path != NULL ? g->path : ""; *p; p++)
-            h = h * 33 + (unsigned char)*p;
-        for (const char *p = ctx->outbox; *p; p++)
-            h = h * 33 + (unsigned char)*p;
-        for (char *p = host; *p; p++)
-            if (*p == '/' || *p == '.')
-                *p = '_';
-        snprintf(ctx->instance, sizeof(ctx->instance), "%s-%08lx", host, h & 0xffffffffUL);
-    }
+    if ((r = cmpr_drop_configure(g, ctx->outbox, &ctx->dc, err_r)) != CMPR_OK)
+        return r;
     if (ctx->processing == NULL || (ctx->proc = malloc(strlen(ctx->processing) + 80)) == NULL)
         return CMPR_ERR_ALLOC;
-    sprintf(ctx->proc, "%s/%s", ctx->processing, ctx->instance);
+    sprintf(ctx->proc, "%s/%s", ctx->processing, ctx->dc.instance);
     return CMPR_OK;
 }
 
@@ -705,12 +623,18 @@ fd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
         char lp[PATH_MAX];
 
         ctx->lock_fd = -1;
-        if (join(lp, sizeof(lp), ctx->proc, "", ".lock") != 0
-                || (ctx->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0
-                || flock(ctx->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        int locked = -1;
+
+        if (join(lp, sizeof(lp), ctx->proc, "", ".lock") == 0
+                && (ctx->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) >= 0) {
+            /* a predecessor killed a moment ago may still hold it: wait up to 3 s */
+            for (int i = 0; i < 30 && (locked = flock(ctx->lock_fd, LOCK_EX | LOCK_NB)) != 0; i++)
+                usleep(100000);
+        }
+        if (locked != 0) {
             if (asprintf(err_r, "filedrop %s: instance %s (%s) is in use by another process; "
                          "give each daemon on a shared inbox its own instance =", ctx->name,
-                         ctx->instance, ctx->proc) < 0)
+                         ctx->dc.instance, ctx->proc) < 0)
                 *err_r = NULL;
             if (ctx->lock_fd >= 0)
                 close(ctx->lock_fd);
@@ -718,8 +642,6 @@ fd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
             return CMPR_ERR_CONFIG;
         }
     }
-    if (uv_mutex_init(&ctx->mu) != 0)
-        return CMPR_ERR_INTERNAL;
     uv_fs_event_init(d->loop, &ctx->ev);
     ctx->ev.data = ctx;
     if (uv_fs_event_start(&ctx->ev, on_event, ctx->inbox, 0) == 0)
@@ -727,11 +649,11 @@ fd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
     else
         cmpr_log_warn("filedrop %s: cannot watch %s; rescanning every %ld s", ctx->name,
                       ctx->inbox, ctx->rescan_ms / 1000);
-    if (cmpr_worker_start(&ctx->w, d, ctx->rescan_ms, cycle, report, ctx) != 0) {
+    if (cmpr_worker_start(&ctx->w, d, "file", ctx->rescan_ms, cycle, ctx) != 0) {
         *err_r = strdup("filedrop: cannot start its thread");
         return CMPR_ERR_INTERNAL;
     }
-    cmpr_log_info("filedrop %s: watching %s (instance %s)", ctx->name, ctx->inbox, ctx->instance);
+    cmpr_log_info("filedrop %s: watching %s (instance %s)", ctx->name, ctx->inbox, ctx->dc.instance);
     return CMPR_OK;
 }
 
@@ -776,9 +698,7 @@ fd_in_flight(void *vctx)
     struct fd_ctx *ctx = vctx;
     size_t n;
 
-    uv_mutex_lock(&ctx->mu);
-    n = ctx->in_flight;
-    uv_mutex_unlock(&ctx->mu);
+    n = cmpr_worker_in_flight(&ctx->w);
     return n;
 }
 
@@ -801,10 +721,8 @@ fd_free(void *vctx)
 {
     struct fd_ctx *ctx = vctx;
 
-    if (ctx->d != NULL && ctx->lock_fd >= 0) {
-        uv_mutex_destroy(&ctx->mu);
+    if (ctx->d != NULL && ctx->lock_fd >= 0)
         close(ctx->lock_fd);
-    }
     cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
     free(ctx->name);
     free(ctx->inbox);
@@ -813,8 +731,8 @@ fd_free(void *vctx)
     free(ctx->archive);
     free(ctx->processing);
     free(ctx->proc);
-    free(ctx->pattern);
-    free(ctx->label);
+    free(ctx->dc.pattern);
+    free(ctx->dc.label);
 }
 
 const struct cmpr_transport_ops cmpr_filedrop_transport = {

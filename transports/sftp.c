@@ -48,25 +48,18 @@
 #include <libssh/sftp.h>
 
 #define MAX_SCAN 10000
-#define MAX_RESULTS 256
 #define RPATH 1024
 #define MAX_LISTING (4u * 1024 * 1024)  /* bytes of a remote listing by shell */
 
 enum { PROTO_AUTO, PROTO_SFTP, PROTO_SCP };
 
-struct result {
-    int ok;
-    uint64_t ns;
-};
-
 struct sftp_ctx {
     char *name, *host, *user, *identity, *known_hosts;
-    char *inbox, *outbox, *errors, *archive, *processing, *proc, *pattern, *label;
-    char instance[128];
+    char *inbox, *outbox, *errors, *archive, *processing, *proc;
+    struct cmpr_drop_conf dc;
     int port;
     int proto;                          /* PROTO_* from the configuration */
-    long interval_ms, settle_ms, max_size, timeout, backoff_max;
-    mode_t mode;
+    long interval_ms, timeout, backoff_max;
     struct cmpr_daemon *d;
     struct cmpr_worker w;
     int started;
@@ -81,11 +74,6 @@ struct sftp_ctx {
     int down;                           /* the last attempt failed (log once per outage) */
     struct cmpr_drop_entry *seen;
     size_t n_seen;
-    /* shared: under mu */
-    uv_mutex_t mu;
-    struct result results[MAX_RESULTS];
-    size_t n_results;
-    size_t in_flight;
 };
 
 /* ---------------- the SSH session (worker thread) ---------------- */
@@ -384,7 +372,7 @@ scp_put(struct sftp_ctx *ctx, const char *path, const unsigned char *data, size_
     snprintf(cmd, sizeof(cmd), "scp -t -- %s", q);
     if ((ch = exec_open(ctx, cmd)) == NULL)
         return -1;
-    snprintf(hdr, sizeof(hdr), "C%04o %zu %s\n", (unsigned)ctx->mode, len, base);
+    snprintf(hdr, sizeof(hdr), "C%04o %zu %s\n", (unsigned)ctx->dc.mode, len, base);
     if (ch_read(ctx, ch, &ack, 1) == 0 && ack == 0 && ch_write(ch, hdr, strlen(hdr)) == 0
             && ch_read(ctx, ch, &ack, 1) == 0 && ack == 0 && ch_write(ch, data, len) == 0
             && ch_write(ch, &zero, 1) == 0 && ch_read(ctx, ch, &ack, 1) == 0 && ack == 0)
@@ -665,7 +653,7 @@ r_put(struct sftp_ctx *ctx, const char *dir, const char *tmp, const char *final,
         snprintf(cmd, sizeof(cmd), "mv -f -- %s %s", qt, qf);
         return sh_run(ctx, cmd, NULL, NULL, 0) == 0 ? 0 : -1;
     }
-    if ((f = sftp_open(ctx->sftp, tp, O_WRONLY | O_CREAT | O_TRUNC, ctx->mode)) == NULL)
+    if ((f = sftp_open(ctx->sftp, tp, O_WRONLY | O_CREAT | O_TRUNC, ctx->dc.mode)) == NULL)
         return -1;
     while (off < len) {
         ssize_t n = sftp_write(f, data + off, len - off);
@@ -685,16 +673,6 @@ r_put(struct sftp_ctx *ctx, const char *dir, const char *tmp, const char *final,
 
 /* ---------------- the life of one file (worker thread) ---------------- */
 
-static void
-add_result(struct sftp_ctx *ctx, int ok, uint64_t ns)
-{
-    uv_mutex_lock(&ctx->mu);
-    if (ctx->n_results < MAX_RESULTS)
-        ctx->results[ctx->n_results++] = (struct result){ ok, ns };
-    uv_mutex_unlock(&ctx->mu);
-    cmpr_worker_notify(&ctx->w);
-}
-
 static int
 reject(struct sftp_ctx *ctx, const char *src, const char *name, const char *why)
 {
@@ -712,7 +690,7 @@ reject(struct sftp_ctx *ctx, const char *src, const char *name, const char *why)
     snprintf(tmp, sizeof(tmp), ".%s.tmp", reason);
     if (r_put(ctx, ctx->errors, tmp, reason, (const unsigned char *)text, strlen(text)) != 0)
         cmpr_log_error("sftp %s: cannot write %s/%s", ctx->name, ctx->errors, reason);
-    add_result(ctx, 0, 0);
+    cmpr_worker_result(&ctx->w, 0, 0);
     return 0;
 }
 
@@ -761,12 +739,12 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
     cmpr_drop_printable(name, pname, sizeof(pname));
     if (rjoin(rp, ctx->proc, "R.", name) != 0)
         return -1;
-    if (!cmpr_drop_matches(ctx->pattern, name)) {
-        snprintf(why, sizeof(why), "name does not match pattern '%s'", ctx->pattern);
+    if (!cmpr_drop_matches(ctx->dc.pattern, name)) {
+        snprintf(why, sizeof(why), "name does not match pattern '%s'", ctx->dc.pattern);
         return reject(ctx, rp, name, why);
     }
-    r = r_get(ctx, rp, (size_t)ctx->max_size, &data, &len, why, sizeof(why));
-    if (r == -1 || (r == 0 && cmpr_drop_check(data, len, (size_t)ctx->max_size, why, sizeof(why)) != 0)) {
+    r = r_get(ctx, rp, (size_t)ctx->dc.max_size, &data, &len, why, sizeof(why));
+    if (r == -1 || (r == 0 && cmpr_drop_check(data, len, (size_t)ctx->dc.max_size, why, sizeof(why)) != 0)) {
         free(data);
         return reject(ctx, rp, name, why);
     }
@@ -775,14 +753,14 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
         return -1;
     }
     {
-        struct cmpr_request_info info = { "sftp", pname, ctx->label, NULL, NULL, resumed };
+        struct cmpr_request_info info = { "sftp", pname, ctx->dc.label, NULL, NULL, resumed };
 
         r = cmpr_core_handle(core, &info, data, len, &out, &out_len);
     }
     free(data);
     if (r != CMPR_OK) {
         cmpr_log_error("sftp %s: %s: no answer could be made (kept, tried again later)", ctx->name, pname);
-        add_result(ctx, 0, uv_hrtime() - t0);
+        cmpr_worker_result(&ctx->w, 0, uv_hrtime() - t0);
         return -1;
     }
     cmpr_drop_crash_point("handled");
@@ -797,7 +775,7 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
     }
     cmpr_drop_crash_point("answered");
     r = finish(ctx, name);
-    add_result(ctx, r == 0, uv_hrtime() - t0);
+    cmpr_worker_result(&ctx->w, r == 0, uv_hrtime() - t0);
     return r;
 }
 
@@ -865,16 +843,12 @@ recover(struct sftp_ctx *ctx, struct cmpr_core *core)
             if (rjoin(p, ctx->proc, "R.", name) == 0 && !r_exists(ctx, p))
                 left |= finish(ctx, name) != 0;
         } else if (strncmp(nm, "R.", 2) == 0) {
-            uv_mutex_lock(&ctx->mu);
-            ctx->in_flight++;
-            uv_mutex_unlock(&ctx->mu);
+            cmpr_worker_busy(&ctx->w, 1);
             if (rjoin(p, ctx->proc, "A.", name) == 0 && r_exists(ctx, p))
                 left |= finish(ctx, name) != 0;
             else
                 left |= process_claimed(ctx, core, name, 1) != 0;
-            uv_mutex_lock(&ctx->mu);
-            ctx->in_flight--;
-            uv_mutex_unlock(&ctx->mu);
+            cmpr_worker_busy(&ctx->w, -1);
         }
     }
     cmpr_drop_entries_free(e, n);
@@ -910,7 +884,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     }
     n_now = keep;
     ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
-    wait = cmpr_drop_settle(ctx->seen, ctx->n_seen, now, ready != NULL ? n_now : 0, ctx->settle_ms,
+    wait = cmpr_drop_settle(ctx->seen, ctx->n_seen, now, ready != NULL ? n_now : 0, ctx->dc.settle_ms,
                             uv_hrtime() / 1000000u, ready, &n_ready);
     for (size_t i = 0; i < n_ready && alive(ctx) && !cmpr_worker_stopping(w); i++) {
         char src[RPATH], dst[RPATH];
@@ -922,13 +896,9 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         if (r_rename(ctx, src, dst) != 0)
             continue;           /* taken by another instance, or trouble (seen next cycle) */
         cmpr_drop_crash_point("claimed");
-        uv_mutex_lock(&ctx->mu);
-        ctx->in_flight++;
-        uv_mutex_unlock(&ctx->mu);
+        cmpr_worker_busy(&ctx->w, 1);
         (void)process_claimed(ctx, core, name, 0);
-        uv_mutex_lock(&ctx->mu);
-        ctx->in_flight--;
-        uv_mutex_unlock(&ctx->mu);
+        cmpr_worker_busy(&ctx->w, -1);
     }
     free(ready);
     cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
@@ -951,22 +921,6 @@ trouble:
 
 /* ---------------- loop thread ---------------- */
 
-static void
-report(void *arg)
-{
-    struct sftp_ctx *ctx = arg;
-    struct result r[MAX_RESULTS];
-    size_t n;
-
-    uv_mutex_lock(&ctx->mu);
-    n = ctx->n_results;
-    memcpy(r, ctx->results, n * sizeof(*r));
-    ctx->n_results = 0;
-    uv_mutex_unlock(&ctx->mu);
-    for (size_t i = 0; i < n; i++)
-        ctx->d->request_done(ctx->d, "sftp", r[i].ok, r[i].ns);
-}
-
 static const char *const directives[] = {
     "host", "port", "user", "identity", "known_hosts", "remote_inbox", "remote_outbox",
     "remote_errors", "remote_archive", "remote_processing", "instance", "interval", "settle_ms",
@@ -984,8 +938,6 @@ sftp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
 {
     struct sftp_ctx *ctx = vctx;
     const char *v;
-    char host[64] = "localhost", *end;
-    unsigned long h = 5381;
     long port;
     int r;
 
@@ -1025,14 +977,9 @@ sftp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
         ctx->processing = dup_or(cmpr_conf_group_get(g, "remote_processing"), buf);
     }
     ctx->archive = (v = cmpr_conf_group_get(g, "remote_archive")) != NULL ? strdup(v) : NULL;
-    ctx->pattern = dup_or(cmpr_conf_group_get(g, "pattern"), "*.pki *.der");
-    ctx->label = (v = cmpr_conf_group_get(g, "label")) != NULL ? strdup(v) : NULL;
     if ((r = cmpr_conf_group_long(g, "port", 22, 1, 65535, &port, err_r))
             || (r = cmpr_conf_group_long(g, "interval", 30, 1, 86400, &ctx->interval_ms, err_r))
-            || (r = cmpr_conf_group_long(g, "settle_ms", 500, 10, 600000, &ctx->settle_ms, err_r))
-            || (r = cmpr_conf_group_long(g, "timeout", 30, 1, 3600, &ctx->timeout, err_r))
-            || (r = cmpr_conf_group_long(g, "max_size", CMPR_MAX_MSG_SIZE, 1024, 16 * 1024 * 1024,
-                                         &ctx->max_size, err_r)))
+            || (r = cmpr_conf_group_long(g, "timeout", 30, 1, 3600, &ctx->timeout, err_r)))
         return r;
     ctx->port = (int)port;
     ctx->proto = PROTO_AUTO;
@@ -1048,36 +995,11 @@ sftp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
     }
     ctx->interval_ms *= 1000;
     ctx->backoff_max = ctx->interval_ms < 60000 ? 60000 : ctx->interval_ms;
-    ctx->mode = 0640;
-    if ((v = cmpr_conf_group_get(g, "mode")) != NULL) {
-        unsigned long m = strtoul(v, &end, 8);
-
-        if (*v == '\0' || *end != '\0' || m > 0777) {
-            *err_r = cmpr_conf_group_error(g, "mode", "mode must be octal like 0640, not '%s'", v);
-            return CMPR_ERR_CONFIG;
-        }
-        ctx->mode = (mode_t)m;
-    }
-    if ((v = cmpr_conf_group_get(g, "instance")) != NULL) {
-        if (*v == '\0' || strchr(v, '/') != NULL || v[0] == '.' || strlen(v) >= 64) {
-            *err_r = cmpr_conf_group_error(g, "instance", "instance must be a plain name");
-            return CMPR_ERR_CONFIG;
-        }
-        snprintf(ctx->instance, sizeof(ctx->instance), "%s", v);
-    } else {
-        (void)gethostname(host, sizeof(host) - 1);
-        for (const char *p = g->path != NULL ? g->path : ""; *p; p++)
-            h = h * 33 + (unsigned char)*p;
-        for (const char *p = g->name; *p; p++)
-            h = h * 33 + (unsigned char)*p;
-        for (char *p = host; *p; p++)
-            if (*p == '/' || *p == '.')
-                *p = '_';
-        snprintf(ctx->instance, sizeof(ctx->instance), "%s-%08lx", host, h & 0xffffffffUL);
-    }
+    if ((r = cmpr_drop_configure(g, g->name, &ctx->dc, err_r)) != CMPR_OK)
+        return r;
     if ((ctx->proc = malloc(strlen(ctx->processing) + 80)) == NULL)
         return CMPR_ERR_ALLOC;
-    sprintf(ctx->proc, "%s/%s", ctx->processing, ctx->instance);
+    sprintf(ctx->proc, "%s/%s", ctx->processing, ctx->dc.instance);
     return CMPR_OK;
 }
 
@@ -1094,15 +1016,13 @@ sftp_start(void *vctx, struct cmpr_daemon *d, char **err_r)
             *err_r = NULL;
         return CMPR_ERR_CONFIG;
     }
-    if (uv_mutex_init(&ctx->mu) != 0)
-        return CMPR_ERR_INTERNAL;
     ctx->started = 1;
-    if (cmpr_worker_start(&ctx->w, d, ctx->interval_ms, cycle, report, ctx) != 0) {
+    if (cmpr_worker_start(&ctx->w, d, "sftp", ctx->interval_ms, cycle, ctx) != 0) {
         *err_r = strdup("sftp: cannot start its thread");
         return CMPR_ERR_INTERNAL;
     }
     cmpr_log_info("sftp %s: fetching %s@%s:%d:%s every %ld s (instance %s)", ctx->name, ctx->user,
-                  ctx->host, ctx->port, ctx->inbox, ctx->interval_ms / 1000, ctx->instance);
+                  ctx->host, ctx->port, ctx->inbox, ctx->interval_ms / 1000, ctx->dc.instance);
     return CMPR_OK;
 }
 
@@ -1131,9 +1051,7 @@ sftp_in_flight(void *vctx)
     struct sftp_ctx *ctx = vctx;
     size_t n;
 
-    uv_mutex_lock(&ctx->mu);
-    n = ctx->in_flight;
-    uv_mutex_unlock(&ctx->mu);
+    n = cmpr_worker_in_flight(&ctx->w);
     return n;
 }
 
@@ -1157,8 +1075,6 @@ sftp_free_ctx(void *vctx)
     struct sftp_ctx *ctx = vctx;
 
     disconnect(ctx);            /* the thread has ended */
-    if (ctx->started)
-        uv_mutex_destroy(&ctx->mu);
     cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
     free(ctx->name);
     free(ctx->host);
@@ -1171,8 +1087,8 @@ sftp_free_ctx(void *vctx)
     free(ctx->archive);
     free(ctx->processing);
     free(ctx->proc);
-    free(ctx->pattern);
-    free(ctx->label);
+    free(ctx->dc.pattern);
+    free(ctx->dc.label);
 }
 
 const struct cmpr_transport_ops cmpr_sftp_transport = {

@@ -2,6 +2,8 @@
 #include "transports/worker.h"
 #include "transports/transport.h"
 
+#include <sys/types.h>
+
 static void
 run(void *arg)
 {
@@ -51,13 +53,21 @@ static void
 async_cb(uv_async_t *a)
 {
     struct cmpr_worker *w = a->data;
-    int exited;
+    int exited, ok[256];
+    uint64_t ns[256];
+    size_t n;
 
-    if (w->report != NULL)
-        w->report(w->arg);
     uv_mutex_lock(&w->mu);
     exited = w->exited;
+    n = w->n_results;
+    for (size_t i = 0; i < n; i++) {
+        ok[i] = w->results[i].ok;
+        ns[i] = w->results[i].ns;
+    }
+    w->n_results = 0;
     uv_mutex_unlock(&w->mu);
+    for (size_t i = 0; i < n; i++)
+        w->d->request_done(w->d, w->medium, ok[i], ns[i]);
     if (exited && w->started) {
         w->started = 0;
         uv_thread_join(&w->thread);
@@ -75,15 +85,15 @@ timer_cb(uv_timer_t *t)
 }
 
 int
-cmpr_worker_start(struct cmpr_worker *w, struct cmpr_daemon *d, long interval_ms,
-                  cmpr_worker_cycle_fn cycle, void (*report)(void *arg), void *arg)
+cmpr_worker_start(struct cmpr_worker *w, struct cmpr_daemon *d, const char *medium,
+                  long interval_ms, cmpr_worker_cycle_fn cycle, void *arg)
 {
     uv_loop_t *loop = d->loop;
 
     w->d = d;
     w->core = d->core(d);
     w->cycle = cycle;
-    w->report = report;
+    w->medium = medium;
     w->arg = arg;
     w->kicked = 1;
     w->interval_ms = interval_ms;
@@ -145,9 +155,37 @@ cmpr_worker_sleep(struct cmpr_worker *w, long ms)
 }
 
 void
-cmpr_worker_notify(struct cmpr_worker *w)
+cmpr_worker_result(struct cmpr_worker *w, int ok, uint64_t ns)
 {
+    uv_mutex_lock(&w->mu);
+    if (w->n_results < sizeof(w->results) / sizeof(w->results[0])) {
+        w->results[w->n_results].ok = ok;
+        w->results[w->n_results].ns = ns;
+        w->n_results++;
+    }
+    uv_mutex_unlock(&w->mu);
     uv_async_send(&w->async);
+}
+
+void
+cmpr_worker_busy(struct cmpr_worker *w, int delta)
+{
+    uv_mutex_lock(&w->mu);
+    w->in_flight += (size_t)(ssize_t)delta;
+    uv_mutex_unlock(&w->mu);
+}
+
+size_t
+cmpr_worker_in_flight(struct cmpr_worker *w)
+{
+    size_t n;
+
+    if (!w->started)
+        return 0;
+    uv_mutex_lock(&w->mu);
+    n = w->in_flight;
+    uv_mutex_unlock(&w->mu);
+    return n;
 }
 
 void

@@ -31,7 +31,10 @@ struct cmpr_worker {
     long interval_ms;
     struct cmpr_core *core;         /* set by the loop at each kick */
     cmpr_worker_cycle_fn cycle;
-    void (*report)(void *arg);      /* loop thread, after cmpr_worker_notify */
+    const char *medium;             /* for the daemon's metrics: "file", "sftp" */
+    struct { int ok; uint64_t ns; } results[256];  /* under mu, until the loop takes them */
+    size_t n_results;
+    size_t in_flight;               /* under mu */
     void (*done)(void *arg);        /* loop thread, once stopped */
     void *done_arg;
     void *arg;
@@ -39,16 +42,20 @@ struct cmpr_worker {
 
 /* Starts the thread; it runs a first cycle at once, then one per kick, per
  * interval_ms (0: none) and per cycle-requested delay. */
-int cmpr_worker_start(struct cmpr_worker *w, struct cmpr_daemon *d, long interval_ms, cmpr_worker_cycle_fn cycle, void (*report)(void *arg),
-                      void *arg);
+int cmpr_worker_start(struct cmpr_worker *w, struct cmpr_daemon *d, const char *medium,
+                      long interval_ms, cmpr_worker_cycle_fn cycle, void *arg);
 /* Loop thread: run a cycle soon (with the daemon's current core). */
 void cmpr_worker_kick(struct cmpr_worker *w);
 /* Worker thread: 1 when the daemon is stopping (finish the current file, then return). */
 int cmpr_worker_stopping(struct cmpr_worker *w);
 /* Worker thread: sleep up to ms, returning early (1) when stopping. */
 int cmpr_worker_sleep(struct cmpr_worker *w, long ms);
-/* Worker thread: have report() called on the loop thread. */
-void cmpr_worker_notify(struct cmpr_worker *w);
+/* Worker thread: one request answered (ok) or failed, for the metrics. */
+void cmpr_worker_result(struct cmpr_worker *w, int ok, uint64_t ns);
+/* Worker thread: a request enters (+1) or leaves (-1) processing. */
+void cmpr_worker_busy(struct cmpr_worker *w, int delta);
+/* Loop thread: requests being processed now (0 before start). */
+size_t cmpr_worker_in_flight(struct cmpr_worker *w);
 /* Loop thread: the current cycle finishes, the thread ends, done(arg) follows. */
 void cmpr_worker_stop(struct cmpr_worker *w, void (*done)(void *arg), void *arg);
 

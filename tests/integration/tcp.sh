@@ -139,6 +139,7 @@ $P "$TPORT" pollstart pol3.req >r.log 2>&1
 REF=$(sed -n 's/^pollstart type=1 ref=\([0-9a-f]*\)$/\1/p' r.log)
 check "the request behind a pollRep is on disk before the pollRep leaves" test -f "data/tcp-poll/$REF.req" -o -f "data/tcp-poll/$REF.der"
 kill -9 $PID
+i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 start_daemon d4 tcp -c data/cmprouter.conf --admin 127.0.0.1:0
 TPORT=$PORT
 $P "$TPORT" pollonly "${REF:-0}" pol3.rsp >r.log 2>&1
