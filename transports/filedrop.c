@@ -453,9 +453,13 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     struct cmpr_drop_entry *now = NULL, *ready = NULL;
     size_t n_now = 0, cap = 0, n_ready = 0;
     long wait;
+    int stuck;
 
-    if (recover(ctx, core) != 0)
-        return ctx->rescan_ms;      /* something is stuck: try again later, claim nothing new */
+    if (core == NULL)
+        return -1;                  /* the thread is ending: nothing to release */
+    /* a file that cannot be finished now is tried again next cycle; it does
+     * not hold up the others */
+    stuck = recover(ctx, core) != 0;
     if ((dir = opendir(ctx->inbox)) == NULL) {
         cmpr_log_error("filedrop %s: cannot read %s: %s", ctx->name, ctx->inbox, strerror(errno));
         return ctx->rescan_ms;
@@ -516,6 +520,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
     ctx->seen = now;
     ctx->n_seen = n_now;
+    if (stuck && (wait < 0 || wait > ctx->rescan_ms))
+        wait = ctx->rescan_ms;
     return wait;
 }
 

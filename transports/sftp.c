@@ -360,19 +360,19 @@ broken:
 static int
 scp_put(struct sftp_ctx *ctx, const char *path, const unsigned char *data, size_t len)
 {
-    char q[2 * RPATH + 8], cmd[2 * RPATH + 32], hdr[RPATH + 64];
-    const char *base = strrchr(path, '/');
+    char q[2 * RPATH + 8], cmd[2 * RPATH + 32], hdr[64];
     unsigned char ack = 1, zero = 0;
     ssh_channel ch;
     int r = -1;
 
-    base = base != NULL ? base + 1 : path;
-    if (shq(q, sizeof(q), path) != 0 || strchr(base, '\n') != NULL)
+    if (shq(q, sizeof(q), path) != 0)
         return -1;
     snprintf(cmd, sizeof(cmd), "scp -t -- %s", q);
     if ((ch = exec_open(ctx, cmd)) == NULL)
         return -1;
-    snprintf(hdr, sizeof(hdr), "C%04o %zu %s\n", (unsigned)ctx->dc.mode, len, base);
+    /* the target is a file path, so the sink takes the name from it and the
+     * header's name (which may not hold a newline) is a fixed one */
+    snprintf(hdr, sizeof(hdr), "C%04o %zu cmp.pki\n", (unsigned)ctx->dc.mode, len);
     if (ch_read(ctx, ch, &ack, 1) == 0 && ack == 0 && ch_write(ch, hdr, strlen(hdr)) == 0
             && ch_read(ctx, ch, &ack, 1) == 0 && ack == 0 && ch_write(ch, data, len) == 0
             && ch_write(ch, &zero, 1) == 0 && ch_read(ctx, ch, &ack, 1) == 0 && ack == 0)
@@ -862,13 +862,21 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     struct cmpr_drop_entry *now = NULL, *ready = NULL;
     size_t n_now = 0, n_ready = 0, keep = 0;
     long wait;
+    int stuck;
 
+    if (core == NULL) {
+        disconnect(ctx);            /* the thread is ending: close the session here */
+        return -1;
+    }
     if (!alive(ctx)) {
         disconnect(ctx);
         if (connect_server(ctx) != 0)
             return ctx->backoff;
     }
-    if (recover(ctx, core) != 0 || !alive(ctx))
+    /* a file that cannot be finished now is tried again next cycle; it does
+     * not hold up the others */
+    stuck = recover(ctx, core) != 0;
+    if (!alive(ctx))
         goto trouble;
     if (r_list(ctx, ctx->inbox, &now, &n_now, 1) != 0) {
         cmpr_log_error("sftp %s: cannot list %s: %s", ctx->name, ctx->inbox, ssh_get_error(ctx->ssh));
@@ -876,7 +884,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     }
     /* drop what is not ours to look at, keep the rest for settling */
     for (size_t i = 0; i < n_now; i++) {
-        if (cmpr_drop_ignored(now[i].name) || strlen(now[i].name) > CMPR_DROP_MAX_NAME) {
+        if (cmpr_drop_ignored(now[i].name) || strlen(now[i].name) > CMPR_DROP_MAX_NAME
+                || strchr(now[i].name, '/') != NULL) {
             free(now[i].name);
             continue;
         }
@@ -906,6 +915,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     ctx->n_seen = n_now;
     if (!alive(ctx))
         goto trouble;
+    if (stuck && (wait < 0 || wait > ctx->interval_ms))
+        wait = ctx->interval_ms;
     return wait;
 trouble:
     if (!alive(ctx)) {

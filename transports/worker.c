@@ -31,6 +31,9 @@ run(void *arg)
             uv_mutex_lock(&w->mu);
         }
     }
+    uv_mutex_unlock(&w->mu);
+    (void)w->cycle(w, NULL, w->arg);    /* last call: release what the thread holds */
+    uv_mutex_lock(&w->mu);
     w->exited = 1;
     uv_mutex_unlock(&w->mu);
     uv_async_send(&w->async);

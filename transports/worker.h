@@ -17,7 +17,9 @@ struct cmpr_worker;
 
 /* One cycle on the worker thread with the core current at the last kick.
  * Returns the milliseconds after which to run again even without a kick
- * (files still being written), or -1 to wait for the next kick. */
+ * (files still being written), or -1 to wait for the next kick. A last call
+ * with core NULL, on the same thread, lets the transport release what the
+ * thread holds (an SSH session) before the thread ends. */
 typedef long (*cmpr_worker_cycle_fn)(struct cmpr_worker *w, struct cmpr_core *core, void *arg);
 
 struct cmpr_worker {

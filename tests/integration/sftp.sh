@@ -161,16 +161,17 @@ LIN=remote/legacy-in LOUT=remote/legacy-out
 mkreq scp1
 mkreq scp2
 drop scp1.req scp1.pki $LIN
-cp scp2.req "$LIN/.q"; mv "$LIN/.q" "$LIN/it's \$(rm -rf x) \"q\".pki"
+ODD=$(printf 'it\047s $(rm -rf x) "q"\nnl')
+cp scp2.req "$LIN/.q"; mv "$LIN/.q" "$LIN/$ODD.pki"
 printf 'junk' >"$LIN/junk.pki"
 ln -s /etc/passwd "$LIN/link.pki"
 wait_for "$LOUT/scp1.rsp.pki"
-wait_for "$LOUT/it's \$(rm -rf x) \"q\".rsp.pki"
+wait_for "$LOUT/$ODD.rsp.pki"
 wait_for "$LIN/.errors/link.pki.reason"
 check "a server without the SFTP subsystem is served by SCP (logged)" grep -q "sftp legacy: .*no SFTP subsystem; using SCP" d1.err
 check "a request fetched by SCP is answered; openssl cmp accepts it" accepted scp1 "$LOUT/scp1.rsp.pki"
-cp "$LOUT/it's \$(rm -rf x) \"q\".rsp.pki" scp2.rsp
-check "a name with quotes and \$() survives the remote shell (single-quoted)" accepted scp2 scp2.rsp
+cp "$LOUT/$ODD.rsp.pki" scp2.rsp
+check "a name with quotes, \$() and a newline survives the remote shell and SCP" accepted scp2 scp2.rsp
 check "over SCP too, junk goes to errors with a reason and links are not followed" \
 	sh -c "grep -q 'not a DER PKIMessage' '$LIN/.errors/junk.pki.reason' && grep -q 'symbolic link' '$LIN/.errors/link.pki.reason'"
 check "... and the SCP inbox and processing folder are empty" \
