@@ -950,3 +950,122 @@ cmpr_msg_summary(const CMPR_PKIMESSAGE *msg, char *buf, size_t len)
              hex, cmpr_msg_pvno(msg), prot);
     return buf;
 }
+
+/* "rejection: badPOP, badRequest: the text" */
+static size_t
+describe_si(const CMPR_PKISI *si, char *buf, size_t len)
+{
+    const char *st = si != NULL ? cmpr_status_name(cmpr_pkisi_status(si)) : NULL;
+    uint32_t fi = si != NULL ? cmpr_pkisi_failinfo(si) : 0;
+    size_t off = 0;
+    int n;
+
+#define PUT(...) do { n = snprintf(buf + off, len - off, __VA_ARGS__); \
+                      if (n > 0) off = (size_t)n < len - off ? off + (size_t)n : len - 1; } while (0)
+    PUT("%s", st != NULL ? st : "no status");
+    for (int b = 0; b < 27; b++)
+        if (fi & (1u << b))
+            PUT("%s%s", off > 0 && !(fi & ((1u << b) - 1)) ? ": " : ", ", cmpr_failinfo_name(b));
+    if (si != NULL && si->statusString != NULL)
+        for (int i = 0; i < sk_ASN1_UTF8STRING_num(si->statusString); i++) {
+            const ASN1_UTF8STRING *t = sk_ASN1_UTF8STRING_value(si->statusString, i);
+
+            PUT(" (%.*s)", ASN1_STRING_length(t), (const char *)ASN1_STRING_get0_data(t));
+        }
+#undef PUT
+    return off;
+}
+
+const char *
+cmpr_msg_describe(const CMPR_PKIMESSAGE *msg, char *buf, size_t len)
+{
+    char si[600], subj[300] = "", serial[80] = "", until[40] = "";
+    int type = cmpr_msg_bodytype(msg);
+
+    buf[0] = '\0';
+    switch (type) {
+    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP: case CMPR_BODY_CCP: {
+        const CMPR_CERTREPMESSAGE *rep = cmpr_msg_get0_rep(msg);
+        const CMPR_CERTRESPONSE *r = rep != NULL && sk_CMPR_CERTRESPONSE_num(rep->response) > 0
+                                     ? sk_CMPR_CERTRESPONSE_value(rep->response, 0) : NULL;
+        long st = r != NULL ? cmpr_pkisi_status(r->status) : -1;
+        X509 *x = r != NULL && r->certifiedKeyPair != NULL
+                  && r->certifiedKeyPair->certOrEncCert->type == CMPR_CERTORENCCERT_CERTIFICATE
+                  ? r->certifiedKeyPair->certOrEncCert->value.certificate : NULL;
+
+        if (r == NULL) {
+            snprintf(buf, len, "An empty certificate response (%s).", cmpr_body_name(type));
+        } else if ((st == 0 || st == 1) && x != NULL) {
+            BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+            char *hex = bn != NULL ? BN_bn2hex(bn) : NULL;
+            BIO *b = BIO_new(BIO_s_mem());
+
+            X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof(subj));
+            snprintf(serial, sizeof(serial), "%s", hex != NULL ? hex : "?");
+            if (b != NULL && ASN1_TIME_print(b, X509_get0_notAfter(x)) > 0) {
+                int n = BIO_read(b, until, sizeof(until) - 1);
+
+                until[n > 0 ? n : 0] = '\0';
+            }
+            BIO_free(b);
+            OPENSSL_free(hex);
+            BN_free(bn);
+            snprintf(buf, len, "Certificate issued%s: subject %s, serial %s, valid until %s.\n"
+                     "The certificate is in the attached CMP message (%s).",
+                     st == 1 ? " with modifications" : "", subj, serial, until, cmpr_body_name(type));
+        } else if (st == 0 || st == 1) {
+            snprintf(buf, len, "Certificate issued (encrypted for the requester) in the attached "
+                     "CMP message (%s).", cmpr_body_name(type));
+        } else if (st == 3) {
+            snprintf(buf, len, "Waiting: the request awaits approval. Send a poll request "
+                     "(pollReq) later; the answer to it carries the certificate once issued.");
+        } else {
+            describe_si(r->status, si, sizeof(si));
+            snprintf(buf, len, "Rejected: %s.", si);
+        }
+        break;
+    }
+    case CMPR_BODY_POLLREP: {
+        const CMPR_POLLREP *pr = sk_CMPR_POLLREP_num(msg->body->value.pollRep) > 0
+                                 ? sk_CMPR_POLLREP_value(msg->body->value.pollRep, 0) : NULL;
+
+        snprintf(buf, len, "Not ready yet: send the next poll request after %ld seconds.",
+                 pr != NULL ? ASN1_INTEGER_get(pr->checkAfter) : 0L);
+        break;
+    }
+    case CMPR_BODY_ERROR: {
+        const CMPR_ERRORMSGCONTENT *e = msg->body->value.error;
+        size_t off;
+
+        off = describe_si(e->pKIStatusInfo, si, sizeof(si));
+        if (e->errorDetails != NULL)
+            for (int i = 0; i < sk_ASN1_UTF8STRING_num(e->errorDetails) && off + 4 < sizeof(si); i++) {
+                const ASN1_UTF8STRING *t = sk_ASN1_UTF8STRING_value(e->errorDetails, i);
+                int n = snprintf(si + off, sizeof(si) - off, " %.*s", ASN1_STRING_length(t),
+                                 (const char *)ASN1_STRING_get0_data(t));
+
+                off = n > 0 && (size_t)n < sizeof(si) - off ? off + (size_t)n : sizeof(si) - 1;
+            }
+        snprintf(buf, len, cmpr_pkisi_status(e->pKIStatusInfo) == 3
+                 ? "Waiting: %s. Send a poll request later." : "Error: %s.", si);
+        break;
+    }
+    case CMPR_BODY_PKICONF:
+        snprintf(buf, len, "Confirmation received: the transaction is complete.");
+        break;
+    case CMPR_BODY_RP:
+        describe_si(sk_CMPR_PKISI_num(msg->body->value.rp->status) > 0
+                    ? sk_CMPR_PKISI_value(msg->body->value.rp->status, 0) : NULL, si, sizeof(si));
+        snprintf(buf, len, "Revocation: %s.", si);
+        break;
+    case CMPR_BODY_GENP:
+        snprintf(buf, len, "General information: %d value(s) in the attached CMP message.",
+                 sk_CMPR_ITAV_num(msg->body->value.genp));
+        break;
+    default:
+        snprintf(buf, len, "A CMP %s message is attached.",
+                 cmpr_body_name(type) != NULL ? cmpr_body_name(type) : "(unknown)");
+        break;
+    }
+    return buf;
+}
