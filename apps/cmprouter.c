@@ -23,6 +23,7 @@
 #include "core/core.h"
 #include "core/store.h"
 #include "admin.h"
+#include "deliver.h"
 
 static const char usage_text[] =
     "usage: cmprouter [-c CONF] COMMAND [options]\n"
@@ -46,6 +47,9 @@ static const char usage_text[] =
     "                         send one DER request to a CMP server over HTTP(S)\n"
     "                         (http[s]://...) or raw TCP (tcp://host[:port]) and\n"
     "                         write its answer (DER)\n"
+    "  deliver -c CONF < MAIL one mail from an MTA (pipe delivery): its CMP messages are\n"
+    "                         answered and the reply queued for cmprouterd's sender;\n"
+    "                         exit 0 once queued, 75 (EX_TEMPFAIL) if not\n"
     "  version                print the version\n"
     "  help                   this text\n"
     "\n"
@@ -447,6 +451,8 @@ main(int argc, char **argv)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(argv[1], "send") == 0)
         return cmd_send(argc - 1, argv + 1);
+    if (strcmp(argv[1], "deliver") == 0)
+        return cmpr_cmd_deliver(conf, argc - 1, argv + 1);
     if (cmpr_admin_is_command(argv[1]))
         return cmpr_admin_main(conf, argc - 1, argv + 1, read_all);
     fprintf(stderr, "cmprouter: unknown command '%s'\n", argv[1]);

@@ -32,7 +32,7 @@
 #define HOUSEKEEPING_MS 30000
 
 #define CMPR_MAX_TRANSPORTS 32
-#define N_MEDIA 4
+#define N_MEDIA 5
 
 struct listener {
     const struct cmpr_transport_ops *ops;
@@ -65,7 +65,7 @@ struct daemon {
     _Atomic long pending;           /* written by housekeeping on a worker */
 };
 
-static const char *const media[] = { "http", "tcp", "file", "sftp" };
+static const char *const media[] = { "http", "tcp", "file", "sftp", "mail" };
 
 static const double bucket_bounds[8] = { 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 1e300 };
 
@@ -310,7 +310,14 @@ embedded_default(const char *dir, const char *http, const char *tcp, char **conf
              "inbox = filedrop/inbox\n"
              "outbox = filedrop/outbox\n"
              "errors = filedrop/errors\n"
-             "archive = filedrop/archive\n", secret, http != NULL ? http : "127.0.0.1:8080",
+             "archive = filedrop/archive\n\n"
+             "# mail-based enrollment: mails delivered into Maildir/ (or piped to\n"
+             "# cmprouter deliver) are answered; replies wait in mail-queue/ until\n"
+             "# a relay is set (smtp = HOST:PORT or sendmail = /usr/sbin/sendmail)\n"
+             "[mail]\n"
+             "maildir = Maildir\n"
+             "queue = mail-queue\n"
+             "from = cmprouter@localhost\n", secret, http != NULL ? http : "127.0.0.1:8080",
              tcp != NULL ? tcp : "127.0.0.1:1829");
     if (write_file(P("cmprouter.conf"), text, 0640) != 0)
         goto out;
@@ -619,7 +626,8 @@ main(int argc, char **argv)
     for (size_t i = 0; i < dm->conf->n_groups; i++) {
         const struct cmpr_conf_group *g = &dm->conf->groups[i];
 
-        if (strcmp(g->type, "filedrop") == 0 || strcmp(g->type, "sftp") == 0)
+        if (strcmp(g->type, "filedrop") == 0 || strcmp(g->type, "sftp") == 0
+                || strcmp(g->type, "mail") == 0)
             continue;
         if (strcmp(g->type, "listen") != 0
                 || (strcmp(g->name, "http") != 0 && strcmp(g->name, "https") != 0
@@ -656,6 +664,9 @@ main(int argc, char **argv)
                 return rc;
             if (strcmp(g->type, "sftp") == 0
                     && (rc = add_transport(dm, &cmpr_sftp_transport, g->name, g, NULL, 0)) != 0)
+                return rc;
+            if (strcmp(g->type, "mail") == 0
+                    && (rc = add_transport(dm, &cmpr_mail_transport, g->name, g, NULL, 0)) != 0)
                 return rc;
         }
     }

@@ -204,9 +204,10 @@ resolve_path(const struct parse *p, const char *v)
     return g_build_filename(p->dir, v, NULL);
 }
 
+/* pass:TEXT, env:VAR or file:PATH (first line; relative to dir) -> *s_r
+ * (g_free, wipe first); 0, or -1 with why[] */
 static int
-read_secret(struct parse *p, const char *group, const char *key, const char *v,
-            unsigned char **sec_r, size_t *len_r)
+secret_value(const char *dir, const char *v, char **s_r, char *why, size_t wlen)
 {
     char *s = NULL;
     size_t n;
@@ -216,32 +217,49 @@ read_secret(struct parse *p, const char *group, const char *key, const char *v,
     } else if (strncmp(v, "env:", 4) == 0) {
         const char *e = getenv(v + 4);
 
-        if (e == NULL)
-            return fail(p, group, key, "environment variable %s is not set", v + 4);
+        if (e == NULL) {
+            snprintf(why, wlen, "environment variable %s is not set", v + 4);
+            return -1;
+        }
         s = g_strdup(e);
     } else if (strncmp(v, "file:", 5) == 0) {
-        char *path = resolve_path(p, v + 5), *contents = NULL;
+        char *path = v[5] == '/' || dir == NULL ? g_strdup(v + 5) : g_build_filename(dir, v + 5, NULL);
+        char *contents = NULL;
         gsize len = 0;
 
         if (!g_file_get_contents(path, &contents, &len, NULL)) {
-            fail(p, group, key, "cannot read secret file %s", path);
-            free(path);
-            return CMPR_ERR_CONFIG;
+            snprintf(why, wlen, "cannot read secret file %s", path);
+            g_free(path);
+            return -1;
         }
-        free(path);
+        g_free(path);
         contents[strcspn(contents, "\r\n")] = '\0';
         s = contents;
     } else {
-        return fail(p, group, key, "secret must be pass:TEXT, env:VAR or file:PATH");
+        snprintf(why, wlen, "secret must be pass:TEXT, env:VAR or file:PATH");
+        return -1;
     }
     n = strlen(s);
     if (n == 0 || n > CMPR_MAX_SECRET_LEN) {
         OPENSSL_cleanse(s, n);
         g_free(s);
-        return fail(p, group, key, "secret must be 1..%u bytes", CMPR_MAX_SECRET_LEN);
+        snprintf(why, wlen, "secret must be 1..%u bytes", CMPR_MAX_SECRET_LEN);
+        return -1;
     }
+    *s_r = s;
+    return 0;
+}
+
+static int
+read_secret(struct parse *p, const char *group, const char *key, const char *v,
+            unsigned char **sec_r, size_t *len_r)
+{
+    char *s, why[300];
+
+    if (secret_value(p->dir, v, &s, why, sizeof(why)) != 0)
+        return fail(p, group, key, "%s", why);
     *sec_r = (unsigned char *)s;
-    *len_r = n;
+    *len_r = strlen(s);
     return CMPR_OK;
 }
 
@@ -475,9 +493,11 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
                 goto out;
             continue;
         }
-        if (sp == NULL || !valid_name(name)) {
+        if (sp == NULL && strcmp(*g, "mail") == 0) {
+            name = "mail";                  /* [mail]: one per daemon, no name */
+        } else if (sp == NULL || !valid_name(name)) {
             fail(&p, *g, NULL, "unknown group [%s] (expected [router], [ca NAME], "
-                 "[profile NAME], [client NAME], [listen NAME], [filedrop NAME] or [sftp NAME]; "
+                 "[profile NAME], [client NAME], [listen NAME], [filedrop NAME], [sftp NAME] or [mail]; "
                  "NAME is letters, digits, . _ -)", *g);
             goto out;
         }
@@ -532,7 +552,8 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
             }
         } else if ((tlen == 6 && strncmp(*g, "listen", 6) == 0)
                    || (tlen == 8 && strncmp(*g, "filedrop", 8) == 0)
-                   || (tlen == 4 && strncmp(*g, "sftp", 4) == 0)) {
+                   || (tlen == 4 && strncmp(*g, "sftp", 4) == 0)
+                   || (sp == NULL && strcmp(*g, "mail") == 0)) {
             struct cmpr_conf_group *tg;
             gchar **keys = g_key_file_get_keys(kf, *g, NULL, NULL);
 
@@ -834,4 +855,21 @@ cmpr_conf_group_path(const struct cmpr_conf_group *g, const char *key, const cha
     sprintf(out, "%s%s", n > 0 ? dir : "./", v);
     free(dir);
     return out;
+}
+
+char *
+cmpr_conf_group_secret(const struct cmpr_conf_group *g, const char *key, char **err_r)
+{
+    const char *v = cmpr_conf_group_get(g, key);
+    char *dir, *s, why[300];
+
+    if (v == NULL)
+        return NULL;
+    dir = g->path != NULL ? g_path_get_dirname(g->path) : NULL;
+    if (secret_value(dir, v, &s, why, sizeof(why)) != 0) {
+        *err_r = cmpr_conf_group_error(g, key, "%s", why);
+        s = NULL;
+    }
+    g_free(dir);
+    return s;
 }

@@ -108,6 +108,9 @@ int cmpr_conf_group_check(const struct cmpr_conf_group *g, const char *const *al
  * file's directory; NULL when both are unset (caller frees) */
 char *cmpr_conf_group_path(const struct cmpr_conf_group *g, const char *key, const char *dflt);
 /* a number (with optional s/m/h suffix when secs, k/m suffix when bytes) */
+/* a secret (pass:, env:, file:) as a string (g_free after wiping), NULL when
+ * unset or wrong (then *err_r is set) */
+char *cmpr_conf_group_secret(const struct cmpr_conf_group *g, const char *key, char **err_r);
 int cmpr_conf_group_long(const struct cmpr_conf_group *g, const char *key, long dflt, long min,
                          long max, long *out, char **err_r);
 

@@ -1,6 +1,7 @@
 /* Blocking socket helpers for worker threads and the command line: one
  * deadline (CLOCK_MONOTONIC ms) bounds every wait. */
 #include "transports/blocking.h"
+#include "transports/tls.h"
 
 #include <errno.h>
 #include <netdb.h>
@@ -97,4 +98,124 @@ cmpr_blk_parse_authority(const char *p, char *host, size_t hlen, int *port)
         p = end;
     }
     return p;
+}
+
+/* flushes whatever TLS produced */
+static int
+tls_flush(struct cmpr_blk_io *io, long deadline)
+{
+    char *out = NULL;
+    size_t n = cmpr_tls_take_output(io->tls, &out), off = 0;
+    int r = 0;
+
+    while (off < n) {
+        ssize_t w = send(io->fd, out + off, n - off, MSG_NOSIGNAL);
+
+        if (w > 0) {
+            off += (size_t)w;
+        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (!cmpr_blk_wait_fd(io->fd, POLLOUT, deadline)) {
+                r = -1;
+                break;
+            }
+        } else {
+            r = -1;
+            break;
+        }
+    }
+    free(out);
+    return r;
+}
+
+int
+cmpr_blk_send(struct cmpr_blk_io *io, const void *buf, size_t len, long deadline)
+{
+    const char *p = buf;
+    size_t off = 0;
+
+    if (io->tls != NULL)
+        return cmpr_tls_write(io->tls, buf, len) != 0 ? -1 : tls_flush(io, deadline);
+    while (off < len) {
+        ssize_t n = send(io->fd, p + off, len - off, MSG_NOSIGNAL);
+
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            if (!cmpr_blk_wait_fd(io->fd, POLLOUT, deadline))
+                return -1;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+long
+cmpr_blk_recv(struct cmpr_blk_io *io, char *buf, size_t cap, long deadline)
+{
+    for (;;) {
+        char net[16384];
+        ssize_t n;
+
+        if (io->tls != NULL) {
+            long p = cmpr_tls_read(io->tls, buf, cap);
+
+            if (p != 0)
+                return p > 0 ? p : -1;
+        }
+        if (!cmpr_blk_wait_fd(io->fd, POLLIN, deadline))
+            return -2;
+        n = recv(io->fd, io->tls != NULL ? net : buf, io->tls != NULL ? sizeof(net) : cap, 0);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            continue;
+        if (n <= 0)
+            return n < 0 ? -1 : 0;
+        if (io->tls == NULL)
+            return (long)n;
+        if (cmpr_tls_feed(io->tls, net, (size_t)n) != 0)
+            return -1;
+    }
+}
+
+int
+cmpr_blk_tls(struct cmpr_blk_io *io, const char *ca, const char *host, const char *cert,
+             const char *key, long deadline, char *err, size_t errlen)
+{
+    char *terr = NULL;
+    int h;
+
+    if ((io->tls = cmpr_tls_client_new(ca, host, cert, key, &terr)) == NULL) {
+        snprintf(err, errlen, "%s", terr != NULL ? terr : "TLS setup failed");
+        free(terr);
+        return -1;
+    }
+    while ((h = cmpr_tls_handshake(io->tls)) == 0) {
+        char net[16384];
+        ssize_t n;
+
+        if (tls_flush(io, deadline) != 0 || !cmpr_blk_wait_fd(io->fd, POLLIN, deadline)
+                || (n = recv(io->fd, net, sizeof(net), 0)) <= 0
+                || cmpr_tls_feed(io->tls, net, (size_t)n) != 0) {
+            h = -1;
+            break;
+        }
+    }
+    if (h != 1) {
+        const char *why = cmpr_tls_verify_error(io->tls);
+
+        snprintf(err, errlen, "TLS handshake with %s failed%s%s", host, why != NULL ? ": " : "",
+                 why != NULL ? why : "");
+        return -1;
+    }
+    return tls_flush(io, deadline);
+}
+
+void
+cmpr_blk_close(struct cmpr_blk_io *io)
+{
+    if (io->fd >= 0)
+        close(io->fd);
+    io->fd = -1;
+    cmpr_tls_conn_free(io->tls);
+    io->tls = NULL;
 }

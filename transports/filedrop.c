@@ -22,6 +22,7 @@
 #include "transports/transport.h"
 #include "transports/dropname.h"
 #include "transports/worker.h"
+#include "transports/fsutil.h"
 #include "core/core.h"
 #include "core/err.h"
 #include "core/limits.h"
@@ -60,68 +61,6 @@ struct fd_ctx {
 };
 
 /* ---------------- small file helpers (worker thread) ---------------- */
-
-static int
-join(char *buf, size_t len, const char *dir, const char *prefix, const char *name)
-{
-    int n = snprintf(buf, len, "%s/%s%s", dir, prefix, name);
-
-    return n > 0 && (size_t)n < len ? 0 : -1;
-}
-
-static int
-fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), r;
-
-    if (fd < 0)
-        return -1;
-    r = fsync(fd);
-    close(fd);
-    return r;
-}
-
-static int
-write_all(int fd, const unsigned char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-/* data into dir/final by way of dir/tmp: written, fsynced, renamed, dir fsynced */
-static int
-write_durable(const char *dir, const char *tmp, const char *final, const unsigned char *data,
-              size_t len, mode_t mode)
-{
-    char tp[PATH_MAX], fp[PATH_MAX];
-    int fd;
-
-    if (join(tp, sizeof(tp), dir, "", tmp) != 0 || join(fp, sizeof(fp), dir, "", final) != 0)
-        return -1;
-    (void)unlink(tp);
-    fd = open(tp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0)
-        return -1;
-    if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-        close(fd);
-        (void)unlink(tp);
-        return -1;
-    }
-    if (close(fd) != 0 || rename(tp, fp) != 0) {
-        (void)unlink(tp);
-        return -1;
-    }
-    return fsync_dir(dir);
-}
 
 /* Reads a claimed file without following links or blocking on FIFOs. */
 static int
@@ -202,13 +141,13 @@ copy_across(const char *src, const char *dstdir, const char *dstname, mode_t mod
 
     if (read_claimed(src, 64u * 1024 * 1024, &data, &len, why, sizeof(why)) != 0)
         return -1;
-    if (join(dp, sizeof(dp), dstdir, "", dstname) != 0 || access(dp, F_OK) == 0) {
+    if (cmpr_fs_join(dp, sizeof(dp), dstdir, "", dstname) != 0 || access(dp, F_OK) == 0) {
         free(data);
         errno = EEXIST;
         return -1;
     }
     snprintf(tmp, sizeof(tmp), ".%.200s.tmp", dstname);
-    r = write_durable(dstdir, tmp, dstname, data, len, mode);
+    r = cmpr_fs_write_durable(dstdir, tmp, dstname, data, len, mode);
     free(data);
     if (r == 0)
         r = unlink(src);
@@ -224,10 +163,10 @@ move_unique(struct fd_ctx *ctx, const char *src, const char *dstdir, const char 
     char dp[PATH_MAX];
 
     for (int n = 1; n <= 1000; n++) {
-        if (namer(name, n, out, olen) != 0 || join(dp, sizeof(dp), dstdir, "", out) != 0)
+        if (namer(name, n, out, olen) != 0 || cmpr_fs_join(dp, sizeof(dp), dstdir, "", out) != 0)
             return -1;
         if (renameat2(AT_FDCWD, src, AT_FDCWD, dp, RENAME_NOREPLACE) == 0)
-            return fsync_dir(dstdir);
+            return cmpr_fs_fsync_dir(dstdir);
         if (errno == EEXIST)
             continue;
         if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
@@ -237,7 +176,7 @@ move_unique(struct fd_ctx *ctx, const char *src, const char *dstdir, const char 
             if (lstat(dp, &st) == 0)
                 continue;
             if (rename(src, dp) == 0)
-                return fsync_dir(dstdir);
+                return cmpr_fs_fsync_dir(dstdir);
         }
         if (errno == EXDEV) {
             if (copy_across(src, dstdir, out, ctx->dc.mode) == 0)
@@ -272,7 +211,7 @@ reject(struct fd_ctx *ctx, const char *src, const char *name, const char *why)
         char tmp[NAME_MAX + 1];
 
         snprintf(tmp, sizeof(tmp), ".%.240s.tmp", reason);
-        if (write_durable(ctx->errors, tmp, reason, (const unsigned char *)text, strlen(text),
+        if (cmpr_fs_write_durable(ctx->errors, tmp, reason, (const unsigned char *)text, strlen(text),
                           ctx->dc.mode) != 0)
             cmpr_log_error("filedrop %s: cannot write %s/%s: %s", ctx->name, ctx->errors, reason,
                            strerror(errno));
@@ -287,7 +226,7 @@ finish(struct fd_ctx *ctx, const char *name)
     char rp[PATH_MAX], ap[PATH_MAX], used[NAME_MAX + 1], pname[256];
 
     cmpr_drop_printable(name, pname, sizeof(pname));
-    if (join(rp, sizeof(rp), ctx->proc, "R.", name) != 0 || join(ap, sizeof(ap), ctx->proc, "A.", name) != 0)
+    if (cmpr_fs_join(rp, sizeof(rp), ctx->proc, "R.", name) != 0 || cmpr_fs_join(ap, sizeof(ap), ctx->proc, "A.", name) != 0)
         return -1;
     if (access(rp, F_OK) == 0) {
         if (ctx->archive != NULL) {
@@ -296,7 +235,7 @@ finish(struct fd_ctx *ctx, const char *name)
                                ctx->archive, strerror(errno));
                 return -1;
             }
-        } else if (unlink(rp) != 0 || fsync_dir(ctx->proc) != 0) {
+        } else if (unlink(rp) != 0 || cmpr_fs_fsync_dir(ctx->proc) != 0) {
             cmpr_log_error("filedrop %s: %s: cannot remove it: %s", ctx->name, pname, strerror(errno));
             return -1;
         }
@@ -324,7 +263,7 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
     int r;
 
     cmpr_drop_printable(name, pname, sizeof(pname));
-    if (join(rp, sizeof(rp), ctx->proc, "R.", name) != 0)
+    if (cmpr_fs_join(rp, sizeof(rp), ctx->proc, "R.", name) != 0)
         return -1;
     if (!cmpr_drop_matches(ctx->dc.pattern, name)) {
         snprintf(why, sizeof(why), "name does not match pattern '%s'", ctx->dc.pattern);
@@ -358,7 +297,7 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
     cmpr_drop_crash_point("handled");
     snprintf(tmp, sizeof(tmp), "T.%s", name);
     snprintf(ans, sizeof(ans), "A.%s", name);
-    r = write_durable(ctx->proc, tmp, ans, out, out_len, ctx->dc.mode);
+    r = cmpr_fs_write_durable(ctx->proc, tmp, ans, out, out_len, ctx->dc.mode);
     free(out);
     if (r != 0) {
         cmpr_log_error("filedrop %s: %s: cannot write the answer: %s (kept, tried again later)",
@@ -390,7 +329,7 @@ recover(struct fd_ctx *ctx, struct cmpr_core *core)
         if (strncmp(nm, "T.", 2) == 0) {
             char p[PATH_MAX];
 
-            if (join(p, sizeof(p), ctx->proc, "", nm) == 0)
+            if (cmpr_fs_join(p, sizeof(p), ctx->proc, "", nm) == 0)
                 (void)unlink(p);
             continue;
         }
@@ -415,12 +354,12 @@ recover(struct fd_ctx *ctx, struct cmpr_core *core)
             char rp[PATH_MAX];
 
             /* with R.N present the R entry handles it */
-            if (join(rp, sizeof(rp), ctx->proc, "R.", name) == 0 && access(rp, F_OK) != 0)
+            if (cmpr_fs_join(rp, sizeof(rp), ctx->proc, "R.", name) == 0 && access(rp, F_OK) != 0)
                 left |= finish(ctx, name) != 0;
             continue;
         }
         cmpr_worker_busy(&ctx->w, 1);
-        if (join(ap, sizeof(ap), ctx->proc, "A.", name) == 0 && access(ap, F_OK) == 0)
+        if (cmpr_fs_join(ap, sizeof(ap), ctx->proc, "A.", name) == 0 && access(ap, F_OK) == 0)
             left |= finish(ctx, name) != 0;
         else
             left |= process_claimed(ctx, core, name, 1) != 0;
@@ -438,7 +377,7 @@ reject_in_inbox(struct fd_ctx *ctx, const char *name, const char *why)
 {
     char p[PATH_MAX];
 
-    if (join(p, sizeof(p), ctx->inbox, "", name) == 0)
+    if (cmpr_fs_join(p, sizeof(p), ctx->inbox, "", name) == 0)
         reject(ctx, p, name, why);
 }
 
@@ -500,8 +439,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         char src[PATH_MAX], dst[PATH_MAX];
         const char *name = ready[i].name;
 
-        if (join(src, sizeof(src), ctx->inbox, "", name) != 0
-                || join(dst, sizeof(dst), ctx->proc, "R.", name) != 0)
+        if (cmpr_fs_join(src, sizeof(src), ctx->inbox, "", name) != 0
+                || cmpr_fs_join(dst, sizeof(dst), ctx->proc, "R.", name) != 0)
             continue;
         /* the claim: whoever renames first owns the file */
         if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) != 0
@@ -510,7 +449,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
                 cmpr_log_error("filedrop %s: cannot claim %s: %s", ctx->name, src, strerror(errno));
             continue;
         }
-        (void)fsync_dir(ctx->proc);
+        (void)cmpr_fs_fsync_dir(ctx->proc);
         cmpr_drop_crash_point("claimed");
         cmpr_worker_busy(&ctx->w, 1);
         (void)process_claimed(ctx, core, name, 0);
@@ -578,43 +517,16 @@ fd_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
 }
 
 static int
-mkdirs(const char *path, char **err_r, const char *what)
-{
-    char buf[PATH_MAX];
-    size_t n = strlen(path);
-
-    if (n >= sizeof(buf))
-        return -1;
-    memcpy(buf, path, n + 1);
-    for (char *p = buf + 1; ; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-
-            *p = '\0';
-            if (mkdir(buf, 0750) != 0 && errno != EEXIST) {
-                if (asprintf(err_r, "filedrop %s folder %s: %s", what, buf, strerror(errno)) < 0)
-                    *err_r = NULL;
-                return -1;
-            }
-            *p = c;
-            if (c == '\0')
-                break;
-        }
-    }
-    return 0;
-}
-
-static int
 fd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
 {
     struct fd_ctx *ctx = vctx;
     struct stat a, b;
 
     ctx->d = d;
-    if (mkdirs(ctx->inbox, err_r, "inbox") != 0 || mkdirs(ctx->outbox, err_r, "outbox") != 0
-            || mkdirs(ctx->errors, err_r, "errors") != 0
-            || (ctx->archive != NULL && mkdirs(ctx->archive, err_r, "archive") != 0)
-            || mkdirs(ctx->proc, err_r, "processing") != 0)
+    if (cmpr_fs_mkdirs(ctx->inbox, err_r, "filedrop inbox") != 0 || cmpr_fs_mkdirs(ctx->outbox, err_r, "outbox") != 0
+            || cmpr_fs_mkdirs(ctx->errors, err_r, "errors") != 0
+            || (ctx->archive != NULL && cmpr_fs_mkdirs(ctx->archive, err_r, "archive") != 0)
+            || cmpr_fs_mkdirs(ctx->proc, err_r, "processing") != 0)
         return CMPR_ERR_CONFIG;
     /* the claim is a rename: the processing folder must share the inbox's file system */
     if (stat(ctx->inbox, &a) != 0 || stat(ctx->proc, &b) != 0 || a.st_dev != b.st_dev) {
@@ -631,7 +543,7 @@ fd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
         ctx->lock_fd = -1;
         int locked = -1;
 
-        if (join(lp, sizeof(lp), ctx->proc, "", ".lock") == 0
+        if (cmpr_fs_join(lp, sizeof(lp), ctx->proc, "", ".lock") == 0
                 && (ctx->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) >= 0) {
             /* a predecessor killed a moment ago may still hold it: wait up to 3 s */
             for (int i = 0; i < 30 && (locked = flock(ctx->lock_fd, LOCK_EX | LOCK_NB)) != 0; i++)

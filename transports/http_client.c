@@ -22,8 +22,7 @@
 #include <http_parser.h>
 
 struct cmpr_http_conn {
-    int fd;
-    struct cmpr_tls_conn *tls;
+    struct cmpr_blk_io io;
     char key[300];                  /* scheme://host:port it is connected to */
 };
 
@@ -40,9 +39,7 @@ cmpr_http_conn_free(struct cmpr_http_conn *c)
 {
     if (c == NULL)
         return;
-    if (c->fd >= 0)
-        close(c->fd);
-    cmpr_tls_conn_free(c->tls);
+    cmpr_blk_close(&c->io);
     free(c);
 }
 
@@ -66,92 +63,6 @@ parse_url(const char *url, int *tls, char *host, size_t hlen, int *port, char *p
         return -1;
     snprintf(path, plen, "%s", *p == '/' ? p : "/");
     return 0;
-}
-
-/* sends all of buf (plaintext: encrypted first when TLS) */
-static int
-send_all(struct cmpr_http_conn *c, const char *buf, size_t len, long deadline)
-{
-    char *out = NULL;
-    size_t off = 0;
-    int r = -1;
-
-    if (c->tls != NULL) {
-        if (cmpr_tls_write(c->tls, buf, len) != 0)
-            return -1;
-        len = cmpr_tls_take_output(c->tls, &out);
-        buf = out;
-    }
-    while (off < len) {
-        ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
-
-        if (n > 0) {
-            off += (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (!cmpr_blk_wait_fd(c->fd, POLLOUT, deadline))
-                goto out;
-        } else {
-            goto out;
-        }
-    }
-    r = 0;
- out:
-    free(out);
-    return r;
-}
-
-/* flushes whatever TLS produced (handshake) */
-static int
-tls_flush(struct cmpr_http_conn *c, long deadline)
-{
-    char *out;
-    size_t n = cmpr_tls_take_output(c->tls, &out), off = 0;
-    int r = 0;
-
-    while (off < n) {
-        ssize_t w = send(c->fd, out + off, n - off, MSG_NOSIGNAL);
-
-        if (w > 0)
-            off += (size_t)w;
-        else if (w < 0 && (errno == EAGAIN || errno == EINTR) && cmpr_blk_wait_fd(c->fd, POLLOUT, deadline))
-            continue;
-        else {
-            r = -1;
-            break;
-        }
-    }
-    free(out);
-    return r;
-}
-
-/* reads what is there (waiting until the deadline); plaintext out; 0 = EOF */
-static ssize_t
-recv_some(struct cmpr_http_conn *c, char *buf, size_t cap, long deadline)
-{
-    for (;;) {
-        char net[16384];
-        ssize_t n;
-
-        if (c->tls != NULL) {
-            long p = cmpr_tls_read(c->tls, buf, cap);
-
-            if (p > 0)
-                return p;
-            if (p < 0)
-                return -1;
-        }
-        if (!cmpr_blk_wait_fd(c->fd, POLLIN, deadline))
-            return -2;                  /* timeout */
-        n = recv(c->fd, c->tls != NULL ? net : buf, c->tls != NULL ? sizeof(net) : cap, 0);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            continue;
-        if (n <= 0)
-            return n < 0 ? -1 : 0;
-        if (c->tls == NULL)
-            return n;
-        if (cmpr_tls_feed(c->tls, net, (size_t)n) != 0)
-            return -1;
-    }
 }
 
 static int
@@ -271,47 +182,19 @@ cmpr_http_post(const char *url, const unsigned char *der, size_t len,
         if (c == NULL) {
             if ((c = calloc(1, sizeof(*c))) == NULL)
                 goto out;
-            c->fd = -1;
+            c->io.fd = -1;
             snprintf(c->key, sizeof(c->key), "%s", key);
-            if ((c->fd = cmpr_blk_connect(host, port, deadline, err, errlen)) < 0)
+            if ((c->io.fd = cmpr_blk_connect(host, port, deadline, err, errlen)) < 0)
                 goto out;
-            if (tls) {
-                char *terr = NULL;
-                int h;
-
-                c->tls = cmpr_tls_client_new(opts != NULL ? opts->tls_ca : NULL, host,
-                                             opts != NULL ? opts->tls_cert : NULL,
-                                             opts != NULL ? opts->tls_key : NULL, &terr);
-                if (c->tls == NULL) {
-                    snprintf(err, errlen, "%s", terr != NULL ? terr : "tls setup failed");
-                    free(terr);
-                    goto out;
-                }
-                while ((h = cmpr_tls_handshake(c->tls)) == 0) {
-                    char net[16384];
-                    ssize_t n;
-
-                    if (tls_flush(c, deadline) != 0 || !cmpr_blk_wait_fd(c->fd, POLLIN, deadline)
-                            || (n = recv(c->fd, net, sizeof(net), 0)) <= 0
-                            || cmpr_tls_feed(c->tls, net, (size_t)n) != 0) {
-                        h = -1;
-                        break;
-                    }
-                }
-                if (h != 1) {
-                    const char *why = cmpr_tls_verify_error(c->tls);
-
-                    snprintf(err, errlen, "TLS handshake with %s:%d failed%s%s", host, port,
-                             why != NULL ? ": " : "", why != NULL ? why : "");
-                    goto out;
-                }
-                tls_flush(c, deadline);
-            }
+            if (tls && cmpr_blk_tls(&c->io, opts != NULL ? opts->tls_ca : NULL, host,
+                                    opts != NULL ? opts->tls_cert : NULL,
+                                    opts != NULL ? opts->tls_key : NULL, deadline, err, errlen) != 0)
+                goto out;
         } else {
             reused = 1;
         }
-        if (send_all(c, head, (size_t)hl, deadline) != 0
-                || send_all(c, (const char *)der, len, deadline) != 0) {
+        if (cmpr_blk_send(&c->io, head, (size_t)hl, deadline) != 0
+                || cmpr_blk_send(&c->io, (const char *)der, len, deadline) != 0) {
             if (reused) {
                 cmpr_http_conn_free(c);
                 c = NULL;
@@ -330,7 +213,7 @@ cmpr_http_post(const char *url, const unsigned char *der, size_t len,
         parser.data = &a;
         while (!a.done) {
             char buf[16384];
-            ssize_t n = recv_some(c, buf, sizeof(buf), deadline);
+            long n = cmpr_blk_recv(&c->io, buf, sizeof(buf), deadline);
 
             if (n == -2) {
                 snprintf(err, errlen, "no answer from %s:%d within %ld ms", host, port, timeout);

@@ -51,5 +51,6 @@ int cmpr_http_is_admin(void *ctx);
 extern const struct cmpr_transport_ops cmpr_tcp_transport;
 extern const struct cmpr_transport_ops cmpr_filedrop_transport;
 extern const struct cmpr_transport_ops cmpr_sftp_transport;
+extern const struct cmpr_transport_ops cmpr_mail_transport;
 
 #endif

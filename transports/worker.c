@@ -133,6 +133,15 @@ cmpr_worker_kick(struct cmpr_worker *w)
     uv_mutex_unlock(&w->mu);
 }
 
+void
+cmpr_worker_wake(struct cmpr_worker *w)
+{
+    uv_mutex_lock(&w->mu);
+    w->kicked = 1;
+    uv_cond_signal(&w->cond);
+    uv_mutex_unlock(&w->mu);
+}
+
 int
 cmpr_worker_stopping(struct cmpr_worker *w)
 {

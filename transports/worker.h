@@ -48,6 +48,9 @@ int cmpr_worker_start(struct cmpr_worker *w, struct cmpr_daemon *d, const char *
                       long interval_ms, cmpr_worker_cycle_fn cycle, void *arg);
 /* Loop thread: run a cycle soon (with the daemon's current core). */
 void cmpr_worker_kick(struct cmpr_worker *w);
+/* Any thread: run a cycle soon with the core of the last kick (one worker
+ * waking another). */
+void cmpr_worker_wake(struct cmpr_worker *w);
 /* Worker thread: 1 when the daemon is stopping (finish the current file, then return). */
 int cmpr_worker_stopping(struct cmpr_worker *w);
 /* Worker thread: sleep up to ms, returning early (1) when stopping. */

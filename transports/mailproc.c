@@ -1,0 +1,292 @@
+/* One mail through the core into the outbound queue (see mailproc.h). */
+#include "transports/mailproc.h"
+#include "transports/fsutil.h"
+#include "transports/smtp_client.h"
+#include "codec/msg.h"
+#include "codec/print.h"
+#include "core/config.h"
+#include "core/core.h"
+#include "core/err.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <openssl/crypto.h>
+
+static const char *const directives[] = {
+    "maildir", "queue", "from", "label", "allow_domains", "max_size", "max_parts", "max_depth",
+    "max_part_size", "smtp", "smtp_tls", "smtp_ca", "smtp_user", "smtp_secret",
+    "smtp_plain_auth", "sendmail", "helo", "rescan", "retry_max", "timeout", "keep_sent", "mode",
+    NULL
+};
+
+int
+cmpr_mail_configure(const struct cmpr_conf_group *g, struct cmpr_mail_conf *c, char **err_r)
+{
+    const char *v;
+    long mp, md, mps, ms;
+    int r;
+
+    memset(c, 0, sizeof(*c));
+    if ((r = cmpr_conf_group_check(g, directives, err_r)) != CMPR_OK)
+        return r;
+    c->maildir = cmpr_conf_group_path(g, "maildir", "Maildir");
+    c->queue = cmpr_conf_group_path(g, "queue", "mail-queue");
+    (void)gethostname(c->helo, sizeof(c->helo) - 1);
+    if ((v = cmpr_conf_group_get(g, "helo")) != NULL)
+        snprintf(c->helo, sizeof(c->helo), "%s", v);
+    if ((v = cmpr_conf_group_get(g, "from")) != NULL) {
+        c->from = strdup(v);
+    } else {
+        char buf[300];
+
+        snprintf(buf, sizeof(buf), "cmprouter@%s", c->helo);
+        c->from = strdup(buf);
+    }
+    if (!cmpr_mail_addr_ok(c->from)) {
+        *err_r = cmpr_conf_group_error(g, "from", "from must be a plain address like ca@example.org");
+        return CMPR_ERR_CONFIG;
+    }
+    c->label = (v = cmpr_conf_group_get(g, "label")) != NULL ? strdup(v) : NULL;
+    if ((v = cmpr_conf_group_get(g, "allow_domains")) != NULL) {
+        c->allow = g_strsplit_set(v, ", ", -1);
+    }
+    if ((r = cmpr_conf_group_long(g, "max_size", 10 * 1024 * 1024, 64 * 1024, 100 * 1024 * 1024, &ms, err_r))
+            || (r = cmpr_conf_group_long(g, "max_parts", 100, 1, 10000, &mp, err_r))
+            || (r = cmpr_conf_group_long(g, "max_depth", 10, 1, 50, &md, err_r))
+            || (r = cmpr_conf_group_long(g, "max_part_size", 1024 * 1024, 1024, 16 * 1024 * 1024, &mps, err_r))
+            || (r = cmpr_conf_group_long(g, "rescan", 10, 1, 3600, &c->rescan_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "retry_max", 3600, 1, 86400, &c->retry_max_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "timeout", 60, 1, 3600, &c->timeout_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "keep_sent", 7 * 86400, 0, 365 * 86400, &c->keep_sent_s, err_r)))
+        return r;
+    c->lim.max_mail = (size_t)ms;
+    c->lim.max_parts = (size_t)mp;
+    c->lim.max_depth = (size_t)md;
+    c->lim.max_part = (size_t)mps;
+    c->rescan_ms *= 1000;
+    c->retry_max_ms *= 1000;
+    c->timeout_ms *= 1000;
+    c->mode = 0640;
+    if ((v = cmpr_conf_group_get(g, "smtp")) != NULL) {
+        const char *colon = strrchr(v, ':');
+        char *end;
+        long port = 25;
+
+        if (colon != NULL) {
+            port = strtol(colon + 1, &end, 10);
+            if (*end != '\0' || port < 1 || port > 65535)
+                colon = NULL, port = -1;
+        }
+        if (port < 0 || v[0] == '\0') {
+            *err_r = cmpr_conf_group_error(g, "smtp", "smtp must be HOST[:PORT], not '%s'", v);
+            return CMPR_ERR_CONFIG;
+        }
+        c->smtp_host = colon != NULL ? strndup(v, (size_t)(colon - v)) : strdup(v);
+        c->smtp_port = (int)port;
+    }
+    c->smtp_tls = CMPR_SMTP_TLS_OFFERED;
+    if ((v = cmpr_conf_group_get(g, "smtp_tls")) != NULL) {
+        if (strcmp(v, "no") == 0)
+            c->smtp_tls = CMPR_SMTP_TLS_NO;
+        else if (strcmp(v, "required") == 0)
+            c->smtp_tls = CMPR_SMTP_TLS_REQUIRED;
+        else if (strcmp(v, "offered") != 0) {
+            *err_r = cmpr_conf_group_error(g, "smtp_tls", "smtp_tls is offered, required or no");
+            return CMPR_ERR_CONFIG;
+        }
+    }
+    c->smtp_ca = cmpr_conf_group_path(g, "smtp_ca", NULL);
+    c->smtp_user = (v = cmpr_conf_group_get(g, "smtp_user")) != NULL ? strdup(v) : NULL;
+    if (cmpr_conf_group_get(g, "smtp_secret") != NULL
+            && (c->smtp_secret = cmpr_conf_group_secret(g, "smtp_secret", err_r)) == NULL)
+        return CMPR_ERR_CONFIG;
+    if ((c->smtp_user == NULL) != (c->smtp_secret == NULL)) {
+        *err_r = cmpr_conf_group_error(g, NULL, "[mail]: smtp_user and smtp_secret go together");
+        return CMPR_ERR_CONFIG;
+    }
+    c->allow_plain_auth = (v = cmpr_conf_group_get(g, "smtp_plain_auth")) != NULL && strcmp(v, "yes") == 0;
+    c->sendmail = (v = cmpr_conf_group_get(g, "sendmail")) != NULL ? strdup(v) : NULL;
+    if (c->sendmail != NULL && c->smtp_host != NULL) {
+        *err_r = cmpr_conf_group_error(g, "sendmail", "[mail] sends by smtp or by sendmail, not both");
+        return CMPR_ERR_CONFIG;
+    }
+    return CMPR_OK;
+}
+
+void
+cmpr_mail_conf_free(struct cmpr_mail_conf *c)
+{
+    free(c->maildir);
+    free(c->queue);
+    free(c->from);
+    free(c->label);
+    g_strfreev(c->allow);
+    free(c->smtp_host);
+    free(c->smtp_ca);
+    free(c->smtp_user);
+    if (c->smtp_secret != NULL) {
+        OPENSSL_cleanse(c->smtp_secret, strlen(c->smtp_secret));
+        g_free(c->smtp_secret);
+    }
+    free(c->sendmail);
+    memset(c, 0, sizeof(*c));
+}
+
+int
+cmpr_mail_dirs(const struct cmpr_mail_conf *c, char **err_r)
+{
+    char p[PATH_MAX];
+    static const char *const sub[] = { "new", "cur", "tmp" };
+
+    for (int i = 0; i < 3; i++)
+        if (cmpr_fs_join(p, sizeof(p), c->maildir, "", sub[i]) != 0 || cmpr_fs_mkdirs(p, err_r, "Maildir") != 0)
+            return -1;
+    if (cmpr_fs_join(p, sizeof(p), c->queue, "", "sent") != 0 || cmpr_fs_mkdirs(p, err_r, "mail queue") != 0
+            || cmpr_fs_join(p, sizeof(p), c->queue, "", "dead") != 0 || cmpr_fs_mkdirs(p, err_r, "mail queue") != 0)
+        return -1;
+    return 0;
+}
+
+static int
+allowed(const struct cmpr_mail_conf *c, const char *addr)
+{
+    const char *dom = cmpr_mail_domain(addr);
+
+    if (c->allow == NULL)
+        return 1;
+    for (char **a = c->allow; *a != NULL; a++)
+        if ((*a)[0] != '\0' && strcasecmp(*a, dom) == 0)
+            return 1;
+    return 0;
+}
+
+int
+cmpr_mail_queue_parse(const unsigned char *data, size_t len, char *from, size_t flen, char *to,
+                      size_t tlen, size_t *body_off)
+{
+    const unsigned char *nl = memchr(data, '\n', len < 1200 ? len : 1200);
+    char line[1200], f[600], t[600];
+    size_t n;
+
+    if (nl == NULL)
+        return -1;
+    n = (size_t)(nl - data);
+    memcpy(line, data, n);
+    line[n] = '\0';
+    if (sscanf(line, "cmprouter-envelope %599s %599s", f, t) != 2 || !cmpr_mail_addr_ok(f)
+            || !cmpr_mail_addr_ok(t))
+        return -1;
+    snprintf(from, flen, "%s", f);
+    snprintf(to, tlen, "%s", t);
+    *body_off = n + 1;
+    return 0;
+}
+
+int
+cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const unsigned char *raw,
+                  size_t len, const char *key, int resumed, int *answered)
+{
+    struct cmpr_mail_in m;
+    struct cmpr_mail_answer *ans = NULL;
+    unsigned char **outs = NULL, *mail = NULL, *entry = NULL;
+    char (*texts)[700] = NULL, name[300], sent[PATH_MAX], tmp[320];
+    size_t mail_len = 0, hl;
+    int r = CMPR_MAIL_RETRY;
+
+    *answered = 0;
+    if (cmpr_mail_parse(raw, len, &c->lim, &m) != 0) {
+        cmpr_log_error("mail %s: out of memory", key);
+        cmpr_mail_in_free(&m);
+        return CMPR_MAIL_RETRY;
+    }
+    if (m.from[0] == '\0') {
+        cmpr_log_warn("mail %s: dropped: no usable From or Reply-To address to answer (%s)", key,
+                      m.problem[0] ? m.problem : "no problem with the content");
+        r = CMPR_MAIL_DONE;
+        goto out;
+    }
+    if (!allowed(c, m.from)) {
+        cmpr_log_warn("mail %s: dropped: sender %s is not in allow_domains", key, m.from);
+        r = CMPR_MAIL_DONE;
+        goto out;
+    }
+    snprintf(name, sizeof(name), "%s.msg", key);
+    if (cmpr_fs_join(sent, sizeof(sent), c->queue, "sent/", name) == 0 && access(sent, F_OK) == 0) {
+        cmpr_log_info("mail %s: its reply was already sent", key);
+        r = CMPR_MAIL_DONE;
+        goto out;
+    }
+    ans = calloc(m.n_parts + 1, sizeof(*ans));
+    outs = calloc(m.n_parts + 1, sizeof(*outs));
+    texts = calloc(m.n_parts + 1, sizeof(*texts));
+    if (ans == NULL || outs == NULL || texts == NULL)
+        goto out;
+    for (size_t i = 0; i < m.n_parts; i++) {
+        struct cmpr_mail_part *p = &m.parts[i];
+        size_t out_len = 0;
+
+        ans[i].name = p->name;
+        ans[i].text = texts[i];
+        if (p->der == NULL) {
+            snprintf(texts[i], sizeof(texts[i]), "Not processed: %s.", p->problem);
+            continue;
+        }
+        {
+            struct cmpr_request_info info = { "mail", m.from, c->label, NULL, NULL, resumed };
+
+            if (cmpr_core_handle(core, &info, p->der, p->len, &outs[i], &out_len) != CMPR_OK) {
+                cmpr_log_error("mail %s: no answer could be made for %s (kept, tried again later)",
+                               key, p->name);
+                goto out;
+            }
+        }
+        {
+            CMPR_PKIMESSAGE *msg = NULL;
+
+            if (cmpr_msg_decode(outs[i], out_len, &msg, NULL) == CMPR_OK)
+                cmpr_msg_describe(msg, texts[i], sizeof(texts[i]));
+            else
+                snprintf(texts[i], sizeof(texts[i]), "The answer is attached.");
+            CMPR_PKIMESSAGE_free(msg);
+        }
+        ans[i].der = outs[i];
+        ans[i].len = out_len;
+        (*answered)++;
+    }
+    if (cmpr_mail_build_reply(&m, c->from, ans, m.n_parts, m.problem[0] ? m.problem : NULL,
+                              &mail, &mail_len) != 0) {
+        cmpr_log_error("mail %s: the reply to %s cannot be built", key, m.from);
+        goto out;
+    }
+    hl = strlen(c->from) + strlen(m.from) + 32;
+    if ((entry = malloc(hl + mail_len)) == NULL)
+        goto out;
+    hl = (size_t)snprintf((char *)entry, hl, "cmprouter-envelope %s %s\n", c->from, m.from);
+    memcpy(entry + hl, mail, mail_len);
+    snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+    if (cmpr_fs_write_durable(c->queue, tmp, name, entry, hl + mail_len, c->mode) != 0) {
+        cmpr_log_error("mail %s: cannot queue the reply in %s: %s", key, c->queue, strerror(errno));
+        goto out;
+    }
+    cmpr_log_info("mail %s from %s: %zu CMP message(s), %d answered; reply queued%s%s", key, m.from,
+                  m.n_parts, *answered, m.problem[0] ? ": " : "", m.problem);
+    r = CMPR_MAIL_DONE;
+out:
+    for (size_t i = 0; outs != NULL && i < m.n_parts; i++)
+        free(outs[i]);
+    free(outs);
+    free(ans);
+    free(texts);
+    free(mail);
+    free(entry);
+    cmpr_mail_in_free(&m);
+    return r;
+}
