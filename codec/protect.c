@@ -21,14 +21,36 @@ struct cache_slot {
     unsigned char *key;                 /* CMPR_MAX_MAC_KEY_LEN bytes when used */
     size_t keylen;
     int used;
+    unsigned long last;                 /* c->clock at the last use (LRU within a set) */
 };
 
 struct cmpr_mac_cache {
     pthread_mutex_t lock;
     size_t n;
-    unsigned long hits, misses;
+    unsigned long hits, misses, clock;
     struct cache_slot *slots;
 };
+
+/* 2-way set associative: an entry lives in one of the two slots of its set,
+ * so two busy transactions whose ids share a set do not evict each other */
+static struct cache_slot *
+cache_find(struct cmpr_mac_cache *c, const unsigned char id[32], int for_put)
+{
+    size_t sets = c->n / 2 > 0 ? c->n / 2 : 1, base = (((size_t)id[0] << 8 | id[1]) % sets) * 2;
+    struct cache_slot *a = &c->slots[base], *b = &c->slots[base + 1 < c->n ? base + 1 : base];
+
+    if (a->used && CRYPTO_memcmp(a->id, id, 32) == 0)
+        return a;
+    if (b->used && CRYPTO_memcmp(b->id, id, 32) == 0)
+        return b;
+    if (!for_put)
+        return NULL;
+    if (!a->used)
+        return a;
+    if (!b->used)
+        return b;
+    return a->last <= b->last ? a : b;
+}
 
 struct cmpr_mac_cache *
 cmpr_mac_cache_new(size_t entries)
@@ -96,11 +118,12 @@ cache_get(struct cmpr_mac_cache *c, const unsigned char id[32], unsigned char *k
     if (c == NULL)
         return 0;
     pthread_mutex_lock(&c->lock);
-    s = &c->slots[((size_t)id[0] << 8 | id[1]) % c->n];
-    if (s->used && s->keylen == keylen && CRYPTO_memcmp(s->id, id, 32) == 0) {
+    s = cache_find(c, id, 0);
+    if (s != NULL && s->keylen == keylen) {
         memcpy(key, s->key, keylen);
         hit = 1;
         c->hits++;
+        s->last = ++c->clock;
     } else {
         c->misses++;
     }
@@ -117,7 +140,8 @@ cache_put(struct cmpr_mac_cache *c, const unsigned char id[32], const unsigned c
     if (c == NULL || keylen > CMPR_MAX_MAC_KEY_LEN)
         return;
     pthread_mutex_lock(&c->lock);
-    s = &c->slots[((size_t)id[0] << 8 | id[1]) % c->n];
+    s = cache_find(c, id, 1);
+    s->last = ++c->clock;
     if (s->key == NULL && (s->key = OPENSSL_malloc(CMPR_MAX_MAC_KEY_LEN)) == NULL) {
         pthread_mutex_unlock(&c->lock);
         return;

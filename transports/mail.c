@@ -12,7 +12,7 @@
  *   sender  sends each queue entry by SMTP (EHLO, STARTTLS, AUTH) or with
  *           sendmail -t -i; sent entries move to queue/sent/ (kept
  *           keep_sent seconds), temporary failures are retried with backoff
- *           (30 s doubling up to retry_max), permanent ones (5xx) move to
+ *           (retry_min, doubling up to retry_max), permanent ones (5xx) move to
  *           queue/dead/ with a .reason file. Without a relay, answers wait.
  */
 #define _GNU_SOURCE 1
@@ -310,7 +310,7 @@ sender_cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
                 b->delay_ms = 0;
             }
             if (b != NULL) {
-                b->delay_ms = b->delay_ms == 0 ? 30000 : b->delay_ms * 2;
+                b->delay_ms = b->delay_ms == 0 ? ctx->c.retry_min_ms : b->delay_ms * 2;
                 if (b->delay_ms > ctx->c.retry_max_ms)
                     b->delay_ms = ctx->c.retry_max_ms;
                 b->next_ms = t + b->delay_ms;

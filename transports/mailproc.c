@@ -23,7 +23,7 @@
 static const char *const directives[] = {
     "maildir", "queue", "from", "label", "allow_domains", "max_size", "max_parts", "max_depth",
     "max_part_size", "smtp", "smtp_tls", "smtp_ca", "smtp_user", "smtp_secret",
-    "smtp_plain_auth", "sendmail", "helo", "rescan", "retry_max", "timeout", "keep_sent", "mode",
+    "smtp_plain_auth", "sendmail", "helo", "rescan", "retry_min", "retry_max", "timeout", "keep_sent", "mode",
     NULL
 };
 
@@ -63,6 +63,7 @@ cmpr_mail_configure(const struct cmpr_conf_group *g, struct cmpr_mail_conf *c, c
             || (r = cmpr_conf_group_long(g, "max_depth", 10, 1, 50, &md, err_r))
             || (r = cmpr_conf_group_long(g, "max_part_size", 1024 * 1024, 1024, 16 * 1024 * 1024, &mps, err_r))
             || (r = cmpr_conf_group_long(g, "rescan", 10, 1, 3600, &c->rescan_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "retry_min", 30, 1, 3600, &c->retry_min_ms, err_r))
             || (r = cmpr_conf_group_long(g, "retry_max", 3600, 1, 86400, &c->retry_max_ms, err_r))
             || (r = cmpr_conf_group_long(g, "timeout", 60, 1, 3600, &c->timeout_ms, err_r))
             || (r = cmpr_conf_group_long(g, "keep_sent", 7 * 86400, 0, 365 * 86400, &c->keep_sent_s, err_r)))
@@ -72,6 +73,7 @@ cmpr_mail_configure(const struct cmpr_conf_group *g, struct cmpr_mail_conf *c, c
     c->lim.max_depth = (size_t)md;
     c->lim.max_part = (size_t)mps;
     c->rescan_ms *= 1000;
+    c->retry_min_ms *= 1000;
     c->retry_max_ms *= 1000;
     c->timeout_ms *= 1000;
     c->mode = 0640;

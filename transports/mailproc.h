@@ -24,7 +24,7 @@ struct cmpr_mail_conf {
     int smtp_port, smtp_tls, allow_plain_auth;
     char *smtp_ca, *smtp_user, *smtp_secret, *sendmail;
     char helo[256];
-    long rescan_ms, retry_max_ms, timeout_ms, keep_sent_s;
+    long rescan_ms, retry_min_ms, retry_max_ms, timeout_ms, keep_sent_s;
     unsigned mode;
 };
 
