@@ -58,10 +58,14 @@ cmpr_cmd_deliver(const char *conf_path, int argc, char **argv)
         rc = EX_CONFIG;
         goto out;
     }
-    if (cmpr_mail_configure(g, &mc, &err) != CMPR_OK || cmpr_mail_dirs(&mc, &err) != 0) {
+    if (cmpr_mail_configure(g, &mc, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouter: deliver: %s\n", err != NULL ? err : "bad [mail]");
         rc = EX_CONFIG;
         goto out;
+    }
+    if (cmpr_mail_dirs(&mc, &err) != 0) {
+        fprintf(stderr, "cmprouter: deliver: %s (the MTA will try again)\n", err != NULL ? err : "");
+        goto out;           /* EX_TEMPFAIL */
     }
     /* at most max_size + 1 bytes: a larger mail is answered from its head */
     cap = mc.lim.max_mail + 1;

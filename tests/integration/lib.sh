@@ -9,7 +9,7 @@ check() {
 }
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cmpr-test.XXXXXX")
 PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT INT TERM
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT INT TERM
 
 # start_daemon LOG LISTENER ARGS...: runs $BUILD/cmprouterd ARGS with output in
 # LOG.out/LOG.err; sets PID, and PORT once "LISTENER listening on port N" is
