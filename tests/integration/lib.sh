@@ -16,7 +16,8 @@ trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; [ -n "${KEEP_TMP:-}" ] ||
 # printed (bounded wait: 10 s; PORT stays empty if the daemon fails)
 start_daemon() {
 	_log=$1 _lst=$2; shift 2
-	"$BUILD/cmprouterd" "$@" >"$_log.out" 2>"$_log.err" &
+	: >"$_log.out"
+	"$BUILD/cmprouterd" "$@" >>"$_log.out" 2>"$_log.err" &
 	PID=$!
 	PIDS="$PIDS $PID"
 	PORT=""

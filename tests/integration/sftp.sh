@@ -229,11 +229,11 @@ HPORT=$(sed -n 's/^cmprouterd: http listening on port //p' d1.out)
 check "with the SSH server dead, HTTP requests are still answered" \
 	$C -server 127.0.0.1:$HPORT/.well-known/cmp $MAC -cmd ir -newkey h.key -subject /CN=h -certout h.pem \
 	-msg_timeout 10 -total_timeout 10
-sleep 3
+i=0; while [ $i -lt 100 ] && ! grep -q "sftp site: .*\(lost\|cannot connect\)" d1.err; do sleep 0.1; i=$((i + 1)); done
 check "the lost connection is logged and retried" grep -q "sftp site: .*\(lost\|cannot connect\)" d1.err
 start_sshd
 i=0
-while [ $i -lt 400 ] && [ "$(ls "$OUT" | wc -l)" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt 900 ] && [ "$(ls "$OUT" | wc -l)" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 2
 check "sshd killed after $got of 20 answers, then restarted: exactly 20 answers, none doubled" \
 	sh -c "test \$(ls '$OUT' | wc -l) -eq 20 && ! ls '$OUT' | grep -q '\.2\.rsp'"
@@ -251,7 +251,7 @@ while [ $i -lt 100 ] && [ "$(ls "$OUT" | wc -l)" -lt 2 ]; do sleep 0.05; i=$((i 
 kill -9 $PID; wait $PID 2>/dev/null
 start_daemon d2 http -c data/cmprouter.conf $DAEMON_ARGS
 i=0
-while [ $i -lt 400 ] && [ "$(ls "$OUT" | wc -l)" -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
+while [ $i -lt 900 ] && [ "$(ls "$OUT" | wc -l)" -lt 10 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 2
 check "cmprouterd killed -9 mid-way, restarted: exactly 10 answers, none doubled" \
 	sh -c "test \$(ls '$OUT' | wc -l) -eq 10 && ! ls '$OUT' | grep -q '\.2\.rsp'"
