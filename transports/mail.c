@@ -110,10 +110,10 @@ intake_cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     if (n > 1)
         qsort(names, n, sizeof(*names), name_cmp);
     for (size_t i = 0; i < n && !cmpr_worker_stopping(w); i++) {
-        char src[PATH_MAX], dst[PATH_MAX], base[300], key[300];
+        char src[PATH_MAX], dst[PATH_MAX], base[300], key[300], mark[320], mp[PATH_MAX];
         unsigned char *raw = NULL;
         size_t len = 0;
-        int answered = 0, r;
+        int answered = 0, r, resumed;
         uint64_t t0 = uv_hrtime();
 
         if (cmpr_fs_join(src, sizeof(src), dir, "", names[i]) != 0)
@@ -130,7 +130,15 @@ intake_cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
                 cmpr_log_error("mail %s: cannot read it: %s", key, strerror(errno));
             continue;
         }
-        r = cmpr_mail_process(&ctx->c, core, raw, len, key, 1, &answered);
+        /* a marker while the mail is in the core: found at the next look, the
+         * mail was cut short by a crash, and its senderNonces are its own */
+        snprintf(mark, sizeof(mark), ".inflight-%s", key);
+        cmpr_fs_join(mp, sizeof(mp), ctx->c.queue, "", mark);
+        resumed = access(mp, F_OK) == 0;
+        if (!resumed)
+            (void)cmpr_fs_write_durable(ctx->c.queue, ".inflight.tmp", mark,
+                                        (const unsigned char *)"", 0, ctx->c.mode);
+        r = cmpr_mail_process(&ctx->c, core, raw, len, key, resumed, &answered);
         free(raw);
         if (r != CMPR_MAIL_DONE) {
             retry = 1;
@@ -143,6 +151,8 @@ intake_cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         snprintf(dst, sizeof(dst), "%s/cur/%s:2,S", ctx->c.maildir, base);
         if (rename(src, dst) != 0)
             cmpr_log_error("mail %s: cannot move it to cur/: %s", key, strerror(errno));
+        else
+            (void)unlink(mp);
         cmpr_worker_wake(&ctx->out);
     }
     for (size_t i = 0; i < n; i++)
