@@ -231,8 +231,24 @@ check "a mail without a usable sender is dropped and logged" grep -q "dropped: n
 check "the daemon is alive and all hostile mails are done" sh -c \
 	"kill -0 $PID && test -z \"\$(ls mta/ca/new)\""
 
-# ---- the delayed enrollment by mail (waiting, approval, pollReq, certConf) ----
+# ---- sendmail instead of SMTP; allow_domains ----
 kill $PID; wait $PID 2>/dev/null
+cp data/cmprouter.conf data/smtp.conf
+sed -i -e "s|^smtp = .*|sendmail = /usr/sbin/sendmail|" -e 's|^\[mail\]$|[mail]\nallow_domains = site.test, example.org|' \
+	data/cmprouter.conf
+start_daemon d3s http -c data/cmprouter.conf $DAEMON_ARGS
+mkreq s1
+sendreq s1
+reply_for s1
+check "with sendmail = /usr/sbin/sendmail the reply goes out through sendmail -t -i, accepted" accepted s1 s1.rsp
+hostile evil 'print("From: evil@other.test\nSubject: x\nMessage-ID: <evil@other.test>\n\nx")'
+i=0; while [ $i -lt 100 ] && ! grep -q "not in allow_domains" d3s.err; do sleep 0.1; i=$((i + 1)); done
+check "a sender outside allow_domains is dropped before processing, logged, not answered" sh -c \
+	"grep -q 'dropped: sender evil@other.test is not in allow_domains' d3s.err && ! grep -rq 'evil@other.test' mta/site/new"
+kill $PID; wait $PID 2>/dev/null
+cp data/smtp.conf data/cmprouter.conf
+
+# ---- the delayed enrollment by mail (waiting, approval, pollReq, certConf) ----
 sed -i "s|^\[mail\]\$|[mail]\nlabel = manual|" data/cmprouter.conf
 start_daemon d4 http -c data/cmprouter.conf $DAEMON_ARGS
 python3 "$TOP/tests/integration/mailbridge.py" $MP site@site.test ca@cmp.test "$TMP/mta/site" mb 90 >bridge.log 2>&1 &
@@ -266,4 +282,4 @@ kill $BR 2>/dev/null
 kill $PID; wait $PID 2>/dev/null
 stop_mta
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
-	sh -c "! cat d0.err d1.err d2.err d2b.err d3.err d4.err deliver.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat d0.err d1.err d2.err d2b.err d3.err d3s.err d4.err deliver.err | grep -q 'Sanitizer\|runtime error'"
