@@ -26,6 +26,7 @@ cmpr_strerror(int err)
     case CMPR_ERR_NOT_FOUND: return "not found";
     case CMPR_ERR_EXISTS: return "already exists";
     case CMPR_ERR_STORE: return "storage failure";
+    case CMPR_ERR_CONFLICT: return "changed meanwhile by another process";
     case CMPR_ERR_CONFIG: return "configuration error";
     case CMPR_ERR_IO: return "I/O error";
     default: return "unknown error";

@@ -24,6 +24,7 @@
 #define CMPR_ERR_NOT_FOUND      -30
 #define CMPR_ERR_EXISTS         -31  /* unique key already present (transactionID, serial, nonce) */
 #define CMPR_ERR_STORE          -32  /* storage backend failure */
+#define CMPR_ERR_CONFLICT       -60  /* the record changed since it was read (another process) */
 #define CMPR_ERR_CONFIG         -33  /* configuration error */
 #define CMPR_ERR_IO             -34
 

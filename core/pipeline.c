@@ -1647,7 +1647,7 @@ handle_error(struct req *q)
 
 /* ---------------- nested messages (RFC 9810 5.1.3.5, RFC 9483 5.2.2) ---------------- */
 
-static int handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int depth,
+static int handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int depth, int last_try,
                       const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r);
 
 /* An RA wraps requests in nested: to add its protection to one request
@@ -1677,7 +1677,7 @@ handle_nested(struct req *q)
         if (cmpr_msg_encode(sk_CMPR_PKIMESSAGE_value(inner, i), &der, &len) != CMPR_OK)
             r = CMPR_ERR_ENCODE;
         else
-            r = handle_der(q->core, q->info, q->depth + 1, der, len, &out, &outlen);
+            r = handle_der(q->core, q->info, q->depth + 1, 1, der, len, &out, &outlen);
         OPENSSL_free(der);
         if (n == 1) {
             if (r != CMPR_OK) {
@@ -1737,11 +1737,23 @@ int
 cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
                  const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r)
 {
-    return handle_der(core, info, 0, der, len, out_r, out_len_r);
+    struct cmpr_request_info again = *info;
+    int r = handle_der(core, info, 0, 0, der, len, out_r, out_len_r);
+
+    /* the transaction moved on while this request was handled (the operator
+     * approved it, housekeeping expired it): handle it again from the new
+     * state; its senderNonce is recorded already, and it is its own */
+    for (int i = 1; r == CMPR_ERR_CONFLICT && i <= 3; i++) {
+        cmpr_log_info("%s %s: the transaction changed meanwhile; handled again", info->medium,
+                      info->peer != NULL ? info->peer : "");
+        again.resumed = 1;
+        r = handle_der(core, &again, 0, i == 3, der, len, out_r, out_len_r);
+    }
+    return r;
 }
 
 static int
-handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int depth,
+handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int depth, int last_try,
            const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r)
 {
     struct req q;
@@ -1857,6 +1869,12 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
         q.txn.response_len = out_len;
         q.txn.updated = (int64_t)time(NULL);
         r = q.save_txn == 1 ? st->ops->txn_insert(st, &q.txn) : st->ops->txn_update(st, &q.txn);
+        if (r == CMPR_ERR_CONFLICT && q.new_cert == NULL && depth == 0 && !last_try) {
+            /* nothing was promised or issued: the caller handles it again */
+            OPENSSL_free(out);
+            out = NULL;
+            goto done;
+        }
         if (r != CMPR_OK)
             goto store_failed;
         /* only once the new certificate is safely recorded as confirmed */
@@ -1979,7 +1997,7 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
     if ((r = cmpr_txn_to(&q.txn, CMPR_TXN_WAITING_POLL)) != CMPR_OK)
         goto out;
     q.txn.updated = (int64_t)time(NULL);
-    if ((r = core->st->ops->txn_update(core->st, &q.txn)) != CMPR_OK)
+    if ((r = core->st->ops->txn_set_state(core->st, &q.txn)) != CMPR_OK)
         goto out;
     audit(&q, "approved", "certificate for %s issued; delivered on the next poll",
           q.new_cert->subject);
@@ -2013,7 +2031,7 @@ cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, c
              reason != NULL ? ": " : "", reason != NULL ? reason : "");
     if ((r = cmpr_txn_to(&q.txn, CMPR_TXN_REJECTED)) == CMPR_OK) {
         q.txn.updated = (int64_t)time(NULL);
-        r = core->st->ops->txn_update(core->st, &q.txn);
+        r = core->st->ops->txn_set_state(core->st, &q.txn);
     }
     if (r == CMPR_OK)
         audit(&q, "rejected", "%s", q.txn.note);

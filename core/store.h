@@ -38,6 +38,7 @@ struct cmpr_txn_rec {
     size_t tid_len;
     char sender[512];                   /* RFC 2253 DN or "ref:<senderKID hex>" */
     int state;                          /* enum cmpr_txn_state */
+    int read_state;                     /* the state txn_get returned (optimistic locking) */
     int req_type;                       /* body type of the first request */
     char client[128];                   /* [client NAME] that authenticated, or "" */
     char profile[128];
@@ -85,9 +86,15 @@ struct cmpr_store_ops {
     void (*close)(struct cmpr_store *st);
     /* CMPR_ERR_EXISTS if the transactionID is already in use */
     int (*txn_insert)(struct cmpr_store *st, const struct cmpr_txn_rec *rec);
-    /* updates state, client, profile, note, nonces, serial, response, times;
-     * CMPR_ERR_NOT_FOUND if there is none */
+    /* updates state, client, profile, note, nonces, serial, response, times,
+     * only while the stored state is still rec->read_state (another process,
+     * the operator's CLI or housekeeping, may have moved it meanwhile):
+     * CMPR_ERR_CONFLICT then; CMPR_ERR_NOT_FOUND if there is none */
     int (*txn_update)(struct cmpr_store *st, const struct cmpr_txn_rec *rec);
+    /* the operator's change: state, serial, note and updated only (never the
+     * nonces and answer a concurrent poll may just have written), under the
+     * same condition as txn_update */
+    int (*txn_set_state)(struct cmpr_store *st, const struct cmpr_txn_rec *rec);
     int (*txn_get)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
                    struct cmpr_txn_rec *rec_r);
     /* calls cb for each transaction in state (or any state if state < 0) */

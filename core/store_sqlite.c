@@ -198,6 +198,21 @@ sq_txn_insert(struct cmpr_store *st, const struct cmpr_txn_rec *t)
     return r;
 }
 
+/* no row changed: was it gone, or moved on by someone else? */
+static int
+no_change(struct sqlite_store *s, const struct cmpr_txn_rec *t)
+{
+    sqlite3_stmt *q = prep(s, "SELECT 1 FROM txn WHERE tid=?");
+    int r = CMPR_ERR_STORE;
+
+    if (q != NULL) {
+        bind_blob(q, 1, t->tid, t->tid_len);
+        r = sqlite3_step(q) == SQLITE_ROW ? CMPR_ERR_CONFLICT : CMPR_ERR_NOT_FOUND;
+        sqlite3_finalize(q);
+    }
+    return r;
+}
+
 static int
 sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
 {
@@ -207,7 +222,7 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
 
     pthread_mutex_lock(&s->lock);
     q = prep(s, "UPDATE txn SET state=?, client=?, profile=?, last_nonce=?, serial=?,"
-             " response=?, updated=?, expires=?, req_nonce=?, note=? WHERE tid=?");
+             " response=?, updated=?, expires=?, req_nonce=?, note=? WHERE tid=? AND state=?");
     if (q != NULL) {
         sqlite3_bind_int(q, 1, t->state);
         sqlite3_bind_text(q, 2, t->client, -1, SQLITE_TRANSIENT);
@@ -220,9 +235,34 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
         bind_blob(q, 9, t->req_nonce, t->req_nonce_len);
         sqlite3_bind_text(q, 10, t->note, -1, SQLITE_TRANSIENT);
         bind_blob(q, 11, t->tid, t->tid_len);
+        sqlite3_bind_int(q, 12, t->read_state);
         r = run(s, q);
         if (r == CMPR_OK && sqlite3_changes(s->db) == 0)
-            r = CMPR_ERR_NOT_FOUND;
+            r = no_change(s, t);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int
+sq_txn_set_state(struct cmpr_store *st, const struct cmpr_txn_rec *t)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE;
+
+    pthread_mutex_lock(&s->lock);
+    q = prep(s, "UPDATE txn SET state=?, serial=?, note=?, updated=? WHERE tid=? AND state=?");
+    if (q != NULL) {
+        sqlite3_bind_int(q, 1, t->state);
+        bind_blob(q, 2, t->serial, t->serial_len);
+        sqlite3_bind_text(q, 3, t->note, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 4, t->updated);
+        bind_blob(q, 5, t->tid, t->tid_len);
+        sqlite3_bind_int(q, 6, t->read_state);
+        r = run(s, q);
+        if (r == CMPR_OK && sqlite3_changes(s->db) == 0)
+            r = no_change(s, t);
     }
     pthread_mutex_unlock(&s->lock);
     return r;
@@ -240,6 +280,7 @@ txn_row(sqlite3_stmt *q, struct cmpr_txn_rec *t)
     col_fixed(q, 0, t->tid, sizeof(t->tid), &t->tid_len);
     col_text(q, 1, t->sender, sizeof(t->sender));
     t->state = sqlite3_column_int(q, 2);
+    t->read_state = t->state;
     t->req_type = sqlite3_column_int(q, 3);
     col_text(q, 4, t->client, sizeof(t->client));
     col_text(q, 5, t->profile, sizeof(t->profile));
@@ -580,6 +621,7 @@ const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .close = sq_close,
     .txn_insert = sq_txn_insert,
     .txn_update = sq_txn_update,
+    .txn_set_state = sq_txn_set_state,
     .txn_get = sq_txn_get,
     .txn_list = sq_txn_list,
     .serial_reserve = sq_serial_reserve,

@@ -165,8 +165,19 @@ mkreq t1
 sendreq t1
 reply_for t1
 check "replies go out over STARTTLS with AUTH when the relay wants them" accepted t1 t1.rsp
-check "... the relay saw TLS 1.2+ and the right user before MAIL FROM" \
-	grep -q "delivered tls=TLSv1.[23] user=cmp from=ca@cmp.test to=site@site.test" peer.log
+check "... the relay saw TLS 1.2+ and the right user (AUTH PLAIN) before MAIL FROM" \
+	grep -q "delivered tls=TLSv1.[23] user=cmp mech=PLAIN from=ca@cmp.test to=site@site.test" peer.log
+python3 "$TOP/tests/integration/smtppeer.py" mta/tls.pem mta/tls.key cmp mail-secret "$TMP/mta/site" login >peer2.log 2>&1 &
+PIDS="$PIDS $!"
+i=0; while [ $i -lt 50 ] && ! grep -q '^port' peer2.log; do sleep 0.1; i=$((i + 1)); done
+kill $PID; wait $PID 2>/dev/null
+sed -i "s|^smtp = 127.0.0.1:$SPORT|smtp = 127.0.0.1:$(sed -n 's/^port //p' peer2.log)|" data/cmprouter.conf
+start_daemon d2l http -c data/cmprouter.conf $DAEMON_ARGS
+mkreq t3
+sendreq t3
+reply_for t3
+check "a relay offering only AUTH LOGIN gets LOGIN" sh -c \
+	"grep -q 'user=cmp mech=LOGIN' peer2.log && $C -cmd ir $MAC -newkey t3.key -subject /CN=t3 -implicit_confirm -rspin t3.rsp -certout t3.pem"
 kill $PID; wait $PID 2>/dev/null
 sed -i "s|^smtp_secret = .*|smtp_secret = pass:wrong|" data/cmprouter.conf
 start_daemon d2b http -c data/cmprouter.conf $DAEMON_ARGS
@@ -282,4 +293,4 @@ kill $BR 2>/dev/null
 kill $PID; wait $PID 2>/dev/null
 stop_mta
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
-	sh -c "! cat d0.err d1.err d2.err d2b.err d3.err d3s.err d4.err deliver.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat d0.err d1.err d2.err d2b.err d2l.err d3.err d3s.err d4.err deliver.err | grep -q 'Sanitizer\|runtime error'"

@@ -6,8 +6,9 @@ OpenSMTPD#1239: "EVP lib" on every handshake), so the STARTTLS and AUTH side
 of our SMTP client is checked against this peer; everything else runs
 against the real OpenSMTPD.
 
-  smtppeer.py CERT KEY USER PASSWORD MAILDIR
-Prints "port N"; offers STARTTLS, then AUTH PLAIN LOGIN (only after TLS),
+  smtppeer.py CERT KEY USER PASSWORD MAILDIR [login]
+Prints "port N"; offers STARTTLS, then AUTH PLAIN LOGIN (only LOGIN with
+"login"; only after TLS),
 refuses MAIL before AUTH (530), delivers each message into MAILDIR/new and
 logs "delivered tls=VERSION user=USER from=... to=...".
 """
@@ -20,13 +21,14 @@ import threading
 import time
 
 CERT, KEY, USER, PASSWORD, MAILDIR = sys.argv[1:6]
+MECHS = "LOGIN" if len(sys.argv) > 6 and sys.argv[6] == "login" else "PLAIN LOGIN"
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(CERT, KEY)
 
 
 def serve(conn):
     f = conn.makefile("rwb")
-    tls, user, mail_from, rcpt = None, None, None, []
+    tls, user, mech, mail_from, rcpt = None, None, None, None, []
 
     def say(line):
         f.write(line.encode() + b"\r\n")
@@ -41,7 +43,7 @@ def serve(conn):
         verb = cmd.split(" ")[0].upper()
         if verb == "EHLO":
             caps = ["250-smtppeer"]
-            caps.append("250-AUTH PLAIN LOGIN" if tls else "250-STARTTLS")
+            caps.append("250-AUTH " + MECHS if tls else "250-STARTTLS")
             say("\r\n".join(caps + ["250 8BITMIME"]))
         elif verb == "STARTTLS" and not tls:
             say("220 go ahead")
@@ -50,6 +52,9 @@ def serve(conn):
             f = conn.makefile("rwb")
         elif verb == "AUTH" and tls:
             parts = cmd.split(" ")
+            if parts[1].upper() not in MECHS.split():
+                say("504 mechanism not offered")
+                continue
             if parts[1].upper() == "PLAIN":
                 _, u, p = base64.b64decode(parts[2]).split(b"\0")
             else:
@@ -58,7 +63,7 @@ def serve(conn):
                 say("334 UGFzc3dvcmQ6")
                 p = base64.b64decode(f.readline().strip())
             if u.decode() == USER and p.decode() == PASSWORD:
-                user = u.decode()
+                user, mech = u.decode(), parts[1].upper()
                 say("235 ok")
             else:
                 say("535 bad credentials")
@@ -83,7 +88,7 @@ def serve(conn):
             with open(os.path.join(MAILDIR, "tmp", name), "wb") as out:
                 out.write(data.replace(b"\r\n", b"\n"))
             os.rename(os.path.join(MAILDIR, "tmp", name), os.path.join(MAILDIR, "new", name))
-            print("delivered tls=%s user=%s from=%s to=%s" % (tls, user, mail_from, ",".join(rcpt)), flush=True)
+            print("delivered tls=%s user=%s mech=%s from=%s to=%s" % (tls, user, mech, mail_from, ",".join(rcpt)), flush=True)
             say("250 queued")
         elif verb == "QUIT":
             say("221 bye")

@@ -232,7 +232,10 @@ def main():
                 break
             r, _, _ = select.select([s], [], [], 1.0)
             if r:
-                c = s.recv(1) == b""
+                try:
+                    c = s.recv(1) == b""
+                except ConnectionResetError:
+                    c = True    # closed while our last byte was on its way: a reset
                 break
         print("trickle closed=%d after=%d" % (c, int(time.time() - t0)))
     elif case == "many":         # N concurrent connections, all answered

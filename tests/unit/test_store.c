@@ -87,6 +87,22 @@ test_txn_unique_and_update(void **state)
     assert_int_equal(got.state, CMPR_TXN_ISSUED);
     assert_int_equal(got.serial_len, 8);
     cmpr_txn_rec_clear(&got);
+    /* optimistic locking: a record read before someone else moved the
+     * transaction on is refused (CMPR_ERR_CONFLICT), for a full update and
+     * for the operator's narrow one */
+    {
+        struct cmpr_txn_rec a, b;
+
+        assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &a), CMPR_OK);
+        assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &b), CMPR_OK);
+        a.state = CMPR_TXN_CONFIRMED;
+        assert_int_equal(st->ops->txn_set_state(st, &a), CMPR_OK);
+        b.last_nonce_len = 4;
+        assert_int_equal(st->ops->txn_update(st, &b), CMPR_ERR_CONFLICT);
+        assert_int_equal(st->ops->txn_set_state(st, &b), CMPR_ERR_CONFLICT);
+        cmpr_txn_rec_clear(&a);
+        cmpr_txn_rec_clear(&b);
+    }
     make_txn(&t, 2, CMPR_TXN_RECEIVED);
     assert_int_equal(st->ops->txn_update(st, &t), CMPR_ERR_NOT_FOUND);
     assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
