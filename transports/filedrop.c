@@ -614,24 +614,8 @@ static size_t
 fd_in_flight(void *vctx)
 {
     struct fd_ctx *ctx = vctx;
-    size_t n;
 
-    n = cmpr_worker_in_flight(&ctx->w);
-    return n;
-}
-
-static int
-fd_port(void *vctx)
-{
-    (void)vctx;
-    return 0;
-}
-
-static int
-fd_set_address(void *vctx, const char *addr)
-{
-    (void)vctx;
-    return addr == NULL ? 0 : -1;
+    return cmpr_worker_in_flight(&ctx->w);
 }
 
 static void
@@ -655,5 +639,5 @@ fd_free(void *vctx)
 
 const struct cmpr_transport_ops cmpr_filedrop_transport = {
     "filedrop", "filedrop", sizeof(struct fd_ctx), fd_configure, fd_start, fd_stop,
-    fd_in_flight, fd_port, fd_set_address, fd_free
+    fd_in_flight, cmpr_transport_no_port, cmpr_transport_no_address, fd_free
 };

@@ -425,20 +425,6 @@ mail_in_flight(void *vctx)
     return cmpr_worker_in_flight(&ctx->in);
 }
 
-static int
-mail_port(void *vctx)
-{
-    (void)vctx;
-    return 0;
-}
-
-static int
-mail_set_address(void *vctx, const char *addr)
-{
-    (void)vctx;
-    return addr == NULL ? 0 : -1;
-}
-
 static void
 mail_free(void *vctx)
 {
@@ -449,5 +435,5 @@ mail_free(void *vctx)
 
 const struct cmpr_transport_ops cmpr_mail_transport = {
     "mail", "mail", sizeof(struct mail_ctx), mail_configure, mail_start, mail_stop,
-    mail_in_flight, mail_port, mail_set_address, mail_free
+    mail_in_flight, cmpr_transport_no_port, cmpr_transport_no_address, mail_free
 };

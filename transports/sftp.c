@@ -1060,24 +1060,8 @@ static size_t
 sftp_in_flight(void *vctx)
 {
     struct sftp_ctx *ctx = vctx;
-    size_t n;
 
-    n = cmpr_worker_in_flight(&ctx->w);
-    return n;
-}
-
-static int
-sftp_port(void *vctx)
-{
-    (void)vctx;
-    return 0;
-}
-
-static int
-sftp_set_address(void *vctx, const char *addr)
-{
-    (void)vctx;
-    return addr == NULL ? 0 : -1;
+    return cmpr_worker_in_flight(&ctx->w);
 }
 
 static void
@@ -1104,5 +1088,5 @@ sftp_free_ctx(void *vctx)
 
 const struct cmpr_transport_ops cmpr_sftp_transport = {
     "sftp", "sftp", sizeof(struct sftp_ctx), sftp_configure, sftp_start, sftp_stop,
-    sftp_in_flight, sftp_port, sftp_set_address, sftp_free_ctx
+    sftp_in_flight, cmpr_transport_no_port, cmpr_transport_no_address, sftp_free_ctx
 };

@@ -44,6 +44,10 @@ struct cmpr_transport_ops {
     void (*free)(void *ctx);
 };
 
+/* port and set_address of a transport that listens on nothing (folders, mail) */
+int cmpr_transport_no_port(void *ctx);
+int cmpr_transport_no_address(void *ctx, const char *addr);
+
 extern const struct cmpr_transport_ops cmpr_http_transport;
 void cmpr_http_set_admin(void *ctx);
 int cmpr_http_is_admin(void *ctx);

@@ -216,3 +216,17 @@ cmpr_worker_stop(struct cmpr_worker *w, void (*done)(void *arg), void *arg)
     uv_cond_broadcast(&w->cond);
     uv_mutex_unlock(&w->mu);
 }
+
+int
+cmpr_transport_no_port(void *ctx)
+{
+    (void)ctx;
+    return 0;
+}
+
+int
+cmpr_transport_no_address(void *ctx, const char *addr)
+{
+    (void)ctx;
+    return addr == NULL ? 0 : -1;
+}

@@ -18,24 +18,6 @@ IN=data/filedrop/inbox OUT=data/filedrop/outbox ERR=data/filedrop/errors ARC=dat
 SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
 MAC="-ref demo -secret pass:$SECRET -recipient /CN=cmprouter_demo_issuing_CA"
 
-# wait_for PATH [TENTHS]: until PATH exists (bounded, default 20 s)
-wait_for() {
-	_i=0
-	while [ $_i -lt "${2:-200}" ] && [ ! -e "$1" ]; do sleep 0.1; _i=$((_i + 1)); done
-	[ -e "$1" ]
-}
-# mkreq NAME: an ir with implicit confirm, written by the openssl client
-mkreq() {
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
-	$C -cmd ir -server $DEAD $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm \
-		-reqout "$1.req" -certout x.pem >/dev/null 2>&1
-}
-# accepted NAME ANSWER: openssl cmp accepts the answer file, the certificate verifies
-accepted() {
-	$C -cmd ir $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm -rspin "$2" \
-		-certout "$1.pem" >"$1.log" 2>&1 \
-	&& openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem "$1.pem"
-}
 # drop FILE NAME: into the inbox the way a careful site does (tmp name, rename)
 drop() { cp "$1" "$IN/$2.tmp" && mv "$IN/$2.tmp" "$IN/$2"; }
 
@@ -148,12 +130,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out manual.key 2
 $C -server 127.0.0.1:$BPORT/.well-known/cmp $MAC -cmd cr -newkey manual.key \
 	-subject /CN=offline-manual -certout manual.pem -total_timeout 120 >manual.log 2>&1 &
 CL=$!
-i=0; tid=""
-while [ $i -lt 150 ] && [ -z "$tid" ]; do
-	tid=$("$R" -c data/cmprouter.conf list --pending --json 2>/dev/null | python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["tid"] if l else "")')
-	[ -z "$tid" ] && sleep 0.2
-	i=$((i + 1))
-done
+tid=$(pending_tid data/cmprouter.conf)
 check "a cr by file for a profile needing approval waits for the operator" test -n "$tid"
 sleep 2             # the site polls by files meanwhile
 check "approve from the CLI" "$R" -c data/cmprouter.conf approve "$tid"

@@ -64,12 +64,7 @@ sleep 0.5
 $C -server 127.0.0.1:$PORT/.well-known/cmp/p/manual $MAC -cmd cr -newkey k4.key -subject /CN=manual \
 	-certout manual.pem -total_timeout 60 >c9.log 2>&1 &
 CL=$!
-i=0; tid=""
-while [ $i -lt 100 ] && [ -z "$tid" ]; do
-	tid=$("$R" -c data/cmprouter.conf list --pending --json 2>/dev/null | python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["tid"] if l else "")')
-	[ -z "$tid" ] && sleep 0.2
-	i=$((i + 1))
-done
+tid=$(pending_tid data/cmprouter.conf)
 check "the request waits for approval" test -n "$tid"
 check "approve from the CLI while the client polls" "$R" -c data/cmprouter.conf approve "$tid"
 i=0

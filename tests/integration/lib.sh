@@ -30,3 +30,36 @@ start_daemon() {
 		_i=$((_i + 1))
 	done
 }
+
+# ---- helpers for the tests that enroll with `openssl cmp` (they set C, DEAD, MAC) ----
+# wait_for PATH [TENTHS]: until PATH exists (bounded, default 20 s)
+wait_for() {
+	_i=0
+	while [ $_i -lt "${2:-200}" ] && [ ! -e "$1" ]; do sleep 0.1; _i=$((_i + 1)); done
+	[ -e "$1" ]
+}
+# mkreq NAME: NAME.key and an ir with implicit confirm in NAME.req, written by
+# the openssl client (which cannot reach $DEAD and so only writes the request)
+mkreq() {
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
+	$C -cmd ir -server $DEAD $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm \
+		-reqout "$1.req" -certout x.pem >/dev/null 2>&1
+}
+# accepted NAME [ANSWER]: the openssl client accepts ANSWER (default NAME.rsp)
+# and the certificate verifies against the embedded default's CA in data/
+accepted() {
+	$C -cmd ir $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm -rspin "${2:-$1.rsp}" \
+		-certout "$1.pem" >"$1.log" 2>&1 \
+	&& openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem "$1.pem"
+}
+# pending_tid CONF: the transactionID waiting for approval (bounded wait, 40 s), or ""
+pending_tid() {
+	_i=0; _tid=""
+	while [ $_i -lt 200 ] && [ -z "$_tid" ]; do
+		_tid=$("$CMPROUTER" -c "$1" list --pending --json 2>/dev/null \
+			| python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["tid"] if l else "")')
+		[ -z "$_tid" ] && sleep 0.2
+		_i=$((_i + 1))
+	done
+	echo "$_tid"
+}

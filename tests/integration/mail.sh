@@ -66,16 +66,6 @@ SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
 MAC="-ref demo -secret pass:$SECRET -recipient /CN=cmprouter_demo_issuing_CA"
 SITE=mta/site
 
-mkreq() {
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
-	$C -cmd ir -server $DEAD $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm \
-		-reqout "$1.req" -certout x.pem >/dev/null 2>&1
-}
-accepted() {
-	$C -cmd ir $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm -rspin "$2" \
-		-certout "$1.pem" >"$1.log" 2>&1 \
-	&& openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem "$1.pem"
-}
 # sendreq NAME [PORT]: mails NAME.req to ca@cmp.test as an application/pkixcmp part
 sendreq() {
 	python3 - "$1" "${2:-$MP}" <<'EOF'
@@ -271,12 +261,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out manual.key 2
 $C -server 127.0.0.1:$BPORT/.well-known/cmp $MAC -cmd cr -newkey manual.key \
 	-subject /CN=mail-manual -certout manual.pem -total_timeout 150 >manual.log 2>&1 &
 CL=$!
-i=0; tid=""
-while [ $i -lt 200 ] && [ -z "$tid" ]; do
-	tid=$("$R" -c data/cmprouter.conf list --pending --json 2>/dev/null | python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["tid"] if l else "")')
-	[ -z "$tid" ] && sleep 0.2
-	i=$((i + 1))
-done
+tid=$(pending_tid data/cmprouter.conf)
 check "a mailed cr for a profile needing approval waits for the operator" test -n "$tid"
 sleep 2
 check "approve from the CLI" "$R" -c data/cmprouter.conf approve "$tid"

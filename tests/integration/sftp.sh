@@ -122,21 +122,6 @@ IN=remote/in OUT=remote/out ERR=remote/in/.errors ARC=remote/archive
 SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
 MAC="-ref demo -secret pass:$SECRET -recipient /CN=cmprouter_demo_issuing_CA"
 
-wait_for() {
-	_i=0
-	while [ $_i -lt "${2:-200}" ] && [ ! -e "$1" ]; do sleep 0.1; _i=$((_i + 1)); done
-	[ -e "$1" ]
-}
-mkreq() {
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
-	$C -cmd ir -server $DEAD $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm \
-		-reqout "$1.req" -certout x.pem >/dev/null 2>&1
-}
-accepted() {
-	$C -cmd ir $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm -rspin "$2" \
-		-certout "$1.pem" >"$1.log" 2>&1 \
-	&& openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem "$1.pem"
-}
 drop() { cp "$1" "$3/.$2.tmp" && mv "$3/.$2.tmp" "$3/$2"; }
 
 # ---- one request through the remote folders ----
@@ -195,12 +180,7 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out manual.key 2
 $C -server 127.0.0.1:$BPORT/.well-known/cmp $MAC -cmd cr -newkey manual.key \
 	-subject /CN=sftp-manual -certout manual.pem -total_timeout 120 >manual.log 2>&1 &
 CL=$!
-i=0; tid=""
-while [ $i -lt 150 ] && [ -z "$tid" ]; do
-	tid=$("$R" -c data/cmprouter.conf list --pending --json 2>/dev/null | python3 -c 'import json,sys; l=json.load(sys.stdin); print(l[0]["tid"] if l else "")')
-	[ -z "$tid" ] && sleep 0.2
-	i=$((i + 1))
-done
+tid=$(pending_tid data/cmprouter.conf)
 check "a cr fetched over SFTP for a profile needing approval waits for the operator" test -n "$tid"
 sleep 2
 check "approve from the CLI" "$R" -c data/cmprouter.conf approve "$tid"

@@ -17,18 +17,6 @@ check "cmprouterd --tcp listens (embedded default has [listen tcp])" \
 SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
 MAC="-ref demo -secret pass:$SECRET -recipient /CN=cmprouter_demo_issuing_CA"
 
-# mkreq NAME: an ir with implicit confirm, written by the openssl client
-mkreq() {
-	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.key" 2>/dev/null
-	$C -cmd ir -server $DEAD $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm \
-		-reqout "$1.req" -certout x.pem >/dev/null 2>&1
-}
-# accepted NAME: the openssl client accepts NAME.rsp and the certificate verifies
-accepted() {
-	$C -cmd ir $MAC -newkey "$1.key" -subject "/CN=$1" -implicit_confirm -rspin "$1.rsp" \
-		-certout "$1.pem" >"$1.log" 2>&1 \
-	&& openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem "$1.pem"
-}
 for n in whole split pipe1 pipe2 close old half many; do mkreq $n; done
 
 $P "$TPORT" whole whole.req whole.rsp >r.log 2>&1
