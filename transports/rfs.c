@@ -1,0 +1,643 @@
+/*
+ * Remote folders over SSH: SFTP, or SCP plus POSIX shell commands where a
+ * server offers no SFTP subsystem (see rfs.h).
+ */
+#define _GNU_SOURCE 1
+#include "transports/rfs.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAX_SCAN 10000
+#define MAX_LISTING (4u * 1024 * 1024)  /* bytes of a remote listing by shell */
+
+static int sh_path(struct cmpr_rfs *ctx, const char *fmt, const char *path);
+
+void
+cmpr_rfs_close(struct cmpr_rfs *ctx)
+{
+    if (ctx->sftp != NULL)
+        sftp_free(ctx->sftp);
+    ctx->sftp = NULL;
+    if (ctx->ssh != NULL) {
+        ssh_disconnect(ctx->ssh);
+        ssh_free(ctx->ssh);
+    }
+    ctx->ssh = NULL;
+}
+
+int
+cmpr_rfs_alive(struct cmpr_rfs *ctx)
+{
+    return ctx->ssh != NULL && ssh_is_connected(ctx->ssh);
+}
+
+void
+cmpr_rfs_mkdirs(struct cmpr_rfs *ctx, const char *path)
+{
+    char buf[CMPR_RFS_PATH];
+    size_t n = strlen(path);
+
+    if (ctx->use_scp) {
+        (void)sh_path(ctx, "mkdir -p -- %1$s", path);
+        return;
+    }
+    if (n >= sizeof(buf))
+        return;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; ; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+
+            *p = '\0';
+            (void)sftp_mkdir(ctx->sftp, buf, 0750);   /* exists already: fine */
+            *p = c;
+            if (c == '\0')
+                break;
+        }
+    }
+}
+
+
+/* ---------------- SCP and shell commands (servers without SFTP) ---------------- */
+
+/* 'text' for a POSIX shell: single quotes, each ' as '\'' */
+static int
+shq(char *buf, size_t len, const char *text)
+{
+    size_t o = 0;
+
+    if (len < 3)
+        return -1;
+    buf[o++] = '\'';
+    for (const char *p = text; *p != '\0'; p++) {
+        if (*p == '\'') {
+            if (o + 5 >= len)
+                return -1;
+            memcpy(buf + o, "'\\''", 4);
+            o += 4;
+        } else {
+            if (o + 2 >= len)
+                return -1;
+            buf[o++] = *p;
+        }
+    }
+    buf[o++] = '\'';
+    buf[o] = '\0';
+    return 0;
+}
+
+static ssh_channel
+exec_open(struct cmpr_rfs *ctx, const char *cmd)
+{
+    ssh_channel ch = ssh_channel_new(ctx->ssh);
+
+    if (ch == NULL)
+        return NULL;
+    if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, cmd) != SSH_OK) {
+        ssh_channel_free(ch);
+        return NULL;
+    }
+    return ch;
+}
+
+static void
+exec_close(ssh_channel ch)
+{
+    ssh_channel_send_eof(ch);
+    ssh_channel_close(ch);
+    ssh_channel_free(ch);
+}
+
+/* exactly n bytes (or -1) */
+static int
+ch_read(struct cmpr_rfs *ctx, ssh_channel ch, void *buf, size_t n)
+{
+    size_t off = 0;
+
+    while (off < n) {
+        int r = ssh_channel_read_timeout(ch, (char *)buf + off, (uint32_t)(n - off), 0,
+                                         (int)ctx->timeout * 1000);
+
+        if (r <= 0)
+            return -1;
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+static int
+ch_write(ssh_channel ch, const void *buf, size_t n)
+{
+    size_t off = 0;
+
+    while (off < n) {
+        int r = ssh_channel_write(ch, (const char *)buf + off, (uint32_t)(n - off));
+
+        if (r <= 0)
+            return -1;
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+/* Runs cmd; its stdout (at most max bytes) into *out_r if out_r is set.
+ * Returns the exit status, or -1 when the command could not run. */
+static int
+sh_run(struct cmpr_rfs *ctx, const char *cmd, unsigned char **out_r, size_t *len_r, size_t max)
+{
+    ssh_channel ch = exec_open(ctx, cmd);
+    unsigned char *buf = NULL, tmp[4096];
+    size_t len = 0;
+    int st;
+
+    if (ch == NULL)
+        return -1;
+    ssh_channel_send_eof(ch);
+    for (;;) {
+        int r = ssh_channel_read_timeout(ch, tmp, sizeof(tmp), 0, (int)ctx->timeout * 1000);
+
+        if (r == 0 && ssh_channel_is_eof(ch))
+            break;
+        if (r < 0 || (r == 0 && !cmpr_rfs_alive(ctx))) {
+            free(buf);
+            exec_close(ch);
+            return -1;
+        }
+        if (r == 0)
+            continue;
+        if (out_r != NULL && len + (size_t)r <= max) {
+            unsigned char *nb = realloc(buf, len + (size_t)r + 1);
+
+            if (nb == NULL) {
+                free(buf);
+                exec_close(ch);
+                return -1;
+            }
+            buf = nb;
+            memcpy(buf + len, tmp, (size_t)r);
+            len += (size_t)r;
+        }
+    }
+    st = ssh_channel_get_exit_status(ch);
+    exec_close(ch);
+    if (out_r != NULL) {
+        *out_r = buf;
+        *len_r = len;
+    } else {
+        free(buf);
+    }
+    return st;
+}
+
+/* fmt with the single-quoted path as %1$s (used as often as needed); 0 on exit 0 */
+static int
+sh_path(struct cmpr_rfs *ctx, const char *fmt, const char *path)
+{
+    char q[2 * CMPR_RFS_PATH + 8], cmd[8 * CMPR_RFS_PATH];
+    int n;
+
+    if (shq(q, sizeof(q), path) != 0)
+        return -1;
+    n = snprintf(cmd, sizeof(cmd), fmt, q);
+    if (n <= 0 || (size_t)n >= sizeof(cmd))
+        return -1;
+    return sh_run(ctx, cmd, NULL, NULL, 0) == 0 ? 0 : -1;
+}
+
+static int
+scp_rename(struct cmpr_rfs *ctx, const char *src, const char *dst)
+{
+    char qs[2 * CMPR_RFS_PATH + 8], qd[2 * CMPR_RFS_PATH + 8], cmd[8 * CMPR_RFS_PATH];
+    int n;
+
+    if (shq(qs, sizeof(qs), src) != 0 || shq(qd, sizeof(qd), dst) != 0)
+        return -1;
+    /* hard link then unlink; where links are refused, mv only if the target is free */
+    n = snprintf(cmd, sizeof(cmd), "if ln -- %s %s 2>/dev/null; then rm -f -- %s; "
+                 "elif test ! -e %s && test ! -L %s && test -e %s; then mv -- %s %s; else exit 1; fi",
+                 qs, qd, qs, qd, qd, qs, qs, qd);
+    if (n <= 0 || (size_t)n >= sizeof(cmd))
+        return -1;
+    return sh_run(ctx, cmd, NULL, NULL, 0) == 0 ? 0 : -1;
+}
+
+/* SCP source mode: the file's bytes (at most max) */
+static int
+scp_get(struct cmpr_rfs *ctx, const char *path, size_t max, unsigned char **data_r, size_t *len_r,
+        char *why, size_t wlen)
+{
+    char q[2 * CMPR_RFS_PATH + 8], cmd[8 * CMPR_RFS_PATH + 128], line[256];
+    unsigned char *buf, zero = 0, c;
+    ssh_channel ch;
+    size_t n = 0, size;
+    int kind;
+
+    if (shq(q, sizeof(q), path) != 0)
+        return -3;
+    /* what the file is, without following a link */
+    snprintf(cmd, sizeof(cmd), "if test -L %s; then exit 3; elif test -f %s; then exit 0; "
+             "elif test -e %s; then exit 4; else exit 5; fi", q, q, q);
+    kind = sh_run(ctx, cmd, NULL, NULL, 0);
+    if (kind == 3 || kind == 4) {
+        snprintf(why, wlen, kind == 3 ? "a symbolic link (never followed)" : "not a regular file");
+        return -1;
+    }
+    if (kind != 0) {
+        snprintf(why, wlen, "cannot look at it over SSH");
+        return -3;
+    }
+    snprintf(cmd, sizeof(cmd), "scp -f -- %s", q);
+    if ((ch = exec_open(ctx, cmd)) == NULL) {
+        snprintf(why, wlen, "cannot start scp: %s", ssh_get_error(ctx->ssh));
+        return -3;
+    }
+    if (ch_write(ch, &zero, 1) != 0)
+        goto broken;
+    /* "C0644 SIZE NAME\n" */
+    while (n + 1 < sizeof(line)) {
+        if (ch_read(ctx, ch, &c, 1) != 0)
+            goto broken;
+        if (c == '\n')
+            break;
+        line[n++] = (char)c;
+    }
+    line[n] = '\0';
+    if (cmpr_drop_parse_scp_header(line, &size) != 0) {
+        snprintf(why, wlen, "scp: %.200s", line[0] == 1 || line[0] == 2 ? line + 1 : "unexpected answer");
+        exec_close(ch);
+        return -3;
+    }
+    if (size > max) {
+        snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+        exec_close(ch);
+        return -1;
+    }
+    if ((buf = malloc(size + 1)) == NULL || ch_write(ch, &zero, 1) != 0 || ch_read(ctx, ch, buf, size) != 0
+            || ch_read(ctx, ch, &c, 1) != 0 || c != 0) {
+        free(buf);
+        goto broken;
+    }
+    (void)ch_write(ch, &zero, 1);
+    exec_close(ch);
+    *data_r = buf;
+    *len_r = size;
+    return 0;
+broken:
+    snprintf(why, wlen, "scp transfer failed: %s", ssh_get_error(ctx->ssh));
+    exec_close(ch);
+    return -3;
+}
+
+/* SCP sink mode: path gets data with the configured mode */
+static int
+scp_put(struct cmpr_rfs *ctx, const char *path, const unsigned char *data, size_t len)
+{
+    char q[2 * CMPR_RFS_PATH + 8], cmd[2 * CMPR_RFS_PATH + 32], hdr[64];
+    unsigned char ack = 1, zero = 0;
+    ssh_channel ch;
+    int r = -1;
+
+    if (shq(q, sizeof(q), path) != 0)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "scp -t -- %s", q);
+    if ((ch = exec_open(ctx, cmd)) == NULL)
+        return -1;
+    /* the target is a file path, so the sink takes the name from it and the
+     * header's name (which may not hold a newline) is a fixed one */
+    snprintf(hdr, sizeof(hdr), "C%04o %zu cmp.pki\n", (unsigned)ctx->mode, len);
+    if (ch_read(ctx, ch, &ack, 1) == 0 && ack == 0 && ch_write(ch, hdr, strlen(hdr)) == 0
+            && ch_read(ctx, ch, &ack, 1) == 0 && ack == 0 && ch_write(ch, data, len) == 0
+            && ch_write(ch, &zero, 1) == 0 && ch_read(ctx, ch, &ack, 1) == 0 && ack == 0)
+        r = 0;
+    exec_close(ch);
+    return r;
+}
+
+/* the listing of dir by a POSIX shell: "TYPE SIZE NAME\0" per entry */
+static int
+scp_list(struct cmpr_rfs *ctx, const char *dir, struct cmpr_drop_entry **out, size_t *n_out,
+         int want_types)
+{
+    char q[2 * CMPR_RFS_PATH + 8], cmd[3 * CMPR_RFS_PATH];
+    unsigned char *buf = NULL;
+    size_t len = 0, n = 0;
+    struct cmpr_drop_entry *v = NULL;
+
+    *out = NULL;
+    *n_out = 0;
+    if (shq(q, sizeof(q), dir) != 0)
+        return -1;
+    snprintf(cmd, sizeof(cmd), "cd -- %s || exit 1; for f in * .[!.]* ..?*; do "
+             "if test -L \"$f\"; then t=l; s=0; elif test -d \"$f\"; then t=d; s=0; "
+             "elif test -f \"$f\"; then t=f; s=$(wc -c <\"$f\"); elif test -e \"$f\"; then t=o; s=0; "
+             "else continue; fi; printf '%%s %%s %%s\\0' \"$t\" $s \"$f\"; done", q);
+    if (sh_run(ctx, cmd, &buf, &len, MAX_LISTING) != 0) {
+        free(buf);
+        return -1;
+    }
+    if (cmpr_drop_parse_listing(buf, len, want_types, MAX_SCAN, &v, &n) != 0) {
+        free(buf);
+        return -1;
+    }
+    free(buf);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
+static const char *
+known_state(enum ssh_known_hosts_e s)
+{
+    switch (s) {
+    case SSH_KNOWN_HOSTS_CHANGED: return "has CHANGED (possible attack)";
+    case SSH_KNOWN_HOSTS_OTHER: return "is of another type than the one known";
+    case SSH_KNOWN_HOSTS_UNKNOWN: return "is unknown";
+    case SSH_KNOWN_HOSTS_NOT_FOUND: return "cannot be checked: no known_hosts file";
+    default: return "cannot be checked";
+    }
+}
+
+
+const char *
+cmpr_rfs_error(struct cmpr_rfs *ctx)
+{
+    return ctx->ssh != NULL ? ssh_get_error(ctx->ssh) : "not connected";
+}
+
+int
+cmpr_rfs_connect(struct cmpr_rfs *ctx, const struct cmpr_rfs_opts *o, char *why, size_t wlen)
+{
+    ssh_key key = NULL, srv = NULL;
+    enum ssh_known_hosts_e kh;
+    int no = 0, port = o->port;
+    long t = o->timeout;
+
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->timeout = o->timeout;
+    ctx->mode = o->mode;
+    if ((ctx->ssh = ssh_new()) == NULL) {
+        snprintf(why, wlen, "out of memory");
+        return -1;
+    }
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_HOST, o->host);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_PORT, &port);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_USER, o->user);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_KNOWNHOSTS, o->known_hosts);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_PROCESS_CONFIG, &no);
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_TIMEOUT, &t);
+    if (ssh_connect(ctx->ssh) != SSH_OK) {
+        snprintf(why, wlen, "cannot connect: %s", ssh_get_error(ctx->ssh));
+        goto fail;
+    }
+    if ((kh = ssh_session_is_known_server(ctx->ssh)) != SSH_KNOWN_HOSTS_OK) {
+        unsigned char *hash = NULL;
+        size_t hlen = 0;
+        char *fp = NULL;
+
+        if (ssh_get_server_publickey(ctx->ssh, &srv) == SSH_OK
+                && ssh_get_publickey_hash(srv, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) == 0)
+            fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
+        snprintf(why, wlen, "host key %s %s (not in %s): refused", fp != NULL ? fp : "",
+                 known_state(kh), o->known_hosts);
+        ssh_string_free_char(fp);
+        ssh_clean_pubkey_hash(&hash);
+        ssh_key_free(srv);
+        goto fail;
+    }
+    if (ssh_pki_import_privkey_file(o->identity, NULL, NULL, NULL, &key) != SSH_OK) {
+        snprintf(why, wlen, "cannot read the identity %s", o->identity);
+        goto fail;
+    }
+    if (ssh_userauth_publickey(ctx->ssh, NULL, key) != SSH_AUTH_SUCCESS) {
+        snprintf(why, wlen, "public key authentication as %s failed: %s", o->user,
+                 ssh_get_error(ctx->ssh));
+        ssh_key_free(key);
+        goto fail;
+    }
+    ssh_key_free(key);
+    ctx->use_scp = o->proto == CMPR_RFS_SCP;
+    if (!ctx->use_scp && ((ctx->sftp = sftp_new(ctx->ssh)) == NULL || sftp_init(ctx->sftp) != SSH_OK)) {
+        if (ctx->sftp != NULL)
+            sftp_free(ctx->sftp);
+        ctx->sftp = NULL;
+        if (o->proto == CMPR_RFS_SFTP) {
+            snprintf(why, wlen, "the server offers no SFTP subsystem: %s", ssh_get_error(ctx->ssh));
+            goto fail;
+        }
+        ctx->use_scp = ctx->fell_back = 1;
+    }
+    ctx->can_fsync = !ctx->use_scp && sftp_extension_supported(ctx->sftp, "fsync@openssh.com", "1");
+    return 0;
+fail:
+    cmpr_rfs_close(ctx);
+    return -1;
+}
+
+/* ---------------- remote file operations (worker thread) ---------------- */
+
+int
+cmpr_rfs_join(char *buf, const char *dir, const char *prefix, const char *name)
+{
+    int n = snprintf(buf, CMPR_RFS_PATH, "%s/%s%s", dir, prefix, name);
+
+    return n > 0 && n < CMPR_RFS_PATH ? 0 : -1;
+}
+
+int
+cmpr_rfs_exists(struct cmpr_rfs *ctx, const char *path)
+{
+    sftp_attributes a;
+
+    if (ctx->use_scp)
+        return sh_path(ctx, "test -e %1$s || test -L %1$s", path) == 0;
+    if ((a = sftp_lstat(ctx->sftp, path)) == NULL)
+        return 0;
+    sftp_attributes_free(a);
+    return 1;
+}
+
+int
+cmpr_rfs_rename(struct cmpr_rfs *ctx, const char *src, const char *dst)
+{
+    if (ctx->use_scp)
+        return scp_rename(ctx, src, dst);
+    return sftp_rename(ctx->sftp, src, dst) == SSH_OK ? 0 : -1;
+}
+
+int
+cmpr_rfs_unlink(struct cmpr_rfs *ctx, const char *path)
+{
+    if (ctx->use_scp)
+        return sh_path(ctx, "rm -f -- %1$s", path);
+    return sftp_unlink(ctx->sftp, path) == SSH_OK ? 0 : -1;
+}
+
+/* src into dir under the first free name namer(name, n) makes; -1 on failure */
+int
+cmpr_rfs_move_unique(struct cmpr_rfs *ctx, const char *src, const char *dir, const char *name,
+              int (*namer)(const char *, int, char *, size_t), char *out, size_t olen)
+{
+    char dp[CMPR_RFS_PATH];
+
+    for (int n = 1; n <= 1000; n++) {
+        if (namer(name, n, out, olen) != 0 || cmpr_rfs_join(dp, dir, "", out) != 0)
+            return -1;
+        if (cmpr_rfs_exists(ctx, dp))
+            continue;
+        if (cmpr_rfs_rename(ctx, src, dp) == 0)
+            return 0;
+        if (!cmpr_rfs_alive(ctx) || !cmpr_rfs_exists(ctx, dp))
+            return -1;          /* not a name clash */
+    }
+    return -1;
+}
+
+/* the whole remote file, if it is a regular file within max bytes */
+int
+cmpr_rfs_get(struct cmpr_rfs *ctx, const char *path, size_t max, unsigned char **data_r, size_t *len_r,
+      char *why, size_t wlen)
+{
+    sftp_attributes a;
+    sftp_file f;
+    unsigned char *buf;
+    size_t off = 0;
+
+    *data_r = NULL;
+    if (ctx->use_scp)
+        return scp_get(ctx, path, max, data_r, len_r, why, wlen);
+    if ((a = sftp_lstat(ctx->sftp, path)) == NULL) {
+        snprintf(why, wlen, "cannot stat: %s", ssh_get_error(ctx->ssh));
+        return -3;
+    }
+    if (a->type != SSH_FILEXFER_TYPE_REGULAR) {
+        snprintf(why, wlen, a->type == SSH_FILEXFER_TYPE_SYMLINK ? "a symbolic link (never followed)"
+                                                                  : "not a regular file");
+        sftp_attributes_free(a);
+        return -1;
+    }
+    if (a->size > max) {
+        snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+        sftp_attributes_free(a);
+        return -1;
+    }
+    sftp_attributes_free(a);
+    if ((f = sftp_open(ctx->sftp, path, O_RDONLY, 0)) == NULL) {
+        snprintf(why, wlen, "cannot open: %s", ssh_get_error(ctx->ssh));
+        return -3;
+    }
+    if ((buf = malloc(max + 1)) == NULL) {
+        sftp_close(f);
+        return -3;
+    }
+    for (;;) {
+        ssize_t n = sftp_read(f, buf + off, max + 1 - off);
+
+        if (n < 0) {
+            snprintf(why, wlen, "read error: %s", ssh_get_error(ctx->ssh));
+            free(buf);
+            sftp_close(f);
+            return -3;
+        }
+        if (n == 0)
+            break;
+        off += (size_t)n;
+        if (off > max) {
+            snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+            free(buf);
+            sftp_close(f);
+            return -1;
+        }
+    }
+    sftp_close(f);
+    *data_r = buf;
+    *len_r = off;
+    return 0;
+}
+
+/* dir/tmp written and synced, then renamed to dir/final (which must not exist) */
+int
+cmpr_rfs_put(struct cmpr_rfs *ctx, const char *dir, const char *tmp, const char *final,
+      const unsigned char *data, size_t len)
+{
+    char tp[CMPR_RFS_PATH], fp[CMPR_RFS_PATH];
+    sftp_file f;
+    size_t off = 0;
+
+    if (cmpr_rfs_join(tp, dir, "", tmp) != 0 || cmpr_rfs_join(fp, dir, "", final) != 0)
+        return -1;
+    if (ctx->use_scp) {
+        char qt[2 * CMPR_RFS_PATH + 8], qf[2 * CMPR_RFS_PATH + 8], cmd[5 * CMPR_RFS_PATH];
+
+        if (scp_put(ctx, tp, data, len) != 0 || shq(qt, sizeof(qt), tp) != 0
+                || shq(qf, sizeof(qf), fp) != 0)
+            return -1;
+        snprintf(cmd, sizeof(cmd), "mv -f -- %s %s", qt, qf);
+        return sh_run(ctx, cmd, NULL, NULL, 0) == 0 ? 0 : -1;
+    }
+    if ((f = sftp_open(ctx->sftp, tp, O_WRONLY | O_CREAT | O_TRUNC, ctx->mode)) == NULL)
+        return -1;
+    while (off < len) {
+        ssize_t n = sftp_write(f, data + off, len - off);
+
+        if (n <= 0) {
+            sftp_close(f);
+            return -1;
+        }
+        off += (size_t)n;
+    }
+    if ((ctx->can_fsync && sftp_fsync(f) != 0) || sftp_close(f) != SSH_OK)
+        return -1;
+    if (cmpr_rfs_exists(ctx, fp))
+        (void)sftp_unlink(ctx->sftp, fp);   /* a stale copy of the same content */
+    return sftp_rename(ctx->sftp, tp, fp) == SSH_OK ? 0 : -1;
+}
+
+/* the entries of a remote folder (names and attributes), at most MAX_SCAN */
+int
+cmpr_rfs_list(struct cmpr_rfs *ctx, const char *dir, struct cmpr_drop_entry **out, size_t *n_out,
+       int want_types)
+{
+    sftp_dir d;
+    sftp_attributes a;
+    struct cmpr_drop_entry *v = NULL;
+    size_t n = 0, cap = 0;
+
+    if (ctx->use_scp)
+        return scp_list(ctx, dir, out, n_out, want_types);
+    *out = NULL;
+    *n_out = 0;
+    if ((d = sftp_opendir(ctx->sftp, dir)) == NULL)
+        return -1;
+    while ((a = sftp_readdir(ctx->sftp, d)) != NULL) {
+        if (n < MAX_SCAN && a->name != NULL && strcmp(a->name, ".") != 0 && strcmp(a->name, "..") != 0
+                && (!want_types || a->type != SSH_FILEXFER_TYPE_DIRECTORY)) {
+            if (n == cap) {
+                struct cmpr_drop_entry *nv = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
+
+                if (nv == NULL) {
+                    sftp_attributes_free(a);
+                    break;
+                }
+                v = nv;
+            }
+            v[n].name = strdup(a->name);
+            v[n].size = (int64_t)a->size;
+            v[n].mtime_ns = (int64_t)a->mtime * 1000000000 + (int64_t)a->mtime_nseconds;
+            v[n].ino = 0;
+            v[n].since = 0;
+            if (v[n].name != NULL)
+                n++;
+        }
+        sftp_attributes_free(a);
+    }
+    sftp_closedir(d);
+    *out = v;
+    *n_out = n;
+    return 0;
+}
+
