@@ -24,11 +24,20 @@
 #include "core/store.h"
 #include "admin.h"
 #include "deliver.h"
+#include "client.h"
 
 static const char usage_text[] =
     "usage: cmprouter [-c CONF] COMMAND [options]\n"
     "\n"
     "Commands:\n"
+    "  ir|cr|kur|p10cr|rr|genm --server URI [options]\n"
+    "                         the EE client: enroll, renew, revoke, ask the CA, over\n"
+    "                         http[s]://, tcp://, file:OUT,IN, sftp://, mailto:\n"
+    "  ir|cr|kur|p10cr|rr|genm --request-out FILE [options]\n"
+    "  finish --state FILE --response FILE [--request-out FILE]\n"
+    "                         offline in steps: the request into a file, the answer\n"
+    "                         from a file (see cmprouter(1))\n"
+    "  poll --state FILE [--server URI]   go on with a transaction left waiting\n"
     "  process -c CONF [--label L] [--in FILE] [--out FILE]\n"
     "                         one request (DER) through the core; the answer (DER) out\n"
     "  list [--pending] [--json]          transactions in the store\n"
@@ -451,6 +460,8 @@ main(int argc, char **argv)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(argv[1], "send") == 0)
         return cmd_send(argc - 1, argv + 1);
+    if (cmpr_client_is_command(argv[1]))
+        return cmpr_client_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "deliver") == 0)
         return cmpr_cmd_deliver(conf, argc - 1, argv + 1);
     if (cmpr_admin_is_command(argv[1]))

@@ -29,6 +29,8 @@ cmpr_strerror(int err)
     case CMPR_ERR_CONFLICT: return "changed meanwhile by another process";
     case CMPR_ERR_CONFIG: return "configuration error";
     case CMPR_ERR_IO: return "I/O error";
+    case CMPR_ERR_BAD_HEADER: return "answer does not belong to the request";
+    case CMPR_ERR_BAD_BODY: return "unexpected or malformed answer body";
     default: return "unknown error";
     }
 }

@@ -27,6 +27,8 @@
 #define CMPR_ERR_CONFLICT       -60  /* the record changed since it was read (another process) */
 #define CMPR_ERR_CONFIG         -33  /* configuration error */
 #define CMPR_ERR_IO             -34
+#define CMPR_ERR_BAD_HEADER     -40  /* an answer that does not belong to our request */
+#define CMPR_ERR_BAD_BODY       -41  /* an answer body we did not ask for, or malformed */
 
 const char *cmpr_strerror(int err);
 

@@ -287,38 +287,37 @@ cmpr_mail_in_free(struct cmpr_mail_in *m)
     m->n_parts = 0;
 }
 
-int
-cmpr_mail_build_reply(const struct cmpr_mail_in *m, const char *from,
-                      const struct cmpr_mail_answer *answers, size_t n, const char *note,
-                      unsigned char **out, size_t *out_len)
+/* The whole mail: From, To, Subject, threading (irt: message id without <>,
+ * or ""), Message-ID (into id_out), Date, the text and one base64
+ * application/pkixcmp part per part with a DER, named by its own name
+ * (request) or the answer name made from it (reply). */
+static int
+compose(const char *from, const char *to, const char *subject, const char *irt_id,
+        const char *references, const char *text_body, const struct cmpr_mail_answer *parts,
+        size_t n, int answer_names, char *id_out, size_t id_len, unsigned char **out,
+        size_t *out_len)
 {
     GMimeMessage *msg;
     GMimeMultipart *mixed;
     GMimeTextPart *text;
-    GString *body = g_string_new(NULL);
     GMimeStream *mem;
     GByteArray *arr;
     GDateTime *now;
-    char subject[300], id[128], *refs;
+    char id[128], *refs;
     unsigned char rnd[12];
     int r = -1;
 
-    *out = NULL;
-    if (!cmpr_mail_addr_ok(from) || !cmpr_mail_addr_ok(m->from))
-        return -1;
     cmpr_mail_init();
     msg = g_mime_message_new(TRUE);
     g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_FROM, NULL, from);
-    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, m->from);
-    snprintf(subject, sizeof(subject), "%s%s", strncasecmp(m->subject, "re:", 3) == 0 ? "" : "Re: ",
-             m->subject[0] != '\0' ? m->subject : "CMP");
+    g_mime_message_add_mailbox(msg, GMIME_ADDRESS_TYPE_TO, NULL, to);
     g_mime_message_set_subject(msg, subject, "utf-8");
-    if (m->message_id[0] != '\0') {
+    if (irt_id[0] != '\0') {
         char irt[300];
 
-        snprintf(irt, sizeof(irt), "<%s>", m->message_id);
+        snprintf(irt, sizeof(irt), "<%s>", irt_id);
         g_mime_object_set_header(GMIME_OBJECT(msg), "In-Reply-To", irt, NULL);
-        refs = g_strdup_printf("%s%s%s", m->references, m->references[0] ? " " : "", irt);
+        refs = g_strdup_printf("%s%s%s", references, references[0] ? " " : "", irt);
         g_mime_object_set_header(GMIME_OBJECT(msg), "References", refs, NULL);
         g_free(refs);
     }
@@ -327,20 +326,15 @@ cmpr_mail_build_reply(const struct cmpr_mail_in *m, const char *from,
              rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8], rnd[9],
              rnd[10], rnd[11], cmpr_mail_domain(from));
     g_mime_message_set_message_id(msg, id);
+    if (id_out != NULL)
+        snprintf(id_out, id_len, "%s", id);
     now = g_date_time_new_now_utc();
     g_mime_message_set_date(msg, now);
     g_date_time_unref(now);
 
     mixed = g_mime_multipart_new_with_subtype("mixed");
     text = g_mime_text_part_new_with_subtype("plain");
-    if (note != NULL && note[0] != '\0')
-        g_string_append_printf(body, "%s\n\n", note);
-    for (size_t i = 0; i < n; i++)
-        g_string_append_printf(body, "%s%s:\n%s\n\n", n > 1 ? "Message " : "Your message ",
-                               answers[i].name != NULL ? answers[i].name : "", answers[i].text);
-    g_string_append(body, "-- \ncmprouter (CMP, RFC 9810; messages by e-mail as in RFC 9483 6.4.2)\n");
-    g_mime_text_part_set_text(text, body->str);
-    g_string_free(body, TRUE);
+    g_mime_text_part_set_text(text, text_body);
     g_mime_multipart_add(mixed, GMIME_OBJECT(text));
     g_object_unref(text);
     for (size_t i = 0; i < n; i++) {
@@ -348,17 +342,21 @@ cmpr_mail_build_reply(const struct cmpr_mail_in *m, const char *from,
         GMimeStream *ds;
         GMimeDataWrapper *dw;
         char fname[200];
+        const char *name = parts[i].name != NULL && parts[i].name[0] ? parts[i].name : NULL;
 
-        if (answers[i].der == NULL)
+        if (parts[i].der == NULL)
             continue;
         part = g_mime_part_new_with_type("application", "pkixcmp");
-        if (cmpr_drop_answer_name(answers[i].name != NULL && answers[i].name[0] ? answers[i].name
-                                  : "answer.pki", 1, fname, sizeof(fname)) != 0)
-            snprintf(fname, sizeof(fname), "answer.rsp.pki");
+        if (answer_names) {
+            if (cmpr_drop_answer_name(name != NULL ? name : "answer.pki", 1, fname, sizeof(fname)) != 0)
+                snprintf(fname, sizeof(fname), "answer.rsp.pki");
+        } else {
+            snprintf(fname, sizeof(fname), "%s", name != NULL ? name : "request.pki");
+        }
         for (char *c = fname; *c; c++)
             if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-' && *c != '_')
                 *c = '_';
-        ds = g_mime_stream_mem_new_with_buffer((const char *)answers[i].der, answers[i].len);
+        ds = g_mime_stream_mem_new_with_buffer((const char *)parts[i].der, parts[i].len);
         dw = g_mime_data_wrapper_new_with_stream(ds, GMIME_CONTENT_ENCODING_DEFAULT);
         g_mime_part_set_content(part, dw);
         g_object_unref(dw);
@@ -383,4 +381,49 @@ cmpr_mail_build_reply(const struct cmpr_mail_in *m, const char *from,
     g_object_unref(mem);
     g_object_unref(msg);
     return r;
+}
+
+int
+cmpr_mail_build_reply(const struct cmpr_mail_in *m, const char *from,
+                      const struct cmpr_mail_answer *answers, size_t n, const char *note,
+                      unsigned char **out, size_t *out_len)
+{
+    GString *body;
+    char subject[300];
+    int r;
+
+    *out = NULL;
+    if (!cmpr_mail_addr_ok(from) || !cmpr_mail_addr_ok(m->from))
+        return -1;
+    snprintf(subject, sizeof(subject), "%s%s", strncasecmp(m->subject, "re:", 3) == 0 ? "" : "Re: ",
+             m->subject[0] != '\0' ? m->subject : "CMP");
+    body = g_string_new(NULL);
+    if (note != NULL && note[0] != '\0')
+        g_string_append_printf(body, "%s\n\n", note);
+    for (size_t i = 0; i < n; i++)
+        g_string_append_printf(body, "%s%s:\n%s\n\n", n > 1 ? "Message " : "Your message ",
+                               answers[i].name != NULL ? answers[i].name : "", answers[i].text);
+    g_string_append(body, "-- \ncmprouter (CMP, RFC 9810; messages by e-mail as in RFC 9483 6.4.2)\n");
+    r = compose(from, m->from, subject, m->message_id, m->references, body->str, answers, n, 1,
+                NULL, 0, out, out_len);
+    g_string_free(body, TRUE);
+    return r;
+}
+
+int
+cmpr_mail_build_request(const char *from, const char *to, const char *subject,
+                        const char *text, const unsigned char *der, size_t len, const char *name,
+                        char *id_out, size_t id_len, unsigned char **out, size_t *out_len)
+{
+    struct cmpr_mail_answer part = { der, len, name, NULL };
+    char subj[300];
+
+    *out = NULL;
+    if (!cmpr_mail_addr_ok(from) || !cmpr_mail_addr_ok(to))
+        return -1;
+    snprintf(subj, sizeof(subj), "%s", subject);
+    for (char *c = subj; *c; c++)
+        if ((unsigned char)*c < 0x20)
+            *c = ' ';
+    return compose(from, to, subj, "", "", text, &part, 1, 0, id_out, id_len, out, out_len);
 }

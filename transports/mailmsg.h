@@ -52,6 +52,12 @@ int cmpr_mail_build_reply(const struct cmpr_mail_in *m, const char *from,
                           const struct cmpr_mail_answer *answers, size_t n, const char *note,
                           unsigned char **out, size_t *out_len);
 
+/* A mail carrying one request (the EE client's): From, To, Subject (control
+ * characters become spaces), Message-ID (without <>, into id_out), Date, the
+ * text and the DER as a base64 application/pkixcmp part named name. */
+int cmpr_mail_build_request(const char *from, const char *to, const char *subject,
+                            const char *text, const unsigned char *der, size_t len, const char *name,
+                            char *id_out, size_t id_len, unsigned char **out, size_t *out_len);
 /* 1 if addr is a plain addr-spec we are willing to write into a header */
 int cmpr_mail_addr_ok(const char *addr);
 /* the domain of addr ("" if none) */
