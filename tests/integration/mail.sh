@@ -275,6 +275,29 @@ APORT=$(sed -n 's/^cmprouterd: admin listening on port //p' d4.out)
 check "metrics count mail requests" sh -c \
 	"curl -s http://127.0.0.1:$APORT/metrics | grep -q 'medium=\"mail\",outcome=\"answered\"} [1-9]'"
 kill $BR 2>/dev/null
+
+# ---- the EE client by mail: cmprouter ... --server mailto: (SMTP out, Maildir in) ----
+EE="--smtp 127.0.0.1:$MP --from site@site.test --maildir $TMP/mta/site --timeout 60"
+SEC=$(sed -n 's/^secret=//p' data/demo-client.txt)
+"$R" ir --server mailto:ca@cmp.test $EE --ref demo --secret pass:$SEC --trusted data/ca/root.pem \
+	--newkey ec:P-256 --subject /CN=ee-mail --out ee-mail.pem --max-wait 1 --total-timeout 120 2>ee-mail.err &
+CL=$!
+tid=$(pending_tid data/cmprouter.conf)
+check "cmprouter ir --server mailto: mails the request; it waits for approval" test -n "$tid"
+"$R" -c data/cmprouter.conf approve "$tid" >/dev/null 2>&1
+wait $CL
+check "... approved, the client polls by mail and gets the certificate; exit 0" sh -c \
+	"test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ee-mail.pem"
+check "... its messages went as mails with application/pkixcmp parts, threaded" sh -c \
+	"grep -lq 'Subject: CMP request cmprouter-' mta/ca/cur/* && grep -q 'confirmed' ee-mail.err"
+"$R" genm --server mailto:ca@cmp.test $EE --ref demo --secret pass:$SEC --trusted data/ca/root.pem \
+	--infotype caCerts --out ee-ca.pem 2>ee-genm.err
+check "genm caCerts by mail exits 0 with the CA certificates" sh -c "test $? -eq 0 && test \$(grep -c BEGIN ee-ca.pem) -eq 2"
+"$R" rr --server mailto:ca@cmp.test $EE --oldcert ee-mail.pem --key ee-mail.key --trusted data/ca/root.pem 2>ee-rr.err
+check "rr by mail (signed with the certificate's key) exits 0" test $? -eq 0
+"$R" genm --server mailto:ca@cmp.test --smtp 127.0.0.1:$MP --from site@site.test --maildir $TMP/mta/site \
+	--timeout 2 --ref demo --secret pass:$SEC 2>/dev/null --server mailto:nobody@site.test
+check "no reply within --timeout: transport error, exit 3" test $? -eq 3
 kill $PID; wait $PID 2>/dev/null
 stop_mta
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \

@@ -191,6 +191,22 @@ check "the site gets its certificate over SFTP folders (waiting, pollReq, cert, 
 check "... each message crossed as a file" sh -c "test \$(grep -c 'bytes back' bridge.log) -ge 4"
 kill $BR 2>/dev/null
 
+# ---- the EE client into remote folders: cmprouter ... --server sftp:// ----
+SSHO="--ssh-identity ssh/user_key --ssh-known-hosts ssh/known_hosts --timeout 60"
+"$R" ir --server "sftp://$ME@127.0.0.1:$SPORT$TMP/remote/in,$TMP/remote/out" $SSHO --ref demo \
+	--secret pass:$SECRET --trusted data/ca/root.pem --newkey ec:P-256 --subject /CN=ee-sftp --out ee-sftp.pem 2>ee-sftp.err
+check "cmprouter ir --server sftp:// (upload, wait for the answer file, certConf the same way) exits 0" sh -c \
+	"test $? -eq 0 && grep -q confirmed ee-sftp.err && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ee-sftp.pem"
+check "... the answer files it took are gone from the remote outbox" sh -c "! ls $OUT | grep -q cmprouter-"
+"$R" genm --server "sftp://$ME@127.0.0.1:$LPORT$TMP/remote/legacy-in,$TMP/remote/legacy-out" $SSHO --ref demo \
+	--secret pass:$SECRET --trusted data/ca/root.pem --infotype caCerts --out ee-ca.pem 2>ee-scp.err
+check "genm caCerts through a server with SCP only (the client falls back to SCP) exits 0" sh -c \
+	"test $? -eq 0 && test \$(grep -c BEGIN ee-ca.pem) -eq 2"
+"$R" genm --server "sftp://$ME@127.0.0.1:$SPORT$TMP/remote/in,$TMP/remote/out" --ssh-identity ssh/user_key \
+	--ssh-known-hosts ssh/wrong_known_hosts --ref demo --secret pass:$SECRET 2>ee-kh.err
+check "a server whose host key is not the known one: refused, exit 3" sh -c \
+	"test $? -eq 3 && grep -q 'host key SHA256:' ee-kh.err"
+
 # ---- sshd killed mid-transfer, then back: nothing lost or doubled ----
 rm -f "$OUT"/*
 n=0
