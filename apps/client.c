@@ -75,7 +75,17 @@ struct ee {
     long cert_req_id;
     int cert_rejected;                  /* we said no in certConf */
     int have_cert;
+    char *owned[40];                    /* strings read from the state file */
+    size_t n_owned;
 };
+
+static const char *
+keep(struct ee *e, char *s)
+{
+    if (s != NULL && e->n_owned < sizeof(e->owned) / sizeof(e->owned[0]))
+        e->owned[e->n_owned++] = s;
+    return s;
+}
 
 /* ---------------- small helpers ---------------- */
 
@@ -871,8 +881,7 @@ b64_msg(const char *v)
 }
 
 /* Fills e from the state file; *sent_r and *pending_r (may be NULL). Options
- * given on the command line win over the saved ones. Strings are kept
- * (the process is short-lived). */
+ * given on the command line win over the saved ones. */
 static int
 load_state(struct ee *e, CMPR_PKIMESSAGE **sent_r, CMPR_PKIMESSAGE **pending_r)
 {
@@ -899,7 +908,7 @@ load_state(struct ee *e, CMPR_PKIMESSAGE **sent_r, CMPR_PKIMESSAGE **pending_r)
         if ((v = strchr(k, '=')) == NULL)
             continue;
         *v++ = '\0';
-#define L(key, field) if (strcmp(k, key) == 0) { if (e->field == NULL) e->field = strdup(v); continue; }
+#define L(key, field) if (strcmp(k, key) == 0) { if (e->field == NULL) e->field = keep(e, strdup(v)); continue; }
         L("cmd", cmd) L("key", newkey) L("subject", subject) L("oldcert", oldcert_path)
         L("infotype", infotype) L("ref", ref) L("secret", secret_spec) L("mac", mac)
         L("cert", cert_path) L("signkey", key_path) L("extracerts", extracerts_path)
@@ -1399,6 +1408,8 @@ ee_free(struct ee *e)
     X509_free(e->srvcert);
     sk_X509_pop_free(e->extracerts, X509_free);
     X509_STORE_free(e->trusted);
+    for (size_t i = 0; i < e->n_owned; i++)
+        free(e->owned[i]);
 }
 
 static void

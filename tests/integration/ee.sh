@@ -205,3 +205,5 @@ check "mock server: rr of its certificate exits 0" test $? -eq 0
 "$R" ir --server "$M" --ref me --secret pass:other --recipient /CN=MockCA --trusted mca.crt \
 	--newkey mee.key --subject /CN=mockee --out x.pem 2>mock-bad.err
 check "mock server: a wrong secret is refused by it: exit 5" test $? -eq 5
+check "no sanitizer report from the client or the daemon (leaks, overflows, UB)" \
+	sh -c "! cat *.err | grep -q 'Sanitizer\|runtime error'"
