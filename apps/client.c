@@ -753,8 +753,10 @@ step(struct ee *e, const CMPR_PKIMESSAGE *sent, const CMPR_PKIMESSAGE *rsp, CMPR
         }
         if (save_cert(e, res.cert, rsp) != 0)
             return EX_LOCAL;
-        if (e->implicit && res.implicit_confirm)
+        if (e->implicit && res.implicit_confirm) {
+            say("implicit confirmation granted: no certConf; the transaction is complete");
             return EX_DONE;         /* RFC 9483 4.1.1: no certConf */
+        }
         *next_r = cmpr_ee_new_certconf(rsp, res.cert_req_id, res.cert, 1, NULL);
         break;
     }

@@ -92,6 +92,27 @@ check "... the request and answer files are gone from the folders" sh -c \
 check "ir by files exits 0 after certConf/pkiConf by files; the certificate verifies" sh -c \
 	"test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem byfile.pem"
 
+# ---- every operation over every medium of the daemon ----
+for m in http tcp file; do
+	case $m in http) U=$H ;; tcp) U=$T ;; file) U=$F ;; esac
+	O="--server $U $TR --timeout 30"
+	rc=""
+	"$R" ir $O $MAC --newkey ec:P-256 --subject /CN=all-$m --out all-$m.pem 2>all-$m.err; rc="$rc$?"
+	"$R" kur $O --oldcert all-$m.pem --key all-$m.key --newkey ec:P-384 --out all-$m-2.pem 2>>all-$m.err; rc="$rc$?"
+	"$R" p10cr $O $MAC --newkey rsa:2048 --subject /CN=all-$m-p10 --out all-$m-p10.pem 2>>all-$m.err; rc="$rc$?"
+	"$R" genm $O $MAC --infotype caCerts --out all-$m-ca.pem 2>>all-$m.err; rc="$rc$?"
+	"$R" rr $O --oldcert all-$m-2.pem --key all-$m-2.key --reason superseded 2>>all-$m.err; rc="$rc$?"
+	check "over $m: ir, kur, p10cr, genm caCerts and rr each exit 0 (certConf/pkiConf included)" test "$rc" = 00000
+	check "... the certificates of ir, kur and p10cr verify; genm brought the CA certificates" sh -c \
+		"openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem all-$m.pem all-$m-2.pem all-$m-p10.pem \
+		 && test \$(grep -c BEGIN all-$m-ca.pem) -eq 2 && test \$(grep -c 'transaction is complete' all-$m.err) -eq 3"
+done
+"$R" ir --server "$H" $MAC --mac pbmac1 $TR --newkey ec:P-256 --subject /CN=pbmac1 --out pbmac1.pem 2>pbmac1.err
+check "ir protected with PBMAC1 (--mac pbmac1) exits 0" sh -c "test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem pbmac1.pem"
+"$R" ir --server "$T" $MAC $TR --implicit-confirm --newkey ec:P-256 --subject /CN=implicit --out implicit.pem 2>implicit.err
+check "ir with --implicit-confirm: granted, no certConf round, exit 0" sh -c \
+	"test $? -eq 0 && grep -q 'implicit confirmation granted' implicit.err && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem implicit.pem"
+
 # ---- delayed: manual approval while the client polls ----
 "$R" ir --server "$H" $MAC $TR --newkey ec:P-256 --subject /CN=waiter --profile manual \
 	--out waiter.pem --total-timeout 60 --max-wait 1 2>waiter.err &

@@ -293,7 +293,23 @@ check "... its messages went as mails with application/pkixcmp parts, threaded" 
 "$R" genm --server mailto:ca@cmp.test $EE --ref demo --secret pass:$SEC --trusted data/ca/root.pem \
 	--infotype caCerts --out ee-ca.pem 2>ee-genm.err
 check "genm caCerts by mail exits 0 with the CA certificates" sh -c "test $? -eq 0 && test \$(grep -c BEGIN ee-ca.pem) -eq 2"
-"$R" rr --server mailto:ca@cmp.test $EE --oldcert ee-mail.pem --key ee-mail.key --trusted data/ca/root.pem 2>ee-rr.err
+# kur and p10cr by mail (this [mail] group's label needs approval for each)
+approve_next() { _t=$(pending_tid data/cmprouter.conf); [ -n "$_t" ] && "$R" -c data/cmprouter.conf approve "$_t" >/dev/null 2>&1; }
+"$R" kur --server mailto:ca@cmp.test $EE --oldcert ee-mail.pem --key ee-mail.key --trusted data/ca/root.pem \
+	--newkey ec:P-256 --out ee-mail2.pem --max-wait 1 --total-timeout 120 2>ee-kur.err &
+CL=$!
+approve_next
+wait $CL
+check "kur by mail (signed with the old key, approved, polled) exits 0; the new certificate verifies" sh -c \
+	"test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ee-mail2.pem"
+"$R" p10cr --server mailto:ca@cmp.test $EE --ref demo --secret pass:$SEC --trusted data/ca/root.pem \
+	--newkey rsa:2048 --subject /CN=ee-mail-p10 --out ee-p10.pem --max-wait 1 --total-timeout 120 2>ee-p10.err &
+CL=$!
+approve_next
+wait $CL
+check "p10cr by mail exits 0; the certificate verifies" sh -c \
+	"test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ee-p10.pem"
+"$R" rr --server mailto:ca@cmp.test $EE --oldcert ee-mail2.pem --key ee-mail2.key --trusted data/ca/root.pem 2>ee-rr.err
 check "rr by mail (signed with the certificate's key) exits 0" test $? -eq 0
 "$R" genm --server mailto:ca@cmp.test --smtp 127.0.0.1:$MP --from site@site.test --maildir $TMP/mta/site \
 	--timeout 2 --ref demo --secret pass:$SEC 2>/dev/null --server mailto:nobody@site.test

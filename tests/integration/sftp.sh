@@ -198,6 +198,14 @@ SSHO="--ssh-identity ssh/user_key --ssh-known-hosts ssh/known_hosts --timeout 60
 check "cmprouter ir --server sftp:// (upload, wait for the answer file, certConf the same way) exits 0" sh -c \
 	"test $? -eq 0 && grep -q confirmed ee-sftp.err && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ee-sftp.pem"
 check "... the answer files it took are gone from the remote outbox" sh -c "! ls $OUT | grep -q cmprouter-"
+U="sftp://$ME@127.0.0.1:$SPORT$TMP/remote/in,$TMP/remote/out"
+"$R" kur --server "$U" $SSHO --oldcert ee-sftp.pem --key ee-sftp.key --trusted data/ca/root.pem \
+	--newkey ec:P-384 --out ee-sftp2.pem 2>ee-kur.err && \
+"$R" p10cr --server "$U" $SSHO --ref demo --secret pass:$SECRET --trusted data/ca/root.pem \
+	--newkey rsa:2048 --subject /CN=ee-sftp-p10 --out ee-sftp-p10.pem 2>ee-p10.err && \
+"$R" rr --server "$U" $SSHO --oldcert ee-sftp2.pem --key ee-sftp2.key --trusted data/ca/root.pem 2>ee-rr.err
+check "kur, p10cr and rr over sftp:// exit 0; the certificates verify" sh -c \
+	"test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ee-sftp2.pem ee-sftp-p10.pem"
 "$R" genm --server "sftp://$ME@127.0.0.1:$LPORT$TMP/remote/legacy-in,$TMP/remote/legacy-out" $SSHO --ref demo \
 	--secret pass:$SECRET --trusted data/ca/root.pem --infotype caCerts --out ee-ca.pem 2>ee-scp.err
 check "genm caCerts through a server with SCP only (the client falls back to SCP) exits 0" sh -c \
