@@ -1,7 +1,7 @@
 /*
  * The EE client: `cmprouter ir|cr|kur|p10cr|rr|genm|poll|finish` (see
  * cmprouter(1)). Builds the request (codec/ee.c), protects it (MAC or
- * signature), carries it over any medium (ee_io.c), checks every answer
+ * signature), carries it over any medium (transports/outbound.c), checks every answer
  * (transaction, nonces, protection, the new certificate) and goes on with
  * pollReq and certConf until the transaction ends. Offline sites do it in
  * steps: --request-out writes the request and a state file; `finish` takes
@@ -14,7 +14,7 @@
 #define _GNU_SOURCE 1
 #include "config.h"
 #include "apps/client.h"
-#include "apps/ee_io.h"
+#include "transports/outbound.h"
 #include "codec/ee.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
@@ -60,7 +60,7 @@ struct ee {
     const char *out, *chain_out;
     /* how */
     const char *server, *request_out, *state_path;
-    struct cmpr_ee_io_opts io;
+    struct cmpr_out_opts io;
     long total_timeout, max_wait;
     int verbose;
     /* loaded */
@@ -1180,7 +1180,7 @@ static int
 run_online(struct ee *e, CMPR_PKIMESSAGE *req)
 {
     char err[600], tag[80];
-    struct cmpr_ee_io *io = cmpr_ee_io_new(e->server, &e->io, err, sizeof(err));
+    struct cmpr_out *io = cmpr_out_new(e->server, &e->io, err, sizeof(err));
     long deadline = mono_s() + e->total_timeout;
     int rc = EX_LOCAL;
 
@@ -1206,7 +1206,7 @@ run_online(struct ee *e, CMPR_PKIMESSAGE *req)
             say("cannot encode the request");
             goto out;
         }
-        if (cmpr_ee_io_exchange(io, tag, der, len, &rder, &rlen, err, sizeof(err)) != 0) {
+        if (cmpr_out_exchange(io, tag, der, len, &rder, &rlen, err, sizeof(err)) != 0) {
             OPENSSL_free(der);
             say("%s: %s", e->server, err);
             rc = EX_TRANSPORT;
@@ -1251,7 +1251,7 @@ run_online(struct ee *e, CMPR_PKIMESSAGE *req)
     if (rc == EX_DONE && e->state_path != NULL)
         (void)unlink(e->state_path);
     CMPR_PKIMESSAGE_free(req);
-    cmpr_ee_io_free(io);
+    cmpr_out_free(io);
     return rc;
 }
 

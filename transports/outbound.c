@@ -1,10 +1,10 @@
 /*
- * The EE client's media (see ee_io.h). Each exchange is bounded by the
+ * The client side of every medium (see outbound.h). Each exchange is bounded by the
  * timeout; what comes back is bounded in size and checked to be one DER
  * PKIMessage before the caller decodes it.
  */
 #define _GNU_SOURCE 1
-#include "apps/ee_io.h"
+#include "transports/outbound.h"
 #include "core/limits.h"
 #include "transports/dropname.h"
 #include "transports/fsutil.h"
@@ -25,10 +25,10 @@
 
 enum { IO_HTTP, IO_TCP, IO_FILE, IO_SFTP, IO_MAIL };
 
-struct cmpr_ee_io {
+struct cmpr_out {
     int kind;
     char *uri;
-    struct cmpr_ee_io_opts o;
+    struct cmpr_out_opts o;
     struct cmpr_http_conn *conn;
     char *out, *in;                     /* file: local; sftp: remote folders */
     char host[256], user[128], to[256];
@@ -85,7 +85,7 @@ remote_path(const char *p)
 }
 
 static int
-parse_sftp(struct cmpr_ee_io *io, const char *rest, char *err, size_t errlen)
+parse_sftp(struct cmpr_out *io, const char *rest, char *err, size_t errlen)
 {
     const char *at = strchr(rest, '@'), *slash, *hp;
     char hostport[300], *in = NULL, *out = NULL;
@@ -157,10 +157,10 @@ parse_sftp(struct cmpr_ee_io *io, const char *rest, char *err, size_t errlen)
     return 0;
 }
 
-struct cmpr_ee_io *
-cmpr_ee_io_new(const char *uri, const struct cmpr_ee_io_opts *o, char *err, size_t errlen)
+struct cmpr_out *
+cmpr_out_new(const char *uri, const struct cmpr_out_opts *o, char *err, size_t errlen)
 {
-    struct cmpr_ee_io *io = calloc(1, sizeof(*io));
+    struct cmpr_out *io = calloc(1, sizeof(*io));
 
     if (io == NULL || (io->uri = strdup(uri)) == NULL) {
         free(io);
@@ -230,12 +230,12 @@ cmpr_ee_io_new(const char *uri, const struct cmpr_ee_io_opts *o, char *err, size
     }
     return io;
  fail:
-    cmpr_ee_io_free(io);
+    cmpr_out_free(io);
     return NULL;
 }
 
 void
-cmpr_ee_io_free(struct cmpr_ee_io *io)
+cmpr_out_free(struct cmpr_out *io)
 {
     if (io == NULL)
         return;
@@ -262,99 +262,114 @@ check_der(unsigned char *rsp, size_t len, char *err, size_t errlen)
 /* ---------------- file: ---------------- */
 
 static int
-x_file(struct cmpr_ee_io *io, const char *name, const unsigned char *req, size_t len,
-       unsigned char **rsp_r, size_t *rsp_len_r, char *err, size_t errlen)
+file_send(struct cmpr_out *io, const char *name, const unsigned char *req, size_t len, char *key,
+          size_t keylen, char *err, size_t errlen)
 {
-    char tmp[300], ans[300], path[4096];
-    long deadline = now_ms() + io->o.timeout_ms;
+    char tmp[300], path[4096];
 
     snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-    if (cmpr_drop_answer_name(name, 1, ans, sizeof(ans)) != 0
-            || cmpr_fs_join(path, sizeof(path), io->in, "", ans) != 0) {
+    if (cmpr_drop_answer_name(name, 1, key, keylen) != 0
+            || cmpr_fs_join(path, sizeof(path), io->in, "", key) != 0) {
         snprintf(err, errlen, "file name too long");
-        return -1;
+        return CMPR_OUT_FAILED;
     }
     (void)unlink(path);             /* a stale answer of an earlier run under this name */
     if (cmpr_fs_write_durable(io->out, tmp, name, req, len, 0644) != 0) {
         snprintf(err, errlen, "cannot write %s/%s: %s", io->out, name, strerror(errno));
+        return CMPR_OUT_FAILED;
+    }
+    return CMPR_OUT_SENT;
+}
+
+static int
+file_collect(struct cmpr_out *io, const char *key, unsigned char **rsp_r, size_t *rsp_len_r,
+             char *err, size_t errlen)
+{
+    char path[4096];
+    struct stat st, st2;
+
+    if (cmpr_fs_join(path, sizeof(path), io->in, "", key) != 0 || lstat(path, &st) != 0)
+        return 0;
+    nap(50);            /* a writer that does not rename: let it finish */
+    if (lstat(path, &st2) != 0 || st2.st_size != st.st_size)
+        return 0;
+    if (cmpr_fs_read(path, CMPR_MAX_MSG_SIZE, 0, rsp_r, rsp_len_r) != 0) {
+        snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
         return -1;
     }
-    do {
-        if (access(path, F_OK) == 0) {
-            nap(100);       /* let a writer that does not rename finish */
-            if (cmpr_fs_read(path, CMPR_MAX_MSG_SIZE, 0, rsp_r, rsp_len_r) != 0) {
-                snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
-                return -1;
-            }
-            (void)unlink(path);
-            return check_der(*rsp_r, *rsp_len_r, err, errlen);
-        }
-        nap(100);
-    } while (now_ms() < deadline);
-    snprintf(err, errlen, "no answer %s in %s within %ld s (the request %s stays in %s)", ans, io->in,
-             io->o.timeout_ms / 1000, name, io->out);
-    return -1;
+    (void)unlink(path);
+    return check_der(*rsp_r, *rsp_len_r, err, errlen) == 0 ? 1 : -1;
 }
 
 /* ---------------- sftp:// ---------------- */
 
 static int
-x_sftp(struct cmpr_ee_io *io, const char *name, const unsigned char *req, size_t len,
-       unsigned char **rsp_r, size_t *rsp_len_r, char *err, size_t errlen)
+sftp_up(struct cmpr_out *io, char *err, size_t errlen)
 {
-    char tmp[300], ans[300], path[CMPR_RFS_PATH], why[512];
-    long deadline = now_ms() + io->o.timeout_ms;
+    char why[512];
+    struct cmpr_rfs_opts ro = { io->host, io->user, io->identity, io->known_hosts, io->port,
+                                CMPR_RFS_AUTO, (io->o.timeout_ms + 999) / 1000, 0644 };
 
-    if (!cmpr_rfs_alive(&io->rfs)) {
-        struct cmpr_rfs_opts ro = { io->host, io->user, io->identity, io->known_hosts, io->port,
-                                    CMPR_RFS_AUTO, (io->o.timeout_ms + 999) / 1000, 0644 };
-
-        cmpr_rfs_close(&io->rfs);
-        if (cmpr_rfs_connect(&io->rfs, &ro, why, sizeof(why)) != 0) {
-            snprintf(err, errlen, "%s@%s:%d: %s", io->user, io->host, io->port, why);
-            return -1;
-        }
-    }
-    snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-    if (cmpr_drop_answer_name(name, 1, ans, sizeof(ans)) != 0
-            || cmpr_rfs_join(path, io->in, "", ans) != 0) {
-        snprintf(err, errlen, "file name too long");
+    if (cmpr_rfs_alive(&io->rfs))
+        return 0;
+    if (ro.timeout > 60)
+        ro.timeout = 60;
+    cmpr_rfs_close(&io->rfs);
+    if (cmpr_rfs_connect(&io->rfs, &ro, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "%s@%s:%d: %s", io->user, io->host, io->port, why);
         return -1;
+    }
+    return 0;
+}
+
+static int
+sftp_send(struct cmpr_out *io, const char *name, const unsigned char *req, size_t len, char *key,
+          size_t keylen, char *err, size_t errlen)
+{
+    char tmp[300], path[CMPR_RFS_PATH];
+
+    if (sftp_up(io, err, errlen) != 0)
+        return CMPR_OUT_FAILED;
+    snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+    if (cmpr_drop_answer_name(name, 1, key, keylen) != 0 || cmpr_rfs_join(path, io->in, "", key) != 0) {
+        snprintf(err, errlen, "file name too long");
+        return CMPR_OUT_FAILED;
     }
     if (cmpr_rfs_exists(&io->rfs, path))
         (void)cmpr_rfs_unlink(&io->rfs, path);
     if (cmpr_rfs_put(&io->rfs, io->out, tmp, name, req, len) != 0) {
         snprintf(err, errlen, "cannot upload %s:%s/%s: %s", io->host, io->out, name,
                  cmpr_rfs_error(&io->rfs));
+        return CMPR_OUT_FAILED;
+    }
+    return CMPR_OUT_SENT;
+}
+
+static int
+sftp_collect(struct cmpr_out *io, const char *key, unsigned char **rsp_r, size_t *rsp_len_r,
+             char *err, size_t errlen)
+{
+    char path[CMPR_RFS_PATH], why[512];
+
+    if (sftp_up(io, err, errlen) != 0)
+        return -1;
+    if (cmpr_rfs_join(path, io->in, "", key) != 0 || !cmpr_rfs_exists(&io->rfs, path))
+        return cmpr_rfs_alive(&io->rfs) ? 0 : -1;
+    if (cmpr_rfs_get(&io->rfs, path, CMPR_MAX_MSG_SIZE, rsp_r, rsp_len_r, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "cannot fetch %s:%s: %s", io->host, path, why);
         return -1;
     }
-    do {
-        if (cmpr_rfs_exists(&io->rfs, path)) {
-            int r = cmpr_rfs_get(&io->rfs, path, CMPR_MAX_MSG_SIZE, rsp_r, rsp_len_r, why, sizeof(why));
-
-            if (r != 0) {
-                snprintf(err, errlen, "cannot fetch %s:%s: %s", io->host, path, why);
-                return -1;
-            }
-            (void)cmpr_rfs_unlink(&io->rfs, path);
-            return check_der(*rsp_r, *rsp_len_r, err, errlen);
-        }
-        if (!cmpr_rfs_alive(&io->rfs)) {
-            snprintf(err, errlen, "connection to %s lost while waiting for %s", io->host, ans);
-            return -1;
-        }
-        nap(300);
-    } while (now_ms() < deadline);
-    snprintf(err, errlen, "no answer %s in %s:%s within %ld s", ans, io->host, io->in,
-             io->o.timeout_ms / 1000);
-    return -1;
+    (void)cmpr_rfs_unlink(&io->rfs, path);
+    return check_der(*rsp_r, *rsp_len_r, err, errlen) == 0 ? 1 : -1;
 }
 
 /* ---------------- mailto: ---------------- */
 
-/* the reply to our mail id in the Maildir: its first CMP part */
+/* the reply to our mail id in the Maildir: 1 with its first CMP part, -1
+ * for a reply without one, 0 for none yet */
 static int
-find_reply(struct cmpr_ee_io *io, const char *id, unsigned char **rsp_r, size_t *rsp_len_r)
+mail_collect(struct cmpr_out *io, const char *id, unsigned char **rsp_r, size_t *rsp_len_r,
+             char *err, size_t errlen)
 {
     char dir[4096];
     DIR *d;
@@ -389,26 +404,30 @@ find_reply(struct cmpr_ee_io *io, const char *id, unsigned char **rsp_r, size_t 
                     found = 1;
                 }
             }
-            /* read: into cur/ with the Seen flag (RFC-less Maildir convention) */
+            /* read: into cur/ with the Seen flag */
             snprintf(done, sizeof(done), "%s/cur/%s:2,S", io->o.maildir, de->d_name);
             (void)rename(path, done);
-            found = found ? 1 : -1;
+            if (!found) {
+                snprintf(err, errlen, "the reply to <%s> carries no CMP message", id);
+                found = -1;
+            }
         }
         cmpr_mail_in_free(&m);
         free(raw);
     }
     closedir(d);
+    if (found > 0 && check_der(*rsp_r, *rsp_len_r, err, errlen) != 0)
+        return -1;
     return found;
 }
 
 static int
-x_mail(struct cmpr_ee_io *io, const char *name, const unsigned char *req, size_t len,
-       unsigned char **rsp_r, size_t *rsp_len_r, char *err, size_t errlen)
+mail_send(struct cmpr_out *io, const char *name, const unsigned char *req, size_t len, char *key,
+          size_t keylen, char *err, size_t errlen)
 {
-    char id[160], subject[240], host[256] = "127.0.0.1", serr[512];
+    char subject[240], host[256] = "127.0.0.1", serr[512];
     unsigned char *mail = NULL;
     size_t mlen = 0;
-    long deadline = now_ms() + io->o.timeout_ms;
     struct cmpr_smtp_opts so;
     int port = 25, r;
 
@@ -418,16 +437,16 @@ x_mail(struct cmpr_ee_io *io, const char *name, const unsigned char *req, size_t
         snprintf(host, sizeof(host), "%.*s", c != NULL ? (int)(c - io->o.smtp) : (int)strlen(io->o.smtp),
                  io->o.smtp);
         if (c != NULL && (port = atoi(c + 1)) <= 0) {
-            snprintf(err, errlen, "--smtp HOST[:PORT], not '%s'", io->o.smtp);
-            return -1;
+            snprintf(err, errlen, "smtp is HOST[:PORT], not '%s'", io->o.smtp);
+            return CMPR_OUT_FAILED;
         }
     }
     snprintf(subject, sizeof(subject), "CMP request %s", name);
     if (cmpr_mail_build_request(io->o.mail_from, io->to, subject,
                                 "A CMP message (RFC 9810) for the CA, as in RFC 9483 6.4.2.\n",
-                                req, len, name, id, sizeof(id), &mail, &mlen) != 0) {
+                                req, len, name, key, keylen, &mail, &mlen) != 0) {
         snprintf(err, errlen, "cannot build the mail");
-        return -1;
+        return CMPR_OUT_FAILED;
     }
     memset(&so, 0, sizeof(so));
     so.host = host;
@@ -437,74 +456,129 @@ x_mail(struct cmpr_ee_io *io, const char *name, const unsigned char *req, size_t
     so.user = io->o.smtp_user;
     so.secret = io->o.smtp_secret;
     so.helo = "localhost";
-    so.timeout_ms = io->o.timeout_ms;
+    so.timeout_ms = io->o.timeout_ms < 60000 ? io->o.timeout_ms : 60000;
     r = cmpr_smtp_send(&so, io->o.mail_from, io->to, mail, mlen, serr, sizeof(serr));
     free(mail);
     if (r != CMPR_SMTP_SENT) {
         snprintf(err, errlen, "SMTP %s:%d: %s", host, port, serr);
-        return -1;
+        return CMPR_OUT_FAILED;
     }
-    do {
-        if ((r = find_reply(io, id, rsp_r, rsp_len_r)) > 0)
-            return check_der(*rsp_r, *rsp_len_r, err, errlen);
-        if (r < 0) {
-            snprintf(err, errlen, "the reply to <%s> carries no CMP message", id);
-            return -1;
-        }
-        nap(200);
-    } while (now_ms() < deadline);
-    snprintf(err, errlen, "no reply to <%s> in %s within %ld s", id, io->o.maildir,
-             io->o.timeout_ms / 1000);
-    return -1;
+    return CMPR_OUT_SENT;
 }
 
 /* ---------------- any medium ---------------- */
 
 int
-cmpr_ee_io_exchange(struct cmpr_ee_io *io, const char *tag, const unsigned char *req, size_t len,
-                    unsigned char **rsp_r, size_t *rsp_len_r, char *err, size_t errlen)
+cmpr_out_offline(const struct cmpr_out *io)
 {
-    char name[200];
+    return io->kind == IO_FILE || io->kind == IO_SFTP || io->kind == IO_MAIL;
+}
 
+/* a synchronous medium's failure: did the request go out (no answer in
+ * time: TIMEOUT) or not (FAILED)? */
+static int
+sync_failure(const char *err)
+{
+    return strncmp(err, "no answer", 9) == 0 || strncmp(err, "timeout", 7) == 0
+           || strstr(err, "after the timeout") != NULL ? CMPR_OUT_TIMEOUT : CMPR_OUT_FAILED;
+}
+
+int
+cmpr_out_start(struct cmpr_out *io, const char *name, const unsigned char *req, size_t len,
+               long timeout_ms, char *key, size_t keylen, unsigned char **rsp_r, size_t *rsp_len_r,
+               char *err, size_t errlen)
+{
     *rsp_r = NULL;
     *rsp_len_r = 0;
-    snprintf(name, sizeof(name), "%s-%.32s-%u.pki", io->o.name_prefix, tag, ++io->seq);
+    key[0] = '\0';
+    if (timeout_ms <= 0)
+        timeout_ms = io->o.timeout_ms;
     switch (io->kind) {
     case IO_HTTP: {
-        struct cmpr_http_client_opts ho = { io->o.timeout_ms, CMPR_MAX_MSG_SIZE, io->o.tls_ca,
+        struct cmpr_http_client_opts ho = { timeout_ms, CMPR_MAX_MSG_SIZE, io->o.tls_ca,
                                             io->o.tls_cert, io->o.tls_key };
         int status = 0, is_cmp = 0;
 
         if (cmpr_http_post(io->uri, req, len, &ho, &io->conn, &status, rsp_r, rsp_len_r, &is_cmp,
                            err, errlen) != 0)
-            return -1;
+            return sync_failure(err);
         if (!is_cmp) {
+            /* RFC 9483 6.1: an unexpected HTTP status is a failure of the upstream */
             snprintf(err, errlen, "HTTP %d without a CMP answer", status);
             free(*rsp_r);
             *rsp_r = NULL;
-            return -1;
+            return CMPR_OUT_FAILED;
         }
-        return check_der(*rsp_r, *rsp_len_r, err, errlen);
+        return check_der(*rsp_r, *rsp_len_r, err, errlen) == 0 ? CMPR_OUT_ANSWER : CMPR_OUT_FAILED;
     }
     case IO_TCP: {
         struct cmpr_tcp_client_opts to;
 
         memset(&to, 0, sizeof(to));
-        to.timeout_ms = io->o.timeout_ms;
+        to.timeout_ms = timeout_ms;
         to.version = io->o.tcp_version;
         if (cmpr_tcp_exchange(io->uri, req, len, &to, rsp_r, rsp_len_r, err, errlen) != 0)
-            return -1;
+            return sync_failure(err);
         if (*rsp_r == NULL) {
             snprintf(err, errlen, "the server sent finRep, no CMP answer");
-            return -1;
+            return CMPR_OUT_FAILED;
         }
-        return check_der(*rsp_r, *rsp_len_r, err, errlen);
+        return check_der(*rsp_r, *rsp_len_r, err, errlen) == 0 ? CMPR_OUT_ANSWER : CMPR_OUT_FAILED;
     }
     case IO_FILE:
-        return x_file(io, name, req, len, rsp_r, rsp_len_r, err, errlen);
+        return file_send(io, name, req, len, key, keylen, err, errlen);
     case IO_SFTP:
-        return x_sftp(io, name, req, len, rsp_r, rsp_len_r, err, errlen);
+        return sftp_send(io, name, req, len, key, keylen, err, errlen);
     default:
-        return x_mail(io, name, req, len, rsp_r, rsp_len_r, err, errlen);
+        return mail_send(io, name, req, len, key, keylen, err, errlen);
     }
+}
+
+int
+cmpr_out_collect(struct cmpr_out *io, const char *key, unsigned char **rsp_r, size_t *rsp_len_r,
+                 char *err, size_t errlen)
+{
+    *rsp_r = NULL;
+    *rsp_len_r = 0;
+    switch (io->kind) {
+    case IO_FILE:
+        return file_collect(io, key, rsp_r, rsp_len_r, err, errlen);
+    case IO_SFTP:
+        return sftp_collect(io, key, rsp_r, rsp_len_r, err, errlen);
+    case IO_MAIL:
+        return mail_collect(io, key, rsp_r, rsp_len_r, err, errlen);
+    default:
+        snprintf(err, errlen, "nothing to collect on a synchronous medium");
+        return -1;
+    }
+}
+
+int
+cmpr_out_exchange(struct cmpr_out *io, const char *tag, const unsigned char *req, size_t len,
+                  unsigned char **rsp_r, size_t *rsp_len_r, char *err, size_t errlen)
+{
+    char name[200], key[300];
+    long deadline = now_ms() + io->o.timeout_ms;
+    int r;
+
+    snprintf(name, sizeof(name), "%s-%.32s-%u.pki", io->o.name_prefix, tag, ++io->seq);
+    r = cmpr_out_start(io, name, req, len, io->o.timeout_ms, key, sizeof(key), rsp_r, rsp_len_r,
+                       err, errlen);
+    if (r == CMPR_OUT_ANSWER)
+        return 0;
+    if (r != CMPR_OUT_SENT)
+        return -1;
+    do {
+        if ((r = cmpr_out_collect(io, key, rsp_r, rsp_len_r, err, errlen)) != 0)
+            return r > 0 ? 0 : -1;
+        nap(io->kind == IO_FILE ? 100 : 300);
+    } while (now_ms() < deadline);
+    if (io->kind == IO_MAIL)
+        snprintf(err, errlen, "no reply to <%s> in %s within %ld s", key, io->o.maildir,
+                 io->o.timeout_ms / 1000);
+    else
+        snprintf(err, errlen, "no answer %s in %s%s%s within %ld s (the request %s stays in %s)", key,
+                 io->kind == IO_SFTP ? io->host : "", io->kind == IO_SFTP ? ":" : "", io->in,
+                 io->o.timeout_ms / 1000, name, io->out);
+    return -1;
 }
