@@ -434,6 +434,7 @@ on_hup(uv_signal_t *s, int signum)
         cmpr_conf_free(conf);
         return;
     }
+    cmpr_upstream_attach(core);
     dm->old_cores[dm->n_old] = dm->core;
     dm->old_confs[dm->n_old++] = dm->conf;
     dm->core = core;
@@ -627,7 +628,7 @@ main(int argc, char **argv)
         const struct cmpr_conf_group *g = &dm->conf->groups[i];
 
         if (strcmp(g->type, "filedrop") == 0 || strcmp(g->type, "sftp") == 0
-                || strcmp(g->type, "mail") == 0)
+                || strcmp(g->type, "mail") == 0 || strcmp(g->type, "route") == 0)
             continue;
         if (strcmp(g->type, "listen") != 0
                 || (strcmp(g->name, "http") != 0 && strcmp(g->name, "https") != 0
@@ -669,6 +670,10 @@ main(int argc, char **argv)
                     && (rc = add_transport(dm, &cmpr_mail_transport, g->name, g, NULL, 0)) != 0)
                 return rc;
         }
+        /* routes to upstream CAs: the forwarder's thread */
+        if (cmpr_core_has_upstreams(dm->core)
+                && (rc = add_transport(dm, &cmpr_forward_transport, "upstreams", NULL, NULL, 0)) != 0)
+            return rc;
     }
     if (user != NULL && drop_privileges(user) != 0)
         return 1;

@@ -497,7 +497,7 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
             name = "mail";                  /* [mail]: one per daemon, no name */
         } else if (sp == NULL || !valid_name(name)) {
             fail(&p, *g, NULL, "unknown group [%s] (expected [router], [ca NAME], "
-                 "[profile NAME], [client NAME], [listen NAME], [filedrop NAME], [sftp NAME] or [mail]; "
+                 "[profile NAME], [client NAME], [listen NAME], [filedrop NAME], [sftp NAME], [route NAME] or [mail]; "
                  "NAME is letters, digits, . _ -)", *g);
             goto out;
         }
@@ -553,6 +553,7 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
         } else if ((tlen == 6 && strncmp(*g, "listen", 6) == 0)
                    || (tlen == 8 && strncmp(*g, "filedrop", 8) == 0)
                    || (tlen == 4 && strncmp(*g, "sftp", 4) == 0)
+                   || (tlen == 5 && strncmp(*g, "route", 5) == 0)
                    || (sp == NULL && strcmp(*g, "mail") == 0)) {
             struct cmpr_conf_group *tg;
             gchar **keys = g_key_file_get_keys(kf, *g, NULL, NULL);
@@ -577,7 +578,7 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
             }
             g_strfreev(keys);
         } else {
-            fail(&p, *g, NULL, "unknown group [%s] (expected [ca|profile|client|listen|filedrop|sftp NAME])", *g);
+            fail(&p, *g, NULL, "unknown group [%s] (expected [ca|profile|client|listen|filedrop|sftp|route NAME])", *g);
             goto out;
         }
     }

@@ -36,6 +36,39 @@ int cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *inf
                      const unsigned char *der, size_t len, unsigned char **out_r,
                      size_t *out_len_r);
 
+/* ---- upstream CAs ([route NAME] upstream = URI; RFC 9483 5.2) ----
+ * The core knows no medium: the daemon hands it these operations (the
+ * client side of the transports, see transports/upstream.c). */
+struct cmpr_route;
+enum { CMPR_UP_ANSWER = 0, CMPR_UP_SENT = 1, CMPR_UP_FAILED = -1, CMPR_UP_TIMEOUT = -2 };
+struct cmpr_upstream_ops {
+    /* Sends der to rt's upstream as name. HTTP/TCP wait (timeout_ms) for the
+     * answer: ANSWER with *ans_r (malloc()ed); FAILED: it could not go out
+     * or the upstream failed; TIMEOUT: no answer in time. File, SFTP, mail:
+     * SENT, collect the answer by key. err[] says why. Blocking. */
+    int (*start)(void *ctx, const struct cmpr_route *rt, const char *name, const unsigned char *der,
+                 size_t len, long timeout_ms, char *key, size_t keylen, unsigned char **ans_r,
+                 size_t *ans_len_r, char *err, size_t errlen);
+    /* 1 with the answer for key, 0 not yet, -1 trouble */
+    int (*collect)(void *ctx, const struct cmpr_route *rt, const char *key, unsigned char **ans_r,
+                   size_t *ans_len_r, char *err, size_t errlen);
+    /* there is new work for cmpr_core_forward (may be NULL) */
+    void (*wake)(void *ctx);
+};
+void cmpr_core_set_upstream(struct cmpr_core *core, const struct cmpr_upstream_ops *ops, void *ctx);
+/* 1 when some route forwards to an upstream */
+int cmpr_core_has_upstreams(const struct cmpr_core *core);
+/* One pass of the forwarder (one thread only): sends what is due (batches
+ * too), collects answers of offline upstreams, polls upstreams that said
+ * "waiting", gives up on what waited too long. Returns the ms until the
+ * next pass is due, or -1 when nothing waits. */
+long cmpr_core_forward(struct cmpr_core *core);
+
+/* Which route msg (DER) would take and why, one line per route tried, into
+ * out (`cmprouter routes --explain`). */
+int cmpr_core_explain(struct cmpr_core *core, const struct cmpr_request_info *info,
+                      const unsigned char *der, size_t len, char *out, size_t outlen);
+
 /* Counters since the core started (for metrics). */
 struct cmpr_core_stats {
     unsigned long requests[32];     /* by PKIBody type of the request (27..31 unused) */

@@ -9,6 +9,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 #include "core/txn.h"
+#include "core/pipeline.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/print.h"
@@ -26,51 +27,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-struct cmpr_core {
-    const struct cmpr_conf *conf;
-    struct cmpr_store *st;
-    struct cmpr_ca **cas;
-    size_t n_cas;
-    X509_STORE *trust;              /* anchors for signature-protected requests */
-    STACK_OF(X509) *untrusted;
-    struct cmpr_mac_cache *mac_cache;
-    /* metrics: updated from every worker */
-    _Atomic unsigned long requests[32], undecodable, answers[8], errors, store_errors;
-};
-
-enum { AUTH_NONE = 0, AUTH_MAC, AUTH_SIG };
-
-struct req {
-    struct cmpr_core *core;
-    const struct cmpr_request_info *info;
-    CMPR_PKIMESSAGE *msg;
-    int body;
-    int auth;
-    int mac_kind;
-    const struct cmpr_conf_client *client;
-    X509 *signer;                   /* borrowed from msg->extraCerts */
-    int signer_is_ra;
-    struct cmpr_ca *ca;
-    char sender[512];
-    char tidhex[2 * CMPR_STORE_MAX_ID + 1];
-    struct cmpr_txn_rec txn;        /* loaded or new transaction */
-    int have_txn;                   /* txn exists in the store */
-    int save_txn;                   /* 1: insert, 2: update, after the answer is built */
-    struct cmpr_cert_rec *new_cert; /* to store before the transaction */
-    unsigned char *archive;         /* EnvelopedData of an archived private key */
-    size_t archive_len;
-    unsigned char *raw_answer;      /* an answer that is already protected (nested) */
-    size_t raw_answer_len;
-    int depth;                      /* nested messages being unwrapped */
-    int revoke_old;                 /* after commit: revoke the certificate kur replaced */
-};
-
-#define FI(x) (1u << (x))
 
 /* ---------------- small helpers ---------------- */
 
-static void
-hex(const unsigned char *d, size_t len, char *out, size_t outlen)
+void
+pl_hex(const unsigned char *d, size_t len, char *out, size_t outlen)
 {
     size_t i;
 
@@ -79,8 +40,8 @@ hex(const unsigned char *d, size_t len, char *out, size_t outlen)
         snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
-static void
-octets(const ASN1_OCTET_STRING *os, unsigned char *dst, size_t cap, size_t *len_r)
+void
+pl_octets(const ASN1_OCTET_STRING *os, unsigned char *dst, size_t cap, size_t *len_r)
 {
     *len_r = 0;
     if (os == NULL || (size_t)ASN1_STRING_length(os) > cap)
@@ -89,15 +50,15 @@ octets(const ASN1_OCTET_STRING *os, unsigned char *dst, size_t cap, size_t *len_
     *len_r = (size_t)ASN1_STRING_length(os);
 }
 
-static int
-octets_equal(const ASN1_OCTET_STRING *os, const unsigned char *d, size_t len)
+int
+pl_octets_equal(const ASN1_OCTET_STRING *os, const unsigned char *d, size_t len)
 {
     return os != NULL && (size_t)ASN1_STRING_length(os) == len
         && memcmp(ASN1_STRING_get0_data(os), d, len) == 0;
 }
 
-static void __attribute__((format(printf, 3, 4)))
-audit(struct req *q, const char *event, const char *fmt, ...)
+void __attribute__((format(printf, 3, 4)))
+pl_audit(struct req *q, const char *event, const char *fmt, ...)
 {
     char detail[512];
     va_list ap;
@@ -121,8 +82,8 @@ audit(struct req *q, const char *event, const char *fmt, ...)
 }
 
 /* A protected CMP error (RFC 9810 5.3.21) for a message-level problem. */
-static CMPR_PKIMESSAGE * __attribute__((format(printf, 3, 4)))
-error_rsp(struct req *q, int failbit, const char *fmt, ...)
+CMPR_PKIMESSAGE * __attribute__((format(printf, 3, 4)))
+pl_error_rsp(struct req *q, int failbit, const char *fmt, ...)
 {
     char text[512];
     va_list ap;
@@ -130,7 +91,7 @@ error_rsp(struct req *q, int failbit, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    audit(q, "error", "%s: %s", cmpr_failinfo_name(failbit), text);
+    pl_audit(q, "error", "%s: %s", cmpr_failinfo_name(failbit), text);
     return cmpr_msg_build_error(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text),
                                 -1, NULL);
 }
@@ -204,6 +165,8 @@ cmpr_core_new(const struct cmpr_conf *conf, struct cmpr_core **core_r, char **er
         r = CMPR_ERR_ALLOC;
         goto fail;
     }
+    if ((r = cmpr_routes_load(conf, &c->routes, err_r)) != CMPR_OK)
+        goto fail;
     if ((r = cmpr_store_open(conf->store, &c->st)) != CMPR_OK) {
         snprintf(buf, sizeof(buf), "cannot open store %s", conf->store);
         *err_r = strdup(buf);
@@ -221,6 +184,7 @@ cmpr_core_free(struct cmpr_core *c)
 {
     if (c == NULL)
         return;
+    cmpr_routes_free(c->routes);
     for (size_t i = 0; i < c->n_cas; i++)
         cmpr_ca_free(c->cas[i]);
     free(c->cas);
@@ -280,8 +244,8 @@ count_answer(struct cmpr_core *c, const CMPR_PKIMESSAGE *rsp)
 
 /* ---------------- header checks (RFC 9483 3.1, 3.5) ---------------- */
 
-static int
-is_request(int body)
+int
+pl_is_request(int body)
 {
     switch (body) {
     case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_P10CR: case CMPR_BODY_KUR:
@@ -327,30 +291,30 @@ check_header(struct req *q)
     /* RFC 9810 7 / RFC 9483 3.5: answer in the same pvno; unsupported ->
      * unsupportedVersion (the builder answers with our nearest version) */
     if (pvno != CMPR_PVNO_2 && pvno != CMPR_PVNO_3)
-        return error_rsp(q, CMPR_FI_UNSUPPORTED_VERSION,
+        return pl_error_rsp(q, CMPR_FI_UNSUPPORTED_VERSION,
                          "pvno %ld is not supported; this server speaks 2 and 3", pvno);
     if (h->transactionID == NULL || ASN1_STRING_length(h->transactionID) < 1
             || ASN1_STRING_length(h->transactionID) > CMPR_STORE_MAX_ID)
-        return error_rsp(q, CMPR_FI_BAD_DATA_FORMAT,
+        return pl_error_rsp(q, CMPR_FI_BAD_DATA_FORMAT,
                          "transactionID must be present (1..%d octets)", CMPR_STORE_MAX_ID);
     if (h->senderNonce == NULL || ASN1_STRING_length(h->senderNonce) < CMPR_NONCE_LEN
             || ASN1_STRING_length(h->senderNonce) > CMPR_STORE_MAX_ID)
-        return error_rsp(q, CMPR_FI_BAD_SENDER_NONCE,
+        return pl_error_rsp(q, CMPR_FI_BAD_SENDER_NONCE,
                          "senderNonce must be present with at least 128 bits");
     if (h->sender == NULL || h->sender->type != GEN_DIRNAME)
-        return error_rsp(q, CMPR_FI_BAD_DATA_FORMAT, "sender must be a directoryName");
-    if (!is_request(q->body))
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "%s is not a request this server accepts",
+        return pl_error_rsp(q, CMPR_FI_BAD_DATA_FORMAT, "sender must be a directoryName");
+    if (!pl_is_request(q->body))
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "%s is not a request this server accepts",
                          cmpr_body_name(q->body));
     if (!operation_fits(q->info->operation, q->body))
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "%s does not fit the operation label '%s'",
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "%s does not fit the operation label '%s'",
                          cmpr_body_name(q->body), q->info->operation);
     if (skew > 0 && h->messageTime != NULL) {
         int days = 0, secs = 0;
 
         if (!ASN1_TIME_diff(&days, &secs, NULL, h->messageTime)
                 || (long)days * 86400L + secs > skew || (long)days * 86400L + secs < -skew)
-            return error_rsp(q, CMPR_FI_BAD_TIME,
+            return pl_error_rsp(q, CMPR_FI_BAD_TIME,
                              "messageTime differs from the server clock by more than %d s", skew);
     }
     return NULL;
@@ -368,14 +332,14 @@ client_by_cert(const struct cmpr_conf *conf, X509 *x)
     return NULL;
 }
 
-static CMPR_PKIMESSAGE *
-authenticate(struct req *q)
+CMPR_PKIMESSAGE *
+pl_authenticate(struct req *q)
 {
     const CMPR_PKIHEADER *h = q->msg->header;
     int kind, r;
 
     if (h->protectionAlg == NULL || q->msg->protection == NULL)
-        return error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK, "the message is not protected");
+        return pl_error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK, "the message is not protected");
     kind = cmpr_prot_kind(h->protectionAlg->algorithm);
     if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1) {
         struct cmpr_verify_opts vo = { (unsigned)q->core->conf->max_mac_iterations,
@@ -384,21 +348,21 @@ authenticate(struct req *q)
         char refhex[2 * 64 + 1];
 
         if (kid == NULL)
-            return error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK,
+            return pl_error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK,
                              "MAC protection needs senderKID naming the shared secret");
-        hex(ASN1_STRING_get0_data(kid), (size_t)ASN1_STRING_length(kid), refhex, sizeof(refhex));
+        pl_hex(ASN1_STRING_get0_data(kid), (size_t)ASN1_STRING_length(kid), refhex, sizeof(refhex));
         snprintf(q->sender, sizeof(q->sender), "ref:%s", refhex);
         q->client = cmpr_conf_client_by_ref(q->core->conf, ASN1_STRING_get0_data(kid),
                                             (size_t)ASN1_STRING_length(kid));
         if (q->client == NULL)
-            return error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK, "unknown reference (senderKID %s)",
+            return pl_error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK, "unknown reference (senderKID %s)",
                              refhex);
         if ((r = cmpr_verify_mac(q->msg, q->client->secret, q->client->secret_len, &vo)) != CMPR_OK) {
             const struct cmpr_conf_client *cl = q->client;
             CMPR_PKIMESSAGE *e;
 
             q->client = NULL;   /* not authenticated: the error is signed */
-            e = error_rsp(q, cmpr_err_failinfo(r) >= 0 ? cmpr_err_failinfo(r)
+            e = pl_error_rsp(q, cmpr_err_failinfo(r) >= 0 ? cmpr_err_failinfo(r)
                           : CMPR_FI_BAD_MESSAGE_CHECK, "MAC check for client %s failed: %s",
                           cl->name, cmpr_strerror(r));
             return e;
@@ -414,16 +378,16 @@ authenticate(struct req *q)
         int ok;
 
         if (signer == NULL)
-            return error_rsp(q, CMPR_FI_SIGNER_NOT_TRUSTED,
+            return pl_error_rsp(q, CMPR_FI_SIGNER_NOT_TRUSTED,
                              "signature protection without the signer's certificate in extraCerts");
         cmpr_name_text(X509_get_subject_name(signer), q->sender, sizeof(q->sender));
         if ((r = cmpr_verify_sig(q->msg, X509_get0_pubkey(signer))) != CMPR_OK)
-            return error_rsp(q, cmpr_err_failinfo(r) >= 0 ? cmpr_err_failinfo(r)
+            return pl_error_rsp(q, cmpr_err_failinfo(r) >= 0 ? cmpr_err_failinfo(r)
                              : CMPR_FI_BAD_MESSAGE_CHECK, "signature check failed: %s",
                              cmpr_strerror(r));
         /* RFC 9483 3.5: the sender is the subject of the protection certificate */
         if (X509_NAME_cmp(cmpr_hdr_get0_sender_name(h), X509_get_subject_name(signer)) != 0)
-            return error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK,
+            return pl_error_rsp(q, CMPR_FI_BAD_MESSAGE_CHECK,
                              "sender does not match the subject of the protection certificate");
         untrusted = sk_X509_new_null();
         X509_add_certs(untrusted, q->msg->extraCerts, X509_ADD_FLAG_UP_REF);
@@ -433,7 +397,7 @@ authenticate(struct req *q)
             && X509_verify_cert(ctx) == 1;
         if (!ok) {
             int verr = ctx != NULL ? X509_STORE_CTX_get_error(ctx) : 0;
-            CMPR_PKIMESSAGE *e = error_rsp(q, CMPR_FI_SIGNER_NOT_TRUSTED,
+            CMPR_PKIMESSAGE *e = pl_error_rsp(q, CMPR_FI_SIGNER_NOT_TRUSTED,
                                            "protection certificate not trusted: %s",
                                            X509_verify_cert_error_string(verr));
 
@@ -447,7 +411,7 @@ authenticate(struct req *q)
         /* keyUsage, when present, must allow digitalSignature */
         if ((X509_get_extension_flags(signer) & EXFLAG_KUSAGE)
                 && !(X509_get_key_usage(signer) & KU_DIGITAL_SIGNATURE))
-            return error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
+            return pl_error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
                              "protection certificate lacks digitalSignature key usage");
         q->auth = AUTH_SIG;
         q->signer = signer;
@@ -455,13 +419,13 @@ authenticate(struct req *q)
         q->client = client_by_cert(q->core->conf, signer);
         return NULL;
     }
-    return error_rsp(q, CMPR_FI_BAD_ALG, "protection algorithm not supported");
+    return pl_error_rsp(q, CMPR_FI_BAD_ALG, "protection algorithm not supported");
 }
 
 /* [client] tls_subject binds a client to a TLS client certificate: its
  * requests must come over TLS from a matching, verified certificate. */
-static CMPR_PKIMESSAGE *
-check_tls_binding(struct req *q)
+CMPR_PKIMESSAGE *
+pl_check_tls_binding(struct req *q)
 {
     const char *want = q->client != NULL ? q->client->tls_subject : NULL;
     const char *got = q->info->tls_subject;
@@ -470,7 +434,7 @@ check_tls_binding(struct req *q)
         return NULL;
     if (got == NULL || (strpbrk(want, "*?[") != NULL ? fnmatch(want, got, 0) != 0
                                                       : strcmp(want, got) != 0))
-        return error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
+        return pl_error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
                          "client %s must come over TLS with a client certificate for %s",
                          q->client->name, want);
     return NULL;
@@ -487,8 +451,8 @@ same_credentials(const struct req *q)
 
 /* ---------------- answers ---------------- */
 
-static int
-protect(struct req *q, CMPR_PKIMESSAGE *rsp)
+int
+pl_protect(struct req *q, CMPR_PKIMESSAGE *rsp)
 {
     struct cmpr_ca *ca = q->ca;
 
@@ -513,7 +477,7 @@ set_txn_ids(struct req *q)
 {
     const CMPR_PKIHEADER *h = q->msg->header;
 
-    octets(h->transactionID, q->txn.tid, sizeof(q->txn.tid), &q->txn.tid_len);
+    pl_octets(h->transactionID, q->txn.tid, sizeof(q->txn.tid), &q->txn.tid_len);
     snprintf(q->txn.sender, sizeof(q->txn.sender), "%s", q->sender);
     if (q->client != NULL)
         snprintf(q->txn.client, sizeof(q->txn.client), "%s", q->client->name);
@@ -527,7 +491,7 @@ static CMPR_PKIMESSAGE *
 open_txn(struct req *q)
 {
     if (q->have_txn)
-        return error_rsp(q, CMPR_FI_TRANSACTION_ID_IN_USE,
+        return pl_error_rsp(q, CMPR_FI_TRANSACTION_ID_IN_USE,
                          "transactionID is already in use; start again with a new one");
     memset(&q->txn, 0, sizeof(q->txn));
     set_txn_ids(q);
@@ -587,8 +551,8 @@ static CMPR_PKIMESSAGE *
 reject_certreq(struct req *q, long certReqId, int failbit, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static int
-rep_type(int body)
+int
+pl_rep_type(int body)
 {
     return body == CMPR_BODY_IR ? CMPR_BODY_IP : body == CMPR_BODY_KUR ? CMPR_BODY_KUP
          : body == CMPR_BODY_CCR ? CMPR_BODY_CCP : CMPR_BODY_CP;
@@ -604,10 +568,10 @@ reject_certreq(struct req *q, long certReqId, int failbit, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    audit(q, "rejected", "%s: %s", cmpr_failinfo_name(failbit), text);
+    pl_audit(q, "rejected", "%s: %s", cmpr_failinfo_name(failbit), text);
     if (q->save_txn == 1)
         (void)cmpr_txn_to(&q->txn, CMPR_TXN_REJECTED);
-    return cmpr_msg_build_certrep(q->msg, rep_type(q->body), certReqId,
+    return cmpr_msg_build_certrep(q->msg, pl_rep_type(q->body), certReqId,
                                   cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text),
                                   NULL, NULL, NULL);
 }
@@ -735,7 +699,7 @@ certrep_for(struct req *q, long certReqId, X509 *cert, int modified, int implici
         capubs = sk_X509_new_null();
         X509_add_cert(capubs, q->ca->root, X509_ADD_FLAG_UP_REF);
     }
-    rsp = cmpr_msg_build_certrep(q->msg, rep_type(q->txn.req_type), certReqId,
+    rsp = cmpr_msg_build_certrep(q->msg, pl_rep_type(q->txn.req_type), certReqId,
                                  cmpr_pkisi_new(modified ? CMPR_STATUS_GRANTED_WITH_MODS
                                                          : CMPR_STATUS_ACCEPTED, 0, NULL),
                                  cert, capubs, chain);
@@ -986,22 +950,22 @@ handle_certreq(struct req *q)
         if (cmpr_msg_encode(q->msg, &der, &dlen) != CMPR_OK
                 || (q->txn.request = malloc(dlen)) == NULL) {
             OPENSSL_free(der);
-            rsp = error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "cannot store the request");
+            rsp = pl_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "cannot store the request");
             goto out;
         }
         memcpy(q->txn.request, der, dlen);
         q->txn.request_len = dlen;
         OPENSSL_free(der);
         (void)cmpr_txn_to(&q->txn, CMPR_TXN_PENDING_APPROVAL);
-        audit(q, "pending", "profile %s requires approval", pr->name);
-        rsp = cmpr_msg_build_certrep(q->msg, rep_type(q->body), e.cert_req_id,
+        pl_audit(q, "pending", "profile %s requires approval", pr->name);
+        rsp = cmpr_msg_build_certrep(q->msg, pl_rep_type(q->body), e.cert_req_id,
                                      cmpr_pkisi_new(CMPR_STATUS_WAITING, 0,
                                                     "waiting for approval by an operator"),
                                      NULL, NULL, NULL);
         goto out;
     }
     if (cmpr_ca_issue(q->ca, q->core->st, pr, &e.creq, &cert, &modified) != CMPR_OK) {
-        rsp = error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the CA could not issue the certificate");
+        rsp = pl_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the CA could not issue the certificate");
         goto out;
     }
     implicit = q->core->conf->implicit_confirm && cmpr_hdr_has_implicit_confirm(q->msg->header);
@@ -1009,8 +973,8 @@ handle_certreq(struct req *q)
     if (q->new_cert != NULL) {
         memcpy(q->txn.serial, q->new_cert->serial, q->new_cert->serial_len);
         q->txn.serial_len = q->new_cert->serial_len;
-        hex(q->new_cert->serial, q->new_cert->serial_len, why, sizeof(why));
-        audit(q, "issued", "profile %s subject %s serial %s%s", pr->name, q->new_cert->subject,
+        pl_hex(q->new_cert->serial, q->new_cert->serial_len, why, sizeof(why));
+        pl_audit(q, "issued", "profile %s subject %s serial %s%s", pr->name, q->new_cert->subject,
               why, implicit ? " (implicitly confirmed)" : "");
     }
     rsp = certrep_for(q, e.cert_req_id, cert, modified, implicit);
@@ -1045,8 +1009,8 @@ revoke_replaced(struct req *q)
     if (pr == NULL || !pr->revoke_replaced || q->txn.old_serial_len == 0)
         return;
     if (revoke_serial(q, q->txn.old_serial, q->txn.old_serial_len, 4) == CMPR_OK) {
-        hex(q->txn.old_serial, q->txn.old_serial_len, snhex, sizeof(snhex));
-        audit(q, "superseded", "replaced certificate %s revoked after the update was confirmed", snhex);
+        pl_hex(q->txn.old_serial, q->txn.old_serial_len, snhex, sizeof(snhex));
+        pl_audit(q, "superseded", "replaced certificate %s revoked after the update was confirmed", snhex);
     }
 }
 
@@ -1060,18 +1024,18 @@ handle_certconf(struct req *q)
     int accept = 1;
 
     if (!q->have_txn)
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "no open transaction with this transactionID");
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "no open transaction with this transactionID");
     if (!same_credentials(q))
-        return error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
+        return pl_error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
                          "certConf must use the credentials of the request");
     if (q->txn.state != CMPR_TXN_ISSUED)
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "certConf not expected: transaction is %s",
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "certConf not expected: transaction is %s",
                          cmpr_txn_state_name(q->txn.state));
-    if (!octets_equal(q->msg->header->recipNonce, q->txn.last_nonce, q->txn.last_nonce_len))
-        return error_rsp(q, CMPR_FI_BAD_RECIPIENT_NONCE,
+    if (!pl_octets_equal(q->msg->header->recipNonce, q->txn.last_nonce, q->txn.last_nonce_len))
+        return pl_error_rsp(q, CMPR_FI_BAD_RECIPIENT_NONCE,
                          "recipNonce does not echo the senderNonce of our last answer");
     if (q->core->st->ops->cert_get(q->core->st, q->txn.serial, q->txn.serial_len, &cert) != CMPR_OK)
-        return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the issued certificate is missing from the store");
+        return pl_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the issued certificate is missing from the store");
     want_id = q->txn.req_type == CMPR_BODY_P10CR ? CMPR_CERTREQID_NONE : 0;
     /* an empty CertConfirmContent rejects everything (RFC 9810 5.3.18) */
     if (sk_CMPR_CERTSTATUS_num(sts) == 0) {
@@ -1087,13 +1051,13 @@ handle_certconf(struct req *q)
         if (sk_CMPR_CERTSTATUS_num(sts) != 1 || ASN1_INTEGER_get(cs->certReqId) != want_id) {
             X509_free(x);
             cmpr_cert_rec_clear(&cert);
-            return error_rsp(q, CMPR_FI_BAD_CERT_ID, "certConf names an unknown certReqId");
+            return pl_error_rsp(q, CMPR_FI_BAD_CERT_ID, "certConf names an unknown certReqId");
         }
         r = x != NULL ? cmpr_cert_hash(x, cs->hashAlg, h, &hl) : CMPR_ERR_INTERNAL;
         X509_free(x);
-        if (r != CMPR_OK || !octets_equal(cs->certHash, h, hl)) {
+        if (r != CMPR_OK || !pl_octets_equal(cs->certHash, h, hl)) {
             cmpr_cert_rec_clear(&cert);
-            return error_rsp(q, CMPR_FI_BAD_CERT_ID,
+            return pl_error_rsp(q, CMPR_FI_BAD_CERT_ID,
                              "certHash does not match the issued certificate");
         }
         if (cs->statusInfo != NULL && cmpr_pkisi_status(cs->statusInfo) != CMPR_STATUS_ACCEPTED
@@ -1105,13 +1069,13 @@ handle_certconf(struct req *q)
         q->core->st->ops->cert_set_status(q->core->st, cert.serial, cert.serial_len,
                                           cert.status, cert.revoked_at, cert.reason, 1);
         (void)cmpr_txn_to(&q->txn, CMPR_TXN_CONFIRMED);
-        audit(q, "confirmed", "certificate accepted by the client");
+        pl_audit(q, "confirmed", "certificate accepted by the client");
         q->revoke_old = 1;
     } else {
         /* the client refused the certificate: it must not stay valid */
         revoke_serial(q, cert.serial, cert.serial_len, 5 /* cessationOfOperation */);
         (void)cmpr_txn_to(&q->txn, CMPR_TXN_REJECTED);
-        audit(q, "rejected", "certificate rejected by the client; revoked");
+        pl_audit(q, "rejected", "certificate rejected by the client; revoked");
     }
     cmpr_cert_rec_clear(&cert);
     q->txn.expires = 0;
@@ -1128,18 +1092,18 @@ handle_pollreq(struct req *q)
     long id, want_id;
 
     if (!q->have_txn)
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "no open transaction with this transactionID");
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "no open transaction with this transactionID");
     if (!same_credentials(q))
-        return error_rsp(q, CMPR_FI_NOT_AUTHORIZED, "pollReq must use the credentials of the request");
-    if (!octets_equal(q->msg->header->recipNonce, q->txn.last_nonce, q->txn.last_nonce_len))
-        return error_rsp(q, CMPR_FI_BAD_RECIPIENT_NONCE,
+        return pl_error_rsp(q, CMPR_FI_NOT_AUTHORIZED, "pollReq must use the credentials of the request");
+    if (!pl_octets_equal(q->msg->header->recipNonce, q->txn.last_nonce, q->txn.last_nonce_len))
+        return pl_error_rsp(q, CMPR_FI_BAD_RECIPIENT_NONCE,
                          "recipNonce does not echo the senderNonce of our last answer");
     want_id = q->txn.req_type == CMPR_BODY_P10CR ? CMPR_CERTREQID_NONE : 0;
     if (sk_CMPR_POLLREQ_num(prs) != 1)
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "exactly one pollReq entry is supported");
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "exactly one pollReq entry is supported");
     id = ASN1_INTEGER_get(sk_CMPR_POLLREQ_value(prs, 0)->certReqId);
     if (id != want_id && id != CMPR_CERTREQID_NONE)
-        return error_rsp(q, CMPR_FI_BAD_CERT_ID, "pollReq names an unknown certReqId");
+        return pl_error_rsp(q, CMPR_FI_BAD_CERT_ID, "pollReq names an unknown certReqId");
     q->save_txn = 2;
     switch (q->txn.state) {
     case CMPR_TXN_PENDING_APPROVAL:
@@ -1152,18 +1116,18 @@ handle_pollreq(struct req *q)
         CMPR_PKIMESSAGE *rsp;
 
         if (q->core->st->ops->cert_get(q->core->st, q->txn.serial, q->txn.serial_len, &cert) != CMPR_OK)
-            return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the approved certificate is missing");
+            return pl_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the approved certificate is missing");
         p = cert.der;
         x = d2i_X509(NULL, &p, (long)cert.der_len);
         cmpr_cert_rec_clear(&cert);
         if (x == NULL)
-            return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the approved certificate is unreadable");
+            return pl_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the approved certificate is unreadable");
         /* the final answer goes to the pollReq: its type is the request's */
         q->body = q->txn.req_type;
         rsp = certrep_for(q, want_id, x, 0, 0);
         q->body = CMPR_BODY_POLLREQ;
         X509_free(x);
-        audit(q, "delivered", "approved certificate delivered on poll");
+        pl_audit(q, "delivered", "approved certificate delivered on poll");
         return rsp;
     }
     case CMPR_TXN_REJECTED:
@@ -1172,7 +1136,7 @@ handle_pollreq(struct req *q)
             CMPR_PKIMESSAGE *rsp;
 
             q->body = q->txn.req_type;
-            rsp = cmpr_msg_build_certrep(q->msg, rep_type(q->txn.req_type), want_id,
+            rsp = cmpr_msg_build_certrep(q->msg, pl_rep_type(q->txn.req_type), want_id,
                                          cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_NOT_AUTHORIZED),
                                                         q->txn.note[0] ? q->txn.note : "rejected"),
                                          NULL, NULL, NULL);
@@ -1182,7 +1146,7 @@ handle_pollreq(struct req *q)
         /* fall through */
     default:
         q->save_txn = 0;
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "pollReq not expected: transaction is %s",
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "pollReq not expected: transaction is %s",
                          cmpr_txn_state_name(q->txn.state));
     }
 }
@@ -1201,7 +1165,7 @@ rp_reject(struct req *q, int failbit, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    audit(q, "rr-rejected", "%s: %s", cmpr_failinfo_name(failbit), text);
+    pl_audit(q, "rr-rejected", "%s: %s", cmpr_failinfo_name(failbit), text);
     return cmpr_msg_build_rp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text), NULL);
 }
 
@@ -1276,14 +1240,14 @@ handle_rr(struct req *q)
     if (st->ops->cert_set_status(st, sn, snlen, status, (int64_t)time(NULL), reason,
                                  cert.confirmed) != CMPR_OK) {
         cmpr_cert_rec_clear(&cert);
-        return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "cannot record the revocation");
+        return pl_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "cannot record the revocation");
     }
     (void)cmpr_ca_write_crl(q->ca, st, NULL);
     {
         char snhex[2 * CMPR_STORE_MAX_ID + 1];
 
-        hex(sn, snlen, snhex, sizeof(snhex));
-        audit(q, "revoked", "serial %s subject %s reason %d%s", snhex, cert.subject, reason,
+        pl_hex(sn, snlen, snhex, sizeof(snhex));
+        pl_audit(q, "revoked", "serial %s subject %s reason %d%s", snhex, cert.subject, reason,
               status == CMPR_CERT_VALID ? " (hold released)" : "");
     }
     cmpr_cert_rec_clear(&cert);
@@ -1440,7 +1404,7 @@ handle_genm(struct req *q)
         sk_CMPR_ITAV_push(out, cmpr_itav_new_unsupported_oids(unsupported));
         sk_ASN1_OBJECT_pop_free(unsupported, ASN1_OBJECT_free);
     }
-    audit(q, "genm", "%d info types answered", sk_CMPR_ITAV_num(out));
+    pl_audit(q, "genm", "%d info types answered", sk_CMPR_ITAV_num(out));
     return cmpr_msg_build_genp(q->msg, out);
 }
 
@@ -1572,10 +1536,10 @@ handle_krr(struct req *q)
         return cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_BAD_REQUEST),
                                   "exactly one request per krr is supported"), NULL, NULL, NULL);
     if (cmpr_msg_pvno(q->msg) != CMPR_PVNO_3)
-        return error_rsp(q, CMPR_FI_UNSUPPORTED_VERSION,
+        return pl_error_rsp(q, CMPR_FI_UNSUPPORTED_VERSION,
                          "key recovery returns EnvelopedData, which needs pvno 3 (cmp2021)");
     if (q->ca->enc_key == NULL)
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "key archive and recovery are not configured");
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "key archive and recovery are not configured");
     crm = sk_CMPR_CERTREQMSG_value(reqs, 0);
     if (crm->certReq->certTemplate->subject == NULL)
         return cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_BAD_CERT_TEMPLATE),
@@ -1586,7 +1550,7 @@ handle_krr(struct req *q)
      * subject) or the MAC client that archived the keys */
     if (q->auth == AUTH_SIG
             && X509_NAME_cmp(X509_get_subject_name(q->signer), crm->certReq->certTemplate->subject) != 0) {
-        audit(q, "krr-rejected", "signer may recover only its own keys");
+        pl_audit(q, "krr-rejected", "signer may recover only its own keys");
         return cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_NOT_AUTHORIZED),
                                   "a signer may recover only its own keys"), NULL, NULL, NULL);
     }
@@ -1612,11 +1576,11 @@ handle_krr(struct req *q)
     free(rc.serials);
     if (r != CMPR_OK) {
         sk_CMPR_CERTIFIEDKEYPAIR_pop_free(rc.hist, CMPR_CERTIFIEDKEYPAIR_free);
-        return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "key recovery failed");
+        return pl_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "key recovery failed");
     }
     if (sk_CMPR_CERTIFIEDKEYPAIR_num(rc.hist) == 0) {
         sk_CMPR_CERTIFIEDKEYPAIR_free(rc.hist);
-        audit(q, "krr-rejected", "no archived key for %s%s", subject,
+        pl_audit(q, "krr-rejected", "no archived key for %s%s", subject,
               rc.refused ? " that this client archived" : "");
         return cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(CMPR_FI_BAD_CERT_ID),
                                   "no archived key for this subject"), NULL, NULL, NULL);
@@ -1624,7 +1588,7 @@ handle_krr(struct req *q)
     chain = cmpr_ca_get1_chain(q->ca);
     rsp = cmpr_msg_build_krp(q->msg, cmpr_pkisi_new(CMPR_STATUS_ACCEPTED, 0, NULL), NULL, chain,
                              rc.hist);
-    audit(q, "recovered", "%d archived key(s) of %s returned encrypted to the requester",
+    pl_audit(q, "recovered", "%d archived key(s) of %s returned encrypted to the requester",
           sk_CMPR_CERTIFIEDKEYPAIR_num(rc.hist), subject);
     sk_X509_pop_free(chain, X509_free);
     sk_CMPR_CERTIFIEDKEYPAIR_pop_free(rc.hist, CMPR_CERTIFIEDKEYPAIR_free);
@@ -1641,7 +1605,7 @@ handle_error(struct req *q)
         (void)cmpr_txn_to(&q->txn, CMPR_TXN_REJECTED);
         q->save_txn = 2;
     }
-    audit(q, "client-error", "the client ended the transaction with an error");
+    pl_audit(q, "client-error", "the client ended the transaction with an error");
     return cmpr_msg_build_pkiconf(q->msg);
 }
 
@@ -1662,10 +1626,10 @@ handle_nested(struct req *q)
     int n = sk_CMPR_PKIMESSAGE_num(inner);
 
     if (!((q->auth == AUTH_SIG && q->signer_is_ra) || (q->client != NULL && q->client->ra)))
-        return error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
+        return pl_error_rsp(q, CMPR_FI_NOT_AUTHORIZED,
                          "nested messages are accepted from registration authorities only");
     if (n < 1 || n > 256)
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "a nested message holds 1 to 256 messages");
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "a nested message holds 1 to 256 messages");
     if (n > 1 && (rsp = cmpr_msg_new_response(q->msg, CMPR_BODY_NESTED)) == NULL)
         return NULL;
     for (int i = 0; i < n; i++) {
@@ -1682,9 +1646,9 @@ handle_nested(struct req *q)
         if (n == 1) {
             if (r != CMPR_OK) {
                 free(out);
-                return error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the inner message could not be answered");
+                return pl_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the inner message could not be answered");
             }
-            audit(q, "nested", "one request under RA protection");
+            pl_audit(q, "nested", "one request under RA protection");
             q->raw_answer = out;
             q->raw_answer_len = outlen;
             return NULL;
@@ -1700,7 +1664,7 @@ handle_nested(struct req *q)
         if (ans != NULL)
             sk_CMPR_PKIMESSAGE_push(rsp->body->value.nested, ans);
     }
-    audit(q, "nested", "batch of %d messages answered", n);
+    pl_audit(q, "nested", "batch of %d messages answered", n);
     return rsp;
 }
 
@@ -1728,7 +1692,7 @@ dispatch(struct req *q)
     case CMPR_BODY_NESTED:
         return handle_nested(q);
     default:
-        return error_rsp(q, CMPR_FI_BAD_REQUEST, "%s is not supported by this server",
+        return pl_error_rsp(q, CMPR_FI_BAD_REQUEST, "%s is not supported by this server",
                          cmpr_body_name(q->body));
     }
 }
@@ -1773,24 +1737,36 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     q.depth = depth;
     if ((r = cmpr_msg_decode(der, len, &q.msg, &derr)) != CMPR_OK) {
         atomic_fetch_add(&core->undecodable, 1);
-        rsp = error_rsp(&q, CMPR_FI_BAD_DATA_FORMAT, "not a PKIMessage: offset %zu: expected %s",
+        rsp = pl_error_rsp(&q, CMPR_FI_BAD_DATA_FORMAT, "not a PKIMessage: offset %zu: expected %s",
                         derr.offset, derr.what);
         goto answer;
     }
     q.body = cmpr_msg_bodytype(q.msg);
     atomic_fetch_add(&core->requests[q.body & 31], 1);
     if (q.msg->header->transactionID != NULL)
-        hex(ASN1_STRING_get0_data(q.msg->header->transactionID),
+        pl_hex(ASN1_STRING_get0_data(q.msg->header->transactionID),
             (size_t)ASN1_STRING_length(q.msg->header->transactionID), q.tidhex, sizeof(q.tidhex));
-    if ((rsp = check_header(&q)) != NULL || (rsp = authenticate(&q)) != NULL
-            || (rsp = check_tls_binding(&q)) != NULL)
+    if ((rsp = check_header(&q)) != NULL)
+        goto answer;
+    if (depth == 0) {
+        /* a route may send it upstream (forward.c) */
+        q.der = der;
+        q.der_len = len;
+        if ((r = pl_forward(&q, out_r, out_len_r)) == 1) {
+            r = CMPR_OK;
+            goto done;
+        }
+        if (r < 0)
+            goto done;
+    }
+    if ((rsp = pl_authenticate(&q)) != NULL || (rsp = pl_check_tls_binding(&q)) != NULL)
         goto answer;
     r = st->ops->txn_get(st, ASN1_STRING_get0_data(q.msg->header->transactionID),
                          (size_t)ASN1_STRING_length(q.msg->header->transactionID), &q.txn);
     if (r == CMPR_OK) {
         q.have_txn = 1;
         /* a retransmission of the request we last answered gets the same answer */
-        if (octets_equal(q.msg->header->senderNonce, q.txn.req_nonce, q.txn.req_nonce_len)
+        if (pl_octets_equal(q.msg->header->senderNonce, q.txn.req_nonce, q.txn.req_nonce_len)
                 && q.txn.response != NULL && same_credentials(&q)) {
             out = OPENSSL_malloc(q.txn.response_len);
             if (out != NULL) {
@@ -1802,7 +1778,7 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
         }
     } else if (r != CMPR_ERR_NOT_FOUND) {
         atomic_fetch_add(&core->store_errors, 1);
-        rsp = error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
+        rsp = pl_error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
         goto answer;
     }
     /* a senderNonce is used once (replay protection) */
@@ -1813,14 +1789,14 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
         cmpr_log_info("%s tid=%s: resumed after a restart: senderNonce already recorded", info->medium,
                       q.tidhex);
     } else if (r == CMPR_ERR_EXISTS) {
-        rsp = error_rsp(&q, CMPR_FI_BAD_SENDER_NONCE, "senderNonce was already used (replay)");
+        rsp = pl_error_rsp(&q, CMPR_FI_BAD_SENDER_NONCE, "senderNonce was already used (replay)");
         goto answer;
     } else if (r != CMPR_OK) {
-        rsp = error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
+        rsp = pl_error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
         goto answer;
     }
     if (q.body == CMPR_BODY_NESTED && q.depth >= CMPR_MAX_NESTED_DEPTH) {
-        rsp = error_rsp(&q, CMPR_FI_BAD_REQUEST, "nested too deeply");
+        rsp = pl_error_rsp(&q, CMPR_FI_BAD_REQUEST, "nested too deeply");
         goto answer;
     }
     rsp = dispatch(&q);
@@ -1835,13 +1811,13 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
  answer:
     if (rsp == NULL) {
         q.save_txn = 0;
-        rsp = error_rsp(&q, CMPR_FI_SYSTEM_FAILURE, "internal error");
+        rsp = pl_error_rsp(&q, CMPR_FI_SYSTEM_FAILURE, "internal error");
         if (rsp == NULL) {
             r = CMPR_ERR_INTERNAL;
             goto done;
         }
     }
-    if ((r = protect(&q, rsp)) != CMPR_OK || (r = cmpr_msg_encode(rsp, &out, &out_len)) != CMPR_OK) {
+    if ((r = pl_protect(&q, rsp)) != CMPR_OK || (r = cmpr_msg_encode(rsp, &out, &out_len)) != CMPR_OK) {
         cmpr_log_error("cannot protect or encode the answer: %s", cmpr_strerror(r));
         goto done;
     }
@@ -1855,9 +1831,9 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
                                              q.new_cert->subject, q.txn.client, q.archive,
                                              q.archive_len)) != CMPR_OK)
             goto store_failed;
-        octets(rsp->header->senderNonce, q.txn.last_nonce, sizeof(q.txn.last_nonce),
+        pl_octets(rsp->header->senderNonce, q.txn.last_nonce, sizeof(q.txn.last_nonce),
                &q.txn.last_nonce_len);
-        octets(q.msg->header->senderNonce, q.txn.req_nonce, sizeof(q.txn.req_nonce),
+        pl_octets(q.msg->header->senderNonce, q.txn.req_nonce, sizeof(q.txn.req_nonce),
                &q.txn.req_nonce_len);
         free(q.txn.response);
         q.txn.response = malloc(out_len);
@@ -1890,10 +1866,10 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     out = NULL;
     CMPR_PKIMESSAGE_free(rsp);
     q.save_txn = 0;
-    rsp = error_rsp(&q, r == CMPR_ERR_EXISTS ? CMPR_FI_TRANSACTION_ID_IN_USE : CMPR_FI_SYSTEM_UNAVAIL,
+    rsp = pl_error_rsp(&q, r == CMPR_ERR_EXISTS ? CMPR_FI_TRANSACTION_ID_IN_USE : CMPR_FI_SYSTEM_UNAVAIL,
                     r == CMPR_ERR_EXISTS ? "transactionID is already in use"
                                          : "the store could not record the transaction");
-    if (rsp == NULL || protect(&q, rsp) != CMPR_OK || cmpr_msg_encode(rsp, &out, &out_len) != CMPR_OK)
+    if (rsp == NULL || pl_protect(&q, rsp) != CMPR_OK || cmpr_msg_encode(rsp, &out, &out_len) != CMPR_OK)
         r = CMPR_ERR_INTERNAL;
     else
         r = CMPR_OK;
@@ -1948,7 +1924,7 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
     admin_req(core, &q, &info);
     if ((r = core->st->ops->txn_get(core->st, tid, len, &q.txn)) != CMPR_OK)
         return r;
-    hex(tid, len, q.tidhex, sizeof(q.tidhex));
+    pl_hex(tid, len, q.tidhex, sizeof(q.tidhex));
     if (q.txn.state != CMPR_TXN_PENDING_APPROVAL || q.txn.request == NULL) {
         cmpr_txn_rec_clear(&q.txn);
         return CMPR_ERR_INVALID_ARG;
@@ -1999,7 +1975,7 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
     q.txn.updated = (int64_t)time(NULL);
     if ((r = core->st->ops->txn_set_state(core->st, &q.txn)) != CMPR_OK)
         goto out;
-    audit(&q, "approved", "certificate for %s issued; delivered on the next poll",
+    pl_audit(&q, "approved", "certificate for %s issued; delivered on the next poll",
           q.new_cert->subject);
  out:
     X509_free(cert);
@@ -2022,7 +1998,7 @@ cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, c
     admin_req(core, &q, &info);
     if ((r = core->st->ops->txn_get(core->st, tid, len, &q.txn)) != CMPR_OK)
         return r;
-    hex(tid, len, q.tidhex, sizeof(q.tidhex));
+    pl_hex(tid, len, q.tidhex, sizeof(q.tidhex));
     if (q.txn.state != CMPR_TXN_PENDING_APPROVAL) {
         cmpr_txn_rec_clear(&q.txn);
         return CMPR_ERR_INVALID_ARG;
@@ -2034,7 +2010,7 @@ cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, c
         r = core->st->ops->txn_set_state(core->st, &q.txn);
     }
     if (r == CMPR_OK)
-        audit(&q, "rejected", "%s", q.txn.note);
+        pl_audit(&q, "rejected", "%s", q.txn.note);
     cmpr_txn_rec_clear(&q.txn);
     return r;
 }
@@ -2062,8 +2038,8 @@ cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len
                                        (int64_t)time(NULL), reason, cert.confirmed);
     if (r == CMPR_OK) {
         (void)cmpr_ca_write_crl(q.ca, core->st, NULL);
-        hex(serial, len, snhex, sizeof(snhex));
-        audit(&q, "revoked", "serial %s subject %s reason %d (operator)", snhex, cert.subject, reason);
+        pl_hex(serial, len, snhex, sizeof(snhex));
+        pl_audit(&q, "revoked", "serial %s subject %s reason %d (operator)", snhex, cert.subject, reason);
     }
     cmpr_cert_rec_clear(&cert);
     return r;
@@ -2111,14 +2087,14 @@ cmpr_core_expire(struct cmpr_core *core, time_t now)
         admin_req(core, &q, &info);
         if (core->st->ops->txn_get(core->st, x.tids[i], x.lens[i], &q.txn) != CMPR_OK)
             continue;
-        hex(q.txn.tid, q.txn.tid_len, q.tidhex, sizeof(q.tidhex));
+        pl_hex(q.txn.tid, q.txn.tid_len, q.tidhex, sizeof(q.tidhex));
         if (q.txn.state == CMPR_TXN_ISSUED && cmpr_txn_to(&q.txn, CMPR_TXN_EXPIRED) == CMPR_OK) {
             /* RFC 9810 5.3.18: no certConf in time is a rejection; revoke */
             revoke_serial(&q, q.txn.serial, q.txn.serial_len, 5);
             q.txn.updated = (int64_t)now;
             q.txn.expires = 0;
             if (core->st->ops->txn_update(core->st, &q.txn) == CMPR_OK) {
-                audit(&q, "expired", "no certConf within %ld s: certificate revoked",
+                pl_audit(&q, "expired", "no certConf within %ld s: certificate revoked",
                       core->conf->confirm_wait);
                 done++;
             }

@@ -56,3 +56,24 @@ cmpr_store_close(struct cmpr_store *st)
     if (st != NULL)
         st->ops->close(st);
 }
+
+static const char *const fwd_names[] = { "queued", "sent", "answered", "failed", "done" };
+
+const char *
+cmpr_fwd_state_name(int state)
+{
+    if (state < 0 || state > CMPR_FWD_DONE)
+        return "?";
+    return fwd_names[state];
+}
+
+void
+cmpr_fwd_rec_clear(struct cmpr_fwd_rec *rec)
+{
+    if (rec == NULL)
+        return;
+    free(rec->req);
+    free(rec->ans);
+    free(rec->last);
+    memset(rec, 0, sizeof(*rec));
+}

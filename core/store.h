@@ -59,6 +59,48 @@ struct cmpr_txn_rec {
 };
 void cmpr_txn_rec_clear(struct cmpr_txn_rec *rec);   /* frees request/response */
 
+/* A request on its way to an upstream CA (core/forward.c), one per
+ * transactionID: the message of the client it carries, what went upstream,
+ * what came back. Survives restarts: the forwarder picks it up again. */
+enum cmpr_fwd_state {
+    CMPR_FWD_QUEUED = 0,        /* to be sent (again) at next_try */
+    CMPR_FWD_SENT,              /* out on an offline medium; answer collected by key */
+    CMPR_FWD_ANSWERED,          /* the upstream's answer is in ans */
+    CMPR_FWD_FAILED,            /* given up: err says why */
+    CMPR_FWD_DONE               /* answer delivered; kept to route the follow-ups */
+};
+const char *cmpr_fwd_state_name(int state);
+
+struct cmpr_fwd_rec {
+    unsigned char tid[CMPR_STORE_MAX_ID];
+    size_t tid_len;
+    char route[128];
+    int state;                          /* enum cmpr_fwd_state */
+    int64_t ver;                        /* optimistic locking: bumped by every fwd_put */
+    int delayed;                        /* we answered the client "waiting" for it */
+    int client_body;                    /* body type of the client's message it carries */
+    unsigned char client_nonce[CMPR_STORE_MAX_ID];  /* that message's senderNonce */
+    size_t client_nonce_len;
+    unsigned char up_nonce[CMPR_STORE_MAX_ID];      /* the upstream's last senderNonce */
+    size_t up_nonce_len;
+    char client[128];                   /* [client] that authenticated, or "" */
+    int auth, mac_kind;                 /* how it authenticated (to protect answers for it) */
+    char key[300];                      /* offline medium: what the answer is collected by */
+    char batch[140];                    /* hex transactionID of the nested bundle, or "" */
+    unsigned char *req;                 /* what goes upstream (owned) */
+    size_t req_len;
+    unsigned char *ans;                 /* what came back (owned) */
+    size_t ans_len;
+    unsigned char *last;                /* our last answer to the client, for retransmissions */
+    size_t last_len;
+    unsigned char last_nonce[CMPR_STORE_MAX_ID];    /* senderNonce of the message it answered */
+    size_t last_nonce_len;
+    char err[300];
+    int attempts;
+    int64_t created, updated, next_try;
+};
+void cmpr_fwd_rec_clear(struct cmpr_fwd_rec *rec);
+
 enum cmpr_cert_status { CMPR_CERT_VALID = 0, CMPR_CERT_REVOKED = 1, CMPR_CERT_ON_HOLD = 2 };
 
 struct cmpr_cert_rec {
@@ -122,6 +164,17 @@ struct cmpr_store_ops {
                         int (*cb)(const unsigned char *serial, size_t len, const char *client,
                                   const unsigned char *envdata, size_t envdata_len, void *arg),
                         void *arg);
+    /* Forwarded requests. fwd_put inserts (rec->ver 0; CMPR_ERR_EXISTS if
+     * there is one) or updates the record while its ver is still rec->ver
+     * (CMPR_ERR_CONFLICT otherwise); either way the stored ver is bumped
+     * and written back to rec. */
+    int (*fwd_put)(struct cmpr_store *st, struct cmpr_fwd_rec *rec);
+    int (*fwd_get)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
+                   struct cmpr_fwd_rec *rec_r);
+    /* every record not DONE (or all with all set), oldest first, into a
+     * malloc()ed array (free each with cmpr_fwd_rec_clear, then the array) */
+    int (*fwd_list)(struct cmpr_store *st, int all, struct cmpr_fwd_rec **recs_r, size_t *n_r);
+    int (*fwd_delete)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len);
     int (*audit)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
                  const char *who, const char *event, const char *detail);
     int (*audit_list)(struct cmpr_store *st,

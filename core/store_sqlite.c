@@ -38,6 +38,13 @@ static const char schema[] =
     "CREATE TABLE IF NOT EXISTS audit ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, tid BLOB,"
     " who TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS fwd ("
+    " tid BLOB PRIMARY KEY, route TEXT NOT NULL, state INTEGER NOT NULL, ver INTEGER NOT NULL,"
+    " delayed INTEGER NOT NULL, client_body INTEGER NOT NULL, client_nonce BLOB, up_nonce BLOB,"
+    " client TEXT NOT NULL, auth INTEGER NOT NULL, mac_kind INTEGER NOT NULL, key TEXT NOT NULL,"
+    " batch TEXT NOT NULL, req BLOB, ans BLOB, last BLOB, last_nonce BLOB, err TEXT NOT NULL,"
+    " attempts INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+    " next_try INTEGER NOT NULL);"
     "PRAGMA user_version = 1;";
 
 #define S(st) ((struct sqlite_store *)(st))
@@ -615,6 +622,171 @@ sq_audit_list(struct cmpr_store *st,
     return r;
 }
 
+/* ---------------- forwarded requests ---------------- */
+
+#define FWD_COLS "tid, route, state, ver, delayed, client_body, client_nonce, up_nonce, client," \
+                 " auth, mac_kind, key, batch, req, ans, last, last_nonce, err, attempts, created," \
+                 " updated, next_try"
+
+static void
+fwd_bind(sqlite3_stmt *q, const struct cmpr_fwd_rec *f, int64_t newver)
+{
+    bind_blob(q, 1, f->tid, f->tid_len);
+    sqlite3_bind_text(q, 2, f->route, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 3, f->state);
+    sqlite3_bind_int64(q, 4, newver);
+    sqlite3_bind_int(q, 5, f->delayed);
+    sqlite3_bind_int(q, 6, f->client_body);
+    bind_blob(q, 7, f->client_nonce, f->client_nonce_len);
+    bind_blob(q, 8, f->up_nonce, f->up_nonce_len);
+    sqlite3_bind_text(q, 9, f->client, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 10, f->auth);
+    sqlite3_bind_int(q, 11, f->mac_kind);
+    sqlite3_bind_text(q, 12, f->key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 13, f->batch, -1, SQLITE_TRANSIENT);
+    bind_blob(q, 14, f->req, f->req_len);
+    bind_blob(q, 15, f->ans, f->ans_len);
+    bind_blob(q, 16, f->last, f->last_len);
+    bind_blob(q, 17, f->last_nonce, f->last_nonce_len);
+    sqlite3_bind_text(q, 18, f->err, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(q, 19, f->attempts);
+    sqlite3_bind_int64(q, 20, f->created);
+    sqlite3_bind_int64(q, 21, f->updated);
+    sqlite3_bind_int64(q, 22, f->next_try);
+}
+
+static int
+fwd_row(sqlite3_stmt *q, struct cmpr_fwd_rec *f)
+{
+    int r;
+
+    memset(f, 0, sizeof(*f));
+    col_fixed(q, 0, f->tid, sizeof(f->tid), &f->tid_len);
+    col_text(q, 1, f->route, sizeof(f->route));
+    f->state = sqlite3_column_int(q, 2);
+    f->ver = sqlite3_column_int64(q, 3);
+    f->delayed = sqlite3_column_int(q, 4);
+    f->client_body = sqlite3_column_int(q, 5);
+    col_fixed(q, 6, f->client_nonce, sizeof(f->client_nonce), &f->client_nonce_len);
+    col_fixed(q, 7, f->up_nonce, sizeof(f->up_nonce), &f->up_nonce_len);
+    col_text(q, 8, f->client, sizeof(f->client));
+    f->auth = sqlite3_column_int(q, 9);
+    f->mac_kind = sqlite3_column_int(q, 10);
+    col_text(q, 11, f->key, sizeof(f->key));
+    col_text(q, 12, f->batch, sizeof(f->batch));
+    if ((r = col_dup(q, 13, &f->req, &f->req_len)) != CMPR_OK
+            || (r = col_dup(q, 14, &f->ans, &f->ans_len)) != CMPR_OK
+            || (r = col_dup(q, 15, &f->last, &f->last_len)) != CMPR_OK) {
+        cmpr_fwd_rec_clear(f);
+        return r;
+    }
+    col_fixed(q, 16, f->last_nonce, sizeof(f->last_nonce), &f->last_nonce_len);
+    col_text(q, 17, f->err, sizeof(f->err));
+    f->attempts = sqlite3_column_int(q, 18);
+    f->created = sqlite3_column_int64(q, 19);
+    f->updated = sqlite3_column_int64(q, 20);
+    f->next_try = sqlite3_column_int64(q, 21);
+    return CMPR_OK;
+}
+
+static int
+fwd_row_v(sqlite3_stmt *q, void *out)
+{
+    return fwd_row(q, out);
+}
+
+static int
+sq_fwd_put(struct cmpr_store *st, struct cmpr_fwd_rec *f)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE;
+
+    pthread_mutex_lock(&s->lock);
+    if (f->ver == 0)
+        q = prep(s, "INSERT INTO fwd(" FWD_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    else
+        q = prep(s, "UPDATE fwd SET tid=?1, route=?2, state=?3, ver=?4, delayed=?5, client_body=?6,"
+                 " client_nonce=?7, up_nonce=?8, client=?9, auth=?10, mac_kind=?11, key=?12, batch=?13,"
+                 " req=?14, ans=?15, last=?16, last_nonce=?17, err=?18, attempts=?19, created=?20,"
+                 " updated=?21, next_try=?22 WHERE tid=?1 AND ver=?23");
+    if (q != NULL) {
+        fwd_bind(q, f, f->ver + 1);
+        if (f->ver != 0)
+            sqlite3_bind_int64(q, 23, f->ver);
+        r = run(s, q);
+        if (r == CMPR_OK && f->ver != 0 && sqlite3_changes(s->db) == 0)
+            r = CMPR_ERR_CONFLICT;
+        if (r == CMPR_OK)
+            f->ver++;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int
+sq_fwd_get(struct cmpr_store *st, const unsigned char *tid, size_t tid_len, struct cmpr_fwd_rec *rec_r)
+{
+    return get_one(S(st), "SELECT " FWD_COLS " FROM fwd WHERE tid=?", tid, tid_len, fwd_row_v, rec_r);
+}
+
+static int
+sq_fwd_list(struct cmpr_store *st, int all, struct cmpr_fwd_rec **recs_r, size_t *n_r)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    struct cmpr_fwd_rec *v = NULL;
+    size_t n = 0;
+    int r = CMPR_ERR_STORE, rc;
+
+    *recs_r = NULL;
+    *n_r = 0;
+    pthread_mutex_lock(&s->lock);
+    q = prep(s, all ? "SELECT " FWD_COLS " FROM fwd ORDER BY created, tid"
+                    : "SELECT " FWD_COLS " FROM fwd WHERE state<>4 ORDER BY created, tid");
+    if (q != NULL) {
+        r = CMPR_OK;
+        while (r == CMPR_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+            struct cmpr_fwd_rec *nv = realloc(v, (n + 1) * sizeof(*v));
+
+            if (nv == NULL) {
+                r = CMPR_ERR_ALLOC;
+                break;
+            }
+            v = nv;
+            if ((r = fwd_row(q, &v[n])) == CMPR_OK)
+                n++;
+        }
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (r != CMPR_OK) {
+        for (size_t i = 0; i < n; i++)
+            cmpr_fwd_rec_clear(&v[i]);
+        free(v);
+        return r;
+    }
+    *recs_r = v;
+    *n_r = n;
+    return CMPR_OK;
+}
+
+static int
+sq_fwd_delete(struct cmpr_store *st, const unsigned char *tid, size_t tid_len)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE;
+
+    pthread_mutex_lock(&s->lock);
+    if ((q = prep(s, "DELETE FROM fwd WHERE tid=?")) != NULL) {
+        bind_blob(q, 1, tid, tid_len);
+        r = run(s, q);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
 const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .scheme = "sqlite",
     .open = sq_open,
@@ -632,6 +804,10 @@ const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .nonce_check = sq_nonce_check,
     .archive_put = sq_archive_put,
     .archive_list = sq_archive_list,
+    .fwd_put = sq_fwd_put,
+    .fwd_get = sq_fwd_get,
+    .fwd_list = sq_fwd_list,
+    .fwd_delete = sq_fwd_delete,
     .audit = sq_audit,
     .audit_list = sq_audit_list,
 };

@@ -57,4 +57,9 @@ extern const struct cmpr_transport_ops cmpr_filedrop_transport;
 extern const struct cmpr_transport_ops cmpr_sftp_transport;
 extern const struct cmpr_transport_ops cmpr_mail_transport;
 
+/* The forwarder ([route NAME] upstream = URI): its thread, and the upstream
+ * operations every core gets (call cmpr_upstream_attach for a new core). */
+extern const struct cmpr_transport_ops cmpr_forward_transport;
+void cmpr_upstream_attach(struct cmpr_core *core);
+
 #endif

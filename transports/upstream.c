@@ -1,0 +1,278 @@
+/*
+ * The core's upstream operations (core.h, struct cmpr_upstream_ops) over
+ * the client side of every medium (outbound.c), and the forwarder: a
+ * dedicated thread (worker.c) that runs cmpr_core_forward() whenever a
+ * request was queued for an upstream, and every second while answers of
+ * offline upstreams are awaited.
+ *
+ * HTTP and TCP upstreams get a fresh client per exchange (requests of many
+ * clients go upstream at once); a file, SFTP or mail upstream keeps one
+ * per route (one SSH session), used under a lock.
+ */
+#define _GNU_SOURCE 1
+#include "transports/transport.h"
+#include "transports/outbound.h"
+#include "transports/smtp_client.h"
+#include "transports/worker.h"
+#include "core/core.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/route.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_ROUTES 64
+
+struct route_io {
+    char *name, *uri;
+    char *smtp_secret;
+    struct cmpr_out *io;
+    pthread_mutex_t mu;
+};
+
+struct fwd_ctx {
+    struct cmpr_worker w;
+    int started;
+    pthread_mutex_t mu;                 /* guards ios[] */
+    struct route_io ios[MAX_ROUTES];
+    size_t n_ios;
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+};
+
+static struct fwd_ctx *the_ctx;
+
+/* the medium options of a route's group */
+static void
+opts_of(const struct cmpr_route *rt, struct cmpr_out_opts *o)
+{
+    const struct cmpr_conf_group *g = rt->g;
+    const char *v;
+
+    memset(o, 0, sizeof(*o));
+    o->timeout_ms = rt->timeout_ms;
+    o->tls_ca = cmpr_conf_group_get(g, "tls_ca");
+    o->tls_cert = cmpr_conf_group_get(g, "tls_cert");
+    o->tls_key = cmpr_conf_group_get(g, "tls_key");
+    o->tcp_version = (v = cmpr_conf_group_get(g, "tcp_framing")) != NULL && strcmp(v, "2510") == 0 ? 0 : 10;
+    o->ssh_identity = cmpr_conf_group_get(g, "ssh_identity");
+    o->ssh_known_hosts = cmpr_conf_group_get(g, "ssh_known_hosts");
+    o->smtp = cmpr_conf_group_get(g, "smtp");
+    o->smtp_starttls = (v = cmpr_conf_group_get(g, "smtp_starttls")) != NULL && strcmp(v, "yes") == 0
+                       ? CMPR_SMTP_TLS_REQUIRED : CMPR_SMTP_TLS_OFFERED;
+    o->smtp_user = cmpr_conf_group_get(g, "smtp_user");
+    o->mail_from = cmpr_conf_group_get(g, "from");
+    o->maildir = cmpr_conf_group_get(g, "maildir");
+    o->name_prefix = "cmprouter";
+}
+
+static int
+offline_uri(const char *uri)
+{
+    return strncmp(uri, "file:", 5) == 0 || strncmp(uri, "sftp://", 7) == 0
+           || strncmp(uri, "mailto:", 7) == 0;
+}
+
+/* the shared client of an offline route (created on first use), locked */
+static struct route_io *
+shared_io(const struct cmpr_route *rt, char *err, size_t errlen)
+{
+    struct fwd_ctx *c = the_ctx;
+    struct route_io *ri = NULL;
+
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n_ios; i++)
+        if (strcmp(c->ios[i].name, rt->name) == 0 && strcmp(c->ios[i].uri, rt->upstream) == 0)
+            ri = &c->ios[i];
+    if (ri == NULL && c->n_ios < MAX_ROUTES) {
+        ri = &c->ios[c->n_ios];
+        memset(ri, 0, sizeof(*ri));
+        ri->name = strdup(rt->name);
+        ri->uri = strdup(rt->upstream);
+        pthread_mutex_init(&ri->mu, NULL);
+        c->n_ios++;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (ri == NULL) {
+        snprintf(err, errlen, "too many upstream routes");
+        return NULL;
+    }
+    pthread_mutex_lock(&ri->mu);
+    if (ri->io == NULL) {
+        struct cmpr_out_opts o;
+        char *secret = NULL, *e2 = NULL;
+
+        opts_of(rt, &o);
+        if (cmpr_conf_group_get(rt->g, "smtp_secret") != NULL
+                && (secret = cmpr_conf_group_secret(rt->g, "smtp_secret", &e2)) == NULL) {
+            snprintf(err, errlen, "%s", e2 != NULL ? e2 : "smtp_secret");
+            free(e2);
+            pthread_mutex_unlock(&ri->mu);
+            return NULL;
+        }
+        o.smtp_secret = ri->smtp_secret = secret;   /* lives as long as the client */
+        ri->io = cmpr_out_new(rt->upstream, &o, err, errlen);
+        if (ri->io == NULL) {
+            pthread_mutex_unlock(&ri->mu);
+            return NULL;
+        }
+    }
+    return ri;
+}
+
+static int
+up_start(void *ctx, const struct cmpr_route *rt, const char *name, const unsigned char *der, size_t len,
+         long timeout_ms, char *key, size_t keylen, unsigned char **ans_r, size_t *ans_len_r,
+         char *err, size_t errlen)
+{
+    int r;
+
+    (void)ctx;
+    if (!offline_uri(rt->upstream)) {
+        struct cmpr_out_opts o;
+        struct cmpr_out *io;
+
+        opts_of(rt, &o);
+        if ((io = cmpr_out_new(rt->upstream, &o, err, errlen)) == NULL)
+            return CMPR_UP_FAILED;
+        r = cmpr_out_start(io, name, der, len, timeout_ms, key, keylen, ans_r, ans_len_r, err, errlen);
+        cmpr_out_free(io);
+    } else {
+        struct route_io *ri = shared_io(rt, err, errlen);
+
+        if (ri == NULL)
+            return CMPR_UP_FAILED;
+        r = cmpr_out_start(ri->io, name, der, len, timeout_ms, key, keylen, ans_r, ans_len_r, err, errlen);
+        pthread_mutex_unlock(&ri->mu);
+    }
+    switch (r) {
+    case CMPR_OUT_ANSWER: return CMPR_UP_ANSWER;
+    case CMPR_OUT_SENT: return CMPR_UP_SENT;
+    case CMPR_OUT_TIMEOUT: return CMPR_UP_TIMEOUT;
+    default: return CMPR_UP_FAILED;
+    }
+}
+
+static int
+up_collect(void *ctx, const struct cmpr_route *rt, const char *key, unsigned char **ans_r,
+           size_t *ans_len_r, char *err, size_t errlen)
+{
+    struct route_io *ri;
+    int r;
+
+    (void)ctx;
+    if (!offline_uri(rt->upstream) || (ri = shared_io(rt, err, errlen)) == NULL)
+        return -1;
+    r = cmpr_out_collect(ri->io, key, ans_r, ans_len_r, err, errlen);
+    pthread_mutex_unlock(&ri->mu);
+    return r;
+}
+
+static void
+up_wake(void *ctx)
+{
+    struct fwd_ctx *c = ctx;
+
+    if (c != NULL && c->started)
+        cmpr_worker_wake(&c->w);
+}
+
+static const struct cmpr_upstream_ops ops = { up_start, up_collect, up_wake };
+
+void
+cmpr_upstream_attach(struct cmpr_core *core)
+{
+    if (the_ctx != NULL)
+        cmpr_core_set_upstream(core, &ops, the_ctx);
+}
+
+/* ---------------- the forwarder thread ---------------- */
+
+static long
+cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
+{
+    (void)w;
+    (void)arg;
+    if (core == NULL)
+        return -1;
+    cmpr_upstream_attach(core);         /* a reloaded core gets the operations too */
+    return cmpr_core_forward(core);
+}
+
+static int
+fwd_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
+{
+    struct fwd_ctx *c = vctx;
+
+    (void)g;
+    (void)err_r;
+    pthread_mutex_init(&c->mu, NULL);
+    the_ctx = c;
+    return CMPR_OK;
+}
+
+static int
+fwd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
+{
+    struct fwd_ctx *c = vctx;
+
+    cmpr_upstream_attach(d->core(d));
+    c->started = 1;
+    if (cmpr_worker_start(&c->w, d, "forward", 5000, cycle, c) != 0) {
+        *err_r = strdup("forward: cannot start its thread");
+        return CMPR_ERR_INTERNAL;
+    }
+    return CMPR_OK;
+}
+
+static void
+worker_done(void *arg)
+{
+    struct fwd_ctx *c = arg;
+
+    if (c->stop_done != NULL)
+        c->stop_done(c->stop_arg);
+}
+
+static void
+fwd_stop(void *vctx, void (*done)(void *arg), void *arg)
+{
+    struct fwd_ctx *c = vctx;
+
+    c->stop_done = done;
+    c->stop_arg = arg;
+    cmpr_worker_stop(&c->w, worker_done, c);
+}
+
+static size_t
+fwd_in_flight(void *vctx)
+{
+    struct fwd_ctx *c = vctx;
+
+    return cmpr_worker_in_flight(&c->w);
+}
+
+static void
+fwd_free(void *vctx)
+{
+    struct fwd_ctx *c = vctx;
+
+    for (size_t i = 0; i < c->n_ios; i++) {
+        cmpr_out_free(c->ios[i].io);
+        free(c->ios[i].name);
+        free(c->ios[i].uri);
+        free(c->ios[i].smtp_secret);
+        pthread_mutex_destroy(&c->ios[i].mu);
+    }
+    pthread_mutex_destroy(&c->mu);
+    if (the_ctx == c)
+        the_ctx = NULL;
+}
+
+const struct cmpr_transport_ops cmpr_forward_transport = {
+    "forward", "route", sizeof(struct fwd_ctx), fwd_configure, fwd_start, fwd_stop, fwd_in_flight,
+    cmpr_transport_no_port, cmpr_transport_no_address, fwd_free
+};
