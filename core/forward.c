@@ -756,6 +756,7 @@ pl_forward(struct req *q, unsigned char **der_r, size_t *len_r)
     CMPR_PKIMESSAGE *e;
     char why[400];
     int have = 0, r, failbit;
+    long wait_ms;
     unsigned char *up = NULL;
     size_t up_len = 0;
 
@@ -874,8 +875,12 @@ pl_forward(struct req *q, unsigned char **der_r, size_t *len_r)
                                     "the forwarded request"), der_r, len_r);
         goto out;
     }
-    if (c->up != NULL && rt->batch <= 1 && rt->wait_ms > 0) {
-        int a = attempt(c, rt, &rec, rt->wait_ms);
+    /* a synchronous upstream is tried now; certConf and the like wait a
+     * while even for an offline one (OpenSSL 3.0's client cannot poll for
+     * a pkiConf) */
+    wait_ms = is_first(q->body) ? rt->wait_ms : rt->followup_wait_ms;
+    if (c->up != NULL && (rt->batch <= 1 || !is_first(q->body)) && wait_ms > 0) {
+        int a = attempt(c, rt, &rec, wait_ms);
 
         if (a == CMPR_UP_ANSWER) {
             r = deliver(q, rt, &rec, der_r, len_r);

@@ -18,7 +18,7 @@
 
 static const char *const directives[] = {
     "label", "profile", "body", "client", "subject", "issuer",
-    "ca", "upstream", "protection", "ra_verified", "timeout", "wait", "retry", "give_up",
+    "ca", "upstream", "protection", "ra_verified", "timeout", "wait", "followup_wait", "retry", "give_up",
     "batch", "batch_wait", "check_after",
     "ra_cert", "ra_key", "ra_chain", "ra_reference", "ra_secret", "ra_mac", "trusted",
     /* the upstream's medium (see transports/outbound.h) */
@@ -143,6 +143,8 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
         rt->ra_verified = strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
     if ((r = cmpr_conf_group_long(g, "timeout", 30, 1, 86400, &rt->timeout_ms, err_r))
             || (r = cmpr_conf_group_long(g, "wait", offline ? 0 : rt->timeout_ms, 0, 86400, &rt->wait_ms, err_r))
+            || (r = cmpr_conf_group_long(g, "followup_wait", offline ? 10 : rt->wait_ms, 0, 86400,
+                                         &rt->followup_wait_ms, err_r))
             || (r = cmpr_conf_group_long(g, "retry", offline ? 60 : 10, 1, 86400, &rt->retry_ms, err_r))
             || (r = cmpr_conf_group_long(g, "give_up", offline ? 7 * 86400 : 3600, 1, 365L * 86400,
                                          &rt->give_up_s, err_r))
@@ -153,10 +155,13 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
         return r;
     rt->timeout_ms *= 1000;
     rt->wait_ms *= 1000;
+    rt->followup_wait_ms *= 1000;
     rt->retry_ms *= 1000;
     rt->batch_wait_ms *= 1000;
     if (rt->wait_ms > rt->timeout_ms)
         rt->wait_ms = rt->timeout_ms;
+    if (rt->followup_wait_ms > rt->timeout_ms)
+        rt->followup_wait_ms = rt->timeout_ms;
     /* the RA's credentials */
     if ((path = cmpr_conf_group_path(g, "ra_cert", NULL)) != NULL) {
         STACK_OF(X509) *sk = NULL;

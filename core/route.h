@@ -31,6 +31,7 @@ struct cmpr_route {
     int ra_verified;                    /* POP checked here, forwarded as raVerified */
     long timeout_ms;                    /* one upstream exchange */
     long wait_ms;                       /* how long a client waits before "waiting" */
+    long followup_wait_ms;              /* the same for certConf and the like */
     long retry_ms;                      /* first pause after a failed attempt (doubles) */
     long give_up_s;                     /* a request still not answered: systemUnavail */
     long batch;                         /* >1: up to this many requests per nested message */
