@@ -22,7 +22,7 @@
 #include "core/store.h"
 
 static const char *const commands[] = {
-    "process", "list", "show", "approve", "reject", "revoke", "crl", "certs", "expire", NULL
+    "process", "list", "show", "approve", "reject", "revoke", "crl", "certs", "expire", "routes", NULL
 };
 
 int
@@ -35,7 +35,7 @@ cmpr_admin_is_command(const char *name)
 }
 
 struct opts {
-    const char *conf, *label, *in, *out, *reason, *subject, *arg;
+    const char *conf, *label, *in, *out, *reason, *subject, *arg, *explain;
     int json, pending;
 };
 
@@ -57,6 +57,8 @@ parse_opts(int argc, char **argv, struct opts *o)
             o->reason = argv[++i];
         else if (strcmp(a, "--subject") == 0 && i + 1 < argc)
             o->subject = argv[++i];
+        else if (strcmp(a, "--explain") == 0 && i + 1 < argc)
+            o->explain = argv[++i];
         else if (strcmp(a, "--json") == 0)
             o->json = 1;
         else if (strcmp(a, "--pending") == 0)
@@ -250,6 +252,67 @@ reason_code(const char *s)
 
 /* ---------------- main ---------------- */
 
+/* `routes`: the table in the order it is tried, the requests on their way
+ * upstream, or (--explain FILE) which route one message takes and why */
+static int
+routes(struct cmpr_core *core, const struct cmpr_conf *conf, const struct opts *o,
+       cmpr_read_all_fn *read_all)
+{
+    struct cmpr_store *st = cmpr_core_store(core);
+    struct cmpr_fwd_rec *v = NULL;
+    size_t n = 0;
+    int r, any = 0;
+
+    if (o->explain != NULL) {
+        struct cmpr_request_info info = { "cli", o->explain, o->label, NULL, NULL, 0 };
+        unsigned char *in = NULL;
+        size_t inlen = 0;
+        char out[8192];
+
+        if ((r = read_all(o->explain, &in, &inlen, CMPR_MAX_MSG_SIZE)) != 0) {
+            fprintf(stderr, "cmprouter: routes: %s: %s\n", o->explain, strerror(-r));
+            return 1;
+        }
+        r = cmpr_core_explain(core, &info, in, inlen, out, sizeof(out));
+        free(in);
+        fputs(out, stdout);
+        return r == CMPR_OK ? 0 : 1;
+    }
+    for (size_t i = 0; i < conf->n_groups; i++) {
+        const struct cmpr_conf_group *g = &conf->groups[i];
+
+        if (strcmp(g->type, "route") != 0)
+            continue;
+        any = 1;
+        printf("[route %s]", g->name);
+        for (size_t k = 0; k < g->n; k++)
+            if (strstr(g->keys[k], "secret") == NULL)
+                printf(" %s=%s", g->keys[k], g->values[k]);
+        printf("\n");
+    }
+    if (!any)
+        printf("no [route] groups: the local CA answers every request\n");
+    else
+        printf("(tried in this order; the first that matches takes the request; none: the local CA)\n");
+    if ((r = st->ops->fwd_list(st, 1, &v, &n)) != CMPR_OK) {
+        fprintf(stderr, "cmprouter: routes: %s\n", cmpr_strerror(r));
+        return 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char h[2 * CMPR_STORE_MAX_ID + 1];
+
+        for (size_t k = 0; k < v[i].tid_len; k++)
+            snprintf(h + 2 * k, 3, "%02x", v[i].tid[k]);
+        h[2 * v[i].tid_len] = '\0';
+        printf("%s route=%s state=%s%s attempts=%d%s%s%s%s\n", h, v[i].route,
+               cmpr_fwd_state_name(v[i].state), v[i].delayed ? " (client waits)" : "", v[i].attempts,
+               v[i].batch[0] ? " batch=" : "", v[i].batch, v[i].err[0] ? " last trouble: " : "", v[i].err);
+        cmpr_fwd_rec_clear(&v[i]);
+    }
+    free(v);
+    return 0;
+}
+
 int
 cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *read_all)
 {
@@ -312,6 +375,8 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
             fclose(f);
         free(out);
         rc = 0;
+    } else if (strcmp(cmd, "routes") == 0) {
+        rc = routes(core, conf, &o, read_all);
     } else if (strcmp(cmd, "list") == 0) {
         struct list_ctx c = { o.json, 0 };
 

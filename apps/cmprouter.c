@@ -48,6 +48,8 @@ static const char usage_text[] =
     "  crl [--out FILE]                   write the CRL (DER; PEM to stdout without --out)\n"
     "  certs [--subject PATTERN] [--json] certificates issued\n"
     "  expire                             revoke certificates whose certConf never came\n"
+    "  routes [--explain FILE [--label L]]  the route table and the requests on their way\n"
+    "                         upstream; which route FILE (DER) takes and why\n"
     "  dump [--json] [--secret pass:S|env:VAR] [--verify] [--signer CERT] FILE|-\n"
     "                         print a PKIMessage (DER, PEM or base64) readably and\n"
     "                         optionally check its MAC or signature protection\n"

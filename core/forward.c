@@ -534,8 +534,24 @@ reply(struct req *q, struct cmpr_fwd_rec *rec, int stored, CMPR_PKIMESSAGE *rsp,
         set_blob(&rec->last, &rec->last_len, out, out_len);
         pl_octets(q->msg->header->senderNonce, rec->last_nonce, sizeof(rec->last_nonce), &rec->last_nonce_len);
         rec->updated = (int64_t)time(NULL);
-        if (st->ops->fwd_put(st, rec) != CMPR_OK)
-            cmpr_log_warn("%s tid=%s: cannot keep the answer for retransmissions", q->info->medium, q->tidhex);
+        r = st->ops->fwd_put(st, rec);
+        if (r == CMPR_ERR_CONFLICT && rec->state == rec->read_state) {
+            /* the forwarder moved the job on meanwhile: keep its work, add our copy */
+            struct cmpr_fwd_rec fresh;
+
+            if (st->ops->fwd_get(st, rec->tid, rec->tid_len, &fresh) == CMPR_OK) {
+                set_blob(&fresh.last, &fresh.last_len, out, out_len);
+                memcpy(fresh.last_nonce, rec->last_nonce, sizeof(fresh.last_nonce));
+                fresh.last_nonce_len = rec->last_nonce_len;
+                if (rec->delayed)
+                    fresh.delayed = 1;
+                r = st->ops->fwd_put(st, &fresh);
+                cmpr_fwd_rec_clear(&fresh);
+            }
+        }
+        if (r != CMPR_OK)
+            cmpr_log_warn("%s tid=%s: cannot keep the answer for retransmissions: %s", q->info->medium,
+                          q->tidhex, cmpr_strerror(r));
     }
     *der_r = out;
     *len_r = out_len;
@@ -1035,13 +1051,39 @@ split_batch(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_re
     CMPR_PKIMESSAGE_free(a);
 }
 
+/* Stores what the forwarder did with rec. A client's poll may have stored
+ * its answer copy meanwhile (the version moved on): that is merged in; a
+ * record whose job changed (a new message) is left alone. */
 static void
 put(struct cmpr_core *c, struct cmpr_fwd_rec *rec)
 {
+    struct cmpr_store *st = c->st;
     int r;
 
     rec->updated = (int64_t)time(NULL);
-    if ((r = c->st->ops->fwd_put(c->st, rec)) != CMPR_OK)
+    for (int i = 0; i < 5; i++) {
+        struct cmpr_fwd_rec fresh;
+
+        if ((r = st->ops->fwd_put(st, rec)) != CMPR_ERR_CONFLICT)
+            break;
+        if (st->ops->fwd_get(st, rec->tid, rec->tid_len, &fresh) != CMPR_OK)
+            return;
+        if (fresh.state != rec->read_state || fresh.client_nonce_len != rec->client_nonce_len
+                || memcmp(fresh.client_nonce, rec->client_nonce, rec->client_nonce_len) != 0) {
+            cmpr_fwd_rec_clear(&fresh);
+            return;         /* the transaction moved on without us */
+        }
+        free(rec->last);
+        rec->last = fresh.last;
+        rec->last_len = fresh.last_len;
+        fresh.last = NULL;
+        memcpy(rec->last_nonce, fresh.last_nonce, sizeof(rec->last_nonce));
+        rec->last_nonce_len = fresh.last_nonce_len;
+        rec->delayed = fresh.delayed;
+        rec->ver = fresh.ver;
+        cmpr_fwd_rec_clear(&fresh);
+    }
+    if (r != CMPR_OK)
         cmpr_log_warn("route %s: cannot record the state of a forwarded request: %s", rec->route,
                       cmpr_strerror(r));
 }

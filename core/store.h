@@ -76,6 +76,7 @@ struct cmpr_fwd_rec {
     size_t tid_len;
     char route[128];
     int state;                          /* enum cmpr_fwd_state */
+    int read_state;                     /* the state fwd_get/fwd_list returned */
     int64_t ver;                        /* optimistic locking: bumped by every fwd_put */
     int delayed;                        /* we answered the client "waiting" for it */
     int client_body;                    /* body type of the client's message it carries */

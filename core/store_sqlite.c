@@ -664,6 +664,7 @@ fwd_row(sqlite3_stmt *q, struct cmpr_fwd_rec *f)
     col_fixed(q, 0, f->tid, sizeof(f->tid), &f->tid_len);
     col_text(q, 1, f->route, sizeof(f->route));
     f->state = sqlite3_column_int(q, 2);
+    f->read_state = f->state;
     f->ver = sqlite3_column_int64(q, 3);
     f->delayed = sqlite3_column_int(q, 4);
     f->client_body = sqlite3_column_int(q, 5);
@@ -717,8 +718,10 @@ sq_fwd_put(struct cmpr_store *st, struct cmpr_fwd_rec *f)
         r = run(s, q);
         if (r == CMPR_OK && f->ver != 0 && sqlite3_changes(s->db) == 0)
             r = CMPR_ERR_CONFLICT;
-        if (r == CMPR_OK)
+        if (r == CMPR_OK) {
             f->ver++;
+            f->read_state = f->state;
+        }
     }
     pthread_mutex_unlock(&s->lock);
     return r;

@@ -25,6 +25,7 @@
 #include <string.h>
 
 #define MAX_ROUTES 64
+#define MAX_IDLE 64                     /* kept-alive HTTP/TCP clients */
 
 struct route_io {
     char *name, *uri;
@@ -33,12 +34,23 @@ struct route_io {
     pthread_mutex_t mu;
 };
 
+/* A synchronous upstream's connection, kept for the next message of the
+ * same transaction: some servers (OpenSSL's mock server) keep a
+ * transaction's state with its connection. */
+struct idle_io {
+    char route[128], uri[512], tid[80];
+    struct cmpr_out *io;
+    unsigned long used;
+};
+
 struct fwd_ctx {
     struct cmpr_worker w;
     int started;
-    pthread_mutex_t mu;                 /* guards ios[] */
+    pthread_mutex_t mu;                 /* guards ios[] and idle[] */
     struct route_io ios[MAX_ROUTES];
     size_t n_ios;
+    struct idle_io idle[MAX_IDLE];
+    unsigned long clock;
     void (*stop_done)(void *arg);
     void *stop_arg;
 };
@@ -132,14 +144,47 @@ up_start(void *ctx, const struct cmpr_route *rt, const char *name, const unsigne
 
     (void)ctx;
     if (!offline_uri(rt->upstream)) {
+        struct fwd_ctx *c = the_ctx;
         struct cmpr_out_opts o;
-        struct cmpr_out *io;
+        struct cmpr_out *io = NULL;
+        char tid[80];
 
+        /* names are TIDHEX-N.pki: the transaction's kept connection, if any */
+        snprintf(tid, sizeof(tid), "%.*s", (int)strcspn(name, "-"), name);
+        pthread_mutex_lock(&c->mu);
+        for (size_t i = 0; i < MAX_IDLE && io == NULL; i++)
+            if (c->idle[i].io != NULL && strcmp(c->idle[i].tid, tid) == 0
+                    && strcmp(c->idle[i].route, rt->name) == 0 && strcmp(c->idle[i].uri, rt->upstream) == 0) {
+                io = c->idle[i].io;
+                c->idle[i].io = NULL;
+            }
+        pthread_mutex_unlock(&c->mu);
         opts_of(rt, &o);
-        if ((io = cmpr_out_new(rt->upstream, &o, err, errlen)) == NULL)
+        if (io == NULL && (io = cmpr_out_new(rt->upstream, &o, err, errlen)) == NULL)
             return CMPR_UP_FAILED;
         r = cmpr_out_start(io, name, der, len, timeout_ms, key, keylen, ans_r, ans_len_r, err, errlen);
-        cmpr_out_free(io);
+        if (r != CMPR_OUT_ANSWER) {
+            cmpr_out_free(io);
+        } else {
+            size_t slot = 0;
+
+            pthread_mutex_lock(&c->mu);
+            for (size_t i = 0; i < MAX_IDLE; i++) {
+                if (c->idle[i].io == NULL) {
+                    slot = i;
+                    break;
+                }
+                if (c->idle[i].used < c->idle[slot].used)
+                    slot = i;       /* the least recently used goes */
+            }
+            cmpr_out_free(c->idle[slot].io);
+            c->idle[slot].io = io;
+            c->idle[slot].used = ++c->clock;
+            snprintf(c->idle[slot].tid, sizeof(c->idle[slot].tid), "%s", tid);
+            snprintf(c->idle[slot].route, sizeof(c->idle[slot].route), "%s", rt->name);
+            snprintf(c->idle[slot].uri, sizeof(c->idle[slot].uri), "%s", rt->upstream);
+            pthread_mutex_unlock(&c->mu);
+        }
     } else {
         struct route_io *ri = shared_io(rt, err, errlen);
 
@@ -267,6 +312,8 @@ fwd_free(void *vctx)
         free(c->ios[i].smtp_secret);
         pthread_mutex_destroy(&c->ios[i].mu);
     }
+    for (size_t i = 0; i < MAX_IDLE; i++)
+        cmpr_out_free(c->idle[i].io);
     pthread_mutex_destroy(&c->mu);
     if (the_ctx == c)
         the_ctx = NULL;

@@ -1,0 +1,261 @@
+#!/bin/sh
+# Routing: cmprouterd as an RA forwarding between media (RFC 9483 5.2).
+# Daemon B is a CA (embedded default, HTTP, TCP, file drop); daemon A is the
+# RA in front of it with [route] groups; OpenSSL's mock server is a second
+# upstream CA we did not write. Clients: the unmodified `openssl cmp` client
+# and cmprouter's EE client. Everything on 127.0.0.1; waits are bounded.
+. "$TOP/tests/integration/lib.sh"
+cd "$TMP" || exit 1
+R="$CMPROUTER"
+C="openssl cmp -config /dev/null -batch"
+ARGS="--http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0"
+
+# ---- B: the CA; an RA certificate for A; a slow drop folder for the offline tests ----
+start_daemon cb0 http --data-dir "$TMP/b" $ARGS
+kill $PID; wait $PID 2>/dev/null
+sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' b/cmprouter.conf
+mkdir -p slow/in slow/out batch/in batch/out
+cat >>b/cmprouter.conf <<EOF
+
+[client ra]
+cert_subject = CN=ra.example
+ra = yes
+profiles = default, manual
+
+[filedrop slow]
+inbox = $TMP/slow/in
+outbox = $TMP/slow/out
+errors = $TMP/slow/errors
+settle_ms = 2500
+rescan = 1
+
+[filedrop batch]
+inbox = $TMP/batch/in
+outbox = $TMP/batch/out
+errors = $TMP/batch/errors
+archive = $TMP/batch/archive
+rescan = 1
+EOF
+start_daemon cb1 http -c b/cmprouter.conf $ARGS
+BP=$PORT
+BT=$(sed -n 's/^cmprouterd: tcp listening on port \([0-9]*\)$/\1/p' cb1.out)
+S=$(sed -n 's/^secret=//p' b/demo-client.txt)
+BH="http://127.0.0.1:$BP/.well-known/cmp"
+check "CA daemon B runs (HTTP $BP, TCP $BT)" test -n "$BP" -a -n "$BT"
+"$R" ir --server "$BH" --ref demo --secret pass:$S --newkey ec:P-256 --subject /CN=ra.example \
+	--out ra.pem --trusted b/ca/root.pem >/dev/null 2>&1
+check "the RA's own certificate comes from B (cmprouter ir)" test -s ra.pem -a -s ra.key
+
+# ---- OpenSSL's mock server: another upstream CA ----
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mca.key -out mca.crt -subj /CN=MockCA \
+	-days 2 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout msrv.key -subj /CN=mocksrv 2>/dev/null \
+	| openssl x509 -req -CA mca.crt -CAkey mca.key -days 2 -out msrv.crt 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out mee.key
+openssl req -new -key mee.key -subj /CN=mockee 2>/dev/null | openssl x509 -req -CA mca.crt -CAkey mca.key -days 2 -out mee.crt 2>/dev/null
+openssl cmp -config /dev/null -port 0 -srv_ref mock -srv_secret pass:mocksecret -srv_cert msrv.crt -srv_key msrv.key \
+	-srv_trusted b/ca/root.pem -srv_untrusted b/ca/issuing.pem -rsp_cert mee.crt -rsp_capubs mca.crt \
+	-poll_count 1 -check_after 1 -max_msgs 60 >mock.out 2>mock.err &
+PIDS="$PIDS $!"
+i=0; MP=""
+while [ $i -lt 50 ] && [ -z "$MP" ]; do MP=$(sed -n 's/^ACCEPT \[::\]:\([0-9]*\).*/\1/p' mock.out); sleep 0.1; i=$((i + 1)); done
+check "OpenSSL's mock server runs (port $MP)" test -n "$MP"
+
+# ---- A: the RA with its routes ----
+start_daemon ra0 http --data-dir "$TMP/a" $ARGS
+kill $PID; wait $PID 2>/dev/null
+# the clients of B are clients of A too (A vouches for them with reprotect)
+sed -i "s/^secret = pass:.*/secret = pass:$S/" a/cmprouter.conf
+sed -i 's/^\[mail\]$/[mail]\nlabel = viatcp/' a/cmprouter.conf
+cat >>a/cmprouter.conf <<EOF
+
+[route mock-keep]
+label = mockkeep
+upstream = http://127.0.0.1:$MP/pkix/
+
+[route mock-reprotect]
+label = mockrp
+upstream = http://127.0.0.1:$MP/pkix/
+protection = reprotect
+ra_cert = $TMP/ra.pem
+ra_key = $TMP/ra.key
+ra_chain = $TMP/b/ca/issuing.pem
+trusted = $TMP/mca.crt
+
+[route legacy-tcp]
+label = viatcp
+upstream = tcp://127.0.0.1:$BT
+
+[route down]
+label = down
+upstream = http://127.0.0.1:9/cmp
+timeout = 5
+
+[route offline]
+subject = CN=offline*
+upstream = file:$TMP/slow/in,$TMP/slow/out
+protection = reprotect
+ra_cert = $TMP/ra.pem
+ra_key = $TMP/ra.key
+trusted = $TMP/b/ca/root.pem
+check_after = 1
+
+[route batched]
+label = batch
+upstream = file:$TMP/batch/in,$TMP/batch/out
+ra_cert = $TMP/ra.pem
+ra_key = $TMP/ra.key
+trusted = $TMP/b/ca/root.pem
+batch = 20
+batch_wait = 60
+check_after = 1
+
+[route reprotect]
+subject = CN=rp-*
+upstream = $BH
+protection = reprotect
+ra_cert = $TMP/ra.pem
+ra_key = $TMP/ra.key
+trusted = $TMP/b/ca/root.pem
+
+[route local]
+profile = manual
+ca = default
+
+[route everything-else]
+upstream = $BH
+EOF
+start_daemon ra1 http -c a/cmprouter.conf $ARGS
+AP=$PORT
+AH="http://127.0.0.1:$AP/.well-known/cmp"
+check "RA daemon A runs with its routes and the forwarder" sh -c "test -n '$AP' && grep -q 'forward upstreams started' ra1.out"
+MAC="-ref demo -secret pass:$S -recipient /CN=CA"
+verify_b() { openssl verify -CAfile b/ca/root.pem -untrusted b/ca/issuing.pem "$1"; }
+
+# ---- cmprouter routes --explain ----
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out k.key
+$C -server 127.0.0.1:9 -cmd ir $MAC -newkey k.key -subject /CN=rp-explain -reqout ex.der -certout x.pem >/dev/null 2>&1
+"$R" -c a/cmprouter.conf routes --explain ex.der >ex.out 2>&1
+check "routes --explain: the first route that fits takes it, each other says why not" sh -c \
+	"grep -q 'route mock-keep: no: label (none) is not mockkeep' ex.out && grep -q 'route offline: no: subject CN=rp-explain does not fit CN=offline\*' ex.out \
+	 && grep -q 'route reprotect: MATCHES -> upstream http://127.0.0.1:$BP/.well-known/cmp (protection reprotect)' ex.out \
+	 && ! grep -q 'everything-else' ex.out"
+"$R" -c a/cmprouter.conf routes --explain ex.der --label mockkeep >ex2.out 2>&1
+check "routes --explain --label: the label route wins" grep -q 'route mock-keep: MATCHES' ex2.out
+"$R" -c a/cmprouter.conf routes >rt.out 2>&1
+check "routes lists the table in order without secrets" sh -c \
+	"head -1 rt.out | grep -q '^\[route mock-keep\]' && grep -q '^\[route everything-else\] upstream=' rt.out"
+
+# ---- HTTP in, HTTP upstream, protection keep (openssl cmp client) ----
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out keep.key
+$C -server 127.0.0.1:$AP/.well-known/cmp -cmd ir $MAC -newkey keep.key -subject /CN=keep1 -certout keep1.pem >keep.log 2>&1
+check "openssl cmp -> A -> B (keep): ir and certConf forwarded, the certificate is B's" verify_b keep1.pem
+check "... A passed B's answers on unchanged; B saw the client itself" sh -c \
+	"grep -q 'ip from the upstream (route everything-else), passed on as it is' ra1.err && grep -q 'demo: confirmed' cb1.err"
+
+# ---- protection reprotect: A checks the client, signs for it ----
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out rp.key
+$C -server 127.0.0.1:$AP/.well-known/cmp -cmd ir $MAC -newkey rp.key -subject /CN=rp-1 -certout rp1.pem >rp.log 2>&1
+check "openssl cmp -> A -> B (reprotect): the certificate is B's" verify_b rp1.pem
+check "... B saw the RA (signed by its certificate), A protected the answers for the client" sh -c \
+	"grep -q 'ra: issued: profile default subject CN=rp-1' cb1.err && grep -q 'ra: confirmed' cb1.err \
+	 && grep -q 'ip from the upstream (route reprotect), protected here for the client' ra1.err"
+$C -server 127.0.0.1:$AP/.well-known/cmp -cmd ir -ref demo -secret pass:wrong -recipient /CN=CA -newkey rp.key \
+	-subject /CN=rp-2 -certout rp2.pem -unprotected_errors >rp2.log 2>&1
+check "reprotect: a client that fails A's check is refused by A, nothing goes upstream" sh -c \
+	"test ! -s rp2.pem && grep -q 'MAC check for client demo failed' ra1.err && ! grep -q 'CN=rp-2' cb1.err"
+
+# ---- the mock server as upstream: keep and reprotect ----
+$C -server 127.0.0.1:$AP/.well-known/cmp/p/mockkeep -cmd ir -ref me -secret pass:mocksecret -recipient /CN=MockCA \
+	-newkey mee.key -subject /CN=mockee -certout mk.pem -trusted mca.crt -total_timeout 30 >mk.log 2>&1
+check "openssl cmp -> A -> OpenSSL mock server (keep; the mock delays once: polling passes through)" \
+	cmp -s mk.pem mee.crt
+"$R" ir --server "$AH/p/mockrp" --ref demo --secret pass:$S --newkey mee.key --subject /CN=mockee \
+	--out mr.pem --total-timeout 30 --max-wait 1 2>mr.err
+check "cmprouter ir -> A -> mock server (reprotect: A signs, checks the mock's signature, MACs for the client)" sh -c \
+	"test $? -eq 0 && cmp -s mr.pem mee.crt && grep -q 'route mock-reprotect), protected here for the client' ra1.err"
+
+# ---- mail in, legacy TCP CA upstream ----
+mkdir -p mm
+$C -server 127.0.0.1:9 -cmd ir $MAC -newkey k.key -subject /CN=bymail -implicit_confirm -reqout bymail.der -certout x.pem >/dev/null 2>&1
+python3 - <<'EOF' >"a/Maildir/tmp/m1" && mv a/Maildir/tmp/m1 a/Maildir/new/m1
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"], m["To"], m["Subject"], m["Message-ID"] = "site@site.test", "ca@cmp.test", "enrol", "<m1@site.test>"
+m.set_content("please")
+m.add_attachment(open("bymail.der", "rb").read(), maintype="application", subtype="pkixcmp", filename="bymail.pki")
+print(m.as_string())
+EOF
+qfile() { find a/mail-queue -maxdepth 1 -type f ! -name '.*' | head -1; }
+i=0; while [ $i -lt 150 ] && [ -z "$(qfile)" ]; do sleep 0.1; i=$((i + 1)); done
+Q=$(qfile)
+python3 - "$Q" <<'EOF'
+import email, email.policy, sys
+raw = open(sys.argv[1], "rb").read()
+raw = raw.split(b"\n", 1)[1]        # the queue's envelope line
+m = email.message_from_bytes(raw, policy=email.policy.default)
+for p in m.walk():
+    if p.get_content_type() == "application/pkixcmp":
+        open("bymail.rsp", "wb").write(p.get_payload(decode=True))
+EOF
+$C -cmd ir $MAC -newkey k.key -subject /CN=bymail -implicit_confirm -rspin bymail.rsp -certout bymail.pem >bymail.log 2>&1
+check "a mailed request goes to the legacy CA over TCP; the reply mail carries the certificate" verify_b bymail.pem
+check "... B got it over TCP" sh -c "grep -q 'tcp .*subject CN=bymail' cb1.err"
+
+# ---- upstream down: a clean error, quickly ----
+t0=$(date +%s)
+"$R" ir --server "$AH/p/down" --ref demo --secret pass:$S --newkey ec:P-256 --subject /CN=down --out d.pem \
+	--key-out d.key --timeout 20 2>down.err
+rc=$?
+t1=$(date +%s)
+check "an upstream that is down: systemUnavail naming the route, within its timeout" sh -c \
+	"test $rc -eq 5 && grep -q 'systemUnavail' down.err && grep -q 'route down' down.err && test $((t1 - t0)) -le 10"
+
+# ---- HTTP in, offline CA by files: waiting, polls, certificate, certConf ----
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out off.key
+$C -server 127.0.0.1:$AP/.well-known/cmp -cmd ir $MAC -newkey off.key -subject /CN=offline-1 -certout off1.pem \
+	-total_timeout 60 >off.log 2>&1
+check "openssl cmp -> A -> files -> B (offline): the client gets the certificate after polling" verify_b off1.pem
+tid=$(sed -n 's/.*tid=\([0-9a-f]*\) demo: forwarded: to file:.*slow.*/\1/p' ra1.err | head -1)
+check "... A answered 'waiting' first (the request file was not answered yet)" test -n "$tid"
+check "... the certConf reached B through the files: B confirmed" sh -c \
+	"grep -q 'tid=$tid ra: confirmed' cb1.err"
+
+# ---- a batch of 20 to the offline CA as one nested file ----
+n=0
+while [ $n -lt 20 ]; do
+	n=$((n + 1))
+	"$R" ir --server "$AH/p/batch" --ref demo --secret pass:$S --newkey ec:P-256 --subject /CN=batch$n \
+		--implicit-confirm --out b$n.pem --total-timeout 120 --max-wait 1 >/dev/null 2>bat$n.err &
+	eval "BC$n=\$!"
+done
+n=0; ok=0
+while [ $n -lt 20 ]; do n=$((n + 1)); eval "wait \$BC$n" && verify_b b$n.pem >/dev/null 2>&1 && ok=$((ok + 1)); done
+check "20 clients -> A -> one nested file -> B: each client gets its own certificate ($ok of 20)" test $ok -eq 20
+check "... B got exactly one file (the batch) and answered it with one file" sh -c \
+	"test \$(ls batch/archive | wc -l) -eq 1 && ls batch/archive | grep -q '^batch-'"
+check "... the batch was nested and protected by the RA (B logs one batch of 20)" \
+	grep -q 'batch of 20 messages answered' cb1.err
+
+# ---- the local CA still answers what a route keeps here ----
+"$R" ir --server "$AH" --ref demo --secret pass:$S --profile manual --newkey ec:P-256 --subject /CN=local1 \
+	--out local1.pem --total-timeout 2 2>local.err
+rc=$?
+tid=$(sed -n 's/.*transaction \([0-9a-f]*\)$/\1/p' local.err)
+check "a route with ca = default keeps a request at A (waiting there for A's operator)" sh -c \
+	"test $rc -eq 6 && test -n '$tid' && '$R' -c a/cmprouter.conf list --pending | grep -q '^$tid' && ! grep -q 'CN=local1' cb1.err"
+
+# ---- a restart continues what is pending upstream ----
+"$R" ir --server "$AH" --ref demo --secret pass:$S --newkey ec:P-256 --subject /CN=offline-restart \
+	--out or.pem --total-timeout 2 --state or.state 2>or1.err
+check "waiting for the offline CA, the client stops (exit 6, state saved)" test $? -eq 6 -o -s or.state
+kill -9 $PID; wait $PID 2>/dev/null
+start_daemon ra2 http -c a/cmprouter.conf $ARGS
+AP=$PORT
+sed -i "s|^server=.*|server=http://127.0.0.1:$AP/.well-known/cmp|" or.state
+"$R" poll --state or.state --secret pass:$S --total-timeout 60 --max-wait 1 2>or2.err
+check "A killed -9 and restarted: the request still reaches the CA, the client's poll gets it" verify_b or.pem
+
+kill $PID; wait $PID 2>/dev/null
+check "no sanitizer report from any daemon (leaks, overflows, UB)" \
+	sh -c "! cat ra*.err cb*.err | grep -q 'Sanitizer\|runtime error'"
