@@ -258,4 +258,4 @@ check "A killed -9 and restarted: the request still reaches the CA, the client's
 
 kill $PID; wait $PID 2>/dev/null
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
-	sh -c "! cat ra*.err cb*.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat ra*.err cb*.err mr.err down.err bat*.err or*.err local.err | grep -q 'Sanitizer\|runtime error'"
