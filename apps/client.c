@@ -655,7 +655,9 @@ expected(int sent, int first, int got)
     case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR: case CMPR_BODY_P10CR:
         return got == rep;
     case CMPR_BODY_POLLREQ:
-        return got == CMPR_BODY_POLLREP || got == rep;
+        /* RFC 9483 4.4: the final answer of whatever was delayed */
+        return got == CMPR_BODY_POLLREP || got == rep || got == CMPR_BODY_PKICONF
+               || got == CMPR_BODY_RP || got == CMPR_BODY_GENP;
     case CMPR_BODY_CERTCONF:
         return got == CMPR_BODY_PKICONF;
     case CMPR_BODY_RR: case CMPR_BODY_GENM:

@@ -630,8 +630,9 @@ read_request(struct req *q, CMPR_PKIMESSAGE *msg, int body, struct enroll *e)
             break;
         }
         case CMPR_POPO_RAVERIFIED:
-            /* RFC 9483 5.1.1: only an RA (cmcRA EKU) may assert it checked POP */
-            if (!((q->auth == AUTH_SIG && q->signer_is_ra)
+            /* RFC 9483 5.1.1: only an RA (cmcRA EKU, or a [client] with ra = yes)
+             * may assert it checked POP */
+            if (!((q->auth == AUTH_SIG && (q->signer_is_ra || (q->client != NULL && q->client->ra)))
                   || (q->auth == AUTH_MAC && q->client != NULL && q->client->ra)))
                 return reject_certreq(q, 0, CMPR_FI_NOT_AUTHORIZED,
                                       "raVerified proof of possession is for registration authorities");

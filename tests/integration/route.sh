@@ -67,6 +67,8 @@ kill $PID; wait $PID 2>/dev/null
 # the clients of B are clients of A too (A vouches for them with reprotect)
 sed -i "s/^secret = pass:.*/secret = pass:$S/" a/cmprouter.conf
 sed -i 's/^\[mail\]$/[mail]\nlabel = viatcp/' a/cmprouter.conf
+# A checks client signatures made with B's certificates (reprotect, nested)
+sed -i "s|^data_dir = \.\$|data_dir = .\ntrusted = $TMP/b/ca/root.pem\nuntrusted = $TMP/b/ca/issuing.pem|" a/cmprouter.conf
 cat >>a/cmprouter.conf <<EOF
 
 [route mock-keep]
@@ -81,6 +83,34 @@ ra_cert = $TMP/ra.pem
 ra_key = $TMP/ra.key
 ra_chain = $TMP/b/ca/issuing.pem
 trusted = $TMP/mca.crt
+
+[route mock-delayed]
+label = mockslow
+upstream = http://127.0.0.1:$MP/pkix/
+protection = reprotect
+ra_cert = $TMP/ra.pem
+ra_key = $TMP/ra.key
+ra_chain = $TMP/b/ca/issuing.pem
+trusted = $TMP/mca.crt
+wait = 0
+check_after = 1
+
+[route nested]
+label = nested
+upstream = $BH
+protection = nested
+ra_cert = $TMP/ra.pem
+ra_key = $TMP/ra.key
+trusted = $TMP/b/ca/root.pem
+
+[route raverified]
+label = rav
+upstream = $BH
+protection = reprotect
+ra_verified = yes
+ra_cert = $TMP/ra.pem
+ra_key = $TMP/ra.key
+trusted = $TMP/b/ca/root.pem
 
 [route legacy-tcp]
 label = viatcp
@@ -174,6 +204,23 @@ check "openssl cmp -> A -> OpenSSL mock server (keep; the mock delays once: poll
 	--out mr.pem --total-timeout 30 --max-wait 1 2>mr.err
 check "cmprouter ir -> A -> mock server (reprotect: A signs, checks the mock's signature, MACs for the client)" sh -c \
 	"test $? -eq 0 && cmp -s mr.pem mee.crt && grep -q 'route mock-reprotect), protected here for the client' ra1.err"
+
+"$R" ir --server "$AH/p/mockslow" --ref demo --secret pass:$S --newkey mee.key --subject /CN=mockee \
+	--out ms.pem --total-timeout 60 --max-wait 1 2>ms.err
+check "delayed by the RA and by the mock: the RA polls the mock itself, the client polls the RA (certConf too)" sh -c \
+	"test $? -eq 0 && cmp -s ms.pem mee.crt && grep -q 'route mock-delayed tid=.*the upstream says waiting; polling it' ra1.err"
+
+# ---- protection nested: kur keeps the client's signature, the RA adds its own ----
+"$R" kur --server "$AH/p/nested" --oldcert keep1.pem --key keep.key --newkey ec:P-256 --out kn.pem --key-out kn.key \
+	--trusted b/ca/root.pem 2>kn.err
+check "kur -> A -> B in a nested message (RA protection around the client's): a new certificate" sh -c \
+	"test $? -eq 0 && openssl verify -CAfile b/ca/root.pem -untrusted b/ca/issuing.pem kn.pem"
+check "... B unwrapped it from the RA and renewed for the client" grep -q 'nested' cb1.err
+
+# ---- raVerified: the RA checks the POP, B takes its word ----
+$C -server 127.0.0.1:$AP/.well-known/cmp/p/rav -cmd ir $MAC -newkey k.key -subject /CN=rav1 -certout rav1.pem >rav.log 2>&1
+check "reprotect with ra_verified: B issues on the RA's raVerified" sh -c \
+	"openssl verify -CAfile b/ca/root.pem -untrusted b/ca/issuing.pem rav1.pem && grep -q 'ra: issued: profile default subject CN=rav1' cb1.err"
 
 # ---- mail in, legacy TCP CA upstream ----
 mkdir -p mm
