@@ -311,10 +311,46 @@ check "p10cr by mail exits 0; the certificate verifies" sh -c \
 	"test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ee-p10.pem"
 "$R" rr --server mailto:ca@cmp.test $EE --oldcert ee-mail2.pem --key ee-mail2.key --trusted data/ca/root.pem 2>ee-rr.err
 check "rr by mail (signed with the certificate's key) exits 0" test $? -eq 0
+# ---- an RA whose upstream CA is reached by mail (route upstream = mailto:) ----
+mkdir -p mta/ra/new mta/ra/cur mta/ra/tmp && chown -R opensmtpd mta/ra
+sed -i 's|^table vsite { "@site.test" = "opensmtpd" }$|table vsite { "@site.test" = "opensmtpd" }\ntable vra { "@ra.test" = "opensmtpd" }|; s|^match from any for domain "site.test" action "site"$|match from any for domain "site.test" action "site"\naction "ra" maildir "'"$TMP"'/mta/ra" virtual <vra>\nmatch from any for domain "ra.test" action "ra"|' mta/smtpd.conf
+CAPID=$PID
+stop_mta; start_mta
+start_daemon ra0 http --data-dir "$TMP/ra" --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
+kill $PID; wait $PID 2>/dev/null
+sed -i "s/^secret = pass:.*/secret = pass:$SEC/" ra/cmprouter.conf
+cat >>ra/cmprouter.conf <<EOF
+
+[route by-mail]
+upstream = mailto:ca@cmp.test
+smtp = 127.0.0.1:$MP
+from = ra@ra.test
+maildir = $TMP/mta/ra
+protection = reprotect
+ra_reference = demo
+ra_secret = pass:$SEC
+check_after = 1
+followup_wait = 30
+EOF
+start_daemon ra1 http -c ra/cmprouter.conf --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
+RAP=$PORT
+"$R" ir --server "http://127.0.0.1:$RAP/.well-known/cmp" --ref demo --secret pass:$SEC --trusted data/ca/root.pem \
+	--newkey ec:P-256 --subject /CN=ra-mail --out ra-mail.pem --total-timeout 150 --max-wait 1 2>ra-mail.err &
+CL=$!
+tid=$(pending_tid data/cmprouter.conf)
+check "an RA forwards an HTTP client's request to its upstream CA by mail (it waits there for approval)" test -n "$tid"
+"$R" -c data/cmprouter.conf approve "$tid" >/dev/null 2>&1
+wait $CL
+check "... the RA polls the CA by mail itself; the client's poll gets the certificate, certConf by mail" sh -c \
+	"test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ra-mail.pem \
+	 && grep -q 'route by-mail tid=.*the upstream says waiting; polling it' ra1.err && grep -q confirmed ra-mail.err"
+kill $PID; wait $PID 2>/dev/null
+PID=$CAPID
+
 "$R" genm --server mailto:ca@cmp.test --smtp 127.0.0.1:$MP --from site@site.test --maildir $TMP/mta/site \
 	--timeout 2 --ref demo --secret pass:$SEC 2>/dev/null --server mailto:nobody@site.test
 check "no reply within --timeout: transport error, exit 3" test $? -eq 3
 kill $PID; wait $PID 2>/dev/null
 stop_mta
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
-	sh -c "! cat d0.err d1.err d2.err d2b.err d2l.err d3.err d3s.err d4.err deliver.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat d0.err d1.err d2.err d2b.err d2l.err d3.err d3s.err d4.err ra1.err deliver.err | grep -q 'Sanitizer\|runtime error'"

@@ -215,6 +215,28 @@ check "genm caCerts through a server with SCP only (the client falls back to SCP
 check "a server whose host key is not the known one: refused, exit 3" sh -c \
 	"test $? -eq 3 && grep -q 'host key SHA256:' ee-kh.err"
 
+# ---- an RA whose upstream CA takes files from this SSH server (route upstream = sftp://) ----
+CAPID=$PID
+start_daemon ra0 http --data-dir "$TMP/ra" $DAEMON_ARGS
+kill $PID; wait $PID 2>/dev/null
+sed -i "s/^secret = pass:.*/secret = pass:$SECRET/" ra/cmprouter.conf
+cat >>ra/cmprouter.conf <<EOF
+
+[route offline-site]
+upstream = $U
+ssh_identity = $TMP/ssh/user_key
+ssh_known_hosts = $TMP/ssh/known_hosts
+check_after = 1
+EOF
+start_daemon ra1 http -c ra/cmprouter.conf $DAEMON_ARGS
+"$R" ir --server "http://127.0.0.1:$PORT/.well-known/cmp" --ref demo --secret pass:$SECRET --trusted data/ca/root.pem \
+	--newkey ec:P-256 --subject /CN=ra-sftp --out ra-sftp.pem --total-timeout 90 --max-wait 1 2>ra-sftp.err
+check "HTTP client -> RA -> files on an SSH server -> CA (keep): waiting, then the certificate and certConf" sh -c \
+	"test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ra-sftp.pem \
+	 && grep -q 'polling' ra-sftp.err && grep -q confirmed ra-sftp.err && grep -q 'route offline-site' ra1.err"
+kill $PID; wait $PID 2>/dev/null
+PID=$CAPID
+
 # ---- sshd killed mid-transfer, then back: nothing lost or doubled ----
 rm -f "$OUT"/*
 n=0
@@ -294,4 +316,4 @@ sed 's/^known_hosts = .*wrong_known_hosts$//' data/cmprouter.conf >data/nokh.con
 check "an [sftp] group without known_hosts is refused (the host key must verify)" \
 	grep -q "nokh.conf:[0-9]*: .*needs known_hosts" nokh.err
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
-	sh -c "! cat d0.err d1.err d2.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat d0.err d1.err d2.err ra1.err | grep -q 'Sanitizer\|runtime error'"
