@@ -264,7 +264,7 @@ routes(struct cmpr_core *core, const struct cmpr_conf *conf, const struct opts *
     int r, any = 0;
 
     if (o->explain != NULL) {
-        struct cmpr_request_info info = { "cli", o->explain, o->label, NULL, NULL, 0 };
+        struct cmpr_request_info info = { "cli", o->explain, o->label, NULL, NULL, 0, NULL };
         unsigned char *in = NULL;
         size_t inlen = 0;
         char out[8192];
@@ -346,7 +346,7 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
     st = cmpr_core_store(core);
 
     if (strcmp(cmd, "process") == 0) {
-        struct cmpr_request_info info = { "cli", o.in != NULL ? o.in : "stdin", o.label, NULL, NULL, 0 };
+        struct cmpr_request_info info = { "cli", o.in != NULL ? o.in : "stdin", o.label, NULL, NULL, 0, NULL };
         unsigned char *in = NULL, *out = NULL;
         size_t inlen = 0, outlen = 0;
         FILE *f;

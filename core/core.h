@@ -22,6 +22,11 @@ struct cmpr_request_info {
      * lost in a crash (a claimed file run again at startup). Its senderNonce
      * is then already in the replay cache and is not taken for a replay. */
     int resumed;
+    /* Where an answer can be delivered later without the client asking
+     * (mail, file drop): the medium's own address, opaque to the core, handed
+     * back to cmpr_upstream_ops.push when a forwarded request's answer comes
+     * in while the client waits. NULL: the client polls. */
+    const char *push;
 };
 
 /* conf stays owned by the caller and must outlive the core. */
@@ -54,6 +59,10 @@ struct cmpr_upstream_ops {
                    size_t *ans_len_r, char *err, size_t errlen);
     /* there is new work for cmpr_core_forward (may be NULL) */
     void (*wake)(void *ctx);
+    /* Delivers der to a client that waits, at the address its transport put
+     * into cmpr_request_info.push (may be NULL). 0, or -1 with err[]. */
+    int (*push)(void *ctx, const char *push, const unsigned char *der, size_t len, char *err,
+                size_t errlen);
 };
 void cmpr_core_set_upstream(struct cmpr_core *core, const struct cmpr_upstream_ops *ops, void *ctx);
 /* 1 when some route forwards to an upstream */

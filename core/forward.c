@@ -870,6 +870,7 @@ pl_forward(struct req *q, unsigned char **der_r, size_t *len_r)
         rec.created = (int64_t)time(NULL);
     }
     snprintf(rec.client, sizeof(rec.client), "%s", q->client != NULL ? q->client->name : "");
+    snprintf(rec.push, sizeof(rec.push), "%s", q->info->push != NULL ? q->info->push : "");
     rec.auth = q->auth;
     rec.mac_kind = q->mac_kind;
     rec.state = CMPR_FWD_QUEUED;
@@ -924,6 +925,72 @@ pl_forward(struct req *q, unsigned char **der_r, size_t *len_r)
 
 /* ---------------- the forwarder ---------------- */
 
+/* The answer for a client that waits on a medium we can write to (mail,
+ * file drop) goes to it at once: it need not poll. Its recipNonce stays the
+ * request's (RFC 9483 4.4); a poll that comes anyway is answered too. */
+static void
+push_answer(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec)
+{
+    struct req q;
+    struct cmpr_request_info info = { "forward", NULL, NULL, NULL, NULL, 0, NULL };
+    CMPR_PKIMESSAGE *a = NULL;
+    unsigned char *out = NULL;
+    size_t olen = 0;
+    long ca, id;
+    char why[400], tid[2 * CMPR_STORE_MAX_ID + 1];
+
+    pl_hex(rec->tid, rec->tid_len, tid, sizeof(tid));
+    memset(&q, 0, sizeof(q));
+    q.core = c;
+    q.info = &info;
+    q.ca = c->cas[0];
+    q.auth = rec->auth;
+    q.mac_kind = rec->mac_kind;
+    for (size_t i = 0; i < c->conf->n_clients; i++)
+        if (rec->client[0] != '\0' && strcmp(c->conf->clients[i].name, rec->client) == 0)
+            q.client = &c->conf->clients[i];
+    if (cmpr_msg_decode(rec->ans, rec->ans_len, &a, NULL) != CMPR_OK
+            || verify_upstream(&q, rt, a, why, sizeof(why)) != 0 || is_waiting(a, &ca, &id)) {
+        CMPR_PKIMESSAGE_free(a);
+        return;                 /* the client's poll deals with it */
+    }
+    if (cmpr_msg_bodytype(a) == CMPR_BODY_NESTED && sk_CMPR_PKIMESSAGE_num(a->body->value.nested) == 1) {
+        CMPR_PKIMESSAGE *in = sk_CMPR_PKIMESSAGE_shift(a->body->value.nested);
+
+        CMPR_PKIMESSAGE_free(a);
+        a = in;
+    }
+    if (mode_for(rt, rec->client_body) == CMPR_ROUTE_REPROTECT) {
+        ASN1_OCTET_STRING *n = ASN1_OCTET_STRING_new();
+        int ok = n != NULL && ASN1_OCTET_STRING_set(n, rec->client_nonce, (int)rec->client_nonce_len)
+                 && cmpr_hdr_set1_recip_nonce(a->header, n) == CMPR_OK && pl_protect(&q, a) == CMPR_OK
+                 && encode(a, &out, &olen) == CMPR_OK;
+
+        ASN1_OCTET_STRING_free(n);
+        if (!ok) {
+            CMPR_PKIMESSAGE_free(a);
+            free(out);
+            return;
+        }
+    } else if (encode(a, &out, &olen) != CMPR_OK) {
+        CMPR_PKIMESSAGE_free(a);
+        return;
+    }
+    CMPR_PKIMESSAGE_free(a);
+    if (c->up->push(c->up_ctx, rec->push, out, olen, why, sizeof(why)) != 0) {
+        cmpr_log_warn("route %s tid=%s: cannot push the answer to the client (it can poll): %s", rt->name,
+                      tid, why);
+        free(out);
+        return;
+    }
+    cmpr_log_info("route %s tid=%s: the upstream's answer pushed to the client", rt->name, tid);
+    free(rec->last);
+    rec->last = out;
+    rec->last_len = olen;
+    memcpy(rec->last_nonce, rec->client_nonce, sizeof(rec->last_nonce));
+    rec->last_nonce_len = rec->client_nonce_len;
+}
+
 /* What came back for rec, outside any client request. */
 static void
 up_answer(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec,
@@ -970,6 +1037,8 @@ up_answer(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec 
     rec->state = CMPR_FWD_ANSWERED;
     rec->err[0] = '\0';
     cmpr_log_info("route %s tid=%s: the upstream answered; it waits for the client's next poll", rt->name, tid);
+    if (rec->delayed && rec->push[0] != '\0' && c->up->push != NULL)
+        push_answer(c, rt, rec);
 }
 
 static void
@@ -996,7 +1065,7 @@ split_batch(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_re
 {
     CMPR_PKIMESSAGE *a = NULL;
     struct req q;
-    struct cmpr_request_info info = { "forward", NULL, NULL, NULL, NULL, 0 };
+    struct cmpr_request_info info = { "forward", NULL, NULL, NULL, NULL, 0, NULL };
     char why[400];
 
     memset(&q, 0, sizeof(q));
@@ -1159,7 +1228,23 @@ cmpr_core_forward(struct cmpr_core *c)
     int64_t now = (int64_t)time(NULL);
     long next = -1;
 
-    if (c->up == NULL || st->ops->fwd_list(st, 0, &v, &n) != CMPR_OK)
+    if (c->up == NULL)
+        return 5000;
+    if (now - c->fwd_cleaned > 600 && st->ops->fwd_list(st, 1, &v, &n) == CMPR_OK) {
+        /* a transaction whose client never came back for its follow-up */
+        for (size_t i = 0; i < n; i++) {
+            const struct cmpr_route *rt = cmpr_route_by_name(c->routes, v[i].route);
+
+            if (v[i].state == CMPR_FWD_DONE && now - v[i].updated > (rt != NULL ? rt->give_up_s : 86400))
+                (void)st->ops->fwd_delete(st, v[i].tid, v[i].tid_len);
+            cmpr_fwd_rec_clear(&v[i]);
+        }
+        free(v);
+        v = NULL;
+        n = 0;
+        c->fwd_cleaned = now;
+    }
+    if (st->ops->fwd_list(st, 0, &v, &n) != CMPR_OK)
         return 5000;
 #define SOON(ms) do { if (next < 0 || (ms) < next) next = (ms); } while (0)
     for (size_t i = 0; i < n; i++) {

@@ -1914,7 +1914,7 @@ admin_req(struct cmpr_core *core, struct req *q, const struct cmpr_request_info 
 int
 cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0 };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0, NULL };
     struct req q;
     struct enroll e;
     const struct cmpr_conf_profile *pr;
@@ -1992,7 +1992,7 @@ cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len)
 int
 cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, const char *reason)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0 };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0, NULL };
     struct req q;
     int r;
 
@@ -2019,7 +2019,7 @@ cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len, c
 int
 cmpr_core_revoke(struct cmpr_core *core, const unsigned char *serial, size_t len, int reason)
 {
-    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0 };
+    static const struct cmpr_request_info info = { "cli", "operator", NULL, NULL, NULL, 0, NULL };
     struct req q;
     struct cmpr_cert_rec cert;
     int r;
@@ -2075,7 +2075,7 @@ collect_expired(const struct cmpr_txn_rec *rec, void *arg)
 int
 cmpr_core_expire(struct cmpr_core *core, time_t now)
 {
-    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL, NULL, NULL, 0 };
+    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL, NULL, NULL, 0, NULL };
     struct expired x = { NULL, NULL, 0, 0, (int64_t)now };
     int done = 0;
 

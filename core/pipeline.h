@@ -24,6 +24,7 @@ struct cmpr_core {
     struct cmpr_routes *routes;     /* [route NAME] groups, in file order */
     const struct cmpr_upstream_ops *up;     /* how to reach upstreams (NULL: queue only) */
     void *up_ctx;
+    int64_t fwd_cleaned;            /* when finished forwarding records were last removed */
     /* metrics: updated from every worker */
     _Atomic unsigned long requests[32], undecodable, answers[8], errors, store_errors;
 };

@@ -88,6 +88,7 @@ struct cmpr_fwd_rec {
     int auth, mac_kind;                 /* how it authenticated (to protect answers for it) */
     char key[300];                      /* offline medium: what the answer is collected by */
     char batch[140];                    /* hex transactionID of the nested bundle, or "" */
+    char push[2048];                    /* where the answer can be pushed (request_info.push), or "" */
     unsigned char *req;                 /* what goes upstream (owned) */
     size_t req_len;
     unsigned char *ans;                 /* what came back (owned) */

@@ -44,7 +44,7 @@ static const char schema[] =
     " client TEXT NOT NULL, auth INTEGER NOT NULL, mac_kind INTEGER NOT NULL, key TEXT NOT NULL,"
     " batch TEXT NOT NULL, req BLOB, ans BLOB, last BLOB, last_nonce BLOB, err TEXT NOT NULL,"
     " attempts INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
-    " next_try INTEGER NOT NULL);"
+    " next_try INTEGER NOT NULL, push TEXT NOT NULL);"
     "PRAGMA user_version = 1;";
 
 #define S(st) ((struct sqlite_store *)(st))
@@ -626,7 +626,7 @@ sq_audit_list(struct cmpr_store *st,
 
 #define FWD_COLS "tid, route, state, ver, delayed, client_body, client_nonce, up_nonce, client," \
                  " auth, mac_kind, key, batch, req, ans, last, last_nonce, err, attempts, created," \
-                 " updated, next_try"
+                 " updated, next_try, push"
 
 static void
 fwd_bind(sqlite3_stmt *q, const struct cmpr_fwd_rec *f, int64_t newver)
@@ -653,6 +653,7 @@ fwd_bind(sqlite3_stmt *q, const struct cmpr_fwd_rec *f, int64_t newver)
     sqlite3_bind_int64(q, 20, f->created);
     sqlite3_bind_int64(q, 21, f->updated);
     sqlite3_bind_int64(q, 22, f->next_try);
+    sqlite3_bind_text(q, 23, f->push, -1, SQLITE_TRANSIENT);
 }
 
 static int
@@ -687,6 +688,7 @@ fwd_row(sqlite3_stmt *q, struct cmpr_fwd_rec *f)
     f->created = sqlite3_column_int64(q, 19);
     f->updated = sqlite3_column_int64(q, 20);
     f->next_try = sqlite3_column_int64(q, 21);
+    col_text(q, 22, f->push, sizeof(f->push));
     return CMPR_OK;
 }
 
@@ -705,16 +707,16 @@ sq_fwd_put(struct cmpr_store *st, struct cmpr_fwd_rec *f)
 
     pthread_mutex_lock(&s->lock);
     if (f->ver == 0)
-        q = prep(s, "INSERT INTO fwd(" FWD_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        q = prep(s, "INSERT INTO fwd(" FWD_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     else
         q = prep(s, "UPDATE fwd SET tid=?1, route=?2, state=?3, ver=?4, delayed=?5, client_body=?6,"
                  " client_nonce=?7, up_nonce=?8, client=?9, auth=?10, mac_kind=?11, key=?12, batch=?13,"
                  " req=?14, ans=?15, last=?16, last_nonce=?17, err=?18, attempts=?19, created=?20,"
-                 " updated=?21, next_try=?22 WHERE tid=?1 AND ver=?23");
+                 " updated=?21, next_try=?22, push=?23 WHERE tid=?1 AND ver=?24");
     if (q != NULL) {
         fwd_bind(q, f, f->ver + 1);
         if (f->ver != 0)
-            sqlite3_bind_int64(q, 23, f->ver);
+            sqlite3_bind_int64(q, 24, f->ver);
         r = run(s, q);
         if (r == CMPR_OK && f->ver != 0 && sqlite3_changes(s->db) == 0)
             r = CMPR_ERR_CONFLICT;

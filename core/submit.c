@@ -35,7 +35,7 @@ work_cb(uv_work_t *w)
     struct cmpr_request_info info = {
         env->medium, env->peer, env->label[0] ? env->label : NULL,
         env->operation[0] ? env->operation : NULL,
-        env->tls_subject[0] ? env->tls_subject : NULL, env->resumed
+        env->tls_subject[0] ? env->tls_subject : NULL, env->resumed, NULL
     };
 
     env->result = cmpr_core_handle(env->core, &info, env->der, env->len, &env->out, &env->out_len);

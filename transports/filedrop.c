@@ -283,9 +283,14 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
         return -1;
     }
     {
-        struct cmpr_request_info info = { "file", pname, ctx->dc.label, NULL, NULL, resumed };
+        /* where a forwarded request's later answer can be put (upstream.c) */
+        char *push = NULL;
+        struct cmpr_request_info info = { "file", pname, ctx->dc.label, NULL, NULL, resumed, NULL };
 
+        if (asprintf(&push, "file\t%s\t%o\t%s", ctx->outbox, ctx->dc.mode, name) > 0)
+            info.push = push;
         r = cmpr_core_handle(core, &info, data, len, &out, &out_len);
+        free(push);
     }
     free(data);
     if (r != CMPR_OK) {

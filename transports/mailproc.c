@@ -1,4 +1,5 @@
 /* One mail through the core into the outbound queue (see mailproc.h). */
+#define _GNU_SOURCE 1
 #include "transports/mailproc.h"
 #include "transports/fsutil.h"
 #include "transports/smtp_client.h"
@@ -242,9 +243,17 @@ cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const 
             continue;
         }
         {
-            struct cmpr_request_info info = { "mail", m.from, c->label, NULL, NULL, resumed };
+            /* where a forwarded request's later answer can be mailed (upstream.c) */
+            char *push = NULL;
+            struct cmpr_request_info info = { "mail", m.from, c->label, NULL, NULL, resumed, NULL };
+            int hr;
 
-            if (cmpr_core_handle(core, &info, p->der, p->len, &outs[i], &out_len) != CMPR_OK) {
+            if (asprintf(&push, "mail\t%s\t%s\t%s\t%o\t%s\t%s\t%s", c->queue, c->from, m.from, c->mode,
+                         m.message_id, m.references, m.subject) > 0)
+                info.push = push;
+            hr = cmpr_core_handle(core, &info, p->der, p->len, &outs[i], &out_len);
+            free(push);
+            if (hr != CMPR_OK) {
                 cmpr_log_error("mail %s: no answer could be made for %s (kept, tried again later)",
                                key, p->name);
                 goto out;

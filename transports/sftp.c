@@ -182,7 +182,7 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
         return -1;
     }
     {
-        struct cmpr_request_info info = { "sftp", pname, ctx->dc.label, NULL, NULL, resumed };
+        struct cmpr_request_info info = { "sftp", pname, ctx->dc.label, NULL, NULL, resumed, NULL };
 
         r = cmpr_core_handle(core, &info, data, len, &out, &out_len);
     }

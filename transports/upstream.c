@@ -12,6 +12,11 @@
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
 #include "transports/outbound.h"
+#include "transports/dropname.h"
+#include "transports/fsutil.h"
+#include "transports/mailmsg.h"
+#include "codec/msg.h"
+#include "codec/print.h"
 #include "transports/smtp_client.h"
 #include "transports/worker.h"
 #include "core/core.h"
@@ -19,10 +24,14 @@
 #include "core/log.h"
 #include "core/route.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
 
 #define MAX_ROUTES 64
 #define MAX_IDLE 64                     /* kept-alive HTTP/TCP clients */
@@ -225,7 +234,117 @@ up_wake(void *ctx)
         cmpr_worker_wake(&c->w);
 }
 
-static const struct cmpr_upstream_ops ops = { up_start, up_collect, up_wake };
+/* ---------------- answers pushed to waiting clients ---------------- */
+
+/* "file\tOUTBOX\tMODE\tNAME" (filedrop.c): the answer as the next free
+ * NAME.rsp.pki, NAME.2.rsp.pki ... in the outbox */
+static int
+push_file(char *rest, const unsigned char *der, size_t len, char *err, size_t errlen)
+{
+    char *outbox = strsep(&rest, "\t"), *mode = strsep(&rest, "\t"), *name = rest;
+    char fname[300], path[4096], tmp[340];
+
+    if (outbox == NULL || mode == NULL || name == NULL) {
+        snprintf(err, errlen, "malformed file address");
+        return -1;
+    }
+    for (int n = 1; n <= 1000; n++) {
+        if (cmpr_drop_answer_name(name, n, fname, sizeof(fname)) != 0
+                || cmpr_fs_join(path, sizeof(path), outbox, "", fname) != 0)
+            break;
+        if (access(path, F_OK) == 0)
+            continue;
+        snprintf(tmp, sizeof(tmp), ".%s.tmp", fname);
+        if (cmpr_fs_write_durable(outbox, tmp, fname, der, len, (mode_t)strtoul(mode, NULL, 8)) != 0) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "no free answer name in %s", outbox);
+    return -1;
+}
+
+/* "mail\tQUEUE\tOURS\tCLIENT\tMODE\tMSGID\tREFERENCES\tSUBJECT" (mailproc.c):
+ * a reply mail (threaded to the request) into the [mail] queue */
+static int
+push_mail(char *rest, const unsigned char *der, size_t len, char *err, size_t errlen)
+{
+    char *queue = strsep(&rest, "\t"), *ours = strsep(&rest, "\t"), *client = strsep(&rest, "\t");
+    char *mode = strsep(&rest, "\t"), *msgid = strsep(&rest, "\t"), *refs = strsep(&rest, "\t");
+    char *subject = rest, text[700], name[80], tmp[100];
+    struct cmpr_mail_in m;
+    struct cmpr_mail_answer a;
+    CMPR_PKIMESSAGE *msg = NULL;
+    unsigned char *mail = NULL, *entry = NULL, rnd[8];
+    size_t mlen = 0, hl;
+    int r = -1;
+
+    if (queue == NULL || ours == NULL || client == NULL || mode == NULL || msgid == NULL || refs == NULL
+            || subject == NULL) {
+        snprintf(err, errlen, "malformed mail address");
+        return -1;
+    }
+    memset(&m, 0, sizeof(m));
+    snprintf(m.from, sizeof(m.from), "%s", client);
+    snprintf(m.subject, sizeof(m.subject), "%s", subject);
+    snprintf(m.message_id, sizeof(m.message_id), "%s", msgid);
+    snprintf(m.references, sizeof(m.references), "%s", refs);
+    if (cmpr_msg_decode(der, len, &msg, NULL) == CMPR_OK)
+        cmpr_msg_describe(msg, text, sizeof(text));
+    else
+        snprintf(text, sizeof(text), "The answer is attached.");
+    CMPR_PKIMESSAGE_free(msg);
+    a.der = der;
+    a.len = len;
+    a.name = "answer.pki";
+    a.text = text;
+    if (cmpr_mail_build_reply(&m, ours, &a, 1, "The CA has answered the request you sent earlier.", &mail,
+                              &mlen) != 0) {
+        snprintf(err, errlen, "cannot build the reply mail");
+        return -1;
+    }
+    hl = strlen(ours) + strlen(client) + 32;
+    if ((entry = malloc(hl + mlen)) == NULL)
+        goto out;
+    hl = (size_t)snprintf((char *)entry, hl, "cmprouter-envelope %s %s\n", ours, client);
+    memcpy(entry + hl, mail, mlen);
+    RAND_bytes(rnd, sizeof(rnd));
+    snprintf(name, sizeof(name), "pushed-%02x%02x%02x%02x%02x%02x%02x%02x.msg", rnd[0], rnd[1], rnd[2],
+             rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
+    snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+    if (cmpr_fs_write_durable(queue, tmp, name, entry, hl + mlen, (mode_t)strtoul(mode, NULL, 8)) != 0) {
+        snprintf(err, errlen, "cannot queue the reply in %s: %s", queue, strerror(errno));
+        goto out;
+    }
+    r = 0;
+ out:
+    free(mail);
+    free(entry);
+    return r;
+}
+
+static int
+up_push(void *ctx, const char *push, const unsigned char *der, size_t len, char *err, size_t errlen)
+{
+    char *copy = strdup(push), *rest = copy, *kind;
+    int r = -1;
+
+    (void)ctx;
+    if (copy == NULL)
+        return -1;
+    kind = strsep(&rest, "\t");
+    if (strcmp(kind, "file") == 0 && rest != NULL)
+        r = push_file(rest, der, len, err, errlen);
+    else if (strcmp(kind, "mail") == 0 && rest != NULL)
+        r = push_mail(rest, der, len, err, errlen);
+    else
+        snprintf(err, errlen, "no way to push to a %s client", kind);
+    free(copy);
+    return r;
+}
+
+static const struct cmpr_upstream_ops ops = { up_start, up_collect, up_wake, up_push };
 
 void
 cmpr_upstream_attach(struct cmpr_core *core)

@@ -93,7 +93,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct cmpr_request_info info = { "fuzz", "fuzzer", NULL, NULL, NULL, 0 };
+    static const struct cmpr_request_info info = { "fuzz", "fuzzer", NULL, NULL, NULL, 0, NULL };
     unsigned char *out = NULL;
     size_t outlen = 0;
 

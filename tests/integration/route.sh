@@ -114,6 +114,7 @@ trusted = $TMP/b/ca/root.pem
 
 [route legacy-tcp]
 label = viatcp
+subject = CN=bymail
 upstream = tcp://127.0.0.1:$BT
 
 [route down]
@@ -267,6 +268,41 @@ tid=$(sed -n 's/.*tid=\([0-9a-f]*\) demo: forwarded: to file:.*slow.*/\1/p' ra1.
 check "... A answered 'waiting' first (the request file was not answered yet)" test -n "$tid"
 check "... the certConf reached B through the files: B confirmed" sh -c \
 	"grep -q 'tid=$tid ra: confirmed' cb1.err"
+
+# ---- clients on media A can write to get the offline CA's answer pushed ----
+$C -server 127.0.0.1:9 -cmd ir $MAC -newkey k.key -subject /CN=offline-push -implicit_confirm -reqout push.der \
+	-certout x.pem >/dev/null 2>&1
+cp push.der a/filedrop/inbox/.push.tmp && mv a/filedrop/inbox/.push.tmp a/filedrop/inbox/push.pki
+wait_for a/filedrop/outbox/push.2.rsp.pki 300
+check "a request file for the offline CA: 'waiting' at once in push.rsp.pki" sh -c \
+	"'$R' dump a/filedrop/outbox/push.rsp.pki | grep -q waiting"
+check "... then the CA's answer pushed as push.2.rsp.pki, which openssl cmp -rspin accepts" sh -c \
+	"$C -cmd ir $MAC -newkey k.key -subject /CN=offline-push -implicit_confirm -rspin a/filedrop/outbox/push.2.rsp.pki \
+	 -certout push.pem >/dev/null 2>&1 && openssl verify -CAfile b/ca/root.pem -untrusted b/ca/issuing.pem push.pem"
+$C -server 127.0.0.1:9 -cmd ir $MAC -newkey k.key -subject /CN=offline-mail -implicit_confirm -reqout pm.der \
+	-certout x.pem >/dev/null 2>&1
+python3 - <<'EOF' >"a/Maildir/tmp/m2" && mv a/Maildir/tmp/m2 a/Maildir/new/m2
+from email.message import EmailMessage
+m = EmailMessage()
+m["From"], m["To"], m["Subject"], m["Message-ID"] = "site@site.test", "ca@cmp.test", "enrol later", "<m2@site.test>"
+m.set_content("please")
+m.add_attachment(open("pm.der", "rb").read(), maintype="application", subtype="pkixcmp", filename="pm.pki")
+print(m.as_string())
+EOF
+i=0; while [ $i -lt 300 ] && [ -z "$(ls a/mail-queue | grep '^pushed-')" ]; do sleep 0.1; i=$((i + 1)); done
+P=$(ls a/mail-queue | grep '^pushed-' | head -1)
+python3 - "a/mail-queue/$P" <<'EOF'
+import email, email.policy, sys
+raw = open(sys.argv[1], "rb").read().split(b"\n", 1)[1]
+m = email.message_from_bytes(raw, policy=email.policy.default)
+open("pm.mail", "wb").write(raw)
+for p in m.walk():
+    if p.get_content_type() == "application/pkixcmp":
+        open("pm.rsp", "wb").write(p.get_payload(decode=True))
+EOF
+check "a mailed request for the offline CA: the CA's answer comes as a second reply mail, threaded" sh -c \
+	"grep -q '^In-Reply-To: <m2@site.test>' pm.mail && $C -cmd ir $MAC -newkey k.key -subject /CN=offline-mail \
+	 -implicit_confirm -rspin pm.rsp -certout pm.pem >/dev/null 2>&1 && openssl verify -CAfile b/ca/root.pem -untrusted b/ca/issuing.pem pm.pem"
 
 # ---- a batch of 20 to the offline CA as one nested file ----
 n=0

@@ -33,7 +33,7 @@ static EVP_PKEY *enc_key;         /* the CA's encryption key (key archive) */
 static X509 *enc_cert;
 static struct cmpr_conf *conf;
 static struct cmpr_core *core;
-static const struct cmpr_request_info info = { "test", "unit", NULL, NULL, NULL, 0 };
+static const struct cmpr_request_info info = { "test", "unit", NULL, NULL, NULL, 0, NULL };
 
 #define SECRET "unit-test-secret"
 #define RA_SECRET "ra-secret"
