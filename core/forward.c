@@ -282,12 +282,13 @@ ra_protect(const struct cmpr_route *rt, CMPR_PKIMESSAGE *m)
  * what we cannot check (a MAC with a secret we do not hold, no trust anchors)
  * is left to the client then. With reprotect we must check it. */
 static int
-verify_upstream(const struct req *q, const struct cmpr_route *rt, const CMPR_PKIMESSAGE *a,
+verify_upstream(const struct req *q, const struct cmpr_route *rt, const CMPR_PKIMESSAGE *a, int ours,
                 char *why, size_t wlen)
 {
     const X509_ALGOR *alg = a->header->protectionAlg;
     int kind = alg != NULL ? cmpr_prot_kind(alg->algorithm) : CMPR_PROT_NONE;
-    int must = rt->protection == CMPR_ROUTE_REPROTECT;
+    /* answers to what we protected ourselves (reprotect, a batch) must verify here */
+    int must = ours || rt->protection == CMPR_ROUTE_REPROTECT;
     int r;
 
     if (kind == CMPR_PROT_NONE || a->protection == NULL) {
@@ -615,7 +616,7 @@ deliver(struct req *q, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, un
         return take_raw(q, reply_error(q, rec, 1, CMPR_FI_SYSTEM_FAILURE, "route %s: %s", rt->name,
                                        rec->err), der_r, len_r);
     }
-    if (verify_upstream(q, rt, a, why, sizeof(why)) != 0) {
+    if (verify_upstream(q, rt, a, mode_for(rt, rec->client_body) == CMPR_ROUTE_REPROTECT, why, sizeof(why)) != 0) {
         CMPR_PKIMESSAGE_free(a);
         rec->state = CMPR_FWD_FAILED;
         snprintf(rec->err, sizeof(rec->err), "the upstream's answer is refused: %.200s", why);
@@ -950,7 +951,8 @@ push_answer(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_re
         if (rec->client[0] != '\0' && strcmp(c->conf->clients[i].name, rec->client) == 0)
             q.client = &c->conf->clients[i];
     if (cmpr_msg_decode(rec->ans, rec->ans_len, &a, NULL) != CMPR_OK
-            || verify_upstream(&q, rt, a, why, sizeof(why)) != 0 || is_waiting(a, &ca, &id)) {
+            || verify_upstream(&q, rt, a, mode_for(rt, rec->client_body) == CMPR_ROUTE_REPROTECT, why,
+                               sizeof(why)) != 0 || is_waiting(a, &ca, &id)) {
         CMPR_PKIMESSAGE_free(a);
         return;                 /* the client's poll deals with it */
     }
@@ -1076,7 +1078,7 @@ split_batch(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_re
             fail_rec(rt, recs[i], "the upstream's answer to the batch is not a PKIMessage");
         return;
     }
-    if (verify_upstream(&q, rt, a, why, sizeof(why)) != 0) {
+    if (verify_upstream(&q, rt, a, 1, why, sizeof(why)) != 0) {
         for (size_t i = 0; i < n; i++)
             fail_rec(rt, recs[i], "the upstream's answer to the batch is refused: %s", why);
         CMPR_PKIMESSAGE_free(a);

@@ -1336,7 +1336,7 @@ test_kur_revokes_replaced(void **state)
 static void
 test_operation_label(void **state)
 {
-    struct cmpr_request_info inf = { "http", "unit", NULL, "revocation", NULL, 0 };
+    struct cmpr_request_info inf = { "http", "unit", NULL, "revocation", NULL, 0, NULL };
     CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-op", 1), *rsp;
     (void)state;
 
@@ -1356,7 +1356,7 @@ test_operation_label(void **state)
 static void
 test_tls_binding(void **state)
 {
-    struct cmpr_request_info inf = { "https", "unit", NULL, NULL, NULL, 0 };
+    struct cmpr_request_info inf = { "https", "unit", NULL, NULL, NULL, 0, NULL };
     CMPR_PKIMESSAGE *req, *rsp;
     (void)state;
 

@@ -1,0 +1,415 @@
+/* Forwarding to upstream CAs (core/forward.c, RFC 9483 5.2) with two cores
+ * in one process: A routes, B is the upstream CA. The upstream operations
+ * are fakes that hand A's messages to B's core (synchronously like HTTP, or
+ * later like a file drop) and can lose or spoil answers on the way. */
+#define _GNU_SOURCE 1 /* memmem */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/pem.h>
+
+#include "codec/ee.h"
+#include "codec/msg.h"
+#include "codec/protect.h"
+#include "core/config.h"
+#include "core/core.h"
+#include "core/err.h"
+#include "core/route.h"
+
+#define SECRET "demo-secret-for-forwarding"
+#define RA_SECRET "ra-secret-at-b"
+
+static char dir[64];
+static struct cmpr_conf *conf_a, *conf_b;
+static struct cmpr_core *core_a, *core_b;
+static EVP_PKEY *ee_key;
+static const struct cmpr_request_info info = { "test", "unit", NULL, NULL, NULL, 0, NULL };
+
+/* ---------------- the fake media ---------------- */
+
+static struct held { char key[300]; unsigned char *der; size_t len; } held[16];
+static size_t n_held;
+static int release;             /* offline answers may come */
+static int drop_inner = -1;     /* batch: this inner answer gets lost */
+static int spoil;               /* flip a bit in the next collected answer */
+static int starts;
+
+static int
+b_answer(const unsigned char *der, size_t len, unsigned char **ans_r, size_t *ans_len_r)
+{
+    return cmpr_core_handle(core_b, &info, der, len, ans_r, ans_len_r) == CMPR_OK ? 0 : -1;
+}
+
+static int
+f_start(void *ctx, const struct cmpr_route *rt, const char *name, const unsigned char *der, size_t len,
+        long timeout_ms, char *key, size_t keylen, unsigned char **ans_r, size_t *ans_len_r, char *err,
+        size_t errlen)
+{
+    (void)ctx;
+    (void)timeout_ms;
+    starts++;
+    if (strstr(rt->upstream, "down") != NULL) {
+        snprintf(err, errlen, "cannot connect: Connection refused");
+        return CMPR_UP_FAILED;
+    }
+    if (strncmp(rt->upstream, "http", 4) == 0)
+        return b_answer(der, len, ans_r, ans_len_r) == 0 ? CMPR_UP_ANSWER : CMPR_UP_FAILED;
+    assert_true(n_held < 16);
+    snprintf(held[n_held].key, sizeof(held[n_held].key), "%s.rsp", name);
+    held[n_held].der = malloc(len);
+    memcpy(held[n_held].der, der, len);
+    held[n_held].len = len;
+    snprintf(key, keylen, "%s", held[n_held].key);
+    n_held++;
+    return CMPR_UP_SENT;
+}
+
+static int
+f_collect(void *ctx, const struct cmpr_route *rt, const char *key, unsigned char **ans_r,
+          size_t *ans_len_r, char *err, size_t errlen)
+{
+    (void)ctx;
+    (void)rt;
+    (void)err;
+    (void)errlen;
+    if (!release)
+        return 0;
+    for (size_t i = 0; i < n_held; i++) {
+        if (held[i].der == NULL || strcmp(held[i].key, key) != 0)
+            continue;
+        assert_int_equal(b_answer(held[i].der, held[i].len, ans_r, ans_len_r), 0);
+        free(held[i].der);
+        held[i].der = NULL;
+        if (drop_inner >= 0) {
+            CMPR_PKIMESSAGE *m = NULL;
+            unsigned char *d = NULL;
+            size_t dl = 0;
+
+            struct cmpr_mac_params mp;
+
+            /* the batch answer loses one inner answer; the outer protection is
+             * made again as B makes it (a MAC with the RA's secret) */
+            assert_int_equal(cmpr_msg_decode(*ans_r, *ans_len_r, &m, NULL), CMPR_OK);
+            assert_int_equal(cmpr_msg_bodytype(m), CMPR_BODY_NESTED);
+            CMPR_PKIMESSAGE_free(sk_CMPR_PKIMESSAGE_delete(m->body->value.nested, drop_inner));
+            cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+            assert_int_equal(cmpr_protect_mac(m, (const unsigned char *)RA_SECRET, strlen(RA_SECRET), &mp,
+                                              NULL), CMPR_OK);
+            assert_int_equal(cmpr_msg_encode(m, &d, &dl), CMPR_OK);
+            free(*ans_r);
+            *ans_r = malloc(dl);
+            memcpy(*ans_r, d, dl);
+            *ans_len_r = dl;
+            OPENSSL_free(d);
+            CMPR_PKIMESSAGE_free(m);
+        }
+        if (spoil) {
+            /* one bit of its senderNonce: still DER, still this transaction */
+            CMPR_PKIMESSAGE *m = NULL;
+            const unsigned char *n;
+
+            assert_int_equal(cmpr_msg_decode(*ans_r, *ans_len_r, &m, NULL), CMPR_OK);
+            n = memmem(*ans_r, *ans_len_r, ASN1_STRING_get0_data(m->header->senderNonce),
+                       (size_t)ASN1_STRING_length(m->header->senderNonce));
+            assert_non_null(n);
+            (*ans_r)[n - *ans_r] ^= 0x01;
+            CMPR_PKIMESSAGE_free(m);
+            spoil = 0;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static const struct cmpr_upstream_ops fake = { f_start, f_collect, NULL, NULL };
+
+/* ---------------- set-up ---------------- */
+
+static void
+write_file(const char *name, const char *text)
+{
+    char p[256];
+    FILE *f;
+
+    snprintf(p, sizeof(p), "%s/%s", dir, name);
+    assert_non_null(f = fopen(p, "w"));
+    fputs(text, f);
+    fclose(f);
+}
+
+static int
+setup(void **state)
+{
+    EVP_PKEY *ca_key = tu_key("ec:P-256");
+    X509 *ca = tu_cert(ca_key, "Forward CA", NULL, NULL, 1);
+    char p[256], *err = NULL;
+    FILE *f;
+
+    (void)state;
+    snprintf(dir, sizeof(dir), "/tmp/cmpr-fwd-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    ee_key = tu_key("ec:P-256");
+    snprintf(p, sizeof(p), "%s/ca.key", dir);
+    f = fopen(p, "w");
+    PEM_write_PrivateKey(f, ca_key, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    snprintf(p, sizeof(p), "%s/ca.pem", dir);
+    f = fopen(p, "w");
+    PEM_write_X509(f, ca);
+    fclose(f);
+    write_file("b.conf",
+               "[router]\nlog_level = error\nstore = b.db\n"
+               "[ca b]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\n[profile ee]\n"
+               "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n"
+               "[client ra]\nreference = ra\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n");
+    write_file("a.conf",
+               "[router]\nlog_level = error\nstore = a.db\n"
+               "[ca a]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\n[profile ee]\n"
+               "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n"
+               "[route sync]\nlabel = sync\nupstream = http://b.test/cmp\n"
+               "[route down]\nlabel = down\nupstream = http://down.test/cmp\n"
+               "[route off]\nlabel = off\nupstream = file:/to-b,/from-b\nprotection = reprotect\n"
+               "ra_reference = ra\nra_secret = pass:" RA_SECRET "\ncheck_after = 3\n"
+               "[route batch]\nlabel = batch\nupstream = file:/to-b,/from-b\nbatch = 3\nbatch_wait = 3600\n"
+               "ra_reference = ra\nra_secret = pass:" RA_SECRET "\n");
+    snprintf(p, sizeof(p), "%s/b.conf", dir);
+    if (cmpr_conf_load(p, &conf_b, &err) != CMPR_OK || cmpr_core_new(conf_b, &core_b, &err) != CMPR_OK)
+        fail_msg("%s", err);
+    snprintf(p, sizeof(p), "%s/a.conf", dir);
+    if (cmpr_conf_load(p, &conf_a, &err) != CMPR_OK || cmpr_core_new(conf_a, &core_a, &err) != CMPR_OK)
+        fail_msg("%s", err);
+    cmpr_core_set_upstream(core_a, &fake, NULL);
+    X509_free(ca);
+    EVP_PKEY_free(ca_key);
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    (void)state;
+    cmpr_core_free(core_a);
+    cmpr_core_free(core_b);
+    cmpr_conf_free(conf_a);
+    cmpr_conf_free(conf_b);
+    EVP_PKEY_free(ee_key);
+    for (size_t i = 0; i < n_held; i++)
+        free(held[i].der);
+    tu_rmrf(dir);
+    return 0;
+}
+
+/* ---------------- a client of A ---------------- */
+
+static CMPR_PKIMESSAGE *
+mac(CMPR_PKIMESSAGE *m)
+{
+    struct cmpr_mac_params mp;
+
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+    assert_int_equal(cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)"demo", 4), CMPR_OK);
+    assert_int_equal(cmpr_protect_mac(m, (const unsigned char *)SECRET, strlen(SECRET), &mp, NULL), CMPR_OK);
+    return m;
+}
+
+static CMPR_PKIMESSAGE *
+ir(const char *cn)
+{
+    X509_NAME *n = X509_NAME_new();
+    struct cmpr_ee_certreq r = { CMPR_BODY_IR, ee_key, n, NULL, NULL, NULL, 1, 0 };
+    CMPR_PKIMESSAGE *m;
+
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    m = cmpr_ee_new_certreq(&r);
+    X509_NAME_free(n);
+    return mac(m);
+}
+
+/* sends m (kept) to A by label and returns A's answer */
+static CMPR_PKIMESSAGE *
+send_a(const CMPR_PKIMESSAGE *m, const char *label)
+{
+    struct cmpr_request_info in = info;
+    unsigned char *der = NULL, *out = NULL;
+    size_t len = 0, olen = 0;
+    CMPR_PKIMESSAGE *rsp = NULL;
+
+    in.label = label;
+    assert_int_equal(cmpr_msg_encode(m, &der, &len), CMPR_OK);
+    assert_int_equal(cmpr_core_handle(core_a, &in, der, len, &out, &olen), CMPR_OK);
+    OPENSSL_free(der);
+    assert_int_equal(cmpr_msg_decode(out, olen, &rsp, NULL), CMPR_OK);
+    free(out);
+    return rsp;
+}
+
+static void
+expect(const CMPR_PKIMESSAGE *req, const CMPR_PKIMESSAGE *rsp, int body, long status, const char *text)
+{
+    struct cmpr_ee_result res;
+    char why[300];
+
+    assert_int_equal(cmpr_ee_check_header(req, rsp, why, sizeof(why)), CMPR_OK);
+    assert_int_equal(cmpr_ee_result(rsp, &res), CMPR_OK);
+    if (res.body != body || res.status != status || (text != NULL && strstr(res.text, text) == NULL))
+        fail_msg("expected %d/%ld '%s', got %d/%ld '%s'", body, status, text != NULL ? text : "",
+                 res.body, res.status, res.text);
+}
+
+/* RFC 9483 5.2: a synchronous upstream answers the client on its own
+ * connection, unchanged (keep); certConf travels the same way */
+static void
+test_sync_keep(void **state)
+{
+    CMPR_PKIMESSAGE *req = ir("sync-1"), *rsp;
+    (void)state;
+
+    rsp = send_a(req, "sync");
+    expect(req, rsp, CMPR_BODY_IP, CMPR_STATUS_ACCEPTED, NULL);
+    /* B's protection, not A's: the MAC verifies with the client's secret */
+    assert_int_equal(cmpr_verify_mac(rsp, (const unsigned char *)SECRET, strlen(SECRET), NULL), CMPR_OK);
+    CMPR_PKIMESSAGE_free(rsp);
+    CMPR_PKIMESSAGE_free(req);
+}
+
+/* RFC 9483 6.1: an upstream that fails is a CMP error downstream, at once */
+static void
+test_upstream_down(void **state)
+{
+    CMPR_PKIMESSAGE *req = ir("down-1"), *rsp;
+    (void)state;
+
+    rsp = send_a(req, "down");
+    expect(req, rsp, CMPR_BODY_ERROR, CMPR_STATUS_REJECTION, "route down");
+    assert_true(cmpr_pkisi_failinfo(rsp->body->value.error->pKIStatusInfo) & (1u << CMPR_FI_SYSTEM_UNAVAIL));
+    CMPR_PKIMESSAGE_free(rsp);
+    CMPR_PKIMESSAGE_free(req);
+}
+
+/* RFC 9810 5.3.22, RFC 9483 4.4: an offline upstream leaves the client
+ * waiting; it polls; the answer, once there, comes with the recipNonce of
+ * the client's last pollReq, protected for the client (reprotect) */
+static void
+test_offline_reprotect(void **state)
+{
+    CMPR_PKIMESSAGE *req = ir("off-1"), *w, *poll, *rsp, *cc, *pc;
+    struct cmpr_ee_result res;
+    (void)state;
+
+    release = 0;
+    w = send_a(req, "off");
+    expect(req, w, CMPR_BODY_IP, CMPR_STATUS_WAITING, "route off");
+    poll = mac(cmpr_ee_new_pollreq(w, 0));
+    rsp = send_a(poll, "off");
+    expect(poll, rsp, CMPR_BODY_POLLREP, -1, "not answered yet");
+    assert_int_equal(cmpr_ee_result(rsp, &res), CMPR_OK);
+    assert_int_equal(res.check_after, 3);
+    (void)cmpr_core_forward(core_a);            /* sent to the medium */
+    release = 1;
+    (void)cmpr_core_forward(core_a);            /* answer collected */
+    CMPR_PKIMESSAGE_free(poll);
+    poll = mac(cmpr_ee_new_pollreq(rsp, 0));
+    CMPR_PKIMESSAGE_free(rsp);
+    rsp = send_a(poll, "off");
+    expect(poll, rsp, CMPR_BODY_IP, CMPR_STATUS_ACCEPTED, NULL);
+    assert_int_equal(cmpr_verify_mac(rsp, (const unsigned char *)SECRET, strlen(SECRET), NULL), CMPR_OK);
+    /* implicitConfirm was asked for and granted: nothing more; else certConf
+     * would go the same way; here one to a finished transaction still works */
+    assert_true(cmpr_hdr_has_implicit_confirm(rsp->header));
+    cc = mac(cmpr_ee_new_certconf(rsp, 0, sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(rsp)->response, 0)
+                                  ->certifiedKeyPair->certOrEncCert->value.certificate, 1, NULL));
+    pc = send_a(cc, "off");
+    assert_non_null(pc);
+    CMPR_PKIMESSAGE_free(pc);
+    CMPR_PKIMESSAGE_free(cc);
+    CMPR_PKIMESSAGE_free(rsp);
+    CMPR_PKIMESSAGE_free(poll);
+    CMPR_PKIMESSAGE_free(w);
+    CMPR_PKIMESSAGE_free(req);
+}
+
+/* RFC 9483 5.2.2.2: requests batched into one nested message; the answer
+ * is split back; a request without an inner answer gets systemUnavail */
+static void
+test_batch_with_a_lost_answer(void **state)
+{
+    CMPR_PKIMESSAGE *req[3], *w[3], *rsp;
+    int ok = 0, lost = 0, before;
+    (void)state;
+
+    release = 0;
+    for (int i = 0; i < 3; i++) {
+        char cn[32];
+
+        snprintf(cn, sizeof(cn), "batch-%d", i);
+        req[i] = ir(cn);
+        w[i] = send_a(req[i], "batch");
+        expect(req[i], w[i], CMPR_BODY_IP, CMPR_STATUS_WAITING, NULL);
+    }
+    before = starts;
+    (void)cmpr_core_forward(core_a);
+    assert_int_equal(starts - before, 1);       /* one message for the three */
+    release = 1;
+    drop_inner = 1;
+    (void)cmpr_core_forward(core_a);
+    drop_inner = -1;
+    for (int i = 0; i < 3; i++) {
+        CMPR_PKIMESSAGE *poll = mac(cmpr_ee_new_pollreq(w[i], 0));
+        struct cmpr_ee_result res;
+
+        rsp = send_a(poll, "batch");
+        assert_int_equal(cmpr_ee_result(rsp, &res), CMPR_OK);
+        if (res.body == CMPR_BODY_IP && res.status == CMPR_STATUS_ACCEPTED)
+            ok++;
+        else if (res.body == CMPR_BODY_ERROR && strstr(res.text, "no answer for this request") != NULL
+                 && (res.failinfo & (1u << CMPR_FI_SYSTEM_UNAVAIL)))
+            lost++;
+        CMPR_PKIMESSAGE_free(rsp);
+        CMPR_PKIMESSAGE_free(poll);
+        CMPR_PKIMESSAGE_free(w[i]);
+        CMPR_PKIMESSAGE_free(req[i]);
+    }
+    assert_int_equal(ok, 2);
+    assert_int_equal(lost, 1);
+}
+
+/* an answer spoiled on the way is not passed on as the CA's (RFC 9483 5.2) */
+static void
+test_spoiled_answer(void **state)
+{
+    CMPR_PKIMESSAGE *req = ir("spoil-1"), *w, *poll, *rsp;
+    (void)state;
+
+    release = 0;
+    w = send_a(req, "off");
+    (void)cmpr_core_forward(core_a);
+    release = 1;
+    spoil = 1;
+    (void)cmpr_core_forward(core_a);
+    poll = mac(cmpr_ee_new_pollreq(w, 0));
+    rsp = send_a(poll, "off");
+    expect(poll, rsp, CMPR_BODY_ERROR, CMPR_STATUS_REJECTION, "refused");
+    assert_true(cmpr_pkisi_failinfo(rsp->body->value.error->pKIStatusInfo) & (1u << CMPR_FI_SYSTEM_FAILURE));
+    CMPR_PKIMESSAGE_free(rsp);
+    CMPR_PKIMESSAGE_free(poll);
+    CMPR_PKIMESSAGE_free(w);
+    CMPR_PKIMESSAGE_free(req);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sync_keep),
+        cmocka_unit_test(test_upstream_down),
+        cmocka_unit_test(test_offline_reprotect),
+        cmocka_unit_test(test_batch_with_a_lost_answer),
+        cmocka_unit_test(test_spoiled_answer),
+    };
+
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
