@@ -593,9 +593,6 @@ main(int argc, char **argv)
         return 2;
     }
     g_daemon = dm;
-    /* the core runs on the thread pool: one worker per core */
-    snprintf(threads, sizeof(threads), "%ld", cpus > 0 ? cpus : 2);
-    setenv("UV_THREADPOOL_SIZE", threads, 0);
     if (conf_arg != NULL) {
         dm->conf_path = strdup(conf_arg);
     } else if (embedded_default(data_dir, http, tcp, &dm->conf_path) != 0) {
@@ -611,6 +608,12 @@ main(int argc, char **argv)
         fprintf(stderr, "cmprouterd: %s\n", err != NULL ? err : "cannot start the core");
         return 1;
     }
+    /* the core runs on the thread pool (created at its first use): one
+     * worker per CPU; with upstream routes more, since a request to an HTTP
+     * or TCP upstream holds its worker until the answer or the route's wait */
+    snprintf(threads, sizeof(threads), "%ld", cmpr_core_has_upstreams(dm->core)
+             ? (cpus > 0 ? cpus : 2) * 8 : (cpus > 0 ? cpus : 2));
+    setenv("UV_THREADPOOL_SIZE", threads, 0);
     if (level >= 0)
         cmpr_log_set_level(level);
     if (dm->conf->log != NULL && strcmp(dm->conf->log, "syslog") == 0)
