@@ -141,6 +141,18 @@ write_file(const char *name, const char *text)
     fclose(f);
 }
 
+/* a configuration: its [router] head, then the rest */
+static void
+write_conf(const char *name, const char *head, const char *rest)
+{
+    char *text = malloc(strlen(head) + strlen(rest) + 1);
+
+    strcpy(text, head);
+    strcat(text, rest);
+    write_file(name, text);
+    free(text);
+}
+
 static int
 setup(void **state)
 {
@@ -161,13 +173,13 @@ setup(void **state)
     f = fopen(p, "w");
     PEM_write_X509(f, ca);
     fclose(f);
-    write_file("b.conf",
-               "[router]\nlog_level = error\nstore = b.db\n"
+    snprintf(p, sizeof(p), "[router]\nlog_level = error\nstore = sqlite:%s/b.db\n", dir);
+    write_conf("b.conf", p,
                "[ca b]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\n[profile ee]\n"
                "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n"
                "[client ra]\nreference = ra\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n");
-    write_file("a.conf",
-               "[router]\nlog_level = error\nstore = a.db\n"
+    snprintf(p, sizeof(p), "[router]\nlog_level = error\nstore = sqlite:%s/a.db\n", dir);
+    write_conf("a.conf", p,
                "[ca a]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\n[profile ee]\n"
                "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n"
                "[route sync]\nlabel = sync\nupstream = http://b.test/cmp\n"
