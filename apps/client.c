@@ -20,6 +20,8 @@
 #include "codec/oids.h"
 #include "codec/print.h"
 #include "codec/protect.h"
+#include "core/ca.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/limits.h"
 #include "transports/fsutil.h"
@@ -116,66 +118,8 @@ ossl_why(void)
     return buf;
 }
 
-static X509 *
-read_cert(const char *path)
-{
-    BIO *b = BIO_new_file(path, "r");
-    X509 *x = NULL;
-
-    if (b == NULL)
-        return NULL;
-    x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-    if (x == NULL) {
-        (void)BIO_reset(b);
-        x = d2i_X509_bio(b, NULL);
-    }
-    BIO_free(b);
-    return x;
-}
-
-static STACK_OF(X509) *
-read_certs(const char *path)
-{
-    BIO *b = BIO_new_file(path, "r");
-    STACK_OF(X509) *sk = sk_X509_new_null();
-    X509 *x;
-
-    if (b == NULL || sk == NULL) {
-        BIO_free(b);
-        sk_X509_free(sk);
-        return NULL;
-    }
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-        sk_X509_push(sk, x);
-    ERR_clear_error();
-    if (sk_X509_num(sk) == 0 && BIO_reset(b) == 0 && (x = d2i_X509_bio(b, NULL)) != NULL)
-        sk_X509_push(sk, x);
-    BIO_free(b);
-    if (sk_X509_num(sk) == 0) {
-        sk_X509_free(sk);
-        return NULL;
-    }
-    return sk;
-}
-
-static EVP_PKEY *
-read_key(const char *path, const char *pass)
-{
-    BIO *b = BIO_new_file(path, "r");
-    EVP_PKEY *k;
-
-    if (b == NULL)
-        return NULL;
-    k = PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)pass);
-    if (k == NULL && BIO_reset(b) == 0)
-        k = d2i_PrivateKey_bio(b, NULL);
-    BIO_free(b);
-    return k;
-}
-
-/* "pass:TEXT" or "env:VAR" */
-static const char *
-secret_of(const char *spec)
+const char *
+cmpr_client_secret(const char *spec)
 {
     if (spec == NULL)
         return NULL;
@@ -903,6 +847,10 @@ load_state(struct ee *e, CMPR_PKIMESSAGE **sent_r, CMPR_PKIMESSAGE **pending_r)
     while ((n = getline(&line, &cap, f)) > 0) {
         char *v, *k = line;
 
+        if (n > 4 * 1024 * 1024) {      /* a message is at most 1 MiB, base64 4/3 of it */
+            lineno = 0;
+            break;
+        }
         line[strcspn(line, "\r\n")] = '\0';
         if (lineno++ == 0) {
             if (strcmp(line, "cmprouter-ee-state 1") != 0)
@@ -955,7 +903,7 @@ load_state(struct ee *e, CMPR_PKIMESSAGE **sent_r, CMPR_PKIMESSAGE **pending_r)
 static int
 load_creds(struct ee *e, int need_newkey)
 {
-    if (e->secret_spec != NULL && (e->secret = secret_of(e->secret_spec)) == NULL) {
+    if (e->secret_spec != NULL && (e->secret = cmpr_client_secret(e->secret_spec)) == NULL) {
         say("--secret takes pass:TEXT or env:VAR (and VAR must be set)");
         return EX_USAGE;
     }
@@ -963,7 +911,7 @@ load_creds(struct ee *e, int need_newkey)
         say("--secret needs --ref (the reference the server knows the secret by)");
         return EX_USAGE;
     }
-    if (e->oldcert_path != NULL && (e->oldcert = read_cert(e->oldcert_path)) == NULL) {
+    if (e->oldcert_path != NULL && (e->oldcert = cmpr_load_cert(e->oldcert_path)) == NULL) {
         say("cannot read a certificate from --oldcert %s", e->oldcert_path);
         return EX_LOCAL;
     }
@@ -971,11 +919,11 @@ load_creds(struct ee *e, int need_newkey)
     if (e->cert_path == NULL && e->key_path != NULL && e->oldcert_path != NULL && e->secret == NULL)
         e->cert_path = e->oldcert_path;
     if (e->cert_path != NULL && e->secret == NULL) {
-        if ((e->sigcert = read_cert(e->cert_path)) == NULL) {
+        if ((e->sigcert = cmpr_load_cert(e->cert_path)) == NULL) {
             say("cannot read a certificate from --cert %s", e->cert_path);
             return EX_LOCAL;
         }
-        if (e->key_path == NULL || (e->sigkey = read_key(e->key_path, e->keypass)) == NULL) {
+        if (e->key_path == NULL || (e->sigkey = cmpr_load_key(e->key_path, e->keypass)) == NULL) {
             say("--cert needs --key with its private key%s%s", e->key_path ? ": cannot read " : "",
                 e->key_path ? e->key_path : "");
             return EX_LOCAL;
@@ -985,12 +933,12 @@ load_creds(struct ee *e, int need_newkey)
             return EX_LOCAL;
         }
     }
-    if (e->extracerts_path != NULL && (e->extracerts = read_certs(e->extracerts_path)) == NULL) {
+    if (e->extracerts_path != NULL && (e->extracerts = cmpr_load_certs(e->extracerts_path)) == NULL) {
         say("cannot read certificates from --extracerts %s", e->extracerts_path);
         return EX_LOCAL;
     }
     if (e->trusted_path != NULL) {
-        STACK_OF(X509) *sk = read_certs(e->trusted_path);
+        STACK_OF(X509) *sk = cmpr_load_certs(e->trusted_path);
 
         if (sk == NULL || (e->trusted = X509_STORE_new()) == NULL) {
             say("cannot read certificates from --trusted %s", e->trusted_path);
@@ -1001,7 +949,7 @@ load_creds(struct ee *e, int need_newkey)
             X509_STORE_add_cert(e->trusted, sk_X509_value(sk, i));
         sk_X509_pop_free(sk, X509_free);
     }
-    if (e->srvcert_path != NULL && (e->srvcert = read_cert(e->srvcert_path)) == NULL) {
+    if (e->srvcert_path != NULL && (e->srvcert = cmpr_load_cert(e->srvcert_path)) == NULL) {
         say("cannot read a certificate from --srvcert %s", e->srvcert_path);
         return EX_LOCAL;
     }
@@ -1012,7 +960,7 @@ load_creds(struct ee *e, int need_newkey)
                     "ed25519, or a key file)", e->newkey);
                 return EX_USAGE;
             }
-        } else if ((e->newpkey = read_key(e->newkey, NULL)) == NULL) {
+        } else if ((e->newpkey = cmpr_load_key(e->newkey, NULL)) == NULL) {
             say("cannot read a private key from --newkey %s", e->newkey);
             return EX_LOCAL;
         }
@@ -1168,22 +1116,13 @@ first_request(struct ee *e)
 
 /* ---------------- online: the whole transaction ---------------- */
 
-static long
-mono_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec;
-}
-
 /* Sends req (protected here) and goes on until the end. Consumes req. */
 static int
 run_online(struct ee *e, CMPR_PKIMESSAGE *req)
 {
     char err[600], tag[80];
     struct cmpr_out *io = cmpr_out_new(e->server, &e->io, err, sizeof(err));
-    long deadline = mono_s() + e->total_timeout;
+    long deadline = (cmpr_mono_ms() / 1000) + e->total_timeout;
     int rc = EX_LOCAL;
 
     if (io == NULL) {
@@ -1236,7 +1175,7 @@ run_online(struct ee *e, CMPR_PKIMESSAGE *req)
         }
         if (wait > e->max_wait)
             wait = e->max_wait;
-        if (mono_s() + wait > deadline) {
+        if ((cmpr_mono_ms() / 1000) + wait > deadline) {
             say("still waiting after %ld s (--total-timeout); transaction %s", e->total_timeout, tag);
             if (e->state_path != NULL && save_state(e, req, next) == 0)
                 say("continue later with: cmprouter poll --state %s", e->state_path);
@@ -1341,7 +1280,7 @@ parse_opts(struct ee *e, int argc, char **argv, const char **response)
             *response = v;
             i++;
         } else if (strcmp(a, "--smtp-secret") == 0 && v != NULL) {
-            if ((e->io.smtp_secret = secret_of(v)) == NULL) {
+            if ((e->io.smtp_secret = cmpr_client_secret(v)) == NULL) {
                 say("--smtp-secret takes pass:TEXT or env:VAR");
                 return EX_USAGE;
             }

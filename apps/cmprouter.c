@@ -17,6 +17,7 @@
 #include "codec/protect.h"
 #include "transports/http_client.h"
 #include "transports/tcp_client.h"
+#include "core/ca.h"
 #include "core/err.h"
 #include "core/limits.h"
 #include "core/config.h"
@@ -197,36 +198,6 @@ to_der(unsigned char *in, size_t len, unsigned char **der_r, size_t *der_len_r,
     return 0;
 }
 
-/* "pass:TEXT" or "env:VAR" (keeps secrets out of the process list) */
-static int
-get_secret(const char *spec, const char **secret_r)
-{
-    if (strncmp(spec, "pass:", 5) == 0) {
-        *secret_r = spec + 5;
-        return 0;
-    }
-    if (strncmp(spec, "env:", 4) == 0 && (*secret_r = getenv(spec + 4)) != NULL)
-        return 0;
-    return -1;
-}
-
-static X509 *
-load_cert(const char *path)
-{
-    BIO *b = BIO_new_file(path, "r");
-    X509 *x = NULL;
-
-    if (b == NULL)
-        return NULL;
-    x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-    if (x == NULL) {
-        (void)BIO_reset(b);
-        x = d2i_X509_bio(b, NULL);
-    }
-    BIO_free(b);
-    return x;
-}
-
 /* 0 verified, 4 not verified (message on stderr) */
 static int
 dump_verify(const char *path, const CMPR_PKIMESSAGE *msg, const char *secret,
@@ -242,7 +213,7 @@ dump_verify(const char *path, const CMPR_PKIMESSAGE *msg, const char *secret,
         X509 *signer = NULL;
 
         (void)verify_sig;
-        if (signer_path != NULL && (signer = load_cert(signer_path)) == NULL) {
+        if (signer_path != NULL && (signer = cmpr_load_cert(signer_path)) == NULL) {
             fprintf(stderr, "cmprouter: dump: %s: cannot read a certificate\n", signer_path);
             return 4;
         }
@@ -280,7 +251,7 @@ cmd_dump(int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0) {
             flags |= CMPR_PRINT_JSON;
         } else if (strcmp(argv[i], "--secret") == 0 && i + 1 < argc) {
-            if (get_secret(argv[++i], &secret) != 0) {
+            if ((secret = cmpr_client_secret(argv[++i])) == NULL) {
                 fprintf(stderr, "cmprouter: dump: --secret takes pass:TEXT or env:VAR (set)\n");
                 return 2;
             }

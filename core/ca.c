@@ -20,8 +20,8 @@
 
 #define DEFAULT_KEY_TYPES "ec:P-256,ec:P-384,ec:P-521,rsa:2048-8192,ed25519,ed448"
 
-static STACK_OF(X509) *
-load_certs(const char *path)
+STACK_OF(X509) *
+cmpr_load_certs(const char *path)
 {
     BIO *b = BIO_new_file(path, "r");
     STACK_OF(X509) *sk;
@@ -29,8 +29,15 @@ load_certs(const char *path)
 
     if (b == NULL)
         return NULL;
-    sk = sk_X509_new_null();
+    if ((sk = sk_X509_new_null()) == NULL) {
+        BIO_free(b);
+        return NULL;
+    }
     while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
+        sk_X509_push(sk, x);
+    ERR_clear_error();
+    /* one DER certificate */
+    if (sk_X509_num(sk) == 0 && BIO_reset(b) == 0 && (x = d2i_X509_bio(b, NULL)) != NULL)
         sk_X509_push(sk, x);
     ERR_clear_error();
     BIO_free(b);
@@ -41,23 +48,26 @@ load_certs(const char *path)
     return sk;
 }
 
-static EVP_PKEY *
-load_key(const char *path)
+EVP_PKEY *
+cmpr_load_key(const char *path, const char *pass)
 {
     BIO *b = BIO_new_file(path, "r");
     EVP_PKEY *k;
 
     if (b == NULL)
         return NULL;
-    k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    k = PEM_read_bio_PrivateKey(b, NULL, NULL, (void *)pass);
+    if (k == NULL && BIO_reset(b) == 0)
+        k = d2i_PrivateKey_bio(b, NULL);
+    ERR_clear_error();
     BIO_free(b);
     return k;
 }
 
-static X509 *
-load_cert(const char *path)
+X509 *
+cmpr_load_cert(const char *path)
 {
-    STACK_OF(X509) *sk = load_certs(path);
+    STACK_OF(X509) *sk = cmpr_load_certs(path);
     X509 *x;
 
     if (sk == NULL)
@@ -99,11 +109,11 @@ cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r)
     if (ca == NULL)
         return CMPR_ERR_ALLOC;
     ca->conf = cc;
-    if ((ca->key = load_key(cc->key)) == NULL) {
+    if ((ca->key = cmpr_load_key(cc->key, NULL)) == NULL) {
         snprintf(buf, sizeof(buf), "[ca %s]: cannot read a private key from %s", cc->name, cc->key);
         goto fail;
     }
-    if ((ca->cert = load_cert(cc->cert)) == NULL) {
+    if ((ca->cert = cmpr_load_cert(cc->cert)) == NULL) {
         snprintf(buf, sizeof(buf), "[ca %s]: cannot read a certificate from %s", cc->name, cc->cert);
         goto fail;
     }
@@ -112,7 +122,7 @@ cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r)
                  cc->name, cc->key, cc->cert);
         goto fail;
     }
-    if (cc->chain != NULL && (ca->chain = load_certs(cc->chain)) == NULL) {
+    if (cc->chain != NULL && (ca->chain = cmpr_load_certs(cc->chain)) == NULL) {
         snprintf(buf, sizeof(buf), "[ca %s]: cannot read certificates from %s", cc->name, cc->chain);
         goto fail;
     }
@@ -125,8 +135,8 @@ cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r)
     if (ca->root != NULL)
         X509_up_ref(ca->root);
     if (cc->signer_cert != NULL) {
-        if ((ca->signer_cert = load_cert(cc->signer_cert)) == NULL
-                || (ca->signer_key = load_key(cc->signer_key)) == NULL
+        if ((ca->signer_cert = cmpr_load_cert(cc->signer_cert)) == NULL
+                || (ca->signer_key = cmpr_load_key(cc->signer_key, NULL)) == NULL
                 || X509_check_private_key(ca->signer_cert, ca->signer_key) != 1) {
             snprintf(buf, sizeof(buf), "[ca %s]: signer_cert/signer_key unreadable or not a pair",
                      cc->name);
@@ -147,8 +157,8 @@ cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r)
         ca->signer_chain = X509_chain_up_ref(ca->chain);
     }
     if (cc->encryption_cert != NULL) {
-        if ((ca->enc_cert = load_cert(cc->encryption_cert)) == NULL
-                || (ca->enc_key = load_key(cc->encryption_key)) == NULL) {
+        if ((ca->enc_cert = cmpr_load_cert(cc->encryption_cert)) == NULL
+                || (ca->enc_key = cmpr_load_key(cc->encryption_key, NULL)) == NULL) {
             snprintf(buf, sizeof(buf), "[ca %s]: encryption_cert/encryption_key unreadable",
                      cc->name);
             goto fail;

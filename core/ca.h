@@ -58,6 +58,13 @@ STACK_OF(X509) *cmpr_ca_get1_chain(const struct cmpr_ca *ca);
 /* Does x carry this extended key usage? */
 int cmpr_cert_has_eku(X509 *x, const char *oid);
 
+/* Certificates (PEM, every one in the file; or one DER), a certificate (the
+ * first), a private key (PEM, pass for an encrypted one, or DER); NULL when
+ * the file cannot be read or holds none. */
+STACK_OF(X509) *cmpr_load_certs(const char *path);
+X509 *cmpr_load_cert(const char *path);
+EVP_PKEY *cmpr_load_key(const char *path, const char *pass);
+
 /* Does the name fit an exact DN or fnmatch pattern on its RFC 2253 form? */
 int cmpr_name_matches(const X509_NAME *name, const char *pattern);
 void cmpr_name_text(const X509_NAME *name, char *buf, size_t len);

@@ -24,6 +24,7 @@
  * the client, else the original request's (RFC 9483 4.4 allows both).
  */
 #include "core/pipeline.h"
+#include "core/clock.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "codec/oids.h"
@@ -598,6 +599,20 @@ take_raw(struct req *q, int r, unsigned char **der_r, size_t *len_r)
     return r;
 }
 
+/* An upstream that answered our nested message nested: the one message
+ * inside is the answer (a nested answer of more is a batch's, left alone). */
+static CMPR_PKIMESSAGE *
+unnest(CMPR_PKIMESSAGE *a)
+{
+    CMPR_PKIMESSAGE *in;
+
+    if (cmpr_msg_bodytype(a) != CMPR_BODY_NESTED || sk_CMPR_PKIMESSAGE_num(a->body->value.nested) != 1)
+        return a;
+    in = sk_CMPR_PKIMESSAGE_shift(a->body->value.nested);
+    CMPR_PKIMESSAGE_free(a);
+    return in;
+}
+
 /* The upstream's answer in rec goes to the client (q: its message). */
 static int
 deliver(struct req *q, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, unsigned char **der_r,
@@ -623,12 +638,8 @@ deliver(struct req *q, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, un
         return take_raw(q, reply_error(q, rec, 1, CMPR_FI_SYSTEM_FAILURE, "route %s: %s", rt->name,
                                        rec->err), der_r, len_r);
     }
-    if (cmpr_msg_bodytype(a) == CMPR_BODY_NESTED && sk_CMPR_PKIMESSAGE_num(a->body->value.nested) == 1) {
-        /* an upstream that answered our nested message nested: the inside is the answer */
-        CMPR_PKIMESSAGE *in = sk_CMPR_PKIMESSAGE_shift(a->body->value.nested);
-
-        CMPR_PKIMESSAGE_free(a);
-        a = in;
+    if (cmpr_msg_bodytype(a) == CMPR_BODY_NESTED) {
+        a = unnest(a);
         free(rec->ans);
         rec->ans = NULL;
         if (encode(a, &rec->ans, &rec->ans_len) != CMPR_OK) {
@@ -684,23 +695,6 @@ deliver(struct req *q, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, un
 
 /* ---------------- talking to the upstream ---------------- */
 
-static long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-nap_ms(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-    nanosleep(&ts, NULL);
-}
-
 static void
 msg_name(const struct cmpr_fwd_rec *rec, char *buf, size_t len)
 {
@@ -718,7 +712,7 @@ attempt(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec *r
     char name[200], key[300], err[400];
     unsigned char *ans = NULL;
     size_t alen = 0;
-    long deadline = now_ms() + wait_ms;
+    long deadline = cmpr_mono_ms() + wait_ms;
     int r;
 
     msg_name(rec, name, sizeof(name));
@@ -727,7 +721,7 @@ attempt(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec *r
     if (r == CMPR_UP_SENT) {
         snprintf(rec->key, sizeof(rec->key), "%s", key);
         rec->state = CMPR_FWD_SENT;
-        while (now_ms() < deadline) {
+        while (cmpr_mono_ms() < deadline) {
             int cr = c->up->collect(c->up_ctx, rt, key, &ans, &alen, err, sizeof(err));
 
             if (cr > 0) {
@@ -736,7 +730,7 @@ attempt(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec *r
             }
             if (cr < 0)
                 break;
-            nap_ms(100);
+            cmpr_nap_ms(100);
         }
     }
     if (r == CMPR_UP_ANSWER) {
@@ -956,12 +950,7 @@ push_answer(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_re
         CMPR_PKIMESSAGE_free(a);
         return;                 /* the client's poll deals with it */
     }
-    if (cmpr_msg_bodytype(a) == CMPR_BODY_NESTED && sk_CMPR_PKIMESSAGE_num(a->body->value.nested) == 1) {
-        CMPR_PKIMESSAGE *in = sk_CMPR_PKIMESSAGE_shift(a->body->value.nested);
-
-        CMPR_PKIMESSAGE_free(a);
-        a = in;
-    }
+    a = unnest(a);
     if (mode_for(rt, rec->client_body) == CMPR_ROUTE_REPROTECT) {
         ASN1_OCTET_STRING *n = ASN1_OCTET_STRING_new();
         int ok = n != NULL && ASN1_OCTET_STRING_set(n, rec->client_nonce, (int)rec->client_nonce_len)

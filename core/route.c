@@ -3,6 +3,7 @@
  * one request against them (see route.h).
  */
 #include "core/route.h"
+#include "core/ca.h"
 #include "core/err.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
@@ -14,7 +15,6 @@
 #include <string.h>
 
 #include <glib.h>
-#include <openssl/pem.h>
 
 static const char *const directives[] = {
     "label", "profile", "body", "client", "subject", "issuer",
@@ -60,21 +60,6 @@ static char *
 dup_or_null(const char *v)
 {
     return v != NULL ? strdup(v) : NULL;
-}
-
-static int
-load_certs(const char *path, STACK_OF(X509) **out)
-{
-    BIO *b = BIO_new_file(path, "r");
-    X509 *x;
-
-    if (b == NULL)
-        return -1;
-    *out = sk_X509_new_null();
-    while ((x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL)
-        sk_X509_push(*out, x);
-    BIO_free(b);
-    return sk_X509_num(*out) > 0 ? 0 : -1;
 }
 
 static int
@@ -164,22 +149,18 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
         rt->followup_wait_ms = rt->timeout_ms;
     /* the RA's credentials */
     if ((path = cmpr_conf_group_path(g, "ra_cert", NULL)) != NULL) {
-        STACK_OF(X509) *sk = NULL;
+        STACK_OF(X509) *sk = cmpr_load_certs(path);
         char *kp = cmpr_conf_group_path(g, "ra_key", NULL);
-        BIO *b = kp != NULL ? BIO_new_file(kp, "r") : NULL;
 
-        if (load_certs(path, &sk) != 0 || b == NULL
-                || (rt->ra_key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL) {
+        if (sk == NULL || kp == NULL || (rt->ra_key = cmpr_load_key(kp, NULL)) == NULL) {
             *err_r = cmpr_conf_group_error(g, kp == NULL ? "ra_key" : "ra_cert",
                                            "cannot read the RA's certificate %s and key %s", path,
                                            kp != NULL ? kp : "(ra_key missing)");
             sk_X509_pop_free(sk, X509_free);
-            BIO_free(b);
             free(kp);
             free(path);
             return CMPR_ERR_CONFIG;
         }
-        BIO_free(b);
         free(kp);
         rt->ra_cert = sk_X509_shift(sk);
         rt->ra_chain = sk;
@@ -189,9 +170,9 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
             return CMPR_ERR_CONFIG;
         }
         if ((path = cmpr_conf_group_path(g, "ra_chain", NULL)) != NULL) {
-            STACK_OF(X509) *more = NULL;
+            STACK_OF(X509) *more = cmpr_load_certs(path);
 
-            if (load_certs(path, &more) != 0) {
+            if (more == NULL) {
                 *err_r = cmpr_conf_group_error(g, "ra_chain", "cannot read certificates from %s", path);
                 sk_X509_pop_free(more, X509_free);
                 free(path);
@@ -238,9 +219,9 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
         return CMPR_ERR_CONFIG;
     }
     if ((path = cmpr_conf_group_path(g, "trusted", NULL)) != NULL) {
-        STACK_OF(X509) *sk = NULL;
+        STACK_OF(X509) *sk = cmpr_load_certs(path);
 
-        if (load_certs(path, &sk) != 0) {
+        if (sk == NULL) {
             *err_r = cmpr_conf_group_error(g, "trusted", "cannot read certificates from %s", path);
             sk_X509_pop_free(sk, X509_free);
             free(path);

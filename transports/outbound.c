@@ -5,6 +5,7 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/outbound.h"
+#include "core/clock.h"
 #include "core/limits.h"
 #include "transports/dropname.h"
 #include "transports/fsutil.h"
@@ -37,24 +38,6 @@ struct cmpr_out {
     struct cmpr_rfs rfs;
     unsigned seq;
 };
-
-static long
-now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void
-nap(long ms)
-{
-    struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
-
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 /* "A,B" into two strings */
 static int
@@ -290,7 +273,7 @@ file_collect(struct cmpr_out *io, const char *key, unsigned char **rsp_r, size_t
 
     if (cmpr_fs_join(path, sizeof(path), io->in, "", key) != 0 || lstat(path, &st) != 0)
         return 0;
-    nap(50);            /* a writer that does not rename: let it finish */
+    cmpr_nap_ms(50);            /* a writer that does not rename: let it finish */
     if (lstat(path, &st2) != 0 || st2.st_size != st.st_size)
         return 0;
     if (cmpr_fs_read(path, CMPR_MAX_MSG_SIZE, 0, rsp_r, rsp_len_r) != 0) {
@@ -558,7 +541,7 @@ cmpr_out_exchange(struct cmpr_out *io, const char *tag, const unsigned char *req
                   unsigned char **rsp_r, size_t *rsp_len_r, char *err, size_t errlen)
 {
     char name[200], key[300];
-    long deadline = now_ms() + io->o.timeout_ms;
+    long deadline = cmpr_mono_ms() + io->o.timeout_ms;
     int r;
 
     snprintf(name, sizeof(name), "%s-%.32s-%u.pki", io->o.name_prefix, tag, ++io->seq);
@@ -571,8 +554,8 @@ cmpr_out_exchange(struct cmpr_out *io, const char *tag, const unsigned char *req
     do {
         if ((r = cmpr_out_collect(io, key, rsp_r, rsp_len_r, err, errlen)) != 0)
             return r > 0 ? 0 : -1;
-        nap(io->kind == IO_FILE ? 100 : 300);
-    } while (now_ms() < deadline);
+        cmpr_nap_ms(io->kind == IO_FILE ? 100 : 300);
+    } while (cmpr_mono_ms() < deadline);
     if (io->kind == IO_MAIL)
         snprintf(err, errlen, "no reply to <%s> in %s within %ld s", key, io->o.maildir,
                  io->o.timeout_ms / 1000);
