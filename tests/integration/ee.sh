@@ -198,18 +198,7 @@ check "ir without --newkey: exit 2 with what is missing" sh -c "test $? -eq 2 &&
 check "--verbose shows each message as cmprouter dump does" sh -c "grep -q -- '---- request ----' v.err && grep -q genm v.err && grep -q genp v.err"
 
 # ---- OpenSSL's mock server (a server we did not write) ----
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mca.key -out mca.crt -subj /CN=MockCA \
-	-days 2 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout msrv.key -subj /CN=mocksrv 2>/dev/null \
-	| openssl x509 -req -CA mca.crt -CAkey mca.key -days 2 -out msrv.crt 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out mee.key
-openssl req -new -key mee.key -subj /CN=mockee 2>/dev/null | openssl x509 -req -CA mca.crt -CAkey mca.key -days 2 -out mee.crt 2>/dev/null
-openssl cmp -config /dev/null -port 0 -srv_ref mock -srv_secret pass:test -srv_cert msrv.crt -srv_key msrv.key \
-	-srv_trusted mca.crt -rsp_cert mee.crt -rsp_capubs mca.crt -poll_count 1 -check_after 1 -max_msgs 40 \
-	>mock.out 2>mock.err &
-PIDS="$PIDS $!"
-_i=0; MP=""
-while [ $_i -lt 50 ] && [ -z "$MP" ]; do MP=$(sed -n 's/^ACCEPT \[::\]:\([0-9]*\).*/\1/p' mock.out); sleep 0.1; _i=$((_i + 1)); done
+start_mock test -srv_trusted mca.crt
 M="http://127.0.0.1:$MP/pkix/"
 MM="--ref me --secret pass:test --recipient /CN=MockCA --trusted mca.crt --total-timeout 30"
 "$R" ir --server "$M" $MM --newkey mee.key --subject /CN=mockee --out mock-ir.pem 2>mock-ir.err

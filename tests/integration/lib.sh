@@ -63,3 +63,28 @@ pending_tid() {
 	done
 	echo "$_tid"
 }
+
+# start_mock SECRET [openssl cmp options...]: OpenSSL's mock server on a free
+# port with a test PKI: mca.crt (its CA), msrv.crt/.key (its signer) and the
+# one certificate it hands out, mee.crt for mee.key. Polls once (checkAfter 1).
+# Sets MP (empty if it did not start; bounded wait, 5 s).
+start_mock() {
+	_sec=$1; shift
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mca.key -out mca.crt \
+		-subj /CN=MockCA -days 2 -addext basicConstraints=critical,CA:TRUE \
+		-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout msrv.key -subj /CN=mocksrv 2>/dev/null \
+		| openssl x509 -req -CA mca.crt -CAkey mca.key -days 2 -out msrv.crt 2>/dev/null
+	openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out mee.key
+	openssl req -new -key mee.key -subj /CN=mockee 2>/dev/null \
+		| openssl x509 -req -CA mca.crt -CAkey mca.key -days 2 -out mee.crt 2>/dev/null
+	openssl cmp -config /dev/null -port 0 -srv_ref mock -srv_secret "pass:$_sec" -srv_cert msrv.crt \
+		-srv_key msrv.key -rsp_cert mee.crt -rsp_capubs mca.crt -poll_count 1 -check_after 1 -max_msgs 60 \
+		"$@" >mock.out 2>mock.err &
+	PIDS="$PIDS $!"
+	_i=0; MP=""
+	while [ $_i -lt 50 ] && [ -z "$MP" ]; do
+		MP=$(sed -n 's/^ACCEPT \[::\]:\([0-9]*\).*/\1/p' mock.out); sleep 0.1; _i=$((_i + 1))
+	done
+}
+

@@ -47,18 +47,7 @@ check "CA daemon B runs (HTTP $BP, TCP $BT)" test -n "$BP" -a -n "$BT"
 check "the RA's own certificate comes from B (cmprouter ir)" test -s ra.pem -a -s ra.key
 
 # ---- OpenSSL's mock server: another upstream CA ----
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout mca.key -out mca.crt -subj /CN=MockCA \
-	-days 2 -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout msrv.key -subj /CN=mocksrv 2>/dev/null \
-	| openssl x509 -req -CA mca.crt -CAkey mca.key -days 2 -out msrv.crt 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out mee.key
-openssl req -new -key mee.key -subj /CN=mockee 2>/dev/null | openssl x509 -req -CA mca.crt -CAkey mca.key -days 2 -out mee.crt 2>/dev/null
-openssl cmp -config /dev/null -port 0 -srv_ref mock -srv_secret pass:mocksecret -srv_cert msrv.crt -srv_key msrv.key \
-	-srv_trusted b/ca/root.pem -srv_untrusted b/ca/issuing.pem -rsp_cert mee.crt -rsp_capubs mca.crt \
-	-poll_count 1 -check_after 1 -max_msgs 60 >mock.out 2>mock.err &
-PIDS="$PIDS $!"
-i=0; MP=""
-while [ $i -lt 50 ] && [ -z "$MP" ]; do MP=$(sed -n 's/^ACCEPT \[::\]:\([0-9]*\).*/\1/p' mock.out); sleep 0.1; i=$((i + 1)); done
+start_mock mocksecret -srv_trusted b/ca/root.pem -srv_untrusted b/ca/issuing.pem
 check "OpenSSL's mock server runs (port $MP)" test -n "$MP"
 
 # ---- A: the RA with its routes ----
