@@ -43,7 +43,10 @@ int cmpr_out_offline(const struct cmpr_out *io);
 int cmpr_out_start(struct cmpr_out *io, const char *name, const unsigned char *der, size_t len,
                    long timeout_ms, char *key, size_t keylen, unsigned char **rsp_r,
                    size_t *rsp_len_r, char *err, size_t errlen);
-/* An offline medium's answer for key: 1 with *rsp_r, 0 not yet, -1 trouble. */
+/* An offline medium's answer for key: 1 with *rsp_r (the bytes as they came,
+ * at most 1 MiB, taken off the medium: the caller decodes and judges them;
+ * empty for a reply mail without a CMP part), 0 not yet, -1 trouble
+ * reaching the medium. */
 int cmpr_out_collect(struct cmpr_out *io, const char *key, unsigned char **rsp_r,
                      size_t *rsp_len_r, char *err, size_t errlen);
 /* One round trip (start, then collect until the timeout); *rsp_r

@@ -14,7 +14,7 @@ ARGS="--http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0"
 start_daemon cb0 http --data-dir "$TMP/b" $ARGS
 kill $PID; wait $PID 2>/dev/null
 sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' b/cmprouter.conf
-mkdir -p slow/in slow/out batch/in batch/out
+mkdir -p slow/in slow/out batch/in batch/out hostile/in hostile/out
 cat >>b/cmprouter.conf <<EOF
 
 [client ra]
@@ -118,6 +118,11 @@ protection = reprotect
 ra_cert = $TMP/ra.pem
 ra_key = $TMP/ra.key
 trusted = $TMP/b/ca/root.pem
+check_after = 1
+
+[route hostile]
+label = hostile
+upstream = file:$TMP/hostile/out,$TMP/hostile/in
 check_after = 1
 
 [route batched]
@@ -258,6 +263,18 @@ check "... A answered 'waiting' first (the request file was not answered yet)" t
 check "... the certConf reached B through the files: B confirmed" sh -c \
 	"grep -q 'tid=$tid ra: confirmed' cb1.err"
 
+# ---- an offline upstream that answers with junk ----
+"$R" ir --server "$AH/p/hostile" --ref demo --secret pass:$S --newkey ec:P-256 --subject /CN=hostile \
+	--out hostile.pem --total-timeout 60 --max-wait 1 2>hostile.err &
+CL=$!
+i=0; while [ $i -lt 100 ] && [ -z "$(ls hostile/out)" ]; do sleep 0.1; i=$((i + 1)); done
+F=$(ls hostile/out | head -1)
+head -c 3000 /dev/urandom >"hostile/in/${F%.pki}.rsp.pki"
+wait $CL
+check "an answer file of junk from the upstream: the client gets a CMP error (systemFailure), not a hang" sh -c \
+	"test $? -eq 5 && grep -q 'systemFailure' hostile.err && grep -q 'not a PKIMessage' hostile.err \
+	 && test -z \"\$(ls hostile/in)\""
+
 # ---- clients on media A can write to get the offline CA's answer pushed ----
 $C -server 127.0.0.1:9 -cmd ir $MAC -newkey k.key -subject /CN=offline-push -implicit_confirm -reqout push.der \
 	-certout x.pem >/dev/null 2>&1
@@ -330,4 +347,4 @@ check "A killed -9 and restarted: the request still reaches the CA, the client's
 
 kill $PID; wait $PID 2>/dev/null
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
-	sh -c "! cat ra*.err cb*.err down.err bat*.err or*.err local.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat ra*.err cb*.err down.err hostile.err bat*.err or*.err local.err | grep -q 'Sanitizer\|runtime error'"
