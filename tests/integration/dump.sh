@@ -3,7 +3,6 @@
 # messages from LightweightCmpRa, and hostile files.
 . "$TOP/tests/integration/lib.sh"
 D=$TOP/tests/data/openssl
-SH=${CMPR_SHARED_DIR:-$TOP/../shared}
 cd "$TMP" || exit 1
 cp "$D"/*.pem "$D"/*.key .
 
@@ -64,7 +63,7 @@ check "ip dump shows status and caPubs" sh -c "grep -q 'status: accepted' ip.txt
 
 # messages from LightweightCmpRa
 cnt=0; bad=0
-for f in "$SH"/fixtures/lightweightcmpra/*/*.PKI; do
+for f in "$TOP"/tests/data/lightweightcmpra/*/*.PKI; do
 	cnt=$((cnt + 1))
 	"$CMPROUTER" dump --json "$f" | python3 -m json.tool >/dev/null 2>&1 || bad=$((bad + 1))
 done

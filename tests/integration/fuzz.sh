@@ -3,11 +3,10 @@
 # from a seed corpus of real messages. Builds without fuzzers count nothing.
 . "$TOP/tests/integration/lib.sh"
 secs=${CMPR_FUZZ_SECONDS:-30}
-SH=${CMPR_SHARED_DIR:-$TOP/../shared}
 corpus=$TMP/corpus
 mkdir -p "$corpus"
 cp "$TOP"/tests/data/openssl/*.der "$corpus"/
-for f in "$SH"/fixtures/lightweightcmpra/*/*.PKI; do
+for f in "$TOP"/tests/data/lightweightcmpra/*/*.PKI; do
 	[ -f "$f" ] && cp "$f" "$corpus/$(basename "$(dirname "$f")")_$(basename "$f")"
 done
 for fz in "$BUILD"/tests/fuzz/fuzz_*; do

@@ -492,8 +492,8 @@ test_lightweightcmpra_fixtures(void **state)
         char rel[256];
         char **l;
 
-        snprintf(rel, sizeof(rel), "fixtures/lightweightcmpra/%s", flows[f]);
-        l = tu_list(tu_shared(rel, dir, sizeof(dir)), ".PKI");
+        snprintf(rel, sizeof(rel), "lightweightcmpra/%s", flows[f]);
+        l = tu_list(tu_data(rel, dir, sizeof(dir)), ".PKI");
         for (char **p = l; *p != NULL; p++) {
             CMPR_PKIMESSAGE *m = NULL;
             X509 *signer;
@@ -614,7 +614,7 @@ test_request_accessors(void **state)
     CMPR_PKIMESSAGE_free(m);
 
     /* LightweightCmpRa's ir carries a certProfile */
-    der = tu_read(tu_shared("fixtures/lightweightcmpra/IrWithMacProtection/downstream_INIT_REQ.PKI",
+    der = tu_read(tu_data("lightweightcmpra/IrWithMacProtection/downstream_INIT_REQ.PKI",
                             path, sizeof(path)), &len);
     assert_int_equal(cmpr_msg_decode(der, len, &m, NULL), CMPR_OK);
     free(der);

@@ -44,15 +44,6 @@ tu_data(const char *rel, char *buf, size_t len)
     return buf;
 }
 
-const char *
-tu_shared(const char *rel, char *buf, size_t len)
-{
-    const char *d = getenv("CMPR_SHARED_DIR");
-
-    snprintf(buf, len, "%s/%s", d != NULL ? d : CMPR_SRCDIR "/../shared", rel);
-    return buf;
-}
-
 static int
 cmpstr(const void *a, const void *b)
 {

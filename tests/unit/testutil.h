@@ -15,8 +15,6 @@
 unsigned char *tu_read(const char *path, size_t *len_r);
 /* Path of a file under tests/data (CMPR_TEST_DATA or the source tree). */
 const char *tu_data(const char *rel, char *buf, size_t len);
-/* Path under ../shared/fixtures (CMPR_SHARED_DIR or beside the source tree). */
-const char *tu_shared(const char *rel, char *buf, size_t len);
 /* Lists *.der / *.PKI files of a directory (NULL-terminated, caller frees all). */
 char **tu_list(const char *dir, const char *suffix);
 void tu_list_free(char **l);
