@@ -17,8 +17,8 @@
 #include "codec/oids.h"
 #include "core/config.h"
 #include "core/core.h"
-#include "core/err.h"
-#include "core/limits.h"
+#include "base/err.h"
+#include "base/limits.h"
 #include "core/store.h"
 
 static const char *const commands[] = {

@@ -21,9 +21,9 @@
 #include "codec/print.h"
 #include "codec/protect.h"
 #include "core/ca.h"
-#include "core/clock.h"
-#include "core/err.h"
-#include "core/limits.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/limits.h"
 #include "transports/fsutil.h"
 #include "transports/smtp_client.h"
 

@@ -25,8 +25,8 @@
 #include "codec/oids.h"
 #include "core/config.h"
 #include "core/core.h"
-#include "core/err.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/log.h"
 #include "transports/transport.h"
 
 #define HOUSEKEEPING_MS 30000

@@ -9,8 +9,8 @@
 #include "transports/mailproc.h"
 #include "core/config.h"
 #include "core/core.h"
-#include "core/err.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>

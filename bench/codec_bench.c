@@ -12,7 +12,7 @@
 
 #include "codec/msg.h"
 #include "codec/protect.h"
-#include "core/err.h"
+#include "base/err.h"
 
 static unsigned char *
 slurp(const char *path, size_t *len)

@@ -1,6 +1,6 @@
 /* Bounded DER skeleton checks. No allocation, no recursion, no I/O. */
 #include "codec/der.h"
-#include "core/err.h"
+#include "base/err.h"
 
 #include <stdint.h>
 

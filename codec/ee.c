@@ -6,7 +6,7 @@
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
-#include "core/err.h"
+#include "base/err.h"
 
 #include <stdio.h>
 #include <string.h>

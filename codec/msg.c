@@ -2,8 +2,8 @@
 #include "codec/msg.h"
 #include "codec/der.h"
 #include "codec/oids.h"
-#include "core/err.h"
-#include "core/limits.h"
+#include "base/err.h"
+#include "base/limits.h"
 
 #include <openssl/core_names.h>
 #include <openssl/err.h>

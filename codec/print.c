@@ -2,7 +2,7 @@
 #include "codec/print.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
-#include "core/err.h"
+#include "base/err.h"
 
 #include <openssl/objects.h>
 #include <openssl/x509v3.h>

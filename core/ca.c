@@ -1,8 +1,8 @@
 /* The embedded CA: loads keys once, applies profiles, issues, makes CRLs. */
 #include "core/ca.h"
 #include "codec/asn1.h"
-#include "core/err.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <fcntl.h>
 #include <fnmatch.h>

@@ -1,8 +1,8 @@
 /* cmprouter.conf: GKeyFile for the syntax, directive tables for meaning, a
  * line index for "file:line" in every error (nginx conf style). */
 #include "core/config.h"
-#include "core/err.h"
-#include "core/limits.h"
+#include "base/err.h"
+#include "base/limits.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -24,9 +24,9 @@
  * the client, else the original request's (RFC 9483 4.4 allows both).
  */
 #include "core/pipeline.h"
-#include "core/clock.h"
-#include "core/err.h"
-#include "core/log.h"
+#include "base/clock.h"
+#include "base/err.h"
+#include "base/log.h"
 #include "codec/oids.h"
 
 #include <stdarg.h>

@@ -5,9 +5,9 @@
  */
 #include "core/core.h"
 #include "core/ca.h"
-#include "core/err.h"
-#include "core/limits.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
 #include "core/txn.h"
 #include "core/pipeline.h"
 #include "codec/msg.h"

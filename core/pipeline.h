@@ -9,7 +9,7 @@
 #include "core/ca.h"
 #include "core/route.h"
 #include "core/store.h"
-#include "core/limits.h"
+#include "base/limits.h"
 #include "codec/msg.h"
 #include "codec/protect.h"
 

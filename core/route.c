@@ -4,7 +4,7 @@
  */
 #include "core/route.h"
 #include "core/ca.h"
-#include "core/err.h"
+#include "base/err.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
 

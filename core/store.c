@@ -1,6 +1,6 @@
 /* Backend selection and the record helpers shared by every store backend. */
 #include "core/store.h"
-#include "core/err.h"
+#include "base/err.h"
 
 #include <stdlib.h>
 #include <string.h>

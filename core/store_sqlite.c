@@ -2,7 +2,7 @@
  * behind a mutex (SQLite serialises writers anyway). Runs on worker threads
  * only, never on the event loop. */
 #include "core/store.h"
-#include "core/err.h"
+#include "base/err.h"
 
 #include <pthread.h>
 #include <sqlite3.h>

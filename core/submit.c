@@ -2,7 +2,7 @@
  * pool so crypto and storage never block the loop that moves bytes. */
 #include "core/envelope.h"
 #include "core/core.h"
-#include "core/err.h"
+#include "base/err.h"
 
 #include <stdio.h>
 #include <stdlib.h>

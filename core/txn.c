@@ -1,8 +1,8 @@
 /* The one place a transaction's state changes: every change is checked
  * against the state machine and logged as "old -> new". */
 #include "core/txn.h"
-#include "core/err.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <stdio.h>
 

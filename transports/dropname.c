@@ -2,8 +2,8 @@
 #include "transports/dropname.h"
 #include "codec/msg.h"
 #include "core/config.h"
-#include "core/err.h"
-#include "core/limits.h"
+#include "base/err.h"
+#include "base/limits.h"
 
 #include <fnmatch.h>
 #include <signal.h>

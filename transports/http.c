@@ -10,9 +10,9 @@
 #include "codec/tcpframe.h"
 #include "core/core.h"
 #include "core/envelope.h"
-#include "core/err.h"
-#include "core/limits.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
 
 #include <ctype.h>
 #include <stdio.h>

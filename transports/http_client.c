@@ -3,7 +3,7 @@
 #include "transports/http_client.h"
 #include "transports/tls.h"
 #include "transports/blocking.h"
-#include "core/limits.h"
+#include "base/limits.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -22,8 +22,8 @@
 #include "transports/smtp_client.h"
 #include "transports/worker.h"
 #include "core/core.h"
-#include "core/err.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -7,8 +7,8 @@
 #include "codec/print.h"
 #include "core/config.h"
 #include "core/core.h"
-#include "core/err.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/err.h"
+#include "base/err.h"
 
 int
 cmpr_net_parse_address(const char *v, char *host, size_t hlen, int *port)

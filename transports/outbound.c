@@ -5,8 +5,8 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/outbound.h"
-#include "core/clock.h"
-#include "core/limits.h"
+#include "base/clock.h"
+#include "base/limits.h"
 #include "transports/dropname.h"
 #include "transports/fsutil.h"
 #include "transports/http_client.h"

@@ -33,9 +33,9 @@
 #include "transports/worker.h"
 #include "transports/rfs.h"
 #include "core/core.h"
-#include "core/err.h"
-#include "core/limits.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <fcntl.h>

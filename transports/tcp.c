@@ -13,9 +13,9 @@
 #include "codec/tcpframe.h"
 #include "core/core.h"
 #include "core/envelope.h"
-#include "core/err.h"
-#include "core/limits.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/limits.h"
+#include "base/log.h"
 
 #include <dirent.h>
 #include <errno.h>

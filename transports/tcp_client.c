@@ -3,7 +3,7 @@
 #include "transports/tcp_client.h"
 #include "transports/blocking.h"
 #include "codec/tcpframe.h"
-#include "core/limits.h"
+#include "base/limits.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -20,8 +20,8 @@
 #include "transports/smtp_client.h"
 #include "transports/worker.h"
 #include "core/core.h"
-#include "core/err.h"
-#include "core/log.h"
+#include "base/err.h"
+#include "base/log.h"
 #include "core/route.h"
 
 #include <errno.h>

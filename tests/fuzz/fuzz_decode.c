@@ -10,7 +10,7 @@
 #include "codec/msg.h"
 #include "codec/print.h"
 #include "codec/protect.h"
-#include "core/err.h"
+#include "base/err.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -15,8 +15,8 @@
 #include "codec/oids.h"
 #include "codec/print.h"
 #include "codec/protect.h"
-#include "core/err.h"
-#include "core/limits.h"
+#include "base/err.h"
+#include "base/limits.h"
 
 static EVP_PKEY *g_key;       /* EC P-256, for certs and CSRs */
 static EVP_PKEY *g_rk;        /* RSA recipient of an EnvelopedData */

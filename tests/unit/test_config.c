@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "core/config.h"
-#include "core/err.h"
+#include "base/err.h"
 
 static char dir[64];
 

@@ -19,7 +19,7 @@
 #include "codec/protect.h"
 #include "core/config.h"
 #include "core/core.h"
-#include "core/err.h"
+#include "base/err.h"
 #include "core/store.h"
 
 #include <sqlite3.h>

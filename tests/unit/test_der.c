@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "codec/der.h"
-#include "core/err.h"
+#include "base/err.h"
 
 static void
 test_simple_sequence(void **state)

@@ -11,7 +11,7 @@
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
-#include "core/err.h"
+#include "base/err.h"
 
 /* encode and decode again: what goes on the wire is what we check */
 static CMPR_PKIMESSAGE *

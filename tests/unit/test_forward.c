@@ -17,7 +17,7 @@
 #include "codec/protect.h"
 #include "core/config.h"
 #include "core/core.h"
-#include "core/err.h"
+#include "base/err.h"
 #include "core/route.h"
 
 #define SECRET "demo-secret-for-forwarding"

@@ -14,7 +14,7 @@
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
-#include "core/err.h"
+#include "base/err.h"
 
 static const unsigned char secret[] = "shared secret 1234";
 #define SECLEN (sizeof(secret) - 1)

@@ -10,7 +10,7 @@
 
 #include "codec/asn1.h"
 #include "core/config.h"
-#include "core/err.h"
+#include "base/err.h"
 #include "core/route.h"
 
 static char dir[64];

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/err.h"
+#include "base/err.h"
 #include "core/store.h"
 
 static char dbpath[256];

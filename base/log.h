@@ -1,7 +1,7 @@
 /* Logging to stderr with levels; every line about a message names the medium,
  * the peer and the transactionID (the caller formats them in). */
-#ifndef CMPR_CORE_LOG_H
-#define CMPR_CORE_LOG_H
+#ifndef CMPR_BASE_LOG_H
+#define CMPR_BASE_LOG_H
 
 enum cmpr_log_level { CMPR_LOG_ERROR = 0, CMPR_LOG_WARNING, CMPR_LOG_INFO, CMPR_LOG_DEBUG };
 

@@ -1,7 +1,7 @@
 /* Monotonic time and short sleeps for code that waits for a medium (the
  * forwarder, the client side of the transports, the EE client). */
-#ifndef CMPR_CORE_CLOCK_H
-#define CMPR_CORE_CLOCK_H
+#ifndef CMPR_BASE_CLOCK_H
+#define CMPR_BASE_CLOCK_H
 
 #include <errno.h>
 #include <time.h>

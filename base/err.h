@@ -1,4 +1,5 @@
-/* cmprouter error codes: negative ints, 0 is success (OpenSSH ssherr style). */
+/* cmprouter error codes: negative ints, 0 is success (OpenSSH ssherr style).
+ * One table in err.c holds each code's name and text. */
 #ifndef CMPR_ERR_H
 #define CMPR_ERR_H
 
@@ -24,12 +25,20 @@
 #define CMPR_ERR_NOT_FOUND      -30
 #define CMPR_ERR_EXISTS         -31  /* unique key already present (transactionID, serial, nonce) */
 #define CMPR_ERR_STORE          -32  /* storage backend failure */
-#define CMPR_ERR_CONFLICT       -60  /* the record changed since it was read (another process) */
 #define CMPR_ERR_CONFIG         -33  /* configuration error */
 #define CMPR_ERR_IO             -34
 #define CMPR_ERR_BAD_HEADER     -40  /* an answer that does not belong to our request */
 #define CMPR_ERR_BAD_BODY       -41  /* an answer body we did not ask for, or malformed */
+#define CMPR_ERR_STATE          -50  /* the state machine refused a transition */
+#define CMPR_ERR_CONFLICT       -60  /* the record changed since it was read (another process) */
+/* a peer we talk to (upstream CA, SSH or SMTP server) */
+#define CMPR_ERR_UNREACHABLE    -70  /* the message could not go out (connect, DNS, TLS, refused) */
+#define CMPR_ERR_TIMEOUT        -71  /* it went out, no answer in time */
+#define CMPR_ERR_PEER           -72  /* the peer answered, but not with what the protocol allows */
 
+/* "out of memory" ... ("unknown error" for a code not in the table) */
 const char *cmpr_strerror(int err);
+/* "CMPR_ERR_ALLOC" ... ("CMPR_ERR_?" for a code not in the table) */
+const char *cmpr_errname(int err);
 
 #endif
