@@ -16,6 +16,7 @@
 #include "admin.h"
 #include "codec/oids.h"
 #include "core/config.h"
+#include "transports/transport.h"
 #include "core/core.h"
 #include "base/err.h"
 #include "base/limits.h"
@@ -332,9 +333,10 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
         fprintf(stderr, "cmprouter: %s: a configuration is needed (-c FILE)\n", cmd);
         return 2;
     }
-    if (cmpr_conf_load(o.conf, &conf, &err) != CMPR_OK) {
+    if (cmpr_conf_load(o.conf, &conf, &err) != CMPR_OK || cmpr_transports_check_groups(conf, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouter: %s\n", err);
         free(err);
+        cmpr_conf_free(conf);
         return 1;
     }
     if (cmpr_core_new(conf, &core, &err) != CMPR_OK) {

@@ -14,7 +14,7 @@
 #define _GNU_SOURCE 1
 #include "config.h"
 #include "apps/client.h"
-#include "transports/outbound.h"
+#include "transports/client/outbound.h"
 #include "codec/ee.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
@@ -24,8 +24,8 @@
 #include "base/clock.h"
 #include "base/err.h"
 #include "base/limits.h"
-#include "transports/fsutil.h"
-#include "transports/smtp_client.h"
+#include "transports/lib/fsutil.h"
+#include "transports/lib/smtp.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -4,9 +4,11 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -15,9 +17,10 @@
 #include "codec/msg.h"
 #include "codec/print.h"
 #include "codec/protect.h"
-#include "transports/http_client.h"
-#include "transports/tcp_client.h"
+#include "transports/client/http.h"
+#include "transports/client/tcp.h"
 #include "core/ca.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "core/config.h"
@@ -73,55 +76,27 @@ usage(FILE *f)
     fputs(usage_text, f);
 }
 
-/* Reads all of path ("-" = stdin) up to cap bytes. */
+/* Reads all of path ("-" = stdin) up to cap bytes: 0, or -errno (-EFBIG
+ * when it is longer). */
 static int
 read_all(const char *path, unsigned char **buf_r, size_t *len_r, size_t cap)
 {
-    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
-    unsigned char *buf = NULL;
-    size_t len = 0, alloc = 0, n;
+    int fd = strcmp(path, "-") == 0 ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    struct cmpr_buf b;
+    int r, e;
 
-    if (f == NULL)
+    if (fd < 0)
         return -errno;
-    for (;;) {
-        if (len == alloc) {
-            unsigned char *nb;
-
-            alloc = alloc ? alloc * 2 : 16384;
-            if (alloc > cap + 1)
-                alloc = cap + 1;
-            if ((nb = realloc(buf, alloc)) == NULL) {
-                free(buf);
-                if (f != stdin)
-                    fclose(f);
-                return -ENOMEM;
-            }
-            buf = nb;
-        }
-        n = fread(buf + len, 1, alloc - len, f);
-        len += n;
-        if (len > cap) {
-            free(buf);
-            if (f != stdin)
-                fclose(f);
-            return -EFBIG;
-        }
-        if (n == 0)
-            break;
-    }
-    if (ferror(f)) {
-        int e = errno;
-
-        free(buf);
-        if (f != stdin)
-            fclose(f);
-        return -(e ? e : EIO);
-    }
-    if (f != stdin)
-        fclose(f);
-    *buf_r = buf;
-    *len_r = len;
-    return 0;
+    cmpr_buf_init(&b, cap);
+    r = cmpr_buf_read_fd(&b, fd);
+    e = errno;
+    if (fd != STDIN_FILENO)
+        close(fd);
+    if (r == CMPR_OK && (*buf_r = cmpr_buf_steal(&b, len_r)) == NULL)
+        r = CMPR_ERR_ALLOC;
+    cmpr_buf_free(&b);
+    return r == CMPR_OK ? 0 : r == CMPR_ERR_TOO_LARGE ? -EFBIG : r == CMPR_ERR_ALLOC ? -ENOMEM
+           : -(e ? e : EIO);
 }
 
 /* DER as is; otherwise PEM ("-----BEGIN ...") or bare base64 are decoded. */

@@ -421,6 +421,7 @@ on_hup(uv_signal_t *s, int signum)
     /* a new core serves new requests; work in flight keeps the old one,
      * which lives on until the daemon exits (bounded by the slots) */
     if (cmpr_conf_load(dm->conf_path, &conf, &err) != CMPR_OK
+            || cmpr_transports_check_groups(conf, &err) != CMPR_OK
             || cmpr_core_new(conf, &core, &err) != CMPR_OK) {
         cmpr_log_error("SIGHUP: configuration refused, keeping the running one: %s",
                        err != NULL ? err : "?");
@@ -493,7 +494,7 @@ on_housekeeping(uv_timer_t *t)
 /* Configures and starts one transport; 0, or the exit code. */
 static int
 add_transport(struct daemon *dm, const struct cmpr_transport_ops *ops, const char *name,
-              const struct cmpr_conf_group *g, const char *addr_opt, int admin)
+              const struct cmpr_conf_group *g, const char *addr_opt)
 {
     struct listener *l = &dm->listeners[dm->n_listeners];
     char *err = NULL;
@@ -506,23 +507,84 @@ add_transport(struct daemon *dm, const struct cmpr_transport_ops *ops, const cha
     l->name = name;
     if ((l->ctx = calloc(1, ops->ctx_size)) == NULL)
         return 1;
-    if (admin)
-        cmpr_http_set_admin(l->ctx);
-    if (ops->configure(l->ctx, g, &err) != CMPR_OK) {
+    if (ops->configure(l->ctx, name, g, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouterd: %s\n", err != NULL ? err : "configuration error");
         free(err);
+        free(l->ctx);
         return 1;
     }
     if (ops->set_address(l->ctx, addr_opt) != 0) {
         fprintf(stderr, "cmprouterd: --%s must be ADDR:PORT\n", name);
+        ops->free(l->ctx);
+        free(l->ctx);
         return 2;
     }
     if (ops->start(l->ctx, &dm->base, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouterd: %s\n", err != NULL ? err : "cannot start");
         free(err);
+        ops->free(l->ctx);
+        free(l->ctx);
         return 1;
     }
     dm->n_listeners++;
+    return 0;
+}
+
+/* Listeners given on the command line, which start even without a group in
+ * the file ([listen http] always does: the embedded default's). */
+struct cli_listen {
+    const char *name;               /* [listen NAME] */
+    const char *addr;               /* --NAME ADDR:PORT, or NULL */
+    int always;
+};
+
+/* Every medium of the file (cmpr_transports[], in file order) and the
+ * command line's listeners; 0, or the exit code. */
+static int
+start_transports(struct daemon *dm, const struct cli_listen *cli, size_t n_cli)
+{
+    int rc;
+
+    /* [listen http] first: its port is the one the how-to names */
+    for (size_t k = 0; k < n_cli; k++) {
+        const struct cmpr_conf_group *g = cmpr_conf_group(dm->conf, "listen", cli[k].name);
+
+        if (!cli[k].always && (g != NULL || cli[k].addr == NULL))
+            continue;
+        if ((rc = add_transport(dm, &cmpr_http_transport, cli[k].name, g, cli[k].addr)) != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < dm->conf->n_groups; i++) {
+        const struct cmpr_conf_group *g = &dm->conf->groups[i];
+        const struct cmpr_transport_ops *ops = cmpr_transport_for(g);
+        const char *addr = NULL;
+        int skip = 0;
+
+        if (ops == NULL)
+            continue;           /* [route NAME]: the core's */
+        for (size_t k = 0; k < n_cli; k++) {
+            if (strcmp(g->type, "listen") == 0 && strcmp(g->name, cli[k].name) == 0) {
+                addr = cli[k].addr;
+                skip = cli[k].always;   /* started above */
+            }
+        }
+        if (!skip && (rc = add_transport(dm, ops, g->name, g, addr)) != 0)
+            return rc;
+    }
+    /* command-line listeners without a group of their own */
+    for (size_t k = 0; k < n_cli; k++) {
+        const struct cmpr_conf_group fake = { (char *)"listen", (char *)cli[k].name, NULL, NULL, NULL, 0, 0, NULL };
+        const struct cmpr_transport_ops *ops = cmpr_transport_for(&fake);
+
+        if (cli[k].always || cli[k].addr == NULL || cmpr_conf_group(dm->conf, "listen", cli[k].name) != NULL)
+            continue;
+        if (ops != NULL && (rc = add_transport(dm, ops, cli[k].name, NULL, cli[k].addr)) != 0)
+            return rc;
+    }
+    /* routes to upstream CAs: the forwarder's thread */
+    if (cmpr_core_has_upstreams(dm->core)
+            && (rc = add_transport(dm, &cmpr_forward_transport, "upstreams", NULL, NULL)) != 0)
+        return rc;
     return 0;
 }
 
@@ -598,7 +660,8 @@ main(int argc, char **argv)
     } else if (embedded_default(data_dir, http, tcp, &dm->conf_path) != 0) {
         return 1;
     }
-    if (cmpr_conf_load(dm->conf_path, &dm->conf, &err) != CMPR_OK) {
+    if (cmpr_conf_load(dm->conf_path, &dm->conf, &err) != CMPR_OK
+            || cmpr_transports_check_groups(dm->conf, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouterd: %s\n", err);
         return 1;
     }
@@ -625,57 +688,12 @@ main(int argc, char **argv)
     dm->base.core = d_core;
     dm->base.request_done = d_request_done;
     dm->base.metrics = d_metrics;
-    /* transports: [listen http] (always), [listen admin|https|tcp] when
-     * configured, then every [filedrop NAME] and [sftp NAME] */
-    for (size_t i = 0; i < dm->conf->n_groups; i++) {
-        const struct cmpr_conf_group *g = &dm->conf->groups[i];
-
-        if (strcmp(g->type, "filedrop") == 0 || strcmp(g->type, "sftp") == 0
-                || strcmp(g->type, "mail") == 0 || strcmp(g->type, "route") == 0)
-            continue;
-        if (strcmp(g->type, "listen") != 0
-                || (strcmp(g->name, "http") != 0 && strcmp(g->name, "https") != 0
-                    && strcmp(g->name, "admin") != 0 && strcmp(g->name, "tcp") != 0)) {
-            char *e = cmpr_conf_group_error(g, NULL, "unknown group [%s %s] (this daemon has "
-                                            "[listen http], [listen https], [listen tcp] "
-                                            "and [listen admin])",
-                                            g->type, g->name);
-
-            fprintf(stderr, "cmprouterd: %s\n", e);
-            free(e);
-            return 1;
-        }
-    }
     {
-        /* http first (always), then admin, https and tcp when configured */
-        const char *names[4] = { "http", "admin", "https", "tcp" };
-        const char *addr_opt[4] = { http, admin, NULL, tcp };
+        const struct cli_listen cli[] = {
+            { "http", http, 1 }, { "admin", admin, 0 }, { "tcp", tcp, 0 },
+        };
 
-        for (int i = 0; i < 4; i++) {
-            const struct cmpr_conf_group *g = cmpr_conf_group(dm->conf, "listen", names[i]);
-
-            if (i > 0 && g == NULL && addr_opt[i] == NULL)
-                continue;
-            if ((rc = add_transport(dm, i == 3 ? &cmpr_tcp_transport : &cmpr_http_transport,
-                                    names[i], g, addr_opt[i], i == 1)) != 0)
-                return rc;
-        }
-        for (size_t i = 0; i < dm->conf->n_groups; i++) {
-            const struct cmpr_conf_group *g = &dm->conf->groups[i];
-
-            if (strcmp(g->type, "filedrop") == 0
-                    && (rc = add_transport(dm, &cmpr_filedrop_transport, g->name, g, NULL, 0)) != 0)
-                return rc;
-            if (strcmp(g->type, "sftp") == 0
-                    && (rc = add_transport(dm, &cmpr_sftp_transport, g->name, g, NULL, 0)) != 0)
-                return rc;
-            if (strcmp(g->type, "mail") == 0
-                    && (rc = add_transport(dm, &cmpr_mail_transport, g->name, g, NULL, 0)) != 0)
-                return rc;
-        }
-        /* routes to upstream CAs: the forwarder's thread */
-        if (cmpr_core_has_upstreams(dm->core)
-                && (rc = add_transport(dm, &cmpr_forward_transport, "upstreams", NULL, NULL, 0)) != 0)
+        if ((rc = start_transports(dm, cli, sizeof(cli) / sizeof(cli[0]))) != 0)
             return rc;
     }
     if (user != NULL && drop_privileges(user) != 0)

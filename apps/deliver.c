@@ -8,6 +8,7 @@
 #include "deliver.h"
 #include "transports/mailproc.h"
 #include "core/config.h"
+#include "transports/transport.h"
 #include "core/core.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -48,9 +49,10 @@ cmpr_cmd_deliver(const char *conf_path, int argc, char **argv)
         return EX_CONFIG;
     }
     memset(&mc, 0, sizeof(mc));
-    if (cmpr_conf_load(conf_path, &conf, &err) != CMPR_OK) {
+    if (cmpr_conf_load(conf_path, &conf, &err) != CMPR_OK || cmpr_transports_check_groups(conf, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouter: deliver: %s\n", err);
         free(err);
+        cmpr_conf_free(conf);
         return EX_CONFIG;
     }
     if ((g = cmpr_conf_group(conf, "mail", "mail")) == NULL) {

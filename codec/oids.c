@@ -28,6 +28,24 @@ cmpr_body_from_name(const char *name)
     return -1;
 }
 
+int
+cmpr_operation_body(const char *op)
+{
+    static const struct { const char *label; int body; } ops[] = {
+        { "initialization", CMPR_BODY_IR }, { "certification", CMPR_BODY_CR },
+        { "keyupdate", CMPR_BODY_KUR }, { "pkcs10", CMPR_BODY_P10CR },
+        { "p10", CMPR_BODY_P10CR }, { "revocation", CMPR_BODY_RR },
+        { "getcacerts", CMPR_BODY_GENM }, { "getrootupdate", CMPR_BODY_GENM },
+        { "getcertreqtemplate", CMPR_BODY_GENM }, { "getcrls", CMPR_BODY_GENM },
+        { "nested", CMPR_BODY_NESTED },
+    };
+
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+        if (strcmp(ops[i].label, op) == 0)
+            return ops[i].body;
+    return -1;
+}
+
 static const char *const status_names[] = {
     "accepted", "grantedWithMods", "rejection", "waiting",
     "revocationWarning", "revocationNotification", "keyUpdateWarning"

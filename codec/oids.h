@@ -7,6 +7,9 @@
 
 const char *cmpr_body_name(int type);          /* "ir" ... "pollRep", NULL if unknown */
 int cmpr_body_from_name(const char *name);     /* -1 if unknown */
+/* RFC 9483 6.1: the operation a path label names ("initialization" ...)
+ * -> the body type of the request that starts it; -1 if unknown */
+int cmpr_operation_body(const char *op);
 const char *cmpr_status_name(long status);     /* "accepted" ..., NULL if unknown */
 const char *cmpr_failinfo_name(int bit);       /* "badAlg" ..., NULL if unknown */
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "codec/tcpframe.h"
+#include "base/err.h"
 
 /* the parser holds at most one partial frame plus one read's worth */
 #define READ_SLACK 65536
@@ -27,50 +28,26 @@ cmpr_tcp_parser_init(struct cmpr_tcp_parser *p, size_t max_frame)
 {
     memset(p, 0, sizeof(*p));
     p->max_frame = max_frame;
+    cmpr_buf_init(&p->in, max_frame + CMPR_TCP_HDR10 + READ_SLACK);
 }
 
 void
 cmpr_tcp_parser_free(struct cmpr_tcp_parser *p)
 {
-    free(p->buf);
+    cmpr_buf_free(&p->in);
     memset(p, 0, sizeof(*p));
 }
 
 size_t
 cmpr_tcp_pending(const struct cmpr_tcp_parser *p)
 {
-    return p->len - p->off;
+    return cmpr_buf_len(&p->in);
 }
 
 int
 cmpr_tcp_feed(struct cmpr_tcp_parser *p, const void *data, size_t len)
 {
-    size_t held = p->len - p->off, need;
-
-    if (len == 0)
-        return 0;
-    if (held + len > p->max_frame + CMPR_TCP_HDR10 + READ_SLACK)
-        return -1;
-    if (p->off > 0) {                   /* compact: frames before off are consumed */
-        memmove(p->buf, p->buf + p->off, held);
-        p->len = held;
-        p->off = 0;
-    }
-    need = held + len;
-    if (need > p->cap) {
-        size_t cap = p->cap ? p->cap : 4096;
-        unsigned char *nb;
-
-        while (cap < need)
-            cap *= 2;
-        if ((nb = realloc(p->buf, cap)) == NULL)
-            return -1;
-        p->buf = nb;
-        p->cap = cap;
-    }
-    memcpy(p->buf + p->len, data, len);
-    p->len += len;
-    return 0;
+    return cmpr_buf_put(&p->in, data, len) == CMPR_OK ? 0 : -1;
 }
 
 /* byte 4 tells the framing: 10 is version 10, 0..6 an RFC 2510 flag code
@@ -122,13 +99,13 @@ cmpr_tcp_next(struct cmpr_tcp_parser *p, struct cmpr_tcp_frame *f)
     size_t used = 0;
     enum cmpr_tcp_status st;
 
-    if (p->buf == NULL) {
+    if (cmpr_buf_len(&p->in) == 0) {
         memset(f, 0, sizeof(*f));
         return CMPR_TCP_NEED_MORE;
     }
-    st = parse_at(p->buf + p->off, p->len - p->off, p->max_frame, f, &used);
+    st = parse_at(cmpr_buf_ptr(&p->in), cmpr_buf_len(&p->in), p->max_frame, f, &used);
     if (st == CMPR_TCP_FRAME)
-        p->off += used;
+        cmpr_buf_consume(&p->in, used);
     return st;
 }
 

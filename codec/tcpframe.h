@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/buf.h"
+
 #define CMPR_TCP_VERSION        10      /* the only TCP-Message version we speak */
 #define CMPR_TCP_V2510          0       /* pseudo version: RFC 2510 5-byte header */
 #define CMPR_TCP_HDR10          7
@@ -55,8 +57,7 @@ enum cmpr_tcp_status {
 };
 
 struct cmpr_tcp_parser {
-    unsigned char *buf;
-    size_t len, cap, off;       /* bytes held; capacity; start of the unconsumed part */
+    struct cmpr_buf in;         /* bytes held: at most one frame and a read more */
     size_t max_frame;           /* maximum value length */
 };
 

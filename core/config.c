@@ -1,6 +1,7 @@
 /* cmprouter.conf: GKeyFile for the syntax, directive tables for meaning, a
  * line index for "file:line" in every error (nginx conf style). */
 #include "core/config.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/limits.h"
 
@@ -14,6 +15,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/objects.h>
+
+#define MAX_GROUPS 4096          /* of each kind */
+#define MAX_KEYS 1024            /* in one group */
 
 enum dtype { D_STR, D_PATH, D_LONG, D_BOOL, D_LIST, D_SECRET };
 
@@ -302,13 +306,7 @@ set_directive(struct parse *p, GKeyFile *kf, const char *group, const char *key,
         break;
     }
     case D_BOOL:
-        if (g_ascii_strcasecmp(v, "yes") == 0 || g_ascii_strcasecmp(v, "true") == 0
-                || strcmp(v, "1") == 0 || g_ascii_strcasecmp(v, "on") == 0)
-            *(int *)((char *)obj + d->off) = 1;
-        else if (g_ascii_strcasecmp(v, "no") == 0 || g_ascii_strcasecmp(v, "false") == 0
-                 || strcmp(v, "0") == 0 || g_ascii_strcasecmp(v, "off") == 0)
-            *(int *)((char *)obj + d->off) = 0;
-        else
+        if (cmpr_conf_parse_bool(v, (int *)((char *)obj + d->off)) != 0)
             r = fail(p, group, key, "'%s' must be yes or no, not '%s'", key, v);
         break;
     case D_LIST: {
@@ -346,14 +344,20 @@ set_directive(struct parse *p, GKeyFile *kf, const char *group, const char *key,
 }
 
 static int
-valid_name(const char *n)
+valid_name_n(const char *n, size_t len)
 {
-    if (*n == '\0' || strlen(n) > 100)
+    if (len == 0 || len > 100)
         return 0;
-    for (; *n != '\0'; n++)
-        if (!isalnum((unsigned char)*n) && *n != '-' && *n != '_' && *n != '.')
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum((unsigned char)n[i]) && n[i] != '-' && n[i] != '_' && n[i] != '.')
             return 0;
     return 1;
+}
+
+static int
+valid_name(const char *n)
+{
+    return valid_name_n(n, strlen(n));
 }
 
 static int
@@ -444,6 +448,181 @@ default_profile(struct cmpr_conf_profile *pr, const char *name)
     pr->copy_san = 1;
 }
 
+/* [ca NAME] */
+static int
+parse_ca(struct parse *p, GKeyFile *kf, const char *group, const char *name, struct cmpr_conf *c)
+{
+    struct cmpr_conf_ca *ca;
+    int r;
+
+    if (cmpr_conf_ca(c, name) != NULL)
+        return fail(p, group, NULL, "[%s] defined twice", group);
+    if (cmpr_array_grow(&c->cas, &c->cap_cas, c->n_cas + 1, sizeof(*c->cas), MAX_GROUPS) != CMPR_OK)
+        return fail(p, group, NULL, "too many groups");
+    ca = &c->cas[c->n_cas++];
+    memset(ca, 0, sizeof(*ca));
+    ca->name = strdup(name);
+    ca->mac_responses = 1;
+    ca->crl_days = 7;
+    if ((r = parse_group(p, kf, group, ca_dirs, ca)) != CMPR_OK)
+        return r;
+    if (ca->key == NULL || ca->cert == NULL)
+        return fail(p, group, NULL, "[%s] needs key and cert", group);
+    if ((ca->signer_cert == NULL) != (ca->signer_key == NULL))
+        return fail(p, group, NULL, "[%s]: signer_cert and signer_key go together", group);
+    return CMPR_OK;
+}
+
+/* [profile NAME] */
+static int
+parse_profile(struct parse *p, GKeyFile *kf, const char *group, const char *name, struct cmpr_conf *c)
+{
+    struct cmpr_conf_profile *pr;
+    int r;
+
+    if (cmpr_array_grow(&c->profiles, &c->cap_profiles, c->n_profiles + 1, sizeof(*c->profiles),
+                        MAX_GROUPS) != CMPR_OK)
+        return fail(p, group, NULL, "too many groups");
+    pr = &c->profiles[c->n_profiles++];
+    default_profile(pr, name);
+    if ((r = parse_group(p, kf, group, profile_dirs, pr)) != CMPR_OK)
+        return r;
+    return check_profile(p, group, pr);
+}
+
+/* [client NAME] */
+static int
+parse_client(struct parse *p, GKeyFile *kf, const char *group, const char *name, struct cmpr_conf *c)
+{
+    struct cmpr_conf_client *cl;
+    int r;
+
+    if (cmpr_array_grow(&c->clients, &c->cap_clients, c->n_clients + 1, sizeof(*c->clients),
+                        MAX_GROUPS) != CMPR_OK)
+        return fail(p, group, NULL, "too many groups");
+    cl = &c->clients[c->n_clients++];
+    memset(cl, 0, sizeof(*cl));
+    cl->name = strdup(name);
+    if ((r = parse_group(p, kf, group, client_dirs, cl)) != CMPR_OK)
+        return r;
+    if ((cl->reference == NULL) != (cl->secret == NULL))
+        return fail(p, group, NULL, "[%s]: reference and secret go together", group);
+    if (cl->reference == NULL && cl->cert_subject == NULL)
+        return fail(p, group, NULL, "[%s] needs reference+secret or cert_subject", group);
+    return CMPR_OK;
+}
+
+/* Any other group ([route NAME] and the media's groups): kept as key/value
+ * pairs for whoever reads it; cmprouterd refuses group types no transport
+ * claims. */
+static int
+keep_group(struct parse *p, GKeyFile *kf, const char *group, size_t tlen, const char *name,
+           struct cmpr_conf *c)
+{
+    struct cmpr_conf_group *tg;
+    gchar **keys;
+    size_t cap = 0;
+    int r = CMPR_OK;
+
+    if (cmpr_array_grow(&c->groups, &c->cap_groups, c->n_groups + 1, sizeof(*c->groups),
+                        MAX_GROUPS) != CMPR_OK)
+        return fail(p, group, NULL, "too many groups");
+    tg = &c->groups[c->n_groups++];
+    memset(tg, 0, sizeof(*tg));
+    tg->type = strndup(group, tlen);
+    tg->name = strdup(name);
+    tg->line = line_of(p, group, NULL);
+    keys = g_key_file_get_keys(kf, group, NULL, NULL);
+    for (gchar **k = keys; k != NULL && *k != NULL && r == CMPR_OK; k++) {
+        char *v = g_key_file_get_string(kf, group, *k, NULL);
+        size_t c1 = cap, c2 = cap;
+
+        if (cmpr_array_grow(&tg->keys, &c1, tg->n + 1, sizeof(*tg->keys), MAX_KEYS) != CMPR_OK
+                || cmpr_array_grow(&tg->values, &c2, tg->n + 1, sizeof(*tg->values), MAX_KEYS) != CMPR_OK
+                || cmpr_array_grow(&tg->lines, &cap, tg->n + 1, sizeof(*tg->lines), MAX_KEYS) != CMPR_OK) {
+            r = fail(p, group, NULL, "[%s]: too many keys", group);
+        } else {
+            tg->keys[tg->n] = strdup(*k);
+            tg->values[tg->n] = strdup(v != NULL ? g_strstrip(v) : "");
+            tg->lines[tg->n] = line_of(p, group, *k);
+            tg->n++;
+        }
+        g_free(v);
+    }
+    g_strfreev(keys);
+    return r;
+}
+
+static int
+parse_one_group(struct parse *p, GKeyFile *kf, const char *group, struct cmpr_conf *c)
+{
+    const char *sp = strchr(group, ' ');
+    const char *name = sp != NULL ? sp + 1 : group;
+    size_t tlen = sp != NULL ? (size_t)(sp - group) : strlen(group);
+
+    if (strcmp(group, "router") == 0)
+        return parse_group(p, kf, group, router_dirs, c);
+    if (!valid_name(name) || (sp != NULL && !valid_name_n(group, tlen)))
+        return fail(p, group, NULL, "unknown group [%s] (expected [router], [ca NAME], [profile NAME], "
+                    "[client NAME], [route NAME] or a transport's group; NAME is letters, digits, "
+                    ". _ -)", group);
+    if (sp != NULL && tlen == 2 && strncmp(group, "ca", 2) == 0)
+        return parse_ca(p, kf, group, name, c);
+    if (sp != NULL && tlen == 7 && strncmp(group, "profile", 7) == 0)
+        return parse_profile(p, kf, group, name, c);
+    if (sp != NULL && tlen == 6 && strncmp(group, "client", 6) == 0)
+        return parse_client(p, kf, group, name, c);
+    if (sp == NULL && (strcmp(group, "ca") == 0 || strcmp(group, "profile") == 0
+                       || strcmp(group, "client") == 0 || strcmp(group, "route") == 0))
+        return fail(p, group, NULL, "[%s] needs a name: [%s NAME]", group, group);
+    return keep_group(p, kf, group, tlen, name, c);
+}
+
+/* what single directives cannot check: values and cross references */
+static int
+check_conf(struct parse *p, struct cmpr_conf *c)
+{
+    if (c->log != NULL && strcmp(c->log, "stderr") != 0 && strcmp(c->log, "syslog") != 0) {
+        return fail(p, "router", "log", "log is stderr or syslog, not '%s'", c->log);
+    }
+    if (c->log_level != NULL && strcmp(c->log_level, "error") != 0 && strcmp(c->log_level, "warning") != 0
+            && strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "debug") != 0) {
+        return fail(p, "router", "log_level", "log_level is error, warning, info or debug");
+    }
+    if (c->n_cas == 0) {
+        return fail(p, NULL, NULL, "no [ca NAME] group: a CA is needed");
+    }
+    /* cross references */
+    for (size_t i = 0; i < c->n_clients; i++) {
+        char g[160];
+
+        snprintf(g, sizeof(g), "client %s", c->clients[i].name);
+        for (char **q = c->clients[i].profiles; q != NULL && *q != NULL; q++)
+            if (cmpr_conf_profile(c, *q) == NULL) {
+                return fail(p, g, "profiles", "no [profile %s]", *q);
+            }
+        for (size_t j = 0; j < i; j++)
+            if (c->clients[i].reference != NULL && c->clients[j].reference != NULL
+                    && strcmp(c->clients[i].reference, c->clients[j].reference) == 0) {
+                return fail(p, g, "reference", "reference '%s' is also used by [client %s]",
+                     c->clients[i].reference, c->clients[j].name);
+            }
+    }
+    for (size_t i = 0; i < c->n_cas; i++) {
+        char g[160];
+
+        snprintf(g, sizeof(g), "ca %s", c->cas[i].name);
+        if (c->cas[i].default_profile != NULL && cmpr_conf_profile(c, c->cas[i].default_profile) == NULL) {
+            return fail(p, g, "default_profile", "no [profile %s]", c->cas[i].default_profile);
+        }
+        for (char **q = c->cas[i].profiles; q != NULL && *q != NULL; q++)
+            if (cmpr_conf_profile(c, *q) == NULL) {
+                return fail(p, g, "profiles", "no [profile %s]", *q);
+            }
+    }
+    return CMPR_OK;
+}
+
 int
 cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
 {
@@ -483,151 +662,11 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
     c->implicit_confirm = 1;
 
     groups = g_key_file_get_groups(kf, NULL);
-    for (gchar **g = groups; *g != NULL; g++) {
-        const char *sp = strchr(*g, ' ');
-        const char *name = sp != NULL ? sp + 1 : "";
-        size_t tlen = sp != NULL ? (size_t)(sp - *g) : strlen(*g);
-
-        if (strcmp(*g, "router") == 0) {
-            if ((r = parse_group(&p, kf, *g, router_dirs, c)) != CMPR_OK)
-                goto out;
-            continue;
-        }
-        if (sp == NULL && strcmp(*g, "mail") == 0) {
-            name = "mail";                  /* [mail]: one per daemon, no name */
-        } else if (sp == NULL || !valid_name(name)) {
-            fail(&p, *g, NULL, "unknown group [%s] (expected [router], [ca NAME], "
-                 "[profile NAME], [client NAME], [listen NAME], [filedrop NAME], [sftp NAME], [route NAME] or [mail]; "
-                 "NAME is letters, digits, . _ -)", *g);
+    for (gchar **g = groups; *g != NULL; g++)
+        if ((r = parse_one_group(&p, kf, *g, c)) != CMPR_OK)
             goto out;
-        }
-        if (tlen == 2 && strncmp(*g, "ca", 2) == 0) {
-            struct cmpr_conf_ca *ca;
-
-            if (cmpr_conf_ca(c, name) != NULL) {
-                fail(&p, *g, NULL, "[%s] defined twice", *g);
-                goto out;
-            }
-            c->cas = realloc(c->cas, (c->n_cas + 1) * sizeof(*c->cas));
-            ca = &c->cas[c->n_cas++];
-            memset(ca, 0, sizeof(*ca));
-            ca->name = strdup(name);
-            ca->mac_responses = 1;
-            ca->crl_days = 7;
-            if ((r = parse_group(&p, kf, *g, ca_dirs, ca)) != CMPR_OK)
-                goto out;
-            if (ca->key == NULL || ca->cert == NULL) {
-                r = fail(&p, *g, NULL, "[%s] needs key and cert", *g);
-                goto out;
-            }
-            if ((ca->signer_cert == NULL) != (ca->signer_key == NULL)) {
-                r = fail(&p, *g, NULL, "[%s]: signer_cert and signer_key go together", *g);
-                goto out;
-            }
-        } else if (tlen == 7 && strncmp(*g, "profile", 7) == 0) {
-            struct cmpr_conf_profile *pr;
-
-            c->profiles = realloc(c->profiles, (c->n_profiles + 1) * sizeof(*c->profiles));
-            pr = &c->profiles[c->n_profiles++];
-            default_profile(pr, name);
-            if ((r = parse_group(&p, kf, *g, profile_dirs, pr)) != CMPR_OK
-                    || (r = check_profile(&p, *g, pr)) != CMPR_OK)
-                goto out;
-        } else if (tlen == 6 && strncmp(*g, "client", 6) == 0) {
-            struct cmpr_conf_client *cl;
-
-            c->clients = realloc(c->clients, (c->n_clients + 1) * sizeof(*c->clients));
-            cl = &c->clients[c->n_clients++];
-            memset(cl, 0, sizeof(*cl));
-            cl->name = strdup(name);
-            if ((r = parse_group(&p, kf, *g, client_dirs, cl)) != CMPR_OK)
-                goto out;
-            if ((cl->reference == NULL) != (cl->secret == NULL)) {
-                r = fail(&p, *g, NULL, "[%s]: reference and secret go together", *g);
-                goto out;
-            }
-            if (cl->reference == NULL && cl->cert_subject == NULL) {
-                r = fail(&p, *g, NULL, "[%s] needs reference+secret or cert_subject", *g);
-                goto out;
-            }
-        } else if ((tlen == 6 && strncmp(*g, "listen", 6) == 0)
-                   || (tlen == 8 && strncmp(*g, "filedrop", 8) == 0)
-                   || (tlen == 4 && strncmp(*g, "sftp", 4) == 0)
-                   || (tlen == 5 && strncmp(*g, "route", 5) == 0)
-                   || (sp == NULL && strcmp(*g, "mail") == 0)) {
-            struct cmpr_conf_group *tg;
-            gchar **keys = g_key_file_get_keys(kf, *g, NULL, NULL);
-
-            c->groups = realloc(c->groups, (c->n_groups + 1) * sizeof(*c->groups));
-            tg = &c->groups[c->n_groups++];
-            memset(tg, 0, sizeof(*tg));
-            tg->type = strndup(*g, tlen);
-            tg->name = strdup(name);
-            tg->line = line_of(&p, *g, NULL);
-            for (gchar **k = keys; k != NULL && *k != NULL; k++) {
-                char *v = g_key_file_get_string(kf, *g, *k, NULL);
-
-                tg->keys = realloc(tg->keys, (tg->n + 1) * sizeof(char *));
-                tg->values = realloc(tg->values, (tg->n + 1) * sizeof(char *));
-                tg->lines = realloc(tg->lines, (tg->n + 1) * sizeof(int));
-                tg->keys[tg->n] = strdup(*k);
-                tg->values[tg->n] = strdup(v != NULL ? g_strstrip(v) : "");
-                tg->lines[tg->n] = line_of(&p, *g, *k);
-                tg->n++;
-                g_free(v);
-            }
-            g_strfreev(keys);
-        } else {
-            fail(&p, *g, NULL, "unknown group [%s] (expected [ca|profile|client|listen|filedrop|sftp|route NAME])", *g);
-            goto out;
-        }
-    }
-    r = CMPR_ERR_CONFIG;
-    if (c->log != NULL && strcmp(c->log, "stderr") != 0 && strcmp(c->log, "syslog") != 0) {
-        fail(&p, "router", "log", "log is stderr or syslog, not '%s'", c->log);
+    if ((r = check_conf(&p, c)) != CMPR_OK)
         goto out;
-    }
-    if (c->log_level != NULL && strcmp(c->log_level, "error") != 0 && strcmp(c->log_level, "warning") != 0
-            && strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "debug") != 0) {
-        fail(&p, "router", "log_level", "log_level is error, warning, info or debug");
-        goto out;
-    }
-    if (c->n_cas == 0) {
-        fail(&p, NULL, NULL, "no [ca NAME] group: a CA is needed");
-        goto out;
-    }
-    /* cross references */
-    for (size_t i = 0; i < c->n_clients; i++) {
-        char g[160];
-
-        snprintf(g, sizeof(g), "client %s", c->clients[i].name);
-        for (char **q = c->clients[i].profiles; q != NULL && *q != NULL; q++)
-            if (cmpr_conf_profile(c, *q) == NULL) {
-                fail(&p, g, "profiles", "no [profile %s]", *q);
-                goto out;
-            }
-        for (size_t j = 0; j < i; j++)
-            if (c->clients[i].reference != NULL && c->clients[j].reference != NULL
-                    && strcmp(c->clients[i].reference, c->clients[j].reference) == 0) {
-                fail(&p, g, "reference", "reference '%s' is also used by [client %s]",
-                     c->clients[i].reference, c->clients[j].name);
-                goto out;
-            }
-    }
-    for (size_t i = 0; i < c->n_cas; i++) {
-        char g[160];
-
-        snprintf(g, sizeof(g), "ca %s", c->cas[i].name);
-        if (c->cas[i].default_profile != NULL && cmpr_conf_profile(c, c->cas[i].default_profile) == NULL) {
-            fail(&p, g, "default_profile", "no [profile %s]", c->cas[i].default_profile);
-            goto out;
-        }
-        for (char **q = c->cas[i].profiles; q != NULL && *q != NULL; q++)
-            if (cmpr_conf_profile(c, *q) == NULL) {
-                fail(&p, g, "profiles", "no [profile %s]", *q);
-                goto out;
-            }
-    }
     if (c->data_dir == NULL)
         c->data_dir = strdup(p.dir);
     if (c->store == NULL) {
@@ -799,6 +838,64 @@ cmpr_conf_group_check(const struct cmpr_conf_group *g, const char *const *allowe
             return CMPR_ERR_CONFIG;
         }
     return CMPR_OK;
+}
+
+int
+cmpr_conf_parse_bool(const char *v, int *out)
+{
+    static const char *const yes[] = { "yes", "true", "on", "1" }, *const no[] = { "no", "false", "off", "0" };
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (g_ascii_strcasecmp(v, yes[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+        if (g_ascii_strcasecmp(v, no[i]) == 0) {
+            *out = 0;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int
+cmpr_conf_group_bool(const struct cmpr_conf_group *g, const char *key, int dflt, int *out,
+                     char **err_r)
+{
+    const char *v = cmpr_conf_group_get(g, key);
+
+    if (v == NULL) {
+        *out = dflt;
+        return CMPR_OK;
+    }
+    if (cmpr_conf_parse_bool(v, out) != 0) {
+        *err_r = cmpr_conf_group_error(g, key, "'%s' must be yes or no, not '%s'", key, v);
+        return CMPR_ERR_CONFIG;
+    }
+    return CMPR_OK;
+}
+
+int
+cmpr_conf_group_choice(const struct cmpr_conf_group *g, const char *key, const char *const *names,
+                       int dflt, int *out, char **err_r)
+{
+    const char *v = cmpr_conf_group_get(g, key);
+    char list[256] = "";
+
+    if (v == NULL) {
+        *out = dflt;
+        return CMPR_OK;
+    }
+    for (int i = 0; names[i] != NULL; i++) {
+        if (strcmp(v, names[i]) == 0) {
+            *out = i;
+            return CMPR_OK;
+        }
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+                 i == 0 ? "" : names[i + 1] == NULL ? " or " : ", ", names[i]);
+    }
+    *err_r = cmpr_conf_group_error(g, key, "'%s' is %s, not '%s'", key, list, v);
+    return CMPR_ERR_CONFIG;
 }
 
 int

@@ -48,8 +48,9 @@ struct cmpr_conf_ca {
     char *encryption_cert, *encryption_key;   /* key archive/recovery (krr) */
 };
 
-/* A group that belongs to a transport ([listen http], [listen admin], ...):
- * kept as key/value pairs; the transport checks and reads it. */
+/* A group the core does not read itself ([route NAME], and every group of a
+ * transport: [TYPE NAME], or [TYPE] whose name is then TYPE): kept as
+ * key/value pairs; whoever owns it checks and reads it. */
 struct cmpr_conf_group {
     char *type;                     /* "listen" */
     char *name;                     /* "http" */
@@ -76,13 +77,13 @@ struct cmpr_conf {
     long check_after;               /* pollRep checkAfter for pending requests */
     int implicit_confirm;           /* grant implicitConfirm when asked */
     struct cmpr_conf_ca *cas;
-    size_t n_cas;
+    size_t n_cas, cap_cas;
     struct cmpr_conf_profile *profiles;
-    size_t n_profiles;
+    size_t n_profiles, cap_profiles;
     struct cmpr_conf_client *clients;
-    size_t n_clients;
-    struct cmpr_conf_group *groups;
-    size_t n_groups;
+    size_t n_clients, cap_clients;
+    struct cmpr_conf_group *groups;   /* [route NAME] and the transports' groups */
+    size_t n_groups, cap_groups;
 };
 
 /* Loads and checks path. On error *err_r is "FILE:LINE: what" (caller frees). */
@@ -111,6 +112,16 @@ char *cmpr_conf_group_path(const struct cmpr_conf_group *g, const char *key, con
 /* a secret (pass:, env:, file:) as a string (g_free after wiping), NULL when
  * unset or wrong (then *err_r is set) */
 char *cmpr_conf_group_secret(const struct cmpr_conf_group *g, const char *key, char **err_r);
+/* yes/true/on/1 and no/false/off/0 (any case): 0, or -1 for anything else.
+ * The one boolean parser of every directive. */
+int cmpr_conf_parse_bool(const char *v, int *out);
+/* key as a boolean (dflt when unset); anything else is an error with file:line */
+int cmpr_conf_group_bool(const struct cmpr_conf_group *g, const char *key, int dflt, int *out,
+                         char **err_r);
+/* key as one of names (NULL-terminated): *out is its index (dflt when unset);
+ * anything else is an error with file:line listing the names */
+int cmpr_conf_group_choice(const struct cmpr_conf_group *g, const char *key, const char *const *names,
+                           int dflt, int *out, char **err_r);
 int cmpr_conf_group_long(const struct cmpr_conf_group *g, const char *key, long dflt, long min,
                          long max, long *out, char **err_r);
 

@@ -3,6 +3,7 @@
  * one request against them (see route.h).
  */
 #include "core/route.h"
+#include "base/buf.h"
 #include "core/ca.h"
 #include "base/err.h"
 #include "codec/oids.h"
@@ -245,6 +246,7 @@ int
 cmpr_routes_load(const struct cmpr_conf *conf, struct cmpr_routes **rt_r, char **err_r)
 {
     struct cmpr_routes *rt = calloc(1, sizeof(*rt));
+    size_t cap = 0;
     int r;
 
     *rt_r = NULL;
@@ -252,15 +254,12 @@ cmpr_routes_load(const struct cmpr_conf *conf, struct cmpr_routes **rt_r, char *
         return CMPR_ERR_ALLOC;
     for (size_t i = 0; i < conf->n_groups; i++) {
         const struct cmpr_conf_group *g = &conf->groups[i];
-        struct cmpr_route *nv;
-
         if (strcmp(g->type, "route") != 0)
             continue;
-        if ((nv = realloc(rt->v, (rt->n + 1) * sizeof(*nv))) == NULL) {
+        if (cmpr_array_grow(&rt->v, &cap, rt->n + 1, sizeof(*rt->v), SIZE_MAX / sizeof(*rt->v)) != CMPR_OK) {
             cmpr_routes_free(rt);
             return CMPR_ERR_ALLOC;
         }
-        rt->v = nv;
         memset(&rt->v[rt->n], 0, sizeof(rt->v[0]));
         r = load_route(g, &rt->v[rt->n++], err_r);
         if (r == CMPR_OK && rt->v[rt->n - 1].ca != NULL && cmpr_conf_ca(conf, rt->v[rt->n - 1].ca) == NULL) {

@@ -2,6 +2,7 @@
  * behind a mutex (SQLite serialises writers anyway). Runs on worker threads
  * only, never on the event loop. */
 #include "core/store.h"
+#include "base/buf.h"
 #include "base/err.h"
 
 #include <pthread.h>
@@ -741,7 +742,7 @@ sq_fwd_list(struct cmpr_store *st, int all, struct cmpr_fwd_rec **recs_r, size_t
     struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
     struct cmpr_fwd_rec *v = NULL;
-    size_t n = 0;
+    size_t n = 0, cap = 0;
     int r = CMPR_ERR_STORE, rc;
 
     *recs_r = NULL;
@@ -752,13 +753,8 @@ sq_fwd_list(struct cmpr_store *st, int all, struct cmpr_fwd_rec **recs_r, size_t
     if (q != NULL) {
         r = CMPR_OK;
         while (r == CMPR_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-            struct cmpr_fwd_rec *nv = realloc(v, (n + 1) * sizeof(*v));
-
-            if (nv == NULL) {
-                r = CMPR_ERR_ALLOC;
+            if ((r = cmpr_array_grow(&v, &cap, n + 1, sizeof(*v), SIZE_MAX / sizeof(*v))) != CMPR_OK)
                 break;
-            }
-            v = nv;
             if ((r = fwd_row(q, &v[n])) == CMPR_OK)
                 n++;
         }

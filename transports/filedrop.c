@@ -20,9 +20,11 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
-#include "transports/dropname.h"
-#include "transports/worker.h"
-#include "transports/fsutil.h"
+#include "base/buf.h"
+#include "codec/dropname.h"
+#include "transports/lib/dropconf.h"
+#include "transports/lib/worker.h"
+#include "transports/lib/fsutil.h"
 #include "core/core.h"
 #include "base/err.h"
 #include "base/limits.h"
@@ -340,13 +342,8 @@ recover(struct fd_ctx *ctx, struct cmpr_core *core)
         }
         if (strncmp(nm, "R.", 2) != 0 && strncmp(nm, "A.", 2) != 0)
             continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? cap * 2 : 16) * sizeof(*names));
-
-            if (nn == NULL)
-                break;
-            names = nn;
-        }
+        if (cmpr_array_grow(&names, &cap, n + 1, sizeof(*names), SIZE_MAX / sizeof(*names)) != CMPR_OK)
+            break;
         if ((names[n] = strdup(nm)) != NULL)
             n++;
     }
@@ -419,13 +416,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
             reject_in_inbox(ctx, de->d_name, "name longer than 200 bytes");
             continue;
         }
-        if (n_now == cap) {
-            struct cmpr_drop_entry *nn = realloc(now, (cap = cap ? cap * 2 : 32) * sizeof(*now));
-
-            if (nn == NULL)
-                break;
-            now = nn;
-        }
+        if (cmpr_array_grow(&now, &cap, n_now + 1, sizeof(*now), SIZE_MAX / sizeof(*now)) != CMPR_OK)
+            break;
         now[n_now].name = strdup(de->d_name);
         if (now[n_now].name == NULL)
             break;
@@ -488,7 +480,7 @@ static const char *const directives[] = {
 };
 
 static int
-fd_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
+fd_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, char **err_r)
 {
     struct fd_ctx *ctx = vctx;
     int r;
@@ -507,17 +499,18 @@ fd_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
     }
     if (cmpr_conf_group_get(g, "processing") != NULL) {
         ctx->processing = cmpr_conf_group_path(g, "processing", NULL);
-    } else if ((ctx->processing = malloc(strlen(ctx->inbox) + 16)) != NULL) {
-        sprintf(ctx->processing, "%s/.processing", ctx->inbox);
+    } else if (asprintf(&ctx->processing, "%s/.processing", ctx->inbox) < 0) {
+        ctx->processing = NULL;
     }
     if ((r = cmpr_conf_group_long(g, "rescan", 10, 1, 86400, &ctx->rescan_ms, err_r)))
         return r;
     ctx->rescan_ms *= 1000;
     if ((r = cmpr_drop_configure(g, ctx->outbox, &ctx->dc, err_r)) != CMPR_OK)
         return r;
-    if (ctx->processing == NULL || (ctx->proc = malloc(strlen(ctx->processing) + 80)) == NULL)
+    if (ctx->processing == NULL || asprintf(&ctx->proc, "%s/%s", ctx->processing, ctx->dc.instance) < 0) {
+        ctx->proc = NULL;
         return CMPR_ERR_ALLOC;
-    sprintf(ctx->proc, "%s/%s", ctx->processing, ctx->dc.instance);
+    }
     return CMPR_OK;
 }
 
@@ -643,6 +636,15 @@ fd_free(void *vctx)
 }
 
 const struct cmpr_transport_ops cmpr_filedrop_transport = {
-    "filedrop", "filedrop", sizeof(struct fd_ctx), fd_configure, fd_start, fd_stop,
-    fd_in_flight, cmpr_transport_no_port, cmpr_transport_no_address, fd_free
+    .name = "filedrop",
+    .group_type = "filedrop",
+    .group_names = NULL,
+    .ctx_size = sizeof(struct fd_ctx),
+    .configure = fd_configure,
+    .start = fd_start,
+    .stop = fd_stop,
+    .in_flight = fd_in_flight,
+    .port = cmpr_transport_no_port,
+    .set_address = cmpr_transport_no_address,
+    .free = fd_free,
 };

@@ -17,10 +17,11 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
-#include "transports/fsutil.h"
+#include "base/buf.h"
+#include "transports/lib/fsutil.h"
 #include "transports/mailproc.h"
-#include "transports/smtp_client.h"
-#include "transports/worker.h"
+#include "transports/lib/smtp.h"
+#include "transports/lib/worker.h"
 #include "core/core.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -95,13 +96,8 @@ intake_cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     while ((de = readdir(d)) != NULL && n < MAX_SCAN) {
         if (de->d_name[0] == '.')
             continue;
-        if (n == cap) {
-            char **nn = realloc(names, (cap = cap ? cap * 2 : 32) * sizeof(*names));
-
-            if (nn == NULL)
-                break;
-            names = nn;
-        }
+        if (cmpr_array_grow(&names, &cap, n + 1, sizeof(*names), MAX_SCAN) != CMPR_OK)
+            break;
         if ((names[n] = strdup(de->d_name)) != NULL)
             n++;
     }
@@ -355,7 +351,7 @@ on_event(uv_fs_event_t *h, const char *filename, int events, int status)
 }
 
 static int
-mail_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
+mail_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, char **err_r)
 {
     struct mail_ctx *ctx = vctx;
 
@@ -433,7 +429,19 @@ mail_free(void *vctx)
     cmpr_mail_conf_free(&ctx->c);
 }
 
+/* one [mail] per daemon */
+static const char *const mail_names[] = { "mail", NULL };
+
 const struct cmpr_transport_ops cmpr_mail_transport = {
-    "mail", "mail", sizeof(struct mail_ctx), mail_configure, mail_start, mail_stop,
-    mail_in_flight, cmpr_transport_no_port, cmpr_transport_no_address, mail_free
+    .name = "mail",
+    .group_type = "mail",
+    .group_names = mail_names,
+    .ctx_size = sizeof(struct mail_ctx),
+    .configure = mail_configure,
+    .start = mail_start,
+    .stop = mail_stop,
+    .in_flight = mail_in_flight,
+    .port = cmpr_transport_no_port,
+    .set_address = cmpr_transport_no_address,
+    .free = mail_free,
 };

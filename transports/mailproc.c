@@ -1,12 +1,13 @@
 /* One mail through the core into the outbound queue (see mailproc.h). */
 #define _GNU_SOURCE 1
 #include "transports/mailproc.h"
-#include "transports/fsutil.h"
-#include "transports/smtp_client.h"
+#include "transports/lib/fsutil.h"
+#include "transports/lib/smtp.h"
 #include "codec/msg.h"
 #include "codec/print.h"
 #include "core/config.h"
 #include "core/core.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -172,6 +173,27 @@ allowed(const struct cmpr_mail_conf *c, const char *addr)
 }
 
 int
+cmpr_mail_queue_put(const char *queue, unsigned mode, const char *name, const char *from,
+                    const char *to, const unsigned char *mail, size_t len)
+{
+    struct cmpr_buf b;
+    char tmp[300];
+    int r;
+
+    cmpr_buf_init(&b, len + 1200);
+    if (strlen(name) > 250 || cmpr_buf_putf(&b, "cmprouter-envelope %s %s\n", from, to) != CMPR_OK
+            || cmpr_buf_put(&b, mail, len) != CMPR_OK) {
+        cmpr_buf_free(&b);
+        errno = ENOMEM;
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
+    r = cmpr_fs_write_durable(queue, tmp, name, cmpr_buf_ptr(&b), cmpr_buf_len(&b), (mode_t)mode);
+    cmpr_buf_free(&b);
+    return r;
+}
+
+int
 cmpr_mail_queue_parse(const unsigned char *data, size_t len, char *from, size_t flen, char *to,
                       size_t tlen, size_t *body_off)
 {
@@ -199,9 +221,9 @@ cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const 
 {
     struct cmpr_mail_in m;
     struct cmpr_mail_answer *ans = NULL;
-    unsigned char **outs = NULL, *mail = NULL, *entry = NULL;
-    char (*texts)[700] = NULL, name[300], sent[PATH_MAX], tmp[320];
-    size_t mail_len = 0, hl;
+    unsigned char **outs = NULL, *mail = NULL;
+    char (*texts)[700] = NULL, name[300], sent[PATH_MAX];
+    size_t mail_len = 0;
     int r = CMPR_MAIL_RETRY;
 
     *answered = 0;
@@ -277,13 +299,7 @@ cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const 
         cmpr_log_error("mail %s: the reply to %s cannot be built", key, m.from);
         goto out;
     }
-    hl = strlen(c->from) + strlen(m.from) + 32;
-    if ((entry = malloc(hl + mail_len)) == NULL)
-        goto out;
-    hl = (size_t)snprintf((char *)entry, hl, "cmprouter-envelope %s %s\n", c->from, m.from);
-    memcpy(entry + hl, mail, mail_len);
-    snprintf(tmp, sizeof(tmp), ".%s.tmp", name);
-    if (cmpr_fs_write_durable(c->queue, tmp, name, entry, hl + mail_len, c->mode) != 0) {
+    if (cmpr_mail_queue_put(c->queue, c->mode, name, c->from, m.from, mail, mail_len) != 0) {
         cmpr_log_error("mail %s: cannot queue the reply in %s: %s", key, c->queue, strerror(errno));
         goto out;
     }
@@ -297,7 +313,6 @@ out:
     free(ans);
     free(texts);
     free(mail);
-    free(entry);
     cmpr_mail_in_free(&m);
     return r;
 }

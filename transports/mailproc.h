@@ -7,7 +7,7 @@
 
 #include <stddef.h>
 
-#include "transports/mailmsg.h"
+#include "codec/mime.h"
 
 struct cmpr_conf_group;
 struct cmpr_core;
@@ -43,6 +43,10 @@ int cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core,
                       const unsigned char *raw, size_t len, const char *key, int resumed,
                       int *answered);
 
+/* Writes a queue entry durably: queue/NAME (mode) holding
+ * "cmprouter-envelope FROM TO\n" then the mail. 0, or -1 with errno. */
+int cmpr_mail_queue_put(const char *queue, unsigned mode, const char *name, const char *from,
+                        const char *to, const unsigned char *mail, size_t len);
 /* A queue entry: "cmprouter-envelope FROM TO\n" then the mail. */
 int cmpr_mail_queue_parse(const unsigned char *data, size_t len, char *from, size_t flen,
                           char *to, size_t tlen, size_t *body_off);

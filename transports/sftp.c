@@ -29,9 +29,10 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
-#include "transports/dropname.h"
-#include "transports/worker.h"
-#include "transports/rfs.h"
+#include "codec/dropname.h"
+#include "transports/lib/dropconf.h"
+#include "transports/lib/worker.h"
+#include "transports/lib/rfs.h"
 #include "core/core.h"
 #include "base/err.h"
 #include "base/limits.h"
@@ -330,7 +331,7 @@ dup_or(const char *v, const char *dflt)
 }
 
 static int
-sftp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
+sftp_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, char **err_r)
 {
     struct sftp_ctx *ctx = vctx;
     const char *v;
@@ -393,9 +394,10 @@ sftp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
     ctx->backoff_max = ctx->interval_ms < 60000 ? 60000 : ctx->interval_ms;
     if ((r = cmpr_drop_configure(g, g->name, &ctx->dc, err_r)) != CMPR_OK)
         return r;
-    if ((ctx->proc = malloc(strlen(ctx->processing) + 80)) == NULL)
+    if (asprintf(&ctx->proc, "%s/%s", ctx->processing, ctx->dc.instance) < 0) {
+        ctx->proc = NULL;
         return CMPR_ERR_ALLOC;
-    sprintf(ctx->proc, "%s/%s", ctx->processing, ctx->dc.instance);
+    }
     return CMPR_OK;
 }
 
@@ -472,6 +474,15 @@ sftp_free_ctx(void *vctx)
 }
 
 const struct cmpr_transport_ops cmpr_sftp_transport = {
-    "sftp", "sftp", sizeof(struct sftp_ctx), sftp_configure, sftp_start, sftp_stop,
-    sftp_in_flight, cmpr_transport_no_port, cmpr_transport_no_address, sftp_free_ctx
+    .name = "sftp",
+    .group_type = "sftp",
+    .group_names = NULL,
+    .ctx_size = sizeof(struct sftp_ctx),
+    .configure = sftp_configure,
+    .start = sftp_start,
+    .stop = sftp_stop,
+    .in_flight = sftp_in_flight,
+    .port = cmpr_transport_no_port,
+    .set_address = cmpr_transport_no_address,
+    .free = sftp_free_ctx,
 };

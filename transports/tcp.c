@@ -9,7 +9,8 @@
  * always a CMP error message inside pkiRep (cmp-wire.md 1.2).
  */
 #include "transports/transport.h"
-#include "transports/netutil.h"
+#include "transports/conn.h"
+#include "transports/lib/net.h"
 #include "codec/tcpframe.h"
 #include "core/core.h"
 #include "core/envelope.h"
@@ -55,112 +56,49 @@ struct job {
 };
 
 struct tcp_ctx {
+    struct cmpr_conn_server srv;    /* first */
     char host[64];
     int port;
-    long max_frame, read_timeout, idle_timeout, max_conns;
+    long max_frame, read_timeout, idle_timeout;
     long poll_after;                /* ms until a pollRep replaces the answer; -1: never */
     long poll_check_after;          /* seconds the pollRep asks the client to wait */
     long poll_keep;                 /* seconds a reference stays valid */
     char *poll_dir;
     struct poll_entry *polls;
     struct cmpr_daemon *d;
-    uv_tcp_t listener;
-    int listening;
-    long n_conns;
     size_t in_flight;
-    struct tconn *conns;
-    int stopping;
-    void (*stop_done)(void *arg);
-    void *stop_arg;
 };
 
 struct tconn {
-    uv_tcp_t tcp;                   /* first: the handle's address is the conn's */
-    uv_timer_t timer;
+    struct cmpr_conn base;          /* first */
     struct tcp_ctx *ctx;
-    struct tconn *next, *prev;
     struct cmpr_tcp_parser parser;
-    struct cmpr_reply reply;
-    char peer[64];
-    int open_handles;
-    int closing;                    /* 1: close once the answer is written; 2: closed */
-    int busy;                       /* a request is in the core */
-    struct job *job;                /* that request */
-    int reading;
-    int writes;                     /* writes not yet completed */
+    struct job *job;                /* the request in the core */
     int eof;                        /* the peer sent FIN: answer what is complete, then close */
     uint64_t frame_start;           /* ms when the open frame's first byte arrived, or 0 */
     int version;                    /* framing of the request being answered */
     unsigned flags;                 /* its flags (close is echoed) */
-    uint64_t started;
 };
 
 static void process(struct tconn *c);
 static void detach(struct tconn *c);
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
-/* ---------------- connection lifetime ---------------- */
-
-static void
-finish_stop(struct tcp_ctx *ctx)
-{
-    if (ctx->stopping && ctx->n_conns == 0 && !ctx->listening && ctx->stop_done != NULL) {
-        void (*done)(void *) = ctx->stop_done;
-
-        ctx->stop_done = NULL;
-        done(ctx->stop_arg);
-    }
-}
+/* ---------------- timers ---------------- */
 
 static void
-conn_free_cb(uv_handle_t *h)
+c_timeout(struct cmpr_conn *bc)
 {
-    struct tconn *c = h->data;
-    struct tcp_ctx *ctx = c->ctx;
+    struct tconn *c = (struct tconn *)bc;
 
-    if (--c->open_handles > 0)
-        return;
-    ctx->n_conns--;
-    if (c->prev != NULL)
-        c->prev->next = c->next;
-    else
-        ctx->conns = c->next;
-    if (c->next != NULL)
-        c->next->prev = c->prev;
-    cmpr_tcp_parser_free(&c->parser);
-    free(c);
-    finish_stop(ctx);
-}
-
-static void
-conn_close(struct tconn *c)
-{
-    if (c->closing == 2)
-        return;
-    if (c->busy || c->writes > 0) {  /* the reply or a write still points at us */
-        c->closing = 1;
-        return;
-    }
-    c->closing = 2;
-    uv_timer_stop(&c->timer);
-    uv_close((uv_handle_t *)&c->timer, conn_free_cb);
-    uv_close((uv_handle_t *)&c->tcp, conn_free_cb);
-}
-
-static void
-timer_cb(uv_timer_t *t)
-{
-    struct tconn *c = t->data;
-
-    if (c->busy) {
+    if (bc->busy) {
         /* the core is working: after poll_after, a pollRep instead */
         if (c->ctx->poll_after > 0)
             detach(c);
         return;
     }
-    cmpr_log_info("tcp %s: %s timeout, closing", c->peer,
+    cmpr_log_info("tcp %s: %s timeout, closing", bc->peer,
                   cmpr_tcp_pending(&c->parser) > 0 ? "read (incomplete frame)" : "idle");
-    conn_close(c);
+    cmpr_conn_close(bc);
 }
 
 /* idle: no frame open; read: a frame has started and must complete within
@@ -168,7 +106,7 @@ timer_cb(uv_timer_t *t)
 static void
 arm(struct tconn *c)
 {
-    uint64_t now = uv_now(c->ctx->d->loop), ms = (uint64_t)c->ctx->idle_timeout;
+    uint64_t now = uv_now(c->ctx->srv.loop), ms = (uint64_t)c->ctx->idle_timeout;
 
     if (cmpr_tcp_pending(&c->parser) > 0) {
         if (c->frame_start == 0)
@@ -178,72 +116,15 @@ arm(struct tconn *c)
     } else {
         c->frame_start = 0;
     }
-    uv_timer_start(&c->timer, timer_cb, ms, 0);
+    cmpr_conn_arm(&c->base, ms);
 }
 
 /* ---------------- writing ---------------- */
 
-struct wreq {
-    uv_write_t req;
-    struct tconn *c;
-    int close_after;
-    unsigned char *buf;
-};
-
-static void
-write_cb(uv_write_t *req, int status)
-{
-    struct wreq *w = (struct wreq *)req;
-    struct tconn *c = w->c;
-    int close_after = w->close_after;
-
-    free(w->buf);
-    free(w);
-    c->writes--;
-    if (status != 0 || close_after || c->closing || (c->ctx->stopping && !c->busy)) {
-        conn_close(c);          /* no-op if already closed */
-        return;
-    }
-    /* next frame on this connection: what already arrived, then read on */
-    if (!c->busy)
-        process(c);
-}
-
-/* takes buf */
-static void
-write_frame(struct tconn *c, unsigned char *buf, size_t len, int close_after)
-{
-    struct wreq *w = calloc(1, sizeof(*w));
-    uv_buf_t b = uv_buf_init((char *)buf, (unsigned)len);
-
-    if (w == NULL) {
-        free(buf);
-        conn_close(c);
-        return;
-    }
-    w->c = c;
-    w->buf = buf;
-    w->close_after = close_after;
-    c->writes++;
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
-        c->writes--;
-        free(buf);
-        free(w);
-        conn_close(c);
-    }
-}
-
 static void
 send_small(struct tconn *c, const unsigned char *frame, size_t len, int close_after)
 {
-    unsigned char *buf = malloc(len);
-
-    if (buf == NULL) {
-        conn_close(c);
-        return;
-    }
-    memcpy(buf, frame, len);
-    write_frame(c, buf, len, close_after);
+    cmpr_conn_write_copy(&c->base, frame, len, close_after);
 }
 
 /* errorMsgRep: transport errors only (tp06 5.6) */
@@ -254,7 +135,7 @@ send_error(struct tconn *c, int version, unsigned flags, unsigned code, uint32_t
     unsigned char out[300];
     size_t n;
 
-    cmpr_log_info("tcp %s: errorMsgRep 0x%04x: %s%s", c->peer, code, text,
+    cmpr_log_info("tcp %s: errorMsgRep 0x%04x: %s%s", c->base.peer, code, text,
                   close_after ? " (closing)" : "");
     if (close_after)
         flags |= CMPR_TCP_FLAG_CLOSE;
@@ -266,7 +147,7 @@ send_error(struct tconn *c, int version, unsigned flags, unsigned code, uint32_t
 static void
 send_answer(struct tconn *c, int version, unsigned flags, const unsigned char *der, size_t len)
 {
-    int close_after = (flags & CMPR_TCP_FLAG_CLOSE) != 0 || c->ctx->stopping;
+    int close_after = (flags & CMPR_TCP_FLAG_CLOSE) != 0 || c->ctx->srv.stopping;
     unsigned char *buf;
     size_t h;
 
@@ -279,12 +160,12 @@ send_answer(struct tconn *c, int version, unsigned flags, const unsigned char *d
         return;
     }
     if ((buf = malloc(len + CMPR_TCP_HDR10)) == NULL) {
-        conn_close(c);
+        cmpr_conn_close(&c->base);
         return;
     }
     h = cmpr_tcp_header(version, close_after ? CMPR_TCP_FLAG_CLOSE : 0, CMPR_TCP_PKIREP, len, buf);
     memcpy(buf + h, der, len);
-    write_frame(c, buf, h + len, close_after);
+    cmpr_conn_write(&c->base, (char *)buf, h + len, close_after);
 }
 
 /* ---------------- transport-level polling ---------------- */
@@ -355,29 +236,23 @@ fs_after(uv_work_t *w, int status)
         struct tconn *c = j->c;
         struct job *job = c->job;
 
-        c->writes--;
         /* still waiting for the core? then hand out the reference now that
          * the request is durable (or, if it is not, keep waiting) */
         if (job != NULL && job->poll == j->entry) {
             if (ok) {
                 job->c = NULL;
-                c->busy = 0;
                 c->job = NULL;
                 free(job->req);
                 job->req = NULL;
-                if (!c->closing)
+                cmpr_conn_set_busy(&c->base, 0);
+                if (!c->base.closing)
                     send_pollrep(c, c->version, c->flags, j->entry->ref);
             } else {
                 job->poll = NULL;
                 j->entry->state = POLL_FAILED;
             }
         }
-        if (c->closing) {
-            if (!c->busy && c->writes == 0)
-                conn_close(c);
-        } else if (!c->busy && c->writes == 0) {
-            process(c);
-        }
+        cmpr_conn_hold(&c->base, -1);
     }
     free(j->data);
     free(j);
@@ -404,10 +279,10 @@ fs_submit(struct tcp_ctx *ctx, const char *path, const unsigned char *data, size
     j->entry = entry;
     j->work.data = j;
     if (c != NULL)
-        c->writes++;            /* holds the connection open until done */
+        cmpr_conn_hold(&c->base, 1);    /* the connection stays until done */
     if (uv_queue_work(ctx->d->loop, &j->work, fs_work, fs_after) != 0) {
         if (c != NULL)
-            c->writes--;
+            cmpr_conn_hold(&c->base, -1);
         free(j->data);
         free(j);
     }
@@ -465,9 +340,9 @@ static void
 send_pollrep(struct tconn *c, int version, unsigned flags, uint32_t ref)
 {
     unsigned char out[32];
-    int close_after = (flags & CMPR_TCP_FLAG_CLOSE) != 0 || c->ctx->stopping;
+    int close_after = (flags & CMPR_TCP_FLAG_CLOSE) != 0 || c->ctx->srv.stopping;
 
-    cmpr_log_info("tcp %s: pollRep reference %08x, check back in %ld s", c->peer, (unsigned)ref,
+    cmpr_log_info("tcp %s: pollRep reference %08x, check back in %ld s", c->base.peer, (unsigned)ref,
                   c->ctx->poll_check_after);
     send_small(c, out, cmpr_tcp_pollrep(version, close_after ? CMPR_TCP_FLAG_CLOSE : 0, ref,
                                         (uint32_t)c->ctx->poll_check_after, (int64_t)time(NULL),
@@ -508,13 +383,10 @@ job_done(struct cmpr_reply *r, int ok, struct job **job_r)
     ctx->d->request_done(ctx->d, "tcp", ok, uv_hrtime() - job->started);
     *job_r = job;
     if (c != NULL) {
-        c->busy = 0;
         c->job = NULL;
-        if (c->closing) {
-            if (c->writes == 0)
-                conn_close(c);
+        cmpr_conn_set_busy(&c->base, 0);
+        if (c->base.closing)
             return NULL;
-        }
     }
     return c;
 }
@@ -585,7 +457,7 @@ job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_
         job->req_len = len;
     }
     memcpy(copy, der, len);
-    env = cmpr_envelope_new(copy, len, "tcp", c != NULL ? c->peer : "poll", "", "", &job->reply);
+    env = cmpr_envelope_new(copy, len, "tcp", c != NULL ? c->base.peer : "poll", "", "", &job->reply);
     if (env == NULL) {
         free(job->req);
         free(job);
@@ -594,7 +466,7 @@ job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_
     env->resumed = resumed;
     job->started = uv_hrtime();
     ctx->in_flight++;
-    cmpr_core_submit(ctx->d->core(ctx->d), ctx->d->loop, env);
+    cmpr_core_submit(ctx->d->core(ctx->d), ctx->srv.loop, env);
     return job;
 }
 
@@ -605,9 +477,9 @@ submit(struct tconn *c, const struct cmpr_tcp_frame *f)
 
     c->version = f->version;
     c->flags = f->flags;
-    c->busy = 1;
+    cmpr_conn_set_busy(&c->base, 1);
     if ((job = job_submit(c->ctx, c, f->value, f->value_len, 0)) == NULL) {
-        c->busy = 0;
+        cmpr_conn_set_busy(&c->base, 0);
         send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0, "out of memory", 1);
         return;
     }
@@ -615,7 +487,7 @@ submit(struct tconn *c, const struct cmpr_tcp_frame *f)
     if (c->ctx->poll_after == 0)
         detach(c);
     else if (c->ctx->poll_after > 0)
-        uv_timer_start(&c->timer, timer_cb, (uint64_t)c->ctx->poll_after, 0);
+        cmpr_conn_arm(&c->base, (uint64_t)c->ctx->poll_after);
 }
 
 /* pollReq (tp06 5.4): the answer if it is there, another pollRep if not */
@@ -649,7 +521,7 @@ poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
         e->req = NULL;
     }
     if (e->state == POLL_DONE) {
-        cmpr_log_info("tcp %s: pollReq %08x answered", c->peer, (unsigned)ref);
+        cmpr_log_info("tcp %s: pollReq %08x answered", c->base.peer, (unsigned)ref);
         send_answer(c, f->version, f->flags, e->answer, e->len);
         return;
     }
@@ -665,29 +537,24 @@ process(struct tconn *c)
     enum cmpr_tcp_status st;
     char text[120];
 
-    if (c->closing)
+    if (c->base.closing)
         return;
-    if (c->busy || c->writes > 0) {
-        if (c->reading) {           /* back-pressure: the next frames wait */
-            uv_read_stop((uv_stream_t *)&c->tcp);
-            c->reading = 0;
-        }
+    if (c->base.busy || c->base.writes > 0) {
+        cmpr_conn_read(&c->base, 0);    /* back-pressure: the next frames wait */
         return;
     }
     st = cmpr_tcp_next(&c->parser, &f);
     switch (st) {
     case CMPR_TCP_NEED_MORE:
-        if (c->ctx->stopping || c->eof) {
+        if (c->ctx->srv.stopping || c->eof) {
             if (c->eof && cmpr_tcp_pending(&c->parser) > 0)
-                cmpr_log_info("tcp %s: connection closed inside a frame (%zu bytes)", c->peer,
+                cmpr_log_info("tcp %s: connection closed inside a frame (%zu bytes)", c->base.peer,
                               cmpr_tcp_pending(&c->parser));
-            conn_close(c);
+            cmpr_conn_close(&c->base);
             return;
         }
-        if (!c->reading) {
-            uv_read_start((uv_stream_t *)&c->tcp, cmpr_net_alloc_cb, read_cb);
-            c->reading = 1;
-        }
+        if (!c->eof)
+            cmpr_conn_read(&c->base, 1);
         arm(c);
         return;
     case CMPR_TCP_E_VERSION:
@@ -707,9 +574,9 @@ process(struct tconn *c)
     case CMPR_TCP_FRAME:
         break;
     }
-    uv_timer_stop(&c->timer);
+    cmpr_conn_disarm(&c->base);
     c->frame_start = 0;
-    cmpr_log_debug("tcp %s: %s %s, %zu bytes%s", c->peer,
+    cmpr_log_debug("tcp %s: %s %s, %zu bytes%s", c->base.peer,
                    f.version == CMPR_TCP_V2510 ? "RFC 2510" : "v10",
                    cmpr_tcp_type_name(f.version, f.type), f.value_len,
                    f.flags & CMPR_TCP_FLAG_CLOSE ? ", close" : "");
@@ -737,70 +604,73 @@ process(struct tconn *c)
 }
 
 static void
-read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+c_data(struct cmpr_conn *bc, const char *p, size_t n)
 {
-    struct tconn *c = (struct tconn *)s;
+    struct tconn *c = (struct tconn *)bc;
 
-    if (nread > 0 && c->closing == 0) {
-        if (cmpr_tcp_feed(&c->parser, buf->base, (size_t)nread) != 0) {
-            /* more than a frame plus a read held: the peer ignores answers */
-            cmpr_log_info("tcp %s: input exceeds the frame limit, closing", c->peer);
-            free(buf->base);
-            conn_close(c);
-            return;
-        }
-        process(c);
-    } else if (nread < 0) {
-        if (c->reading) {
-            uv_read_stop(s);
-            c->reading = 0;
-        }
-        if (nread == UV_EOF && c->closing == 0) {
-            /* half-close after the request(s): still answer them */
-            c->eof = 1;
-            process(c);
-        } else {
-            conn_close(c);
-        }
-    }
-    free(buf->base);
-}
-
-/* ---------------- accepting ---------------- */
-
-static void
-on_connection(uv_stream_t *server, int status)
-{
-    struct tcp_ctx *ctx = server->data;
-    struct tconn *c;
-
-    if (status != 0 || (c = calloc(1, sizeof(*c))) == NULL)
-        return;
-    c->ctx = ctx;
-    c->reply.ops = &reply_ops;
-    cmpr_tcp_parser_init(&c->parser, (size_t)ctx->max_frame);
-    uv_tcp_init(ctx->d->loop, &c->tcp);
-    uv_timer_init(ctx->d->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->open_handles = 2;
-    ctx->n_conns++;
-    c->next = ctx->conns;
-    if (ctx->conns != NULL)
-        ctx->conns->prev = c;
-    ctx->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
+    if (cmpr_tcp_feed(&c->parser, p, n) != 0) {
+        /* more than a frame plus a read held: the peer ignores answers */
+        cmpr_log_info("tcp %s: input exceeds the frame limit, closing", bc->peer);
+        cmpr_conn_close(bc);
         return;
     }
-    cmpr_net_peer_name(&c->tcp, c->peer, sizeof(c->peer));
-    if (ctx->n_conns > ctx->max_conns || ctx->stopping) {
-        /* over the limit: GeneralServerError with close, before reading */
-        send_error(c, CMPR_TCP_VERSION, 0, CMPR_TCP_ERR_SERVER, 0, "too many connections", 1);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
     process(c);
 }
+
+/* half-close after the request(s): still answer them */
+static void
+c_eof(struct cmpr_conn *bc)
+{
+    struct tconn *c = (struct tconn *)bc;
+
+    c->eof = 1;
+    process(c);
+}
+
+/* an answer is out: the next frame on this connection */
+static void
+c_drained(struct cmpr_conn *bc)
+{
+    struct tconn *c = (struct tconn *)bc;
+
+    if (c->ctx->srv.stopping && !bc->busy) {
+        cmpr_conn_close(bc);
+        return;
+    }
+    if (!bc->busy)
+        process(c);
+}
+
+static void
+c_opened(struct cmpr_conn *bc)
+{
+    struct tconn *c = (struct tconn *)bc;
+
+    c->ctx = (struct tcp_ctx *)bc->srv;
+    cmpr_tcp_parser_init(&c->parser, (size_t)c->ctx->max_frame);
+    process(c);
+}
+
+/* over the limit: GeneralServerError with close, before reading */
+static void
+c_refuse(struct cmpr_conn *bc)
+{
+    struct tconn *c = (struct tconn *)bc;
+
+    c->ctx = (struct tcp_ctx *)bc->srv;
+    cmpr_tcp_parser_init(&c->parser, (size_t)c->ctx->max_frame);
+    send_error(c, CMPR_TCP_VERSION, 0, CMPR_TCP_ERR_SERVER, 0, "too many connections", 1);
+}
+
+static void
+c_release(struct cmpr_conn *bc)
+{
+    cmpr_tcp_parser_free(&((struct tconn *)bc)->parser);
+}
+
+static const struct cmpr_conn_ops conn_ops = {
+    c_opened, c_refuse, c_data, c_eof, c_timeout, c_drained, c_release
+};
 
 /* ---------------- the transport ---------------- */
 
@@ -810,7 +680,7 @@ static const char *const directives[] = {
 };
 
 static int
-tcp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
+tcp_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, char **err_r)
 {
     struct tcp_ctx *ctx = vctx;
     const char *v;
@@ -821,7 +691,7 @@ tcp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
     ctx->max_frame = CMPR_MAX_MSG_SIZE;
     ctx->read_timeout = 30000;
     ctx->idle_timeout = 300000;
-    ctx->max_conns = 1024;
+    ctx->srv.max_conns = 1024;
     ctx->poll_after = -1;
     ctx->poll_check_after = 5;
     ctx->poll_keep = 86400;
@@ -838,7 +708,7 @@ tcp_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
                                   16 * 1024 * 1024, &ctx->max_frame, err_r))
             || (r = cmpr_conf_group_long(g, "read_timeout", 30, 1, 3600, &ctx->read_timeout, err_r))
             || (r = cmpr_conf_group_long(g, "idle_timeout", 300, 1, 86400, &ctx->idle_timeout, err_r))
-            || (r = cmpr_conf_group_long(g, "max_connections", 1024, 1, 100000, &ctx->max_conns, err_r))
+            || (r = cmpr_conf_group_long(g, "max_connections", 1024, 1, 100000, &ctx->srv.max_conns, err_r))
             || (r = cmpr_conf_group_long(g, "poll_after_ms", -1, -1, 3600000, &ctx->poll_after, err_r))
             || (r = cmpr_conf_group_long(g, "poll_check_after", 5, 0, 86400, &ctx->poll_check_after,
                                          err_r))
@@ -932,48 +802,24 @@ tcp_start(void *vctx, struct cmpr_daemon *d, char **err_r)
     int r;
 
     if (ctx->max_frame == 0)
-        tcp_configure(ctx, NULL, err_r);
+        tcp_configure(ctx, "tcp", NULL, err_r);
     ctx->d = d;
     if (ctx->poll_after >= 0 && (r = poll_load(ctx, err_r)) != CMPR_OK)
         return r;
-    if ((r = cmpr_net_listen(d->loop, &ctx->listener, "tcp", ctx->host, &ctx->port,
-                             on_connection, err_r)) != CMPR_OK)
+    ctx->srv.ops = &conn_ops;
+    ctx->srv.conn_size = sizeof(struct tconn);
+    ctx->srv.name = "tcp";
+    if ((r = cmpr_conn_listen(&ctx->srv, d->loop, ctx->host, &ctx->port, err_r)) != CMPR_OK)
         return r;
-    ctx->listener.data = ctx;
-    ctx->listening = 1;
     cmpr_log_info("tcp: listening on %s:%d (TCP-Message v10 and RFC 2510 framing)", ctx->host,
                   ctx->port);
     return CMPR_OK;
 }
 
 static void
-listener_closed(uv_handle_t *h)
-{
-    struct tcp_ctx *ctx = h->data;
-
-    ctx->listening = 0;
-    finish_stop(ctx);
-}
-
-static void
 tcp_stop(void *vctx, void (*done)(void *arg), void *arg)
 {
-    struct tcp_ctx *ctx = vctx;
-    struct tconn *c, *next;
-
-    ctx->stopping = 1;
-    ctx->stop_done = done;
-    ctx->stop_arg = arg;
-    /* idle connections go now; busy ones after their answer is written */
-    for (c = ctx->conns; c != NULL; c = next) {
-        next = c->next;
-        if (!c->busy && c->writes == 0)
-            conn_close(c);
-    }
-    if (ctx->listening)
-        uv_close((uv_handle_t *)&ctx->listener, listener_closed);
-    else
-        listener_closed((uv_handle_t *)&ctx->listener);
+    cmpr_conn_stop(&((struct tcp_ctx *)vctx)->srv, done, arg);
 }
 
 static size_t
@@ -1014,9 +860,12 @@ tcp_free(void *vctx)
     free(ctx->poll_dir);
 }
 
+static const char *const tcp_names[] = { "tcp", NULL };
+
 const struct cmpr_transport_ops cmpr_tcp_transport = {
     .name = "tcp",
     .group_type = "listen",
+    .group_names = tcp_names,
     .ctx_size = sizeof(struct tcp_ctx),
     .configure = tcp_configure,
     .start = tcp_start,

@@ -10,26 +10,18 @@
 #include <uv.h>
 
 #include "core/config.h"
-
-struct cmpr_core;
-
-/* What the daemon lends a transport: the loop and the current core (which
- * SIGHUP may replace between requests). */
-struct cmpr_daemon {
-    uv_loop_t *loop;
-    struct cmpr_core *(*core)(struct cmpr_daemon *d);
-    /* one request finished (loop thread): for metrics */
-    void (*request_done)(struct cmpr_daemon *d, const char *medium, int ok, uint64_t ns);
-    /* Prometheus text for the admin listener (loop thread) */
-    size_t (*metrics)(struct cmpr_daemon *d, char *buf, size_t len);
-};
+#include "transports/lib/daemon.h"
 
 struct cmpr_transport_ops {
     const char *name;                   /* "http" */
     const char *group_type;             /* configuration group: [listen NAME] */
     size_t ctx_size;                    /* private state, zeroed and owned by the caller */
-    /* Reads and checks its group; *err_r "file:line: ..." on error (caller frees). */
-    int (*configure)(void *ctx, const struct cmpr_conf_group *g, char **err_r);
+    /* the group names it serves under group_type (NULL-terminated; NULL: any) */
+    const char *const *group_names;
+    /* Reads and checks its group (NULL: none in the file, defaults); name is
+     * the group's name ("http", "admin", a file drop's NAME); *err_r
+     * "file:line: ..." on error (caller frees). */
+    int (*configure)(void *ctx, const char *name, const struct cmpr_conf_group *g, char **err_r);
     /* Binds listeners, starts watchers; may fail (address in use ...). */
     int (*start)(void *ctx, struct cmpr_daemon *d, char **err_r);
     /* Stops accepting; in-flight requests finish; done() once everything is closed. */
@@ -48,9 +40,15 @@ struct cmpr_transport_ops {
 int cmpr_transport_no_port(void *ctx);
 int cmpr_transport_no_address(void *ctx, const char *addr);
 
+/* Every medium, one line each: cmprouterd walks this table (NULL-terminated). */
+extern const struct cmpr_transport_ops *const cmpr_transports[];
+/* The medium that owns group g, or NULL. */
+const struct cmpr_transport_ops *cmpr_transport_for(const struct cmpr_conf_group *g);
+/* Every group of conf is the core's ([route NAME]) or a medium's; else an
+ * error naming file:line (caller frees *err_r). */
+int cmpr_transports_check_groups(const struct cmpr_conf *conf, char **err_r);
+
 extern const struct cmpr_transport_ops cmpr_http_transport;
-void cmpr_http_set_admin(void *ctx);
-int cmpr_http_is_admin(void *ctx);
 
 extern const struct cmpr_transport_ops cmpr_tcp_transport;
 extern const struct cmpr_transport_ops cmpr_filedrop_transport;

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transports/dropname.h"
+#include "codec/dropname.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

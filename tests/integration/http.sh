@@ -89,11 +89,17 @@ check "each got its own subject" sh -c "openssl x509 -in par-17.pem -noout -subj
 # ---- reload and shutdown ----
 echo "[bogus group]" >>data/cmprouter.conf
 kill -HUP $PID
-sleep 0.5
-check "a bad configuration on SIGHUP is refused and logged" grep -q "configuration refused" d1.err
+i=0
+while [ $i -lt 100 ] && ! grep -q "configuration refused" d1.err; do sleep 0.1; i=$((i + 1)); done
+check "a bad configuration on SIGHUP is refused and logged" grep -q "configuration refused.*unknown group \[bogus group\]" d1.err
 $C -server $S $MAC -cmd ir -newkey k1.key -subject /CN=after -implicit_confirm -certout after.pem >c10.log 2>&1
 check "the daemon keeps serving with the old configuration" test -s after.pem
 sed -i '$d' data/cmprouter.conf
+printf '[frobnicate smtp]\nx = 1\n' >bad.conf
+cat data/cmprouter.conf >>bad.conf
+timeout 20 "$BUILD/cmprouterd" -c bad.conf >bad.out 2>bad.err
+check "a group no transport claims stops the start, with file:line" \
+	grep -q "bad.conf:1: unknown group \[frobnicate smtp\]" bad.err
 kill -TERM $PID
 i=0
 while [ $i -lt 50 ] && kill -0 $PID 2>/dev/null; do sleep 0.1; i=$((i + 1)); done

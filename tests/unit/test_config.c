@@ -118,7 +118,8 @@ test_errors_name_file_and_line(void **state)
     expect_error("[router]\nbogus = 1\n[ca a]\nkey=k\ncert=c\n", 2, "unknown directive 'bogus'");
     expect_error("[ca a]\nkey=k\ncert=c\n\n[router]\nmessage_time_skew = ten\n", 6,
                  "must be a number");
-    expect_error("[ca a]\nkey=k\ncert=c\n[frobnicate smtp]\nx=1\n", 4, "unknown group [frobnicate smtp]");
+    expect_error("[ca a]\nkey=k\ncert=c\n[frob/nicate smtp]\nx=1\n", 4, "unknown group [frob/nicate smtp]");
+    expect_error("[ca a]\nkey=k\ncert=c\n[route]\nx=1\n", 4, "needs a name");
     expect_error("[router]\nmessage_time_skew = 5\n", 0, "no [ca NAME]");
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:s\nprofiles=nope\n",
                  7, "no [profile nope]");
@@ -137,6 +138,63 @@ test_errors_name_file_and_line(void **state)
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nprofiles=\n", 4, "needs reference+secret");
     expect_error("[router]\nlog = journal\n[ca a]\nkey=k\ncert=c\n", 2, "stderr or syslog");
     expect_error("[router]\nlog_level = chatty\n[ca a]\nkey=k\ncert=c\n", 2, "log_level is");
+}
+
+/* groups the core does not read are kept, with their lines, for whoever
+ * owns them (cmprouterd refuses the ones no transport claims) */
+static void
+test_other_groups_kept(void **state)
+{
+    struct cmpr_conf *c = NULL;
+    char *err = NULL;
+    const struct cmpr_conf_group *g;
+    (void)state;
+
+    if (cmpr_conf_load(write_conf("[ca a]\nkey=k\ncert=c\n[frobnicate smtp]\nx = 1 \n[mail]\nfrom=a@b\n"),
+                       &c, &err) != CMPR_OK)
+        fail_msg("%s", err);
+    g = cmpr_conf_group(c, "frobnicate", "smtp");
+    assert_non_null(g);
+    assert_int_equal(g->line, 4);
+    assert_string_equal(cmpr_conf_group_get(g, "x"), "1");
+    g = cmpr_conf_group(c, "mail", "mail");
+    assert_non_null(g);
+    assert_string_equal(cmpr_conf_group_get(g, "from"), "a@b");
+    cmpr_conf_free(c);
+}
+
+/* one boolean parser for every directive; anything else is an error */
+static void
+test_booleans(void **state)
+{
+    static const char *const names[] = { "no", "offered", "required", NULL };
+    struct cmpr_conf *c = NULL;
+    char *err = NULL;
+    const struct cmpr_conf_group *g;
+    int b = -1;
+    (void)state;
+
+    if (cmpr_conf_load(write_conf("[ca a]\nkey=k\ncert=c\n[t x]\nb1 = Yes\nb2 = off\nb3 = maybe\n"
+                                  "c1 = required\nc2 = true\n"), &c, &err) != CMPR_OK)
+        fail_msg("%s", err);
+    g = cmpr_conf_group(c, "t", "x");
+    assert_int_equal(cmpr_conf_group_bool(g, "b1", 0, &b, &err), CMPR_OK);
+    assert_int_equal(b, 1);
+    assert_int_equal(cmpr_conf_group_bool(g, "b2", 1, &b, &err), CMPR_OK);
+    assert_int_equal(b, 0);
+    assert_int_equal(cmpr_conf_group_bool(g, "unset", 1, &b, &err), CMPR_OK);
+    assert_int_equal(b, 1);
+    assert_int_equal(cmpr_conf_group_bool(g, "b3", 0, &b, &err), CMPR_ERR_CONFIG);
+    assert_non_null(strstr(err, "cmprouter.conf:7: "));
+    assert_non_null(strstr(err, "yes or no"));
+    free(err);
+    assert_int_equal(cmpr_conf_group_choice(g, "c1", names, 1, &b, &err), CMPR_OK);
+    assert_int_equal(b, 2);
+    assert_int_equal(cmpr_conf_group_choice(g, "c2", names, 1, &b, &err), CMPR_ERR_CONFIG);
+    assert_non_null(strstr(err, "cmprouter.conf:9: "));
+    assert_non_null(strstr(err, "no, offered or required"));
+    free(err);
+    cmpr_conf_free(c);
 }
 
 static void
@@ -169,6 +227,8 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_config),
         cmocka_unit_test(test_errors_name_file_and_line),
+        cmocka_unit_test(test_other_groups_kept),
+        cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_unreadable),
     };
 

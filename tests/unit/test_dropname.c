@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transports/dropname.h"
+#include "codec/dropname.h"
 
 static void
 test_names(void **state)

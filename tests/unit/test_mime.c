@@ -12,7 +12,7 @@
 
 #include "codec/msg.h"
 #include "codec/print.h"
-#include "transports/mailmsg.h"
+#include "codec/mime.h"
 
 static const struct cmpr_mail_limits lim = { 1024 * 1024, 50, 8, 256 * 1024 };
 static unsigned char *ir, *ip;

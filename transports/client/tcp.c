@@ -1,7 +1,7 @@
 /* Blocking CMP-over-TCP client: codec/tcpframe.c frames, one deadline for the
  * whole exchange (polling included), bounded answers. */
-#include "transports/tcp_client.h"
-#include "transports/blocking.h"
+#include "transports/client/tcp.h"
+#include "transports/lib/blocking.h"
 #include "codec/tcpframe.h"
 #include "base/limits.h"
 

@@ -12,7 +12,7 @@
 #include <libssh/libssh.h>
 #include <libssh/sftp.h>
 
-#include "transports/dropname.h"
+#include "codec/dropname.h"
 
 #define CMPR_RFS_PATH 1024              /* longest remote path */
 

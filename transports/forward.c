@@ -11,14 +11,14 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
-#include "transports/outbound.h"
-#include "transports/dropname.h"
-#include "transports/fsutil.h"
-#include "transports/mailmsg.h"
+#include "transports/client/outbound.h"
+#include "codec/dropname.h"
+#include "transports/lib/fsutil.h"
+#include "codec/mime.h"
 #include "codec/msg.h"
 #include "codec/print.h"
-#include "transports/smtp_client.h"
-#include "transports/worker.h"
+#include "transports/lib/smtp.h"
+#include "transports/lib/worker.h"
 #include "core/core.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -367,7 +367,7 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
 }
 
 static int
-fwd_configure(void *vctx, const struct cmpr_conf_group *g, char **err_r)
+fwd_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, char **err_r)
 {
     struct fwd_ctx *c = vctx;
 
@@ -439,6 +439,15 @@ fwd_free(void *vctx)
 }
 
 const struct cmpr_transport_ops cmpr_forward_transport = {
-    "forward", "route", sizeof(struct fwd_ctx), fwd_configure, fwd_start, fwd_stop, fwd_in_flight,
-    cmpr_transport_no_port, cmpr_transport_no_address, fwd_free
+    .name = "forward",
+    .group_type = "route",
+    .group_names = NULL,
+    .ctx_size = sizeof(struct fwd_ctx),
+    .configure = fwd_configure,
+    .start = fwd_start,
+    .stop = fwd_stop,
+    .in_flight = fwd_in_flight,
+    .port = cmpr_transport_no_port,
+    .set_address = cmpr_transport_no_address,
+    .free = fwd_free,
 };

@@ -4,16 +4,16 @@
  * PKIMessage before the caller decodes it.
  */
 #define _GNU_SOURCE 1
-#include "transports/outbound.h"
+#include "transports/client/outbound.h"
 #include "base/clock.h"
 #include "base/limits.h"
-#include "transports/dropname.h"
-#include "transports/fsutil.h"
-#include "transports/http_client.h"
-#include "transports/mailmsg.h"
-#include "transports/rfs.h"
-#include "transports/smtp_client.h"
-#include "transports/tcp_client.h"
+#include "codec/dropname.h"
+#include "transports/lib/fsutil.h"
+#include "transports/client/http.h"
+#include "codec/mime.h"
+#include "transports/lib/rfs.h"
+#include "transports/lib/smtp.h"
+#include "transports/client/tcp.h"
 
 #include <dirent.h>
 #include <errno.h>

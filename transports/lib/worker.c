@@ -1,6 +1,6 @@
 /* A dedicated transport thread kicked by the loop (see worker.h). */
-#include "transports/worker.h"
-#include "transports/transport.h"
+#include "transports/lib/worker.h"
+#include "transports/lib/daemon.h"
 
 #include <sys/types.h>
 
@@ -215,18 +215,4 @@ cmpr_worker_stop(struct cmpr_worker *w, void (*done)(void *arg), void *arg)
     w->stop = 1;
     uv_cond_broadcast(&w->cond);
     uv_mutex_unlock(&w->mu);
-}
-
-int
-cmpr_transport_no_port(void *ctx)
-{
-    (void)ctx;
-    return 0;
-}
-
-int
-cmpr_transport_no_address(void *ctx, const char *addr)
-{
-    (void)ctx;
-    return addr == NULL ? 0 : -1;
 }

@@ -1,29 +1,12 @@
 /* Rules shared by the folder transports (local file drop, remote SFTP/SCP
  * folders): which names are requests, what the answer is called, whether
- * the bytes are a CMP message at all. No I/O. RFC 9483 6.4: one DER
+ * the bytes are a CMP message at all. Pure: no I/O. RFC 9483 6.4: one DER
  * PKIMessage per file, no header or trailer, extension ".pki". */
 #ifndef CMPR_DROPNAME_H
 #define CMPR_DROPNAME_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-struct cmpr_conf_group;
-
-/* Directives every folder transport has: pattern, label, settle_ms,
- * max_size, mode, instance. */
-struct cmpr_drop_conf {
-    char *pattern;                      /* space-separated globs */
-    char *label;                        /* profile label, or NULL */
-    char instance[128];                 /* this daemon's processing subfolder */
-    long settle_ms, max_size;
-    unsigned mode;                      /* of files written */
-};
-/* Reads them from g; the default instance is the host name and a hash of
- * the configuration path and salt. 0, or CMPR_ERR_* with *err_r. */
-int cmpr_drop_configure(const struct cmpr_conf_group *g, const char *salt,
-                        struct cmpr_drop_conf *c, char **err_r);
-void cmpr_drop_conf_free(struct cmpr_drop_conf *c);
 
 /* longest request name accepted (room is left for suffixes within NAME_MAX) */
 #define CMPR_DROP_MAX_NAME 200
@@ -72,10 +55,5 @@ int cmpr_drop_parse_listing(const unsigned char *buf, size_t len, int skip_dirs,
 /* The SCP source's file header "C0644 SIZE NAME" (no newline): 0 and *size,
  * or -1 (an error line starting with 1 or 2, or anything malformed). */
 int cmpr_drop_parse_scp_header(const char *line, size_t *size);
-
-/* Test hook for the crash tests: when the environment variable
- * CMPR_TEST_CRASH_AT names this point ("claimed", "handled", "answered",
- * "retired", "published"), the process kills itself with SIGKILL there. */
-void cmpr_drop_crash_point(const char *point);
 
 #endif

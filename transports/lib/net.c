@@ -1,5 +1,5 @@
 /* Socket helpers shared by the HTTP and TCP transports. */
-#include "transports/netutil.h"
+#include "transports/lib/net.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,6 +1,8 @@
 /* CMP parts out of a hostile mail, and the reply mail back (see mailmsg.h). */
-#include "transports/mailmsg.h"
-#include "transports/dropname.h"
+#include "codec/mime.h"
+#include "base/buf.h"
+#include "base/err.h"
+#include "codec/dropname.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -124,12 +126,12 @@ take_part(struct walk *w, GMimePart *part)
 
     if (!is_cmp_part(GMIME_OBJECT(part), fn))
         return;
-    np = realloc(w->m->parts, (w->m->n_parts + 1) * sizeof(*np));
-    if (np == NULL) {
+    if (cmpr_array_grow(&w->m->parts, &w->m->cap_parts, w->m->n_parts + 1, sizeof(*np),
+                        SIZE_MAX / sizeof(*np)) != CMPR_OK) {
         w->oom = 1;
         return;
     }
-    w->m->parts = np;
+    np = w->m->parts;
     p = &np[w->m->n_parts++];
     memset(p, 0, sizeof(*p));
     cmpr_drop_printable(fn != NULL ? fn : "(no name)", p->name, sizeof(p->name));
@@ -284,7 +286,7 @@ cmpr_mail_in_free(struct cmpr_mail_in *m)
         free(m->parts[i].der);
     free(m->parts);
     m->parts = NULL;
-    m->n_parts = 0;
+    m->n_parts = m->cap_parts = 0;
 }
 
 /* The whole mail: From, To, Subject, threading (irt: message id without <>,

@@ -1,6 +1,6 @@
 /* Durable local file operations (see fsutil.h). */
 #define _GNU_SOURCE 1
-#include "transports/fsutil.h"
+#include "transports/lib/fsutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

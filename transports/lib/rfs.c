@@ -3,7 +3,9 @@
  * server offers no SFTP subsystem (see rfs.h).
  */
 #define _GNU_SOURCE 1
-#include "transports/rfs.h"
+#include "transports/lib/rfs.h"
+#include "base/buf.h"
+#include "base/err.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -144,18 +146,20 @@ ch_write(ssh_channel ch, const void *buf, size_t n)
     return 0;
 }
 
-/* Runs cmd; its stdout (at most max bytes) into *out_r if out_r is set.
+/* Runs cmd; its stdout (the first max bytes; the rest is read and
+ * dropped) into *out_r (malloc()ed, NUL after it) if out_r is set.
  * Returns the exit status, or -1 when the command could not run. */
 static int
 sh_run(struct cmpr_rfs *ctx, const char *cmd, unsigned char **out_r, size_t *len_r, size_t max)
 {
     ssh_channel ch = exec_open(ctx, cmd);
-    unsigned char *buf = NULL, tmp[4096];
-    size_t len = 0;
+    unsigned char tmp[4096];
+    struct cmpr_buf out;
     int st;
 
     if (ch == NULL)
         return -1;
+    cmpr_buf_init(&out, max);
     ssh_channel_send_eof(ch);
     for (;;) {
         int r = ssh_channel_read_timeout(ch, tmp, sizeof(tmp), 0, (int)ctx->timeout * 1000);
@@ -163,33 +167,25 @@ sh_run(struct cmpr_rfs *ctx, const char *cmd, unsigned char **out_r, size_t *len
         if (r == 0 && ssh_channel_is_eof(ch))
             break;
         if (r < 0 || (r == 0 && !cmpr_rfs_alive(ctx))) {
-            free(buf);
+            cmpr_buf_free(&out);
             exec_close(ch);
             return -1;
         }
         if (r == 0)
             continue;
-        if (out_r != NULL && len + (size_t)r <= max) {
-            unsigned char *nb = realloc(buf, len + (size_t)r + 1);
-
-            if (nb == NULL) {
-                free(buf);
-                exec_close(ch);
-                return -1;
-            }
-            buf = nb;
-            memcpy(buf + len, tmp, (size_t)r);
-            len += (size_t)r;
+        if (out_r != NULL && cmpr_buf_put(&out, tmp, (size_t)r) == CMPR_ERR_ALLOC) {
+            cmpr_buf_free(&out);
+            exec_close(ch);
+            return -1;
         }
     }
     st = ssh_channel_get_exit_status(ch);
     exec_close(ch);
     if (out_r != NULL) {
-        *out_r = buf;
-        *len_r = len;
-    } else {
-        free(buf);
+        if ((*out_r = cmpr_buf_steal(&out, len_r)) == NULL)
+            st = -1;
     }
+    cmpr_buf_free(&out);
     return st;
 }
 
@@ -616,14 +612,9 @@ cmpr_rfs_list(struct cmpr_rfs *ctx, const char *dir, struct cmpr_drop_entry **ou
     while ((a = sftp_readdir(ctx->sftp, d)) != NULL) {
         if (n < MAX_SCAN && a->name != NULL && strcmp(a->name, ".") != 0 && strcmp(a->name, "..") != 0
                 && (!want_types || a->type != SSH_FILEXFER_TYPE_DIRECTORY)) {
-            if (n == cap) {
-                struct cmpr_drop_entry *nv = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
-
-                if (nv == NULL) {
-                    sftp_attributes_free(a);
-                    break;
-                }
-                v = nv;
+            if (cmpr_array_grow(&v, &cap, n + 1, sizeof(*v), MAX_SCAN) != CMPR_OK) {
+                sftp_attributes_free(a);
+                break;
             }
             v[n].name = strdup(a->name);
             v[n].size = (int64_t)a->size;

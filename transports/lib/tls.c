@@ -1,5 +1,5 @@
 /* TLS 1.2/1.3 over memory BIOs, driven by libuv reads. */
-#include "transports/tls.h"
+#include "transports/lib/tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>

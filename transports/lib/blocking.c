@@ -1,7 +1,7 @@
 /* Blocking socket helpers for worker threads and the command line: one
  * deadline (CLOCK_MONOTONIC ms) bounds every wait. */
-#include "transports/blocking.h"
-#include "transports/tls.h"
+#include "transports/lib/blocking.h"
+#include "transports/lib/tls.h"
 
 #include <errno.h>
 #include <netdb.h>

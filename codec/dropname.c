@@ -1,18 +1,16 @@
 /* Naming and content rules of the folder transports (see dropname.h). */
-#include "transports/dropname.h"
+#include "codec/dropname.h"
+#include "base/buf.h"
 #include "codec/msg.h"
-#include "core/config.h"
 #include "base/err.h"
 #include "base/limits.h"
 
 #include <fnmatch.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 static int
 ends_with(const char *s, const char *suffix)
@@ -207,14 +205,9 @@ cmpr_drop_parse_listing(const unsigned char *buf, size_t len, int skip_dirs, siz
             continue;
         if (skip_dirs && rec[0] == 'd')
             continue;
-        if (n == cap) {
-            struct cmpr_drop_entry *nv = realloc(v, (cap = cap ? cap * 2 : 32) * sizeof(*v));
-
-            if (nv == NULL) {
-                cmpr_drop_entries_free(v, n);
-                return -1;
-            }
-            v = nv;
+        if (cmpr_array_grow(&v, &cap, n + 1, sizeof(*v), max) != CMPR_OK) {
+            cmpr_drop_entries_free(v, n);
+            return -1;
         }
         v[n].name = strndup(sp2 + 1, rl - (size_t)(sp2 + 1 - rec));
         if (v[n].name == NULL) {
@@ -252,70 +245,4 @@ cmpr_drop_parse_scp_header(const char *line, size_t *size)
         return -1;
     *size = (size_t)v;
     return 0;
-}
-
-void
-cmpr_drop_crash_point(const char *point)
-{
-    const char *at = getenv("CMPR_TEST_CRASH_AT");
-
-    if (at != NULL && strcmp(at, point) == 0)
-        raise(SIGKILL);
-}
-
-int
-cmpr_drop_configure(const struct cmpr_conf_group *g, const char *salt, struct cmpr_drop_conf *c,
-                    char **err_r)
-{
-    const char *v;
-    char host[64] = "localhost", *end;
-    unsigned long h = 5381;
-    int r;
-
-    c->pattern = strdup((v = cmpr_conf_group_get(g, "pattern")) != NULL ? v : "*.pki *.der");
-    c->label = (v = cmpr_conf_group_get(g, "label")) != NULL ? strdup(v) : NULL;
-    if (c->pattern == NULL)
-        return CMPR_ERR_ALLOC;
-    if ((r = cmpr_conf_group_long(g, "settle_ms", 500, 10, 600000, &c->settle_ms, err_r))
-            || (r = cmpr_conf_group_long(g, "max_size", CMPR_MAX_MSG_SIZE, 1024, 16 * 1024 * 1024,
-                                         &c->max_size, err_r)))
-        return r;
-    c->mode = 0640;
-    if ((v = cmpr_conf_group_get(g, "mode")) != NULL) {
-        unsigned long m = strtoul(v, &end, 8);
-
-        if (*v == '\0' || *end != '\0' || m > 0777) {
-            *err_r = cmpr_conf_group_error(g, "mode", "mode must be octal like 0640, not '%s'", v);
-            return CMPR_ERR_CONFIG;
-        }
-        c->mode = (unsigned)m;
-    }
-    /* the processing subfolder of this daemon: two daemons on one shared
-     * inbox never take each other's claimed files for crash leftovers */
-    if ((v = cmpr_conf_group_get(g, "instance")) != NULL) {
-        if (*v == '\0' || strchr(v, '/') != NULL || v[0] == '.' || strlen(v) >= 64) {
-            *err_r = cmpr_conf_group_error(g, "instance", "instance must be a plain name");
-            return CMPR_ERR_CONFIG;
-        }
-        snprintf(c->instance, sizeof(c->instance), "%s", v);
-        return CMPR_OK;
-    }
-    (void)gethostname(host, sizeof(host) - 1);
-    for (const char *p = g->path != NULL ? g->path : ""; *p; p++)
-        h = h * 33 + (unsigned char)*p;
-    for (const char *p = salt; *p; p++)
-        h = h * 33 + (unsigned char)*p;
-    for (char *p = host; *p; p++)
-        if (*p == '/' || *p == '.')
-            *p = '_';
-    snprintf(c->instance, sizeof(c->instance), "%s-%08lx", host, h & 0xffffffffUL);
-    return CMPR_OK;
-}
-
-void
-cmpr_drop_conf_free(struct cmpr_drop_conf *c)
-{
-    free(c->pattern);
-    free(c->label);
-    c->pattern = c->label = NULL;
 }

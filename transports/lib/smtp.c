@@ -1,6 +1,6 @@
 /* SMTP submission of one message (see smtp_client.h). */
-#include "transports/smtp_client.h"
-#include "transports/blocking.h"
+#include "transports/lib/smtp.h"
+#include "transports/lib/blocking.h"
 
 #include <stdio.h>
 #include <stdlib.h>

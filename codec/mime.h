@@ -26,7 +26,7 @@ struct cmpr_mail_in {
     char message_id[256];       /* without <>, "" if absent or unusable */
     char references[1024];      /* "<a> <b>" (usable ids only) */
     struct cmpr_mail_part *parts;
-    size_t n_parts;
+    size_t n_parts, cap_parts;
     char problem[256];          /* about the mail as a whole, or "" */
 };
 

@@ -1,0 +1,97 @@
+/* The life of one server connection, shared by the HTTP and TCP media: accept
+ * (with a connection cap), read with back-pressure, one timer, writes that
+ * free their buffer, TLS over memory BIOs when configured, close deferred
+ * while the core still holds the connection's reply, and a stop that lets
+ * answers in flight be written first. Loop thread only.
+ *
+ * A medium embeds struct cmpr_conn_server in its context and starts its own
+ * connection struct with struct cmpr_conn (conn_size says how big it is). */
+#ifndef CMPR_CONN_H
+#define CMPR_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+struct cmpr_conn;
+struct cmpr_tls_server;
+struct cmpr_tls_conn;
+
+struct cmpr_conn_ops {
+    /* a new connection under the cap: set up and start reading */
+    void (*opened)(struct cmpr_conn *c);
+    /* over the cap or stopping: write a refusal with close_after set */
+    void (*refuse)(struct cmpr_conn *c);
+    /* plaintext from the peer (valid during the call) */
+    void (*data)(struct cmpr_conn *c, const char *p, size_t n);
+    /* the peer ended its side of the stream (half-close) */
+    void (*eof)(struct cmpr_conn *c);
+    /* the timer set with cmpr_conn_arm ran out */
+    void (*timeout)(struct cmpr_conn *c);
+    /* every write queued so far is out and the connection stays open */
+    void (*drained)(struct cmpr_conn *c);
+    /* the connection is about to be freed: release what the medium holds */
+    void (*release)(struct cmpr_conn *c);
+};
+
+struct cmpr_conn_server {
+    const struct cmpr_conn_ops *ops;
+    size_t conn_size;                   /* the medium's struct, starting with struct cmpr_conn */
+    const char *name;                   /* for logs: "http", "tcp" */
+    struct cmpr_tls_server *tls;        /* TLS on every connection when set */
+    long max_conns;
+    /* the server's own */
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    int listening, stopping;
+    long n_conns;
+    struct cmpr_conn *conns;
+    void (*stop_done)(void *arg);
+    void *stop_arg;
+};
+
+struct cmpr_conn {
+    uv_tcp_t tcp;                       /* first: the handle's address is the conn's */
+    uv_timer_t timer;
+    struct cmpr_conn_server *srv;
+    struct cmpr_conn *next, *prev;
+    char peer[64];
+    int open_handles;
+    int closing;                        /* 1: once neither busy nor writing; 2: closing */
+    int busy;                           /* a request is in the core: its reply points here */
+    int reading;
+    int writes;                         /* writes not yet completed */
+    struct cmpr_tls_conn *tls;
+};
+
+/* Binds host:*port (the port bound is written back) and accepts. 0 or
+ * CMPR_ERR_* with *err_r. */
+int cmpr_conn_listen(struct cmpr_conn_server *srv, uv_loop_t *loop, const char *host, int *port,
+                     char **err_r);
+/* No new connections; idle ones close now, busy ones once their answer is
+ * written (the medium sets close_after while srv->stopping); done(arg) once
+ * all are gone. */
+void cmpr_conn_stop(struct cmpr_conn_server *srv, void (*done)(void *arg), void *arg);
+
+/* Sends buf (malloc()ed, taken in any case); closes after it when close_after. */
+void cmpr_conn_write(struct cmpr_conn *c, char *buf, size_t len, int close_after);
+/* The same with a copy of data. */
+void cmpr_conn_write_copy(struct cmpr_conn *c, const void *data, size_t len, int close_after);
+/* Something other than a write (a file the answer waits for) holds the
+ * connection open (+1) or lets it go (-1), as a write would. */
+void cmpr_conn_hold(struct cmpr_conn *c, int delta);
+/* Closes now, or once the connection is neither busy nor writing. */
+void cmpr_conn_close(struct cmpr_conn *c);
+/* Starts or stops reading (back-pressure while a request is in the core). */
+void cmpr_conn_read(struct cmpr_conn *c, int on);
+/* (Re)starts the one timer; cmpr_conn_disarm stops it. */
+void cmpr_conn_arm(struct cmpr_conn *c, uint64_t ms);
+void cmpr_conn_disarm(struct cmpr_conn *c);
+/* A request of this connection enters (1) or leaves (0) the core; a close
+ * asked for meanwhile happens once it has left and all is written. */
+void cmpr_conn_set_busy(struct cmpr_conn *c, int busy);
+/* The verified TLS client certificate's subject, or "". */
+const char *cmpr_conn_tls_subject(struct cmpr_conn *c);
+
+#endif
