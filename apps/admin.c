@@ -265,7 +265,6 @@ routes(struct cmpr_core *core, const struct cmpr_conf *conf, const struct opts *
     int r, any = 0;
 
     if (o->explain != NULL) {
-        struct cmpr_request_info info = { "cli", o->explain, o->label, NULL, NULL, 0, NULL };
         unsigned char *in = NULL;
         size_t inlen = 0;
         char out[8192];
@@ -274,7 +273,7 @@ routes(struct cmpr_core *core, const struct cmpr_conf *conf, const struct opts *
             fprintf(stderr, "cmprouter: routes: %s: %s\n", o->explain, strerror(-r));
             return 1;
         }
-        r = cmpr_core_explain(core, &info, in, inlen, out, sizeof(out));
+        r = cmpr_core_explain(core, o->label, in, inlen, out, sizeof(out));
         free(in);
         fputs(out, stdout);
         return r == CMPR_OK ? 0 : 1;
@@ -339,7 +338,7 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
         cmpr_conf_free(conf);
         return 1;
     }
-    if (cmpr_core_new(conf, &core, &err) != CMPR_OK) {
+    if (cmpr_transports_core(conf, NULL, &core, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouter: %s\n", err != NULL ? err : "cannot start the core");
         free(err);
         cmpr_conf_free(conf);
@@ -348,7 +347,7 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
     st = cmpr_core_store(core);
 
     if (strcmp(cmd, "process") == 0) {
-        struct cmpr_request_info info = { "cli", o.in != NULL ? o.in : "stdin", o.label, NULL, NULL, 0, NULL };
+        struct cmpr_call call = { "cli", o.in != NULL ? o.in : "stdin", o.label, 0, NULL, NULL };
         unsigned char *in = NULL, *out = NULL;
         size_t inlen = 0, outlen = 0;
         FILE *f;
@@ -359,7 +358,7 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
                     r == -EFBIG ? "larger than the 1 MiB message limit" : strerror(-r));
             goto out;
         }
-        r = cmpr_core_handle(core, &info, in, inlen, &out, &outlen);
+        r = cmpr_transport_call(core, &call, in, inlen, &out, &outlen);
         free(in);
         if (r != CMPR_OK) {
             fprintf(stderr, "cmprouter: process: no answer: %s\n", cmpr_strerror(r));

@@ -17,8 +17,7 @@
 #include "codec/msg.h"
 #include "codec/print.h"
 #include "codec/protect.h"
-#include "transports/client/http.h"
-#include "transports/client/tcp.h"
+#include "transports/client/client.h"
 #include "core/ca.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -284,40 +283,35 @@ cmd_dump(int argc, char **argv)
 static int
 cmd_send(int argc, char **argv)
 {
-    const char *url = NULL, *in = "-", *outp = NULL;
-    struct cmpr_http_client_opts o;
+    const char *url = NULL, *in = "-", *outp = NULL, *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
     unsigned char *req = NULL, *body = NULL;
     size_t reqlen = 0, blen = 0;
-    int status = 0, is_cmp = 0, rc = 3, r, tcp_version = 10;
+    long timeout_ms = 30000;
+    int status = 200, rc = 3, r, rfc2510 = 0;
     char err[512];
     FILE *f;
 
-    memset(&o, 0, sizeof(o));
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--in") == 0 && i + 1 < argc)
             in = argv[++i];
         else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
             outp = argv[++i];
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
-            o.timeout_ms = atol(argv[++i]) * 1000;
+            timeout_ms = atol(argv[++i]) * 1000;
         else if (strcmp(argv[i], "--tls-ca") == 0 && i + 1 < argc)
-            o.tls_ca = argv[++i];
+            tls_ca = argv[++i];
         else if (strcmp(argv[i], "--tcp-framing") == 0 && i + 1 < argc) {
             const char *v = argv[++i];
 
-            if (strcmp(v, "10") == 0)
-                tcp_version = 10;
-            else if (strcmp(v, "2510") == 0)
-                tcp_version = 0;
-            else {
+            if (strcmp(v, "10") != 0 && strcmp(v, "2510") != 0) {
                 fprintf(stderr, "cmprouter: send: --tcp-framing is 10 or 2510\n");
                 return 2;
             }
-        }
-        else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
-            o.tls_cert = argv[++i];
+            rfc2510 = strcmp(v, "2510") == 0;
+        } else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)
+            tls_cert = argv[++i];
         else if (strcmp(argv[i], "--tls-key") == 0 && i + 1 < argc)
-            o.tls_key = argv[++i];
+            tls_key = argv[++i];
         else if (url == NULL && argv[i][0] != '-')
             url = argv[i];
         else {
@@ -325,7 +319,7 @@ cmd_send(int argc, char **argv)
             return 2;
         }
     }
-    if (url == NULL || (o.tls_cert == NULL) != (o.tls_key == NULL)) {
+    if (url == NULL || (tls_cert == NULL) != (tls_key == NULL)) {
         fprintf(stderr, "cmprouter: send: a URL is needed (and --tls-cert with --tls-key)\n");
         return 2;
     }
@@ -333,34 +327,22 @@ cmd_send(int argc, char **argv)
         fprintf(stderr, "cmprouter: send: %s: %s\n", in, strerror(-r));
         return 1;
     }
-    if (strncmp(url, "tcp://", 6) == 0) {
-        struct cmpr_tcp_client_opts to;
-
-        memset(&to, 0, sizeof(to));
-        to.timeout_ms = o.timeout_ms;
-        to.version = tcp_version;
-        if (cmpr_tcp_exchange(url, req, reqlen, &to, &body, &blen, err, sizeof(err)) != 0) {
-            fprintf(stderr, "cmprouter: send: %s\n", err);
-            goto out;
-        }
-        if (body == NULL) {
-            /* finRep: the server acknowledged, no CMP answer applies */
-            fprintf(stderr, "cmprouter: send: finRep (no CMP answer)\n");
-            rc = 0;
-            goto out;
-        }
-        status = 200;
-        is_cmp = 1;
-    } else if (cmpr_http_post(url, req, reqlen, &o, NULL, &status, &body, &blen, &is_cmp, err,
-                              sizeof(err)) != 0) {
+    if (strncmp(url, "tcp://", 6) == 0)
+        r = cmpr_tcp_send(url, rfc2510, req, reqlen, timeout_ms, &body, &blen, err, sizeof(err));
+    else
+        r = cmpr_http_send(url, req, reqlen, timeout_ms, tls_ca, tls_cert, tls_key, &status, &body, &blen, err,
+                           sizeof(err));
+    if (r != CMPR_OK) {
         fprintf(stderr, "cmprouter: send: %s\n", err);
         goto out;
     }
-    /* RFC 9811 3.1: a CMP answer may come with any status */
-    if (!is_cmp) {
-        fprintf(stderr, "cmprouter: send: HTTP %d without a CMP answer\n", status);
+    if (body == NULL) {
+        /* finRep: the server acknowledged, no CMP answer applies */
+        fprintf(stderr, "cmprouter: send: finRep (no CMP answer)\n");
+        rc = 0;
         goto out;
     }
+    /* RFC 9811 3.1: a CMP answer may come with any status */
     if (status != 200)
         fprintf(stderr, "cmprouter: send: HTTP %d with a CMP answer\n", status);
     f = outp != NULL ? fopen(outp, "wb") : stdout;

@@ -28,6 +28,7 @@
 #include "base/err.h"
 #include "base/log.h"
 #include "transports/transport.h"
+#include "transports/lib/ioloop.h"
 
 #define HOUSEKEEPING_MS 30000
 
@@ -47,6 +48,7 @@ struct daemon {
     char *conf_path;
     struct cmpr_conf *conf;
     struct cmpr_core *core;
+    struct cmpr_ioloop *cl;             /* the client side's loop (online upstreams) */
     /* cores replaced by SIGHUP, freed when no work can still use them */
     struct cmpr_core *old_cores[8];
     struct cmpr_conf *old_confs[8];
@@ -405,6 +407,10 @@ on_term(uv_signal_t *s, int signum)
     dm->stopping = 1;
     cmpr_log_info("signal %d: draining in-flight requests, then exiting", signum);
     uv_timer_stop(&dm->housekeeping);
+    /* requests waiting on an upstream are told "waiting" now */
+    cmpr_core_drain(dm->core);
+    for (int i = 0; i < dm->n_old; i++)
+        cmpr_core_drain(dm->old_cores[i]);
     for (int i = 0; i < dm->n_listeners; i++)
         dm->listeners[i].ops->stop(dm->listeners[i].ctx, stop_done, &dm->listeners[i]);
 }
@@ -422,7 +428,7 @@ on_hup(uv_signal_t *s, int signum)
      * which lives on until the daemon exits (bounded by the slots) */
     if (cmpr_conf_load(dm->conf_path, &conf, &err) != CMPR_OK
             || cmpr_transports_check_groups(conf, &err) != CMPR_OK
-            || cmpr_core_new(conf, &core, &err) != CMPR_OK) {
+            || cmpr_transports_core(conf, dm->cl, &core, &err) != CMPR_OK) {
         cmpr_log_error("SIGHUP: configuration refused, keeping the running one: %s",
                        err != NULL ? err : "?");
         free(err);
@@ -435,7 +441,7 @@ on_hup(uv_signal_t *s, int signum)
         cmpr_conf_free(conf);
         return;
     }
-    cmpr_upstream_attach(core);
+    cmpr_forward_attach(core);
     dm->old_cores[dm->n_old] = dm->core;
     dm->old_confs[dm->n_old++] = dm->conf;
     dm->core = core;
@@ -667,15 +673,19 @@ main(int argc, char **argv)
     }
     if (level >= 0)
         cmpr_log_set_level(level);
-    if (cmpr_core_new(dm->conf, &dm->core, &err) != CMPR_OK) {
+    /* exchanges with online upstreams run on a loop of their own */
+    if (cmpr_ioloop_new(1, &dm->cl) != 0) {
+        fprintf(stderr, "cmprouterd: cannot start the client loop\n");
+        return 1;
+    }
+    if (cmpr_transports_core(dm->conf, dm->cl, &dm->core, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouterd: %s\n", err != NULL ? err : "cannot start the core");
         return 1;
     }
     /* the core runs on the thread pool (created at its first use): one
-     * worker per CPU; with upstream routes more, since a request to an HTTP
-     * or TCP upstream holds its worker until the answer or the route's wait */
-    snprintf(threads, sizeof(threads), "%ld", cmpr_core_has_upstreams(dm->core)
-             ? (cpus > 0 ? cpus : 2) * 8 : (cpus > 0 ? cpus : 2));
+     * worker per CPU, all doing crypto and storage; none ever waits on an
+     * upstream (requests that do are parked, holding no thread) */
+    snprintf(threads, sizeof(threads), "%ld", cpus > 0 ? cpus : 2);
     setenv("UV_THREADPOOL_SIZE", threads, 0);
     if (level >= 0)
         cmpr_log_set_level(level);
@@ -722,6 +732,8 @@ main(int argc, char **argv)
     uv_run(&dm->loop, UV_RUN_DEFAULT);
     rc = 0;
     uv_loop_close(&dm->loop);
+    /* exchanges still out end now: their results go to cores that stay until below */
+    cmpr_ioloop_free(dm->cl);
     for (int i = 0; i < dm->n_listeners; i++) {
         dm->listeners[i].ops->free(dm->listeners[i].ctx);
         free(dm->listeners[i].ctx);

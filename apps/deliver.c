@@ -87,7 +87,7 @@ cmpr_cmd_deliver(const char *conf_path, int argc, char **argv)
             break;
         }
     }
-    if (cmpr_core_new(conf, &core, &err) != CMPR_OK) {
+    if (cmpr_transports_core(conf, NULL, &core, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouter: deliver: %s (the MTA will try again)\n",
                 err != NULL ? err : "cannot start the core");
         goto out;

@@ -1,4 +1,5 @@
 /* TCP-Message framing: incremental, bounded parser and encoders. No I/O. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -219,4 +220,32 @@ cmpr_tcp_type_name(int version, unsigned type)
     if (type > 6)
         return "unknown";
     return version == CMPR_TCP_V2510 ? v0[type] : v10[type];
+}
+
+void
+cmpr_tcp_describe_error(const struct cmpr_tcp_frame *f, char *err, size_t errlen)
+{
+    if (f->version == CMPR_TCP_V2510) {
+        snprintf(err, errlen, "server errorMsgRep: %.*s", (int)(f->value_len > 200 ? 200 : f->value_len),
+                 (const char *)f->value);
+    } else if (f->value_len >= 4) {
+        unsigned code = (unsigned)f->value[0] << 8 | f->value[1];
+        size_t dl = (size_t)f->value[2] << 8 | f->value[3], tl;
+        const char *name = code == CMPR_TCP_ERR_VERSION ? "VersionNotSupported"
+            : code == CMPR_TCP_ERR_CLIENT ? "GeneralClientError"
+            : code == CMPR_TCP_ERR_TYPE ? "InvalidMessageType"
+            : code == CMPR_TCP_ERR_POLLID ? "InvalidPollID"
+            : code == CMPR_TCP_ERR_SERVER ? "GeneralServerError" : "error";
+
+        dl = dl > f->value_len - 4 ? f->value_len - 4 : dl;
+        tl = f->value_len - 4 - dl;
+        snprintf(err, errlen, "server errorMsgRep 0x%04x %s%s%.*s", code, name, tl ? ": " : "",
+                 (int)(tl > 200 ? 200 : tl), (const char *)f->value + 4 + dl);
+    } else {
+        snprintf(err, errlen, "server errorMsgRep (malformed)");
+    }
+    /* only printable bytes from an unauthenticated peer */
+    for (char *c = err; *c; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
+            *c = '?';
 }

@@ -93,5 +93,7 @@ size_t cmpr_tcp_errormsg(int version, unsigned flags, unsigned code, uint32_t da
 
 const char *cmpr_tcp_type_name(int version, unsigned type);
 uint32_t cmpr_tcp_u32(const unsigned char *p);
+/* an errorMsgRep frame (from an unauthenticated peer) as printable text */
+void cmpr_tcp_describe_error(const struct cmpr_tcp_frame *f, char *err, size_t errlen);
 
 #endif

@@ -814,6 +814,7 @@ cmpr_conf_group_error(const struct cmpr_conf_group *g, const char *key, const ch
 {
     char msg[512], *out;
     int line = g->line;
+    size_t n;
     va_list ap;
 
     for (size_t i = 0; key != NULL && i < g->n; i++)
@@ -822,9 +823,12 @@ cmpr_conf_group_error(const struct cmpr_conf_group *g, const char *key, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    out = malloc(strlen(msg) + strlen(g->path) + 32);
-    if (out != NULL)
-        sprintf(out, "%s:%d: %s", g->path, line, msg);
+    /* a group made from command-line options has no file */
+    if (g->path == NULL)
+        return strdup(msg);
+    n = strlen(msg) + strlen(g->path) + 32;
+    if ((out = malloc(n)) != NULL)
+        snprintf(out, n, "%s:%d: %s", g->path, line, msg);
     return out;
 }
 
@@ -942,15 +946,18 @@ cmpr_conf_group_path(const struct cmpr_conf_group *g, const char *key, const cha
         v = dflt;
     if (v == NULL)
         return NULL;
-    if (v[0] == '/')
+    /* relative to the configuration file, like every other path (a group
+     * from the command line: to the working directory) */
+    if (v[0] == '/' || g->path == NULL)
         return strdup(v);
-    /* relative to the configuration file, like every other path */
     dir = strdup(g->path);
+    if (dir == NULL)
+        return NULL;
     n = strlen(dir);
     while (n > 0 && dir[n - 1] != '/')
         dir[--n] = '\0';
-    out = malloc(n + strlen(v) + 2);
-    sprintf(out, "%s%s", n > 0 ? dir : "./", v);
+    if ((out = malloc(n + strlen(v) + 3)) != NULL)
+        snprintf(out, n + strlen(v) + 3, "%s%s", n > 0 ? dir : "./", v);
     free(dir);
     return out;
 }

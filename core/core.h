@@ -1,82 +1,67 @@
 /* The CMP core: one request in, one answer out, whatever medium carried it.
- * Knows no transport. Safe to call from several worker threads at once. */
+ * Knows no transport: requests come in envelopes (envelope.h), upstreams and
+ * pushes go through operations the media register (upstream.h). Safe to use
+ * from several threads at once. */
 #ifndef CMPR_CORE_CORE_H
 #define CMPR_CORE_CORE_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <time.h>
 
 #include "core/config.h"
 #include "core/store.h"
+#include "core/upstream.h"
 
 struct cmpr_core;
 
-/* Where a request came from (for logs, audit and profile selection). */
-struct cmpr_request_info {
-    const char *medium;     /* "http", "tcp", "file", "sftp", "mail", "cli" */
-    const char *peer;       /* address, file name, mail From */
-    const char *label;      /* HTTP /p/<label>, file-drop or mail label, or NULL */
-    const char *operation;  /* HTTP operation label (RFC 9483 6.1), or NULL */
-    const char *tls_subject;/* verified TLS client certificate subject (RFC 2253), or NULL */
-    /* 1: this very request was handed to the core before and its answer was
-     * lost in a crash (a claimed file run again at startup). Its senderNonce
-     * is then already in the replay cache and is not taken for a replay. */
-    int resumed;
-    /* Where an answer can be delivered later without the client asking
-     * (mail, file drop): the medium's own address, opaque to the core, handed
-     * back to cmpr_upstream_ops.push when a forwarded request's answer comes
-     * in while the client waits. NULL: the client polls. */
-    const char *push;
-};
-
-/* conf stays owned by the caller and must outlive the core. */
+/* A core for conf (which stays the caller's and must outlive it): CAs,
+ * trust, store. Register the media (add_upstream, add_pusher), then
+ * cmpr_core_start reads the routes. */
 int cmpr_core_new(const struct cmpr_conf *conf, struct cmpr_core **core_r, char **err_r);
+/* ops serves its URI schemes for upstream routes; ctx goes to every op. */
+int cmpr_core_add_upstream(struct cmpr_core *core, const struct cmpr_upstream_ops *ops, void *ctx);
+int cmpr_core_add_pusher(struct cmpr_core *core, const struct cmpr_push_ops *ops, void *ctx);
+/* Reads the [route NAME] groups (each upstream's settings through its
+ * scheme's configure). 0, or CMPR_ERR_CONFIG with *err_r "FILE:LINE: what". */
+int cmpr_core_start(struct cmpr_core *core, char **err_r);
+/* Every worker of the core and every envelope must be done. */
 void cmpr_core_free(struct cmpr_core *core);
 struct cmpr_store *cmpr_core_store(struct cmpr_core *core);
 
-/* Processes one DER PKIMessage and returns the DER answer (caller frees with
- * free()). Every request gets an answer: a CMP response or a protected CMP
- * error. Fails only when no answer can be built at all. */
-int cmpr_core_handle(struct cmpr_core *core, const struct cmpr_request_info *info,
-                     const unsigned char *der, size_t len, unsigned char **out_r,
-                     size_t *out_len_r);
-
-/* ---- upstream CAs ([route NAME] upstream = URI; RFC 9483 5.2) ----
- * The core knows no medium: the daemon hands it these operations (the
- * client side of the transports, see transports/upstream.c). */
-struct cmpr_route;
-enum { CMPR_UP_ANSWER = 0, CMPR_UP_SENT = 1, CMPR_UP_FAILED = -1, CMPR_UP_TIMEOUT = -2 };
-struct cmpr_upstream_ops {
-    /* Sends der to rt's upstream as name. HTTP/TCP wait (timeout_ms) for the
-     * answer: ANSWER with *ans_r (malloc()ed); FAILED: it could not go out
-     * or the upstream failed; TIMEOUT: no answer in time. File, SFTP, mail:
-     * SENT, collect the answer by key. err[] says why. Blocking. */
-    int (*start)(void *ctx, const struct cmpr_route *rt, const char *name, const unsigned char *der,
-                 size_t len, long timeout_ms, char *key, size_t keylen, unsigned char **ans_r,
-                 size_t *ans_len_r, char *err, size_t errlen);
-    /* 1 with the answer for key, 0 not yet, -1 trouble */
-    int (*collect)(void *ctx, const struct cmpr_route *rt, const char *key, unsigned char **ans_r,
-                   size_t *ans_len_r, char *err, size_t errlen);
-    /* there is new work for cmpr_core_forward (may be NULL) */
-    void (*wake)(void *ctx);
-    /* Delivers der to a client that waits, at the address its transport put
-     * into cmpr_request_info.push (may be NULL). 0, or -1 with err[]. */
-    int (*push)(void *ctx, const char *push, const unsigned char *der, size_t len, char *err,
-                size_t errlen);
-};
-void cmpr_core_set_upstream(struct cmpr_core *core, const struct cmpr_upstream_ops *ops, void *ctx);
+/* ---- the forwarder ([route NAME] upstream = URI; RFC 9483 5.2) ---- */
 /* 1 when some route forwards to an upstream */
 int cmpr_core_has_upstreams(const struct cmpr_core *core);
-/* One pass of the forwarder (one thread only): sends what is due (batches
- * too), collects answers of offline upstreams, polls upstreams that said
- * "waiting", gives up on what waited too long. Returns the ms until the
- * next pass is due, or -1 when nothing waits. */
+/* wake(ctx) asks the forwarder's thread for a cmpr_core_forward() pass soon
+ * (any thread). */
+void cmpr_core_set_forwarder(struct cmpr_core *core, void (*wake)(void *ctx), void *ctx);
+/* Requests waiting on an upstream are answered now ("waiting", RFC 9810
+ * 5.3.22): the daemon stops. On the loop thread of the parked requests. */
+void cmpr_core_drain(struct cmpr_core *core);
+/* One pass of the forwarder (one thread only): takes in what online
+ * upstreams answered, sends what is due (batches too), collects answers of
+ * offline upstreams, polls upstreams that said "waiting", gives up on what
+ * waited too long. Returns the ms until the next pass is due, or -1 when
+ * nothing waits. */
 long cmpr_core_forward(struct cmpr_core *core);
 
-/* Which route msg (DER) would take and why, one line per route tried, into
- * out (`cmprouter routes --explain`). */
-int cmpr_core_explain(struct cmpr_core *core, const struct cmpr_request_info *info,
-                      const unsigned char *der, size_t len, char *out, size_t outlen);
+/* Which route msg (DER, arriving with label) would take and why, one line
+ * per route tried, into out (`cmprouter routes --explain`). */
+int cmpr_core_explain(struct cmpr_core *core, const char *label, const unsigned char *der,
+                      size_t len, char *out, size_t outlen);
+
+/* ---- answers a client comes back for (TCP-Message pollReq, cmp-wire.md 1.2) ----
+ * A medium that hands out a reference instead of the answer keeps the
+ * request and then the answer in the store (struct cmpr_defer_rec), so that
+ * the reference survives a restart. Blocking (store): not on a loop thread. */
+/* A new reference (never 0, not in use) for req, durable when it returns. */
+int cmpr_core_defer(struct cmpr_core *core, const unsigned char *req, size_t len, uint32_t *ref_r);
+/* Its answer (DONE), or with der NULL that none can come (FAILED). */
+int cmpr_core_defer_answer(struct cmpr_core *core, uint32_t ref, const unsigned char *der, size_t len);
+int cmpr_core_defer_get(struct cmpr_core *core, uint32_t ref, struct cmpr_defer_rec *rec_r);
+/* calls cb for every reference created since older_than; older ones go */
+int cmpr_core_defer_list(struct cmpr_core *core, int64_t older_than,
+                         int (*cb)(const struct cmpr_defer_rec *rec, void *arg), void *arg);
 
 /* Counters since the core started (for metrics). */
 struct cmpr_core_stats {
@@ -85,10 +70,12 @@ struct cmpr_core_stats {
     unsigned long answers[8];       /* by PKIStatus 0..6 of the answer; [7]: no status (genp, pkiconf ...) */
     unsigned long errors;           /* answers that were CMP error messages */
     unsigned long store_errors;
+    unsigned long parked;           /* requests waiting on an upstream now */
 };
 void cmpr_core_stats(struct cmpr_core *core, struct cmpr_core_stats *out);
 
-/* Operator decisions on a request waiting for approval. */
+/* ---- operator actions ---- */
+/* Decisions on a request waiting for approval. */
 int cmpr_core_approve(struct cmpr_core *core, const unsigned char *tid, size_t len);
 int cmpr_core_reject(struct cmpr_core *core, const unsigned char *tid, size_t len,
                      const char *reason);

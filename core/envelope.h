@@ -1,56 +1,58 @@
-/* What any medium hands the core, and how the answer goes back (DESIGN.md
- * "The seams"). The transport fills an envelope, cmpr_core_submit() runs the
- * core on the libuv thread pool, and the reply's send() is called back on
- * the loop thread with the answer. */
+/* The one way into the core (DESIGN.md "The seams"): a medium wraps exactly
+ * one DER PKIMessage in an envelope, describes where it came from with the
+ * setters, and submits it; exactly one answer comes back through its reply
+ * operations. The envelope is opaque: only the core reads it. */
 #ifndef CMPR_CORE_ENVELOPE_H
 #define CMPR_CORE_ENVELOPE_H
 
 #include <stddef.h>
-#include <stdint.h>
 
 #include <uv.h>
 
 struct cmpr_core;
 struct cmpr_reply;
+struct cmpr_envelope;
 
 struct cmpr_reply_ops {
-    /* the answer; der is valid only during the call (loop thread) */
+    /* the answer; der is valid only during the call */
     void (*send)(struct cmpr_reply *r, const unsigned char *der, size_t len);
-    /* no CMP answer could be built at all (loop thread) */
+    /* no CMP answer could be built at all (CMPR_ERR_*) */
     void (*fail)(struct cmpr_reply *r, int cmpr_err);
 };
 
-/* Embedded in the transport's own object (connection, file job, mail). */
+/* Embedded in the medium's own object (connection, file job, mail). */
 struct cmpr_reply {
     const struct cmpr_reply_ops *ops;
 };
 
-struct cmpr_envelope {
-    unsigned char *der;             /* exactly one PKIMessage; owned, freed by the core */
-    size_t len;
-    char medium[16];                /* "http", "tcp", "file", "sftp", "mail" */
-    char peer[128];                 /* address, file name, mail From */
-    char label[128];                /* profile label, or "" */
-    char operation[32];             /* HTTP operation label (RFC 9483 6.1), or "" */
-    char tls_subject[256];          /* verified TLS client subject (RFC 2253), or "" */
-    int resumed;                    /* run again after a crash (struct cmpr_request_info) */
-    struct cmpr_reply *reply;
-    /* the core's */
-    uv_work_t work;
-    struct cmpr_core *core;
-    unsigned char *out;
-    size_t out_len;
-    int result;
-    uint64_t start_ns;
-};
+/* A copy of der in a new envelope whose answer goes to reply; NULL when
+ * out of memory (nothing was submitted then). */
+struct cmpr_envelope *cmpr_envelope_new(const unsigned char *der, size_t len, struct cmpr_reply *reply);
+/* "http", "https", "tcp", "file", "sftp", "mail": for logs, audit and metrics */
+void cmpr_envelope_set_medium(struct cmpr_envelope *env, const char *medium);
+/* the peer: address, file name, mail From */
+void cmpr_envelope_set_peer(struct cmpr_envelope *env, const char *peer);
+/* the profile label of the path, folder or mailbox it came by */
+void cmpr_envelope_set_label(struct cmpr_envelope *env, const char *label);
+/* the operation its path names (RFC 9483 6.1 "initialization" ...) */
+void cmpr_envelope_set_operation(struct cmpr_envelope *env, const char *op);
+/* the verified TLS client certificate's subject (RFC 2253) */
+void cmpr_envelope_set_tls_subject(struct cmpr_envelope *env, const char *subject);
+/* this very request was handed in before and its answer was lost in a
+ * crash: its senderNonce is already recorded and is not taken for a replay */
+void cmpr_envelope_set_resumed(struct cmpr_envelope *env, int resumed);
+/* where a later answer can be delivered without the client asking: the
+ * push operations of medium get addr (cmpr_core_add_pusher) */
+void cmpr_envelope_set_push(struct cmpr_envelope *env, const char *medium, const char *addr);
+/* Run the core on loop's thread pool and call the reply on the loop's
+ * thread (HTTP, TCP). Without a loop the core runs on the submitting
+ * thread and the reply is called before cmpr_core_submit returns (media
+ * that have a thread of their own: file drop, SFTP, mail, the CLI). */
+void cmpr_envelope_set_loop(struct cmpr_envelope *env, uv_loop_t *loop);
 
-/* Takes ownership of der. NULL on allocation failure (der is then freed). */
-struct cmpr_envelope *cmpr_envelope_new(unsigned char *der, size_t len, const char *medium,
-                                        const char *peer, const char *label,
-                                        const char *operation, struct cmpr_reply *reply);
-
-/* Queues the envelope on loop's thread pool; reply->ops->send/fail follow on
- * the loop thread; the envelope is freed after that call. */
-void cmpr_core_submit(struct cmpr_core *core, uv_loop_t *loop, struct cmpr_envelope *env);
+/* Takes env. Exactly one reply->ops->send or ->fail follows. A request that
+ * waits on an upstream keeps its envelope (no thread is held meanwhile)
+ * until the upstream answers or the route's wait runs out. */
+void cmpr_core_submit(struct cmpr_core *core, struct cmpr_envelope *env);
 
 #endif

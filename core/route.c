@@ -17,16 +17,64 @@
 
 #include <glib.h>
 
+/* the route's own keys; its upstream's medium adds its own (ops->directives) */
 static const char *const directives[] = {
     "label", "profile", "body", "client", "subject", "issuer",
     "ca", "upstream", "protection", "ra_verified", "timeout", "wait", "followup_wait", "retry", "give_up",
     "batch", "batch_wait", "check_after",
     "ra_cert", "ra_key", "ra_chain", "ra_reference", "ra_secret", "ra_mac", "trusted",
-    /* the upstream's medium (see transports/outbound.h) */
-    "tls_ca", "tls_cert", "tls_key", "tcp_framing", "ssh_identity", "ssh_known_hosts",
-    "smtp", "smtp_starttls", "smtp_user", "smtp_secret", "from", "maildir",
     NULL
 };
+
+#define MAX_DIRECTIVES 64
+
+/* the operations for uri's scheme (the text before the first ':') */
+static int
+find_medium(const struct cmpr_route_media *media, const char *uri, const struct cmpr_upstream_ops **ops_r,
+            void **ctx_r)
+{
+    size_t n = strcspn(uri, ":");
+
+    if (uri[n] != ':')
+        return -1;
+    for (size_t i = 0; media != NULL && i < media->n; i++)
+        for (const char *const *sc = media->ops[i]->schemes; *sc != NULL; sc++)
+            if (strlen(*sc) == n && strncmp(*sc, uri, n) == 0) {
+                *ops_r = media->ops[i];
+                *ctx_r = media->ctx[i];
+                return 0;
+            }
+    return -1;
+}
+
+static char *
+scheme_list(const struct cmpr_route_media *media)
+{
+    GString *s = g_string_new("");
+    char *out;
+
+    for (size_t i = 0; media != NULL && i < media->n; i++)
+        for (const char *const *sc = media->ops[i]->schemes; *sc != NULL; sc++)
+            g_string_append_printf(s, "%s%s:", s->len > 0 ? ", " : "", *sc);
+    out = strdup(s->len > 0 ? s->str : "none");
+    g_string_free(s, TRUE);
+    return out;
+}
+
+/* the key check of the route and its medium together */
+static int
+check_keys(const struct cmpr_conf_group *g, const struct cmpr_upstream_ops *ops, char **err_r)
+{
+    const char *all[MAX_DIRECTIVES + 1];
+    size_t n = 0;
+
+    for (const char *const *d = directives; *d != NULL && n < MAX_DIRECTIVES; d++)
+        all[n++] = *d;
+    for (const char *const *d = ops != NULL ? ops->directives : NULL; d != NULL && *d != NULL && n < MAX_DIRECTIVES; d++)
+        all[n++] = *d;
+    all[n] = NULL;
+    return cmpr_conf_group_check(g, all, err_r);
+}
 
 static char **
 split_list(const char *v)
@@ -63,17 +111,12 @@ dup_or_null(const char *v)
     return v != NULL ? strdup(v) : NULL;
 }
 
+/* the match keys (NULL / 0: any) */
 static int
-load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
+load_match(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
 {
     const char *v;
-    char *path;
-    int r, offline;
 
-    if ((r = cmpr_conf_group_check(g, directives, err_r)) != CMPR_OK)
-        return r;
-    rt->name = strdup(g->name);
-    rt->g = g;
     rt->labels = split_list(cmpr_conf_group_get(g, "label"));
     rt->profiles = split_list(cmpr_conf_group_get(g, "profile"));
     if ((v = cmpr_conf_group_get(g, "body")) != NULL) {
@@ -95,6 +138,17 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
     rt->client = dup_or_null(cmpr_conf_group_get(g, "client"));
     rt->subject = dup_or_null(cmpr_conf_group_get(g, "subject"));
     rt->issuer = dup_or_null(cmpr_conf_group_get(g, "issuer"));
+    return CMPR_OK;
+}
+
+/* what it does: a local CA, or an upstream over a registered medium */
+static int
+load_action(const struct cmpr_conf_group *g, const struct cmpr_route_media *media, struct cmpr_route *rt,
+            char **err_r)
+{
+    const char *v;
+    int r;
+
     rt->ca = dup_or_null(cmpr_conf_group_get(g, "ca"));
     rt->upstream = dup_or_null(cmpr_conf_group_get(g, "upstream"));
     if ((rt->ca != NULL) == (rt->upstream != NULL)) {
@@ -102,17 +156,17 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
                                        "upstream = URI (forward)", g->name);
         return CMPR_ERR_CONFIG;
     }
-    if (rt->upstream != NULL && strncmp(rt->upstream, "http://", 7) != 0
-            && strncmp(rt->upstream, "https://", 8) != 0 && strncmp(rt->upstream, "tcp://", 6) != 0
-            && strncmp(rt->upstream, "file:", 5) != 0 && strncmp(rt->upstream, "sftp://", 7) != 0
-            && strncmp(rt->upstream, "mailto:", 7) != 0) {
-        *err_r = cmpr_conf_group_error(g, "upstream", "upstream is an http://, https://, tcp://, "
-                                       "file:OUTDIR,INDIR, sftp:// or mailto: URI, not '%s'", rt->upstream);
+    if (rt->upstream != NULL && find_medium(media, rt->upstream, &rt->up, &rt->up_ctx) != 0) {
+        char *l = scheme_list(media);
+
+        *err_r = cmpr_conf_group_error(g, "upstream", "no medium serves upstream '%s' (the URI schemes "
+                                       "here: %s)", rt->upstream, l);
+        free(l);
         return CMPR_ERR_CONFIG;
     }
-    offline = rt->upstream != NULL && (strncmp(rt->upstream, "file:", 5) == 0
-                                       || strncmp(rt->upstream, "sftp://", 7) == 0
-                                       || strncmp(rt->upstream, "mailto:", 7) == 0);
+    if ((r = check_keys(g, rt->up, err_r)) != CMPR_OK)
+        return r;
+    rt->offline = rt->up != NULL && rt->up->offline;
     rt->protection = CMPR_ROUTE_KEEP;
     if ((v = cmpr_conf_group_get(g, "protection")) != NULL) {
         if (strcmp(v, "reprotect") == 0)
@@ -125,8 +179,17 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
             return CMPR_ERR_CONFIG;
         }
     }
-    if ((v = cmpr_conf_group_get(g, "ra_verified")) != NULL)
-        rt->ra_verified = strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0;
+    return CMPR_OK;
+}
+
+/* the times (offline media wait longer, retry later, give up later) */
+static int
+load_times(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
+{
+    int r, offline = rt->offline;
+
+    if ((r = cmpr_conf_group_bool(g, "ra_verified", 0, &rt->ra_verified, err_r)) != CMPR_OK)
+        return r;
     if ((r = cmpr_conf_group_long(g, "timeout", 30, 1, 86400, &rt->timeout_ms, err_r))
             || (r = cmpr_conf_group_long(g, "wait", offline ? 0 : rt->timeout_ms, 0, 86400, &rt->wait_ms, err_r))
             || (r = cmpr_conf_group_long(g, "followup_wait", offline ? 10 : rt->wait_ms, 0, 86400,
@@ -148,7 +211,16 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
         rt->wait_ms = rt->timeout_ms;
     if (rt->followup_wait_ms > rt->timeout_ms)
         rt->followup_wait_ms = rt->timeout_ms;
-    /* the RA's credentials */
+    return CMPR_OK;
+}
+
+/* the RA's own credentials towards the upstream */
+static int
+load_ra(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
+{
+    const char *v;
+    char *path;
+
     if ((path = cmpr_conf_group_path(g, "ra_cert", NULL)) != NULL) {
         STACK_OF(X509) *sk = cmpr_load_certs(path);
         char *kp = cmpr_conf_group_path(g, "ra_key", NULL);
@@ -206,6 +278,21 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
             return CMPR_ERR_CONFIG;
         }
     }
+    return CMPR_OK;
+}
+
+static int
+load_route(const struct cmpr_conf_group *g, const struct cmpr_route_media *media, struct cmpr_route *rt,
+           char **err_r)
+{
+    char *path;
+    int r;
+
+    rt->name = strdup(g->name);
+    rt->g = g;
+    if ((r = load_match(g, rt, err_r)) != CMPR_OK || (r = load_action(g, media, rt, err_r)) != CMPR_OK
+            || (r = load_times(g, rt, err_r)) != CMPR_OK || (r = load_ra(g, rt, err_r)) != CMPR_OK)
+        return r;
     if ((rt->protection != CMPR_ROUTE_KEEP || rt->batch > 1 || rt->ra_verified)
             && rt->ra_cert == NULL && rt->ra_reference == NULL) {
         *err_r = cmpr_conf_group_error(g, "protection", "[route %s]: %s needs the RA's own credentials "
@@ -239,11 +326,15 @@ load_route(const struct cmpr_conf_group *g, struct cmpr_route *rt, char **err_r)
                                        "are checked here: give trusted (its CA certificates)", g->name);
         return CMPR_ERR_CONFIG;
     }
+    /* the medium reads its own keys */
+    if (rt->up != NULL && (r = rt->up->configure(rt->up_ctx, g, rt->upstream, rt->timeout_ms, &rt->up_set, err_r)) != CMPR_OK)
+        return r;
     return CMPR_OK;
 }
 
 int
-cmpr_routes_load(const struct cmpr_conf *conf, struct cmpr_routes **rt_r, char **err_r)
+cmpr_routes_load(const struct cmpr_conf *conf, const struct cmpr_route_media *media, struct cmpr_routes **rt_r,
+                 char **err_r)
 {
     struct cmpr_routes *rt = calloc(1, sizeof(*rt));
     size_t cap = 0;
@@ -261,7 +352,7 @@ cmpr_routes_load(const struct cmpr_conf *conf, struct cmpr_routes **rt_r, char *
             return CMPR_ERR_ALLOC;
         }
         memset(&rt->v[rt->n], 0, sizeof(rt->v[0]));
-        r = load_route(g, &rt->v[rt->n++], err_r);
+        r = load_route(g, media, &rt->v[rt->n++], err_r);
         if (r == CMPR_OK && rt->v[rt->n - 1].ca != NULL && cmpr_conf_ca(conf, rt->v[rt->n - 1].ca) == NULL) {
             *err_r = cmpr_conf_group_error(g, "ca", "no [ca %s]", rt->v[rt->n - 1].ca);
             r = CMPR_ERR_CONFIG;
@@ -300,6 +391,8 @@ cmpr_routes_free(struct cmpr_routes *rt)
             g_free(r->ra_secret);
         }
         X509_STORE_free(r->trusted);
+        if (r->up != NULL && r->up_set != NULL)
+            r->up->release(r->up_ctx, r->up_set);
     }
     free(rt->v);
     free(rt);

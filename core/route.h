@@ -11,6 +11,7 @@
 #include <openssl/x509.h>
 
 #include "core/config.h"
+#include "core/upstream.h"
 
 enum cmpr_route_prot { CMPR_ROUTE_KEEP = 0, CMPR_ROUTE_REPROTECT, CMPR_ROUTE_NESTED };
 
@@ -27,6 +28,10 @@ struct cmpr_route {
     /* action */
     char *ca;                           /* local CA (NULL: the first) when there is no upstream */
     char *upstream;                     /* URI, or NULL */
+    const struct cmpr_upstream_ops *up; /* its scheme's operations, and their context */
+    void *up_ctx;
+    void *up_set;                       /* the medium's settings (up->configure) */
+    int offline;                        /* up->offline */
     int protection;                     /* enum cmpr_route_prot */
     int ra_verified;                    /* POP checked here, forwarded as raVerified */
     long timeout_ms;                    /* one upstream exchange */
@@ -63,9 +68,18 @@ struct cmpr_route_query {
     const char *issuer;                 /* RFC 2253, or NULL */
 };
 
-/* Reads every [route NAME] of conf (keys checked, files loaded). 0 or
+/* The media an upstream URI can name: operations by scheme. */
+struct cmpr_route_media {
+    const struct cmpr_upstream_ops *ops[16];
+    void *ctx[16];
+    size_t n;
+};
+
+/* Reads every [route NAME] of conf (keys checked, files loaded, each
+ * upstream's medium keys read by its scheme's configure). 0 or
  * CMPR_ERR_CONFIG with *err_r "FILE:LINE: what". */
-int cmpr_routes_load(const struct cmpr_conf *conf, struct cmpr_routes **rt_r, char **err_r);
+int cmpr_routes_load(const struct cmpr_conf *conf, const struct cmpr_route_media *media,
+                     struct cmpr_routes **rt_r, char **err_r);
 void cmpr_routes_free(struct cmpr_routes *rt);
 const struct cmpr_route *cmpr_route_by_name(const struct cmpr_routes *rt, const char *name);
 

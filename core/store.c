@@ -57,12 +57,32 @@ cmpr_store_close(struct cmpr_store *st)
         st->ops->close(st);
 }
 
-static const char *const fwd_names[] = { "queued", "sent", "answered", "failed", "done" };
+static const char *const defer_names[] = { "working", "done", "failed" };
+
+const char *
+cmpr_defer_state_name(int state)
+{
+    if (state < 0 || state >= CMPR_DEFER_STATE_LAST)
+        return "?";
+    return defer_names[state];
+}
+
+void
+cmpr_defer_rec_clear(struct cmpr_defer_rec *rec)
+{
+    if (rec == NULL)
+        return;
+    free(rec->req);
+    free(rec->answer);
+    memset(rec, 0, sizeof(*rec));
+}
+
+static const char *const fwd_names[] = { "queued", "sent", "answered", "failed", "done", "new" };
 
 const char *
 cmpr_fwd_state_name(int state)
 {
-    if (state < 0 || state > CMPR_FWD_DONE)
+    if (state < 0 || state >= CMPR_FWD_STATE_LAST)
         return "?";
     return fwd_names[state];
 }

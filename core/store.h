@@ -67,7 +67,9 @@ enum cmpr_fwd_state {
     CMPR_FWD_SENT,              /* out on an offline medium; answer collected by key */
     CMPR_FWD_ANSWERED,          /* the upstream's answer is in ans */
     CMPR_FWD_FAILED,            /* given up: err says why */
-    CMPR_FWD_DONE               /* answer delivered; kept to route the follow-ups */
+    CMPR_FWD_DONE,              /* answer delivered; kept to route the follow-ups */
+    CMPR_FWD_NEW,               /* a record not yet stored (never in the store) */
+    CMPR_FWD_STATE_LAST
 };
 const char *cmpr_fwd_state_name(int state);
 
@@ -102,6 +104,26 @@ struct cmpr_fwd_rec {
     int64_t created, updated, next_try;
 };
 void cmpr_fwd_rec_clear(struct cmpr_fwd_rec *rec);
+
+/* An answer a client comes back for by reference (the TCP-Message pollReq
+ * of cmp-wire.md 1.2; core.h cmpr_core_defer). */
+enum cmpr_defer_state {
+    CMPR_DEFER_WORKING = 0,     /* the request is in the core */
+    CMPR_DEFER_DONE,            /* its answer is here */
+    CMPR_DEFER_FAILED,          /* no answer can come: the client sends it again */
+    CMPR_DEFER_STATE_LAST
+};
+const char *cmpr_defer_state_name(int state);
+
+struct cmpr_defer_rec {
+    uint32_t ref;
+    int state;                          /* enum cmpr_defer_state */
+    int read_state;                     /* the state defer_get returned (optimistic locking) */
+    unsigned char *req, *answer;        /* owned */
+    size_t req_len, answer_len;
+    int64_t created;
+};
+void cmpr_defer_rec_clear(struct cmpr_defer_rec *rec);
 
 enum cmpr_cert_status { CMPR_CERT_VALID = 0, CMPR_CERT_REVOKED = 1, CMPR_CERT_ON_HOLD = 2 };
 
@@ -177,6 +199,14 @@ struct cmpr_store_ops {
      * malloc()ed array (free each with cmpr_fwd_rec_clear, then the array) */
     int (*fwd_list)(struct cmpr_store *st, int all, struct cmpr_fwd_rec **recs_r, size_t *n_r);
     int (*fwd_delete)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len);
+    /* Answers by reference: defer_put inserts (read_state < 0; CMPR_ERR_EXISTS
+     * if ref is in use) or updates state and answer while the stored state
+     * is still rec->read_state (CMPR_ERR_CONFLICT otherwise). */
+    int (*defer_put)(struct cmpr_store *st, struct cmpr_defer_rec *rec);
+    int (*defer_get)(struct cmpr_store *st, uint32_t ref, struct cmpr_defer_rec *rec_r);
+    /* cb for each, oldest first; then those created before older_than go */
+    int (*defer_list)(struct cmpr_store *st, int64_t older_than,
+                      int (*cb)(const struct cmpr_defer_rec *rec, void *arg), void *arg);
     int (*audit)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
                  const char *who, const char *event, const char *detail);
     int (*audit_list)(struct cmpr_store *st,

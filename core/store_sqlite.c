@@ -46,7 +46,9 @@ static const char schema[] =
     " batch TEXT NOT NULL, req BLOB, ans BLOB, last BLOB, last_nonce BLOB, err TEXT NOT NULL,"
     " attempts INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
     " next_try INTEGER NOT NULL, push TEXT NOT NULL);"
-    "PRAGMA user_version = 1;";
+    "CREATE TABLE IF NOT EXISTS deferred (ref INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
+    " req BLOB, answer BLOB, created INTEGER NOT NULL);"
+    "PRAGMA user_version = 2;";
 
 #define S(st) ((struct sqlite_store *)(st))
 
@@ -788,6 +790,101 @@ sq_fwd_delete(struct cmpr_store *st, const unsigned char *tid, size_t tid_len)
     return r;
 }
 
+static int
+sq_defer_put(struct cmpr_store *st, struct cmpr_defer_rec *d)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE;
+
+    pthread_mutex_lock(&s->lock);
+    if (d->read_state < 0)
+        q = prep(s, "INSERT INTO deferred(ref, state, req, answer, created) VALUES(?1,?2,?3,?4,?5)");
+    else
+        q = prep(s, "UPDATE deferred SET state=?2, answer=?4 WHERE ref=?1 AND state=?6");
+    if (q != NULL) {
+        sqlite3_bind_int64(q, 1, d->ref);
+        sqlite3_bind_int(q, 2, d->state);
+        if (d->read_state < 0) {
+            bind_blob(q, 3, d->req, d->req_len);
+            sqlite3_bind_int64(q, 5, d->created);
+        } else {
+            sqlite3_bind_int(q, 6, d->read_state);
+        }
+        bind_blob(q, 4, d->answer, d->answer_len);
+        r = run(s, q);
+        if (r == CMPR_OK && d->read_state >= 0 && sqlite3_changes(s->db) == 0)
+            r = CMPR_ERR_CONFLICT;
+        if (r == CMPR_OK)
+            d->read_state = d->state;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int
+defer_row(sqlite3_stmt *q, struct cmpr_defer_rec *d)
+{
+    int r;
+
+    memset(d, 0, sizeof(*d));
+    d->ref = (uint32_t)sqlite3_column_int64(q, 0);
+    d->state = d->read_state = sqlite3_column_int(q, 1);
+    if ((r = col_dup(q, 2, &d->req, &d->req_len)) != CMPR_OK
+            || (r = col_dup(q, 3, &d->answer, &d->answer_len)) != CMPR_OK) {
+        cmpr_defer_rec_clear(d);
+        return r;
+    }
+    d->created = sqlite3_column_int64(q, 4);
+    return CMPR_OK;
+}
+
+static int
+sq_defer_get(struct cmpr_store *st, uint32_t ref, struct cmpr_defer_rec *d_r)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE, rc;
+
+    pthread_mutex_lock(&s->lock);
+    if ((q = prep(s, "SELECT ref, state, req, answer, created FROM deferred WHERE ref=?")) != NULL) {
+        sqlite3_bind_int64(q, 1, ref);
+        rc = sqlite3_step(q);
+        r = rc == SQLITE_ROW ? defer_row(q, d_r) : rc == SQLITE_DONE ? CMPR_ERR_NOT_FOUND : CMPR_ERR_STORE;
+        sqlite3_finalize(q);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
+static int
+sq_defer_list(struct cmpr_store *st, int64_t older_than,
+              int (*cb)(const struct cmpr_defer_rec *rec, void *arg), void *arg)
+{
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE, rc;
+
+    pthread_mutex_lock(&s->lock);
+    if ((q = prep(s, "SELECT ref, state, req, answer, created FROM deferred ORDER BY created")) != NULL) {
+        r = CMPR_OK;
+        while (r == CMPR_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+            struct cmpr_defer_rec d;
+
+            if ((r = defer_row(q, &d)) == CMPR_OK && d.created >= older_than)
+                r = cb(&d, arg);
+            cmpr_defer_rec_clear(&d);
+        }
+        sqlite3_finalize(q);
+    }
+    if (r == CMPR_OK && (q = prep(s, "DELETE FROM deferred WHERE created < ?")) != NULL) {
+        sqlite3_bind_int64(q, 1, older_than);
+        r = run(s, q);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return r;
+}
+
 const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .scheme = "sqlite",
     .open = sq_open,
@@ -809,6 +906,9 @@ const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .fwd_get = sq_fwd_get,
     .fwd_list = sq_fwd_list,
     .fwd_delete = sq_fwd_delete,
+    .defer_put = sq_defer_put,
+    .defer_get = sq_defer_get,
+    .defer_list = sq_defer_list,
     .audit = sq_audit,
     .audit_list = sq_audit_list,
 };

@@ -1,44 +1,170 @@
-/* The asynchronous face of the core: envelopes go through the libuv thread
- * pool so crypto and storage never block the loop that moves bytes. */
+/*
+ * The one way into the core (envelope.h). An envelope with a loop runs on
+ * that loop's thread pool and is answered on the loop thread; one without
+ * runs on the submitting thread. A request that waits for an upstream's
+ * answer (forward.c) is parked: its envelope waits in a list, holding no
+ * thread, until the forwarder says the transaction moved on
+ * (cmpr_park_notify) or its wait runs out; then it runs again.
+ */
+#include "core/req.h"
 #include "core/envelope.h"
-#include "core/core.h"
+#include "base/clock.h"
 #include "base/err.h"
+#include "base/log.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+struct cmpr_envelope {
+    unsigned char *der;
+    size_t len;
+    char medium[16], peer[400], label[128], operation[32], tls_subject[256], push_medium[16];
+    char *push;
+    int resumed;
+    uv_loop_t *loop;
+    struct cmpr_reply *reply;
+    /* the core's */
+    struct cmpr_core *core;
+    uv_work_t work;
+    int waited;                     /* struct cmpr_request_info.waited */
+    int64_t deadline_ms;
+    unsigned char tid[CMPR_STORE_MAX_ID];
+    size_t tid_len;
+    unsigned char *out;
+    size_t out_len;
+    int result;
+};
+
+/* an envelope waiting for its upstream (under core->park_mu) */
+struct cmpr_parked {
+    struct cmpr_parked *next;
+    struct cmpr_envelope *env;
+    int woken;                      /* 1: notified, 2: its wait is over */
+};
 
 struct cmpr_envelope *
-cmpr_envelope_new(unsigned char *der, size_t len, const char *medium, const char *peer,
-                  const char *label, const char *operation, struct cmpr_reply *reply)
+cmpr_envelope_new(const unsigned char *der, size_t len, struct cmpr_reply *reply)
 {
     struct cmpr_envelope *env = calloc(1, sizeof(*env));
 
-    if (env == NULL) {
-        free(der);
+    if (env == NULL || (env->der = cmpr_memdup(der, len)) == NULL) {
+        free(env);
         return NULL;
     }
-    env->der = der;
     env->len = len;
-    snprintf(env->medium, sizeof(env->medium), "%s", medium != NULL ? medium : "");
-    snprintf(env->peer, sizeof(env->peer), "%s", peer != NULL ? peer : "");
-    snprintf(env->label, sizeof(env->label), "%s", label != NULL ? label : "");
-    snprintf(env->operation, sizeof(env->operation), "%s", operation != NULL ? operation : "");
     env->reply = reply;
+    snprintf(env->medium, sizeof(env->medium), "?");
     return env;
 }
+
+void
+cmpr_envelope_set_medium(struct cmpr_envelope *env, const char *medium)
+{
+    snprintf(env->medium, sizeof(env->medium), "%s", medium != NULL ? medium : "");
+}
+
+void
+cmpr_envelope_set_peer(struct cmpr_envelope *env, const char *peer)
+{
+    snprintf(env->peer, sizeof(env->peer), "%s", peer != NULL ? peer : "");
+}
+
+void
+cmpr_envelope_set_label(struct cmpr_envelope *env, const char *label)
+{
+    snprintf(env->label, sizeof(env->label), "%s", label != NULL ? label : "");
+}
+
+void
+cmpr_envelope_set_operation(struct cmpr_envelope *env, const char *op)
+{
+    snprintf(env->operation, sizeof(env->operation), "%s", op != NULL ? op : "");
+}
+
+void
+cmpr_envelope_set_tls_subject(struct cmpr_envelope *env, const char *subject)
+{
+    snprintf(env->tls_subject, sizeof(env->tls_subject), "%s", subject != NULL ? subject : "");
+}
+
+void
+cmpr_envelope_set_resumed(struct cmpr_envelope *env, int resumed)
+{
+    env->resumed = resumed;
+}
+
+void
+cmpr_envelope_set_push(struct cmpr_envelope *env, const char *medium, const char *addr)
+{
+    free(env->push);
+    env->push = addr != NULL ? strdup(addr) : NULL;
+    snprintf(env->push_medium, sizeof(env->push_medium), "%s", medium != NULL ? medium : "");
+}
+
+void
+cmpr_envelope_set_loop(struct cmpr_envelope *env, uv_loop_t *loop)
+{
+    env->loop = loop;
+}
+
+static void
+envelope_free(struct cmpr_envelope *env)
+{
+    free(env->der);
+    free(env->push);
+    free(env->out);
+    free(env);
+}
+
+/* one run of the pipeline; PARK keeps the transaction's id */
+static void
+run(struct cmpr_envelope *env)
+{
+    struct cmpr_request_info info = {
+        env->medium, env->peer, env->label[0] ? env->label : NULL, env->operation[0] ? env->operation : NULL,
+        env->tls_subject[0] ? env->tls_subject : NULL, env->resumed || env->waited, env->push_medium,
+        env->push, env->waited, env->deadline_ms
+    };
+    int64_t deadline = 0;
+
+    free(env->out);
+    env->out = NULL;
+    env->result = cmpr_pipeline_run(env->core, &info, env->der, env->len, &env->out, &env->out_len, &deadline);
+    if (env->result == CMPR_PARK) {
+        CMPR_PKIMESSAGE *m = NULL;
+
+        env->deadline_ms = deadline;
+        env->tid_len = 0;
+        /* the transaction it waits on (it decoded before it could park) */
+        if (cmpr_msg_decode(env->der, env->len, &m, NULL) == CMPR_OK && m->header->transactionID != NULL)
+            cmpr_octets(m->header->transactionID, env->tid, sizeof(env->tid), &env->tid_len);
+        CMPR_PKIMESSAGE_free(m);
+        if (env->tid_len == 0)
+            env->result = CMPR_ERR_INTERNAL;
+    }
+}
+
+static void
+answer(struct cmpr_envelope *env)
+{
+    if (env->result == CMPR_OK)
+        env->reply->ops->send(env->reply, env->out, env->out_len);
+    else
+        env->reply->ops->fail(env->reply, env->result);
+    envelope_free(env);
+}
+
+/* ---------------- on a loop ---------------- */
+
+static void park(struct cmpr_envelope *env);
 
 static void
 work_cb(uv_work_t *w)
 {
-    struct cmpr_envelope *env = w->data;
-    struct cmpr_request_info info = {
-        env->medium, env->peer, env->label[0] ? env->label : NULL,
-        env->operation[0] ? env->operation : NULL,
-        env->tls_subject[0] ? env->tls_subject : NULL, env->resumed, NULL
-    };
-
-    env->result = cmpr_core_handle(env->core, &info, env->der, env->len, &env->out, &env->out_len);
+    run(w->data);
 }
 
 static void
@@ -46,24 +172,221 @@ after_cb(uv_work_t *w, int status)
 {
     struct cmpr_envelope *env = w->data;
 
-    if (status == 0 && env->result == CMPR_OK)
-        env->reply->ops->send(env->reply, env->out, env->out_len);
+    if (status != 0)
+        env->result = CMPR_ERR_INTERNAL;
+    if (env->result == CMPR_PARK)
+        park(env);
     else
-        env->reply->ops->fail(env->reply, status != 0 ? CMPR_ERR_INTERNAL : env->result);
-    free(env->out);
-    free(env->der);
-    free(env);
+        answer(env);
+}
+
+static void
+queue(struct cmpr_envelope *env)
+{
+    env->work.data = env;
+    if (uv_queue_work(env->loop, &env->work, work_cb, after_cb) != 0) {
+        env->result = CMPR_ERR_INTERNAL;
+        answer(env);
+    }
+}
+
+/* the parked envelopes that may run again: woken ones, and those whose
+ * wait is over (all with force); taken out of the list (under park_mu) */
+static struct cmpr_parked *
+take_ready(struct cmpr_core *c, int inline_only, int force, int64_t now)
+{
+    struct cmpr_parked *ready = NULL, **pp = &c->parked, *p;
+
+    while ((p = *pp) != NULL) {
+        if ((p->env->loop == NULL) != inline_only || (!p->woken && !force && p->env->deadline_ms > now)) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        if (!p->woken)
+            p->woken = 2;
+        p->next = ready;
+        ready = p;
+    }
+    return ready;
+}
+
+static void ready_cb(uv_timer_t *t);
+
+/* the timer for the first deadline of the loop's parked envelopes */
+static void
+rearm(struct cmpr_core *c)
+{
+    int64_t first = 0, now = cmpr_mono_ms();
+
+    pthread_mutex_lock(&c->park_mu);
+    for (struct cmpr_parked *p = c->parked; p != NULL; p = p->next)
+        if (p->env->loop != NULL && (first == 0 || p->env->deadline_ms < first))
+            first = p->env->deadline_ms;
+    pthread_mutex_unlock(&c->park_mu);
+    if (first > 0)
+        uv_timer_start(&c->park_timer, ready_cb, first > now ? (uint64_t)(first - now) : 0, 0);
+    else
+        uv_timer_stop(&c->park_timer);
+}
+
+/* loop thread: parked envelopes that may go on run again */
+static void
+run_ready(struct cmpr_core *c, int force)
+{
+    struct cmpr_parked *ready;
+
+    pthread_mutex_lock(&c->park_mu);
+    ready = take_ready(c, 0, force, cmpr_mono_ms());
+    pthread_mutex_unlock(&c->park_mu);
+    while (ready != NULL) {
+        struct cmpr_parked *p = ready;
+
+        ready = p->next;
+        p->env->waited = p->woken;
+        atomic_fetch_sub(&c->n_parked, 1);
+        queue(p->env);
+        free(p);
+    }
+    rearm(c);
+}
+
+static void
+ready_cb(uv_timer_t *t)
+{
+    run_ready(t->data, 0);
+}
+
+static void
+async_cb(uv_async_t *a)
+{
+    run_ready(a->data, 0);
+}
+
+/* loop thread: env waits for its upstream */
+static void
+park(struct cmpr_envelope *env)
+{
+    struct cmpr_core *c = env->core;
+    struct cmpr_parked *p = calloc(1, sizeof(*p));
+
+    if (p == NULL || (c->park_loop != NULL && c->park_loop != env->loop)) {
+        /* one loop parks (the daemon's); anything else answers at once */
+        free(p);
+        env->waited = 2;
+        queue(env);
+        return;
+    }
+    if (c->park_loop == NULL) {
+        c->park_loop = env->loop;
+        uv_async_init(env->loop, &c->park_async, async_cb);
+        uv_timer_init(env->loop, &c->park_timer);
+        c->park_async.data = c->park_timer.data = c;
+        c->park_handles = 1;
+    }
+    p->env = env;
+    pthread_mutex_lock(&c->park_mu);
+    p->next = c->parked;
+    c->parked = p;
+    pthread_mutex_unlock(&c->park_mu);
+    atomic_fetch_add(&c->n_parked, 1);
+    rearm(c);
+}
+
+/* ---------------- on the submitting thread ---------------- */
+
+static void
+run_inline(struct cmpr_envelope *env)
+{
+    struct cmpr_core *c = env->core;
+
+    for (run(env); env->result == CMPR_PARK; run(env)) {
+        struct cmpr_parked me = { NULL, env, 0 };
+        struct cmpr_parked **pp;
+        struct timespec ts;
+
+        pthread_mutex_lock(&c->park_mu);
+        me.next = c->parked;
+        c->parked = &me;
+        atomic_fetch_add(&c->n_parked, 1);
+        while (!me.woken && cmpr_mono_ms() < env->deadline_ms) {
+            int64_t ms = env->deadline_ms;
+
+            ts.tv_sec = (time_t)(ms / 1000);
+            ts.tv_nsec = (long)(ms % 1000) * 1000000;
+            (void)pthread_cond_timedwait(&c->park_cond, &c->park_mu, &ts);
+        }
+        for (pp = &c->parked; *pp != NULL; pp = &(*pp)->next)
+            if (*pp == &me) {
+                *pp = me.next;
+                break;
+            }
+        atomic_fetch_sub(&c->n_parked, 1);
+        env->waited = me.woken ? me.woken : 2;
+        pthread_mutex_unlock(&c->park_mu);
+    }
+    answer(env);
 }
 
 void
-cmpr_core_submit(struct cmpr_core *core, uv_loop_t *loop, struct cmpr_envelope *env)
+cmpr_core_submit(struct cmpr_core *core, struct cmpr_envelope *env)
 {
     env->core = core;
-    env->work.data = env;
-    env->start_ns = uv_hrtime();
-    if (uv_queue_work(loop, &env->work, work_cb, after_cb) != 0) {
-        env->reply->ops->fail(env->reply, CMPR_ERR_INTERNAL);
-        free(env->der);
-        free(env);
+    if (env->loop != NULL)
+        queue(env);
+    else
+        run_inline(env);
+}
+
+/* ---------------- waking ---------------- */
+
+void
+cmpr_park_notify(struct cmpr_core *c, const unsigned char *tid, size_t len)
+{
+    int loop = 0, inl = 0;
+
+    pthread_mutex_lock(&c->park_mu);
+    for (struct cmpr_parked *p = c->parked; p != NULL; p = p->next) {
+        if (p->env->tid_len == len && memcmp(p->env->tid, tid, len) == 0 && !p->woken) {
+            p->woken = 1;
+            if (p->env->loop != NULL)
+                loop = 1;
+            else
+                inl = 1;
+        }
+    }
+    if (inl)
+        pthread_cond_broadcast(&c->park_cond);
+    pthread_mutex_unlock(&c->park_mu);
+    if (loop)
+        uv_async_send(&c->park_async);
+}
+
+void
+cmpr_core_drain(struct cmpr_core *c)
+{
+    pthread_mutex_lock(&c->park_mu);
+    for (struct cmpr_parked *p = c->parked; p != NULL; p = p->next)
+        if (!p->woken)
+            p->woken = 2;
+    pthread_cond_broadcast(&c->park_cond);
+    pthread_mutex_unlock(&c->park_mu);
+    if (c->park_loop != NULL)
+        run_ready(c, 1);
+}
+
+void
+cmpr_park_free(struct cmpr_core *c)
+{
+    /* parked envelopes are answered before the core goes (cmpr_core_drain);
+     * what is left belongs to no one any more */
+    while (c->parked != NULL) {
+        struct cmpr_parked *p = c->parked;
+
+        c->parked = p->next;
+        if (p->env->loop != NULL) {
+            envelope_free(p->env);
+            free(p);
+        }
     }
 }

@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
+#include "transports/client/client.h"
 #include "base/buf.h"
 #include "codec/dropname.h"
 #include "transports/lib/dropconf.h"
@@ -254,6 +255,73 @@ finish(struct fd_ctx *ctx, const char *name)
     return 0;
 }
 
+/* ---------------- answers pushed to a waiting client ---------------- */
+
+/* Where a later answer for a client of the drop goes (a forwarded request
+ * that waited): the next free NAME.N.rsp.pki in the outbox. */
+struct fd_push {
+    char outbox[PATH_MAX];
+    char name[NAME_MAX + 1];
+    unsigned mode;
+};
+
+static int
+push_encode(const struct fd_push *p, char *buf, size_t len)
+{
+    char mode[16];
+    const char *f[3] = { p->outbox, p->name, mode };
+
+    snprintf(mode, sizeof(mode), "%o", p->mode);
+    return cmpr_push_pack(buf, len, f, 3);
+}
+
+static int
+push_decode(const char *addr, struct fd_push *p)
+{
+    char store[PATH_MAX + NAME_MAX + 64], *end;
+    const char *f[3];
+
+    if (cmpr_push_unpack(addr, f, 3, store, sizeof(store)) != 0 || strlen(f[0]) >= sizeof(p->outbox)
+            || strlen(f[1]) >= sizeof(p->name))
+        return -1;
+    snprintf(p->outbox, sizeof(p->outbox), "%s", f[0]);
+    snprintf(p->name, sizeof(p->name), "%s", f[1]);
+    p->mode = (unsigned)strtoul(f[2], &end, 8);
+    return *end == '\0' && p->mode <= 0777 ? 0 : -1;
+}
+
+static int
+push(void *ctx, const char *addr, const unsigned char *der, size_t len, char *err, size_t errlen)
+{
+    struct fd_push p;
+    char fname[300], path[PATH_MAX + 300], tmp[340];
+
+    (void)ctx;
+    if (push_decode(addr, &p) != 0) {
+        snprintf(err, errlen, "malformed file address");
+        return -1;
+    }
+    for (int n = 1; n <= 1000; n++) {
+        if (cmpr_drop_answer_name(p.name, n, fname, sizeof(fname)) != 0
+                || cmpr_fs_join(path, sizeof(path), p.outbox, "", fname) != 0)
+            break;
+        if (access(path, F_OK) == 0)
+            continue;
+        snprintf(tmp, sizeof(tmp), ".%s.tmp", fname);
+        if (cmpr_fs_write_durable(p.outbox, tmp, fname, der, len, (mode_t)p.mode) != 0) {
+            snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    snprintf(err, errlen, "no free answer name in %s", p.outbox);
+    return -1;
+}
+
+static const struct cmpr_push_ops push_ops = { "file", push };
+
+/* ---------------- the drop ---------------- */
+
 /* R.N is ours: check it, run it through the core, keep the answer as A.N */
 static int
 process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, int resumed)
@@ -285,14 +353,17 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
         return -1;
     }
     {
-        /* where a forwarded request's later answer can be put (upstream.c) */
-        char *push = NULL;
-        struct cmpr_request_info info = { "file", pname, ctx->dc.label, NULL, NULL, resumed, NULL };
+        /* where a forwarded request's later answer can be put */
+        struct fd_push p;
+        char addr[PATH_MAX + NAME_MAX + 64];
+        struct cmpr_call call = { "file", pname, ctx->dc.label, resumed, "file", NULL };
 
-        if (asprintf(&push, "file\t%s\t%o\t%s", ctx->outbox, ctx->dc.mode, name) > 0)
-            info.push = push;
-        r = cmpr_core_handle(core, &info, data, len, &out, &out_len);
-        free(push);
+        snprintf(p.outbox, sizeof(p.outbox), "%s", ctx->outbox);
+        snprintf(p.name, sizeof(p.name), "%s", name);
+        p.mode = ctx->dc.mode;
+        if (push_encode(&p, addr, sizeof(addr)) == 0)
+            call.push = addr;
+        r = cmpr_transport_call(core, &call, data, len, &out, &out_len);
     }
     free(data);
     if (r != CMPR_OK) {
@@ -647,4 +718,6 @@ const struct cmpr_transport_ops cmpr_filedrop_transport = {
     .port = cmpr_transport_no_port,
     .set_address = cmpr_transport_no_address,
     .free = fd_free,
+    .upstream = &cmpr_file_upstream,
+    .push = &push_ops,
 };

@@ -7,6 +7,7 @@
  */
 #include "transports/transport.h"
 #include "transports/conn.h"
+#include "transports/client/client.h"
 #include "transports/lib/tls.h"
 #include "transports/lib/net.h"
 #include "codec/httpmsg.h"
@@ -190,31 +191,28 @@ submit(struct conn *c)
 {
     struct http_ctx *ctx = ctx_of(c);
     struct cmpr_envelope *env;
-    unsigned char *der;
     const char *tls = cmpr_conn_tls_subject(&c->base);
     char peer[sizeof(c->base.peer) + 260];
 
-    if ((der = malloc(c->req.der_len)) == NULL) {
+    if ((env = cmpr_envelope_new(c->req.der, c->req.der_len, &c->reply)) == NULL) {
         send_status(c, 503, "out of memory");
         return;
     }
-    memcpy(der, c->req.der, c->req.der_len);
     snprintf(peer, sizeof(peer), "%s%s%s", c->base.peer, tls[0] ? " tls:" : "", tls);
-    env = cmpr_envelope_new(der, c->req.der_len, c->base.tls != NULL ? "https" : "http", peer,
-                            c->req.label, c->req.operation, &c->reply);
-    if (env == NULL) {
-        send_status(c, 503, "out of memory");
-        return;
-    }
+    cmpr_envelope_set_medium(env, c->base.tls != NULL ? "https" : "http");
+    cmpr_envelope_set_peer(env, peer);
+    cmpr_envelope_set_label(env, c->req.label);
+    cmpr_envelope_set_operation(env, c->req.operation);
     if (tls[0])
-        snprintf(env->tls_subject, sizeof(env->tls_subject), "%s", tls);
+        cmpr_envelope_set_tls_subject(env, tls);
+    cmpr_envelope_set_loop(env, ctx->d->loop);
     c->keep_alive = c->req.keep_alive;
     c->started = uv_hrtime();
     ctx->in_flight++;
     cmpr_conn_set_busy(&c->base, 1);
     cmpr_conn_disarm(&c->base);
     cmpr_conn_read(&c->base, 0);
-    cmpr_core_submit(ctx->d->core(ctx->d), ctx->d->loop, env);
+    cmpr_core_submit(ctx->d->core(ctx->d), env);
 }
 
 /* Feeds bytes to the request reader; one request goes to the core at a
@@ -559,4 +557,6 @@ const struct cmpr_transport_ops cmpr_http_transport = {
     .port = http_port,
     .set_address = http_set_address,
     .free = http_free,
+    .upstream = &cmpr_http_upstream,
+    .push = NULL,
 };

@@ -17,6 +17,7 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
+#include "transports/client/client.h"
 #include "base/buf.h"
 #include "transports/lib/fsutil.h"
 #include "transports/mailproc.h"
@@ -444,4 +445,6 @@ const struct cmpr_transport_ops cmpr_mail_transport = {
     .port = cmpr_transport_no_port,
     .set_address = cmpr_transport_no_address,
     .free = mail_free,
+    .upstream = &cmpr_mail_upstream,
+    .push = &cmpr_mail_push,
 };

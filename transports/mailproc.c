@@ -1,6 +1,7 @@
 /* One mail through the core into the outbound queue (see mailproc.h). */
 #define _GNU_SOURCE 1
 #include "transports/mailproc.h"
+#include "transports/transport.h"
 #include "transports/lib/fsutil.h"
 #include "transports/lib/smtp.h"
 #include "codec/msg.h"
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/rand.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -215,6 +218,92 @@ cmpr_mail_queue_parse(const unsigned char *data, size_t len, char *from, size_t 
     return 0;
 }
 
+/* ---------------- answers pushed to a waiting client ---------------- */
+
+/* Where a later answer for a mailed request goes (a forwarded request that
+ * waited): a second reply mail, threaded to the request, into the queue. */
+struct mail_push {
+    char queue[PATH_MAX];
+    char ours[256], client[256];
+    unsigned mode;
+    char message_id[256], references[1024], subject[256];
+};
+
+static int
+push_encode(const struct cmpr_mail_conf *c, const struct cmpr_mail_in *m, char *buf, size_t len)
+{
+    char mode[16];
+    const char *f[7] = { c->queue, c->from, m->from, mode, m->message_id, m->references, m->subject };
+
+    snprintf(mode, sizeof(mode), "%o", c->mode);
+    return cmpr_push_pack(buf, len, f, 7);
+}
+
+static int
+push_decode(const char *addr, struct mail_push *p)
+{
+    char store[8192], *end;
+    const char *f[7];
+
+    if (cmpr_push_unpack(addr, f, 7, store, sizeof(store)) != 0)
+        return -1;
+    snprintf(p->queue, sizeof(p->queue), "%s", f[0]);
+    snprintf(p->ours, sizeof(p->ours), "%s", f[1]);
+    snprintf(p->client, sizeof(p->client), "%s", f[2]);
+    p->mode = (unsigned)strtoul(f[3], &end, 8);
+    snprintf(p->message_id, sizeof(p->message_id), "%s", f[4]);
+    snprintf(p->references, sizeof(p->references), "%s", f[5]);
+    snprintf(p->subject, sizeof(p->subject), "%s", f[6]);
+    return *end == '\0' && p->mode <= 0777 && cmpr_mail_addr_ok(p->ours) && cmpr_mail_addr_ok(p->client) ? 0 : -1;
+}
+
+static int
+push(void *ctx, const char *addr, const unsigned char *der, size_t len, char *err, size_t errlen)
+{
+    struct mail_push p;
+    struct cmpr_mail_in m;
+    struct cmpr_mail_answer a;
+    CMPR_PKIMESSAGE *msg = NULL;
+    unsigned char *mail = NULL, rnd[8];
+    char text[700], name[80];
+    size_t mlen = 0;
+    int r;
+
+    (void)ctx;
+    if (push_decode(addr, &p) != 0) {
+        snprintf(err, errlen, "malformed mail address");
+        return -1;
+    }
+    memset(&m, 0, sizeof(m));
+    snprintf(m.from, sizeof(m.from), "%s", p.client);
+    snprintf(m.subject, sizeof(m.subject), "%s", p.subject);
+    snprintf(m.message_id, sizeof(m.message_id), "%s", p.message_id);
+    snprintf(m.references, sizeof(m.references), "%s", p.references);
+    if (cmpr_msg_decode(der, len, &msg, NULL) == CMPR_OK)
+        cmpr_msg_describe(msg, text, sizeof(text));
+    else
+        snprintf(text, sizeof(text), "The answer is attached.");
+    CMPR_PKIMESSAGE_free(msg);
+    a.der = der;
+    a.len = len;
+    a.name = "answer.pki";
+    a.text = text;
+    if (cmpr_mail_build_reply(&m, p.ours, &a, 1, "The CA has answered the request you sent earlier.", &mail,
+                              &mlen) != 0) {
+        snprintf(err, errlen, "cannot build the reply mail");
+        return -1;
+    }
+    RAND_bytes(rnd, sizeof(rnd));
+    snprintf(name, sizeof(name), "pushed-%02x%02x%02x%02x%02x%02x%02x%02x.msg", rnd[0], rnd[1], rnd[2], rnd[3],
+             rnd[4], rnd[5], rnd[6], rnd[7]);
+    if ((r = cmpr_mail_queue_put(p.queue, p.mode, name, p.ours, p.client, mail, mlen)) != 0)
+        snprintf(err, errlen, "cannot queue the reply in %s: %s", p.queue, strerror(errno));
+    free(mail);
+    return r;
+}
+
+const struct cmpr_push_ops cmpr_mail_push = { "mail", push };
+
 int
 cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const unsigned char *raw,
                   size_t len, const char *key, int resumed, int *answered)
@@ -265,16 +354,14 @@ cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const 
             continue;
         }
         {
-            /* where a forwarded request's later answer can be mailed (upstream.c) */
-            char *push = NULL;
-            struct cmpr_request_info info = { "mail", m.from, c->label, NULL, NULL, resumed, NULL };
+            /* where a forwarded request's later answer can be mailed */
+            struct cmpr_call call = { "mail", m.from, c->label, resumed, "mail", NULL };
+            char addr[4096];
             int hr;
 
-            if (asprintf(&push, "mail\t%s\t%s\t%s\t%o\t%s\t%s\t%s", c->queue, c->from, m.from, c->mode,
-                         m.message_id, m.references, m.subject) > 0)
-                info.push = push;
-            hr = cmpr_core_handle(core, &info, p->der, p->len, &outs[i], &out_len);
-            free(push);
+            if (push_encode(c, &m, addr, sizeof(addr)) == 0)
+                call.push = addr;
+            hr = cmpr_transport_call(core, &call, p->der, p->len, &outs[i], &out_len);
             if (hr != CMPR_OK) {
                 cmpr_log_error("mail %s: no answer could be made for %s (kept, tried again later)",
                                key, p->name);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "codec/mime.h"
+#include "core/upstream.h"
 
 struct cmpr_conf_group;
 struct cmpr_core;
@@ -32,6 +33,9 @@ int cmpr_mail_configure(const struct cmpr_conf_group *g, struct cmpr_mail_conf *
 void cmpr_mail_conf_free(struct cmpr_mail_conf *c);
 /* Creates the Maildir and queue folders. 0, or -1 with *err_r. */
 int cmpr_mail_dirs(const struct cmpr_mail_conf *c, char **err_r);
+
+/* a later answer for a mailed request, as a second reply mail (core/upstream.h) */
+extern const struct cmpr_push_ops cmpr_mail_push;
 
 enum { CMPR_MAIL_DONE = 0, CMPR_MAIL_RETRY = 1 };
 /* Processes one mail; key names its queue entry (the same key twice, as

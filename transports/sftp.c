@@ -29,6 +29,7 @@
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
+#include "transports/client/client.h"
 #include "codec/dropname.h"
 #include "transports/lib/dropconf.h"
 #include "transports/lib/worker.h"
@@ -183,9 +184,9 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
         return -1;
     }
     {
-        struct cmpr_request_info info = { "sftp", pname, ctx->dc.label, NULL, NULL, resumed, NULL };
+        struct cmpr_call call = { "sftp", pname, ctx->dc.label, resumed, NULL, NULL };
 
-        r = cmpr_core_handle(core, &info, data, len, &out, &out_len);
+        r = cmpr_transport_call(core, &call, data, len, &out, &out_len);
     }
     free(data);
     if (r != CMPR_OK) {
@@ -485,4 +486,6 @@ const struct cmpr_transport_ops cmpr_sftp_transport = {
     .port = cmpr_transport_no_port,
     .set_address = cmpr_transport_no_address,
     .free = sftp_free_ctx,
+    .upstream = &cmpr_sftp_upstream,
+    .push = NULL,
 };

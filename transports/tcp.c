@@ -10,10 +10,12 @@
  */
 #include "transports/transport.h"
 #include "transports/conn.h"
+#include "transports/client/client.h"
 #include "transports/lib/net.h"
 #include "codec/tcpframe.h"
 #include "core/core.h"
 #include "core/envelope.h"
+#include "core/txn.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "base/log.h"
@@ -30,17 +32,13 @@
 
 #include <openssl/rand.h>
 
-/* A transport-level polling reference (cmp-wire.md 1.2: pollRep/pollReq).
- * Its request is on disk (REF.req) before the pollRep leaves, its answer
- * (REF.der) as soon as the core gives it, so references survive a restart. */
+/* A transport-level polling reference (cmp-wire.md 1.2: pollRep/pollReq),
+ * kept by the core (cmpr_core_defer): its request is in the store before
+ * the pollRep leaves, its answer as soon as the core gives it, so
+ * references survive a restart. This is the loop thread's copy. */
 struct poll_entry {
-    uint32_t ref;
-    enum { POLL_WORKING, POLL_DONE, POLL_STORED, POLL_FAILED } state;
-    unsigned char *answer;
-    size_t len;
-    unsigned char *req;             /* POLL_STORED: the request read at startup */
-    size_t req_len;
-    time_t created;
+    struct cmpr_defer_rec rec;
+    int orphan;                     /* working when the daemon stopped: run it again on pollReq */
     struct poll_entry *next;
 };
 
@@ -52,6 +50,7 @@ struct job {
     struct poll_entry *poll;        /* set once a pollRep was sent */
     unsigned char *req;             /* a copy while a pollRep may still be needed */
     size_t req_len;
+    int detaching;                  /* its reference is being made */
     uint64_t started;
 };
 
@@ -63,7 +62,6 @@ struct tcp_ctx {
     long poll_after;                /* ms until a pollRep replaces the answer; -1: never */
     long poll_check_after;          /* seconds the pollRep asks the client to wait */
     long poll_keep;                 /* seconds a reference stays valid */
-    char *poll_dir;
     struct poll_entry *polls;
     struct cmpr_daemon *d;
     size_t in_flight;
@@ -170,117 +168,104 @@ send_answer(struct tconn *c, int version, unsigned flags, const unsigned char *d
 
 /* ---------------- transport-level polling ---------------- */
 
-/* A file write (tmp + fsync + rename) or unlink on the thread pool: the
- * loop thread never waits for the disk. */
-struct fsjob {
+/* A store call about a reference on the thread pool: the loop thread
+ * never waits for the disk. */
+struct defer_job {
     uv_work_t work;
-    char path[512], unlink_path[512];
-    unsigned char *data;            /* NULL: only unlink */
+    struct tcp_ctx *ctx;
+    struct cmpr_core *core;
+    int what;                       /* DJ_NEW, DJ_ANSWER, DJ_EXPIRE */
+    uint32_t ref;
+    unsigned char *data;            /* the request (new) or the answer (NULL: failed) */
     size_t len;
     int result;
-    struct tconn *c;                /* pollRep to send once durable, or NULL */
-    struct poll_entry *entry;       /* ... for this reference */
+    struct tconn *c;                /* DJ_NEW: the connection that waits for its pollRep */
 };
+enum { DJ_NEW, DJ_ANSWER, DJ_EXPIRE };
 
-static void
-fs_work(uv_work_t *w)
+static int
+drop_cb(const struct cmpr_defer_rec *rec, void *arg)
 {
-    struct fsjob *j = w->data;
-
-    j->result = 0;
-    if (j->data != NULL) {
-        char tmp[530];
-        int fd;
-        size_t off = 0;
-
-        snprintf(tmp, sizeof(tmp), "%s.tmp", j->path);
-        if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-            j->result = -errno;
-            return;
-        }
-        while (off < j->len) {
-            ssize_t n = write(fd, j->data + off, j->len - off);
-
-            if (n <= 0) {
-                j->result = n < 0 ? -errno : -EIO;
-                break;
-            }
-            off += (size_t)n;
-        }
-        if (j->result == 0 && fsync(fd) != 0)
-            j->result = -errno;
-        close(fd);
-        if (j->result == 0 && rename(tmp, j->path) != 0)
-            j->result = -errno;
-        if (j->result != 0) {
-            unlink(tmp);
-            return;
-        }
-    }
-    if (j->unlink_path[0] != '\0')
-        unlink(j->unlink_path);
+    (void)rec;
+    (void)arg;
+    return CMPR_OK;
 }
 
+static void
+defer_work(uv_work_t *w)
+{
+    struct defer_job *j = w->data;
+
+    if (j->what == DJ_NEW)
+        j->result = cmpr_core_defer(j->core, j->data, j->len, &j->ref);
+    else if (j->what == DJ_ANSWER)
+        j->result = cmpr_core_defer_answer(j->core, j->ref, j->data, j->len);
+    else
+        j->result = cmpr_core_defer_list(j->core, (int64_t)time(NULL) - j->ctx->poll_keep, drop_cb, NULL);
+}
+
+static struct poll_entry *poll_new(struct tcp_ctx *ctx, uint32_t ref);
 static void send_pollrep(struct tconn *c, int version, unsigned flags, uint32_t ref);
 
+/* the request is durable: the waiting client gets its reference now */
 static void
-fs_after(uv_work_t *w, int status)
+referenced(struct defer_job *j, int ok)
 {
-    struct fsjob *j = w->data;
-    int ok = status == 0 && j->result == 0;
+    struct tconn *c = j->c;
+    struct job *job = c->job;
 
-    if (!ok)
-        cmpr_log_error("tcp: cannot store %s: %s", j->path,
-                       status != 0 ? uv_strerror(status) : strerror(-j->result));
-    if (j->c != NULL) {
-        struct tconn *c = j->c;
-        struct job *job = c->job;
-
-        /* still waiting for the core? then hand out the reference now that
-         * the request is durable (or, if it is not, keep waiting) */
-        if (job != NULL && job->poll == j->entry) {
-            if (ok) {
-                job->c = NULL;
-                c->job = NULL;
-                free(job->req);
-                job->req = NULL;
-                cmpr_conn_set_busy(&c->base, 0);
-                if (!c->base.closing)
-                    send_pollrep(c, c->version, c->flags, j->entry->ref);
-            } else {
-                job->poll = NULL;
-                j->entry->state = POLL_FAILED;
-            }
-        }
-        cmpr_conn_hold(&c->base, -1);
+    /* still waiting for the core? (if it answered meanwhile, it went out) */
+    if (job != NULL && job->req != NULL && ok && (job->poll = poll_new(j->ctx, j->ref)) != NULL) {
+        job->c = NULL;
+        c->job = NULL;
+        free(job->req);
+        job->req = NULL;
+        cmpr_conn_set_busy(&c->base, 0);
+        if (!c->base.closing)
+            send_pollrep(c, c->version, c->flags, j->ref);
+    } else if (!ok) {
+        cmpr_log_error("tcp: cannot keep a polling reference: %s", cmpr_strerror(j->result));
     }
+    cmpr_conn_hold(&c->base, -1);
+}
+
+static void
+defer_after(uv_work_t *w, int status)
+{
+    struct defer_job *j = w->data;
+    int ok = status == 0 && j->result == CMPR_OK;
+
+    if (j->what == DJ_NEW)
+        referenced(j, ok);
+    else if (!ok)
+        cmpr_log_error("tcp: cannot store the answer of reference %08x: %s", (unsigned)j->ref,
+                       status != 0 ? uv_strerror(status) : cmpr_strerror(j->result));
     free(j->data);
     free(j);
 }
 
 static void
-fs_submit(struct tcp_ctx *ctx, const char *path, const unsigned char *data, size_t len,
-          const char *unlink_path, struct tconn *c, struct poll_entry *entry)
+defer_submit(struct tcp_ctx *ctx, int what, uint32_t ref, const unsigned char *data, size_t len, struct tconn *c)
 {
-    struct fsjob *j = calloc(1, sizeof(*j));
+    struct defer_job *j = calloc(1, sizeof(*j));
 
-    if (j == NULL || (data != NULL && (j->data = malloc(len)) == NULL)) {
+    if (j == NULL || (data != NULL && (j->data = malloc(len > 0 ? len : 1)) == NULL)) {
         free(j);
-        cmpr_log_error("tcp: out of memory storing %s", path);
+        cmpr_log_error("tcp: out of memory storing reference %08x", (unsigned)ref);
         return;
     }
-    snprintf(j->path, sizeof(j->path), "%s", path);
-    if (unlink_path != NULL)
-        snprintf(j->unlink_path, sizeof(j->unlink_path), "%s", unlink_path);
+    j->ctx = ctx;
+    j->core = ctx->d->core(ctx->d);
+    j->what = what;
+    j->ref = ref;
     if (data != NULL)
         memcpy(j->data, data, len);
     j->len = len;
     j->c = c;
-    j->entry = entry;
     j->work.data = j;
     if (c != NULL)
         cmpr_conn_hold(&c->base, 1);    /* the connection stays until done */
-    if (uv_queue_work(ctx->d->loop, &j->work, fs_work, fs_after) != 0) {
+    if (uv_queue_work(ctx->d->loop, &j->work, defer_work, defer_after) != 0) {
         if (c != NULL)
             cmpr_conn_hold(&c->base, -1);
         free(j->data);
@@ -289,48 +274,45 @@ fs_submit(struct tcp_ctx *ctx, const char *path, const unsigned char *data, size
 }
 
 static void
-poll_path(const struct tcp_ctx *ctx, uint32_t ref, const char *ext, char *buf, size_t len)
+poll_free(struct poll_entry *e)
 {
-    snprintf(buf, len, "%s/%08x.%s", ctx->poll_dir, (unsigned)ref, ext);
+    cmpr_defer_rec_clear(&e->rec);
+    free(e);
 }
 
 static struct poll_entry *
 poll_find(struct tcp_ctx *ctx, uint32_t ref)
 {
-    time_t now = time(NULL);
+    int64_t now = (int64_t)time(NULL);
     struct poll_entry **pp = &ctx->polls, *e;
+    int dropped = 0;
 
-    /* drop expired references on the way (and their files) */
+    /* drop expired references on the way (the store's too) */
     while ((e = *pp) != NULL) {
-        if (e->state != POLL_WORKING && now - e->created > ctx->poll_keep) {
-            char p1[512], p2[512];
-
-            poll_path(ctx, e->ref, "der", p1, sizeof(p1));
-            poll_path(ctx, e->ref, "req", p2, sizeof(p2));
-            fs_submit(ctx, p1, NULL, 0, p2, NULL, NULL);
+        if (e->rec.state != CMPR_DEFER_WORKING && now - e->rec.created > ctx->poll_keep) {
             *pp = e->next;
-            free(e->answer);
-            free(e->req);
-            free(e);
+            poll_free(e);
+            dropped = 1;
             continue;
         }
-        if (e->ref == ref)
+        if (e->rec.ref == ref)
             return e;
         pp = &e->next;
     }
+    if (dropped)
+        defer_submit(ctx, DJ_EXPIRE, 0, NULL, 0, NULL);
     return NULL;
 }
 
 static struct poll_entry *
-poll_new(struct tcp_ctx *ctx, uint32_t ref, int state)
+poll_new(struct tcp_ctx *ctx, uint32_t ref)
 {
     struct poll_entry *e = calloc(1, sizeof(*e));
 
     if (e == NULL)
         return NULL;
-    e->ref = ref;
-    e->state = state;
-    e->created = time(NULL);
+    cmpr_defer_init(&e->rec, ref);
+    e->rec.created = (int64_t)time(NULL);
     e->next = ctx->polls;
     ctx->polls = e;
     return e;
@@ -345,29 +327,20 @@ send_pollrep(struct tconn *c, int version, unsigned flags, uint32_t ref)
     cmpr_log_info("tcp %s: pollRep reference %08x, check back in %ld s", c->base.peer, (unsigned)ref,
                   c->ctx->poll_check_after);
     send_small(c, out, cmpr_tcp_pollrep(version, close_after ? CMPR_TCP_FLAG_CLOSE : 0, ref,
-                                        (uint32_t)c->ctx->poll_check_after, (int64_t)time(NULL),
-                                        out), close_after);
+                                        (uint32_t)c->ctx->poll_check_after, (int64_t)time(NULL), out), close_after);
 }
 
 /* The answer is late: give the client a polling reference instead. The
- * request goes to disk first; the pollRep leaves once it is durable. */
+ * request goes into the store first; the pollRep leaves once it is there. */
 static void
 detach(struct tconn *c)
 {
-    struct tcp_ctx *ctx = c->ctx;
     struct job *job = c->job;
-    uint32_t ref = 0;
-    char path[512];
 
-    if (job == NULL || job->poll != NULL || job->req == NULL)
+    if (job == NULL || job->poll != NULL || job->req == NULL || job->detaching)
         return;
-    while (ref == 0 || poll_find(ctx, ref) != NULL)
-        if (RAND_bytes((unsigned char *)&ref, sizeof(ref)) != 1)
-            return;
-    if ((job->poll = poll_new(ctx, ref, POLL_WORKING)) == NULL)
-        return;
-    poll_path(ctx, ref, "req", path, sizeof(path));
-    fs_submit(ctx, path, job->req, job->req_len, NULL, c, job->poll);
+    job->detaching = 1;
+    defer_submit(c->ctx, DJ_NEW, 0, job->req, job->req_len, c);
 }
 
 /* ---------------- the core's answer (loop thread) ---------------- */
@@ -397,19 +370,15 @@ reply_send(struct cmpr_reply *r, const unsigned char *der, size_t len)
     struct job *job;
     struct tconn *c = job_done(r, 1, &job);
 
-    if (job->poll != NULL) {
-        /* a reference exists: keep the answer in memory and on disk */
+    if (job->poll != NULL && cmpr_defer_to(&job->poll->rec, CMPR_DEFER_DONE) == CMPR_OK) {
+        /* a reference exists: keep the answer here and in the store */
         struct poll_entry *e = job->poll;
-        char path[512], req[512];
 
-        if (len > 0 && (e->answer = malloc(len)) != NULL) {
-            memcpy(e->answer, der, len);
-            e->len = len;
+        if ((e->rec.answer = malloc(len > 0 ? len : 1)) != NULL) {
+            memcpy(e->rec.answer, der, len);
+            e->rec.answer_len = len;
         }
-        e->state = POLL_DONE;
-        poll_path(job->ctx, e->ref, "der", path, sizeof(path));
-        poll_path(job->ctx, e->ref, "req", req, sizeof(req));
-        fs_submit(job->ctx, path, der, len, req, NULL, NULL);
+        defer_submit(job->ctx, DJ_ANSWER, e->rec.ref, der, len, NULL);
     }
     /* the client still waits on its connection (no pollRep left yet) */
     if (c != NULL)
@@ -424,8 +393,8 @@ reply_fail(struct cmpr_reply *r, int err)
     struct job *job;
     struct tconn *c = job_done(r, 0, &job);
 
-    if (job->poll != NULL)
-        job->poll->state = POLL_FAILED;
+    if (job->poll != NULL && cmpr_defer_to(&job->poll->rec, CMPR_DEFER_FAILED) == CMPR_OK)
+        defer_submit(job->ctx, DJ_ANSWER, job->poll->rec.ref, NULL, 0, NULL);
     if (c != NULL)
         /* no CMP answer could be built at all: a server-side transport error */
         send_error(c, c->version, c->flags, CMPR_TCP_ERR_SERVER, 0, cmpr_strerror(err), 1);
@@ -441,14 +410,10 @@ static struct job *
 job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_t len, int resumed)
 {
     struct job *job = calloc(1, sizeof(*job));
-    unsigned char *copy = malloc(len);
     struct cmpr_envelope *env;
 
-    if (job == NULL || copy == NULL) {
-        free(job);
-        free(copy);
+    if (job == NULL)
         return NULL;
-    }
     job->reply.ops = &reply_ops;
     job->ctx = ctx;
     job->c = c;
@@ -456,17 +421,18 @@ job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_
         memcpy(job->req, der, len);
         job->req_len = len;
     }
-    memcpy(copy, der, len);
-    env = cmpr_envelope_new(copy, len, "tcp", c != NULL ? c->base.peer : "poll", "", "", &job->reply);
-    if (env == NULL) {
+    if ((env = cmpr_envelope_new(der, len, &job->reply)) == NULL) {
         free(job->req);
         free(job);
         return NULL;
     }
-    env->resumed = resumed;
+    cmpr_envelope_set_medium(env, "tcp");
+    cmpr_envelope_set_peer(env, c != NULL ? c->base.peer : "poll");
+    cmpr_envelope_set_resumed(env, resumed);
+    cmpr_envelope_set_loop(env, ctx->srv.loop);
     job->started = uv_hrtime();
     ctx->in_flight++;
-    cmpr_core_submit(ctx->d->core(ctx->d), ctx->srv.loop, env);
+    cmpr_core_submit(ctx->d->core(ctx->d), env);
     return job;
 }
 
@@ -498,31 +464,27 @@ poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
     struct poll_entry *e = f->value_len == 4 ? poll_find(c->ctx, ref) : NULL;
     int close_req = (f->flags & CMPR_TCP_FLAG_CLOSE) != 0;
 
-    if (e == NULL || e->state == POLL_FAILED) {
+    if (e == NULL || e->rec.state == CMPR_DEFER_FAILED) {
         send_error(c, f->version, f->flags, CMPR_TCP_ERR_POLLID, ref,
-                   e == NULL ? "unknown polling reference" : "the request failed; send it again",
-                   close_req);
+                   e == NULL ? "unknown polling reference" : "the request failed; send it again", close_req);
         return;
     }
-    if (e->state == POLL_STORED) {
-        /* known from disk after a restart, not yet answered: run it again
-         * (the core answers a retransmission from its store) */
-        struct job *job = e->req != NULL && e->req_len > 0
-                          ? job_submit(c->ctx, NULL, e->req, e->req_len, 1) : NULL;
+    if (e->orphan) {
+        /* known from the store after a restart, not yet answered: run it
+         * again (the core answers a retransmission from its store) */
+        struct job *job = e->rec.req != NULL && e->rec.req_len > 0
+                          ? job_submit(c->ctx, NULL, e->rec.req, e->rec.req_len, 1) : NULL;
 
         if (job == NULL) {
-            send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0,
-                       "the stored request cannot be read", close_req);
+            send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0, "the stored request cannot be read", close_req);
             return;
         }
         job->poll = e;
-        e->state = POLL_WORKING;
-        free(e->req);
-        e->req = NULL;
+        e->orphan = 0;
     }
-    if (e->state == POLL_DONE) {
+    if (e->rec.state == CMPR_DEFER_DONE) {
         cmpr_log_info("tcp %s: pollReq %08x answered", c->base.peer, (unsigned)ref);
-        send_answer(c, f->version, f->flags, e->answer, e->len);
+        send_answer(c, f->version, f->flags, e->rec.answer, e->rec.answer_len);
         return;
     }
     send_pollrep(c, f->version, f->flags, ref);
@@ -676,7 +638,7 @@ static const struct cmpr_conn_ops conn_ops = {
 
 static const char *const directives[] = {
     "address", "max_frame", "read_timeout", "idle_timeout", "max_connections", "poll_after_ms",
-    "poll_check_after", "poll_keep", "poll_dir", NULL
+    "poll_check_after", "poll_keep", NULL
 };
 
 static int
@@ -714,84 +676,46 @@ tcp_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, cha
                                          err_r))
             || (r = cmpr_conf_group_long(g, "poll_keep", 86400, 60, 30 * 86400, &ctx->poll_keep, err_r)))
         return r;
-    if (ctx->poll_after >= 0)
-        ctx->poll_dir = cmpr_conf_group_path(g, "poll_dir", "tcp-poll");
     ctx->read_timeout *= 1000;
     ctx->idle_timeout *= 1000;
     return CMPR_OK;
 }
 
-/* the references of the previous run: answers (REF.der) and requests still
- * unanswered (REF.req, run again on the next pollReq); startup only */
+/* the references of the previous run, from the store (startup only) */
+static int
+load_one(const struct cmpr_defer_rec *rec, void *arg)
+{
+    struct tcp_ctx *ctx = arg;
+    struct poll_entry *e = calloc(1, sizeof(*e));
+
+    if (e == NULL)
+        return CMPR_ERR_ALLOC;
+    e->rec = *rec;
+    e->rec.req = rec->req != NULL ? malloc(rec->req_len > 0 ? rec->req_len : 1) : NULL;
+    e->rec.answer = rec->answer != NULL ? malloc(rec->answer_len > 0 ? rec->answer_len : 1) : NULL;
+    if ((rec->req != NULL && e->rec.req == NULL) || (rec->answer != NULL && e->rec.answer == NULL)) {
+        poll_free(e);
+        return CMPR_ERR_ALLOC;
+    }
+    if (rec->req != NULL)
+        memcpy(e->rec.req, rec->req, rec->req_len);
+    if (rec->answer != NULL)
+        memcpy(e->rec.answer, rec->answer, rec->answer_len);
+    e->orphan = rec->state == CMPR_DEFER_WORKING;
+    e->next = ctx->polls;
+    ctx->polls = e;
+    return CMPR_OK;
+}
+
 static int
 poll_load(struct tcp_ctx *ctx, char **err_r)
 {
-    DIR *dir;
-    struct dirent *de;
-    char buf[700];
-    time_t now = time(NULL);
+    int r = cmpr_core_defer_list(ctx->d->core(ctx->d), (int64_t)time(NULL) - ctx->poll_keep, load_one, ctx);
 
-    if (mkdir(ctx->poll_dir, 0700) != 0 && errno != EEXIST) {
-        snprintf(buf, sizeof(buf), "tcp: cannot create poll_dir %s: %s", ctx->poll_dir,
-                 strerror(errno));
-        *err_r = strdup(buf);
-        return CMPR_ERR_IO;
+    if (r != CMPR_OK) {
+        *err_r = strdup("tcp: cannot read the polling references from the store");
+        return r;
     }
-    if ((dir = opendir(ctx->poll_dir)) == NULL) {
-        snprintf(buf, sizeof(buf), "tcp: cannot read poll_dir %s: %s", ctx->poll_dir,
-                 strerror(errno));
-        *err_r = strdup(buf);
-        return CMPR_ERR_IO;
-    }
-    while ((de = readdir(dir)) != NULL) {
-        unsigned ref;
-        char ext[8], path[600];
-        struct poll_entry *e;
-        struct stat sb;
-        int is_der;
-
-        if (sscanf(de->d_name, "%8x.%3s", &ref, ext) != 2 || strlen(de->d_name) != 12
-                || (strcmp(ext, "der") != 0 && strcmp(ext, "req") != 0) || ref == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", ctx->poll_dir, de->d_name);
-        if (stat(path, &sb) != 0)
-            continue;
-        if (now - sb.st_mtime > ctx->poll_keep) {
-            unlink(path);
-            continue;
-        }
-        is_der = strcmp(ext, "der") == 0;
-        e = poll_find(ctx, ref);
-        if (e == NULL && (e = poll_new(ctx, ref, POLL_STORED)) == NULL)
-            break;
-        e->created = sb.st_mtime;
-        if (e->state == POLL_DONE || sb.st_size > ctx->max_frame)
-            continue;
-        /* read now, at startup, so that pollReq never waits for the disk */
-        {
-            FILE *fp = fopen(path, "rb");
-            size_t n = (size_t)sb.st_size;
-            unsigned char *data = malloc(n > 0 ? n : 1);
-
-            if (fp == NULL || data == NULL || fread(data, 1, n, fp) != n) {
-                free(data);
-            } else if (is_der) {
-                free(e->answer);
-                free(e->req);
-                e->req = NULL;
-                e->answer = data;
-                e->len = n;
-                e->state = POLL_DONE;
-            } else {
-                free(e->req);
-                e->req = data;
-                e->req_len = n;
-            }
-            if (fp != NULL)
-                fclose(fp);
-        }
-    }
-    closedir(dir);
     return CMPR_OK;
 }
 
@@ -853,11 +777,8 @@ tcp_free(void *vctx)
         struct poll_entry *e = ctx->polls;
 
         ctx->polls = e->next;
-        free(e->answer);
-        free(e->req);
-        free(e);
+        poll_free(e);
     }
-    free(ctx->poll_dir);
 }
 
 static const char *const tcp_names[] = { "tcp", NULL };
@@ -874,4 +795,6 @@ const struct cmpr_transport_ops cmpr_tcp_transport = {
     .port = tcp_port,
     .set_address = tcp_set_address,
     .free = tcp_free,
+    .upstream = &cmpr_tcp_upstream,
+    .push = NULL,
 };

@@ -10,6 +10,7 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "core/upstream.h"
 #include "transports/lib/daemon.h"
 
 struct cmpr_transport_ops {
@@ -34,7 +35,28 @@ struct cmpr_transport_ops {
     int (*set_address)(void *ctx, const char *addr);
     /* Releases what configure allocated (after stop, loop closed). */
     void (*free)(void *ctx);
+    /* the medium's client side for upstream routes, or NULL */
+    const struct cmpr_upstream_ops *upstream;
+    /* answers delivered to a waiting client without its asking, or NULL */
+    const struct cmpr_push_ops *push;
 };
+
+/* ---- for media with a thread of their own (file drop, SFTP, mail, the CLI) ---- */
+struct cmpr_call {
+    const char *medium, *peer, *label;
+    int resumed;                        /* cmpr_envelope_set_resumed */
+    const char *push_medium, *push;     /* cmpr_envelope_set_push, or NULL */
+};
+/* The core's answer to der, made on this thread: CMPR_OK with *out_r
+ * (malloc()ed), or CMPR_ERR_* when no CMP answer could be made. */
+int cmpr_transport_call(struct cmpr_core *core, const struct cmpr_call *call, const unsigned char *der,
+                        size_t len, unsigned char **out_r, size_t *out_len_r);
+
+/* A push address is one medium's typed struct as text: its fields packed
+ * here ("LEN:TEXT" each) and unpacked by the same medium. */
+int cmpr_push_pack(char *out, size_t outlen, const char *const *fields, size_t n);
+/* fields[i] point into store (NUL-terminated there); 0, or -1 if malformed */
+int cmpr_push_unpack(const char *in, const char **fields, size_t n, char *store, size_t storelen);
 
 /* port and set_address of a transport that listens on nothing (folders, mail) */
 int cmpr_transport_no_port(void *ctx);
@@ -47,6 +69,13 @@ const struct cmpr_transport_ops *cmpr_transport_for(const struct cmpr_conf_group
 /* Every group of conf is the core's ([route NAME]) or a medium's; else an
  * error naming file:line (caller frees *err_r). */
 int cmpr_transports_check_groups(const struct cmpr_conf *conf, char **err_r);
+/* A core for conf that knows every medium's client side and pushes, routes
+ * read (cmpr_core_new, add_upstream, add_pusher, start). cl runs the
+ * exchanges with online upstreams (NULL where no forwarder runs, as on the
+ * command line). 0, or CMPR_ERR_* with *err_r. */
+struct cmpr_ioloop;
+int cmpr_transports_core(const struct cmpr_conf *conf, struct cmpr_ioloop *cl, struct cmpr_core **core_r,
+                         char **err_r);
 
 extern const struct cmpr_transport_ops cmpr_http_transport;
 
@@ -55,9 +84,9 @@ extern const struct cmpr_transport_ops cmpr_filedrop_transport;
 extern const struct cmpr_transport_ops cmpr_sftp_transport;
 extern const struct cmpr_transport_ops cmpr_mail_transport;
 
-/* The forwarder ([route NAME] upstream = URI): its thread, and the upstream
- * operations every core gets (call cmpr_upstream_attach for a new core). */
+/* The forwarder ([route NAME] upstream = URI): its thread; a core made
+ * after it started (SIGHUP) is attached to it. */
 extern const struct cmpr_transport_ops cmpr_forward_transport;
-void cmpr_upstream_attach(struct cmpr_core *core);
+void cmpr_forward_attach(struct cmpr_core *core);
 
 #endif

@@ -13,6 +13,7 @@
 
 #include "core/config.h"
 #include "core/core.h"
+#include "core/envelope.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -90,17 +91,45 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
     return 0;
 }
 
+/* the one answer, as the envelope's reply gets it */
+struct answer {
+    struct cmpr_reply reply;            /* first */
+    int sent, failed;
+};
+
+static void
+got(struct cmpr_reply *r, const unsigned char *der, size_t len)
+{
+    struct answer *a = (struct answer *)r;
+
+    a->sent++;
+    if (der == NULL || len == 0)
+        __builtin_trap();
+}
+
+static void
+failed(struct cmpr_reply *r, int err)
+{
+    (void)err;
+    ((struct answer *)r)->failed++;
+}
+
+static const struct cmpr_reply_ops ops = { got, failed };
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const struct cmpr_request_info info = { "fuzz", "fuzzer", NULL, NULL, NULL, 0, NULL };
-    unsigned char *out = NULL;
-    size_t outlen = 0;
+    struct answer a = { { &ops }, 0, 0 };
+    struct cmpr_envelope *env = cmpr_envelope_new(data, size, &a.reply);
 
-    /* every input gets an answer; no crash, no leak */
-    if (cmpr_core_handle(core, &info, data, size, &out, &outlen) != CMPR_OK)
+    if (env == NULL)
+        return 0;
+    cmpr_envelope_set_medium(env, "fuzz");
+    cmpr_envelope_set_peer(env, "fuzzer");
+    cmpr_core_submit(core, env);
+    /* every input gets exactly one answer, a CMP message; no crash, no leak */
+    if (a.sent != 1 || a.failed != 0)
         __builtin_trap();
-    free(out);
     ERR_clear_error();
     return 0;
 }

@@ -125,7 +125,9 @@ check "... and the answer fetched by polling is accepted" accepted pol1
 check "our client and our server: a transport-level polling exchange end to end" accepted pol2
 $P "$TPORT" pollstart pol3.req >r.log 2>&1
 REF=$(sed -n 's/^pollstart type=1 ref=\([0-9a-f]*\)$/\1/p' r.log)
-check "the request behind a pollRep is on disk before the pollRep leaves" test -f "data/tcp-poll/$REF.req" -o -f "data/tcp-poll/$REF.der"
+# the references are in the store (table deferred): the request before the pollRep leaves
+check "the request behind a pollRep is in the store before the pollRep leaves" \
+	sh -c "test -n '$REF' && test \"\$(sqlite3 data/cmprouter.db 'SELECT length(req) FROM deferred WHERE ref=$((0x${REF:-0}))')\" -gt 0"
 kill -9 $PID
 i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 start_daemon d4 tcp -c data/cmprouter.conf --admin 127.0.0.1:0
@@ -140,13 +142,18 @@ $P "$TPORT" pollstart pol4.req >r.log 2>&1
 REF4=$(sed -n 's/^pollstart type=1 ref=\([0-9a-f]*\)$/\1/p' r.log)
 kill -9 $PID
 i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
-rm -f "data/tcp-poll/$REF4.der"
-cp pol4.req "data/tcp-poll/$REF4.req"
+# as if the daemon had died between the request and its answer
+sqlite3 data/cmprouter.db "UPDATE deferred SET state=0, answer=NULL WHERE ref=$((0x${REF4:-0}))"
 start_daemon d5 tcp -c data/cmprouter.conf --admin 127.0.0.1:0
 TPORT=$PORT
 $P "$TPORT" pollonly "${REF4:-0}" pol4.rsp >r.log 2>&1
+# its answer reaches the store right after it went out (bounded wait)
+i=0
+while [ $i -lt 100 ] && [ "$(sqlite3 data/cmprouter.db "SELECT state FROM deferred WHERE ref=$((0x${REF4:-0}))" 2>/dev/null)" != 1 ]; do
+	sleep 0.1; i=$((i + 1))
+done
 check "a reference whose answer was lost is answered by running its stored request again" \
-	sh -c "grep -q 'pollonly final=5' r.log && test -f data/tcp-poll/$REF4.der"
+	sh -c "grep -q 'pollonly final=5' r.log && test \"\$(sqlite3 data/cmprouter.db 'SELECT state FROM deferred WHERE ref=$((0x${REF4:-0}))')\" = 1"
 check "... the core answers the retransmission and the client accepts it" accepted pol4
 kill -TERM $PID
 i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

@@ -33,7 +33,7 @@ static EVP_PKEY *enc_key;         /* the CA's encryption key (key archive) */
 static X509 *enc_cert;
 static struct cmpr_conf *conf;
 static struct cmpr_core *core;
-static const struct cmpr_request_info info = { "test", "unit", NULL, NULL, NULL, 0, NULL };
+static const struct tu_info info = { "test", "unit", NULL, NULL, NULL, 0, NULL };
 
 #define SECRET "unit-test-secret"
 #define RA_SECRET "ra-secret"
@@ -191,7 +191,7 @@ mac(CMPR_PKIMESSAGE *m, const char *ref, const char *secret)
     assert_int_equal(cmpr_protect_mac(m, (const unsigned char *)secret, strlen(secret), &mp, NULL), CMPR_OK);
 }
 
-static CMPR_PKIMESSAGE *send_msg_info(CMPR_PKIMESSAGE *m, const struct cmpr_request_info *inf);
+static CMPR_PKIMESSAGE *send_msg_info(CMPR_PKIMESSAGE *m, const struct tu_info *inf);
 
 /* sends m (consumed) and returns the decoded answer */
 static CMPR_PKIMESSAGE *
@@ -201,7 +201,7 @@ send_msg(CMPR_PKIMESSAGE *m)
 }
 
 static CMPR_PKIMESSAGE *
-send_msg_info(CMPR_PKIMESSAGE *m, const struct cmpr_request_info *inf)
+send_msg_info(CMPR_PKIMESSAGE *m, const struct tu_info *inf)
 {
     unsigned char *der = NULL, *out = NULL;
     size_t len, outlen;
@@ -209,7 +209,7 @@ send_msg_info(CMPR_PKIMESSAGE *m, const struct cmpr_request_info *inf)
 
     assert_int_equal(cmpr_msg_encode(m, &der, &len), CMPR_OK);
     CMPR_PKIMESSAGE_free(m);
-    assert_int_equal(cmpr_core_handle(core, inf, der, len, &out, &outlen), CMPR_OK);
+    assert_int_equal(tu_handle(core, inf, der, len, &out, &outlen), CMPR_OK);
     OPENSSL_free(der);
     assert_int_equal(cmpr_msg_decode(out, outlen, &rsp, NULL), CMPR_OK);
     free(out);
@@ -370,7 +370,7 @@ test_obligation_06_every_request_answered(void **state)
     CMPR_PKIMESSAGE *rsp = NULL, *krr;
     (void)state;
 
-    assert_int_equal(cmpr_core_handle(core, &info, (const unsigned char *)"\x30\x03\x02\x01\x02", 5,
+    assert_int_equal(tu_handle(core, &info, (const unsigned char *)"\x30\x03\x02\x01\x02", 5,
                                       &out, &outlen), CMPR_OK);
     assert_int_equal(cmpr_msg_decode(out, outlen, &rsp, NULL), CMPR_OK);
     expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_DATA_FORMAT);
@@ -887,7 +887,7 @@ test_resumed_after_crash(void **state)
 {
     CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-resumed", 0), *copy, *rsp;
     struct cmpr_store *st = cmpr_core_store(core);
-    struct cmpr_request_info resumed = info;
+    struct tu_info resumed = info;
     (void)state;
 
     mac(req, "ee-ref", SECRET);
@@ -1336,7 +1336,7 @@ test_kur_revokes_replaced(void **state)
 static void
 test_operation_label(void **state)
 {
-    struct cmpr_request_info inf = { "http", "unit", NULL, "revocation", NULL, 0, NULL };
+    struct tu_info inf = { "http", "unit", NULL, "revocation", NULL, 0, NULL };
     CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-op", 1), *rsp;
     (void)state;
 
@@ -1356,7 +1356,7 @@ test_operation_label(void **state)
 static void
 test_tls_binding(void **state)
 {
-    struct cmpr_request_info inf = { "https", "unit", NULL, NULL, NULL, 0, NULL };
+    struct tu_info inf = { "https", "unit", NULL, NULL, NULL, 0, NULL };
     CMPR_PKIMESSAGE *req, *rsp;
     (void)state;
 
@@ -1442,7 +1442,7 @@ worker_main(void *arg)
     mac(req, "ee-ref", SECRET);
     /* no cmocka asserts on threads: count outcomes */
     if (cmpr_msg_encode(req, &der, &len) != CMPR_OK
-            || cmpr_core_handle(core, &info, der, len, &out, &outlen) != CMPR_OK
+            || tu_handle(core, &info, der, len, &out, &outlen) != CMPR_OK
             || cmpr_msg_decode(out, outlen, &rsp, NULL) != CMPR_OK)
         goto out;
     OPENSSL_free(der);
@@ -1461,7 +1461,7 @@ worker_main(void *arg)
 
             mac(cc, "ee-ref", SECRET);
             if (cmpr_msg_encode(cc, &der, &len) == CMPR_OK
-                    && cmpr_core_handle(core, &info, der, len, &out, &outlen) == CMPR_OK
+                    && tu_handle(core, &info, der, len, &out, &outlen) == CMPR_OK
                     && cmpr_msg_decode(out, outlen, &pc, NULL) == CMPR_OK) {
                 w->ok = cmpr_msg_bodytype(pc) == CMPR_BODY_PKICONF;
                 CMPR_PKIMESSAGE_free(pc);

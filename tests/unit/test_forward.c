@@ -5,9 +5,11 @@
 #define _GNU_SOURCE 1 /* memmem */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/pem.h>
@@ -17,6 +19,7 @@
 #include "codec/protect.h"
 #include "core/config.h"
 #include "core/core.h"
+#include "core/upstream.h"
 #include "base/err.h"
 #include "core/route.h"
 
@@ -27,7 +30,7 @@ static char dir[64];
 static struct cmpr_conf *conf_a, *conf_b;
 static struct cmpr_core *core_a, *core_b;
 static EVP_PKEY *ee_key;
-static const struct cmpr_request_info info = { "test", "unit", NULL, NULL, NULL, 0, NULL };
+static const struct tu_info info = { "test", "unit", NULL, NULL, NULL, 0, NULL };
 
 /* ---------------- the fake media ---------------- */
 
@@ -38,26 +41,105 @@ static int drop_inner = -1;     /* batch: this inner answer gets lost */
 static int spoil;               /* flip a bit in the next collected answer */
 static int starts;
 
+/* online exchanges wait here until the forwarder's thread ends them (done()
+ * is never called inside exchange()) */
+static struct pending {
+    unsigned char *der;
+    size_t len;
+    int down;
+    cmpr_upstream_done_fn done;
+    void *arg;
+} pend[64];
+static size_t n_pend;
+static pthread_mutex_t fmu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fcond = PTHREAD_COND_INITIALIZER;
+static int kicked, stopping;
+static unsigned long passes;
+static pthread_t fwd_thread;
+
 static int
 b_answer(const unsigned char *der, size_t len, unsigned char **ans_r, size_t *ans_len_r)
 {
-    return cmpr_core_handle(core_b, &info, der, len, ans_r, ans_len_r) == CMPR_OK ? 0 : -1;
+    return tu_handle(core_b, &info, der, len, ans_r, ans_len_r) == CMPR_OK ? 0 : -1;
 }
 
 static int
-f_start(void *ctx, const struct cmpr_route *rt, const char *name, const unsigned char *der, size_t len,
-        long timeout_ms, char *key, size_t keylen, unsigned char **ans_r, size_t *ans_len_r, char *err,
-        size_t errlen)
+f_configure(void *ctx, const struct cmpr_conf_group *g, const char *uri, long timeout_ms, void **set_r,
+            char **err_r)
 {
     (void)ctx;
+    (void)g;
+    (void)timeout_ms;
+    (void)err_r;
+    *set_r = strdup(uri);
+    return CMPR_OK;
+}
+
+static void
+f_release(void *ctx, void *set)
+{
+    (void)ctx;
+    free(set);
+}
+
+static int
+f_exchange(void *ctx, void *set, const char *tag, const unsigned char *der, size_t len, long timeout_ms,
+           cmpr_upstream_done_fn done, void *arg)
+{
+    (void)ctx;
+    (void)tag;
     (void)timeout_ms;
     starts++;
-    if (strstr(rt->upstream, "down") != NULL) {
-        snprintf(err, errlen, "cannot connect: Connection refused");
-        return CMPR_UP_FAILED;
+    pthread_mutex_lock(&fmu);
+    assert_true(n_pend < 64);
+    pend[n_pend].der = malloc(len);
+    memcpy(pend[n_pend].der, der, len);
+    pend[n_pend].len = len;
+    pend[n_pend].down = strstr(set, "down") != NULL;
+    pend[n_pend].done = done;
+    pend[n_pend].arg = arg;
+    n_pend++;
+    kicked = 1;
+    pthread_cond_signal(&fcond);
+    pthread_mutex_unlock(&fmu);
+    return CMPR_OK;
+}
+
+/* the forwarder's thread: B answers what went out online */
+static void
+end_exchanges(void)
+{
+    for (;;) {
+        struct pending p;
+        unsigned char *ans = NULL;
+        size_t alen = 0;
+
+        pthread_mutex_lock(&fmu);
+        if (n_pend == 0) {
+            pthread_mutex_unlock(&fmu);
+            return;
+        }
+        p = pend[--n_pend];
+        pthread_mutex_unlock(&fmu);
+        if (p.down)
+            p.done(p.arg, CMPR_ERR_UNREACHABLE, NULL, 0, "cannot connect: Connection refused");
+        else if (b_answer(p.der, p.len, &ans, &alen) == 0)
+            p.done(p.arg, CMPR_OK, ans, alen, NULL);
+        else
+            p.done(p.arg, CMPR_ERR_PEER, NULL, 0, "B had no answer");
+        free(p.der);
     }
-    if (strncmp(rt->upstream, "http", 4) == 0)
-        return b_answer(der, len, ans_r, ans_len_r) == 0 ? CMPR_UP_ANSWER : CMPR_UP_FAILED;
+}
+
+static int
+f_send(void *ctx, void *set, const char *name, const unsigned char *der, size_t len, char *key, size_t keylen,
+       char *err, size_t errlen)
+{
+    (void)ctx;
+    (void)set;
+    (void)err;
+    (void)errlen;
+    starts++;
     assert_true(n_held < 16);
     snprintf(held[n_held].key, sizeof(held[n_held].key), "%s.rsp", name);
     held[n_held].der = malloc(len);
@@ -65,15 +147,54 @@ f_start(void *ctx, const struct cmpr_route *rt, const char *name, const unsigned
     held[n_held].len = len;
     snprintf(key, keylen, "%s", held[n_held].key);
     n_held++;
-    return CMPR_UP_SENT;
+    return CMPR_OK;
+}
+
+/* the batch answer loses one inner answer; the outer protection is made
+ * again as B makes it (a MAC with the RA's secret) */
+static void
+lose_inner(unsigned char **ans_r, size_t *ans_len_r)
+{
+    CMPR_PKIMESSAGE *m = NULL;
+    unsigned char *d = NULL;
+    size_t dl = 0;
+    struct cmpr_mac_params mp;
+
+    assert_int_equal(cmpr_msg_decode(*ans_r, *ans_len_r, &m, NULL), CMPR_OK);
+    assert_int_equal(cmpr_msg_bodytype(m), CMPR_BODY_NESTED);
+    CMPR_PKIMESSAGE_free(sk_CMPR_PKIMESSAGE_delete(m->body->value.nested, drop_inner));
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+    assert_int_equal(cmpr_protect_mac(m, (const unsigned char *)RA_SECRET, strlen(RA_SECRET), &mp, NULL), CMPR_OK);
+    assert_int_equal(cmpr_msg_encode(m, &d, &dl), CMPR_OK);
+    free(*ans_r);
+    *ans_r = malloc(dl);
+    memcpy(*ans_r, d, dl);
+    *ans_len_r = dl;
+    OPENSSL_free(d);
+    CMPR_PKIMESSAGE_free(m);
+}
+
+/* one bit of its senderNonce: still DER, still this transaction */
+static void
+spoil_nonce(unsigned char *ans, size_t len)
+{
+    CMPR_PKIMESSAGE *m = NULL;
+    const unsigned char *n;
+
+    assert_int_equal(cmpr_msg_decode(ans, len, &m, NULL), CMPR_OK);
+    n = memmem(ans, len, ASN1_STRING_get0_data(m->header->senderNonce),
+               (size_t)ASN1_STRING_length(m->header->senderNonce));
+    assert_non_null(n);
+    ans[n - ans] ^= 0x01;
+    CMPR_PKIMESSAGE_free(m);
 }
 
 static int
-f_collect(void *ctx, const struct cmpr_route *rt, const char *key, unsigned char **ans_r,
-          size_t *ans_len_r, char *err, size_t errlen)
+f_collect(void *ctx, void *set, const char *key, unsigned char **ans_r, size_t *ans_len_r, char *err,
+          size_t errlen)
 {
     (void)ctx;
-    (void)rt;
+    (void)set;
     (void)err;
     (void)errlen;
     if (!release)
@@ -84,40 +205,10 @@ f_collect(void *ctx, const struct cmpr_route *rt, const char *key, unsigned char
         assert_int_equal(b_answer(held[i].der, held[i].len, ans_r, ans_len_r), 0);
         free(held[i].der);
         held[i].der = NULL;
-        if (drop_inner >= 0) {
-            CMPR_PKIMESSAGE *m = NULL;
-            unsigned char *d = NULL;
-            size_t dl = 0;
-
-            struct cmpr_mac_params mp;
-
-            /* the batch answer loses one inner answer; the outer protection is
-             * made again as B makes it (a MAC with the RA's secret) */
-            assert_int_equal(cmpr_msg_decode(*ans_r, *ans_len_r, &m, NULL), CMPR_OK);
-            assert_int_equal(cmpr_msg_bodytype(m), CMPR_BODY_NESTED);
-            CMPR_PKIMESSAGE_free(sk_CMPR_PKIMESSAGE_delete(m->body->value.nested, drop_inner));
-            cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
-            assert_int_equal(cmpr_protect_mac(m, (const unsigned char *)RA_SECRET, strlen(RA_SECRET), &mp,
-                                              NULL), CMPR_OK);
-            assert_int_equal(cmpr_msg_encode(m, &d, &dl), CMPR_OK);
-            free(*ans_r);
-            *ans_r = malloc(dl);
-            memcpy(*ans_r, d, dl);
-            *ans_len_r = dl;
-            OPENSSL_free(d);
-            CMPR_PKIMESSAGE_free(m);
-        }
+        if (drop_inner >= 0)
+            lose_inner(ans_r, ans_len_r);
         if (spoil) {
-            /* one bit of its senderNonce: still DER, still this transaction */
-            CMPR_PKIMESSAGE *m = NULL;
-            const unsigned char *n;
-
-            assert_int_equal(cmpr_msg_decode(*ans_r, *ans_len_r, &m, NULL), CMPR_OK);
-            n = memmem(*ans_r, *ans_len_r, ASN1_STRING_get0_data(m->header->senderNonce),
-                       (size_t)ASN1_STRING_length(m->header->senderNonce));
-            assert_non_null(n);
-            (*ans_r)[n - *ans_r] ^= 0x01;
-            CMPR_PKIMESSAGE_free(m);
+            spoil_nonce(*ans_r, *ans_len_r);
             spoil = 0;
         }
         return 1;
@@ -125,7 +216,70 @@ f_collect(void *ctx, const struct cmpr_route *rt, const char *key, unsigned char
     return 0;
 }
 
-static const struct cmpr_upstream_ops fake = { f_start, f_collect, NULL, NULL };
+static const char *const online_schemes[] = { "http", NULL }, *const offline_schemes[] = { "file", NULL };
+static const char *const no_keys[] = { NULL };
+static const struct cmpr_upstream_ops online = { online_schemes, 0, no_keys, f_configure, f_release, f_exchange,
+                                                 NULL, NULL };
+static const struct cmpr_upstream_ops offline = { offline_schemes, 1, no_keys, f_configure, f_release, NULL,
+                                                  f_send, f_collect };
+
+static void
+wake(void *ctx)
+{
+    (void)ctx;
+    pthread_mutex_lock(&fmu);
+    kicked = 1;
+    pthread_cond_signal(&fcond);
+    pthread_mutex_unlock(&fmu);
+}
+
+static void *
+forwarder(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&fmu);
+    while (!stopping) {
+        if (!kicked) {
+            struct timespec ts;
+
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 50000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&fcond, &fmu, &ts);
+            continue;
+        }
+        kicked = 0;
+        pthread_mutex_unlock(&fmu);
+        (void)cmpr_core_forward(core_a);
+        end_exchanges();
+        pthread_mutex_lock(&fmu);
+        passes++;
+        pthread_cond_broadcast(&fcond);
+    }
+    pthread_mutex_unlock(&fmu);
+    return NULL;
+}
+
+/* one whole pass of the forwarder that began after now */
+static void
+forward_pass(void)
+{
+    unsigned long want;
+
+    pthread_mutex_lock(&fmu);
+    want = passes + 2;
+    kicked = 1;
+    pthread_cond_signal(&fcond);
+    while (passes < want) {
+        kicked = 1;
+        pthread_cond_signal(&fcond);
+        pthread_cond_wait(&fcond, &fmu);
+    }
+    pthread_mutex_unlock(&fmu);
+}
 
 /* ---------------- set-up ---------------- */
 
@@ -189,12 +343,16 @@ setup(void **state)
                "[route batch]\nlabel = batch\nupstream = file:/to-b,/from-b\nbatch = 3\nbatch_wait = 3600\n"
                "ra_reference = ra\nra_secret = pass:" RA_SECRET "\n");
     snprintf(p, sizeof(p), "%s/b.conf", dir);
-    if (cmpr_conf_load(p, &conf_b, &err) != CMPR_OK || cmpr_core_new(conf_b, &core_b, &err) != CMPR_OK)
+    if (cmpr_conf_load(p, &conf_b, &err) != CMPR_OK || cmpr_core_new(conf_b, &core_b, &err) != CMPR_OK
+            || cmpr_core_start(core_b, &err) != CMPR_OK)
         fail_msg("%s", err);
     snprintf(p, sizeof(p), "%s/a.conf", dir);
-    if (cmpr_conf_load(p, &conf_a, &err) != CMPR_OK || cmpr_core_new(conf_a, &core_a, &err) != CMPR_OK)
+    if (cmpr_conf_load(p, &conf_a, &err) != CMPR_OK || cmpr_core_new(conf_a, &core_a, &err) != CMPR_OK
+            || cmpr_core_add_upstream(core_a, &online, NULL) != CMPR_OK
+            || cmpr_core_add_upstream(core_a, &offline, NULL) != CMPR_OK || cmpr_core_start(core_a, &err) != CMPR_OK)
         fail_msg("%s", err);
-    cmpr_core_set_upstream(core_a, &fake, NULL);
+    cmpr_core_set_forwarder(core_a, wake, NULL);
+    assert_int_equal(pthread_create(&fwd_thread, NULL, forwarder, NULL), 0);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
     return 0;
@@ -204,6 +362,11 @@ static int
 teardown(void **state)
 {
     (void)state;
+    pthread_mutex_lock(&fmu);
+    stopping = 1;
+    pthread_cond_broadcast(&fcond);
+    pthread_mutex_unlock(&fmu);
+    pthread_join(fwd_thread, NULL);
     cmpr_core_free(core_a);
     cmpr_core_free(core_b);
     cmpr_conf_free(conf_a);
@@ -245,14 +408,14 @@ ir(const char *cn)
 static CMPR_PKIMESSAGE *
 send_a(const CMPR_PKIMESSAGE *m, const char *label)
 {
-    struct cmpr_request_info in = info;
+    struct tu_info in = info;
     unsigned char *der = NULL, *out = NULL;
     size_t len = 0, olen = 0;
     CMPR_PKIMESSAGE *rsp = NULL;
 
     in.label = label;
     assert_int_equal(cmpr_msg_encode(m, &der, &len), CMPR_OK);
-    assert_int_equal(cmpr_core_handle(core_a, &in, der, len, &out, &olen), CMPR_OK);
+    assert_int_equal(tu_handle(core_a, &in, der, len, &out, &olen), CMPR_OK);
     OPENSSL_free(der);
     assert_int_equal(cmpr_msg_decode(out, olen, &rsp, NULL), CMPR_OK);
     free(out);
@@ -320,9 +483,9 @@ test_offline_reprotect(void **state)
     expect(poll, rsp, CMPR_BODY_POLLREP, -1, "not answered yet");
     assert_int_equal(cmpr_ee_result(rsp, &res), CMPR_OK);
     assert_int_equal(res.check_after, 3);
-    (void)cmpr_core_forward(core_a);            /* sent to the medium */
+    forward_pass();            /* sent to the medium */
     release = 1;
-    (void)cmpr_core_forward(core_a);            /* answer collected */
+    forward_pass();            /* answer collected */
     CMPR_PKIMESSAGE_free(poll);
     poll = mac(cmpr_ee_new_pollreq(rsp, 0));
     CMPR_PKIMESSAGE_free(rsp);
@@ -354,6 +517,8 @@ test_batch_with_a_lost_answer(void **state)
     (void)state;
 
     release = 0;
+    forward_pass();
+    before = starts;
     for (int i = 0; i < 3; i++) {
         char cn[32];
 
@@ -362,12 +527,11 @@ test_batch_with_a_lost_answer(void **state)
         w[i] = send_a(req[i], "batch");
         expect(req[i], w[i], CMPR_BODY_IP, CMPR_STATUS_WAITING, NULL);
     }
-    before = starts;
-    (void)cmpr_core_forward(core_a);
+    forward_pass();
     assert_int_equal(starts - before, 1);       /* one message for the three */
     release = 1;
     drop_inner = 1;
-    (void)cmpr_core_forward(core_a);
+    forward_pass();
     drop_inner = -1;
     for (int i = 0; i < 3; i++) {
         CMPR_PKIMESSAGE *poll = mac(cmpr_ee_new_pollreq(w[i], 0));
@@ -398,10 +562,10 @@ test_spoiled_answer(void **state)
 
     release = 0;
     w = send_a(req, "off");
-    (void)cmpr_core_forward(core_a);
+    forward_pass();
     release = 1;
     spoil = 1;
-    (void)cmpr_core_forward(core_a);
+    forward_pass();
     poll = mac(cmpr_ee_new_pollreq(w, 0));
     rsp = send_a(poll, "off");
     expect(poll, rsp, CMPR_BODY_ERROR, CMPR_STATUS_REJECTION, "refused");

@@ -32,6 +32,37 @@ teardown(void **state)
     return 0;
 }
 
+/* the media a route can name: fakes that take any URI of their schemes;
+ * the file one reads a key of its own (as a medium reads its keys) */
+static int
+f_configure(void *ctx, const struct cmpr_conf_group *g, const char *uri, long timeout_ms, void **set_r,
+            char **err_r)
+{
+    (void)ctx;
+    (void)timeout_ms;
+    if (strstr(uri, "bad") != NULL) {
+        *err_r = cmpr_conf_group_error(g, "upstream", "the medium refuses '%s'", uri);
+        return CMPR_ERR_CONFIG;
+    }
+    *set_r = strdup(uri);
+    return CMPR_OK;
+}
+
+static void
+f_release(void *ctx, void *set)
+{
+    (void)ctx;
+    free(set);
+}
+
+static const char *const online_schemes[] = { "http", "https", "tcp", NULL };
+static const char *const offline_schemes[] = { "file", "sftp", "mailto", NULL };
+static const char *const no_keys[] = { NULL }, *const file_keys[] = { "inbox_mode", NULL };
+static const struct cmpr_upstream_ops online = { online_schemes, 0, no_keys, f_configure, f_release, NULL, NULL, NULL };
+static const struct cmpr_upstream_ops offline = { offline_schemes, 1, file_keys, f_configure, f_release, NULL, NULL,
+                                                  NULL };
+static const struct cmpr_route_media media = { { &online, &offline }, { NULL, NULL }, 2 };
+
 static const char head[] =
     "[ca main]\nkey = k.pem\ncert = c.pem\n"
     "[profile tls]\n"
@@ -54,7 +85,7 @@ load(const char *routes, struct cmpr_conf **conf_r, char **err_r)
     *err_r = NULL;
     r = cmpr_conf_load(path, conf_r, err_r);
     assert_int_equal(r, CMPR_OK);
-    if (cmpr_routes_load(*conf_r, &rt, err_r) != CMPR_OK)
+    if (cmpr_routes_load(*conf_r, &media, &rt, err_r) != CMPR_OK)
         return NULL;
     return rt;
 }
@@ -75,7 +106,7 @@ test_first_match_wins(void **state)
     struct cmpr_routes *rt = load(
         "[route iot]\nprofile = iot\nupstream = tcp://127.0.0.1:829\n"
         "[route revocations]\nbody = rr\nupstream = http://ca.example/cmp\n"
-        "[route lab]\nlabel = lab, test\nsubject = CN=*.lab.example\nupstream = file:/out,/in\n"
+        "[route lab]\nlabel = lab, test\nsubject = CN=*.lab.example\nupstream = file:/out,/in\ninbox_mode = 1\n"
         "[route sites]\nclient = site-*\nupstream = mailto:ca@example.org\n"
         "[route kept]\nissuer = CN=Old CA\nca = main\n"
         "[route rest]\nupstream = https://ca.example/.well-known/cmp\n", &conf, &err);
@@ -150,7 +181,10 @@ test_errors(void **state)
     static const struct { const char *text, *want; } cases[] = {
         { "[route a]\nbody = ir\n", "needs either ca = NAME" },
         { "[route a]\nca = main\nupstream = http://x/\n", "needs either ca = NAME" },
-        { "[route a]\nupstream = gopher://x/\n", "upstream is an http://" },
+        { "[route a]\nupstream = gopher://x/\n", "no medium serves upstream 'gopher://x/'" },
+        { "[route a]\nupstream = nocolon\n", "no medium serves upstream 'nocolon'" },
+        { "[route a]\nupstream = http://bad/\n", "the medium refuses 'http://bad/'" },
+        { "[route a]\nupstream = http://x/\ninbox_mode = 1\n", "unknown directive 'inbox_mode'" },
         { "[route a]\nupstream = http://x/\nbody = ir, bogus\n", "'bogus' is not a CMP body type" },
         { "[route a]\nupstream = http://x/\nprotection = maybe\n", "protection is keep, reprotect or nested" },
         { "[route a]\nupstream = http://x/\nprotection = reprotect\n", "needs the RA's own credentials" },

@@ -1,4 +1,6 @@
 #include "testutil.h"
+#include "core/envelope.h"
+#include "base/err.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -186,4 +188,55 @@ tu_envdata(const unsigned char *content, size_t len, X509 *rcpt)
     BIO_free(in);
     sk_X509_free(rcpts);
     return env;
+}
+
+/* ---------------- requests through the envelope ---------------- */
+
+struct tu_reply {
+    struct cmpr_reply reply;            /* first */
+    unsigned char *out;
+    size_t len;
+    int err;
+};
+
+static void
+tu_send(struct cmpr_reply *r, const unsigned char *der, size_t len)
+{
+    struct tu_reply *t = (struct tu_reply *)r;
+
+    t->out = malloc(len > 0 ? len : 1);
+    memcpy(t->out, der, len);
+    t->len = len;
+    t->err = CMPR_OK;
+}
+
+static void
+tu_fail(struct cmpr_reply *r, int err)
+{
+    ((struct tu_reply *)r)->err = err;
+}
+
+static const struct cmpr_reply_ops tu_ops = { tu_send, tu_fail };
+
+int
+tu_handle(struct cmpr_core *core, const struct tu_info *in, const unsigned char *der, size_t len,
+          unsigned char **out_r, size_t *out_len_r)
+{
+    struct tu_reply t = { { &tu_ops }, NULL, 0, CMPR_ERR_INTERNAL };
+    struct cmpr_envelope *env = cmpr_envelope_new(der, len, &t.reply);
+
+    *out_r = NULL;
+    *out_len_r = 0;
+    if (env == NULL)
+        return CMPR_ERR_ALLOC;
+    cmpr_envelope_set_medium(env, in->medium);
+    cmpr_envelope_set_peer(env, in->peer);
+    cmpr_envelope_set_label(env, in->label);
+    cmpr_envelope_set_operation(env, in->operation);
+    cmpr_envelope_set_tls_subject(env, in->tls_subject);
+    cmpr_envelope_set_resumed(env, in->resumed);
+    cmpr_core_submit(core, env);
+    *out_r = t.out;
+    *out_len_r = t.len;
+    return t.err;
 }

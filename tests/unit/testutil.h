@@ -29,6 +29,18 @@ X509 *tu_cert(EVP_PKEY *key, const char *cn, EVP_PKEY *issuer_key, X509 *issuer,
 struct cmpr_envelopeddata_st;
 struct cmpr_envelopeddata_st *tu_envdata(const unsigned char *content, size_t len, X509 *rcpt);
 
+/* Where a request comes from, for tu_handle (the envelope's setters). */
+struct tu_info {
+    const char *medium, *peer, *label, *operation, *tls_subject;
+    int resumed;
+    const char *push;               /* unused */
+};
+struct cmpr_core;
+/* The core's answer to der through an envelope answered on this thread:
+ * CMPR_OK with *out_r (malloc()ed), or CMPR_ERR_*. */
+int tu_handle(struct cmpr_core *core, const struct tu_info *in, const unsigned char *der, size_t len,
+              unsigned char **out_r, size_t *out_len_r);
+
 /* Removes a temporary directory tree made by a test. */
 void tu_rmrf(const char *path);
 

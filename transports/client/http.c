@@ -1,180 +1,500 @@
-/* Blocking CMP-over-HTTP(S) client: poll() with one deadline for the whole
- * exchange, http-parser for the answer, TLS through the memory-BIO code. */
-#include "transports/client/http.h"
+/*
+ * CMP over HTTP(S) as a client (RFC 9811): one POST, one answer, on the
+ * client side's loop (lib/ioloop.c); TLS through memory BIOs. An exchange
+ * never blocks: it is a small state machine driven by the connection's
+ * events and one timer, and reports its end once through done(). A
+ * connection stays open after a keep-alive answer, kept for the next
+ * exchange of the same transaction (tag): some servers (OpenSSL's mock
+ * server) keep a transaction's state with its connection.
+ */
+#include "transports/client/client.h"
+#include "transports/lib/aconn.h"
+#include "transports/lib/ioloop.h"
+#include "transports/lib/net.h"
+#include "codec/dropname.h"
 #include "codec/httpmsg.h"
+#include "core/config.h"
 #include "base/buf.h"
-#include "transports/lib/tls.h"
-#include "transports/lib/blocking.h"
+#include "base/err.h"
 #include "base/limits.h"
 
-#include <ctype.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <http_parser.h>
+#define MAX_IDLE 64                     /* kept-alive connections per loop */
+#define IDLE_MS 60000                   /* closed when unused this long */
 
-struct cmpr_http_conn {
-    struct cmpr_blk_io io;
-    char key[300];                  /* scheme://host:port it is connected to */
+/* a route's (or the command line's) settings */
+struct http_set {
+    char host[256], path[2048];
+    int port, tls;
+    char *tls_ca, *tls_cert, *tls_key;
 };
 
-void
-cmpr_http_conn_free(struct cmpr_http_conn *c)
-{
-    if (c == NULL)
-        return;
-    cmpr_blk_close(&c->io);
-    free(c);
-}
+/* a kept-alive connection, waiting for the next exchange of its tag */
+struct idle {
+    struct cmpr_ioloop_obj obj;         /* first */
+    struct cmpr_ioloop *l;
+    struct cmpr_aconn *a;
+};
+
+/* one exchange */
+struct hx {
+    struct cmpr_ioloop_obj obj;         /* first */
+    struct cmpr_ioloop *l;
+    char host[256], key[400];
+    int port, tls, reused, written, retried, up, finished;
+    char *tls_ca, *tls_cert, *tls_key;
+    unsigned char *req;                 /* head and body */
+    size_t req_len;
+    long timeout_ms;
+    struct cmpr_aconn *a;
+    uv_timer_t timer;
+    struct cmpr_httprsp rsp;
+    cmpr_upstream_done_fn done;
+    void *arg;
+    int *status_out;                    /* cmprouter send: the HTTP status */
+};
+
+static const char idle_kind[] = "http-idle", hx_kind[] = "http-exchange";
+
+static const char *const directives[] = { "tls_ca", "tls_cert", "tls_key", NULL };
 
 static int
-parse_url(const char *url, int *tls, char *host, size_t hlen, int *port, char *path, size_t plen)
+parse_url(const char *url, struct http_set *s)
 {
     const char *p;
 
     if (strncmp(url, "https://", 8) == 0) {
-        *tls = 1;
+        s->tls = 1;
         p = url + 8;
-        *port = 443;
+        s->port = 443;
     } else if (strncmp(url, "http://", 7) == 0) {
-        *tls = 0;
         p = url + 7;
-        *port = 80;
+        s->port = 80;
     } else {
         return -1;
     }
-    if ((p = cmpr_blk_parse_authority(p, host, hlen, port)) == NULL)
+    if ((p = cmpr_net_parse_authority(p, s->host, sizeof(s->host), &s->port)) == NULL || strlen(p) >= sizeof(s->path))
         return -1;
-    snprintf(path, plen, "%s", *p == '/' ? p : "/");
+    snprintf(s->path, sizeof(s->path), "%s", *p == '/' ? p : "/");
     return 0;
 }
 
-/* one attempt's answer on c; 0 with a->done, 1 when a kept-alive
- * connection turned out to be closed (try a fresh one), -1 with err[] */
-static int
-read_answer(struct cmpr_http_conn *c, struct cmpr_httprsp *a, int reused, long deadline,
-            long timeout, const char *host, int port, char *err, size_t errlen)
+static void
+release(void *ctx, void *set)
 {
+    struct http_set *s = set;
+
+    (void)ctx;
+    if (s == NULL)
+        return;
+    free(s->tls_ca);
+    free(s->tls_cert);
+    free(s->tls_key);
+    free(s);
+}
+
+static int
+configure(void *ctx, const struct cmpr_conf_group *g, const char *uri, long timeout_ms, void **set_r, char **err_r)
+{
+    struct http_set *s = calloc(1, sizeof(*s));
+
+    (void)ctx;
+    (void)timeout_ms;
+    *set_r = NULL;
+    if (s == NULL)
+        return CMPR_ERR_ALLOC;
+    if (parse_url(uri, s) != 0) {
+        *err_r = cmpr_conf_group_error(g, "upstream", "'%s' is not an http[s]://host[:port]/path URL", uri);
+        release(NULL, s);
+        return CMPR_ERR_CONFIG;
+    }
+    s->tls_ca = cmpr_conf_group_path(g, "tls_ca", NULL);
+    s->tls_cert = cmpr_conf_group_path(g, "tls_cert", NULL);
+    s->tls_key = cmpr_conf_group_path(g, "tls_key", NULL);
+    if ((s->tls_cert == NULL) != (s->tls_key == NULL)) {
+        *err_r = cmpr_conf_group_error(g, s->tls_cert == NULL ? "tls_key" : "tls_cert", "tls_cert and tls_key go together");
+        release(NULL, s);
+        return CMPR_ERR_CONFIG;
+    }
+    *set_r = s;
+    return CMPR_OK;
+}
+
+/* ---------------- kept-alive connections ---------------- */
+
+static void
+idle_cancel(struct cmpr_ioloop_obj *o)
+{
+    struct idle *i = (struct idle *)o;
+
+    cmpr_ioloop_remove(i->l, o);
+    cmpr_aconn_close(i->a);
+    free(i);
+}
+
+static void idle_connected(struct cmpr_aconn *a, void *arg) { (void)a; (void)arg; }
+static void idle_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n)
+{
+    (void)a; (void)p; (void)n;
+    idle_cancel(arg);           /* a server that talks unasked is not reused */
+}
+static void idle_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
+{
+    struct idle *i = arg;
+
+    (void)a; (void)err; (void)why;
+    cmpr_ioloop_remove(i->l, &i->obj);
+    free(i);
+}
+static const struct cmpr_aconn_ops idle_ops = { idle_connected, idle_data, idle_ended };
+
+static void
+keep(struct cmpr_ioloop *l, const char *key, struct cmpr_aconn *a)
+{
+    struct idle *i = calloc(1, sizeof(*i));
+    struct cmpr_ioloop_obj *old;
+
+    if (i == NULL) {
+        cmpr_aconn_close(a);
+        return;
+    }
+    while (cmpr_ioloop_count(l, idle_kind) >= MAX_IDLE && (old = cmpr_ioloop_find(l, idle_kind, NULL)) != NULL)
+        old->cancel(old);       /* the least recently used goes */
+    i->obj.kind = idle_kind;
+    snprintf(i->obj.key, sizeof(i->obj.key), "%s", key);
+    i->obj.since = uv_now(cmpr_ioloop_loop(l));
+    i->obj.cancel = idle_cancel;
+    i->l = l;
+    i->a = a;
+    cmpr_aconn_set_owner(a, &idle_ops, i);
+    cmpr_ioloop_add(l, &i->obj);
+}
+
+/* a kept connection for key, taken; stale ones are closed on the way */
+static struct cmpr_aconn *
+take_idle(struct cmpr_ioloop *l, const char *key)
+{
+    struct cmpr_ioloop_obj *o;
+    uint64_t now = uv_now(cmpr_ioloop_loop(l));
+
+    while ((o = cmpr_ioloop_find(l, idle_kind, NULL)) != NULL && now - o->since > IDLE_MS)
+        o->cancel(o);
+    if ((o = cmpr_ioloop_find(l, idle_kind, key)) != NULL) {
+        struct idle *i = (struct idle *)o;
+        struct cmpr_aconn *a = i->a;
+
+        cmpr_ioloop_remove(l, o);
+        free(i);
+        return a;
+    }
+    return NULL;
+}
+
+/* ---------------- one exchange ---------------- */
+
+static void
+hx_free_cb(uv_handle_t *h)
+{
+    struct hx *x = h->data;
+
+    cmpr_httprsp_free(&x->rsp);
+    free(x->req);
+    free(x->tls_ca);
+    free(x->tls_cert);
+    free(x->tls_key);
+    free(x);
+}
+
+/* the end: done() once, then the exchange goes */
+static void
+finish(struct hx *x, int result, unsigned char *ans, size_t len, const char *why)
+{
+    if (x->finished) {
+        free(ans);
+        return;
+    }
+    x->finished = 1;
+    cmpr_ioloop_remove(x->l, &x->obj);
+    uv_timer_stop(&x->timer);
+    if (x->a != NULL) {
+        if (result == CMPR_OK && x->rsp.keep_alive && cmpr_aconn_is_up(x->a))
+            keep(x->l, x->key, x->a);
+        else
+            cmpr_aconn_close(x->a);
+        x->a = NULL;
+    }
+    x->done(x->arg, result, ans, len, why);
+    uv_close((uv_handle_t *)&x->timer, hx_free_cb);
+}
+
+static void
+answered(struct hx *x)
+{
+    char why[300];
+    unsigned char *body;
+    size_t len;
+
+    if (x->status_out != NULL)
+        *x->status_out = cmpr_httprsp_status(&x->rsp);
+    if (!cmpr_httprsp_is_cmp(&x->rsp)) {
+        /* RFC 9483 6.1: an unexpected HTTP status is a failure of the upstream */
+        snprintf(why, sizeof(why), "HTTP %d without a CMP answer", cmpr_httprsp_status(&x->rsp));
+        finish(x, CMPR_ERR_PEER, NULL, 0, why);
+        return;
+    }
+    if ((body = cmpr_buf_steal(&x->rsp.body, &len)) == NULL) {
+        finish(x, CMPR_ERR_PEER, NULL, 0, "out of memory");
+        return;
+    }
+    if (cmpr_client_check_der(body, len, why, sizeof(why)) != 0) {
+        free(body);
+        finish(x, CMPR_ERR_PEER, NULL, 0, why);
+        return;
+    }
+    finish(x, CMPR_OK, body, len, NULL);
+}
+
+static void x_connected(struct cmpr_aconn *a, void *arg);
+static void x_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n);
+static void x_ended(struct cmpr_aconn *a, void *arg, int err, const char *why);
+static const struct cmpr_aconn_ops x_ops = { x_connected, x_data, x_ended };
+
+static void
+x_connected(struct cmpr_aconn *a, void *arg)
+{
+    struct hx *x = arg;
+
+    x->up = 1;
+    if (cmpr_aconn_write(a, x->req, x->req_len) != CMPR_OK) {
+        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, "cannot send the request");
+        return;
+    }
+    x->written = 1;
+}
+
+static void
+x_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n)
+{
+    struct hx *x = arg;
     const char *why;
 
-    while (!a->done) {
-        char buf[16384];
-        long n = cmpr_blk_recv(&c->io, buf, sizeof(buf), deadline);
+    (void)a;
+    if (cmpr_httprsp_feed(&x->rsp, p, n, 0, &why) != 0) {
+        char w[300];
 
-        if (n == -2) {
-            snprintf(err, errlen, "no answer from %s:%d within %ld ms", host, port, timeout);
-            return -1;
-        }
-        if (n < 0 || (n == 0 && reused && cmpr_buf_len(&a->body) == 0 && a->parser.nread == 0)) {
-            if (reused)
-                return 1;   /* the server had closed the kept-alive connection */
-            snprintf(err, errlen, "connection to %s:%d failed before the answer", host, port);
-            return -1;
-        }
-        if (cmpr_httprsp_feed(a, buf, (size_t)n, n == 0, &why) != 0) {
-            snprintf(err, errlen, "%s:%d: %s", host, port, why);
-            return -1;
-        }
-        if (n == 0 && !a->done)
-            return reused ? 1 : -1;
+        snprintf(w, sizeof(w), "%s:%d: %s", x->host, x->port, why);
+        finish(x, CMPR_ERR_PEER, NULL, 0, w);
+    } else if (x->rsp.done) {
+        answered(x);
     }
-    return 0;
+}
+
+static void connect_fresh(struct hx *x);
+
+static void
+x_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
+{
+    struct hx *x = arg;
+    const char *w2;
+    char w[400];
+
+    (void)a;
+    x->a = NULL;
+    /* a kept-alive connection the server had closed meanwhile: one retry */
+    if (x->reused && !x->retried && cmpr_buf_len(&x->rsp.body) == 0 && x->rsp.parser.nread == 0) {
+        x->retried = 1;
+        connect_fresh(x);
+        return;
+    }
+    if (err == CMPR_ERR_IO && cmpr_httprsp_feed(&x->rsp, NULL, 0, 1, &w2) == 0 && x->rsp.done) {
+        answered(x);            /* an answer delimited by the connection's end */
+        return;
+    }
+    snprintf(w, sizeof(w), "%s", err == CMPR_ERR_UNREACHABLE ? why : "the connection ended before the answer");
+    finish(x, x->up ? CMPR_ERR_PEER : CMPR_ERR_UNREACHABLE, NULL, 0, w);
+}
+
+static void
+connect_fresh(struct hx *x)
+{
+    struct cmpr_aconn_tls tls = { x->tls_ca, x->tls_cert, x->tls_key };
+
+    cmpr_httprsp_free(&x->rsp);
+    cmpr_httprsp_init(&x->rsp, CMPR_MAX_MSG_SIZE);
+    x->reused = x->up = x->written = 0;
+    if ((x->a = cmpr_aconn_open(cmpr_ioloop_loop(x->l), x->host, x->port, x->tls ? &tls : NULL, &x_ops, x)) == NULL)
+        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, "out of memory");
+}
+
+static void
+x_timeout(uv_timer_t *t)
+{
+    struct hx *x = t->data;
+    char why[300];
+
+    if (x->written)
+        snprintf(why, sizeof(why), "no answer from %s:%d within %ld ms", x->host, x->port, x->timeout_ms);
+    else
+        snprintf(why, sizeof(why), "cannot reach %s:%d within %ld ms", x->host, x->port, x->timeout_ms);
+    finish(x, x->written ? CMPR_ERR_TIMEOUT : CMPR_ERR_UNREACHABLE, NULL, 0, why);
+}
+
+static void
+x_cancel(struct cmpr_ioloop_obj *o)
+{
+    finish((struct hx *)o, CMPR_ERR_UNREACHABLE, NULL, 0, "the client is stopping");
+}
+
+/* on the loop thread */
+static void
+x_start(void *arg)
+{
+    struct hx *x = arg;
+
+    uv_timer_init(cmpr_ioloop_loop(x->l), &x->timer);
+    x->timer.data = x;
+    uv_timer_start(&x->timer, x_timeout, (uint64_t)x->timeout_ms, 0);
+    cmpr_ioloop_add(x->l, &x->obj);
+    if ((x->a = take_idle(x->l, x->key)) != NULL) {
+        x->reused = x->up = 1;
+        cmpr_aconn_set_owner(x->a, &x_ops, x);
+        x_connected(x->a, x);
+        return;
+    }
+    connect_fresh(x);
+}
+
+static int
+start(void *ctx, void *set, const char *tag, const unsigned char *der, size_t len, long timeout_ms,
+      cmpr_upstream_done_fn done, void *arg, int *status_out)
+{
+    struct cmpr_ioloop *l = ctx;
+    struct http_set *s = set;
+    struct hx *x = calloc(1, sizeof(*x));
+    struct cmpr_buf b;
+
+    if (x == NULL)
+        return CMPR_ERR_ALLOC;
+    cmpr_buf_init(&b, len + 4096);
+    if (cmpr_buf_putf(&b, "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/pkixcmp\r\n"
+                      "Content-Length: %zu\r\nConnection: keep-alive\r\nCache-Control: no-cache\r\n\r\n",
+                      s->path, s->host, s->port, len) != CMPR_OK
+            || cmpr_buf_put(&b, der, len) != CMPR_OK || (x->req = cmpr_buf_steal(&b, &x->req_len)) == NULL) {
+        cmpr_buf_free(&b);
+        free(x);
+        return CMPR_ERR_ALLOC;
+    }
+    x->obj.kind = hx_kind;
+    x->obj.cancel = x_cancel;
+    x->l = l;
+    snprintf(x->host, sizeof(x->host), "%s", s->host);
+    x->port = s->port;
+    x->tls = s->tls;
+    x->tls_ca = s->tls_ca != NULL ? strdup(s->tls_ca) : NULL;
+    x->tls_cert = s->tls_cert != NULL ? strdup(s->tls_cert) : NULL;
+    x->tls_key = s->tls_key != NULL ? strdup(s->tls_key) : NULL;
+    snprintf(x->key, sizeof(x->key), "%s://%.250s:%d %.100s", s->tls ? "https" : "http", s->host, s->port,
+             tag != NULL ? tag : "");
+    x->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    x->done = done;
+    x->arg = arg;
+    x->status_out = status_out;
+    cmpr_httprsp_init(&x->rsp, CMPR_MAX_MSG_SIZE);
+    if (cmpr_ioloop_call(l, x_start, x) != 0) {
+        cmpr_httprsp_free(&x->rsp);
+        free(x->req);
+        free(x->tls_ca);
+        free(x->tls_cert);
+        free(x->tls_key);
+        free(x);
+        return CMPR_ERR_UNREACHABLE;
+    }
+    return CMPR_OK;
+}
+
+static int
+exchange(void *ctx, void *set, const char *tag, const unsigned char *der, size_t len, long timeout_ms,
+         cmpr_upstream_done_fn done, void *arg)
+{
+    return start(ctx, set, tag, der, len, timeout_ms, done, arg, NULL);
 }
 
 int
-cmpr_http_post(const char *url, const unsigned char *der, size_t len,
-               const struct cmpr_http_client_opts *opts, struct cmpr_http_conn **connp,
-               int *status_r, unsigned char **body_r, size_t *body_len_r, int *is_cmp_r,
+cmpr_http_send(const char *url, const unsigned char *der, size_t len, long timeout_ms, const char *tls_ca,
+               const char *tls_cert, const char *tls_key, int *status_r, unsigned char **ans_r, size_t *len_r,
                char *err, size_t errlen)
 {
-    char host[256], path[2048], key[300], head[3072];
-    int tls, port, hl, r = -1, attempt, got = -1;
-    long timeout = opts != NULL && opts->timeout_ms > 0 ? opts->timeout_ms : 30000;
-    long deadline = cmpr_blk_now_ms() + timeout;
-    struct cmpr_http_conn *c = connp != NULL ? *connp : NULL;
-    struct cmpr_httprsp a;
+    struct http_set s;
+    struct cmpr_ioloop *l = NULL;
+    struct cmpr_client_wait w;
+    int r;
 
-    cmpr_httprsp_init(&a, opts != NULL && opts->max_response > 0 ? opts->max_response : CMPR_MAX_MSG_SIZE);
-    *body_r = NULL;
-    *body_len_r = 0;
-    err[0] = '\0';
-    if (parse_url(url, &tls, host, sizeof(host), &port, path, sizeof(path)) != 0) {
+    memset(&s, 0, sizeof(s));
+    memset(&w, 0, sizeof(w));
+    *ans_r = NULL;
+    *len_r = 0;
+    if (parse_url(url, &s) != 0) {
         snprintf(err, errlen, "not an http:// or https:// URL: %s", url);
-        goto out;
+        return CMPR_ERR_INVALID_ARG;
     }
-    snprintf(key, sizeof(key), "%s://%s:%d", tls ? "https" : "http", host, port);
-    hl = snprintf(head, sizeof(head),
-                  "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/pkixcmp\r\n"
-                  "Content-Length: %zu\r\nConnection: keep-alive\r\nCache-Control: no-cache\r\n\r\n",
-                  path, host, port, len);
-    if (hl < 0 || (size_t)hl >= sizeof(head)) {
-        snprintf(err, errlen, "URL too long: %s", url);
-        goto out;
+    s.tls_ca = (char *)tls_ca;
+    s.tls_cert = (char *)tls_cert;
+    s.tls_key = (char *)tls_key;
+    if (cmpr_ioloop_new(0, &l) != 0) {
+        snprintf(err, errlen, "cannot make an event loop");
+        return CMPR_ERR_INTERNAL;
     }
-    /* a kept-alive connection may have been closed meanwhile: one retry */
-    for (attempt = 0; attempt < 2; attempt++) {
-        int reused = 0;
+    if ((r = start(l, &s, NULL, der, len, timeout_ms, cmpr_client_waited, &w, status_r)) == CMPR_OK) {
+        cmpr_ioloop_run_until(l, &w.done);
+        r = w.done ? w.result : CMPR_ERR_INTERNAL;
+    }
+    cmpr_ioloop_free(l);
+    if (r != CMPR_OK) {
+        snprintf(err, errlen, "%s", w.why[0] ? w.why : cmpr_strerror(r));
+        free(w.ans);
+        return r;
+    }
+    *ans_r = w.ans;
+    *len_r = w.len;
+    return CMPR_OK;
+}
 
-        if (c != NULL && strcmp(c->key, key) != 0) {
-            cmpr_http_conn_free(c);
-            c = NULL;
-        }
-        if (c == NULL) {
-            if ((c = calloc(1, sizeof(*c))) == NULL)
-                goto out;
-            c->io.fd = -1;
-            snprintf(c->key, sizeof(c->key), "%s", key);
-            if ((c->io.fd = cmpr_blk_connect(host, port, deadline, err, errlen)) < 0)
-                goto out;
-            if (tls && cmpr_blk_tls(&c->io, opts != NULL ? opts->tls_ca : NULL, host,
-                                    opts != NULL ? opts->tls_cert : NULL,
-                                    opts != NULL ? opts->tls_key : NULL, deadline, err, errlen) != 0)
-                goto out;
-        } else {
-            reused = 1;
-        }
-        if (cmpr_blk_send(&c->io, head, (size_t)hl, deadline) != 0
-                || cmpr_blk_send(&c->io, (const char *)der, len, deadline) != 0) {
-            if (reused) {
-                cmpr_http_conn_free(c);
-                c = NULL;
-                continue;
-            }
-            snprintf(err, errlen, "cannot send to %s:%d", host, port);
-            goto out;
-        }
-        cmpr_httprsp_free(&a);
-        cmpr_httprsp_init(&a, opts != NULL && opts->max_response > 0 ? opts->max_response : CMPR_MAX_MSG_SIZE);
-        if ((got = read_answer(c, &a, reused, deadline, timeout, host, port, err, errlen)) != 1)
-            break;
-        cmpr_http_conn_free(c);
-        c = NULL;
+void
+cmpr_client_waited(void *arg, int result, unsigned char *ans, size_t len, const char *why)
+{
+    struct cmpr_client_wait *w = arg;
+
+    w->result = result;
+    w->ans = ans;
+    w->len = len;
+    snprintf(w->why, sizeof(w->why), "%s", why != NULL ? why : "");
+    w->done = 1;
+}
+
+static const char *const schemes[] = { "http", "https", NULL };
+
+const struct cmpr_upstream_ops cmpr_http_upstream = {
+    .schemes = schemes,
+    .offline = 0,
+    .directives = directives,
+    .configure = configure,
+    .release = release,
+    .exchange = exchange,
+    .send = NULL,
+    .collect = NULL,
+};
+
+int
+cmpr_client_check_der(const unsigned char *rsp, size_t len, char *err, size_t errlen)
+{
+    char why[200];
+
+    if (cmpr_drop_check(rsp, len, CMPR_MAX_MSG_SIZE, why, sizeof(why)) != 0) {
+        snprintf(err, errlen, "the answer is not a CMP message: %s", why);
+        return -1;
     }
-    if (got != 0)
-        goto out;
-    *status_r = cmpr_httprsp_status(&a);
-    *is_cmp_r = cmpr_httprsp_is_cmp(&a);
-    if ((*body_r = cmpr_buf_steal(&a.body, body_len_r)) == NULL)
-        goto out;
-    r = 0;
- out:
-    if (r == 0 && a.keep_alive && connp != NULL) {
-        *connp = c;
-    } else {
-        cmpr_http_conn_free(c);
-        if (connp != NULL)
-            *connp = NULL;
-    }
-    cmpr_httprsp_free(&a);
-    return r;
+    return 0;
 }

@@ -1,278 +1,444 @@
-/* Blocking CMP-over-TCP client: codec/tcpframe.c frames, one deadline for the
- * whole exchange (polling included), bounded answers. */
-#include "transports/client/tcp.h"
-#include "transports/lib/blocking.h"
+/*
+ * CMP over TCP as a client (TCP-Message version 10 or RFC 2510 framing,
+ * cmp-wire.md 1): pkiReq out; pkiRep (type 5, or type 0 as cryptlib sends
+ * it) back, or pollRep followed by pollReq after the server's check-back
+ * time (on the same connection, or a new one when the server closed it).
+ * finRep and errorMsgRep end the exchange without a CMP answer (errorMsgRep
+ * is unauthenticated: only its text is kept). One deadline for all of it;
+ * runs on the client side's loop, never blocking.
+ */
+#include "transports/client/client.h"
+#include "transports/lib/aconn.h"
+#include "transports/lib/ioloop.h"
+#include "transports/lib/net.h"
 #include "codec/tcpframe.h"
+#include "core/config.h"
+#include "base/err.h"
 #include "base/limits.h"
 
-#include <errno.h>
-#include <poll.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
-#include <unistd.h>
 
-int
-cmpr_tcp_parse_url(const char *url, char *host, size_t hlen, int *port)
+#define MAX_POLLS 20
+#define MAX_RECONNECTS 3
+
+struct tcp_set {
+    char host[256];
+    int port, version;
+};
+
+struct tx {
+    struct cmpr_ioloop_obj obj;         /* first */
+    struct cmpr_ioloop *l;
+    char host[256];
+    int port, version;
+    unsigned char *req;                 /* the pkiReq's DER */
+    size_t req_len;
+    unsigned char small[4];             /* a pollReq's reference */
+    const unsigned char *value;
+    size_t value_len;
+    unsigned type;
+    int polls, reconnects, got_bytes, finished, waiting, sent;
+    long timeout_ms;
+    uint64_t deadline;
+    struct cmpr_aconn *a;
+    struct cmpr_tcp_parser p;
+    uv_timer_t timer;                   /* the deadline, or the check-back time */
+    uv_timer_t wait;
+    int timers;
+    cmpr_upstream_done_fn done;
+    void *arg;
+    int finrep_ok;                      /* cmprouter send: finRep ends it without an answer */
+};
+
+static const char tx_kind[] = "tcp-exchange";
+static const char *const directives[] = { "tcp_framing", NULL };
+
+static int
+parse_url(const char *url, struct tcp_set *s)
 {
     const char *rest;
 
     if (strncmp(url, "tcp://", 6) != 0)
         return -1;
-    *port = 829;
-    rest = cmpr_blk_parse_authority(url + 6, host, hlen, port);
+    s->port = 829;
+    rest = cmpr_net_parse_authority(url + 6, s->host, sizeof(s->host), &s->port);
     /* nothing but an optional trailing slash after the authority */
     return rest != NULL && (*rest == '\0' || strcmp(rest, "/") == 0) ? 0 : -1;
 }
 
-static int
-send_all(int fd, const unsigned char *a, size_t alen, const unsigned char *b, size_t blen,
-         long deadline)
+static void
+release(void *ctx, void *set)
 {
-    const unsigned char *parts[2] = { a, b };
-    size_t lens[2] = { alen, blen };
-
-    for (int i = 0; i < 2; i++) {
-        size_t off = 0;
-
-        while (off < lens[i]) {
-            ssize_t n = send(fd, parts[i] + off, lens[i] - off, MSG_NOSIGNAL);
-
-            if (n > 0) {
-                off += (size_t)n;
-            } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-                if (!cmpr_blk_wait_fd(fd, POLLOUT, deadline))
-                    return -1;
-            } else {
-                return -1;
-            }
-        }
-    }
-    return 0;
+    (void)ctx;
+    free(set);
 }
 
-/* reads until one frame is complete; 1 frame, 0 connection closed, -1 error */
 static int
-read_frame(int fd, struct cmpr_tcp_parser *p, struct cmpr_tcp_frame *f, long deadline,
-           char *err, size_t errlen)
+configure(void *ctx, const struct cmpr_conf_group *g, const char *uri, long timeout_ms, void **set_r, char **err_r)
 {
-    for (;;) {
-        unsigned char buf[16384];
-        ssize_t n;
+    static const char *const framings[] = { "10", "2510", NULL };
+    struct tcp_set *s = calloc(1, sizeof(*s));
+    int f = 0, r;
 
-        switch (cmpr_tcp_next(p, f)) {
-        case CMPR_TCP_FRAME:
-            return 1;
-        case CMPR_TCP_NEED_MORE:
-            break;
-        case CMPR_TCP_E_TOO_BIG:
-            snprintf(err, errlen, "answer larger than %zu bytes", p->max_frame);
-            return -1;
-        case CMPR_TCP_E_VERSION:
-            snprintf(err, errlen, "answer in unknown TCP-Message version %d", f->version);
-            return -1;
-        case CMPR_TCP_E_LENGTH:
-            snprintf(err, errlen, "answer frame with a bad length");
-            return -1;
+    (void)ctx;
+    (void)timeout_ms;
+    *set_r = NULL;
+    if (s == NULL)
+        return CMPR_ERR_ALLOC;
+    if (parse_url(uri, s) != 0) {
+        *err_r = cmpr_conf_group_error(g, "upstream", "'%s' is not a tcp://host[:port] URL", uri);
+        free(s);
+        return CMPR_ERR_CONFIG;
+    }
+    if ((r = cmpr_conf_group_choice(g, "tcp_framing", framings, 0, &f, err_r)) != CMPR_OK) {
+        free(s);
+        return r;
+    }
+    s->version = f == 1 ? CMPR_TCP_V2510 : CMPR_TCP_VERSION;
+    *set_r = s;
+    return CMPR_OK;
+}
+
+/* ---------------- one exchange ---------------- */
+
+static void
+tx_free_cb(uv_handle_t *h)
+{
+    struct tx *x = h->data;
+
+    if (--x->timers > 0)
+        return;
+    cmpr_tcp_parser_free(&x->p);
+    free(x->req);
+    free(x);
+}
+
+static void
+finish(struct tx *x, int result, unsigned char *ans, size_t len, const char *why)
+{
+    if (x->finished) {
+        free(ans);
+        return;
+    }
+    x->finished = 1;
+    cmpr_ioloop_remove(x->l, &x->obj);
+    if (x->a != NULL)
+        cmpr_aconn_close(x->a);
+    x->a = NULL;
+    x->done(x->arg, result, ans, len, why);
+    uv_close((uv_handle_t *)&x->timer, tx_free_cb);
+    uv_close((uv_handle_t *)&x->wait, tx_free_cb);
+}
+
+static void t_connected(struct cmpr_aconn *a, void *arg);
+static void t_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n);
+static void t_ended(struct cmpr_aconn *a, void *arg, int err, const char *why);
+static const struct cmpr_aconn_ops t_ops = { t_connected, t_data, t_ended };
+
+static void
+connect_now(struct tx *x)
+{
+    cmpr_tcp_parser_free(&x->p);
+    cmpr_tcp_parser_init(&x->p, CMPR_MAX_MSG_SIZE);
+    x->got_bytes = 0;
+    if ((x->a = cmpr_aconn_open(cmpr_ioloop_loop(x->l), x->host, x->port, NULL, &t_ops, x)) == NULL)
+        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, "out of memory");
+}
+
+/* sends the current request (pkiReq or pollReq) */
+static void
+send_now(struct tx *x)
+{
+    unsigned char hdr[CMPR_TCP_HDR10];
+    size_t h = cmpr_tcp_header(x->version, 0, x->type, x->value_len, hdr);
+
+    if (x->a == NULL || !cmpr_aconn_is_up(x->a)) {
+        if (x->a == NULL)
+            connect_now(x);
+        return;                 /* t_connected sends */
+    }
+    if (cmpr_aconn_write(x->a, hdr, h) != CMPR_OK || cmpr_aconn_write(x->a, x->value, x->value_len) != CMPR_OK)
+        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, "cannot send the request");
+    else
+        x->sent = 1;
+}
+
+static void
+t_connected(struct cmpr_aconn *a, void *arg)
+{
+    (void)a;
+    send_now(arg);
+}
+
+static void
+wait_done(uv_timer_t *t)
+{
+    struct tx *x = t->data;
+
+    x->waiting = 0;
+    send_now(x);
+}
+
+/* pollRep (tp06 5.4): wait the check-back time, then pollReq */
+static void
+poll_later(struct tx *x, const struct cmpr_tcp_frame *f)
+{
+    uint32_t ref = cmpr_tcp_u32(f->value), t = cmpr_tcp_u32(f->value + 4);
+    long wait_ms;
+    char why[200];
+
+    if (++x->polls > MAX_POLLS) {
+        snprintf(why, sizeof(why), "no answer after %d pollReq rounds", MAX_POLLS);
+        finish(x, CMPR_ERR_TIMEOUT, NULL, 0, why);
+        return;
+    }
+    /* v10: relative seconds; RFC 2510: absolute time (seconds since 1970) */
+    if (x->version == CMPR_TCP_V2510) {
+        long long rel = (long long)t - (long long)time(NULL);
+
+        wait_ms = rel > 0 ? (long)rel * 1000 : 0;
+    } else {
+        wait_ms = (long)t * 1000;
+    }
+    if (wait_ms < 100)
+        wait_ms = 100 * x->polls;       /* a server saying "now" gets backoff */
+    if (uv_now(cmpr_ioloop_loop(x->l)) + (uint64_t)wait_ms >= x->deadline) {
+        snprintf(why, sizeof(why), "the server asks to poll again in %ld s, after the timeout", wait_ms / 1000);
+        finish(x, CMPR_ERR_TIMEOUT, NULL, 0, why);
+        return;
+    }
+    if ((f->flags & CMPR_TCP_FLAG_CLOSE) && x->a != NULL) {
+        cmpr_aconn_close(x->a);
+        x->a = NULL;
+    }
+    /* pollReq: the value is the reference alone */
+    x->small[0] = (unsigned char)(ref >> 24);
+    x->small[1] = (unsigned char)(ref >> 16);
+    x->small[2] = (unsigned char)(ref >> 8);
+    x->small[3] = (unsigned char)ref;
+    x->value = x->small;
+    x->value_len = 4;
+    x->type = CMPR_TCP_POLLREQ;
+    x->reconnects = 0;
+    x->got_bytes = 0;           /* the next answer is a new one */
+    x->waiting = 1;
+    uv_timer_start(&x->wait, wait_done, (uint64_t)wait_ms, 0);
+}
+
+static void
+frame(struct tx *x, const struct cmpr_tcp_frame *f)
+{
+    char why[300];
+    unsigned char *ans;
+
+    if (f->version != x->version) {
+        finish(x, CMPR_ERR_PEER, NULL, 0, "the answer is in another framing than the request");
+    } else if (f->type == CMPR_TCP_PKIREP || f->type == CMPR_TCP_PKIREQ) {
+        /* type 5 per the drafts and EJBCA; cryptlib answers with type 0 */
+        if (f->value_len == 0 || (ans = malloc(f->value_len)) == NULL) {
+            finish(x, CMPR_ERR_PEER, NULL, 0, "an empty answer");
+            return;
         }
-        if (!cmpr_blk_wait_fd(fd, POLLIN, deadline)) {
-            snprintf(err, errlen, "timeout waiting for the answer");
-            return -1;
+        memcpy(ans, f->value, f->value_len);
+        if (cmpr_client_check_der(ans, f->value_len, why, sizeof(why)) != 0) {
+            free(ans);
+            finish(x, CMPR_ERR_PEER, NULL, 0, why);
+            return;
         }
-        n = recv(fd, buf, sizeof(buf), 0);
-        if (n == 0)
-            return 0;
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            snprintf(err, errlen, "read: %s", strerror(errno));
-            return -1;
-        }
-        if (cmpr_tcp_feed(p, buf, (size_t)n) != 0) {
-            snprintf(err, errlen, "answer exceeds the size limit");
-            return -1;
-        }
+        finish(x, CMPR_OK, ans, f->value_len, NULL);
+    } else if (f->type == CMPR_TCP_FINREP) {
+        /* no CMP answer applies (e.g. EJBCA after pkiConf) */
+        if (x->finrep_ok)
+            finish(x, CMPR_OK, NULL, 0, "finRep (no CMP answer)");
+        else
+            finish(x, CMPR_ERR_PEER, NULL, 0, "the server sent finRep, no CMP answer");
+    } else if (f->type == CMPR_TCP_ERRORMSGREP) {
+        cmpr_tcp_describe_error(f, why, sizeof(why));
+        finish(x, CMPR_ERR_PEER, NULL, 0, why);
+    } else if (f->type == CMPR_TCP_POLLREP && f->value_len >= 8) {
+        poll_later(x, f);
+    } else {
+        snprintf(why, sizeof(why), "unexpected answer type %u (%s)", f->type, cmpr_tcp_type_name(f->version, f->type));
+        finish(x, CMPR_ERR_PEER, NULL, 0, why);
     }
 }
 
 static void
-describe_error(const struct cmpr_tcp_frame *f, char *err, size_t errlen)
+t_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n)
 {
-    if (f->version == CMPR_TCP_V2510) {
-        snprintf(err, errlen, "server errorMsgRep: %.*s", (int)(f->value_len > 200 ? 200 : f->value_len),
-                 (const char *)f->value);
-    } else if (f->value_len >= 4) {
-        unsigned code = (unsigned)f->value[0] << 8 | f->value[1];
-        size_t dl = (size_t)f->value[2] << 8 | f->value[3], tl;
-        const char *name = code == CMPR_TCP_ERR_VERSION ? "VersionNotSupported"
-            : code == CMPR_TCP_ERR_CLIENT ? "GeneralClientError"
-            : code == CMPR_TCP_ERR_TYPE ? "InvalidMessageType"
-            : code == CMPR_TCP_ERR_POLLID ? "InvalidPollID"
-            : code == CMPR_TCP_ERR_SERVER ? "GeneralServerError" : "error";
+    struct tx *x = arg;
+    struct cmpr_tcp_frame f;
 
-        dl = dl > f->value_len - 4 ? f->value_len - 4 : dl;
-        tl = f->value_len - 4 - dl;
-        snprintf(err, errlen, "server errorMsgRep 0x%04x %s%s%.*s", code, name, tl ? ": " : "",
-                 (int)(tl > 200 ? 200 : tl), (const char *)f->value + 4 + dl);
-    } else {
-        snprintf(err, errlen, "server errorMsgRep (malformed)");
+    (void)a;
+    x->got_bytes = 1;
+    if (cmpr_tcp_feed(&x->p, p, n) != 0) {
+        finish(x, CMPR_ERR_PEER, NULL, 0, "the answer exceeds the size limit");
+        return;
     }
-    /* only printable bytes from an unauthenticated peer */
-    for (char *c = err; *c; c++)
-        if ((unsigned char)*c < 0x20 || (unsigned char)*c == 0x7f)
-            *c = '?';
+    switch (cmpr_tcp_next(&x->p, &f)) {
+    case CMPR_TCP_FRAME:
+        frame(x, &f);
+        return;
+    case CMPR_TCP_NEED_MORE:
+        return;
+    case CMPR_TCP_E_TOO_BIG:
+        finish(x, CMPR_ERR_PEER, NULL, 0, "the answer exceeds the size limit");
+        return;
+    default:
+        finish(x, CMPR_ERR_PEER, NULL, 0, "an answer frame in an unknown version or with a bad length");
+        return;
+    }
+}
+
+static void
+t_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
+{
+    struct tx *x = arg;
+
+    (void)a;
+    x->a = NULL;
+    if (x->waiting)
+        return;                 /* closed between pollRep and pollReq: reconnect then */
+    if (err == CMPR_ERR_UNREACHABLE) {
+        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, why);
+        return;
+    }
+    /* closed before any answer byte (tp06 5: the server may drop an idle
+     * connection, RFC 2510 servers do after pollRep): try again a few
+     * times, 200, 400, 800 ms later */
+    if (!x->got_bytes && ++x->reconnects <= MAX_RECONNECTS) {
+        x->waiting = 1;
+        uv_timer_start(&x->wait, wait_done, 200u << (x->reconnects - 1), 0);
+        return;
+    }
+    finish(x, CMPR_ERR_PEER, NULL, 0, x->got_bytes ? "the connection ended inside the answer"
+                                                   : "the server closed the connection without an answer");
+}
+
+static void
+t_timeout(uv_timer_t *t)
+{
+    struct tx *x = t->data;
+    char why[300];
+
+    snprintf(why, sizeof(why), "no answer from %s:%d within %ld ms", x->host, x->port, x->timeout_ms);
+    finish(x, x->sent ? CMPR_ERR_TIMEOUT : CMPR_ERR_UNREACHABLE, NULL, 0, why);
+}
+
+static void
+t_cancel(struct cmpr_ioloop_obj *o)
+{
+    finish((struct tx *)o, CMPR_ERR_UNREACHABLE, NULL, 0, "the client is stopping");
+}
+
+static void
+t_start(void *arg)
+{
+    struct tx *x = arg;
+    uv_loop_t *loop = cmpr_ioloop_loop(x->l);
+
+    uv_timer_init(loop, &x->timer);
+    uv_timer_init(loop, &x->wait);
+    x->timer.data = x->wait.data = x;
+    x->timers = 2;
+    x->deadline = uv_now(loop) + (uint64_t)x->timeout_ms;
+    uv_timer_start(&x->timer, t_timeout, (uint64_t)x->timeout_ms, 0);
+    cmpr_ioloop_add(x->l, &x->obj);
+    connect_now(x);
+}
+
+static int
+start(void *ctx, const struct tcp_set *s, const unsigned char *der, size_t len, long timeout_ms,
+      cmpr_upstream_done_fn done, void *arg, int finrep_ok)
+{
+    struct tx *x = calloc(1, sizeof(*x));
+
+    if (x == NULL || (x->req = malloc(len > 0 ? len : 1)) == NULL) {
+        free(x);
+        return CMPR_ERR_ALLOC;
+    }
+    memcpy(x->req, der, len);
+    x->req_len = len;
+    x->value = x->req;
+    x->value_len = len;
+    x->type = CMPR_TCP_PKIREQ;
+    x->obj.kind = tx_kind;
+    x->obj.cancel = t_cancel;
+    x->l = ctx;
+    snprintf(x->host, sizeof(x->host), "%s", s->host);
+    x->port = s->port;
+    x->version = s->version;
+    x->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
+    x->done = done;
+    x->arg = arg;
+    x->finrep_ok = finrep_ok;
+    cmpr_tcp_parser_init(&x->p, CMPR_MAX_MSG_SIZE);
+    if (cmpr_ioloop_call(x->l, t_start, x) != 0) {
+        cmpr_tcp_parser_free(&x->p);
+        free(x->req);
+        free(x);
+        return CMPR_ERR_UNREACHABLE;
+    }
+    return CMPR_OK;
+}
+
+static int
+exchange(void *ctx, void *set, const char *tag, const unsigned char *der, size_t len, long timeout_ms,
+         cmpr_upstream_done_fn done, void *arg)
+{
+    (void)tag;
+    return start(ctx, set, der, len, timeout_ms, done, arg, 0);
 }
 
 int
-cmpr_tcp_exchange(const char *url, const unsigned char *der, size_t len,
-                  const struct cmpr_tcp_client_opts *opts, unsigned char **answer_r,
-                  size_t *len_r, char *err, size_t errlen)
+cmpr_tcp_send(const char *url, int rfc2510, const unsigned char *der, size_t len, long timeout_ms,
+              unsigned char **ans_r, size_t *len_r, char *err, size_t errlen)
 {
-    char host[256];
-    int port, fd = -1, rc = -1, version = opts->version == CMPR_TCP_V2510 ? CMPR_TCP_V2510
-                                                                         : CMPR_TCP_VERSION;
-    int max_polls = opts->max_polls > 0 ? opts->max_polls : 20, polls = 0, attempt = 0;
-    long deadline = cmpr_blk_now_ms() + (opts->timeout_ms > 0 ? opts->timeout_ms : 30000);
-    unsigned char hdr[CMPR_TCP_HDR10], small[16];
-    const unsigned char *value = der;
-    size_t vlen = len, hlen;
-    unsigned type = CMPR_TCP_PKIREQ;
-    struct cmpr_tcp_parser p;
-    struct cmpr_tcp_frame f;
+    struct tcp_set s;
+    struct cmpr_ioloop *l = NULL;
+    struct cmpr_client_wait w;
+    int r;
 
-    *answer_r = NULL;
+    memset(&s, 0, sizeof(s));
+    memset(&w, 0, sizeof(w));
+    *ans_r = NULL;
     *len_r = 0;
-    if (cmpr_tcp_parse_url(url, host, sizeof(host), &port) != 0) {
+    if (parse_url(url, &s) != 0) {
         snprintf(err, errlen, "not a tcp://host[:port] URL: %s", url);
-        return -1;
+        return CMPR_ERR_INVALID_ARG;
     }
-    cmpr_tcp_parser_init(&p, opts->max_response > 0 ? opts->max_response : CMPR_MAX_MSG_SIZE);
-    for (;;) {
-        int got;
-
-        int fresh = fd < 0, sent;
-
-        if (fd < 0 && (fd = cmpr_blk_connect(host, port, deadline, err, errlen)) < 0)
-            goto out;
-        hlen = cmpr_tcp_header(version, 0, type, vlen, hdr);
-        errno = 0;
-        sent = send_all(fd, hdr, hlen, value, vlen, deadline) == 0;
-        if (!sent && !fresh) {
-            /* the server closed the kept connection meanwhile (RFC 2510
-             * servers do after pollRep): reconnect once */
-            close(fd);
-            if ((fd = cmpr_blk_connect(host, port, deadline, err, errlen)) < 0)
-                goto out;
-            errno = 0;
-            sent = send_all(fd, hdr, hlen, value, vlen, deadline) == 0;
-        }
-        if (!sent) {
-            snprintf(err, errlen, "cannot send to %s:%d: %s", host, port,
-                     errno ? strerror(errno) : "timeout");
-            goto out;
-        }
-        got = read_frame(fd, &p, &f, deadline, err, errlen);
-        if (got < 0)
-            goto out;
-        if (got == 0) {
-            /* closed before any answer byte: retry once on a new connection
-             * (tp06 5: the server may have dropped an idle connection) */
-            close(fd);
-            fd = -1;
-            if (++attempt > 3) {
-                snprintf(err, errlen, "%s:%d closed the connection without an answer", host, port);
-                goto out;
-            }
-            {
-                /* backoff before reconnecting: 200, 400, 800 ms */
-                struct timespec ts = { 0, 200000000L << (attempt - 1) };
-
-                if (ts.tv_nsec >= 1000000000L) {
-                    ts.tv_sec = ts.tv_nsec / 1000000000L;
-                    ts.tv_nsec %= 1000000000L;
-                }
-                while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-                    ;
-            }
-            continue;
-        }
-        if (f.version != version) {
-            snprintf(err, errlen, "answer in a different framing than the request");
-            goto out;
-        }
-        /* type 5 per the drafts and EJBCA; cryptlib answers with type 0 */
-        if (f.type == CMPR_TCP_PKIREP || f.type == CMPR_TCP_PKIREQ) {
-            if (f.value_len == 0 || (*answer_r = malloc(f.value_len)) == NULL) {
-                snprintf(err, errlen, "empty or unallocatable answer");
-                goto out;
-            }
-            memcpy(*answer_r, f.value, f.value_len);
-            *len_r = f.value_len;
-            rc = 0;
-            goto out;
-        }
-        if (f.type == CMPR_TCP_FINREP) {
-            rc = 0;                 /* no CMP answer applies (e.g. EJBCA after pkiConf) */
-            goto out;
-        }
-        if (f.type == CMPR_TCP_ERRORMSGREP) {
-            describe_error(&f, err, errlen);
-            goto out;
-        }
-        if (f.type == CMPR_TCP_POLLREP && f.value_len >= 8) {
-            uint32_t ref = cmpr_tcp_u32(f.value), t = cmpr_tcp_u32(f.value + 4);
-            long wait_ms;
-
-            if (++polls > max_polls) {
-                snprintf(err, errlen, "no answer after %d pollReq rounds", max_polls);
-                goto out;
-            }
-            /* v10: relative seconds; RFC 2510: absolute time (seconds since 1970) */
-            if (version == CMPR_TCP_V2510) {
-                long long rel = (long long)t - (long long)time(NULL);
-
-                wait_ms = rel > 0 ? (long)rel * 1000 : 0;
-            } else {
-                wait_ms = (long)t * 1000;
-            }
-            if (wait_ms < 100)
-                wait_ms = 100 * polls;      /* a server saying "now" gets backoff */
-            if (cmpr_blk_now_ms() + wait_ms >= deadline) {
-                snprintf(err, errlen, "server asks to poll again in %ld s, after the timeout",
-                         wait_ms / 1000);
-                goto out;
-            }
-            if (f.flags & CMPR_TCP_FLAG_CLOSE) {
-                close(fd);
-                fd = -1;
-            }
-            {
-                struct timespec ts = { wait_ms / 1000, (wait_ms % 1000) * 1000000L };
-
-                while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-                    ;
-            }
-            /* pollReq: the value is the reference alone */
-            small[0] = (unsigned char)(ref >> 24);
-            small[1] = (unsigned char)(ref >> 16);
-            small[2] = (unsigned char)(ref >> 8);
-            small[3] = (unsigned char)ref;
-            value = small;
-            vlen = 4;
-            type = CMPR_TCP_POLLREQ;
-            attempt = 0;
-            continue;
-        }
-        snprintf(err, errlen, "unexpected answer type %u (%s)", f.type,
-                 cmpr_tcp_type_name(f.version, f.type));
-        goto out;
+    s.version = rfc2510 ? CMPR_TCP_V2510 : CMPR_TCP_VERSION;
+    if (cmpr_ioloop_new(0, &l) != 0) {
+        snprintf(err, errlen, "cannot make an event loop");
+        return CMPR_ERR_INTERNAL;
     }
- out:
-    if (fd >= 0)
-        close(fd);
-    cmpr_tcp_parser_free(&p);
-    return rc;
+    if ((r = start(l, &s, der, len, timeout_ms, cmpr_client_waited, &w, 1)) == CMPR_OK) {
+        cmpr_ioloop_run_until(l, &w.done);
+        r = w.done ? w.result : CMPR_ERR_INTERNAL;
+    }
+    cmpr_ioloop_free(l);
+    if (r != CMPR_OK) {
+        snprintf(err, errlen, "%s", w.why[0] ? w.why : cmpr_strerror(r));
+        free(w.ans);
+        return r;
+    }
+    *ans_r = w.ans;
+    *len_r = w.len;
+    return CMPR_OK;
 }
+
+static const char *const schemes[] = { "tcp", NULL };
+
+const struct cmpr_upstream_ops cmpr_tcp_upstream = {
+    .schemes = schemes,
+    .offline = 0,
+    .directives = directives,
+    .configure = configure,
+    .release = release,
+    .exchange = exchange,
+    .send = NULL,
+    .collect = NULL,
+};

@@ -70,36 +70,6 @@ cmpr_blk_connect(const char *host, int port, long deadline, char *err, size_t er
     return fd;
 }
 
-const char *
-cmpr_blk_parse_authority(const char *p, char *host, size_t hlen, int *port)
-{
-    const char *hs, *he;
-
-    if (*p == '[') {
-        hs = p + 1;
-        if ((he = strchr(hs, ']')) == NULL)
-            return NULL;
-        p = he + 1;
-    } else {
-        hs = p;
-        he = p + strcspn(p, ":/");
-        p = he;
-    }
-    if (he == hs || (size_t)(he - hs) >= hlen)
-        return NULL;
-    snprintf(host, hlen, "%.*s", (int)(he - hs), hs);
-    if (*p == ':') {
-        char *end;
-        long v = strtol(p + 1, &end, 10);
-
-        if (v <= 0 || v > 65535 || (*end != '\0' && *end != '/'))
-            return NULL;
-        *port = (int)v;
-        p = end;
-    }
-    return p;
-}
-
 /* flushes whatever TLS produced */
 static int
 tls_flush(struct cmpr_blk_io *io, long deadline)

@@ -83,3 +83,34 @@ cmpr_net_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->base = malloc(suggested);
     buf->len = buf->base != NULL ? suggested : 0;
 }
+
+const char *
+cmpr_net_parse_authority(const char *p, char *host, size_t hlen, int *port)
+{
+    const char *hs, *he;
+
+    if (*p == '[') {
+        hs = p + 1;
+        if ((he = strchr(hs, ']')) == NULL)
+            return NULL;
+        p = he + 1;
+    } else {
+        hs = p;
+        he = p + strcspn(p, ":/");
+        p = he;
+    }
+    if (he == hs || (size_t)(he - hs) >= hlen)
+        return NULL;
+    snprintf(host, hlen, "%.*s", (int)(he - hs), hs);
+    if (*p == ':') {
+        char *end;
+        long v = strtol(p + 1, &end, 10);
+
+        if (v <= 0 || v > 65535 || (*end != '\0' && *end != '/'))
+            return NULL;
+        *port = (int)v;
+        p = end;
+    }
+    return p;
+}
+

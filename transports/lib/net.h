@@ -18,4 +18,9 @@ int cmpr_net_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *what, const
 /* read buffers for uv_read_start: at most 64 KiB, freed by the read callback */
 void cmpr_net_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
+/* "host[:port]" or "[v6addr][:port]" at p: host into host[], *port set when
+ * given (else left as the scheme's default); returns what follows ("" or
+ * "/path"), or NULL if malformed. */
+const char *cmpr_net_parse_authority(const char *p, char *host, size_t hlen, int *port);
+
 #endif
