@@ -153,6 +153,8 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
             OUT("cmprouter_cmp_answers_total{status=\"%s\"} %lu\n", status[i], cs.answers[i]);
         OUT("# HELP cmprouter_cmp_errors_total Answers that were CMP error messages\n");
         OUT("# TYPE cmprouter_cmp_errors_total counter\ncmprouter_cmp_errors_total %lu\n", cs.errors);
+        OUT("# HELP cmprouter_parked Requests waiting for an upstream's answer (no thread held)\n");
+        OUT("# TYPE cmprouter_parked gauge\ncmprouter_parked %lu\n", cs.parked);
         OUT("# HELP cmprouter_store_errors_total Storage failures\n");
         OUT("# TYPE cmprouter_store_errors_total counter\ncmprouter_store_errors_total %lu\n",
             cs.store_errors);
@@ -516,6 +518,7 @@ add_transport(struct daemon *dm, const struct cmpr_transport_ops *ops, const cha
     if (ops->configure(l->ctx, name, g, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouterd: %s\n", err != NULL ? err : "configuration error");
         free(err);
+        ops->free(l->ctx);
         free(l->ctx);
         return 1;
     }

@@ -76,18 +76,18 @@ static CMPR_PKIMESSAGE *reject_certreq(struct req *q, long certReqId, int failbi
 static CMPR_PKIMESSAGE *
 reject_certreq(struct req *q, long certReqId, int failbit, const char *fmt, ...)
 {
-    char text[512];
-    va_list ap;
+    CMPR_PKISI *si;
     CMPR_PKIMESSAGE *e;
+    va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    si = cmpr_vrejection(q, "rejected", failbit, fmt, ap);
     va_end(ap);
-    cmpr_audit(q, "rejected", "%s: %s", cmpr_failinfo_name(failbit), text);
-    if (q->save_txn == 1 && (e = cmpr_txn_move(q, CMPR_TXN_REJECTED)) != NULL)
+    if (q->save_txn == 1 && (e = cmpr_txn_move(q, CMPR_TXN_REJECTED)) != NULL) {
+        CMPR_PKISI_free(si);
         return e;
-    return cmpr_msg_build_certrep(q->msg, cmpr_rep_type(q->body), certReqId,
-                                  cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text), NULL, NULL, NULL);
+    }
+    return cmpr_msg_build_certrep(q->msg, cmpr_rep_type(q->body), certReqId, si, NULL, NULL, NULL);
 }
 
 /* proof of possession (RFC 9810 5.2.8, RFC 9483 4.1.1; badPOP) */

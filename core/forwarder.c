@@ -322,13 +322,12 @@ split_batch(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_re
     CMPR_PKIMESSAGE_free(a);
 }
 
-/* stores rec; a client that waits on its connection for it is woken */
+/* stores rec; a client that waits on its connection for its outcome is woken */
 static void
 settle(struct cmpr_core *c, struct cmpr_fwd_rec *rec)
 {
     (void)cmpr_up_put(c, rec);
-    if (!rec->delayed && (rec->state == CMPR_FWD_ANSWERED || rec->state == CMPR_FWD_FAILED
-                          || rec->state == CMPR_FWD_QUEUED))
+    if (!rec->delayed && (rec->state == CMPR_FWD_ANSWERED || rec->state == CMPR_FWD_FAILED))
         cmpr_park_notify(c, rec->tid, rec->tid_len);
 }
 

@@ -11,6 +11,7 @@
 #define CMPR_CORE_REQ_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 
 #include <uv.h>
@@ -130,6 +131,8 @@ void cmpr_serial_bytes(const ASN1_INTEGER *ai, unsigned char *out, size_t cap, s
 int cmpr_encode(const CMPR_PKIMESSAGE *m, unsigned char **der_r, size_t *len_r);
 void cmpr_audit(struct req *q, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* the status of a refusal of q (rejection, failbit, the text), audited as event */
+CMPR_PKISI *cmpr_vrejection(struct req *q, const char *event, int failbit, const char *fmt, va_list ap);
 /* a CMP error answering q (protection still to add); audited */
 CMPR_PKIMESSAGE *cmpr_error_rsp(struct req *q, int failbit, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

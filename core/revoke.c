@@ -28,14 +28,13 @@ static CMPR_PKIMESSAGE *rp_reject(struct req *q, int failbit, const char *fmt, .
 static CMPR_PKIMESSAGE *
 rp_reject(struct req *q, int failbit, const char *fmt, ...)
 {
-    char text[512];
+    CMPR_PKISI *si;
     va_list ap;
 
     va_start(ap, fmt);
-    vsnprintf(text, sizeof(text), fmt, ap);
+    si = cmpr_vrejection(q, "rr-rejected", failbit, fmt, ap);
     va_end(ap);
-    cmpr_audit(q, "rr-rejected", "%s: %s", cmpr_failinfo_name(failbit), text);
-    return cmpr_msg_build_rp(q->msg, cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text), NULL);
+    return cmpr_msg_build_rp(q->msg, si, NULL);
 }
 
 /* who may revoke: the holder (signature with that certificate), an RA, or

@@ -237,7 +237,14 @@ cmpr_up_put(struct cmpr_core *c, struct cmpr_fwd_rec *rec)
 void
 cmpr_up_wake(struct cmpr_core *c)
 {
-    if (c->wake != NULL)
-        c->wake(c->wake_ctx);
+    void (*wake)(void *ctx);
+    void *ctx;
+
+    pthread_mutex_lock(&c->mu);
+    wake = c->wake;
+    ctx = c->wake_ctx;
+    pthread_mutex_unlock(&c->mu);
+    if (wake != NULL)
+        wake(ctx);
 }
 

@@ -25,6 +25,11 @@ struct cmpr_client_wait {
     char why[400];
 };
 void cmpr_client_waited(void *arg, int result, unsigned char *ans, size_t len, const char *why);
+/* start(l, arg, w) begins an exchange that ends in cmpr_client_waited(w);
+ * the loop runs here until it ends. CMPR_OK with *ans_r, or CMPR_ERR_* with err[]. */
+struct cmpr_ioloop;
+int cmpr_client_run(int (*start)(struct cmpr_ioloop *l, void *arg, struct cmpr_client_wait *w), void *arg,
+                    unsigned char **ans_r, size_t *len_r, char *err, size_t errlen);
 
 /* cmprouter send: one exchange on a loop of its own, blocking. HTTP: a CMP
  * answer with any status is taken, *status_r says which (RFC 9811 3.1).

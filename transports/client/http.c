@@ -196,16 +196,20 @@ take_idle(struct cmpr_ioloop *l, const char *key)
 /* ---------------- one exchange ---------------- */
 
 static void
-hx_free_cb(uv_handle_t *h)
+hx_free(struct hx *x)
 {
-    struct hx *x = h->data;
-
     cmpr_httprsp_free(&x->rsp);
     free(x->req);
     free(x->tls_ca);
     free(x->tls_cert);
     free(x->tls_key);
     free(x);
+}
+
+static void
+hx_free_cb(uv_handle_t *h)
+{
+    hx_free(h->data);
 }
 
 /* the end: done() once, then the exchange goes */
@@ -404,12 +408,7 @@ start(void *ctx, void *set, const char *tag, const unsigned char *der, size_t le
     x->status_out = status_out;
     cmpr_httprsp_init(&x->rsp, CMPR_MAX_MSG_SIZE);
     if (cmpr_ioloop_call(l, x_start, x) != 0) {
-        cmpr_httprsp_free(&x->rsp);
-        free(x->req);
-        free(x->tls_ca);
-        free(x->tls_cert);
-        free(x->tls_key);
-        free(x);
+        hx_free(x);
         return CMPR_ERR_UNREACHABLE;
     }
     return CMPR_OK;
@@ -422,56 +421,44 @@ exchange(void *ctx, void *set, const char *tag, const unsigned char *der, size_t
     return start(ctx, set, tag, der, len, timeout_ms, done, arg, NULL);
 }
 
+struct send_arg {
+    struct http_set s;
+    const unsigned char *der;
+    size_t len;
+    long timeout_ms;
+    int *status_r;
+};
+
+static int
+send_start(struct cmpr_ioloop *l, void *arg, struct cmpr_client_wait *w)
+{
+    struct send_arg *a = arg;
+
+    return start(l, &a->s, NULL, a->der, a->len, a->timeout_ms, cmpr_client_waited, w, a->status_r);
+}
+
 int
 cmpr_http_send(const char *url, const unsigned char *der, size_t len, long timeout_ms, const char *tls_ca,
                const char *tls_cert, const char *tls_key, int *status_r, unsigned char **ans_r, size_t *len_r,
                char *err, size_t errlen)
 {
-    struct http_set s;
-    struct cmpr_ioloop *l = NULL;
-    struct cmpr_client_wait w;
-    int r;
+    struct send_arg a;
 
-    memset(&s, 0, sizeof(s));
-    memset(&w, 0, sizeof(w));
+    memset(&a, 0, sizeof(a));
     *ans_r = NULL;
     *len_r = 0;
-    if (parse_url(url, &s) != 0) {
+    if (parse_url(url, &a.s) != 0) {
         snprintf(err, errlen, "not an http:// or https:// URL: %s", url);
         return CMPR_ERR_INVALID_ARG;
     }
-    s.tls_ca = (char *)tls_ca;
-    s.tls_cert = (char *)tls_cert;
-    s.tls_key = (char *)tls_key;
-    if (cmpr_ioloop_new(0, &l) != 0) {
-        snprintf(err, errlen, "cannot make an event loop");
-        return CMPR_ERR_INTERNAL;
-    }
-    if ((r = start(l, &s, NULL, der, len, timeout_ms, cmpr_client_waited, &w, status_r)) == CMPR_OK) {
-        cmpr_ioloop_run_until(l, &w.done);
-        r = w.done ? w.result : CMPR_ERR_INTERNAL;
-    }
-    cmpr_ioloop_free(l);
-    if (r != CMPR_OK) {
-        snprintf(err, errlen, "%s", w.why[0] ? w.why : cmpr_strerror(r));
-        free(w.ans);
-        return r;
-    }
-    *ans_r = w.ans;
-    *len_r = w.len;
-    return CMPR_OK;
-}
-
-void
-cmpr_client_waited(void *arg, int result, unsigned char *ans, size_t len, const char *why)
-{
-    struct cmpr_client_wait *w = arg;
-
-    w->result = result;
-    w->ans = ans;
-    w->len = len;
-    snprintf(w->why, sizeof(w->why), "%s", why != NULL ? why : "");
-    w->done = 1;
+    a.s.tls_ca = (char *)tls_ca;
+    a.s.tls_cert = (char *)tls_cert;
+    a.s.tls_key = (char *)tls_key;
+    a.der = der;
+    a.len = len;
+    a.timeout_ms = timeout_ms;
+    a.status_r = status_r;
+    return cmpr_client_run(send_start, &a, ans_r, len_r, err, errlen);
 }
 
 static const char *const schemes[] = { "http", "https", NULL };

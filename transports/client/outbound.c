@@ -127,6 +127,8 @@ cmpr_out_free(struct cmpr_out *io)
     free(io);
 }
 
+/* one exchange on the loop kept for the next (HTTP keeps a transaction's
+ * connection) */
 static int
 online(struct cmpr_out *io, const char *tag, const unsigned char *req, size_t len, unsigned char **rsp_r,
        size_t *rsp_len_r, char *err, size_t errlen)
@@ -135,18 +137,13 @@ online(struct cmpr_out *io, const char *tag, const unsigned char *req, size_t le
     int r;
 
     memset(&w, 0, sizeof(w));
-    if ((r = io->ops->exchange(io->l, io->set, tag, req, len, io->timeout_ms, cmpr_client_waited, &w)) != CMPR_OK) {
-        snprintf(err, errlen, "%s", cmpr_strerror(r));
+    if ((r = io->ops->exchange(io->l, io->set, tag, req, len, io->timeout_ms, cmpr_client_waited, &w)) == CMPR_OK)
+        cmpr_ioloop_run_until(io->l, &w.done);
+    r = r != CMPR_OK ? r : w.done ? w.result : CMPR_ERR_INTERNAL;
+    if (r != CMPR_OK) {
+        snprintf(err, errlen, "%s", w.why[0] ? w.why : cmpr_strerror(r));
+        free(w.ans);
         return r;
-    }
-    cmpr_ioloop_run_until(io->l, &w.done);
-    if (!w.done) {
-        snprintf(err, errlen, "the exchange stopped without an end");
-        return CMPR_ERR_INTERNAL;
-    }
-    if (w.result != CMPR_OK) {
-        snprintf(err, errlen, "%s", w.why);
-        return w.result;
     }
     *rsp_r = w.ans;
     *rsp_len_r = w.len;

@@ -393,41 +393,39 @@ exchange(void *ctx, void *set, const char *tag, const unsigned char *der, size_t
     return start(ctx, set, der, len, timeout_ms, done, arg, 0);
 }
 
+struct send_arg {
+    struct tcp_set s;
+    const unsigned char *der;
+    size_t len;
+    long timeout_ms;
+};
+
+static int
+send_start(struct cmpr_ioloop *l, void *arg, struct cmpr_client_wait *w)
+{
+    struct send_arg *a = arg;
+
+    return start(l, &a->s, a->der, a->len, a->timeout_ms, cmpr_client_waited, w, 1);
+}
+
 int
 cmpr_tcp_send(const char *url, int rfc2510, const unsigned char *der, size_t len, long timeout_ms,
               unsigned char **ans_r, size_t *len_r, char *err, size_t errlen)
 {
-    struct tcp_set s;
-    struct cmpr_ioloop *l = NULL;
-    struct cmpr_client_wait w;
-    int r;
+    struct send_arg a;
 
-    memset(&s, 0, sizeof(s));
-    memset(&w, 0, sizeof(w));
+    memset(&a, 0, sizeof(a));
     *ans_r = NULL;
     *len_r = 0;
-    if (parse_url(url, &s) != 0) {
+    if (parse_url(url, &a.s) != 0) {
         snprintf(err, errlen, "not a tcp://host[:port] URL: %s", url);
         return CMPR_ERR_INVALID_ARG;
     }
-    s.version = rfc2510 ? CMPR_TCP_V2510 : CMPR_TCP_VERSION;
-    if (cmpr_ioloop_new(0, &l) != 0) {
-        snprintf(err, errlen, "cannot make an event loop");
-        return CMPR_ERR_INTERNAL;
-    }
-    if ((r = start(l, &s, der, len, timeout_ms, cmpr_client_waited, &w, 1)) == CMPR_OK) {
-        cmpr_ioloop_run_until(l, &w.done);
-        r = w.done ? w.result : CMPR_ERR_INTERNAL;
-    }
-    cmpr_ioloop_free(l);
-    if (r != CMPR_OK) {
-        snprintf(err, errlen, "%s", w.why[0] ? w.why : cmpr_strerror(r));
-        free(w.ans);
-        return r;
-    }
-    *ans_r = w.ans;
-    *len_r = w.len;
-    return CMPR_OK;
+    a.s.version = rfc2510 ? CMPR_TCP_V2510 : CMPR_TCP_VERSION;
+    a.der = der;
+    a.len = len;
+    a.timeout_ms = timeout_ms;
+    return cmpr_client_run(send_start, &a, ans_r, len_r, err, errlen);
 }
 
 static const char *const schemes[] = { "tcp", NULL };
