@@ -255,7 +255,7 @@ cmpr_buf_steal(struct cmpr_buf *b, size_t *len_r)
 }
 
 int
-cmpr_buf_read_fd(struct cmpr_buf *b, int fd)
+cmpr_buf_read_from(struct cmpr_buf *b, ssize_t (*rd)(void *src, void *p, size_t n), void *src)
 {
     for (;;) {
         unsigned char *p;
@@ -267,22 +267,34 @@ cmpr_buf_read_fd(struct cmpr_buf *b, int fd)
             /* full: one more byte tells a stream that fits exactly from a longer one */
             unsigned char extra;
 
-            do {
-                n = read(fd, &extra, 1);
-            } while (n < 0 && errno == EINTR);
+            n = rd(src, &extra, 1);
             return n == 0 ? CMPR_OK : n > 0 ? CMPR_ERR_TOO_LARGE : CMPR_ERR_IO;
         }
         if ((r = cmpr_buf_reserve(b, room < 65536 ? room : 65536, &p)) != CMPR_OK)
             return r;
-        do {
-            n = read(fd, p, room < 65536 ? room : 65536);
-        } while (n < 0 && errno == EINTR);
-        if (n < 0)
+        if ((n = rd(src, p, room < 65536 ? room : 65536)) < 0)
             return CMPR_ERR_IO;
         if (n == 0)
             return CMPR_OK;
         cmpr_buf_commit(b, (size_t)n);
     }
+}
+
+static ssize_t
+fd_read(void *src, void *p, size_t n)
+{
+    ssize_t r;
+
+    do {
+        r = read(*(int *)src, p, n);
+    } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+int
+cmpr_buf_read_fd(struct cmpr_buf *b, int fd)
+{
+    return cmpr_buf_read_from(b, fd_read, &fd);
 }
 
 int

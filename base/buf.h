@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct cmpr_buf {
     unsigned char *d;
@@ -62,6 +63,9 @@ unsigned char *cmpr_buf_dup(const struct cmpr_buf *b, size_t *len_r);
 /* Reads fd to its end into b: CMPR_OK, CMPR_ERR_TOO_LARGE when the stream is
  * longer than the cap allows (what was read stays), CMPR_ERR_IO (errno set). */
 int cmpr_buf_read_fd(struct cmpr_buf *b, int fd);
+/* The same from any source: rd(src, p, n) gives up to n bytes, 0 at the
+ * end, or < 0 on an error (CMPR_ERR_IO). */
+int cmpr_buf_read_from(struct cmpr_buf *b, ssize_t (*rd)(void *src, void *p, size_t n), void *src);
 
 /* Makes room for n elements of elem bytes in the array *v of *cap elements
  * (doubling; at most max elements): CMPR_OK, CMPR_ERR_TOO_LARGE, CMPR_ERR_ALLOC

@@ -90,26 +90,16 @@ cmpr_audit(struct req *q, const char *event, const char *fmt, ...)
 }
 
 CMPR_PKISI *
-cmpr_vrejection(struct req *q, const char *event, int failbit, const char *fmt, va_list ap)
+cmpr_rejection(struct req *q, const char *event, int failbit, const char *fmt, ...)
 {
     char text[512];
-
-    vsnprintf(text, sizeof(text), fmt, ap);
-    cmpr_audit(q, event, "%s: %s", cmpr_failinfo_name(failbit), text);
-    return cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text);
-}
-
-/* A protected CMP error (RFC 9810 5.3.21) for a message-level problem. */
-CMPR_PKIMESSAGE * __attribute__((format(printf, 3, 4)))
-cmpr_error_rsp(struct req *q, int failbit, const char *fmt, ...)
-{
-    CMPR_PKISI *si;
     va_list ap;
 
     va_start(ap, fmt);
-    si = cmpr_vrejection(q, "error", failbit, fmt, ap);
+    vsnprintf(text, sizeof(text), fmt, ap);
     va_end(ap);
-    return cmpr_msg_build_error(q->msg, si, -1, NULL);
+    cmpr_audit(q, event, "%s: %s", cmpr_failinfo_name(failbit), text);
+    return cmpr_pkisi_new(CMPR_STATUS_REJECTION, FI(failbit), text);
 }
 
 CMPR_PKIMESSAGE *

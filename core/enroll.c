@@ -69,26 +69,21 @@ cmpr_enroll_profile(struct req *q, char *why, size_t whylen)
     return pr;
 }
 
-static CMPR_PKIMESSAGE *reject_certreq(struct req *q, long certReqId, int failbit, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-/* A body-level refusal: ip/cp/kup with status rejection (RFC 9483 4.1). */
+/* A body-level refusal: ip/cp/kup with status si, a rejection (RFC 9483 4.1). */
 static CMPR_PKIMESSAGE *
-reject_certreq(struct req *q, long certReqId, int failbit, const char *fmt, ...)
+certrep_rejected(struct req *q, long certReqId, CMPR_PKISI *si)
 {
-    CMPR_PKISI *si;
     CMPR_PKIMESSAGE *e;
-    va_list ap;
 
-    va_start(ap, fmt);
-    si = cmpr_vrejection(q, "rejected", failbit, fmt, ap);
-    va_end(ap);
     if (q->save_txn == 1 && (e = cmpr_txn_move(q, CMPR_TXN_REJECTED)) != NULL) {
         CMPR_PKISI_free(si);
         return e;
     }
     return cmpr_msg_build_certrep(q->msg, cmpr_rep_type(q->body), certReqId, si, NULL, NULL, NULL);
 }
+
+#define reject_certreq(q, certReqId, failbit, ...) \
+    certrep_rejected((q), (certReqId), cmpr_rejection((q), "rejected", (failbit), __VA_ARGS__))
 
 /* proof of possession (RFC 9810 5.2.8, RFC 9483 4.1.1; badPOP) */
 static CMPR_PKIMESSAGE *

@@ -28,16 +28,15 @@ struct cmpr_reply {
 /* A copy of der in a new envelope whose answer goes to reply; NULL when
  * out of memory (nothing was submitted then). */
 struct cmpr_envelope *cmpr_envelope_new(const unsigned char *der, size_t len, struct cmpr_reply *reply);
-/* "http", "https", "tcp", "file", "sftp", "mail": for logs, audit and metrics */
-void cmpr_envelope_set_medium(struct cmpr_envelope *env, const char *medium);
-/* the peer: address, file name, mail From */
-void cmpr_envelope_set_peer(struct cmpr_envelope *env, const char *peer);
-/* the profile label of the path, folder or mailbox it came by */
-void cmpr_envelope_set_label(struct cmpr_envelope *env, const char *label);
-/* the operation its path names (RFC 9483 6.1 "initialization" ...) */
-void cmpr_envelope_set_operation(struct cmpr_envelope *env, const char *op);
-/* the verified TLS client certificate's subject (RFC 2253) */
-void cmpr_envelope_set_tls_subject(struct cmpr_envelope *env, const char *subject);
+/* What the medium says about the request (copied; NULL is ""): */
+enum cmpr_env_field {
+    CMPR_ENV_MEDIUM,            /* "http", "https", "tcp", "file", "sftp", "mail": logs, audit, metrics */
+    CMPR_ENV_PEER,              /* the peer: address, file name, mail From */
+    CMPR_ENV_LABEL,             /* the profile label of the path, folder or mailbox it came by */
+    CMPR_ENV_OPERATION,         /* the operation its path names (RFC 9483 6.1 "initialization" ...) */
+    CMPR_ENV_TLS_SUBJECT,       /* the verified TLS client certificate's subject (RFC 2253) */
+};
+void cmpr_envelope_set(struct cmpr_envelope *env, enum cmpr_env_field field, const char *value);
 /* this very request was handed in before and its answer was lost in a
  * crash: its senderNonce is already recorded and is not taken for a replay */
 void cmpr_envelope_set_resumed(struct cmpr_envelope *env, int resumed);

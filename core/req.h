@@ -132,10 +132,12 @@ int cmpr_encode(const CMPR_PKIMESSAGE *m, unsigned char **der_r, size_t *len_r);
 void cmpr_audit(struct req *q, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* the status of a refusal of q (rejection, failbit, the text), audited as event */
-CMPR_PKISI *cmpr_vrejection(struct req *q, const char *event, int failbit, const char *fmt, va_list ap);
-/* a CMP error answering q (protection still to add); audited */
-CMPR_PKIMESSAGE *cmpr_error_rsp(struct req *q, int failbit, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+CMPR_PKISI *cmpr_rejection(struct req *q, const char *event, int failbit, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* a CMP error (RFC 9810 5.3.21) answering q for a message-level problem
+ * (protection still to add); audited */
+#define cmpr_error_rsp(q, failbit, ...) \
+    cmpr_msg_build_error((q)->msg, cmpr_rejection((q), "error", (failbit), __VA_ARGS__), -1, NULL)
 /* "waiting" for something that takes time: a certificate request's response
  * with status waiting, anything else an error with status waiting */
 CMPR_PKIMESSAGE *cmpr_waiting_rsp(struct req *q, const char *text);

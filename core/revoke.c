@@ -22,20 +22,9 @@ cmpr_revoke_serial(struct req *q, const unsigned char *serial, size_t len, int r
     return r;
 }
 
-static CMPR_PKIMESSAGE *rp_reject(struct req *q, int failbit, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static CMPR_PKIMESSAGE *
-rp_reject(struct req *q, int failbit, const char *fmt, ...)
-{
-    CMPR_PKISI *si;
-    va_list ap;
-
-    va_start(ap, fmt);
-    si = cmpr_vrejection(q, "rr-rejected", failbit, fmt, ap);
-    va_end(ap);
-    return cmpr_msg_build_rp(q->msg, si, NULL);
-}
+/* an rp with status rejection (RFC 9810 5.3.10) */
+#define rp_reject(q, failbit, ...) \
+    cmpr_msg_build_rp((q)->msg, cmpr_rejection((q), "rr-rejected", (failbit), __VA_ARGS__), NULL)
 
 /* who may revoke: the holder (signature with that certificate), an RA, or
  * the MAC client that enrolled it */

@@ -61,33 +61,31 @@ cmpr_envelope_new(const unsigned char *der, size_t len, struct cmpr_reply *reply
 }
 
 void
-cmpr_envelope_set_medium(struct cmpr_envelope *env, const char *medium)
+cmpr_envelope_set(struct cmpr_envelope *env, enum cmpr_env_field field, const char *value)
 {
-    snprintf(env->medium, sizeof(env->medium), "%s", medium != NULL ? medium : "");
-}
+    char *dst;
+    size_t n;
 
-void
-cmpr_envelope_set_peer(struct cmpr_envelope *env, const char *peer)
-{
-    snprintf(env->peer, sizeof(env->peer), "%s", peer != NULL ? peer : "");
-}
-
-void
-cmpr_envelope_set_label(struct cmpr_envelope *env, const char *label)
-{
-    snprintf(env->label, sizeof(env->label), "%s", label != NULL ? label : "");
-}
-
-void
-cmpr_envelope_set_operation(struct cmpr_envelope *env, const char *op)
-{
-    snprintf(env->operation, sizeof(env->operation), "%s", op != NULL ? op : "");
-}
-
-void
-cmpr_envelope_set_tls_subject(struct cmpr_envelope *env, const char *subject)
-{
-    snprintf(env->tls_subject, sizeof(env->tls_subject), "%s", subject != NULL ? subject : "");
+    switch (field) {
+    case CMPR_ENV_MEDIUM:
+        dst = env->medium, n = sizeof(env->medium);
+        break;
+    case CMPR_ENV_PEER:
+        dst = env->peer, n = sizeof(env->peer);
+        break;
+    case CMPR_ENV_LABEL:
+        dst = env->label, n = sizeof(env->label);
+        break;
+    case CMPR_ENV_OPERATION:
+        dst = env->operation, n = sizeof(env->operation);
+        break;
+    case CMPR_ENV_TLS_SUBJECT:
+        dst = env->tls_subject, n = sizeof(env->tls_subject);
+        break;
+    default:
+        return;
+    }
+    snprintf(dst, n, "%s", value != NULL ? value : "");
 }
 
 void

@@ -27,6 +27,7 @@ struct cmpr_upstream_ops {
      * get. 0, or CMPR_ERR_CONFIG with *err_r ("file:line: ..."). */
     int (*configure)(void *ctx, const struct cmpr_conf_group *g, const char *uri, long timeout_ms,
                      void **set_r, char **err_r);
+    /* frees what configure made (set is never NULL) */
     void (*release)(void *ctx, void *set);
     /* Online media. Starts one exchange and returns at once; done(arg, ...)
      * follows exactly once, later, on another thread (never inside this

@@ -72,8 +72,8 @@ read_claimed(const char *path, size_t max, unsigned char **data_r, size_t *len_r
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
     struct stat st;
-    unsigned char *buf;
-    size_t off = 0;
+    struct cmpr_buf b;
+    int r, e;
 
     *data_r = NULL;
     *len_r = 0;
@@ -99,37 +99,18 @@ read_claimed(const char *path, size_t max, unsigned char **data_r, size_t *len_r
         close(fd);
         return -1;
     }
-    if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
-        snprintf(why, wlen, "out of memory");
-        close(fd);
-        return -3;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + off, (size_t)st.st_size + 1 - off);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(why, wlen, "read error: %s", strerror(errno));
-            free(buf);
-            close(fd);
-            return -3;
-        }
-        if (n == 0)
-            break;
-        off += (size_t)n;
-        if (off > max) {
-            snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
-            free(buf);
-            close(fd);
-            return -1;
-        }
-        if (off == (size_t)st.st_size + 1)
-            break;              /* grew while we read: the next read checks max */
-    }
+    cmpr_buf_init(&b, max);
+    r = cmpr_buf_read_fd(&b, fd);
+    e = errno;
     close(fd);
-    *data_r = buf;
-    *len_r = off;
+    if (r != CMPR_OK || (*data_r = cmpr_buf_steal(&b, len_r)) == NULL) {
+        if (r == CMPR_ERR_TOO_LARGE)
+            snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+        else
+            snprintf(why, wlen, "read error: %s", r == CMPR_ERR_IO ? strerror(e) : "out of memory");
+        cmpr_buf_free(&b);
+        return r == CMPR_ERR_TOO_LARGE ? -1 : -3;
+    }
     return 0;
 }
 

@@ -199,12 +199,12 @@ submit(struct conn *c)
         return;
     }
     snprintf(peer, sizeof(peer), "%s%s%s", c->base.peer, tls[0] ? " tls:" : "", tls);
-    cmpr_envelope_set_medium(env, c->base.tls != NULL ? "https" : "http");
-    cmpr_envelope_set_peer(env, peer);
-    cmpr_envelope_set_label(env, c->req.label);
-    cmpr_envelope_set_operation(env, c->req.operation);
+    cmpr_envelope_set(env, CMPR_ENV_MEDIUM, c->base.tls != NULL ? "https" : "http");
+    cmpr_envelope_set(env, CMPR_ENV_PEER, peer);
+    cmpr_envelope_set(env, CMPR_ENV_LABEL, c->req.label);
+    cmpr_envelope_set(env, CMPR_ENV_OPERATION, c->req.operation);
     if (tls[0])
-        cmpr_envelope_set_tls_subject(env, tls);
+        cmpr_envelope_set(env, CMPR_ENV_TLS_SUBJECT, tls);
     cmpr_envelope_set_loop(env, ctx->d->loop);
     c->keep_alive = c->req.keep_alive;
     c->started = uv_hrtime();

@@ -426,8 +426,8 @@ job_submit(struct tcp_ctx *ctx, struct tconn *c, const unsigned char *der, size_
         free(job);
         return NULL;
     }
-    cmpr_envelope_set_medium(env, "tcp");
-    cmpr_envelope_set_peer(env, c != NULL ? c->base.peer : "poll");
+    cmpr_envelope_set(env, CMPR_ENV_MEDIUM, "tcp");
+    cmpr_envelope_set(env, CMPR_ENV_PEER, c != NULL ? c->base.peer : "poll");
     cmpr_envelope_set_resumed(env, resumed);
     cmpr_envelope_set_loop(env, ctx->srv.loop);
     job->started = uv_hrtime();

@@ -142,9 +142,9 @@ cmpr_transport_call(struct cmpr_core *core, const struct cmpr_call *call, const 
     *out_len_r = 0;
     if (env == NULL)
         return CMPR_ERR_ALLOC;
-    cmpr_envelope_set_medium(env, call->medium);
-    cmpr_envelope_set_peer(env, call->peer);
-    cmpr_envelope_set_label(env, call->label);
+    cmpr_envelope_set(env, CMPR_ENV_MEDIUM, call->medium);
+    cmpr_envelope_set(env, CMPR_ENV_PEER, call->peer);
+    cmpr_envelope_set(env, CMPR_ENV_LABEL, call->label);
     cmpr_envelope_set_resumed(env, call->resumed);
     if (call->push != NULL)
         cmpr_envelope_set_push(env, call->push_medium, call->push);

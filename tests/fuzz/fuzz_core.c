@@ -124,8 +124,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (env == NULL)
         return 0;
-    cmpr_envelope_set_medium(env, "fuzz");
-    cmpr_envelope_set_peer(env, "fuzzer");
+    cmpr_envelope_set(env, CMPR_ENV_MEDIUM, "fuzz");
+    cmpr_envelope_set(env, CMPR_ENV_PEER, "fuzzer");
     cmpr_core_submit(core, env);
     /* every input gets exactly one answer, a CMP message; no crash, no leak */
     if (a.sent != 1 || a.failed != 0)

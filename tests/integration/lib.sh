@@ -2,10 +2,18 @@
 _tap_n=0
 ok()     { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
 not_ok() { _tap_n=$((_tap_n + 1)); echo "not ok $_tap_n - $*"; }
-# check "description" command...   (passes when the command succeeds)
+# check "description" command...   (passes when the command succeeds; a
+# failure prints the command and the end of what it wrote, as TAP comments)
 check() {
 	d=$1; shift
-	if "$@" >/dev/null 2>&1; then ok "$d"; else not_ok "$d"; fi
+	if "$@" >"$TMP/.check.out" 2>&1; then
+		ok "$d"
+	else
+		_rc=$?
+		not_ok "$d"
+		echo "#   failed (exit $_rc): $*"
+		tail -n 15 "$TMP/.check.out" | sed 's/^/#   | /'
+	fi
 }
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cmpr-test.XXXXXX")
 PIDS=""
@@ -32,11 +40,15 @@ start_daemon() {
 }
 
 # ---- helpers for the tests that enroll with `openssl cmp` (they set C, DEAD, MAC) ----
-# wait_for PATH [TENTHS]: until PATH exists (bounded, default 20 s)
+# wait_for PATH [TENTHS]: until PATH exists (bounded, default 60 s); when it
+# does not, prints what the folder holds
 wait_for() {
 	_i=0
-	while [ $_i -lt "${2:-200}" ] && [ ! -e "$1" ]; do sleep 0.1; _i=$((_i + 1)); done
-	[ -e "$1" ]
+	while [ $_i -lt "${2:-600}" ] && [ ! -e "$1" ]; do sleep 0.1; _i=$((_i + 1)); done
+	[ -e "$1" ] && return 0
+	echo "#   waited $((${2:-600} / 10)) s for $1: it did not appear; its folder holds:"
+	ls -la "$(dirname "$1")" 2>&1 | tail -n 15 | sed 's/^/#   | /'
+	return 1
 }
 # mkreq NAME: NAME.key and an ir with implicit confirm in NAME.req, written by
 # the openssl client (which cannot reach $DEAD and so only writes the request)

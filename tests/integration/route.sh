@@ -279,7 +279,7 @@ check "an answer file of junk from the upstream: the client gets a CMP error (sy
 $C -server 127.0.0.1:9 -cmd ir $MAC -newkey k.key -subject /CN=offline-push -implicit_confirm -reqout push.der \
 	-certout x.pem >/dev/null 2>&1
 cp push.der a/filedrop/inbox/.push.tmp && mv a/filedrop/inbox/.push.tmp a/filedrop/inbox/push.pki
-wait_for a/filedrop/outbox/push.2.rsp.pki 300
+wait_for a/filedrop/outbox/push.2.rsp.pki
 check "a request file for the offline CA: 'waiting' at once in push.rsp.pki" sh -c \
 	"'$R' dump a/filedrop/outbox/push.rsp.pki | grep -q waiting"
 check "... then the CA's answer pushed as push.2.rsp.pki, which openssl cmp -rspin accepts" sh -c \

@@ -65,56 +65,38 @@ echo "[127.0.0.1]:$LPORT $(cut -d' ' -f1,2 ssh/host_key.pub)" >>ssh/known_hosts
 $SSHD -D -e -f "$TMP/ssh/sshd2_config" 2>>sshd2.log &
 PIDS="$PIDS $!"
 mkdir -p remote/legacy-in remote/legacy-out
+# a third with OpenSSH's separate sftp-server program: its SFTP server can
+# end while the SSH connection stays up
+CPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s/^Port .*/Port $CPORT/" -e "s|^Subsystem.*|Subsystem sftp /usr/lib/openssh/sftp-server|" \
+	-e "s|sshd.pid|sshd3.pid|" ssh/sshd_config >ssh/sshd3_config
+echo "[127.0.0.1]:$CPORT $(cut -d' ' -f1,2 ssh/host_key.pub)" >>ssh/known_hosts
+$SSHD -D -e -f "$TMP/ssh/sshd3_config" 2>>sshd3.log &
+SSHD3_PID=$!
+PIDS="$PIDS $SSHD3_PID"
+mkdir -p remote/chan-in remote/chan-out
 
-# ---- the daemon: embedded default plus two [sftp] groups ----
+# ---- the daemon: embedded default plus five [sftp] groups ----
 start_daemon d0 http --data-dir "$TMP/data" $DAEMON_ARGS
 kill $PID; wait $PID 2>/dev/null
 sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' data/cmprouter.conf
-cat >>data/cmprouter.conf <<EOF
-
-[sftp site]
-host = 127.0.0.1
-port = $SPORT
-user = $ME
-identity = $TMP/ssh/user_key
-known_hosts = $TMP/ssh/known_hosts
-remote_inbox = $TMP/remote/in
-remote_outbox = $TMP/remote/out
-remote_archive = $TMP/remote/archive
-interval = 1
-
-[sftp manual]
-host = 127.0.0.1
-port = $SPORT
-user = $ME
-identity = $TMP/ssh/user_key
-known_hosts = $TMP/ssh/known_hosts
-remote_inbox = $TMP/remote/manual-in
-remote_outbox = $TMP/remote/manual-out
-remote_archive = $TMP/remote/manual-archive
-label = manual
-interval = 1
-
-[sftp legacy]
-host = 127.0.0.1
-port = $LPORT
-user = $ME
-identity = $TMP/ssh/user_key
-known_hosts = $TMP/ssh/known_hosts
-remote_inbox = $TMP/remote/legacy-in
-remote_outbox = $TMP/remote/legacy-out
-interval = 1
-
-[sftp impostor]
-host = 127.0.0.1
-port = $SPORT
-user = $ME
-identity = $TMP/ssh/user_key
-known_hosts = $TMP/ssh/wrong_known_hosts
-remote_inbox = $TMP/remote/imp-in
-remote_outbox = $TMP/remote/imp-out
-interval = 1
-EOF
+# sftp_group NAME PORT INBOX OUTBOX [KNOWN_HOSTS [MORE...]]: an [sftp NAME]
+# group on sshd at PORT, remote folders under remote/, lines MORE added
+sftp_group() {
+	printf '\n[sftp %s]\nhost = 127.0.0.1\nport = %s\nuser = %s\nidentity = %s\n' "$1" "$2" "$ME" "$TMP/ssh/user_key"
+	printf 'known_hosts = %s\nremote_inbox = %s\nremote_outbox = %s\ninterval = 1\n' \
+		"$TMP/ssh/${5:-known_hosts}" "$TMP/remote/$3" "$TMP/remote/$4"
+	if [ $# -ge 5 ]; then shift 5; else shift $#; fi
+	for l in "$@"; do echo "$l"; done
+}
+{
+	sftp_group site "$SPORT" in out known_hosts "remote_archive = $TMP/remote/archive"
+	sftp_group manual "$SPORT" manual-in manual-out known_hosts "remote_archive = $TMP/remote/manual-archive" \
+		"label = manual"
+	sftp_group legacy "$LPORT" legacy-in legacy-out
+	sftp_group chan "$CPORT" chan-in chan-out
+	sftp_group impostor "$SPORT" imp-in imp-out wrong_known_hosts
+} >>data/cmprouter.conf
 mkdir -p remote/manual-in remote/manual-out remote/imp-in remote/imp-out
 start_daemon d1 http -c data/cmprouter.conf $DAEMON_ARGS
 check "cmprouterd starts its [sftp] groups" grep -q "^cmprouterd: sftp site started" d1.out
@@ -237,6 +219,27 @@ check "HTTP client -> RA -> files on an SSH server -> CA (keep): waiting, then t
 kill $PID; wait $PID 2>/dev/null
 PID=$CAPID
 
+# ---- the SFTP server ends, the SSH connection stays up: a new session ----
+mkreq ch1
+drop ch1.req ch1.pki remote/chan-in
+wait_for remote/chan-out/ch1.rsp.pki
+check "a request through a server with a separate sftp-server program is answered" \
+	accepted ch1 remote/chan-out/ch1.rsp.pki
+# sftp-server runs under sshd3's session processes; only it is killed
+sftp_servers() { pgrep -f "^/usr/lib/openssh/sftp-server" | while read -r p; do
+	_a=$p; while [ "$_a" -gt 1 ]; do [ "$_a" = "$SSHD3_PID" ] && { echo "$p"; break; }
+	_a=$(ps -o ppid= -p "$_a" | tr -d ' '); [ -n "$_a" ] || break; done; done; }
+victims=$(sftp_servers)
+check "the SFTP session runs in its own sftp-server process" test -n "$victims"
+kill -9 $victims 2>/dev/null
+mkreq ch2
+drop ch2.req ch2.pki remote/chan-in
+wait_for remote/chan-out/ch2.rsp.pki
+check "after the sftp-server process was killed, the next request is answered (a new session)" \
+	accepted ch2 remote/chan-out/ch2.rsp.pki
+check "... and the end of the SFTP session was logged" \
+	grep -q "sftp chan: connection to 127.0.0.1:$CPORT lost; connecting again" d1.err
+
 # ---- sshd killed mid-transfer, then back: nothing lost or doubled ----
 rm -f "$OUT"/*
 n=0
@@ -254,8 +257,8 @@ openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out h.key 2>/dev
 HPORT=$(sed -n 's/^cmprouterd: http listening on port //p' d1.out)
 check "with the SSH server dead, HTTP requests are still answered" \
 	$C -server 127.0.0.1:$HPORT/.well-known/cmp $MAC -cmd ir -newkey h.key -subject /CN=h -certout h.pem \
-	-msg_timeout 10 -total_timeout 10
-i=0; while [ $i -lt 100 ] && ! grep -q "sftp site: .*\(lost\|cannot connect\)" d1.err; do sleep 0.1; i=$((i + 1)); done
+	-msg_timeout 60 -total_timeout 60
+i=0; while [ $i -lt 600 ] && ! grep -q "sftp site: .*\(lost\|cannot connect\)" d1.err; do sleep 0.1; i=$((i + 1)); done
 check "the lost connection is logged and retried" grep -q "sftp site: .*\(lost\|cannot connect\)" d1.err
 start_sshd
 i=0

@@ -229,11 +229,11 @@ tu_handle(struct cmpr_core *core, const struct tu_info *in, const unsigned char 
     *out_len_r = 0;
     if (env == NULL)
         return CMPR_ERR_ALLOC;
-    cmpr_envelope_set_medium(env, in->medium);
-    cmpr_envelope_set_peer(env, in->peer);
-    cmpr_envelope_set_label(env, in->label);
-    cmpr_envelope_set_operation(env, in->operation);
-    cmpr_envelope_set_tls_subject(env, in->tls_subject);
+    cmpr_envelope_set(env, CMPR_ENV_MEDIUM, in->medium);
+    cmpr_envelope_set(env, CMPR_ENV_PEER, in->peer);
+    cmpr_envelope_set(env, CMPR_ENV_LABEL, in->label);
+    cmpr_envelope_set(env, CMPR_ENV_OPERATION, in->operation);
+    cmpr_envelope_set(env, CMPR_ENV_TLS_SUBJECT, in->tls_subject);
     cmpr_envelope_set_resumed(env, in->resumed);
     cmpr_core_submit(core, env);
     *out_r = t.out;

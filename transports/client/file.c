@@ -25,8 +25,6 @@ release(void *ctx, void *set)
     struct file_set *s = set;
 
     (void)ctx;
-    if (s == NULL)
-        return;
     free(s->out);
     free(s->in);
     free(s);
@@ -134,7 +132,6 @@ const struct cmpr_upstream_ops cmpr_file_upstream = {
     .directives = directives,
     .configure = configure,
     .release = release,
-    .exchange = NULL,
     .send = send_file,
     .collect = collect,
 };

@@ -8,6 +8,7 @@
  * server) keep a transaction's state with its connection.
  */
 #include "transports/client/client.h"
+#include "transports/client/xchg.h"
 #include "transports/lib/aconn.h"
 #include "transports/lib/ioloop.h"
 #include "transports/lib/net.h"
@@ -41,23 +42,15 @@ struct idle {
 
 /* one exchange */
 struct hx {
-    struct cmpr_ioloop_obj obj;         /* first */
-    struct cmpr_ioloop *l;
-    char host[256], key[400];
-    int port, tls, reused, written, retried, up, finished;
+    struct cmpr_xchg x;                 /* first */
+    char key[400];                      /* what a kept connection serves */
+    int tls, reused, retried, up;
     char *tls_ca, *tls_cert, *tls_key;
-    unsigned char *req;                 /* head and body */
-    size_t req_len;
-    long timeout_ms;
-    struct cmpr_aconn *a;
-    uv_timer_t timer;
     struct cmpr_httprsp rsp;
-    cmpr_upstream_done_fn done;
-    void *arg;
     int *status_out;                    /* cmprouter send: the HTTP status */
 };
 
-static const char idle_kind[] = "http-idle", hx_kind[] = "http-exchange";
+static const char idle_kind[] = "http-idle";
 
 static const char *const directives[] = { "tls_ca", "tls_cert", "tls_key", NULL };
 
@@ -88,8 +81,6 @@ release(void *ctx, void *set)
     struct http_set *s = set;
 
     (void)ctx;
-    if (s == NULL)
-        return;
     free(s->tls_ca);
     free(s->tls_cert);
     free(s->tls_key);
@@ -196,42 +187,27 @@ take_idle(struct cmpr_ioloop *l, const char *key)
 /* ---------------- one exchange ---------------- */
 
 static void
-hx_free(struct hx *x)
+hx_free(struct cmpr_xchg *xc)
 {
+    struct hx *x = (struct hx *)xc;
+
     cmpr_httprsp_free(&x->rsp);
-    free(x->req);
     free(x->tls_ca);
     free(x->tls_cert);
     free(x->tls_key);
     free(x);
 }
 
+/* the end: a kept-alive connection waits for the transaction's next exchange */
 static void
-hx_free_cb(uv_handle_t *h)
+hx_drop(struct cmpr_xchg *xc, int result)
 {
-    hx_free(h->data);
-}
+    struct hx *x = (struct hx *)xc;
 
-/* the end: done() once, then the exchange goes */
-static void
-finish(struct hx *x, int result, unsigned char *ans, size_t len, const char *why)
-{
-    if (x->finished) {
-        free(ans);
-        return;
+    if (x->x.a != NULL && result == CMPR_OK && x->rsp.keep_alive && cmpr_aconn_is_up(x->x.a)) {
+        keep(x->x.l, x->key, x->x.a);
+        x->x.a = NULL;
     }
-    x->finished = 1;
-    cmpr_ioloop_remove(x->l, &x->obj);
-    uv_timer_stop(&x->timer);
-    if (x->a != NULL) {
-        if (result == CMPR_OK && x->rsp.keep_alive && cmpr_aconn_is_up(x->a))
-            keep(x->l, x->key, x->a);
-        else
-            cmpr_aconn_close(x->a);
-        x->a = NULL;
-    }
-    x->done(x->arg, result, ans, len, why);
-    uv_close((uv_handle_t *)&x->timer, hx_free_cb);
 }
 
 static void
@@ -246,19 +222,19 @@ answered(struct hx *x)
     if (!cmpr_httprsp_is_cmp(&x->rsp)) {
         /* RFC 9483 6.1: an unexpected HTTP status is a failure of the upstream */
         snprintf(why, sizeof(why), "HTTP %d without a CMP answer", cmpr_httprsp_status(&x->rsp));
-        finish(x, CMPR_ERR_PEER, NULL, 0, why);
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, why);
         return;
     }
     if ((body = cmpr_buf_steal(&x->rsp.body, &len)) == NULL) {
-        finish(x, CMPR_ERR_PEER, NULL, 0, "out of memory");
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, "out of memory");
         return;
     }
     if (cmpr_client_check_der(body, len, why, sizeof(why)) != 0) {
         free(body);
-        finish(x, CMPR_ERR_PEER, NULL, 0, why);
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, why);
         return;
     }
-    finish(x, CMPR_OK, body, len, NULL);
+    cmpr_xchg_finish(&x->x, CMPR_OK, body, len, NULL);
 }
 
 static void x_connected(struct cmpr_aconn *a, void *arg);
@@ -272,11 +248,11 @@ x_connected(struct cmpr_aconn *a, void *arg)
     struct hx *x = arg;
 
     x->up = 1;
-    if (cmpr_aconn_write(a, x->req, x->req_len) != CMPR_OK) {
-        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, "cannot send the request");
+    if (cmpr_aconn_write(a, x->x.req, x->x.req_len) != CMPR_OK) {
+        cmpr_xchg_finish(&x->x, CMPR_ERR_UNREACHABLE, NULL, 0, "cannot send the request");
         return;
     }
-    x->written = 1;
+    x->x.sent = 1;
 }
 
 static void
@@ -289,8 +265,8 @@ x_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n)
     if (cmpr_httprsp_feed(&x->rsp, p, n, 0, &why) != 0) {
         char w[300];
 
-        snprintf(w, sizeof(w), "%s:%d: %s", x->host, x->port, why);
-        finish(x, CMPR_ERR_PEER, NULL, 0, w);
+        snprintf(w, sizeof(w), "%s:%d: %s", x->x.host, x->x.port, why);
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, w);
     } else if (x->rsp.done) {
         answered(x);
     }
@@ -306,7 +282,7 @@ x_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
     char w[400];
 
     (void)a;
-    x->a = NULL;
+    x->x.a = NULL;
     /* a kept-alive connection the server had closed meanwhile: one retry */
     if (x->reused && !x->retried && cmpr_buf_len(&x->rsp.body) == 0 && x->rsp.parser.nread == 0) {
         x->retried = 1;
@@ -318,7 +294,7 @@ x_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
         return;
     }
     snprintf(w, sizeof(w), "%s", err == CMPR_ERR_UNREACHABLE ? why : "the connection ended before the answer");
-    finish(x, x->up ? CMPR_ERR_PEER : CMPR_ERR_UNREACHABLE, NULL, 0, w);
+    cmpr_xchg_finish(&x->x, x->up ? CMPR_ERR_PEER : CMPR_ERR_UNREACHABLE, NULL, 0, w);
 }
 
 static void
@@ -328,48 +304,28 @@ connect_fresh(struct hx *x)
 
     cmpr_httprsp_free(&x->rsp);
     cmpr_httprsp_init(&x->rsp, CMPR_MAX_MSG_SIZE);
-    x->reused = x->up = x->written = 0;
-    if ((x->a = cmpr_aconn_open(cmpr_ioloop_loop(x->l), x->host, x->port, x->tls ? &tls : NULL, &x_ops, x)) == NULL)
-        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, "out of memory");
+    x->reused = x->up = x->x.sent = 0;
+    if ((x->x.a = cmpr_aconn_open(cmpr_ioloop_loop(x->x.l), x->x.host, x->x.port, x->tls ? &tls : NULL, &x_ops, x))
+            == NULL)
+        cmpr_xchg_finish(&x->x, CMPR_ERR_UNREACHABLE, NULL, 0, "out of memory");
 }
 
+/* on the loop thread: a kept connection of the transaction, or a new one */
 static void
-x_timeout(uv_timer_t *t)
+hx_go(struct cmpr_xchg *xc)
 {
-    struct hx *x = t->data;
-    char why[300];
+    struct hx *x = (struct hx *)xc;
 
-    if (x->written)
-        snprintf(why, sizeof(why), "no answer from %s:%d within %ld ms", x->host, x->port, x->timeout_ms);
-    else
-        snprintf(why, sizeof(why), "cannot reach %s:%d within %ld ms", x->host, x->port, x->timeout_ms);
-    finish(x, x->written ? CMPR_ERR_TIMEOUT : CMPR_ERR_UNREACHABLE, NULL, 0, why);
-}
-
-static void
-x_cancel(struct cmpr_ioloop_obj *o)
-{
-    finish((struct hx *)o, CMPR_ERR_UNREACHABLE, NULL, 0, "the client is stopping");
-}
-
-/* on the loop thread */
-static void
-x_start(void *arg)
-{
-    struct hx *x = arg;
-
-    uv_timer_init(cmpr_ioloop_loop(x->l), &x->timer);
-    x->timer.data = x;
-    uv_timer_start(&x->timer, x_timeout, (uint64_t)x->timeout_ms, 0);
-    cmpr_ioloop_add(x->l, &x->obj);
-    if ((x->a = take_idle(x->l, x->key)) != NULL) {
+    if ((x->x.a = take_idle(x->x.l, x->key)) != NULL) {
         x->reused = x->up = 1;
-        cmpr_aconn_set_owner(x->a, &x_ops, x);
-        x_connected(x->a, x);
+        cmpr_aconn_set_owner(x->x.a, &x_ops, x);
+        x_connected(x->x.a, x);
         return;
     }
     connect_fresh(x);
 }
+
+static const struct cmpr_xchg_ops hx_ops = { "http-exchange", hx_go, hx_drop, hx_free };
 
 static int
 start(void *ctx, void *set, const char *tag, const unsigned char *der, size_t len, long timeout_ms,
@@ -386,32 +342,27 @@ start(void *ctx, void *set, const char *tag, const unsigned char *der, size_t le
     if (cmpr_buf_putf(&b, "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/pkixcmp\r\n"
                       "Content-Length: %zu\r\nConnection: keep-alive\r\nCache-Control: no-cache\r\n\r\n",
                       s->path, s->host, s->port, len) != CMPR_OK
-            || cmpr_buf_put(&b, der, len) != CMPR_OK || (x->req = cmpr_buf_steal(&b, &x->req_len)) == NULL) {
+            || cmpr_buf_put(&b, der, len) != CMPR_OK || (x->x.req = cmpr_buf_steal(&b, &x->x.req_len)) == NULL) {
         cmpr_buf_free(&b);
         free(x);
         return CMPR_ERR_ALLOC;
     }
-    x->obj.kind = hx_kind;
-    x->obj.cancel = x_cancel;
-    x->l = l;
-    snprintf(x->host, sizeof(x->host), "%s", s->host);
-    x->port = s->port;
+    cmpr_xchg_init(&x->x, &hx_ops, l, s->host, s->port, timeout_ms, done, arg);
     x->tls = s->tls;
     x->tls_ca = s->tls_ca != NULL ? strdup(s->tls_ca) : NULL;
     x->tls_cert = s->tls_cert != NULL ? strdup(s->tls_cert) : NULL;
     x->tls_key = s->tls_key != NULL ? strdup(s->tls_key) : NULL;
     snprintf(x->key, sizeof(x->key), "%s://%.250s:%d %.100s", s->tls ? "https" : "http", s->host, s->port,
              tag != NULL ? tag : "");
-    x->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
-    x->done = done;
-    x->arg = arg;
     x->status_out = status_out;
     cmpr_httprsp_init(&x->rsp, CMPR_MAX_MSG_SIZE);
-    if (cmpr_ioloop_call(l, x_start, x) != 0) {
-        hx_free(x);
-        return CMPR_ERR_UNREACHABLE;
+    if ((s->tls_ca != NULL && x->tls_ca == NULL) || (s->tls_cert != NULL && x->tls_cert == NULL)
+            || (s->tls_key != NULL && x->tls_key == NULL)) {
+        free(x->x.req);         /* never with other trust than configured */
+        hx_free(&x->x);
+        return CMPR_ERR_ALLOC;
     }
-    return CMPR_OK;
+    return cmpr_xchg_start(&x->x);
 }
 
 static int
@@ -465,13 +416,10 @@ static const char *const schemes[] = { "http", "https", NULL };
 
 const struct cmpr_upstream_ops cmpr_http_upstream = {
     .schemes = schemes,
-    .offline = 0,
     .directives = directives,
     .configure = configure,
     .release = release,
     .exchange = exchange,
-    .send = NULL,
-    .collect = NULL,
 };
 
 int

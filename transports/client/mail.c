@@ -31,8 +31,6 @@ release(void *ctx, void *set)
     struct mail_set *s = set;
 
     (void)ctx;
-    if (s == NULL)
-        return;
     free(s->from);
     free(s->maildir);
     free(s->tls_ca);
@@ -218,7 +216,6 @@ const struct cmpr_upstream_ops cmpr_mail_upstream = {
     .directives = directives,
     .configure = configure,
     .release = release,
-    .exchange = NULL,
     .send = send_mail,
     .collect = collect,
 };

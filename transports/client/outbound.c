@@ -123,7 +123,8 @@ cmpr_out_free(struct cmpr_out *io)
     if (io == NULL)
         return;
     cmpr_ioloop_free(io->l);
-    io->ops->release(NULL, io->set);
+    if (io->set != NULL)
+        io->ops->release(NULL, io->set);
     free(io);
 }
 

@@ -33,8 +33,6 @@ release(void *ctx, void *set)
     struct sftp_set *s = set;
 
     (void)ctx;
-    if (s == NULL)
-        return;
     cmpr_rfs_close(&s->rfs);
     pthread_mutex_destroy(&s->mu);
     free(s->out);
@@ -233,7 +231,6 @@ const struct cmpr_upstream_ops cmpr_sftp_upstream = {
     .directives = directives,
     .configure = configure,
     .release = release,
-    .exchange = NULL,
     .send = send_sftp,
     .collect = collect,
 };

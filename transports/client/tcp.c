@@ -8,6 +8,7 @@
  * runs on the client side's loop, never blocking.
  */
 #include "transports/client/client.h"
+#include "transports/client/xchg.h"
 #include "transports/lib/aconn.h"
 #include "transports/lib/ioloop.h"
 #include "transports/lib/net.h"
@@ -29,31 +30,18 @@ struct tcp_set {
     int port, version;
 };
 
+/* one exchange; x.wait times the check-back and the reconnections */
 struct tx {
-    struct cmpr_ioloop_obj obj;         /* first */
-    struct cmpr_ioloop *l;
-    char host[256];
-    int port, version;
-    unsigned char *req;                 /* the pkiReq's DER */
-    size_t req_len;
+    struct cmpr_xchg x;                 /* first */
+    int version;
     unsigned char small[4];             /* a pollReq's reference */
     const unsigned char *value;
     size_t value_len;
     unsigned type;
-    int polls, reconnects, got_bytes, finished, waiting, sent;
-    long timeout_ms;
-    uint64_t deadline;
-    struct cmpr_aconn *a;
+    int polls, reconnects, got_bytes, waiting;
     struct cmpr_tcp_parser p;
-    uv_timer_t timer;                   /* the deadline, or the check-back time */
-    uv_timer_t wait;
-    int timers;
-    cmpr_upstream_done_fn done;
-    void *arg;
     int finrep_ok;                      /* cmprouter send: finRep ends it without an answer */
 };
-
-static const char tx_kind[] = "tcp-exchange";
 static const char *const directives[] = { "tcp_framing", NULL };
 
 static int
@@ -105,32 +93,12 @@ configure(void *ctx, const struct cmpr_conf_group *g, const char *uri, long time
 /* ---------------- one exchange ---------------- */
 
 static void
-tx_free_cb(uv_handle_t *h)
+tx_free(struct cmpr_xchg *xc)
 {
-    struct tx *x = h->data;
+    struct tx *x = (struct tx *)xc;
 
-    if (--x->timers > 0)
-        return;
     cmpr_tcp_parser_free(&x->p);
-    free(x->req);
     free(x);
-}
-
-static void
-finish(struct tx *x, int result, unsigned char *ans, size_t len, const char *why)
-{
-    if (x->finished) {
-        free(ans);
-        return;
-    }
-    x->finished = 1;
-    cmpr_ioloop_remove(x->l, &x->obj);
-    if (x->a != NULL)
-        cmpr_aconn_close(x->a);
-    x->a = NULL;
-    x->done(x->arg, result, ans, len, why);
-    uv_close((uv_handle_t *)&x->timer, tx_free_cb);
-    uv_close((uv_handle_t *)&x->wait, tx_free_cb);
 }
 
 static void t_connected(struct cmpr_aconn *a, void *arg);
@@ -144,8 +112,8 @@ connect_now(struct tx *x)
     cmpr_tcp_parser_free(&x->p);
     cmpr_tcp_parser_init(&x->p, CMPR_MAX_MSG_SIZE);
     x->got_bytes = 0;
-    if ((x->a = cmpr_aconn_open(cmpr_ioloop_loop(x->l), x->host, x->port, NULL, &t_ops, x)) == NULL)
-        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, "out of memory");
+    if ((x->x.a = cmpr_aconn_open(cmpr_ioloop_loop(x->x.l), x->x.host, x->x.port, NULL, &t_ops, x)) == NULL)
+        cmpr_xchg_finish(&x->x, CMPR_ERR_UNREACHABLE, NULL, 0, "out of memory");
 }
 
 /* sends the current request (pkiReq or pollReq) */
@@ -155,15 +123,15 @@ send_now(struct tx *x)
     unsigned char hdr[CMPR_TCP_HDR10];
     size_t h = cmpr_tcp_header(x->version, 0, x->type, x->value_len, hdr);
 
-    if (x->a == NULL || !cmpr_aconn_is_up(x->a)) {
-        if (x->a == NULL)
+    if (x->x.a == NULL || !cmpr_aconn_is_up(x->x.a)) {
+        if (x->x.a == NULL)
             connect_now(x);
         return;                 /* t_connected sends */
     }
-    if (cmpr_aconn_write(x->a, hdr, h) != CMPR_OK || cmpr_aconn_write(x->a, x->value, x->value_len) != CMPR_OK)
-        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, "cannot send the request");
+    if (cmpr_aconn_write(x->x.a, hdr, h) != CMPR_OK || cmpr_aconn_write(x->x.a, x->value, x->value_len) != CMPR_OK)
+        cmpr_xchg_finish(&x->x, CMPR_ERR_UNREACHABLE, NULL, 0, "cannot send the request");
     else
-        x->sent = 1;
+        x->x.sent = 1;
 }
 
 static void
@@ -192,7 +160,7 @@ poll_later(struct tx *x, const struct cmpr_tcp_frame *f)
 
     if (++x->polls > MAX_POLLS) {
         snprintf(why, sizeof(why), "no answer after %d pollReq rounds", MAX_POLLS);
-        finish(x, CMPR_ERR_TIMEOUT, NULL, 0, why);
+        cmpr_xchg_finish(&x->x, CMPR_ERR_TIMEOUT, NULL, 0, why);
         return;
     }
     /* v10: relative seconds; RFC 2510: absolute time (seconds since 1970) */
@@ -205,14 +173,14 @@ poll_later(struct tx *x, const struct cmpr_tcp_frame *f)
     }
     if (wait_ms < 100)
         wait_ms = 100 * x->polls;       /* a server saying "now" gets backoff */
-    if (uv_now(cmpr_ioloop_loop(x->l)) + (uint64_t)wait_ms >= x->deadline) {
+    if (uv_now(cmpr_ioloop_loop(x->x.l)) + (uint64_t)wait_ms >= x->x.deadline) {
         snprintf(why, sizeof(why), "the server asks to poll again in %ld s, after the timeout", wait_ms / 1000);
-        finish(x, CMPR_ERR_TIMEOUT, NULL, 0, why);
+        cmpr_xchg_finish(&x->x, CMPR_ERR_TIMEOUT, NULL, 0, why);
         return;
     }
-    if ((f->flags & CMPR_TCP_FLAG_CLOSE) && x->a != NULL) {
-        cmpr_aconn_close(x->a);
-        x->a = NULL;
+    if ((f->flags & CMPR_TCP_FLAG_CLOSE) && x->x.a != NULL) {
+        cmpr_aconn_close(x->x.a);
+        x->x.a = NULL;
     }
     /* pollReq: the value is the reference alone */
     x->small[0] = (unsigned char)(ref >> 24);
@@ -225,7 +193,7 @@ poll_later(struct tx *x, const struct cmpr_tcp_frame *f)
     x->reconnects = 0;
     x->got_bytes = 0;           /* the next answer is a new one */
     x->waiting = 1;
-    uv_timer_start(&x->wait, wait_done, (uint64_t)wait_ms, 0);
+    uv_timer_start(&x->x.wait, wait_done, (uint64_t)wait_ms, 0);
 }
 
 static void
@@ -235,34 +203,34 @@ frame(struct tx *x, const struct cmpr_tcp_frame *f)
     unsigned char *ans;
 
     if (f->version != x->version) {
-        finish(x, CMPR_ERR_PEER, NULL, 0, "the answer is in another framing than the request");
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, "the answer is in another framing than the request");
     } else if (f->type == CMPR_TCP_PKIREP || f->type == CMPR_TCP_PKIREQ) {
         /* type 5 per the drafts and EJBCA; cryptlib answers with type 0 */
         if (f->value_len == 0 || (ans = malloc(f->value_len)) == NULL) {
-            finish(x, CMPR_ERR_PEER, NULL, 0, "an empty answer");
+            cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, "an empty answer");
             return;
         }
         memcpy(ans, f->value, f->value_len);
         if (cmpr_client_check_der(ans, f->value_len, why, sizeof(why)) != 0) {
             free(ans);
-            finish(x, CMPR_ERR_PEER, NULL, 0, why);
+            cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, why);
             return;
         }
-        finish(x, CMPR_OK, ans, f->value_len, NULL);
+        cmpr_xchg_finish(&x->x, CMPR_OK, ans, f->value_len, NULL);
     } else if (f->type == CMPR_TCP_FINREP) {
         /* no CMP answer applies (e.g. EJBCA after pkiConf) */
         if (x->finrep_ok)
-            finish(x, CMPR_OK, NULL, 0, "finRep (no CMP answer)");
+            cmpr_xchg_finish(&x->x, CMPR_OK, NULL, 0, "finRep (no CMP answer)");
         else
-            finish(x, CMPR_ERR_PEER, NULL, 0, "the server sent finRep, no CMP answer");
+            cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, "the server sent finRep, no CMP answer");
     } else if (f->type == CMPR_TCP_ERRORMSGREP) {
         cmpr_tcp_describe_error(f, why, sizeof(why));
-        finish(x, CMPR_ERR_PEER, NULL, 0, why);
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, why);
     } else if (f->type == CMPR_TCP_POLLREP && f->value_len >= 8) {
         poll_later(x, f);
     } else {
         snprintf(why, sizeof(why), "unexpected answer type %u (%s)", f->type, cmpr_tcp_type_name(f->version, f->type));
-        finish(x, CMPR_ERR_PEER, NULL, 0, why);
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, why);
     }
 }
 
@@ -275,7 +243,7 @@ t_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n)
     (void)a;
     x->got_bytes = 1;
     if (cmpr_tcp_feed(&x->p, p, n) != 0) {
-        finish(x, CMPR_ERR_PEER, NULL, 0, "the answer exceeds the size limit");
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, "the answer exceeds the size limit");
         return;
     }
     switch (cmpr_tcp_next(&x->p, &f)) {
@@ -285,10 +253,10 @@ t_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n)
     case CMPR_TCP_NEED_MORE:
         return;
     case CMPR_TCP_E_TOO_BIG:
-        finish(x, CMPR_ERR_PEER, NULL, 0, "the answer exceeds the size limit");
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, "the answer exceeds the size limit");
         return;
     default:
-        finish(x, CMPR_ERR_PEER, NULL, 0, "an answer frame in an unknown version or with a bad length");
+        cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, "an answer frame in an unknown version or with a bad length");
         return;
     }
 }
@@ -299,11 +267,11 @@ t_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
     struct tx *x = arg;
 
     (void)a;
-    x->a = NULL;
+    x->x.a = NULL;
     if (x->waiting)
         return;                 /* closed between pollRep and pollReq: reconnect then */
     if (err == CMPR_ERR_UNREACHABLE) {
-        finish(x, CMPR_ERR_UNREACHABLE, NULL, 0, why);
+        cmpr_xchg_finish(&x->x, CMPR_ERR_UNREACHABLE, NULL, 0, why);
         return;
     }
     /* closed before any answer byte (tp06 5: the server may drop an idle
@@ -311,44 +279,20 @@ t_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
      * times, 200, 400, 800 ms later */
     if (!x->got_bytes && ++x->reconnects <= MAX_RECONNECTS) {
         x->waiting = 1;
-        uv_timer_start(&x->wait, wait_done, 200u << (x->reconnects - 1), 0);
+        uv_timer_start(&x->x.wait, wait_done, 200u << (x->reconnects - 1), 0);
         return;
     }
-    finish(x, CMPR_ERR_PEER, NULL, 0, x->got_bytes ? "the connection ended inside the answer"
+    cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, x->got_bytes ? "the connection ended inside the answer"
                                                    : "the server closed the connection without an answer");
 }
 
 static void
-t_timeout(uv_timer_t *t)
+tx_go(struct cmpr_xchg *xc)
 {
-    struct tx *x = t->data;
-    char why[300];
-
-    snprintf(why, sizeof(why), "no answer from %s:%d within %ld ms", x->host, x->port, x->timeout_ms);
-    finish(x, x->sent ? CMPR_ERR_TIMEOUT : CMPR_ERR_UNREACHABLE, NULL, 0, why);
+    connect_now((struct tx *)xc);
 }
 
-static void
-t_cancel(struct cmpr_ioloop_obj *o)
-{
-    finish((struct tx *)o, CMPR_ERR_UNREACHABLE, NULL, 0, "the client is stopping");
-}
-
-static void
-t_start(void *arg)
-{
-    struct tx *x = arg;
-    uv_loop_t *loop = cmpr_ioloop_loop(x->l);
-
-    uv_timer_init(loop, &x->timer);
-    uv_timer_init(loop, &x->wait);
-    x->timer.data = x->wait.data = x;
-    x->timers = 2;
-    x->deadline = uv_now(loop) + (uint64_t)x->timeout_ms;
-    uv_timer_start(&x->timer, t_timeout, (uint64_t)x->timeout_ms, 0);
-    cmpr_ioloop_add(x->l, &x->obj);
-    connect_now(x);
-}
+static const struct cmpr_xchg_ops tx_ops = { "tcp-exchange", tx_go, NULL, tx_free };
 
 static int
 start(void *ctx, const struct tcp_set *s, const unsigned char *der, size_t len, long timeout_ms,
@@ -356,33 +300,20 @@ start(void *ctx, const struct tcp_set *s, const unsigned char *der, size_t len, 
 {
     struct tx *x = calloc(1, sizeof(*x));
 
-    if (x == NULL || (x->req = malloc(len > 0 ? len : 1)) == NULL) {
+    if (x == NULL || (x->x.req = malloc(len > 0 ? len : 1)) == NULL) {
         free(x);
         return CMPR_ERR_ALLOC;
     }
-    memcpy(x->req, der, len);
-    x->req_len = len;
-    x->value = x->req;
+    memcpy(x->x.req, der, len);
+    x->x.req_len = len;
+    x->value = x->x.req;
     x->value_len = len;
     x->type = CMPR_TCP_PKIREQ;
-    x->obj.kind = tx_kind;
-    x->obj.cancel = t_cancel;
-    x->l = ctx;
-    snprintf(x->host, sizeof(x->host), "%s", s->host);
-    x->port = s->port;
+    cmpr_xchg_init(&x->x, &tx_ops, ctx, s->host, s->port, timeout_ms, done, arg);
     x->version = s->version;
-    x->timeout_ms = timeout_ms > 0 ? timeout_ms : 30000;
-    x->done = done;
-    x->arg = arg;
     x->finrep_ok = finrep_ok;
     cmpr_tcp_parser_init(&x->p, CMPR_MAX_MSG_SIZE);
-    if (cmpr_ioloop_call(x->l, t_start, x) != 0) {
-        cmpr_tcp_parser_free(&x->p);
-        free(x->req);
-        free(x);
-        return CMPR_ERR_UNREACHABLE;
-    }
-    return CMPR_OK;
+    return cmpr_xchg_start(&x->x);
 }
 
 static int
@@ -432,11 +363,8 @@ static const char *const schemes[] = { "tcp", NULL };
 
 const struct cmpr_upstream_ops cmpr_tcp_upstream = {
     .schemes = schemes,
-    .offline = 0,
     .directives = directives,
     .configure = configure,
     .release = release,
     .exchange = exchange,
-    .send = NULL,
-    .collect = NULL,
 };

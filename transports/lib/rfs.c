@@ -34,7 +34,16 @@ cmpr_rfs_close(struct cmpr_rfs *ctx)
 int
 cmpr_rfs_alive(struct cmpr_rfs *ctx)
 {
-    return ctx->ssh != NULL && ssh_is_connected(ctx->ssh);
+    if (ctx->ssh == NULL || !ssh_is_connected(ctx->ssh))
+        return 0;
+    /* the SFTP server can end (killed, crashed, a separate sftp-server
+     * program) while the SSH connection stays up: the session is of no use
+     * then, and a new one is needed */
+    if (!ctx->use_scp && ctx->sftp != NULL
+            && (ctx->sftp->channel == NULL || !ssh_channel_is_open(ctx->sftp->channel)
+                || ssh_channel_is_eof(ctx->sftp->channel)))
+        return 0;
+    return 1;
 }
 
 void
@@ -494,14 +503,20 @@ cmpr_rfs_move_unique(struct cmpr_rfs *ctx, const char *src, const char *dir, con
 }
 
 /* the whole remote file, if it is a regular file within max bytes */
+static ssize_t
+sftp_read_cb(void *f, void *p, size_t n)
+{
+    return sftp_read(f, p, n);
+}
+
 int
 cmpr_rfs_get(struct cmpr_rfs *ctx, const char *path, size_t max, unsigned char **data_r, size_t *len_r,
       char *why, size_t wlen)
 {
     sftp_attributes a;
     sftp_file f;
-    unsigned char *buf;
-    size_t off = 0;
+    struct cmpr_buf b;
+    int r;
 
     *data_r = NULL;
     if (ctx->use_scp)
@@ -526,32 +541,17 @@ cmpr_rfs_get(struct cmpr_rfs *ctx, const char *path, size_t max, unsigned char *
         snprintf(why, wlen, "cannot open: %s", ssh_get_error(ctx->ssh));
         return -3;
     }
-    if ((buf = malloc(max + 1)) == NULL) {
-        sftp_close(f);
-        return -3;
-    }
-    for (;;) {
-        ssize_t n = sftp_read(f, buf + off, max + 1 - off);
-
-        if (n < 0) {
-            snprintf(why, wlen, "read error: %s", ssh_get_error(ctx->ssh));
-            free(buf);
-            sftp_close(f);
-            return -3;
-        }
-        if (n == 0)
-            break;
-        off += (size_t)n;
-        if (off > max) {
-            snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
-            free(buf);
-            sftp_close(f);
-            return -1;
-        }
-    }
+    cmpr_buf_init(&b, max);
+    r = cmpr_buf_read_from(&b, sftp_read_cb, f);
     sftp_close(f);
-    *data_r = buf;
-    *len_r = off;
+    if (r != CMPR_OK || (*data_r = cmpr_buf_steal(&b, len_r)) == NULL) {
+        if (r == CMPR_ERR_TOO_LARGE)
+            snprintf(why, wlen, "larger than max_size (%zu bytes)", max);
+        else
+            snprintf(why, wlen, "read error: %s", r == CMPR_ERR_IO ? ssh_get_error(ctx->ssh) : "out of memory");
+        cmpr_buf_free(&b);
+        return r == CMPR_ERR_TOO_LARGE ? -1 : -3;
+    }
     return 0;
 }
 

@@ -40,6 +40,8 @@ struct cmpr_rfs {
  * session is closed again). r must be zeroed or closed before. */
 int cmpr_rfs_connect(struct cmpr_rfs *r, const struct cmpr_rfs_opts *o, char *why, size_t wlen);
 void cmpr_rfs_close(struct cmpr_rfs *r);
+/* 1 while the SSH connection is up and, over SFTP, its SFTP server still
+ * talks (a server whose sftp-server ended needs a new session) */
 int cmpr_rfs_alive(struct cmpr_rfs *r);
 const char *cmpr_rfs_error(struct cmpr_rfs *r);
 /* buf (CMPR_RFS_PATH bytes) = dir/prefixname; -1 if too long */
