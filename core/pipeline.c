@@ -456,6 +456,19 @@ upstream(struct req *q, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, i
     return cmpr_forward_request(q, rt, rec, have);
 }
 
+/* Makes what q changed so far durable (one group commit, store.h); stop
+ * ends the thread's batch: its later changes are durable call by call. */
+static int
+durable(struct req *q, int stop)
+{
+    struct cmpr_store *st = q->core->st;
+    int r = st->ops->flush(st);
+
+    if (stop)
+        st->ops->batch(st, 0);
+    return r;
+}
+
 static int
 handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int depth, int last_try,
            const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r, int64_t *deadline_r)
@@ -476,16 +489,27 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     q.depth = depth;
     q.der = der;
     q.der_len = len;
+    if (depth == 0)
+        core->st->ops->batch(core->st, 1);
     if ((rsp = take_in(&q, der, len)) != NULL) {
         r = finish(&q, rsp, 1);
     } else if (depth == 0 && (r = decide(&q, &rt, &rec, &have)) != 0) {
-        if (r == 1)
+        /* what goes upstream is durable before it goes: no batch there */
+        if (r == 1 && durable(&q, 1) == CMPR_OK)
             r = upstream(&q, rt, &rec, have);
         else
             r = finish(&q, cmpr_error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available"), 1);
     } else {
         rsp = local(&q);
         r = rsp == NULL && q.raw_answer != NULL ? CMPR_OK : finish(&q, rsp, last_try);
+    }
+    if (depth == 0 && durable(&q, 1) != CMPR_OK && (r == CMPR_OK || r == CMPR_PARK)) {
+        /* what the answer says is not in the store: it must not leave */
+        atomic_fetch_add(&core->store_errors, 1);
+        free(q.raw_answer);
+        q.raw_answer = NULL;
+        q.save_txn = 0;
+        r = finish(&q, cmpr_error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store could not record the transaction"), 1);
     }
     if (r == CMPR_OK) {
         *out_r = q.raw_answer;

@@ -8,6 +8,14 @@
  * Every call is synchronous and durable when it returns CMPR_OK: the caller
  * commits state before the answer that depends on it leaves. Calls are safe
  * from several threads at once (worker threads of the core).
+ *
+ * Group commit: a thread that handles one message switches its batch on
+ * (batch), makes its calls (each sees its own changes at once and decides
+ * as usual: CMPR_ERR_EXISTS, CMPR_ERR_CONFLICT), then flushes before the
+ * answer leaves: one commit, and one fsync, for everything it and every
+ * other thread wrote meanwhile. A flush that fails means some or all of
+ * that thread's changes since its last flush are gone (as if each call had
+ * failed on its own): the answer must not promise any of them.
  */
 #ifndef CMPR_CORE_STORE_H
 #define CMPR_CORE_STORE_H
@@ -207,6 +215,13 @@ struct cmpr_store_ops {
     /* cb for each, oldest first; then those created before older_than go */
     int (*defer_list)(struct cmpr_store *st, int64_t older_than,
                       int (*cb)(const struct cmpr_defer_rec *rec, void *arg), void *arg);
+    /* on: until batch(st, 0), this thread's changes are not durable when a
+     * call returns, only after flush (switch a batch off only after a flush) */
+    void (*batch)(struct cmpr_store *st, int on);
+    /* makes this thread's changes (and what it read of other threads'
+     * changes not yet durable) durable: CMPR_OK, or CMPR_ERR_STORE when
+     * they were lost */
+    int (*flush)(struct cmpr_store *st);
     int (*audit)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
                  const char *who, const char *event, const char *detail);
     int (*audit_list)(struct cmpr_store *st,

@@ -1,6 +1,11 @@
-/* The embedded store: SQLite in WAL mode, synchronous=FULL, one connection
- * behind a mutex (SQLite serialises writers anyway). Runs on worker threads
- * only, never on the event loop. */
+/* The embedded store: SQLite in WAL mode, synchronous=FULL. Every change
+ * runs on one writer connection inside an open transaction; the first
+ * caller that needs it durable commits it for all the threads that wrote
+ * into it (group commit: one fsync for many changes). Reads run on
+ * connections of their own from a pool and see committed data only,
+ * except a batching thread's reads after its own unflushed changes, which
+ * run on the writer. Statements are prepared once per connection. Runs on
+ * worker threads only, never on the event loop. */
 #include "core/store.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -12,12 +17,50 @@
 #include <string.h>
 #include <time.h>
 
+/* One SQLite connection and the statements prepared on it, kept for its
+ * life (looked up by the address of their SQL text: a string literal). */
+#define STMT_CACHE 48
+
+struct conn {
+    sqlite3 *db;
+    struct conn *next;                  /* the free list of readers */
+    size_t n;
+    struct {
+        const char *sql;
+        sqlite3_stmt *stmt;
+    } cache[STMT_CACHE];
+};
+
+/* generations whose commit failed, remembered for their late waiters */
+#define FAILED_RING 256
+
 struct sqlite_store {
     struct cmpr_store base;             /* first: cast from struct cmpr_store */
-    sqlite3 *db;
-    pthread_mutex_t lock;
+    char *location;
+    /* the one writer connection: every statement that changes anything runs
+     * on it, inside the open transaction (generation open_gen); whoever
+     * needs a generation durable commits it, for every thread that wrote
+     * into it (group commit) */
+    struct conn w;
+    pthread_mutex_t wl;
+    uint64_t open_gen;                  /* 0: no transaction open */
+    uint64_t last_gen;                  /* the newest generation begun */
+    uint64_t done_gen;                  /* every generation up to it is committed or failed */
+    uint64_t failed[FAILED_RING];       /* failed generations, by gen % FAILED_RING */
+    unsigned long commits;              /* COMMITs that succeeded (tests, metrics) */
+    /* readers: connections of their own, taken from and given back to a pool */
+    pthread_mutex_t rl;
+    struct conn *readers;
+    size_t n_readers;
     unsigned long nonce_inserts;
 };
+
+/* The batch of the calling thread (store.h batch()): the store it batches
+ * on, and the newest generation its answer depends on. */
+static _Thread_local struct {
+    struct sqlite_store *s;
+    uint64_t need;
+} batch_tl;
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS txn ("
@@ -53,68 +96,276 @@ static const char schema[] =
 #define S(st) ((struct sqlite_store *)(st))
 
 static int
-sq_err(struct sqlite_store *s, int rc)
+sq_err(int rc)
 {
     if (rc == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_CONSTRAINT)
         return CMPR_ERR_EXISTS;
-    (void)s;
     return CMPR_ERR_STORE;
+}
+
+static int
+conn_open(struct conn *c, const char *location, int reader)
+{
+    memset(c, 0, sizeof(*c));
+    if (sqlite3_open_v2(location, &c->db, SQLITE_OPEN_READWRITE | (reader ? 0 : SQLITE_OPEN_CREATE)
+                        | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        return CMPR_ERR_STORE;
+    /* other processes (cmprouter process/admin next to the daemon) may hold
+     * the write lock for a moment */
+    sqlite3_busy_timeout(c->db, 10000);
+    if (sqlite3_exec(c->db, reader ? "PRAGMA query_only=1;"
+                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+                     NULL, NULL, NULL) != SQLITE_OK)
+        return CMPR_ERR_STORE;
+    return CMPR_OK;
+}
+
+static void
+conn_close(struct conn *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        sqlite3_finalize(c->cache[i].stmt);
+    c->n = 0;
+    sqlite3_close(c->db);
+    c->db = NULL;
 }
 
 static int
 sq_open(const char *location, struct cmpr_store **st_r)
 {
     struct sqlite_store *s = calloc(1, sizeof(*s));
-    int r = CMPR_ERR_STORE;
 
     *st_r = NULL;
     if (s == NULL)
         return CMPR_ERR_ALLOC;
     s->base.ops = &cmpr_store_sqlite_ops;
-    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+    if ((s->location = strdup(location)) == NULL) {
         free(s);
-        return CMPR_ERR_INTERNAL;
+        return CMPR_ERR_ALLOC;
     }
-    if (sqlite3_open_v2(location, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE
-                        | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
-        goto fail;
-    /* other processes (cmprouter process/admin next to the daemon) may hold
-     * the write lock for a moment */
-    sqlite3_busy_timeout(s->db, 10000);
-    if (sqlite3_exec(s->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                     "PRAGMA foreign_keys=ON;", NULL, NULL, NULL) != SQLITE_OK
-            || sqlite3_exec(s->db, schema, NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
+    pthread_mutex_init(&s->wl, NULL);
+    pthread_mutex_init(&s->rl, NULL);
+    if (conn_open(&s->w, location, 0) != CMPR_OK
+            || sqlite3_exec(s->w.db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+        if (s->w.db != NULL)
+            fprintf(stderr, "cmprouter: store %s: %s\n", location, sqlite3_errmsg(s->w.db));
+        s->base.ops->close(&s->base);
+        return CMPR_ERR_STORE;
+    }
     *st_r = &s->base;
     return CMPR_OK;
- fail:
-    if (s->db != NULL)
-        fprintf(stderr, "cmprouter: store %s: %s\n", location, sqlite3_errmsg(s->db));
-    sqlite3_close(s->db);
-    pthread_mutex_destroy(&s->lock);
-    free(s);
-    return r;
 }
 
 static void
 sq_close(struct cmpr_store *st)
 {
     struct sqlite_store *s = S(st);
+    struct conn *c;
 
-    sqlite3_close(s->db);
-    pthread_mutex_destroy(&s->lock);
+    if (batch_tl.s == s)
+        batch_tl.s = NULL;
+    while ((c = s->readers) != NULL) {
+        s->readers = c->next;
+        conn_close(c);
+        free(c);
+    }
+    conn_close(&s->w);
+    pthread_mutex_destroy(&s->wl);
+    pthread_mutex_destroy(&s->rl);
+    free(s->location);
     free(s);
 }
 
-/* prepare + bind helpers; all statements are short-lived (cheap next to fsync) */
+/* the statement for sql on c, prepared once and kept (reset after each use
+ * by done()); NULL if it cannot be prepared */
 static sqlite3_stmt *
-prep(struct sqlite_store *s, const char *sql)
+prep_on(struct conn *c, const char *sql)
 {
     sqlite3_stmt *stmt = NULL;
 
-    if (sqlite3_prepare_v2(s->db, sql, -1, &stmt, NULL) != SQLITE_OK)
+    for (size_t i = 0; i < c->n; i++)
+        if (c->cache[i].sql == sql)
+            return c->cache[i].stmt;
+    if (sqlite3_prepare_v3(c->db, sql, -1, c->n < STMT_CACHE ? SQLITE_PREPARE_PERSISTENT : 0, &stmt, NULL)
+            != SQLITE_OK)
         return NULL;
+    if (c->n < STMT_CACHE) {
+        c->cache[c->n].sql = sql;
+        c->cache[c->n++].stmt = stmt;
+    }
     return stmt;
+}
+
+/* a statement is done with: kept statements are reset, others finalized */
+static void
+done(struct conn *c, sqlite3_stmt *stmt)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->cache[i].stmt == stmt) {
+            sqlite3_reset(stmt);
+            sqlite3_clear_bindings(stmt);
+            return;
+        }
+    sqlite3_finalize(stmt);
+}
+
+/* ---------------- the writer and group commit ---------------- */
+
+static int
+gen_failed(const struct sqlite_store *s, uint64_t g)
+{
+    return s->failed[g % FAILED_RING] == g;
+}
+
+/* the open transaction is over without a commit (wl held) */
+static void
+gen_lost(struct sqlite_store *s)
+{
+    if (s->open_gen != 0) {
+        s->failed[s->open_gen % FAILED_RING] = s->open_gen;
+        s->done_gen = s->open_gen;
+        s->open_gen = 0;
+    }
+}
+
+/* Takes the writer for one change: a transaction is open (begun if none
+ * was). 0 with wl held, or CMPR_ERR_STORE (wl released). */
+static int
+w_take(struct sqlite_store *s)
+{
+    pthread_mutex_lock(&s->wl);
+    if (s->open_gen != 0)
+        return CMPR_OK;
+    if (sqlite3_exec(s->w.db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        pthread_mutex_unlock(&s->wl);
+        return CMPR_ERR_STORE;
+    }
+    s->open_gen = ++s->last_gen;
+    return CMPR_OK;
+}
+
+/* Commits generation g unless it is over already (wl held). */
+static void
+commit_gen(struct sqlite_store *s, uint64_t g)
+{
+    if (s->done_gen >= g || s->open_gen != g)
+        return;
+    if (sqlite3_exec(s->w.db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
+        s->done_gen = g;
+        s->open_gen = 0;
+        s->commits++;
+        return;
+    }
+    if (!sqlite3_get_autocommit(s->w.db))
+        (void)sqlite3_exec(s->w.db, "ROLLBACK", NULL, NULL, NULL);
+    gen_lost(s);
+}
+
+/* Makes generation g durable (or learns that it was lost): CMPR_OK or
+ * CMPR_ERR_STORE. The commit of one serves every thread that wrote into it. */
+static int
+w_wait(struct sqlite_store *s, uint64_t g)
+{
+    int r;
+
+    if (g == 0)
+        return CMPR_OK;
+    pthread_mutex_lock(&s->wl);
+    commit_gen(s, g);
+    r = gen_failed(s, g) ? CMPR_ERR_STORE : CMPR_OK;
+    pthread_mutex_unlock(&s->wl);
+    return r;
+}
+
+/* Gives the writer back after one change whose result is r: unless the
+ * thread batches, the change is made durable before this returns. */
+static int
+w_give(struct sqlite_store *s, int r)
+{
+    uint64_t g;
+
+    /* some errors (disk full, I/O) roll the whole transaction back */
+    if (s->open_gen != 0 && sqlite3_get_autocommit(s->w.db)) {
+        gen_lost(s);
+        r = CMPR_ERR_STORE;
+    }
+    g = s->open_gen != 0 ? s->open_gen : s->done_gen;
+    pthread_mutex_unlock(&s->wl);
+    if (batch_tl.s == s) {
+        if (g > batch_tl.need)
+            batch_tl.need = g;
+        return r;
+    }
+    if (w_wait(s, g) != CMPR_OK && (r == CMPR_OK || r == CMPR_ERR_EXISTS || r == CMPR_ERR_CONFLICT
+                                    || r == CMPR_ERR_NOT_FOUND))
+        r = CMPR_ERR_STORE;
+    return r;
+}
+
+static void
+sq_batch(struct cmpr_store *st, int on)
+{
+    batch_tl.s = on ? S(st) : NULL;
+    batch_tl.need = 0;
+}
+
+static int
+sq_flush(struct cmpr_store *st)
+{
+    struct sqlite_store *s = S(st);
+    uint64_t g = batch_tl.s == s ? batch_tl.need : 0;
+
+    if (batch_tl.s == s)
+        batch_tl.need = 0;
+    return w_wait(s, g);
+}
+
+/* ---------------- readers ---------------- */
+
+/* A connection to read on: the writer's while this thread's batch has
+ * changes not yet committed (it must see its own), else a reader of the
+ * pool (committed data only). NULL if none can be opened. */
+static struct conn *
+r_take(struct sqlite_store *s)
+{
+    struct conn *c;
+
+    if (batch_tl.s == s && batch_tl.need != 0) {
+        pthread_mutex_lock(&s->wl);
+        if (s->done_gen < batch_tl.need)
+            return &s->w;
+        pthread_mutex_unlock(&s->wl);
+    }
+    pthread_mutex_lock(&s->rl);
+    if ((c = s->readers) != NULL)
+        s->readers = c->next;
+    pthread_mutex_unlock(&s->rl);
+    if (c != NULL)
+        return c;
+    if ((c = malloc(sizeof(*c))) == NULL)
+        return NULL;
+    if (conn_open(c, s->location, 1) != CMPR_OK) {
+        conn_close(c);
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->rl);
+    s->n_readers++;
+    pthread_mutex_unlock(&s->rl);
+    return c;
+}
+
+static void
+r_give(struct sqlite_store *s, struct conn *c)
+{
+    if (c == &s->w) {
+        pthread_mutex_unlock(&s->wl);
+        return;
+    }
+    pthread_mutex_lock(&s->rl);
+    c->next = s->readers;
+    s->readers = c;
+    pthread_mutex_unlock(&s->rl);
 }
 
 static void
@@ -165,12 +416,12 @@ col_text(sqlite3_stmt *st, int i, char *dst, size_t cap)
 }
 
 static int
-run(struct sqlite_store *s, sqlite3_stmt *stmt)
+run(struct conn *c, sqlite3_stmt *stmt)
 {
     int rc = sqlite3_step(stmt);
-    int r = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? CMPR_OK : sq_err(s, rc);
+    int r = (rc == SQLITE_DONE || rc == SQLITE_ROW) ? CMPR_OK : sq_err(rc);
 
-    sqlite3_finalize(stmt);
+    done(c, stmt);
     return r;
 }
 
@@ -181,8 +432,9 @@ sq_txn_insert(struct cmpr_store *st, const struct cmpr_txn_rec *t)
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "INSERT INTO txn(tid, sender, state, req_type, client, profile, last_nonce,"
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    q = prep_on(&s->w, "INSERT INTO txn(tid, sender, state, req_type, client, profile, last_nonce,"
              " serial, request, response, created, updated, expires, req_nonce, note, old_serial)"
              " VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (q != NULL) {
@@ -202,23 +454,22 @@ sq_txn_insert(struct cmpr_store *st, const struct cmpr_txn_rec *t)
         bind_blob(q, 14, t->req_nonce, t->req_nonce_len);
         sqlite3_bind_text(q, 15, t->note, -1, SQLITE_TRANSIENT);
         bind_blob(q, 16, t->old_serial, t->old_serial_len);
-        r = run(s, q);
+        r = run(&s->w, q);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 /* no row changed: was it gone, or moved on by someone else? */
 static int
 no_change(struct sqlite_store *s, const struct cmpr_txn_rec *t)
 {
-    sqlite3_stmt *q = prep(s, "SELECT 1 FROM txn WHERE tid=?");
+    sqlite3_stmt *q = prep_on(&s->w, "SELECT 1 FROM txn WHERE tid=?");
     int r = CMPR_ERR_STORE;
 
     if (q != NULL) {
         bind_blob(q, 1, t->tid, t->tid_len);
         r = sqlite3_step(q) == SQLITE_ROW ? CMPR_ERR_CONFLICT : CMPR_ERR_NOT_FOUND;
-        sqlite3_finalize(q);
+        done(&s->w, q);
     }
     return r;
 }
@@ -230,8 +481,9 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "UPDATE txn SET state=?, client=?, profile=?, last_nonce=?, serial=?,"
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    q = prep_on(&s->w, "UPDATE txn SET state=?, client=?, profile=?, last_nonce=?, serial=?,"
              " response=?, updated=?, expires=?, req_nonce=?, note=? WHERE tid=? AND state=?");
     if (q != NULL) {
         sqlite3_bind_int(q, 1, t->state);
@@ -246,12 +498,11 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
         sqlite3_bind_text(q, 10, t->note, -1, SQLITE_TRANSIENT);
         bind_blob(q, 11, t->tid, t->tid_len);
         sqlite3_bind_int(q, 12, t->read_state);
-        r = run(s, q);
-        if (r == CMPR_OK && sqlite3_changes(s->db) == 0)
+        r = run(&s->w, q);
+        if (r == CMPR_OK && sqlite3_changes(s->w.db) == 0)
             r = no_change(s, t);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
@@ -261,8 +512,9 @@ sq_txn_set_state(struct cmpr_store *st, const struct cmpr_txn_rec *t)
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "UPDATE txn SET state=?, serial=?, note=?, updated=? WHERE tid=? AND state=?");
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    q = prep_on(&s->w, "UPDATE txn SET state=?, serial=?, note=?, updated=? WHERE tid=? AND state=?");
     if (q != NULL) {
         sqlite3_bind_int(q, 1, t->state);
         bind_blob(q, 2, t->serial, t->serial_len);
@@ -270,12 +522,11 @@ sq_txn_set_state(struct cmpr_store *st, const struct cmpr_txn_rec *t)
         sqlite3_bind_int64(q, 4, t->updated);
         bind_blob(q, 5, t->tid, t->tid_len);
         sqlite3_bind_int(q, 6, t->read_state);
-        r = run(s, q);
-        if (r == CMPR_OK && sqlite3_changes(s->db) == 0)
+        r = run(&s->w, q);
+        if (r == CMPR_OK && sqlite3_changes(s->w.db) == 0)
             r = no_change(s, t);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 #define TXN_COLS "tid, sender, state, req_type, client, profile, last_nonce, serial," \
@@ -315,20 +566,22 @@ static int
 get_one(struct sqlite_store *s, const char *sql, const unsigned char *key, size_t len,
         int (*row)(sqlite3_stmt *q, void *out), void *out)
 {
+    struct conn *c;
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE, rc;
 
-    pthread_mutex_lock(&s->lock);
-    if ((q = prep(s, sql)) != NULL) {
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    if ((q = prep_on(c, sql)) != NULL) {
         bind_blob(q, 1, key, len);
         rc = sqlite3_step(q);
         if (rc == SQLITE_ROW)
             r = row(q, out);
         else
             r = rc == SQLITE_DONE ? CMPR_ERR_NOT_FOUND : CMPR_ERR_STORE;
-        sqlite3_finalize(q);
+        done(c, q);
     }
-    pthread_mutex_unlock(&s->lock);
+    r_give(s, c);
     return r;
 }
 
@@ -350,13 +603,15 @@ static int
 sq_txn_list(struct cmpr_store *st, int state,
             int (*cb)(const struct cmpr_txn_rec *rec, void *arg), void *arg)
 {
+    struct conn *c;
     struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
     struct cmpr_txn_rec t;
     int r = CMPR_ERR_STORE, rc;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, state < 0 ? "SELECT " TXN_COLS " FROM txn ORDER BY created, tid"
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    q = prep_on(c, state < 0 ? "SELECT " TXN_COLS " FROM txn ORDER BY created, tid"
                           : "SELECT " TXN_COLS " FROM txn WHERE state=? ORDER BY created, tid");
     if (q != NULL) {
         if (state >= 0)
@@ -368,9 +623,9 @@ sq_txn_list(struct cmpr_store *st, int state,
             r = cb(&t, arg);
             cmpr_txn_rec_clear(&t);
         }
-        sqlite3_finalize(q);
+        done(c, q);
     }
-    pthread_mutex_unlock(&s->lock);
+    r_give(s, c);
     return r;
 }
 
@@ -381,13 +636,13 @@ sq_serial_reserve(struct cmpr_store *st, const unsigned char *serial, size_t len
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    if ((q = prep(s, "INSERT INTO serial(serial) VALUES(?)")) != NULL) {
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    if ((q = prep_on(&s->w, "INSERT INTO serial(serial) VALUES(?)")) != NULL) {
         bind_blob(q, 1, serial, len);
-        r = run(s, q);
+        r = run(&s->w, q);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
@@ -397,8 +652,9 @@ sq_cert_put(struct cmpr_store *st, const struct cmpr_cert_rec *c)
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "INSERT INTO cert(serial, issuer, subject, not_before, not_after, status,"
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    q = prep_on(&s->w, "INSERT INTO cert(serial, issuer, subject, not_before, not_after, status,"
              " revoked_at, reason, confirmed, tid, der) VALUES(?,?,?,?,?,?,?,?,?,?,?)");
     if (q != NULL) {
         bind_blob(q, 1, c->serial, c->serial_len);
@@ -412,10 +668,9 @@ sq_cert_put(struct cmpr_store *st, const struct cmpr_cert_rec *c)
         sqlite3_bind_int(q, 9, c->confirmed);
         bind_blob(q, 10, c->tid, c->tid_len);
         bind_blob(q, 11, c->der, c->der_len);
-        r = run(s, q);
+        r = run(&s->w, q);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 #define CERT_COLS "serial, issuer, subject, not_before, not_after, status, revoked_at," \
@@ -460,43 +715,45 @@ sq_cert_set_status(struct cmpr_store *st, const unsigned char *serial, size_t le
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "UPDATE cert SET status=?, revoked_at=?, reason=?, confirmed=? WHERE serial=?");
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    q = prep_on(&s->w, "UPDATE cert SET status=?, revoked_at=?, reason=?, confirmed=? WHERE serial=?");
     if (q != NULL) {
         sqlite3_bind_int(q, 1, status);
         sqlite3_bind_int64(q, 2, when);
         sqlite3_bind_int(q, 3, reason);
         sqlite3_bind_int(q, 4, confirmed);
         bind_blob(q, 5, serial, len);
-        r = run(s, q);
-        if (r == CMPR_OK && sqlite3_changes(s->db) == 0)
+        r = run(&s->w, q);
+        if (r == CMPR_OK && sqlite3_changes(s->w.db) == 0)
             r = CMPR_ERR_NOT_FOUND;
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
 sq_cert_list(struct cmpr_store *st, int (*cb)(const struct cmpr_cert_rec *rec, void *arg),
              void *arg)
 {
+    struct conn *c;
     struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
-    struct cmpr_cert_rec c;
+    struct cmpr_cert_rec rec;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    if ((q = prep(s, "SELECT " CERT_COLS " FROM cert ORDER BY not_before, serial")) != NULL) {
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    if ((q = prep_on(c, "SELECT " CERT_COLS " FROM cert ORDER BY not_before, serial")) != NULL) {
         r = CMPR_OK;
         while (r == CMPR_OK && sqlite3_step(q) == SQLITE_ROW) {
-            if ((r = cert_row(q, &c)) != CMPR_OK)
+            if ((r = cert_row(q, &rec)) != CMPR_OK)
                 break;
-            r = cb(&c, arg);
-            cmpr_cert_rec_clear(&c);
+            r = cb(&rec, arg);
+            cmpr_cert_rec_clear(&rec);
         }
-        sqlite3_finalize(q);
+        done(c, q);
     }
-    pthread_mutex_unlock(&s->lock);
+    r_give(s, c);
     return r;
 }
 
@@ -508,27 +765,27 @@ sq_nonce_check(struct cmpr_store *st, const unsigned char *nonce, size_t len,
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
     /* insert, or refresh an entry that has aged out of the window; no row
      * changed means the nonce was seen within the window: a replay */
-    q = prep(s, "INSERT INTO nonce(nonce, seen) VALUES(?, ?) ON CONFLICT(nonce)"
+    q = prep_on(&s->w, "INSERT INTO nonce(nonce, seen) VALUES(?, ?) ON CONFLICT(nonce)"
              " DO UPDATE SET seen = excluded.seen WHERE nonce.seen < ?");
     if (q != NULL) {
         bind_blob(q, 1, nonce, len);
         sqlite3_bind_int64(q, 2, now);
         sqlite3_bind_int64(q, 3, now - window);
-        r = run(s, q);
-        if (r == CMPR_OK && sqlite3_changes(s->db) == 0)
+        r = run(&s->w, q);
+        if (r == CMPR_OK && sqlite3_changes(s->w.db) == 0)
             r = CMPR_ERR_EXISTS;
     }
     /* keep the table to the window's worth of nonces */
     if (r == CMPR_OK && ++s->nonce_inserts % 1024 == 0
-            && (q = prep(s, "DELETE FROM nonce WHERE seen < ?")) != NULL) {
+            && (q = prep_on(&s->w, "DELETE FROM nonce WHERE seen < ?")) != NULL) {
         sqlite3_bind_int64(q, 1, now - window);
-        (void)run(s, q);
+        (void)run(&s->w, q);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
@@ -539,18 +796,18 @@ sq_archive_put(struct cmpr_store *st, const unsigned char *serial, size_t len,
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "INSERT INTO archive(serial, subject, client, envdata, created) VALUES(?,?,?,?,?)");
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    q = prep_on(&s->w, "INSERT INTO archive(serial, subject, client, envdata, created) VALUES(?,?,?,?,?)");
     if (q != NULL) {
         bind_blob(q, 1, serial, len);
         sqlite3_bind_text(q, 2, subject, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 3, client != NULL ? client : "", -1, SQLITE_TRANSIENT);
         bind_blob(q, 4, env, envlen);
         sqlite3_bind_int64(q, 5, (int64_t)time(NULL));
-        r = run(s, q);
+        r = run(&s->w, q);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
@@ -559,12 +816,14 @@ sq_archive_list(struct cmpr_store *st, const char *subject,
                           const unsigned char *envdata, size_t envdata_len, void *arg),
                 void *arg)
 {
+    struct conn *c;
     struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "SELECT serial, client, envdata FROM archive WHERE subject=? ORDER BY created");
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    q = prep_on(c, "SELECT serial, client, envdata FROM archive WHERE subject=? ORDER BY created");
     if (q != NULL) {
         sqlite3_bind_text(q, 1, subject, -1, SQLITE_TRANSIENT);
         r = CMPR_OK;
@@ -572,9 +831,9 @@ sq_archive_list(struct cmpr_store *st, const char *subject,
             r = cb(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
                    (const char *)sqlite3_column_text(q, 1), sqlite3_column_blob(q, 2),
                    (size_t)sqlite3_column_bytes(q, 2), arg);
-        sqlite3_finalize(q);
+        done(c, q);
     }
-    pthread_mutex_unlock(&s->lock);
+    r_give(s, c);
     return r;
 }
 
@@ -586,18 +845,18 @@ sq_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "INSERT INTO audit(at, tid, who, event, detail) VALUES(?,?,?,?,?)");
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    q = prep_on(&s->w, "INSERT INTO audit(at, tid, who, event, detail) VALUES(?,?,?,?,?)");
     if (q != NULL) {
         sqlite3_bind_int64(q, 1, (int64_t)time(NULL));
         bind_blob(q, 2, tid, tid_len);
         sqlite3_bind_text(q, 3, who != NULL ? who : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 4, event != NULL ? event : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 5, detail != NULL ? detail : "", -1, SQLITE_TRANSIENT);
-        r = run(s, q);
+        r = run(&s->w, q);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
@@ -606,12 +865,14 @@ sq_audit_list(struct cmpr_store *st,
                         const char *event, const char *detail, void *arg),
               void *arg)
 {
+    struct conn *c;
     struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, "SELECT at, lower(hex(tid)), who, event, detail FROM audit ORDER BY id");
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    q = prep_on(c, "SELECT at, lower(hex(tid)), who, event, detail FROM audit ORDER BY id");
     if (q != NULL) {
         r = CMPR_OK;
         while (r == CMPR_OK && sqlite3_step(q) == SQLITE_ROW)
@@ -619,9 +880,9 @@ sq_audit_list(struct cmpr_store *st,
                    (const char *)sqlite3_column_text(q, 2),
                    (const char *)sqlite3_column_text(q, 3),
                    (const char *)sqlite3_column_text(q, 4), arg);
-        sqlite3_finalize(q);
+        done(c, q);
     }
-    pthread_mutex_unlock(&s->lock);
+    r_give(s, c);
     return r;
 }
 
@@ -708,11 +969,12 @@ sq_fwd_put(struct cmpr_store *st, struct cmpr_fwd_rec *f)
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
     if (f->ver == 0)
-        q = prep(s, "INSERT INTO fwd(" FWD_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        q = prep_on(&s->w, "INSERT INTO fwd(" FWD_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     else
-        q = prep(s, "UPDATE fwd SET tid=?1, route=?2, state=?3, ver=?4, delayed=?5, client_body=?6,"
+        q = prep_on(&s->w, "UPDATE fwd SET tid=?1, route=?2, state=?3, ver=?4, delayed=?5, client_body=?6,"
                  " client_nonce=?7, up_nonce=?8, client=?9, auth=?10, mac_kind=?11, key=?12, batch=?13,"
                  " req=?14, ans=?15, last=?16, last_nonce=?17, err=?18, attempts=?19, created=?20,"
                  " updated=?21, next_try=?22, push=?23 WHERE tid=?1 AND ver=?24");
@@ -720,16 +982,15 @@ sq_fwd_put(struct cmpr_store *st, struct cmpr_fwd_rec *f)
         fwd_bind(q, f, f->ver + 1);
         if (f->ver != 0)
             sqlite3_bind_int64(q, 24, f->ver);
-        r = run(s, q);
-        if (r == CMPR_OK && f->ver != 0 && sqlite3_changes(s->db) == 0)
+        r = run(&s->w, q);
+        if (r == CMPR_OK && f->ver != 0 && sqlite3_changes(s->w.db) == 0)
             r = CMPR_ERR_CONFLICT;
         if (r == CMPR_OK) {
             f->ver++;
             f->read_state = f->state;
         }
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
@@ -741,6 +1002,7 @@ sq_fwd_get(struct cmpr_store *st, const unsigned char *tid, size_t tid_len, stru
 static int
 sq_fwd_list(struct cmpr_store *st, int all, struct cmpr_fwd_rec **recs_r, size_t *n_r)
 {
+    struct conn *c;
     struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
     struct cmpr_fwd_rec *v = NULL;
@@ -749,8 +1011,9 @@ sq_fwd_list(struct cmpr_store *st, int all, struct cmpr_fwd_rec **recs_r, size_t
 
     *recs_r = NULL;
     *n_r = 0;
-    pthread_mutex_lock(&s->lock);
-    q = prep(s, all ? "SELECT " FWD_COLS " FROM fwd ORDER BY created, tid"
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    q = prep_on(c, all ? "SELECT " FWD_COLS " FROM fwd ORDER BY created, tid"
                     : "SELECT " FWD_COLS " FROM fwd WHERE state<>4 ORDER BY created, tid");
     if (q != NULL) {
         r = CMPR_OK;
@@ -760,9 +1023,9 @@ sq_fwd_list(struct cmpr_store *st, int all, struct cmpr_fwd_rec **recs_r, size_t
             if ((r = fwd_row(q, &v[n])) == CMPR_OK)
                 n++;
         }
-        sqlite3_finalize(q);
+        done(c, q);
     }
-    pthread_mutex_unlock(&s->lock);
+    r_give(s, c);
     if (r != CMPR_OK) {
         for (size_t i = 0; i < n; i++)
             cmpr_fwd_rec_clear(&v[i]);
@@ -781,13 +1044,13 @@ sq_fwd_delete(struct cmpr_store *st, const unsigned char *tid, size_t tid_len)
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
-    if ((q = prep(s, "DELETE FROM fwd WHERE tid=?")) != NULL) {
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    if ((q = prep_on(&s->w, "DELETE FROM fwd WHERE tid=?")) != NULL) {
         bind_blob(q, 1, tid, tid_len);
-        r = run(s, q);
+        r = run(&s->w, q);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
@@ -797,11 +1060,12 @@ sq_defer_put(struct cmpr_store *st, struct cmpr_defer_rec *d)
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE;
 
-    pthread_mutex_lock(&s->lock);
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
     if (d->read_state < 0)
-        q = prep(s, "INSERT INTO deferred(ref, state, req, answer, created) VALUES(?1,?2,?3,?4,?5)");
+        q = prep_on(&s->w, "INSERT INTO deferred(ref, state, req, answer, created) VALUES(?1,?2,?3,?4,?5)");
     else
-        q = prep(s, "UPDATE deferred SET state=?2, answer=?4 WHERE ref=?1 AND state=?6");
+        q = prep_on(&s->w, "UPDATE deferred SET state=?2, answer=?4 WHERE ref=?1 AND state=?6");
     if (q != NULL) {
         sqlite3_bind_int64(q, 1, d->ref);
         sqlite3_bind_int(q, 2, d->state);
@@ -812,14 +1076,13 @@ sq_defer_put(struct cmpr_store *st, struct cmpr_defer_rec *d)
             sqlite3_bind_int(q, 6, d->read_state);
         }
         bind_blob(q, 4, d->answer, d->answer_len);
-        r = run(s, q);
-        if (r == CMPR_OK && d->read_state >= 0 && sqlite3_changes(s->db) == 0)
+        r = run(&s->w, q);
+        if (r == CMPR_OK && d->read_state >= 0 && sqlite3_changes(s->w.db) == 0)
             r = CMPR_ERR_CONFLICT;
         if (r == CMPR_OK)
             d->read_state = d->state;
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 static int
@@ -842,18 +1105,20 @@ defer_row(sqlite3_stmt *q, struct cmpr_defer_rec *d)
 static int
 sq_defer_get(struct cmpr_store *st, uint32_t ref, struct cmpr_defer_rec *d_r)
 {
+    struct conn *c;
     struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE, rc;
 
-    pthread_mutex_lock(&s->lock);
-    if ((q = prep(s, "SELECT ref, state, req, answer, created FROM deferred WHERE ref=?")) != NULL) {
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    if ((q = prep_on(c, "SELECT ref, state, req, answer, created FROM deferred WHERE ref=?")) != NULL) {
         sqlite3_bind_int64(q, 1, ref);
         rc = sqlite3_step(q);
         r = rc == SQLITE_ROW ? defer_row(q, d_r) : rc == SQLITE_DONE ? CMPR_ERR_NOT_FOUND : CMPR_ERR_STORE;
-        sqlite3_finalize(q);
+        done(c, q);
     }
-    pthread_mutex_unlock(&s->lock);
+    r_give(s, c);
     return r;
 }
 
@@ -865,8 +1130,9 @@ sq_defer_list(struct cmpr_store *st, int64_t older_than,
     sqlite3_stmt *q;
     int r = CMPR_ERR_STORE, rc;
 
-    pthread_mutex_lock(&s->lock);
-    if ((q = prep(s, "SELECT ref, state, req, answer, created FROM deferred ORDER BY created")) != NULL) {
+    if (w_take(s) != CMPR_OK)
+        return CMPR_ERR_STORE;
+    if ((q = prep_on(&s->w, "SELECT ref, state, req, answer, created FROM deferred ORDER BY created")) != NULL) {
         r = CMPR_OK;
         while (r == CMPR_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
             struct cmpr_defer_rec d;
@@ -875,14 +1141,13 @@ sq_defer_list(struct cmpr_store *st, int64_t older_than,
                 r = cb(&d, arg);
             cmpr_defer_rec_clear(&d);
         }
-        sqlite3_finalize(q);
+        done(&s->w, q);
     }
-    if (r == CMPR_OK && (q = prep(s, "DELETE FROM deferred WHERE created < ?")) != NULL) {
+    if (r == CMPR_OK && (q = prep_on(&s->w, "DELETE FROM deferred WHERE created < ?")) != NULL) {
         sqlite3_bind_int64(q, 1, older_than);
-        r = run(s, q);
+        r = run(&s->w, q);
     }
-    pthread_mutex_unlock(&s->lock);
-    return r;
+    return w_give(s, r);
 }
 
 const struct cmpr_store_ops cmpr_store_sqlite_ops = {
@@ -909,6 +1174,8 @@ const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .defer_put = sq_defer_put,
     .defer_get = sq_defer_get,
     .defer_list = sq_defer_list,
+    .batch = sq_batch,
+    .flush = sq_flush,
     .audit = sq_audit,
     .audit_list = sq_audit_list,
 };

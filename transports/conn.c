@@ -7,8 +7,11 @@
 #include "base/err.h"
 #include "base/log.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -240,12 +243,31 @@ cmpr_conn_write_copy(struct cmpr_conn *c, const void *data, size_t len, int clos
 
 /* ---------------- reading ---------------- */
 
+/* Acknowledge what came at once. A client that writes its HTTP header and
+ * its body in two calls (OpenSSL's) holds the body back (Nagle) until the
+ * header is acknowledged, and a delayed ACK would make it wait 40 ms per
+ * message. Linux leaves quick-ACK mode on its own: set it again per read. */
+static void
+quick_ack(struct cmpr_conn *c)
+{
+#ifdef TCP_QUICKACK
+    uv_os_fd_t fd;
+    int one = 1;
+
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+#else
+    (void)c;
+#endif
+}
+
 static void
 read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct cmpr_conn *c = (struct cmpr_conn *)s;
 
     if (nread > 0 && c->closing == 0) {
+        quick_ack(c);
         if (c->tls == NULL) {
             c->srv->ops->data(c, buf->base, (size_t)nread);
         } else if (cmpr_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {

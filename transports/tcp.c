@@ -51,6 +51,8 @@ struct job {
     unsigned char *req;             /* a copy while a pollRep may still be needed */
     size_t req_len;
     int detaching;                  /* its reference is being made */
+    unsigned char *held;            /* poll_after_ms 0: the answer that came before its reference */
+    size_t held_len;
     uint64_t started;
 };
 
@@ -206,6 +208,8 @@ defer_work(uv_work_t *w)
 
 static struct poll_entry *poll_new(struct tcp_ctx *ctx, uint32_t ref);
 static void send_pollrep(struct tconn *c, int version, unsigned flags, uint32_t ref);
+static void send_answer(struct tconn *c, int version, unsigned flags, const unsigned char *der, size_t len);
+static void keep_answer(struct job *job, const unsigned char *der, size_t len);
 
 /* the request is durable: the waiting client gets its reference now */
 static void
@@ -214,7 +218,8 @@ referenced(struct defer_job *j, int ok)
     struct tconn *c = j->c;
     struct job *job = c->job;
 
-    /* still waiting for the core? (if it answered meanwhile, it went out) */
+    /* still waiting for the core? (if it answered meanwhile, it went out,
+     * or, with poll_after_ms 0, it waits in held) */
     if (job != NULL && job->req != NULL && ok && (job->poll = poll_new(j->ctx, j->ref)) != NULL) {
         job->c = NULL;
         c->job = NULL;
@@ -223,8 +228,24 @@ referenced(struct defer_job *j, int ok)
         cmpr_conn_set_busy(&c->base, 0);
         if (!c->base.closing)
             send_pollrep(c, c->version, c->flags, j->ref);
-    } else if (!ok) {
-        cmpr_log_error("tcp: cannot keep a polling reference: %s", cmpr_strerror(j->result));
+        if (job->held != NULL) {
+            keep_answer(job, job->held, job->held_len);
+            free(job->held);
+            free(job);
+        }
+    } else {
+        if (!ok)
+            cmpr_log_error("tcp: cannot keep a polling reference: %s", cmpr_strerror(j->result));
+        if (job != NULL && job->held != NULL) {
+            /* no reference: the answer goes out on the connection after all */
+            c->job = NULL;
+            cmpr_conn_set_busy(&c->base, 0);
+            if (!c->base.closing)
+                send_answer(c, c->version, c->flags, job->held, job->held_len);
+            free(job->held);
+            free(job->req);
+            free(job);
+        }
     }
     cmpr_conn_hold(&c->base, -1);
 }
@@ -364,22 +385,39 @@ job_done(struct cmpr_reply *r, int ok, struct job **job_r)
     return c;
 }
 
+/* a reference exists: the answer is kept here and in the store */
+static void
+keep_answer(struct job *job, const unsigned char *der, size_t len)
+{
+    struct poll_entry *e = job->poll;
+
+    if (cmpr_defer_to(&e->rec, CMPR_DEFER_DONE) != CMPR_OK)
+        return;
+    if ((e->rec.answer = malloc(len > 0 ? len : 1)) != NULL) {
+        memcpy(e->rec.answer, der, len);
+        e->rec.answer_len = len;
+    }
+    defer_submit(job->ctx, DJ_ANSWER, e->rec.ref, der, len, NULL);
+}
+
 static void
 reply_send(struct cmpr_reply *r, const unsigned char *der, size_t len)
 {
     struct job *job;
     struct tconn *c = job_done(r, 1, &job);
 
-    if (job->poll != NULL && cmpr_defer_to(&job->poll->rec, CMPR_DEFER_DONE) == CMPR_OK) {
-        /* a reference exists: keep the answer here and in the store */
-        struct poll_entry *e = job->poll;
-
-        if ((e->rec.answer = malloc(len > 0 ? len : 1)) != NULL) {
-            memcpy(e->rec.answer, der, len);
-            e->rec.answer_len = len;
-        }
-        defer_submit(job->ctx, DJ_ANSWER, e->rec.ref, der, len, NULL);
+    /* poll_after_ms 0 promises a pollRep: an answer quicker than its
+     * reference waits for it (referenced()) */
+    if (c != NULL && job->ctx->poll_after == 0 && job->detaching && job->poll == NULL
+            && (job->held = malloc(len > 0 ? len : 1)) != NULL) {
+        memcpy(job->held, der, len);
+        job->held_len = len;
+        c->job = job;
+        cmpr_conn_set_busy(&c->base, 1);
+        return;
     }
+    if (job->poll != NULL)
+        keep_answer(job, der, len);
     /* the client still waits on its connection (no pollRep left yet) */
     if (c != NULL)
         send_answer(c, c->version, c->flags, der, len);

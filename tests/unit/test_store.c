@@ -1,7 +1,11 @@
 /* The SQLite store (core/store_sqlite.c): unique transactionIDs, serials
  * never reused, nonce replay window, certificates and revocation, the audit
- * log, reopening after close and after kill -9, concurrent writers. */
+ * log, reopening after close and after kill -9, concurrent writers, group
+ * commit (batches: seen by their own thread at once, by others and on disk
+ * only after flush; a lost commit is reported). */
 #include "testutil.h"
+
+#include <sqlite3.h>
 
 #include <pthread.h>
 #include <signal.h>
@@ -328,6 +332,171 @@ test_concurrent_writers(void **state)
     cmpr_store_close(st);
 }
 
+/* A batch's changes are seen by its own thread at once, by another
+ * connection (another process) only once flushed. */
+static void
+test_batch_flush(void **state)
+{
+    struct cmpr_store *st = open_store(), *other = open_store();
+    struct cmpr_txn_rec t, got;
+    (void)state;
+
+    st->ops->batch(st, 1);
+    make_txn(&t, 61, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_ERR_EXISTS);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
+    cmpr_txn_rec_clear(&got);
+    assert_int_equal(other->ops->txn_get(other, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
+    t.read_state = CMPR_TXN_RECEIVED;
+    t.state = CMPR_TXN_ISSUED;
+    assert_int_equal(st->ops->txn_update(st, &t), CMPR_OK);
+    assert_int_equal(st->ops->flush(st), CMPR_OK);
+    assert_int_equal(other->ops->txn_get(other, t.tid, t.tid_len, &got), CMPR_OK);
+    assert_int_equal(got.state, CMPR_TXN_ISSUED);
+    cmpr_txn_rec_clear(&got);
+    /* nothing pending: a flush is free and fine */
+    assert_int_equal(st->ops->flush(st), CMPR_OK);
+    st->ops->batch(st, 0);
+    cmpr_store_close(other);
+    cmpr_store_close(st);
+}
+
+/* A commit that is lost (here: a trigger rolls the transaction back, as
+ * SQLite does on disk full or I/O errors) is reported by flush, and
+ * nothing of the batch is in the store; the store goes on working. */
+static void
+test_batch_lost(void **state)
+{
+    struct cmpr_store *st = open_store(), *other = open_store();
+    struct cmpr_txn_rec t, got;
+    sqlite3 *db = NULL;
+    (void)state;
+
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TRIGGER boom BEFORE INSERT ON audit WHEN NEW.event = 'boom'"
+                                  " BEGIN SELECT RAISE(ROLLBACK, 'boom'); END;", NULL, NULL, NULL), SQLITE_OK);
+    st->ops->batch(st, 1);
+    make_txn(&t, 62, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(st->ops->audit(st, t.tid, t.tid_len, "test", "boom", ""), CMPR_ERR_STORE);
+    assert_int_equal(st->ops->flush(st), CMPR_ERR_STORE);
+    st->ops->batch(st, 0);
+    assert_int_equal(other->ops->txn_get(other, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
+    /* call by call: the failing call fails alone */
+    assert_int_equal(st->ops->audit(st, t.tid, t.tid_len, "test", "boom", ""), CMPR_ERR_STORE);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(other->ops->txn_get(other, t.tid, t.tid_len, &got), CMPR_OK);
+    cmpr_txn_rec_clear(&got);
+    assert_int_equal(sqlite3_exec(db, "DROP TRIGGER boom", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    cmpr_store_close(other);
+    cmpr_store_close(st);
+}
+
+/* kill -9 of a batching writer: what it flushed is there, what it had not
+ * flushed is not. */
+static void
+test_batch_kill9(void **state)
+{
+    int pipefd[2];
+    pid_t pid;
+    char c;
+    struct cmpr_store *st;
+    struct cmpr_txn_rec t, got;
+    (void)state;
+
+    assert_int_equal(pipe(pipefd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct cmpr_store *cst = NULL;
+
+        if (cmpr_store_open(dbpath, &cst) != CMPR_OK)
+            _exit(1);
+        cst->ops->batch(cst, 1);
+        make_txn(&t, 63, CMPR_TXN_ISSUED);
+        if (cst->ops->txn_insert(cst, &t) != CMPR_OK || cst->ops->flush(cst) != CMPR_OK)
+            _exit(2);
+        make_txn(&t, 64, CMPR_TXN_ISSUED);
+        if (cst->ops->txn_insert(cst, &t) != CMPR_OK)
+            _exit(3);
+        (void)write(pipefd[1], "k", 1);
+        for (;;)
+            pause();
+    }
+    close(pipefd[1]);
+    assert_int_equal(read(pipefd[0], &c, 1), 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    close(pipefd[0]);
+    st = open_store();
+    make_txn(&t, 63, 0);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
+    cmpr_txn_rec_clear(&got);
+    make_txn(&t, 64, 0);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
+    cmpr_store_close(st);
+}
+
+static void *
+batch_writer_main(void *arg)
+{
+    struct writer *w = arg;
+    struct cmpr_store *st = w->st;
+
+    st->ops->batch(st, 1);
+    for (int i = 0; i < 50; i++) {
+        struct cmpr_txn_rec t, got;
+
+        memset(&t, 0, sizeof(t));
+        t.tid[0] = (unsigned char)w->id;
+        t.tid[1] = (unsigned char)i;
+        t.tid[2] = 0xbb;
+        t.tid_len = 16;
+        snprintf(t.sender, sizeof(t.sender), "b%d", w->id);
+        if (st->ops->nonce_check(st, t.tid, 16, 5000, 300) != CMPR_OK
+                || st->ops->nonce_check(st, t.tid, 16, 5001, 300) != CMPR_ERR_EXISTS
+                || st->ops->txn_insert(st, &t) != CMPR_OK
+                || st->ops->txn_get(st, t.tid, t.tid_len, &got) != CMPR_OK)
+            w->failures++;
+        else
+            cmpr_txn_rec_clear(&got);
+        if (st->ops->flush(st) != CMPR_OK)
+            w->failures++;
+    }
+    st->ops->batch(st, 0);
+    return NULL;
+}
+
+/* Eight threads batching at once: every decision as if alone, all there. */
+static void
+test_concurrent_batches(void **state)
+{
+    struct cmpr_store *st = open_store(), *other;
+    pthread_t th[8];
+    struct writer w[8];
+    int n = 0;
+    (void)state;
+
+    for (int i = 0; i < 8; i++) {
+        w[i].st = st;
+        w[i].id = 200 + i;
+        w[i].failures = 0;
+        assert_int_equal(pthread_create(&th[i], NULL, batch_writer_main, &w[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failures, 0);
+    }
+    cmpr_store_close(st);
+    other = open_store();
+    assert_int_equal(other->ops->txn_list(other, CMPR_TXN_RECEIVED, count_cb, &n), CMPR_OK);
+    assert_true(n >= 400);
+    cmpr_store_close(other);
+}
+
 static void
 test_open_errors(void **state)
 {
@@ -353,6 +522,10 @@ main(void)
         cmocka_unit_test(test_audit_log),
         cmocka_unit_test(test_durable_across_kill9),
         cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_batch_flush),
+        cmocka_unit_test(test_batch_lost),
+        cmocka_unit_test(test_batch_kill9),
+        cmocka_unit_test(test_concurrent_batches),
         cmocka_unit_test(test_open_errors),
     };
 
