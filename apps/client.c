@@ -130,8 +130,8 @@ cmpr_client_secret(const char *spec)
     return NULL;
 }
 
-static EVP_PKEY *
-gen_key(const char *spec)
+EVP_PKEY *
+cmpr_client_gen_key(const char *spec)
 {
     if (strcmp(spec, "ec:P-256") == 0 || strcmp(spec, "ec:prime256v1") == 0)
         return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -955,7 +955,7 @@ load_creds(struct ee *e, int need_newkey)
     }
     if (e->newkey != NULL && (need_newkey || !is_key_spec(e->newkey))) {
         if (is_key_spec(e->newkey)) {
-            if ((e->newpkey = gen_key(e->newkey)) == NULL) {
+            if ((e->newpkey = cmpr_client_gen_key(e->newkey)) == NULL) {
                 say("--newkey %s: cannot make such a key (ec:P-256, ec:P-384, rsa:2048, rsa:3072, "
                     "ed25519, or a key file)", e->newkey);
                 return EX_USAGE;

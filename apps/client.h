@@ -10,4 +10,8 @@ int cmpr_client_main(int argc, char **argv);
  * list), or NULL */
 const char *cmpr_client_secret(const char *spec);
 
+/* a new key: ec:P-256|P-384|P-521, rsa:2048|3072|4096, ed25519, ed448; NULL if unknown */
+#include <openssl/evp.h>
+EVP_PKEY *cmpr_client_gen_key(const char *spec);
+
 #endif

@@ -28,6 +28,7 @@
 #include "admin.h"
 #include "deliver.h"
 #include "client.h"
+#include "bench.h"
 
 static const char usage_text[] =
     "usage: cmprouter [-c CONF] COMMAND [options]\n"
@@ -61,6 +62,10 @@ static const char usage_text[] =
     "                         send one DER request to a CMP server over HTTP(S)\n"
     "                         (http[s]://...) or raw TCP (tcp://host[:port]) and\n"
     "                         write its answer (DER)\n"
+    "  bench --server URI [--clients N] [--duration S|--transactions N] [--op ir|cr|p10cr|genm]\n"
+    "       [--protection mac|pbmac1|sig] [--keep-alive on|off] [--json] ...\n"
+    "                         a closed-loop load generator against any CMP server:\n"
+    "                         tps, messages/s, latency p50/p90/p99/max, errors by failInfo\n"
     "  deliver -c CONF < MAIL one mail from an MTA (pipe delivery): its CMP messages are\n"
     "                         answered and the reply queued for cmprouterd's sender;\n"
     "                         exit 0 once queued, 75 (EX_TEMPFAIL) if not\n"
@@ -390,6 +395,8 @@ main(int argc, char **argv)
         return cmd_dump(argc - 1, argv + 1);
     if (strcmp(argv[1], "send") == 0)
         return cmd_send(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bench") == 0)
+        return cmpr_bench_main(argc - 1, argv + 1);
     if (cmpr_client_is_command(argv[1]))
         return cmpr_client_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "deliver") == 0)

@@ -23,13 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_IDLE 64                     /* kept-alive connections per loop */
+#define MAX_IDLE 256                    /* kept-alive connections per loop */
 #define IDLE_MS 60000                   /* closed when unused this long */
 
 /* a route's (or the command line's) settings */
 struct http_set {
     char host[256], path[2048];
     int port, tls;
+    int keep_alive;                     /* 0: a new connection for every message */
     char *tls_ca, *tls_cert, *tls_key;
 };
 
@@ -44,7 +45,7 @@ struct idle {
 struct hx {
     struct cmpr_xchg x;                 /* first */
     char key[400];                      /* what a kept connection serves */
-    int tls, reused, retried, up;
+    int tls, reused, retried, up, keep_alive;
     char *tls_ca, *tls_cert, *tls_key;
     struct cmpr_httprsp rsp;
     int *status_out;                    /* cmprouter send: the HTTP status */
@@ -52,7 +53,7 @@ struct hx {
 
 static const char idle_kind[] = "http-idle";
 
-static const char *const directives[] = { "tls_ca", "tls_cert", "tls_key", NULL };
+static const char *const directives[] = { "tls_ca", "tls_cert", "tls_key", "keep_alive", NULL };
 
 static int
 parse_url(const char *url, struct http_set *s)
@@ -99,6 +100,10 @@ configure(void *ctx, const struct cmpr_conf_group *g, const char *uri, long time
         return CMPR_ERR_ALLOC;
     if (parse_url(uri, s) != 0) {
         *err_r = cmpr_conf_group_error(g, "upstream", "'%s' is not an http[s]://host[:port]/path URL", uri);
+        release(NULL, s);
+        return CMPR_ERR_CONFIG;
+    }
+    if (cmpr_conf_group_bool(g, "keep_alive", 1, &s->keep_alive, err_r) != CMPR_OK) {
         release(NULL, s);
         return CMPR_ERR_CONFIG;
     }
@@ -204,7 +209,7 @@ hx_drop(struct cmpr_xchg *xc, int result)
 {
     struct hx *x = (struct hx *)xc;
 
-    if (x->x.a != NULL && result == CMPR_OK && x->rsp.keep_alive && cmpr_aconn_is_up(x->x.a)) {
+    if (x->x.a != NULL && result == CMPR_OK && x->keep_alive && x->rsp.keep_alive && cmpr_aconn_is_up(x->x.a)) {
         keep(x->x.l, x->key, x->x.a);
         x->x.a = NULL;
     }
@@ -340,8 +345,8 @@ start(void *ctx, void *set, const char *tag, const unsigned char *der, size_t le
         return CMPR_ERR_ALLOC;
     cmpr_buf_init(&b, len + 4096);
     if (cmpr_buf_putf(&b, "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/pkixcmp\r\n"
-                      "Content-Length: %zu\r\nConnection: keep-alive\r\nCache-Control: no-cache\r\n\r\n",
-                      s->path, s->host, s->port, len) != CMPR_OK
+                      "Content-Length: %zu\r\nConnection: %s\r\nCache-Control: no-cache\r\n\r\n",
+                      s->path, s->host, s->port, len, s->keep_alive ? "keep-alive" : "close") != CMPR_OK
             || cmpr_buf_put(&b, der, len) != CMPR_OK || (x->x.req = cmpr_buf_steal(&b, &x->x.req_len)) == NULL) {
         cmpr_buf_free(&b);
         free(x);
@@ -349,6 +354,7 @@ start(void *ctx, void *set, const char *tag, const unsigned char *der, size_t le
     }
     cmpr_xchg_init(&x->x, &hx_ops, l, s->host, s->port, timeout_ms, done, arg);
     x->tls = s->tls;
+    x->keep_alive = s->keep_alive;
     x->tls_ca = s->tls_ca != NULL ? strdup(s->tls_ca) : NULL;
     x->tls_cert = s->tls_cert != NULL ? strdup(s->tls_cert) : NULL;
     x->tls_key = s->tls_key != NULL ? strdup(s->tls_key) : NULL;
@@ -402,6 +408,7 @@ cmpr_http_send(const char *url, const unsigned char *der, size_t len, long timeo
         snprintf(err, errlen, "not an http:// or https:// URL: %s", url);
         return CMPR_ERR_INVALID_ARG;
     }
+    a.s.keep_alive = 1;
     a.s.tls_ca = (char *)tls_ca;
     a.s.tls_cert = (char *)tls_cert;
     a.s.tls_key = (char *)tls_key;

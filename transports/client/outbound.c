@@ -63,6 +63,7 @@ options(const struct cmpr_out_opts *o, struct opt_group *og)
     put(og, "tls_cert", o->tls_cert);
     put(og, "tls_key", o->tls_key);
     put(og, "tcp_framing", o->tcp_version == 0 ? "2510" : NULL);
+    put(og, "keep_alive", o->no_keep_alive ? "no" : NULL);
     put(og, "ssh_identity", o->ssh_identity);
     put(og, "ssh_known_hosts", o->ssh_known_hosts);
     put(og, "smtp", o->smtp);
@@ -174,4 +175,56 @@ cmpr_out_exchange(struct cmpr_out *io, const char *tag, const unsigned char *req
     snprintf(err, errlen, "no answer to %s within %ld s (the request %s stays where it went)", name,
              io->timeout_ms / 1000, name);
     return CMPR_ERR_TIMEOUT;
+}
+
+int
+cmpr_out_start(struct cmpr_out *io, const char *tag, const unsigned char *req, size_t len,
+               cmpr_upstream_done_fn done, void *arg)
+{
+    if (io->ops->offline)
+        return CMPR_ERR_INVALID_ARG;
+    return io->ops->exchange(io->l, io->set, tag, req, len, io->timeout_ms, done, arg);
+}
+
+struct ticker {
+    uv_timer_t t;
+    void (*tick)(void *arg);
+    void *arg;
+};
+
+static void
+tick_cb(uv_timer_t *t)
+{
+    struct ticker *k = t->data;
+
+    k->tick(k->arg);
+}
+
+static void
+ticker_closed(uv_handle_t *h)
+{
+    *(int *)h->data = 1;
+}
+
+void
+cmpr_out_run(struct cmpr_out *io, const int *stop, long every_ms, void (*tick)(void *arg), void *arg)
+{
+    struct ticker k = { .tick = tick, .arg = arg };
+
+    if (every_ms > 0 && tick != NULL) {
+        uv_timer_init(cmpr_ioloop_loop(io->l), &k.t);
+        k.t.data = &k;
+        uv_timer_start(&k.t, tick_cb, (uint64_t)every_ms, (uint64_t)every_ms);
+        uv_unref((uv_handle_t *)&k.t);  /* it alone does not keep the loop going */
+    }
+    cmpr_ioloop_run_until(io->l, stop);
+    if (every_ms > 0 && tick != NULL) {
+        int closed = 0;
+
+        uv_timer_stop(&k.t);
+        k.t.data = &closed;
+        uv_close((uv_handle_t *)&k.t, ticker_closed);
+        while (!closed)         /* the handle lives on this stack */
+            (void)uv_run(cmpr_ioloop_loop(io->l), UV_RUN_NOWAIT);
+    }
 }

@@ -12,6 +12,8 @@
 
 #include <stddef.h>
 
+#include "core/upstream.h"
+
 struct cmpr_out_opts {
     long timeout_ms;                    /* one exchange: request out .. answer in */
     const char *tls_ca, *tls_cert, *tls_key;    /* https; tls_ca also for SMTP's STARTTLS */
@@ -23,6 +25,7 @@ struct cmpr_out_opts {
     const char *mail_from;              /* mailto: our address (needed) */
     const char *maildir;                /* mailto: where the replies arrive (needed) */
     const char *name_prefix;            /* file and part names: PREFIX-TID-N.pki */
+    int no_keep_alive;                  /* http(s): a new connection for every message */
 };
 
 struct cmpr_out;
@@ -37,5 +40,14 @@ struct cmpr_out *cmpr_out_new(const char *uri, const struct cmpr_out_opts *o, ch
 int cmpr_out_exchange(struct cmpr_out *io, const char *tag, const unsigned char *req, size_t len,
                       unsigned char **rsp_r, size_t *rsp_len_r, char *err, size_t errlen);
 void cmpr_out_free(struct cmpr_out *io);
+
+/* Many exchanges at once on the medium's loop (online media only; the load
+ * generator): starts one and returns; done(arg, ...) follows on this thread
+ * while cmpr_out_run runs. CMPR_OK, or CMPR_ERR_* (done is not called). */
+int cmpr_out_start(struct cmpr_out *io, const char *tag, const unsigned char *req, size_t len,
+                   cmpr_upstream_done_fn done, void *arg);
+/* Runs the loop until *stop is set or nothing is left to wait for;
+ * tick(arg) every every_ms meanwhile (every_ms > 0). */
+void cmpr_out_run(struct cmpr_out *io, const int *stop, long every_ms, void (*tick)(void *arg), void *arg);
 
 #endif

@@ -160,9 +160,17 @@ cmpr_ioloop_call(struct cmpr_ioloop *l, void (*fn)(void *arg), void *arg)
 void
 cmpr_ioloop_run_until(struct cmpr_ioloop *l, const int *done)
 {
-    run_calls(&l->async);
-    while (!*done && uv_run(&l->loop, UV_RUN_ONCE) != 0)
-        ;
+    int more = 1;
+
+    /* calls posted from the loop's own callbacks (an exchange started when
+     * another ended) count as work though the async handle is unref'd */
+    while (!*done && more) {
+        run_calls(&l->async);
+        more = uv_run(&l->loop, UV_RUN_ONCE) != 0;
+        uv_mutex_lock(&l->mu);
+        more = more || l->calls != NULL;
+        uv_mutex_unlock(&l->mu);
+    }
 }
 
 static void

@@ -1,0 +1,718 @@
+/*
+ * cmprouter bench: a closed-loop CMP load generator (cmprouter(1), BENCH),
+ * in the manner of h2load or redis-benchmark. N clients, each with one
+ * transaction at a time, on one event loop; over HTTP a client keeps its
+ * connection (keep-alive) or opens one per message. Keys and signed request
+ * bodies (proof of possession) are made before the clock starts; each
+ * message's header and protection are made as it goes, as a real client's
+ * are. A transaction counts only when every answer in it verified: its
+ * header belongs to our request (RFC 9810 5.1.1), its protection checks
+ * out, it says accepted (or grantedWithMods) and, unless implicitConfirm
+ * was granted, our certConf got a verified pkiConf.
+ */
+#include "bench.h"
+#include "client.h"
+#include "transports/client/outbound.h"
+#include "codec/ee.h"
+#include "codec/msg.h"
+#include "codec/oids.h"
+#include "codec/protect.h"
+#include "core/config.h"
+#include "base/clock.h"
+#include "base/err.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+struct bopts {
+    const char *server, *op, *protection, *keytype, *ref, *secret_spec, *cert, *key, *trusted;
+    const char *recipient, *profile, *tls_ca, *tls_cert, *tls_key;
+    long clients, duration, transactions, timeout;
+    int keep_alive, json, implicit, tcp_version;
+};
+
+struct bclient {
+    struct bench *b;
+    int id;
+    char tag[32];
+    CMPR_PKIMESSAGE *tmpl;              /* the first request, body ready (POP made) */
+    CMPR_PKIMESSAGE *sent;              /* the message out now */
+    uint64_t t0;                        /* the transaction's start (ns) */
+};
+
+enum { E_TRANSPORT, E_PROTOCOL, E_VERIFY, E_REJECTED, E_WAITING, E_LAST };
+static const char *const err_names[E_LAST] = {
+    "transport", "not our answer", "protection does not verify", "rejected without failInfo", "waiting"
+};
+
+struct bench {
+    struct bopts o;
+    int body;                           /* CMPR_BODY_* of the first request */
+    struct cmpr_out *io;
+    const char *secret;
+    struct cmpr_mac_params mac;
+    EVP_PKEY *sigkey;
+    X509 *sigcert;
+    STACK_OF(X509) *chain;
+    X509_STORE *trusted;
+    X509_NAME *recipient;
+    struct bclient *cl;
+    uint64_t start, deadline, end, drain_end;   /* ns, monotonic */
+    int stop, draining, closing;
+    long in_flight;
+    unsigned long started, done, msgs, errors;
+    unsigned long fi[CMPR_FI_MAX + 1], err[E_LAST];
+    char first_err[400];
+    uint32_t *lat;                      /* µs of each transaction that counted */
+    size_t n_lat, cap_lat;
+    unsigned long tick_done;
+    int ticks;
+};
+
+static uint64_t
+now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void
+note_error(struct bench *b, int kind, const char *fmt, const char *why)
+{
+    b->errors++;
+    if (kind >= 0)
+        b->err[kind]++;
+    if (b->first_err[0] == '\0')
+        snprintf(b->first_err, sizeof(b->first_err), fmt, why != NULL ? why : "");
+}
+
+static void next_transaction(struct bclient *c);
+
+/* ---------------- messages ---------------- */
+
+/* header fields and protection, then out; consumes m */
+static int
+send_msg(struct bclient *c, CMPR_PKIMESSAGE *m);
+
+static int
+protect(struct bench *b, CMPR_PKIMESSAGE *m)
+{
+    if (b->recipient != NULL && cmpr_hdr_set1_recipient_name(m->header, b->recipient) != CMPR_OK)
+        return -1;
+    if (b->secret != NULL) {
+        if (b->o.ref != NULL && cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)b->o.ref,
+                                                         strlen(b->o.ref)) != CMPR_OK)
+            return -1;
+        return cmpr_protect_mac(m, (const unsigned char *)b->secret, strlen(b->secret), &b->mac, NULL)
+               == CMPR_OK ? 0 : -1;
+    }
+    return cmpr_protect_sig(m, b->sigkey, NULL, 0, b->sigcert, b->chain) == CMPR_OK ? 0 : -1;
+}
+
+static void answered(void *arg, int result, unsigned char *ans, size_t len, const char *why);
+
+static int
+send_msg(struct bclient *c, CMPR_PKIMESSAGE *m)
+{
+    struct bench *b = c->b;
+    unsigned char *der = NULL;
+    size_t len = 0;
+    int r;
+
+    CMPR_PKIMESSAGE_free(c->sent);
+    c->sent = m;
+    if (protect(b, m) != 0 || cmpr_msg_encode(m, &der, &len) != CMPR_OK) {
+        note_error(b, -1, "cannot protect or encode a request%s", "");
+        free(der);
+        return -1;
+    }
+    r = cmpr_out_start(b->io, c->tag, der, len, answered, c);
+    free(der);
+    if (r != CMPR_OK) {
+        note_error(b, E_TRANSPORT, "cannot start an exchange: %s", cmpr_strerror(r));
+        return -1;
+    }
+    b->in_flight++;
+    return 0;
+}
+
+/* the answer's protection: our MAC, or a signature (chained to --trusted if given) */
+static int
+verify(struct bench *b, const CMPR_PKIMESSAGE *rsp)
+{
+    const X509_ALGOR *alg = rsp->header->protectionAlg;
+    int kind = alg != NULL && rsp->protection != NULL ? cmpr_prot_kind(alg->algorithm) : CMPR_PROT_NONE;
+    X509 *signer;
+
+    if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1) {
+        struct cmpr_verify_opts vo = { 0, NULL };
+
+        return b->secret != NULL
+               && cmpr_verify_mac(rsp, (const unsigned char *)b->secret, strlen(b->secret), &vo) == CMPR_OK;
+    }
+    if (kind != CMPR_PROT_SIG || (signer = cmpr_msg_get0_protection_cert(rsp)) == NULL)
+        return 0;
+    if (b->trusted != NULL) {
+        X509_STORE_CTX *sc = X509_STORE_CTX_new();
+        int ok = sc != NULL && X509_STORE_CTX_init(sc, b->trusted, signer, rsp->extraCerts)
+                 && X509_verify_cert(sc) == 1;
+
+        X509_STORE_CTX_free(sc);
+        if (!ok)
+            return 0;
+    }
+    return cmpr_verify_sig(rsp, X509_get0_pubkey(signer)) == CMPR_OK;
+}
+
+/* the transaction ended: ok, or an error already noted */
+static void
+end_transaction(struct bclient *c, int ok)
+{
+    struct bench *b = c->b;
+    uint64_t t = now_ns();
+
+    CMPR_PKIMESSAGE_free(c->sent);
+    c->sent = NULL;
+    if (ok && (b->o.transactions > 0 || t <= b->deadline)) {
+        uint64_t us = (t - c->t0) / 1000;
+
+        b->done++;
+        if (b->n_lat == b->cap_lat) {
+            size_t cap = b->cap_lat ? b->cap_lat * 2 : 4096;
+            uint32_t *v = realloc(b->lat, cap * sizeof(*v));
+
+            if (v != NULL) {
+                b->lat = v;
+                b->cap_lat = cap;
+            }
+        }
+        if (b->n_lat < b->cap_lat)
+            b->lat[b->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    }
+    next_transaction(c);
+    if (b->in_flight == 0)
+        b->stop = 1;            /* every client is done */
+}
+
+static void
+answered(void *arg, int result, unsigned char *ans, size_t len, const char *why)
+{
+    struct bclient *c = arg;
+    struct bench *b = c->b;
+    CMPR_PKIMESSAGE *rsp = NULL;
+    struct cmpr_ee_result res;
+    char w[300];
+    int body;
+
+    b->in_flight--;
+    if (b->closing) {
+        free(ans);
+        return;
+    }
+    if (result != CMPR_OK) {
+        note_error(b, E_TRANSPORT, "transport: %s", why != NULL && *why ? why : cmpr_strerror(result));
+        end_transaction(c, 0);
+        return;
+    }
+    b->msgs++;
+    body = cmpr_msg_decode(ans, len, &rsp, NULL);
+    free(ans);
+    if (body != CMPR_OK || cmpr_ee_check_header(c->sent, rsp, w, sizeof(w)) != CMPR_OK) {
+        note_error(b, E_PROTOCOL, "an answer that is not ours: %s", rsp == NULL ? "not a PKIMessage" : w);
+        goto fail;
+    }
+    if (!verify(b, rsp)) {
+        note_error(b, E_VERIFY, "an answer whose protection does not verify%s", "");
+        goto fail;
+    }
+    if (cmpr_ee_result(rsp, &res) != CMPR_OK) {
+        note_error(b, E_PROTOCOL, "an answer that cannot be read%s", "");
+        goto fail;
+    }
+    body = cmpr_msg_bodytype(c->sent);
+    if (res.status == CMPR_STATUS_REJECTION || res.body == CMPR_BODY_ERROR) {
+        int any = 0;
+
+        for (int i = 0; i <= CMPR_FI_MAX; i++)
+            if (res.failinfo & (1u << i)) {
+                b->fi[i]++;
+                any = 1;
+            }
+        if (!any)
+            b->err[E_REJECTED]++;
+        b->errors++;
+        if (b->first_err[0] == '\0')
+            snprintf(b->first_err, sizeof(b->first_err), "rejected: %.300s", res.text);
+        goto fail;
+    }
+    if (res.status == CMPR_STATUS_WAITING || res.body == CMPR_BODY_POLLREP) {
+        note_error(b, E_WAITING, "the server said waiting (polling is not benchmarked)%s", "");
+        goto fail;
+    }
+    if (body == CMPR_BODY_CERTCONF || body == CMPR_BODY_GENM || body == CMPR_BODY_RR) {
+        CMPR_PKIMESSAGE_free(rsp);
+        end_transaction(c, res.body == (body == CMPR_BODY_CERTCONF ? CMPR_BODY_PKICONF
+                                        : body == CMPR_BODY_GENM ? CMPR_BODY_GENP : CMPR_BODY_RP));
+        return;
+    }
+    if (res.cert == NULL) {
+        note_error(b, E_PROTOCOL, "an answer without a certificate%s", "");
+        goto fail;
+    }
+    if (res.implicit_confirm) {
+        CMPR_PKIMESSAGE_free(rsp);
+        end_transaction(c, 1);
+        return;
+    }
+    {
+        CMPR_PKIMESSAGE *conf = cmpr_ee_new_certconf(rsp, res.cert_req_id, res.cert, 1, NULL);
+
+        CMPR_PKIMESSAGE_free(rsp);
+        if (conf == NULL || send_msg(c, conf) != 0) {
+            if (conf == NULL)
+                note_error(b, -1, "cannot make a certConf%s", "");
+            end_transaction(c, 0);
+        }
+        return;
+    }
+ fail:
+    CMPR_PKIMESSAGE_free(rsp);
+    end_transaction(c, 0);
+}
+
+static void
+next_transaction(struct bclient *c)
+{
+    struct bench *b = c->b;
+    CMPR_PKIMESSAGE *m;
+
+    for (;;) {
+        if (b->stop || (b->o.transactions > 0 ? b->started >= (unsigned long)b->o.transactions
+                                               : now_ns() >= b->deadline))
+            return;
+        /* a server that cannot be reached at all: no point hammering it */
+        if (b->done == 0 && b->err[E_TRANSPORT] >= 3 * (unsigned long)b->o.clients) {
+            b->stop = 1;
+            return;
+        }
+        b->started++;
+        c->t0 = now_ns();
+        if ((m = CMPR_PKIMESSAGE_dup(c->tmpl)) != NULL && cmpr_hdr_set_fresh_transaction_id(m->header) == CMPR_OK
+                && cmpr_hdr_set_fresh_nonce(m->header) == CMPR_OK
+                && cmpr_hdr_set_message_time(m->header, time(NULL)) == CMPR_OK && send_msg(c, m) == 0)
+            return;
+        if (m == NULL)
+            note_error(b, -1, "out of memory%s", "");
+    }
+}
+
+/* ---------------- setting up ---------------- */
+
+static EVP_PKEY *
+read_key(const char *path)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    EVP_PKEY *k = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+
+    BIO_free(bio);
+    return k;
+}
+
+static STACK_OF(X509) *
+read_certs(const char *path)
+{
+    BIO *bio = BIO_new_file(path, "r");
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    X509 *x;
+
+    while (bio != NULL && sk != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+        if (!sk_X509_push(sk, x))
+            X509_free(x);
+    ERR_clear_error();
+    BIO_free(bio);
+    if (sk != NULL && sk_X509_num(sk) == 0) {
+        sk_X509_free(sk);
+        sk = NULL;
+    }
+    return sk;
+}
+
+static X509_NAME *
+name_of(const char *s)
+{
+    X509_NAME *n = X509_NAME_new();
+    char buf[512], *p, *q;
+
+    snprintf(buf, sizeof(buf), "%s", s);
+    for (p = buf; n != NULL && p != NULL && *p != '\0';) {
+        char *eq;
+
+        if (*p == '/')
+            p++;
+        if (*p == '\0')
+            break;
+        q = strchr(p, '/');
+        if (q != NULL)
+            *q++ = '\0';
+        if ((eq = strchr(p, '=')) == NULL) {
+            X509_NAME_free(n);
+            return NULL;
+        }
+        *eq = '\0';
+        if (!X509_NAME_add_entry_by_txt(n, p, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0)) {
+            X509_NAME_free(n);
+            return NULL;
+        }
+        p = q;
+    }
+    return n;
+}
+
+/* the first request of client i, its body complete (key made, POP signed) */
+static CMPR_PKIMESSAGE *
+make_template(struct bench *b, int i, char *err, size_t errlen)
+{
+    EVP_PKEY *key = cmpr_client_gen_key(b->o.keytype);
+    X509_NAME *subject = NULL;
+    CMPR_PKIMESSAGE *m = NULL;
+    char cn[64];
+
+    if (key == NULL) {
+        snprintf(err, errlen, "cannot make a %s key", b->o.keytype);
+        return NULL;
+    }
+    snprintf(cn, sizeof(cn), "/CN=bench-%d", i);
+    subject = name_of(cn);
+    if (b->body == CMPR_BODY_GENM) {
+        m = cmpr_ee_new_genm(-1);
+    } else if (b->body == CMPR_BODY_P10CR) {
+        X509_REQ *csr = X509_REQ_new();
+        const EVP_MD *md = EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448") ? NULL : EVP_sha256();
+
+        if (csr != NULL && X509_REQ_set_version(csr, 0) && X509_REQ_set_subject_name(csr, subject)
+                && X509_REQ_set_pubkey(csr, key) && X509_REQ_sign(csr, key, md) > 0)
+            m = cmpr_ee_new_p10cr(csr, b->o.profile, b->o.implicit);
+        X509_REQ_free(csr);
+    } else {
+        struct cmpr_ee_certreq r = { b->body, key, subject, NULL, NULL, b->o.profile, b->o.implicit, 0 };
+
+        m = cmpr_ee_new_certreq(&r);
+    }
+    if (m == NULL)
+        snprintf(err, errlen, "cannot make the request: %s", ERR_reason_error_string(ERR_peek_last_error()));
+    X509_NAME_free(subject);
+    EVP_PKEY_free(key);
+    return m;
+}
+
+static int
+setup(struct bench *b, char *err, size_t errlen)
+{
+    struct cmpr_out_opts oo;
+
+    if (strcmp(b->o.op, "ir") == 0 || strcmp(b->o.op, "cr") == 0 || strcmp(b->o.op, "p10cr") == 0
+            || strcmp(b->o.op, "genm") == 0) {
+        b->body = cmpr_body_from_name(b->o.op);
+    } else {
+        snprintf(err, errlen, "--op %s: give ir, cr, p10cr or genm", b->o.op);
+        return -1;
+    }
+    if (strcmp(b->o.protection, "mac") == 0 || strcmp(b->o.protection, "pbmac1") == 0) {
+        if ((b->secret = cmpr_client_secret(b->o.secret_spec)) == NULL) {
+            snprintf(err, errlen, "--protection %s needs --secret pass:TEXT or env:VAR (and usually --ref)",
+                     b->o.protection);
+            return -1;
+        }
+        cmpr_mac_params_default(&b->mac, strcmp(b->o.protection, "pbmac1") == 0 ? CMPR_MAC_PBMAC1 : CMPR_MAC_PBM);
+    } else if (strcmp(b->o.protection, "sig") == 0) {
+        if (b->o.cert == NULL || b->o.key == NULL || (b->sigkey = read_key(b->o.key)) == NULL
+                || (b->chain = read_certs(b->o.cert)) == NULL) {
+            snprintf(err, errlen, "--protection sig needs --cert FILE (PEM, the client's certificate first,"
+                     " then its chain) and --key FILE (PEM)");
+            return -1;
+        }
+        b->sigcert = sk_X509_shift(b->chain);
+    } else {
+        snprintf(err, errlen, "--protection %s: give mac, pbmac1 or sig", b->o.protection);
+        return -1;
+    }
+    if (b->o.trusted != NULL) {
+        STACK_OF(X509) *sk = read_certs(b->o.trusted);
+
+        if (sk == NULL || (b->trusted = X509_STORE_new()) == NULL) {
+            sk_X509_pop_free(sk, X509_free);
+            snprintf(err, errlen, "--trusted %s: no PEM certificates", b->o.trusted);
+            return -1;
+        }
+        for (int i = 0; i < sk_X509_num(sk); i++)
+            X509_STORE_add_cert(b->trusted, sk_X509_value(sk, i));
+        sk_X509_pop_free(sk, X509_free);
+    }
+    if (b->o.recipient != NULL && (b->recipient = name_of(b->o.recipient)) == NULL) {
+        snprintf(err, errlen, "--recipient '%s' is not a name like /CN=CA", b->o.recipient);
+        return -1;
+    }
+    memset(&oo, 0, sizeof(oo));
+    oo.timeout_ms = b->o.timeout * 1000;
+    oo.tls_ca = b->o.tls_ca;
+    oo.tls_cert = b->o.tls_cert;
+    oo.tls_key = b->o.tls_key;
+    oo.tcp_version = b->o.tcp_version;
+    oo.no_keep_alive = !b->o.keep_alive;
+    if (strncmp(b->o.server, "http://", 7) != 0 && strncmp(b->o.server, "https://", 8) != 0
+            && strncmp(b->o.server, "tcp://", 6) != 0) {
+        snprintf(err, errlen, "--server %s: give http://, https:// or tcp://", b->o.server);
+        return -1;
+    }
+    if ((b->io = cmpr_out_new(b->o.server, &oo, err, errlen)) == NULL)
+        return -1;
+    if ((b->cl = calloc((size_t)b->o.clients, sizeof(*b->cl))) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    for (long i = 0; i < b->o.clients; i++) {
+        struct bclient *c = &b->cl[i];
+
+        c->b = b;
+        c->id = (int)i;
+        snprintf(c->tag, sizeof(c->tag), "bench-%ld", i);
+        if ((c->tmpl = make_template(b, (int)i, err, errlen)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static void
+teardown(struct bench *b)
+{
+    b->closing = 1;
+    cmpr_out_free(b->io);       /* exchanges still out end here (answered() ignores them) */
+    b->io = NULL;
+    if (b->cl != NULL)
+        for (long i = 0; i < b->o.clients; i++) {
+            CMPR_PKIMESSAGE_free(b->cl[i].tmpl);
+            CMPR_PKIMESSAGE_free(b->cl[i].sent);
+        }
+    free(b->cl);
+    EVP_PKEY_free(b->sigkey);
+    X509_free(b->sigcert);
+    sk_X509_pop_free(b->chain, X509_free);
+    X509_STORE_free(b->trusted);
+    X509_NAME_free(b->recipient);
+    free(b->lat);
+}
+
+/* ---------------- running and reporting ---------------- */
+
+static void
+tick(void *arg)
+{
+    struct bench *b = arg;
+
+    b->ticks++;
+    if (!b->o.json)
+        fprintf(stderr, "  %3d s: %7lu tps, %8lu done, %6lu errors, %4ld in flight\n", b->ticks,
+                b->done - b->tick_done, b->done, b->errors, b->in_flight);
+    b->tick_done = b->done;
+    if (b->o.transactions == 0 && now_ns() >= b->deadline && !b->draining) {
+        /* past the deadline: what is in flight may finish (it does not count) */
+        b->draining = 1;
+        b->drain_end = now_ns() + (uint64_t)b->o.timeout * 1000000000u;
+    }
+    if (b->draining && now_ns() >= b->drain_end)
+        b->stop = 1;            /* a server that never answers: give up on it */
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+    return x < y ? -1 : x > y;
+}
+
+static double
+pct(const struct bench *b, double p)
+{
+    size_t i;
+
+    if (b->n_lat == 0)
+        return 0;
+    i = (size_t)(p * (double)(b->n_lat - 1) + 0.5);
+    return b->lat[i] / 1000.0;
+}
+
+static void
+report(struct bench *b)
+{
+    double secs = (double)(b->end - b->start) / 1e9;
+    double tps = secs > 0 ? (double)b->done / secs : 0;
+    double mps = secs > 0 ? (double)b->msgs / secs : 0;
+    int first = 1;
+
+    if (b->n_lat > 0)
+        qsort(b->lat, b->n_lat, sizeof(*b->lat), cmp_u32);
+    if (b->o.json) {
+        printf("{\"server\": \"%s\", \"op\": \"%s\", \"protection\": \"%s\", \"keytype\": \"%s\", "
+               "\"clients\": %ld, \"keep_alive\": %s, \"seconds\": %.3f, \"transactions\": %lu, "
+               "\"tps\": %.1f, \"messages_per_s\": %.1f, \"latency_ms\": {\"p50\": %.2f, \"p90\": %.2f, "
+               "\"p99\": %.2f, \"max\": %.2f}, \"errors\": {", b->o.server, b->o.op, b->o.protection,
+               b->o.keytype, b->o.clients, b->o.keep_alive ? "true" : "false", secs, b->done, tps, mps,
+               pct(b, 0.5), pct(b, 0.9), pct(b, 0.99), pct(b, 1.0));
+        for (int i = 0; i <= CMPR_FI_MAX; i++)
+            if (b->fi[i] > 0) {
+                char n[64];
+
+                cmpr_ee_failinfo_names(1u << i, n, sizeof(n));
+                printf("%s\"%s\": %lu", first ? "" : ", ", n, b->fi[i]);
+                first = 0;
+            }
+        for (int i = 0; i < E_LAST; i++)
+            if (b->err[i] > 0) {
+                printf("%s\"%s\": %lu", first ? "" : ", ", err_names[i], b->err[i]);
+                first = 0;
+            }
+        printf("}}\n");
+        return;
+    }
+    printf("%s %s (%s, %s keys), %ld clients, keep-alive %s\n", b->o.server, b->o.op, b->o.protection,
+           b->o.keytype, b->o.clients, b->o.keep_alive ? "on" : "off");
+    printf("  %lu transactions in %.2f s: %.1f tps, %.1f messages/s\n", b->done, secs, tps, mps);
+    printf("  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", pct(b, 0.5), pct(b, 0.9), pct(b, 0.99),
+           pct(b, 1.0));
+    printf("  errors: %lu\n", b->errors);
+    for (int i = 0; i <= CMPR_FI_MAX; i++)
+        if (b->fi[i] > 0) {
+            char n[64];
+
+            cmpr_ee_failinfo_names(1u << i, n, sizeof(n));
+            printf("    %-28s %lu\n", n, b->fi[i]);
+        }
+    for (int i = 0; i < E_LAST; i++)
+        if (b->err[i] > 0)
+            printf("    %-28s %lu\n", err_names[i], b->err[i]);
+    if (b->first_err[0])
+        printf("  first error: %s\n", b->first_err);
+}
+
+static const char usage_text[] =
+    "usage: cmprouter bench --server URI [--clients N] [--duration S | --transactions N]\n"
+    "       [--op ir|cr|p10cr|genm] [--protection mac|pbmac1|sig] [--keytype SPEC]\n"
+    "       [--ref KID --secret pass:TEXT|env:VAR] [--cert FILE --key FILE] [--trusted FILE]\n"
+    "       [--recipient NAME] [--profile NAME] [--implicit-confirm] [--keep-alive on|off]\n"
+    "       [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tcp-framing 10|2510]\n"
+    "       [--timeout S] [--json]\n";
+
+static int
+num(const char *s, long min, long max, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+
+    if (*s == '\0' || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int
+parse(struct bopts *o, int argc, char **argv)
+{
+    memset(o, 0, sizeof(*o));
+    o->op = "ir";
+    o->protection = "mac";
+    o->keytype = "ec:P-256";
+    o->clients = 8;
+    o->duration = 10;
+    o->timeout = 30;
+    o->keep_alive = 1;
+    o->tcp_version = 10;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long n;
+
+#define STR(flag, field) if (strcmp(a, flag) == 0 && v != NULL) { o->field = v; i++; continue; }
+        STR("--server", server) STR("--op", op) STR("--protection", protection) STR("--keytype", keytype)
+        STR("--ref", ref) STR("--secret", secret_spec) STR("--cert", cert) STR("--key", key)
+        STR("--trusted", trusted) STR("--recipient", recipient) STR("--profile", profile)
+        STR("--tls-ca", tls_ca) STR("--tls-cert", tls_cert) STR("--tls-key", tls_key)
+#undef STR
+        if (strcmp(a, "--clients") == 0 && v != NULL && num(v, 1, 100000, &n) == 0) {
+            o->clients = n;
+        } else if (strcmp(a, "--duration") == 0 && v != NULL && num(v, 1, 86400, &n) == 0) {
+            o->duration = n;
+        } else if (strcmp(a, "--transactions") == 0 && v != NULL && num(v, 1, 100000000, &n) == 0) {
+            o->transactions = n;
+        } else if (strcmp(a, "--timeout") == 0 && v != NULL && num(v, 1, 3600, &n) == 0) {
+            o->timeout = n;
+        } else if (strcmp(a, "--keep-alive") == 0 && v != NULL && cmpr_conf_parse_bool(v, &o->keep_alive) == 0) {
+            ;
+        } else if (strcmp(a, "--tcp-framing") == 0 && v != NULL && (strcmp(v, "10") == 0 || strcmp(v, "2510") == 0)) {
+            o->tcp_version = strcmp(v, "10") == 0 ? 10 : 0;
+        } else if (strcmp(a, "--implicit-confirm") == 0) {
+            o->implicit = 1;
+            continue;
+        } else if (strcmp(a, "--json") == 0) {
+            o->json = 1;
+            continue;
+        } else {
+            fprintf(stderr, "cmprouter bench: %s%s%s\n%s", v == NULL && a[0] == '-' ? "missing value for " : "bad option ",
+                    a, v != NULL && a[0] == '-' ? " (or its value)" : "", usage_text);
+            return -1;
+        }
+        i++;
+    }
+    if (o->server == NULL) {
+        fprintf(stderr, "cmprouter bench: --server URI is needed\n%s", usage_text);
+        return -1;
+    }
+    return 0;
+}
+
+int
+cmpr_bench_main(int argc, char **argv)
+{
+    struct bench b;
+    char err[600];
+    int rc = 1;
+
+    memset(&b, 0, sizeof(b));
+    if (parse(&b.o, argc, argv) != 0)
+        return 2;
+    if (setup(&b, err, sizeof(err)) != 0) {
+        fprintf(stderr, "cmprouter bench: %s\n", err);
+        teardown(&b);
+        return 2;
+    }
+    if (!b.o.json)
+        fprintf(stderr, "cmprouter bench: %ld clients, %s %s to %s, %s\n", b.o.clients, b.o.op, b.o.protection,
+                b.o.server, b.o.transactions > 0 ? "counting transactions" : "for a while");
+    b.start = now_ns();
+    b.deadline = b.start + (uint64_t)b.o.duration * 1000000000u;
+    for (long i = 0; i < b.o.clients; i++)
+        next_transaction(&b.cl[i]);
+    if (b.in_flight > 0)
+        cmpr_out_run(b.io, &b.stop, 1000, tick, &b);
+    /* the window measured: the whole duration, or until the last transaction */
+    b.end = now_ns();
+    if (b.o.transactions == 0 && b.end > b.deadline)
+        b.end = b.deadline;
+    report(&b);
+    if (b.done == 0)
+        fprintf(stderr, "cmprouter bench: no transaction succeeded; first error: %s\n",
+                b.first_err[0] ? b.first_err : "none (nothing answered in time)");
+    else
+        rc = 0;
+    teardown(&b);
+    return rc;
+}

@@ -1,0 +1,78 @@
+#!/bin/sh
+# cmprouter bench (the load generator) against cmprouterd (embedded default)
+# over HTTP with and without keep-alive and over TCP, for ir, cr, p10cr and
+# genm; against OpenSSL's mock server (`openssl cmp -port`), a server we did
+# not write; and its errors: a wrong secret is counted by failInfo, an
+# unreachable server ends it at once. Figures are never asserted here (see
+# bench/): only that what it counts is what the server did.
+. "$TOP/tests/integration/lib.sh"
+cd "$TMP" || exit 1
+R="$CMPROUTER"
+
+start_daemon d1 http --data-dir "$TMP/data" --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
+HP=$PORT
+TP=$(sed -n 's/^cmprouterd: tcp listening on port \([0-9]*\)$/\1/p' d1.out)
+SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
+H="http://127.0.0.1:$HP/.well-known/cmp"
+MAC="--ref demo --secret pass:$SECRET"
+check "the daemon runs (HTTP $HP, TCP $TP)" test -n "$HP" -a -n "$TP"
+# json FILE EXPR: a Python expression over the JSON report j holds
+json() { python3 -c "import json,sys; j=json.load(open('$1')); sys.exit(0 if ($2) else 1)" || { echo "# $1:"; sed 's/^/#   /' "$1"; return 1; }; }
+
+"$R" bench --server "$H" $MAC --clients 4 --transactions 40 --json >b1.json 2>b1.err
+check "ir over HTTP keep-alive, 4 clients: 40 transactions, no error" json b1.json \
+	"j['transactions'] == 40 and j['errors'] == {} and j['tps'] > 0 and 0 < j['latency_ms']['p50'] <= j['latency_ms']['p99'] <= j['latency_ms']['max']"
+check "... the server confirmed 40 certificates for the bench clients" sh -c \
+	"test \$('$R' -c data/cmprouter.conf certs --subject bench --json | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin) if c.get(\"confirmed\")))') -eq 40"
+
+"$R" bench --server "$H" $MAC --clients 2 --transactions 10 --keep-alive off --json >b2.json 2>b2.err
+check "keep-alive off: 10 transactions, no error" json b2.json "j['transactions'] == 10 and j['errors'] == {} and j['keep_alive'] is False"
+
+"$R" bench --server "tcp://127.0.0.1:$TP" $MAC --clients 2 --transactions 10 --json >b3.json 2>b3.err
+check "ir over TCP: 10 transactions, no error" json b3.json "j['transactions'] == 10 and j['errors'] == {}"
+
+for op in cr p10cr genm; do
+	"$R" bench --server "$H" $MAC --op $op --clients 2 --transactions 6 --json >b_$op.json 2>b_$op.err
+	check "$op: 6 transactions, no error" json b_$op.json "j['transactions'] == 6 and j['errors'] == {} and j['op'] == '$op'"
+done
+
+"$R" bench --server "$H" $MAC --protection pbmac1 --clients 1 --transactions 3 --json >b4.json 2>b4.err
+check "PBMAC1 protection: 3 transactions, no error" json b4.json "j['transactions'] == 3 and j['errors'] == {}"
+
+"$R" bench --server "$H" $MAC --implicit-confirm --clients 1 --transactions 3 --json >b5.json 2>b5.err
+check "implicitConfirm granted: a transaction is one message" json b5.json \
+	"j['transactions'] == 3 and abs(j['messages_per_s'] - j['tps']) < 0.01 * j['tps'] + 0.01"
+
+"$R" bench --server "$H" --ref demo --secret pass:wrong --clients 2 --duration 2 >b6.out 2>b6.err
+check "a wrong secret: exit 1, no transaction, the server's failInfo named" sh -c \
+	"test $? -eq 1 && grep -q 'no transaction succeeded; first error: rejected' b6.err"
+"$R" bench --server "$H" --ref demo --secret pass:wrong --clients 2 --duration 2 --json --transactions 4 >b7.json 2>b7.err
+check "... counted by failInfo in the JSON report too" sh -c "grep -q 'badMessageCheck' b7.err b7.json"
+
+"$R" bench --server http://127.0.0.1:9/cmp $MAC --clients 2 --duration 30 >b8.out 2>b8.err
+check "an unreachable server: exit 1 with the transport error, long before the duration" sh -c \
+	"test $? -eq 1 && grep -q 'first error: transport' b8.err"
+check "usage errors exit 2 and say what is wrong" sh -c \
+	"'$R' bench --server '$H' --op kux 2>u.err; test \$? -eq 2 && grep -q 'give ir, cr, p10cr or genm' u.err"
+
+# ---- OpenSSL's mock server: a server we did not write ----
+# (start_mock makes the test PKI; its mock polls, which the bench does not
+# measure: it goes, and one that answers at once takes its place)
+start_mock mocksecret
+kill ${PIDS##* } 2>/dev/null
+openssl cmp -config /dev/null -port 0 -srv_ref mock -srv_secret pass:mocksecret -srv_cert msrv.crt \
+	-srv_key msrv.key -rsp_cert mee.crt -rsp_capubs mca.crt >mock2.out 2>mock2.err &
+PIDS="$PIDS $!"
+i=0; MP2=""
+while [ $i -lt 100 ] && [ -z "$MP2" ]; do
+	MP2=$(sed -n 's/^ACCEPT \[::\]:\([0-9]*\).*/\1/p' mock2.out); sleep 0.1; i=$((i + 1))
+done
+"$R" bench --server "http://127.0.0.1:$MP2/" --ref mock --secret pass:mocksecret --clients 1 --transactions 5 --json \
+	>b9.json 2>b9.err
+check "against OpenSSL's mock server: 5 transactions, no error" json b9.json "j['transactions'] == 5 and j['errors'] == {}"
+
+kill -TERM $PID
+i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+# in sanitizer builds leaks and UB are reported at exit; nothing may show
+check "no sanitizer report from the daemon or any bench run (leaks, overflows, UB)" \
+	sh -c "! grep -l 'Sanitizer\|runtime error' d1.err b*.err"
