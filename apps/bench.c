@@ -18,6 +18,7 @@
 #include "codec/oids.h"
 #include "codec/protect.h"
 #include "core/config.h"
+#include "base/buf.h"
 #include "base/clock.h"
 #include "base/err.h"
 
@@ -187,16 +188,9 @@ end_transaction(struct bclient *c, int ok)
         uint64_t us = (t - c->t0) / 1000;
 
         b->done++;
-        if (b->n_lat == b->cap_lat) {
-            size_t cap = b->cap_lat ? b->cap_lat * 2 : 4096;
-            uint32_t *v = realloc(b->lat, cap * sizeof(*v));
-
-            if (v != NULL) {
-                b->lat = v;
-                b->cap_lat = cap;
-            }
-        }
-        if (b->n_lat < b->cap_lat)
+        /* (a latency lost to a failed allocation only thins the sample) */
+        if (cmpr_array_grow(&b->lat, &b->cap_lat, b->n_lat + 1, sizeof(*b->lat), SIZE_MAX / sizeof(*b->lat))
+                == CMPR_OK)
             b->lat[b->n_lat++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
     }
     next_transaction(c);
