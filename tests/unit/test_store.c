@@ -234,29 +234,26 @@ test_audit_log(void **state)
     cmpr_store_close(st);
 }
 
-/* A write that returned CMPR_OK survives kill -9 of the writer. */
+/* Runs writes() on the store in a child process, which is killed with -9
+ * as soon as they returned 0 (a child that cannot do them fails the test). */
 static void
-test_durable_across_kill9(void **state)
+run_then_kill9(int (*writes)(struct cmpr_store *st))
 {
     int pipefd[2];
     pid_t pid;
     char c;
-    struct cmpr_store *st;
-    struct cmpr_txn_rec got;
-    (void)state;
 
     assert_int_equal(pipe(pipefd), 0);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         struct cmpr_store *cst = NULL;
-        struct cmpr_txn_rec t;
+        int r;
 
         if (cmpr_store_open(dbpath, &cst) != CMPR_OK)
             _exit(1);
-        make_txn(&t, 99, CMPR_TXN_ISSUED);
-        if (cst->ops->txn_insert(cst, &t) != CMPR_OK)
-            _exit(2);
+        if ((r = writes(cst)) != 0)
+            _exit(r);
         (void)write(pipefd[1], "k", 1);
         for (;;)
             pause();
@@ -266,13 +263,29 @@ test_durable_across_kill9(void **state)
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(pipefd[0]);
-    st = open_store();
-    {
-        struct cmpr_txn_rec t;
+}
 
-        make_txn(&t, 99, 0);
-        assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
-    }
+static int
+insert_99(struct cmpr_store *st)
+{
+    struct cmpr_txn_rec t;
+
+    make_txn(&t, 99, CMPR_TXN_ISSUED);
+    return st->ops->txn_insert(st, &t) == CMPR_OK ? 0 : 2;
+}
+
+/* A write that returned CMPR_OK survives kill -9 of the writer. */
+static void
+test_durable_across_kill9(void **state)
+{
+    struct cmpr_store *st;
+    struct cmpr_txn_rec t, got;
+    (void)state;
+
+    run_then_kill9(insert_99);
+    st = open_store();
+    make_txn(&t, 99, 0);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
     assert_int_equal(got.state, CMPR_TXN_ISSUED);
     cmpr_txn_rec_clear(&got);
     cmpr_store_close(st);
@@ -397,40 +410,27 @@ test_batch_lost(void **state)
 
 /* kill -9 of a batching writer: what it flushed is there, what it had not
  * flushed is not. */
+static int
+batch_63_64(struct cmpr_store *st)
+{
+    struct cmpr_txn_rec t;
+
+    st->ops->batch(st, 1);
+    make_txn(&t, 63, CMPR_TXN_ISSUED);
+    if (st->ops->txn_insert(st, &t) != CMPR_OK || st->ops->flush(st) != CMPR_OK)
+        return 2;
+    make_txn(&t, 64, CMPR_TXN_ISSUED);
+    return st->ops->txn_insert(st, &t) == CMPR_OK ? 0 : 3;
+}
+
 static void
 test_batch_kill9(void **state)
 {
-    int pipefd[2];
-    pid_t pid;
-    char c;
     struct cmpr_store *st;
     struct cmpr_txn_rec t, got;
     (void)state;
 
-    assert_int_equal(pipe(pipefd), 0);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        struct cmpr_store *cst = NULL;
-
-        if (cmpr_store_open(dbpath, &cst) != CMPR_OK)
-            _exit(1);
-        cst->ops->batch(cst, 1);
-        make_txn(&t, 63, CMPR_TXN_ISSUED);
-        if (cst->ops->txn_insert(cst, &t) != CMPR_OK || cst->ops->flush(cst) != CMPR_OK)
-            _exit(2);
-        make_txn(&t, 64, CMPR_TXN_ISSUED);
-        if (cst->ops->txn_insert(cst, &t) != CMPR_OK)
-            _exit(3);
-        (void)write(pipefd[1], "k", 1);
-        for (;;)
-            pause();
-    }
-    close(pipefd[1]);
-    assert_int_equal(read(pipefd[0], &c, 1), 1);
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    close(pipefd[0]);
+    run_then_kill9(batch_63_64);
     st = open_store();
     make_txn(&t, 63, 0);
     assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
