@@ -274,21 +274,31 @@ insert_99(struct cmpr_store *st)
     return st->ops->txn_insert(st, &t) == CMPR_OK ? 0 : 2;
 }
 
+/* the state of transaction id as a new opener of the store finds it, or -1 */
+static int
+stored_state(unsigned char id)
+{
+    struct cmpr_store *st = open_store();
+    struct cmpr_txn_rec t, got;
+    int state = -1;
+
+    make_txn(&t, id, 0);
+    if (st->ops->txn_get(st, t.tid, t.tid_len, &got) == CMPR_OK) {
+        state = got.state;
+        cmpr_txn_rec_clear(&got);
+    }
+    cmpr_store_close(st);
+    return state;
+}
+
 /* A write that returned CMPR_OK survives kill -9 of the writer. */
 static void
 test_durable_across_kill9(void **state)
 {
-    struct cmpr_store *st;
-    struct cmpr_txn_rec t, got;
     (void)state;
 
     run_then_kill9(insert_99);
-    st = open_store();
-    make_txn(&t, 99, 0);
-    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
-    assert_int_equal(got.state, CMPR_TXN_ISSUED);
-    cmpr_txn_rec_clear(&got);
-    cmpr_store_close(st);
+    assert_int_equal(stored_state(99), CMPR_TXN_ISSUED);
 }
 
 struct writer {
@@ -321,27 +331,38 @@ writer_main(void *arg)
     return NULL;
 }
 
-static void
-test_concurrent_writers(void **state)
+/* eight threads run fn on st at once, ids from first; none may fail; then
+ * how many transactions are in state RECEIVED, as another opener sees them */
+static int
+eight_writers(struct cmpr_store *st, void *(*fn)(void *), int first)
 {
-    struct cmpr_store *st = open_store();
     pthread_t th[8];
     struct writer w[8];
     int n = 0;
-    (void)state;
 
     for (int i = 0; i < 8; i++) {
         w[i].st = st;
-        w[i].id = 100 + i;
+        w[i].id = first + i;
         w[i].failures = 0;
-        assert_int_equal(pthread_create(&th[i], NULL, writer_main, &w[i]), 0);
+        assert_int_equal(pthread_create(&th[i], NULL, fn, &w[i]), 0);
     }
     for (int i = 0; i < 8; i++) {
         pthread_join(th[i], NULL);
         assert_int_equal(w[i].failures, 0);
     }
+    st = open_store();
     assert_int_equal(st->ops->txn_list(st, CMPR_TXN_RECEIVED, count_cb, &n), CMPR_OK);
-    assert_true(n >= 200);
+    cmpr_store_close(st);
+    return n;
+}
+
+static void
+test_concurrent_writers(void **state)
+{
+    struct cmpr_store *st = open_store();
+    (void)state;
+
+    assert_true(eight_writers(st, writer_main, 100) >= 200);
     cmpr_store_close(st);
 }
 
@@ -426,18 +447,11 @@ batch_63_64(struct cmpr_store *st)
 static void
 test_batch_kill9(void **state)
 {
-    struct cmpr_store *st;
-    struct cmpr_txn_rec t, got;
     (void)state;
 
     run_then_kill9(batch_63_64);
-    st = open_store();
-    make_txn(&t, 63, 0);
-    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
-    cmpr_txn_rec_clear(&got);
-    make_txn(&t, 64, 0);
-    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
-    cmpr_store_close(st);
+    assert_int_equal(stored_state(63), CMPR_TXN_ISSUED);
+    assert_int_equal(stored_state(64), -1);
 }
 
 static void *
@@ -474,27 +488,11 @@ batch_writer_main(void *arg)
 static void
 test_concurrent_batches(void **state)
 {
-    struct cmpr_store *st = open_store(), *other;
-    pthread_t th[8];
-    struct writer w[8];
-    int n = 0;
+    struct cmpr_store *st = open_store();
     (void)state;
 
-    for (int i = 0; i < 8; i++) {
-        w[i].st = st;
-        w[i].id = 200 + i;
-        w[i].failures = 0;
-        assert_int_equal(pthread_create(&th[i], NULL, batch_writer_main, &w[i]), 0);
-    }
-    for (int i = 0; i < 8; i++) {
-        pthread_join(th[i], NULL);
-        assert_int_equal(w[i].failures, 0);
-    }
+    assert_true(eight_writers(st, batch_writer_main, 200) >= 400);
     cmpr_store_close(st);
-    other = open_store();
-    assert_int_equal(other->ops->txn_list(other, CMPR_TXN_RECEIVED, count_cb, &n), CMPR_OK);
-    assert_true(n >= 400);
-    cmpr_store_close(other);
 }
 
 static void
