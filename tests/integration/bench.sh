@@ -1,7 +1,7 @@
 #!/bin/sh
 # cmprouter bench (the load generator) against cmprouterd (embedded default)
 # over HTTP with and without keep-alive and over TCP, for ir, cr, p10cr and
-# genm; against OpenSSL's mock server (`openssl cmp -port`), a server we did
+# genm, with MAC, PBMAC1 and signature protection; against OpenSSL's mock server (`openssl cmp -port`), a server we did
 # not write; and its errors: a wrong secret is counted by failInfo, an
 # unreachable server ends it at once. Figures are never asserted here (see
 # bench/): only that what it counts is what the server did.
@@ -9,7 +9,15 @@
 cd "$TMP" || exit 1
 R="$CMPROUTER"
 
-start_daemon d1 http --data-dir "$TMP/data" --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
+start_daemon d0 http --data-dir "$TMP/data" --http 127.0.0.1:0
+kill $PID; wait $PID 2>/dev/null
+cat >>data/cmprouter.conf <<EOF
+
+[client signer]
+cert_subject = CN=benchsig
+profiles = default
+EOF
+start_daemon d1 http -c data/cmprouter.conf --http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0
 HP=$PORT
 TP=$(sed -n 's/^cmprouterd: tcp listening on port \([0-9]*\)$/\1/p' d1.out)
 SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
@@ -38,6 +46,13 @@ done
 
 "$R" bench --server "$H" $MAC --protection pbmac1 --clients 1 --transactions 3 --json >b4.json 2>b4.err
 check "PBMAC1 protection: 3 transactions, no error" json b4.json "j['transactions'] == 3 and j['errors'] == {}"
+
+"$R" ir --server "$H" $MAC --newkey ec:P-256 --subject /CN=benchsig --out sig.pem --chain-out sig.chain 2>sig.err \
+	&& cat sig.pem sig.chain >sigfull.pem
+"$R" bench --server "$H" --protection sig --cert sigfull.pem --key sig.key --trusted data/ca/root.pem \
+	--clients 2 --transactions 6 --json >bs.json 2>bs.err
+check "signature protection (a client certificate, answers chained to --trusted): 6 transactions" \
+	json bs.json "j['transactions'] == 6 and j['errors'] == {} and j['protection'] == 'sig'"
 
 "$R" bench --server "$H" $MAC --implicit-confirm --clients 1 --transactions 3 --json >b5.json 2>b5.err
 check "implicitConfirm granted: a transaction is one message" json b5.json \
@@ -75,4 +90,4 @@ kill -TERM $PID
 i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 # in sanitizer builds leaks and UB are reported at exit; nothing may show
 check "no sanitizer report from the daemon or any bench run (leaks, overflows, UB)" \
-	sh -c "! grep -l 'Sanitizer\|runtime error' d1.err b*.err"
+	sh -c "! grep -l 'Sanitizer\|runtime error' d0.err d1.err b*.err"
