@@ -202,8 +202,11 @@ check "openssl cmp -> A -> mock server (reprotect: A signs, checks the mock's si
 
 "$R" ir --server "$AH/p/mockslow" --ref demo --secret pass:$S --newkey mee.key --subject /CN=mockee \
 	--out ms.pem --total-timeout 60 --max-wait 1 2>ms.err
-check "delayed by the RA and by the mock: the RA polls the mock itself, the client polls the RA (certConf too)" sh -c \
-	"test $? -eq 0 && cmp -s ms.pem mee.crt && grep -q 'route mock-delayed tid=.*the upstream says waiting; polling it' ra1.err"
+rc=$?
+check "delayed by the RA and by the mock: the client polls the RA and gets the mock's certificate (certConf too)" sh -c \
+	"test $rc -eq 0 && cmp -s ms.pem mee.crt || { echo 'client exit $rc:'; tail -n 8 ms.err; exit 1; }"
+check "... the RA polled the mock itself" sh -c \
+	"grep -q 'route mock-delayed tid=.*the upstream says waiting; polling it' ra1.err || { grep 'mock' ra1.err | tail -n 8; tail -n 5 mock.err; exit 1; }"
 
 # ---- protection nested: kur keeps the client's signature, the RA adds its own ----
 "$R" kur --server "$AH/p/nested" --oldcert keep1.pem --key keep.key --newkey ec:P-256 --out kn.pem --key-out kn.key \
