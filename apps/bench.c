@@ -7,7 +7,7 @@
  * message's header and protection are made as it goes, as a real client's
  * are. A transaction counts only when every answer in it verified: its
  * header belongs to our request (RFC 9810 5.1.1), its protection checks
- * out, it says accepted (or grantedWithMods) and, unless implicitConfirm
+ * out as the EE client checks it (client.c), it says accepted (or grantedWithMods) and, unless implicitConfirm
  * was granted, our certConf got a verified pkiConf.
  */
 #include "bench.h"
@@ -17,6 +17,7 @@
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
+#include "core/ca.h"
 #include "core/config.h"
 #include "base/buf.h"
 #include "base/clock.h"
@@ -29,13 +30,11 @@
 #include <time.h>
 
 #include <openssl/err.h>
-#include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 struct bopts {
     const char *server, *op, *protection, *keytype, *ref, *secret_spec, *cert, *key, *trusted;
-    const char *recipient, *profile, *tls_ca, *tls_cert, *tls_key;
+    const char *srvcert, *recipient, *profile, *tls_ca, *tls_cert, *tls_key;
     long clients, duration, transactions, timeout;
     int keep_alive, json, implicit, tcp_version;
 };
@@ -58,20 +57,14 @@ struct bench {
     struct bopts o;
     int body;                           /* CMPR_BODY_* of the first request */
     struct cmpr_out *io;
-    const char *secret;
-    struct cmpr_mac_params mac;
-    EVP_PKEY *sigkey;
-    X509 *sigcert;
-    STACK_OF(X509) *chain;
-    X509_STORE *trusted;
-    X509_NAME *recipient;
+    struct cmpr_client_creds cr;        /* protection of requests, checks of answers */
     struct bclient *cl;
     uint64_t start, deadline, end, drain_end;   /* ns, monotonic */
     int stop, draining, closing;
     long in_flight;
     unsigned long started, done, msgs, errors;
     unsigned long fi[CMPR_FI_MAX + 1], err[E_LAST];
-    char first_err[400];
+    char first_err[1024];
     uint32_t *lat;                      /* µs of each transaction that counted */
     size_t n_lat, cap_lat;
     unsigned long tick_done;
@@ -105,21 +98,6 @@ static void next_transaction(struct bclient *c);
 static int
 send_msg(struct bclient *c, CMPR_PKIMESSAGE *m);
 
-static int
-protect(struct bench *b, CMPR_PKIMESSAGE *m)
-{
-    if (b->recipient != NULL && cmpr_hdr_set1_recipient_name(m->header, b->recipient) != CMPR_OK)
-        return -1;
-    if (b->secret != NULL) {
-        if (b->o.ref != NULL && cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)b->o.ref,
-                                                         strlen(b->o.ref)) != CMPR_OK)
-            return -1;
-        return cmpr_protect_mac(m, (const unsigned char *)b->secret, strlen(b->secret), &b->mac, NULL)
-               == CMPR_OK ? 0 : -1;
-    }
-    return cmpr_protect_sig(m, b->sigkey, NULL, 0, b->sigcert, b->chain) == CMPR_OK ? 0 : -1;
-}
-
 static void answered(void *arg, int result, unsigned char *ans, size_t len, const char *why);
 
 static int
@@ -132,7 +110,7 @@ send_msg(struct bclient *c, CMPR_PKIMESSAGE *m)
 
     CMPR_PKIMESSAGE_free(c->sent);
     c->sent = m;
-    if (protect(b, m) != 0 || cmpr_msg_encode(m, &der, &len) != CMPR_OK) {
+    if (cmpr_client_protect(&b->cr, m) != 0 || cmpr_msg_encode(m, &der, &len) != CMPR_OK) {
         note_error(b, -1, "cannot protect or encode a request%s", "");
         free(der);
         return -1;
@@ -145,34 +123,6 @@ send_msg(struct bclient *c, CMPR_PKIMESSAGE *m)
     }
     b->in_flight++;
     return 0;
-}
-
-/* the answer's protection: our MAC, or a signature (chained to --trusted if given) */
-static int
-verify(struct bench *b, const CMPR_PKIMESSAGE *rsp)
-{
-    const X509_ALGOR *alg = rsp->header->protectionAlg;
-    int kind = alg != NULL && rsp->protection != NULL ? cmpr_prot_kind(alg->algorithm) : CMPR_PROT_NONE;
-    X509 *signer;
-
-    if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1) {
-        struct cmpr_verify_opts vo = { 0, NULL };
-
-        return b->secret != NULL
-               && cmpr_verify_mac(rsp, (const unsigned char *)b->secret, strlen(b->secret), &vo) == CMPR_OK;
-    }
-    if (kind != CMPR_PROT_SIG || (signer = cmpr_msg_get0_protection_cert(rsp)) == NULL)
-        return 0;
-    if (b->trusted != NULL) {
-        X509_STORE_CTX *sc = X509_STORE_CTX_new();
-        int ok = sc != NULL && X509_STORE_CTX_init(sc, b->trusted, signer, rsp->extraCerts)
-                 && X509_verify_cert(sc) == 1;
-
-        X509_STORE_CTX_free(sc);
-        if (!ok)
-            return 0;
-    }
-    return cmpr_verify_sig(rsp, X509_get0_pubkey(signer)) == CMPR_OK;
 }
 
 /* the transaction ended: ok, or an error already noted */
@@ -205,8 +155,8 @@ answered(void *arg, int result, unsigned char *ans, size_t len, const char *why)
     struct bench *b = c->b;
     CMPR_PKIMESSAGE *rsp = NULL;
     struct cmpr_ee_result res;
-    char w[300];
-    int body;
+    char w[600];
+    int body, verified;
 
     b->in_flight--;
     if (b->closing) {
@@ -225,10 +175,9 @@ answered(void *arg, int result, unsigned char *ans, size_t len, const char *why)
         note_error(b, E_PROTOCOL, "an answer that is not ours: %s", rsp == NULL ? "not a PKIMessage" : w);
         goto fail;
     }
-    if (!verify(b, rsp)) {
-        note_error(b, E_VERIFY, "an answer whose protection does not verify%s", "");
-        goto fail;
-    }
+    /* a refusal counts by its failInfo whether or not its protection
+     * verifies (as the EE client reports it); anything else must verify */
+    verified = cmpr_client_verify(&b->cr, rsp, w, sizeof(w)) == 0;
     if (cmpr_ee_result(rsp, &res) != CMPR_OK) {
         note_error(b, E_PROTOCOL, "an answer that cannot be read%s", "");
         goto fail;
@@ -247,6 +196,10 @@ answered(void *arg, int result, unsigned char *ans, size_t len, const char *why)
         b->errors++;
         if (b->first_err[0] == '\0')
             snprintf(b->first_err, sizeof(b->first_err), "rejected: %.300s", res.text);
+        goto fail;
+    }
+    if (!verified) {
+        note_error(b, E_VERIFY, "an answer whose protection does not verify: %s", w);
         goto fail;
     }
     if (res.status == CMPR_STATUS_WAITING || res.body == CMPR_BODY_POLLREP) {
@@ -312,66 +265,6 @@ next_transaction(struct bclient *c)
 
 /* ---------------- setting up ---------------- */
 
-static EVP_PKEY *
-read_key(const char *path)
-{
-    BIO *bio = BIO_new_file(path, "r");
-    EVP_PKEY *k = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
-
-    BIO_free(bio);
-    return k;
-}
-
-static STACK_OF(X509) *
-read_certs(const char *path)
-{
-    BIO *bio = BIO_new_file(path, "r");
-    STACK_OF(X509) *sk = sk_X509_new_null();
-    X509 *x;
-
-    while (bio != NULL && sk != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
-        if (!sk_X509_push(sk, x))
-            X509_free(x);
-    ERR_clear_error();
-    BIO_free(bio);
-    if (sk != NULL && sk_X509_num(sk) == 0) {
-        sk_X509_free(sk);
-        sk = NULL;
-    }
-    return sk;
-}
-
-static X509_NAME *
-name_of(const char *s)
-{
-    X509_NAME *n = X509_NAME_new();
-    char buf[512], *p, *q;
-
-    snprintf(buf, sizeof(buf), "%s", s);
-    for (p = buf; n != NULL && p != NULL && *p != '\0';) {
-        char *eq;
-
-        if (*p == '/')
-            p++;
-        if (*p == '\0')
-            break;
-        q = strchr(p, '/');
-        if (q != NULL)
-            *q++ = '\0';
-        if ((eq = strchr(p, '=')) == NULL) {
-            X509_NAME_free(n);
-            return NULL;
-        }
-        *eq = '\0';
-        if (!X509_NAME_add_entry_by_txt(n, p, MBSTRING_UTF8, (unsigned char *)eq + 1, -1, -1, 0)) {
-            X509_NAME_free(n);
-            return NULL;
-        }
-        p = q;
-    }
-    return n;
-}
-
 /* the first request of client i, its body complete (key made, POP signed) */
 static CMPR_PKIMESSAGE *
 make_template(struct bench *b, int i, char *err, size_t errlen)
@@ -386,7 +279,7 @@ make_template(struct bench *b, int i, char *err, size_t errlen)
         return NULL;
     }
     snprintf(cn, sizeof(cn), "/CN=bench-%d", i);
-    subject = name_of(cn);
+    subject = cmpr_client_parse_name(cn);
     if (b->body == CMPR_BODY_GENM) {
         m = cmpr_ee_new_genm(-1);
     } else if (b->body == CMPR_BODY_P10CR) {
@@ -413,6 +306,7 @@ static int
 setup(struct bench *b, char *err, size_t errlen)
 {
     struct cmpr_out_opts oo;
+    X509_NAME *subject_check = NULL;
 
     if (strcmp(b->o.op, "ir") == 0 || strcmp(b->o.op, "cr") == 0 || strcmp(b->o.op, "p10cr") == 0
             || strcmp(b->o.op, "genm") == 0) {
@@ -421,41 +315,40 @@ setup(struct bench *b, char *err, size_t errlen)
         snprintf(err, errlen, "--op %s: give ir, cr, p10cr or genm", b->o.op);
         return -1;
     }
+    b->cr.recipient = b->o.recipient;
     if (strcmp(b->o.protection, "mac") == 0 || strcmp(b->o.protection, "pbmac1") == 0) {
-        if ((b->secret = cmpr_client_secret(b->o.secret_spec)) == NULL) {
+        if ((b->cr.secret = cmpr_client_secret(b->o.secret_spec)) == NULL) {
             snprintf(err, errlen, "--protection %s needs --secret pass:TEXT or env:VAR (and usually --ref)",
                      b->o.protection);
             return -1;
         }
-        cmpr_mac_params_default(&b->mac, strcmp(b->o.protection, "pbmac1") == 0 ? CMPR_MAC_PBMAC1 : CMPR_MAC_PBM);
+        b->cr.ref = b->o.ref;
+        b->cr.pbmac1 = strcmp(b->o.protection, "pbmac1") == 0;
     } else if (strcmp(b->o.protection, "sig") == 0) {
-        if (b->o.cert == NULL || b->o.key == NULL || (b->sigkey = read_key(b->o.key)) == NULL
-                || (b->chain = read_certs(b->o.cert)) == NULL) {
+        if (b->o.cert == NULL || b->o.key == NULL || (b->cr.sigkey = cmpr_load_key(b->o.key, NULL)) == NULL
+                || (b->cr.extracerts = cmpr_load_certs(b->o.cert)) == NULL) {
             snprintf(err, errlen, "--protection sig needs --cert FILE (PEM, the client's certificate first,"
                      " then its chain) and --key FILE (PEM)");
             return -1;
         }
-        b->sigcert = sk_X509_shift(b->chain);
+        b->cr.sigcert = sk_X509_shift(b->cr.extracerts);
     } else {
         snprintf(err, errlen, "--protection %s: give mac, pbmac1 or sig", b->o.protection);
         return -1;
     }
-    if (b->o.trusted != NULL) {
-        STACK_OF(X509) *sk = read_certs(b->o.trusted);
-
-        if (sk == NULL || (b->trusted = X509_STORE_new()) == NULL) {
-            sk_X509_pop_free(sk, X509_free);
-            snprintf(err, errlen, "--trusted %s: no PEM certificates", b->o.trusted);
-            return -1;
-        }
-        for (int i = 0; i < sk_X509_num(sk); i++)
-            X509_STORE_add_cert(b->trusted, sk_X509_value(sk, i));
-        sk_X509_pop_free(sk, X509_free);
+    if (b->o.trusted != NULL && (b->cr.trusted = cmpr_client_load_trusted(b->o.trusted)) == NULL) {
+        snprintf(err, errlen, "--trusted %s: no certificates", b->o.trusted);
+        return -1;
     }
-    if (b->o.recipient != NULL && (b->recipient = name_of(b->o.recipient)) == NULL) {
+    if (b->o.srvcert != NULL && (b->cr.srvcert = cmpr_load_cert(b->o.srvcert)) == NULL) {
+        snprintf(err, errlen, "--srvcert %s: no certificate", b->o.srvcert);
+        return -1;
+    }
+    if (b->o.recipient != NULL && (subject_check = cmpr_client_parse_name(b->o.recipient)) == NULL) {
         snprintf(err, errlen, "--recipient '%s' is not a name like /CN=CA", b->o.recipient);
         return -1;
     }
+    X509_NAME_free(subject_check);
     memset(&oo, 0, sizeof(oo));
     oo.timeout_ms = b->o.timeout * 1000;
     oo.tls_ca = b->o.tls_ca;
@@ -498,11 +391,11 @@ teardown(struct bench *b)
             CMPR_PKIMESSAGE_free(b->cl[i].sent);
         }
     free(b->cl);
-    EVP_PKEY_free(b->sigkey);
-    X509_free(b->sigcert);
-    sk_X509_pop_free(b->chain, X509_free);
-    X509_STORE_free(b->trusted);
-    X509_NAME_free(b->recipient);
+    EVP_PKEY_free(b->cr.sigkey);
+    X509_free(b->cr.sigcert);
+    sk_X509_pop_free(b->cr.extracerts, X509_free);
+    X509_STORE_free(b->cr.trusted);
+    X509_free(b->cr.srvcert);
     free(b->lat);
 }
 
@@ -602,7 +495,8 @@ report(struct bench *b)
 static const char usage_text[] =
     "usage: cmprouter bench --server URI [--clients N] [--duration S | --transactions N]\n"
     "       [--op ir|cr|p10cr|genm] [--protection mac|pbmac1|sig] [--keytype SPEC]\n"
-    "       [--ref KID --secret pass:TEXT|env:VAR] [--cert FILE --key FILE] [--trusted FILE]\n"
+    "       [--ref KID --secret pass:TEXT|env:VAR] [--cert FILE --key FILE]\n"
+    "       [--trusted FILE | --srvcert FILE]\n"
     "       [--recipient NAME] [--profile NAME] [--implicit-confirm] [--keep-alive on|off]\n"
     "       [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tcp-framing 10|2510]\n"
     "       [--timeout S] [--json]\n";
@@ -638,7 +532,7 @@ parse(struct bopts *o, int argc, char **argv)
 #define STR(flag, field) if (strcmp(a, flag) == 0 && v != NULL) { o->field = v; i++; continue; }
         STR("--server", server) STR("--op", op) STR("--protection", protection) STR("--keytype", keytype)
         STR("--ref", ref) STR("--secret", secret_spec) STR("--cert", cert) STR("--key", key)
-        STR("--trusted", trusted) STR("--recipient", recipient) STR("--profile", profile)
+        STR("--trusted", trusted) STR("--srvcert", srvcert) STR("--recipient", recipient) STR("--profile", profile)
         STR("--tls-ca", tls_ca) STR("--tls-cert", tls_cert) STR("--tls-key", tls_key)
 #undef STR
         if (strcmp(a, "--clients") == 0 && v != NULL && num(v, 1, 100000, &n) == 0) {

@@ -184,9 +184,8 @@ save_key(const char *path, EVP_PKEY *k)
     return ok ? 0 : -1;
 }
 
-/* "/CN=a/O=b" (openssl style) or "CN=a,O=b" */
-static X509_NAME *
-parse_name(const char *s)
+X509_NAME *
+cmpr_client_parse_name(const char *s)
 {
     X509_NAME *n = X509_NAME_new();
     char *copy = strdup(s), *tok, *save = NULL;
@@ -311,11 +310,11 @@ show(struct ee *e, const char *what, const CMPR_PKIMESSAGE *m)
 
 /* ---------------- protection ---------------- */
 
-static int
-protect(struct ee *e, CMPR_PKIMESSAGE *m)
+int
+cmpr_client_protect(const struct cmpr_client_creds *c, CMPR_PKIMESSAGE *m)
 {
-    if (e->recipient != NULL) {
-        X509_NAME *n = parse_name(e->recipient);
+    if (c->recipient != NULL) {
+        X509_NAME *n = cmpr_client_parse_name(c->recipient);
 
         if (n == NULL || cmpr_hdr_set1_recipient_name(m->header, n) != CMPR_OK) {
             X509_NAME_free(n);
@@ -323,33 +322,50 @@ protect(struct ee *e, CMPR_PKIMESSAGE *m)
         }
         X509_NAME_free(n);
     }
-    if (e->secret != NULL) {
+    if (c->secret != NULL) {
         struct cmpr_mac_params mp;
 
-        cmpr_mac_params_default(&mp, e->mac != NULL && strcmp(e->mac, "pbmac1") == 0
-                                     ? CMPR_MAC_PBMAC1 : CMPR_MAC_PBM);
-        if (e->subject != NULL && cmpr_msg_bodytype(m) != CMPR_BODY_CERTCONF) {
-            X509_NAME *n = parse_name(e->subject);
+        cmpr_mac_params_default(&mp, c->pbmac1 ? CMPR_MAC_PBMAC1 : CMPR_MAC_PBM);
+        if (c->sender != NULL && cmpr_msg_bodytype(m) != CMPR_BODY_CERTCONF) {
+            X509_NAME *n = cmpr_client_parse_name(c->sender);
 
             if (n != NULL)
                 (void)cmpr_hdr_set1_sender_name(m->header, n);
             X509_NAME_free(n);
         }
-        if (e->ref != NULL && cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)e->ref,
-                                                       strlen(e->ref)) != CMPR_OK)
+        if (c->ref != NULL && cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)c->ref,
+                                                       strlen(c->ref)) != CMPR_OK)
             return -1;
-        return cmpr_protect_mac(m, (const unsigned char *)e->secret, strlen(e->secret), &mp, NULL)
+        return cmpr_protect_mac(m, (const unsigned char *)c->secret, strlen(c->secret), &mp, NULL)
                == CMPR_OK ? 0 : -1;
     }
-    if (e->sigkey != NULL)
-        return cmpr_protect_sig(m, e->sigkey, NULL, 0, e->sigcert, e->extracerts) == CMPR_OK ? 0 : -1;
+    if (c->sigkey != NULL)
+        return cmpr_protect_sig(m, c->sigkey, NULL, 0, c->sigcert, c->extracerts) == CMPR_OK ? 0 : -1;
     return 0;       /* unprotected (the server decides whether it accepts that) */
 }
 
-/* The answer's protection (RFC 9483 3.2, 3.5): a MAC with our secret, or a
- * signature by a certificate that chains to --trusted (or is --srvcert). */
+/* the command's options as credentials (the sender name is the subject) */
+static struct cmpr_client_creds
+creds(const struct ee *e)
+{
+    struct cmpr_client_creds c = {
+        e->secret, e->ref, e->mac != NULL && strcmp(e->mac, "pbmac1") == 0, e->subject, e->recipient,
+        e->sigkey, e->sigcert, e->extracerts, e->trusted, e->srvcert
+    };
+
+    return c;
+}
+
 static int
-verify_answer(struct ee *e, const CMPR_PKIMESSAGE *rsp, char *why, size_t wlen)
+protect(struct ee *e, CMPR_PKIMESSAGE *m)
+{
+    struct cmpr_client_creds c = creds(e);
+
+    return cmpr_client_protect(&c, m);
+}
+
+int
+cmpr_client_verify(const struct cmpr_client_creds *c, const CMPR_PKIMESSAGE *rsp, char *why, size_t wlen)
 {
     const X509_ALGOR *alg = rsp->header->protectionAlg;
     int kind = alg != NULL ? cmpr_prot_kind(alg->algorithm) : CMPR_PROT_NONE;
@@ -363,11 +379,11 @@ verify_answer(struct ee *e, const CMPR_PKIMESSAGE *rsp, char *why, size_t wlen)
     if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1) {
         struct cmpr_verify_opts vo = { 0, NULL };
 
-        if (e->secret == NULL) {
+        if (c->secret == NULL) {
             snprintf(why, wlen, "the answer is MAC-protected but we have no shared secret");
             return -1;
         }
-        r = cmpr_verify_mac(rsp, (const unsigned char *)e->secret, strlen(e->secret), &vo);
+        r = cmpr_verify_mac(rsp, (const unsigned char *)c->secret, strlen(c->secret), &vo);
         if (r != CMPR_OK)
             snprintf(why, wlen, "its MAC does not verify with our secret: %s", cmpr_strerror(r));
         return r == CMPR_OK ? 0 : -1;
@@ -376,17 +392,17 @@ verify_answer(struct ee *e, const CMPR_PKIMESSAGE *rsp, char *why, size_t wlen)
         snprintf(why, wlen, "its protection algorithm is not supported");
         return -1;
     }
-    signer = e->srvcert != NULL ? e->srvcert : cmpr_msg_get0_protection_cert(rsp);
+    signer = c->srvcert != NULL ? c->srvcert : cmpr_msg_get0_protection_cert(rsp);
     if (signer == NULL) {
         snprintf(why, wlen, "it is signed but carries no certificate to check it with");
         return -1;
     }
-    if (e->srvcert == NULL) {
+    if (c->srvcert == NULL) {
         X509_STORE_CTX *sc;
         STACK_OF(X509) *untrusted;
         int ok;
 
-        if (e->trusted == NULL) {
+        if (c->trusted == NULL) {
             snprintf(why, wlen, "it is signed by \"%s\"; give --trusted (the CA certificates to "
                      "trust) or --srvcert to check it",
                      X509_NAME_oneline(X509_get_subject_name(signer), (char[256]){ 0 }, 256));
@@ -394,7 +410,7 @@ verify_answer(struct ee *e, const CMPR_PKIMESSAGE *rsp, char *why, size_t wlen)
         }
         untrusted = rsp->extraCerts != NULL ? sk_X509_dup(rsp->extraCerts) : sk_X509_new_null();
         sc = X509_STORE_CTX_new();
-        ok = untrusted != NULL && sc != NULL && X509_STORE_CTX_init(sc, e->trusted, signer, untrusted)
+        ok = untrusted != NULL && sc != NULL && X509_STORE_CTX_init(sc, c->trusted, signer, untrusted)
              && X509_verify_cert(sc) == 1;
         if (!ok)
             snprintf(why, wlen, "its signer \"%s\" does not chain to --trusted: %s",
@@ -404,8 +420,8 @@ verify_answer(struct ee *e, const CMPR_PKIMESSAGE *rsp, char *why, size_t wlen)
         sk_X509_free(untrusted);
         if (!ok)
             return -1;
-    } else if (X509_cmp(signer, e->srvcert) != 0 && cmpr_msg_get0_protection_cert(rsp) != NULL
-               && X509_cmp(cmpr_msg_get0_protection_cert(rsp), e->srvcert) != 0) {
+    } else if (X509_cmp(signer, c->srvcert) != 0 && cmpr_msg_get0_protection_cert(rsp) != NULL
+               && X509_cmp(cmpr_msg_get0_protection_cert(rsp), c->srvcert) != 0) {
         snprintf(why, wlen, "it is signed by another certificate than --srvcert");
         return -1;
     }
@@ -632,6 +648,7 @@ step(struct ee *e, const CMPR_PKIMESSAGE *sent, const CMPR_PKIMESSAGE *rsp, CMPR
 {
     char why[600], vwhy[600];
     struct cmpr_ee_result res;
+    struct cmpr_client_creds cr;
     int sent_body = cmpr_msg_bodytype(sent), verified;
 
     *next_r = NULL;
@@ -648,7 +665,8 @@ step(struct ee *e, const CMPR_PKIMESSAGE *sent, const CMPR_PKIMESSAGE *rsp, CMPR
             return EX_VERIFY;
         }
     }
-    verified = verify_answer(e, rsp, vwhy, sizeof(vwhy)) == 0;
+    cr = creds(e);
+    verified = cmpr_client_verify(&cr, rsp, vwhy, sizeof(vwhy)) == 0;
     if (cmpr_ee_result(rsp, &res) != CMPR_OK || !expected(sent_body, e->first_body, res.body)) {
         say("unexpected answer %s to %s", cmpr_body_name(res.body) != NULL ? cmpr_body_name(res.body) : "?",
             cmpr_body_name(sent_body));
@@ -900,6 +918,18 @@ load_state(struct ee *e, CMPR_PKIMESSAGE **sent_r, CMPR_PKIMESSAGE **pending_r)
 
 /* ---------------- set-up from the options ---------------- */
 
+X509_STORE *
+cmpr_client_load_trusted(const char *path)
+{
+    STACK_OF(X509) *sk = cmpr_load_certs(path);
+    X509_STORE *st = sk != NULL ? X509_STORE_new() : NULL;
+
+    for (int i = 0; st != NULL && i < sk_X509_num(sk); i++)
+        X509_STORE_add_cert(st, sk_X509_value(sk, i));
+    sk_X509_pop_free(sk, X509_free);
+    return st;
+}
+
 static int
 load_creds(struct ee *e, int need_newkey)
 {
@@ -937,17 +967,9 @@ load_creds(struct ee *e, int need_newkey)
         say("cannot read certificates from --extracerts %s", e->extracerts_path);
         return EX_LOCAL;
     }
-    if (e->trusted_path != NULL) {
-        STACK_OF(X509) *sk = cmpr_load_certs(e->trusted_path);
-
-        if (sk == NULL || (e->trusted = X509_STORE_new()) == NULL) {
-            say("cannot read certificates from --trusted %s", e->trusted_path);
-            sk_X509_pop_free(sk, X509_free);
-            return EX_LOCAL;
-        }
-        for (int i = 0; i < sk_X509_num(sk); i++)
-            X509_STORE_add_cert(e->trusted, sk_X509_value(sk, i));
-        sk_X509_pop_free(sk, X509_free);
+    if (e->trusted_path != NULL && (e->trusted = cmpr_client_load_trusted(e->trusted_path)) == NULL) {
+        say("cannot read certificates from --trusted %s", e->trusted_path);
+        return EX_LOCAL;
     }
     if (e->srvcert_path != NULL && (e->srvcert = cmpr_load_cert(e->srvcert_path)) == NULL) {
         say("cannot read a certificate from --srvcert %s", e->srvcert_path);
@@ -1007,7 +1029,7 @@ first_request(struct ee *e)
     GENERAL_NAMES *sans = NULL;
 
     e->first_body = body;
-    if (e->subject != NULL && (subject = parse_name(e->subject)) == NULL) {
+    if (e->subject != NULL && (subject = cmpr_client_parse_name(e->subject)) == NULL) {
         say("--subject '%s' is not a name like /CN=host/O=Org", e->subject);
         return NULL;
     }

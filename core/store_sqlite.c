@@ -47,11 +47,9 @@ struct sqlite_store {
     uint64_t last_gen;                  /* the newest generation begun */
     uint64_t done_gen;                  /* every generation up to it is committed or failed */
     uint64_t failed[FAILED_RING];       /* failed generations, by gen % FAILED_RING */
-    unsigned long commits;              /* COMMITs that succeeded (tests, metrics) */
     /* readers: connections of their own, taken from and given back to a pool */
     pthread_mutex_t rl;
     struct conn *readers;
-    size_t n_readers;
     unsigned long nonce_inserts;
 };
 
@@ -253,7 +251,6 @@ commit_gen(struct sqlite_store *s, uint64_t g)
     if (sqlite3_exec(s->w.db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK) {
         s->done_gen = g;
         s->open_gen = 0;
-        s->commits++;
         return;
     }
     if (!sqlite3_get_autocommit(s->w.db))
@@ -349,9 +346,6 @@ r_take(struct sqlite_store *s)
         free(c);
         return NULL;
     }
-    pthread_mutex_lock(&s->rl);
-    s->n_readers++;
-    pthread_mutex_unlock(&s->rl);
     return c;
 }
 
