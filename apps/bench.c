@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/x509.h>
@@ -36,7 +37,7 @@ struct bopts {
     const char *server, *op, *protection, *keytype, *ref, *secret_spec, *cert, *key, *trusted;
     const char *srvcert, *recipient, *profile, *tls_ca, *tls_cert, *tls_key;
     long clients, duration, transactions, timeout;
-    int keep_alive, json, implicit, tcp_version;
+    int keep_alive, json, implicit, tcp_version, bound;
 };
 
 struct bclient {
@@ -356,13 +357,15 @@ setup(struct bench *b, char *err, size_t errlen)
     oo.tls_key = b->o.tls_key;
     oo.tcp_version = b->o.tcp_version;
     oo.no_keep_alive = !b->o.keep_alive;
-    if (strncmp(b->o.server, "http://", 7) != 0 && strncmp(b->o.server, "https://", 8) != 0
-            && strncmp(b->o.server, "tcp://", 6) != 0) {
+    if (b->o.bound) {
+        ;                       /* no server: all in memory */
+    } else if (strncmp(b->o.server, "http://", 7) != 0 && strncmp(b->o.server, "https://", 8) != 0
+               && strncmp(b->o.server, "tcp://", 6) != 0) {
         snprintf(err, errlen, "--server %s: give http://, https:// or tcp://", b->o.server);
         return -1;
-    }
-    if ((b->io = cmpr_out_new(b->o.server, &oo, err, errlen)) == NULL)
+    } else if ((b->io = cmpr_out_new(b->o.server, &oo, err, errlen)) == NULL) {
         return -1;
+    }
     if ((b->cl = calloc((size_t)b->o.clients, sizeof(*b->cl))) == NULL) {
         snprintf(err, errlen, "out of memory");
         return -1;
@@ -492,8 +495,38 @@ report(struct bench *b)
         printf("  first error: %s\n", b->first_err);
 }
 
+/* --crypto-bound: the same transactions in memory on --clients threads */
+static int
+run_bound(struct bench *b)
+{
+    struct cmpr_bound_opts bo = { b->o.clients, b->o.duration, &b->cr, b->cl[0].tmpl };
+    struct cmpr_bound_result br;
+    unsigned long per = b->body == CMPR_BODY_GENM || b->o.implicit ? 2 : 4;
+
+    if (!b->o.json)
+        fprintf(stderr, "cmprouter bench: the crypto bound of %s %s on %ld threads for %ld s\n", b->o.op,
+                b->o.protection, b->o.clients, b->o.duration);
+    if (cmpr_bench_bound(&bo, &br) != 0) {
+        fprintf(stderr, "cmprouter bench: the crypto bound could not run\n");
+        return 2;
+    }
+    b->o.server = "crypto-bound";
+    b->start = br.start;
+    b->end = br.end;
+    b->done = br.done;
+    b->msgs = br.done * per;
+    b->errors = br.fails;
+    b->lat = br.lat;
+    b->n_lat = br.n_lat;
+    b->cap_lat = br.cap_lat;
+    if (br.fails > 0)
+        snprintf(b->first_err, sizeof(b->first_err), "%lu transactions failed a check", br.fails);
+    report(b);
+    return b->done > 0 ? 0 : 1;
+}
+
 static const char usage_text[] =
-    "usage: cmprouter bench --server URI [--clients N] [--duration S | --transactions N]\n"
+    "usage: cmprouter bench --server URI | --crypto-bound [--clients N] [--duration S | --transactions N]\n"
     "       [--op ir|cr|p10cr|genm] [--protection mac|pbmac1|sig] [--keytype SPEC]\n"
     "       [--ref KID --secret pass:TEXT|env:VAR] [--cert FILE --key FILE]\n"
     "       [--trusted FILE | --srvcert FILE]\n"
@@ -520,7 +553,6 @@ parse(struct bopts *o, int argc, char **argv)
     o->op = "ir";
     o->protection = "mac";
     o->keytype = "ec:P-256";
-    o->clients = 8;
     o->duration = 10;
     o->timeout = 30;
     o->keep_alive = 1;
@@ -553,6 +585,9 @@ parse(struct bopts *o, int argc, char **argv)
         } else if (strcmp(a, "--json") == 0) {
             o->json = 1;
             continue;
+        } else if (strcmp(a, "--crypto-bound") == 0) {
+            o->bound = 1;
+            continue;
         } else {
             fprintf(stderr, "cmprouter bench: %s%s%s\n%s", v == NULL && a[0] == '-' ? "missing value for " : "bad option ",
                     a, v != NULL && a[0] == '-' ? " (or its value)" : "", usage_text);
@@ -560,8 +595,13 @@ parse(struct bopts *o, int argc, char **argv)
         }
         i++;
     }
-    if (o->server == NULL) {
-        fprintf(stderr, "cmprouter bench: --server URI is needed\n%s", usage_text);
+    if (o->clients == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+        o->clients = o->bound ? (cpus > 0 ? cpus : 1) : 8;
+    }
+    if (o->server == NULL && !o->bound) {
+        fprintf(stderr, "cmprouter bench: --server URI (or --crypto-bound) is needed\n%s", usage_text);
         return -1;
     }
     return 0;
@@ -581,6 +621,11 @@ cmpr_bench_main(int argc, char **argv)
         fprintf(stderr, "cmprouter bench: %s\n", err);
         teardown(&b);
         return 2;
+    }
+    if (b.o.bound) {
+        rc = run_bound(&b);
+        teardown(&b);
+        return rc;
     }
     if (!b.o.json)
         fprintf(stderr, "cmprouter bench: %ld clients, %s %s to %s, %s\n", b.o.clients, b.o.op, b.o.protection,

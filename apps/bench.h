@@ -2,8 +2,30 @@
 #ifndef CMPR_APPS_BENCH_H
 #define CMPR_APPS_BENCH_H
 
+#include <stddef.h>
+#include <stdint.h>
+
+#include "codec/asn1.h"
+
 /* argv[0] is "bench"; returns the exit code (0 measured, 1 nothing
  * succeeded, 2 usage or set-up) */
 int cmpr_bench_main(int argc, char **argv);
+
+/* The crypto bound (bound.c): threads run whole transactions like tmpl
+ * (ir, cr, p10cr or genm, its POP made) with cr's protection on both sides,
+ * in memory, for seconds. 0, or -1 when it could not start. */
+struct cmpr_client_creds;
+struct cmpr_bound_opts {
+    long threads, seconds;
+    const struct cmpr_client_creds *cr;
+    const CMPR_PKIMESSAGE *tmpl;
+};
+struct cmpr_bound_result {
+    uint64_t start, end;                /* ns, monotonic */
+    unsigned long done, fails;
+    uint32_t *lat;                      /* µs per transaction (malloc()ed) */
+    size_t n_lat, cap_lat;
+};
+int cmpr_bench_bound(const struct cmpr_bound_opts *o, struct cmpr_bound_result *res);
 
 #endif

@@ -1,5 +1,6 @@
 /* PKIMessage protection: PasswordBasedMac, PBMAC1 and signatures. */
 #include "codec/protect.h"
+#include "codec/algs.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "base/err.h"
@@ -100,7 +101,7 @@ cache_id(unsigned char id[32], int kind, int nid, unsigned iter, size_t keylen,
     uint64_t hdr[5] = { (uint64_t)kind, (uint64_t)nid, iter, keylen, salt_len };
     int ok;
 
-    ok = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)
+    ok = ctx != NULL && EVP_DigestInit_ex(ctx, cmpr_md(NID_sha256), NULL)
         && EVP_DigestUpdate(ctx, hdr, sizeof(hdr))
         && EVP_DigestUpdate(ctx, salt, salt_len)
         && EVP_DigestUpdate(ctx, secret, secret_len)
@@ -161,11 +162,11 @@ static const EVP_MD *
 hmac_md(int mac_nid)
 {
     switch (mac_nid) {
-    case NID_hmac_sha1: case NID_hmacWithSHA1: return EVP_sha1();
-    case NID_hmacWithSHA224: return EVP_sha224();
-    case NID_hmacWithSHA256: return EVP_sha256();
-    case NID_hmacWithSHA384: return EVP_sha384();
-    case NID_hmacWithSHA512: return EVP_sha512();
+    case NID_hmac_sha1: case NID_hmacWithSHA1: return cmpr_md(NID_sha1);
+    case NID_hmacWithSHA224: return cmpr_md(NID_sha224);
+    case NID_hmacWithSHA256: return cmpr_md(NID_sha256);
+    case NID_hmacWithSHA384: return cmpr_md(NID_sha384);
+    case NID_hmacWithSHA512: return cmpr_md(NID_sha512);
     default: return NULL;
     }
 }
@@ -188,11 +189,11 @@ static const EVP_MD *
 owf_md(const ASN1_OBJECT *obj)
 {
     switch (OBJ_obj2nid(obj)) {
-    case NID_sha1: return EVP_sha1();
-    case NID_sha224: return EVP_sha224();
-    case NID_sha256: return EVP_sha256();
-    case NID_sha384: return EVP_sha384();
-    case NID_sha512: return EVP_sha512();
+    case NID_sha1: return cmpr_md(NID_sha1);
+    case NID_sha224: return cmpr_md(NID_sha224);
+    case NID_sha256: return cmpr_md(NID_sha256);
+    case NID_sha384: return cmpr_md(NID_sha384);
+    case NID_sha512: return cmpr_md(NID_sha512);
     default: return NULL;
     }
 }
@@ -286,7 +287,7 @@ static int
 hmac(const EVP_MD *md, const unsigned char *key, size_t keylen, const unsigned char *data,
      size_t len, unsigned char *out, unsigned int *outlen)
 {
-    return HMAC(md, key, (int)keylen, data, len, out, outlen) != NULL;
+    return cmpr_hmac(md, key, keylen, data, len, out, outlen);
 }
 
 static int
@@ -369,7 +370,7 @@ mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_le
         }
     } else {
         const ASN1_TYPE *saltt;
-        const EVP_MD *prf = EVP_sha1();   /* PBKDF2 default prf: hmacWithSHA1 */
+        const EVP_MD *prf = cmpr_md(NID_sha1);   /* PBKDF2 default prf: hmacWithSHA1 */
 
         if ((pb1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM),
                                              (const ASN1_TYPE *)alg->parameter)) == NULL)
@@ -583,7 +584,7 @@ md_of_algor(const X509_ALGOR *a, const EVP_MD *dflt)
 {
     if (a == NULL)
         return dflt;
-    return EVP_get_digestbyobj(a->algorithm);
+    return cmpr_md(OBJ_obj2nid(a->algorithm));
 }
 
 int
@@ -609,7 +610,7 @@ cmpr_sig_verify_data(const X509_ALGOR *alg, EVP_PKEY *pk, const unsigned char *d
             r = CMPR_ERR_BAD_PARAM;
             goto out;
         }
-        md = md_of_algor(pss->hashAlgorithm, EVP_sha1());
+        md = md_of_algor(pss->hashAlgorithm, cmpr_md(NID_sha1));
         mgfmd = md;
         if (pss->maskGenAlgorithm != NULL) {
             if (OBJ_obj2nid(pss->maskGenAlgorithm->algorithm) != NID_mgf1
@@ -620,7 +621,7 @@ cmpr_sig_verify_data(const X509_ALGOR *alg, EVP_PKEY *pk, const unsigned char *d
                 goto out;
             mgfmd = md_of_algor(mgfalg, NULL);
         } else {
-            mgfmd = EVP_sha1();
+            mgfmd = cmpr_md(NID_sha1);
         }
         if (pss->saltLength != NULL) {
             long s = ASN1_INTEGER_get(pss->saltLength);
@@ -643,7 +644,7 @@ cmpr_sig_verify_data(const X509_ALGOR *alg, EVP_PKEY *pk, const unsigned char *d
                 : pknid == NID_ED448 ? !EVP_PKEY_is_a(pk, "ED448")
                 : pknid == NID_dsa ? !EVP_PKEY_is_a(pk, "DSA") : 1)
             goto out;
-        if (mdnid != NID_undef && (md = EVP_get_digestbynid(mdnid)) == NULL)
+        if (mdnid != NID_undef && (md = cmpr_md(mdnid)) == NULL)
             goto out;
     }
     r = CMPR_ERR_INTERNAL;
@@ -784,7 +785,7 @@ cmpr_protect_sig(CMPR_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md, int pss,
     if (eddsa)
         md = NULL;
     else if (md == NULL)
-        md = EVP_sha256();
+        md = cmpr_md(NID_sha256);
     if (pss && !EVP_PKEY_is_a(key, "RSA"))
         return CMPR_ERR_INVALID_ARG;
     if (cert != NULL) {
@@ -898,7 +899,7 @@ cmpr_crm_create_pop_sig(CMPR_CERTREQMSG *crm, EVP_PKEY *key, const EVP_MD *md)
     if (EVP_PKEY_is_a(key, "ED25519") || EVP_PKEY_is_a(key, "ED448"))
         md = NULL;
     else if (md == NULL)
-        md = EVP_sha256();
+        md = cmpr_md(NID_sha256);
     if ((n = i2d_CMPR_CERTREQUEST(crm->certReq, &der)) <= 0)
         return CMPR_ERR_ENCODE;
     if ((alg = sig_algor_new(key, md, 0)) == NULL) {
@@ -972,7 +973,7 @@ cmpr_cert_hash(const X509 *cert, const X509_ALGOR *hashAlg, unsigned char *out,
                unsigned int *len_r)
 {
     if (hashAlg != NULL) {
-        const EVP_MD *md = EVP_get_digestbyobj(hashAlg->algorithm);
+        const EVP_MD *md = cmpr_md(OBJ_obj2nid(hashAlg->algorithm));
 
         if (md == NULL)
             return CMPR_ERR_BAD_ALG;

@@ -1,5 +1,6 @@
 /* The embedded CA: loads keys once, applies profiles, issues, makes CRLs. */
 #include "core/ca.h"
+#include "codec/algs.h"
 #include "codec/asn1.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -348,7 +349,7 @@ cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_
     BIGNUM *bn = NULL;
     time_t now = time(NULL), nb, na, cap;
     char buf[1024];
-    const EVP_MD *md = EVP_sha256();
+    const EVP_MD *md = cmpr_md(NID_sha256);
     int r = CMPR_ERR_INTERNAL, tries;
 
     *cert_r = NULL;
@@ -504,7 +505,7 @@ cmpr_ca_make_crl(struct cmpr_ca *ca, struct cmpr_store *st, X509_CRL **crl_r)
     ASN1_INTEGER *num = ASN1_INTEGER_new();
     X509V3_CTX v3;
     X509_EXTENSION *aki;
-    const EVP_MD *md = EVP_sha256();
+    const EVP_MD *md = cmpr_md(NID_sha256);
     int r = CMPR_ERR_INTERNAL;
 
     *crl_r = NULL;

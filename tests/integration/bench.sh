@@ -1,7 +1,7 @@
 #!/bin/sh
 # cmprouter bench (the load generator) against cmprouterd (embedded default)
 # over HTTP with and without keep-alive and over TCP, for ir, cr, p10cr and
-# genm, with MAC, PBMAC1 and signature protection; against OpenSSL's mock server (`openssl cmp -port`), a server we did
+# genm, with MAC, PBMAC1 and signature protection; its crypto bound; against OpenSSL's mock server (`openssl cmp -port`), a server we did
 # not write; and its errors: a wrong secret is counted by failInfo, an
 # unreachable server ends it at once. Figures are never asserted here (see
 # bench/): only that what it counts is what the server did.
@@ -70,6 +70,15 @@ check "an unreachable server: exit 1 with the transport error, long before the d
 check "usage errors exit 2 and say what is wrong" sh -c \
 	"'$R' bench --server '$H' --op kux 2>u.err; test \$? -eq 2 && grep -q 'give ir, cr, p10cr or genm' u.err"
 
+# ---- the crypto bound: the same transactions in memory, every check passing ----
+for op in ir genm; do
+	"$R" bench --crypto-bound --op $op --ref r --secret pass:x --clients 2 --duration 1 --json >cb_$op.json 2>cb_$op.err
+	check "crypto bound of $op: transactions done, none failed a check" json cb_$op.json \
+		"j['server'] == 'crypto-bound' and j['transactions'] > 0 and j['errors'] == {}"
+done
+"$R" bench --crypto-bound --protection pbmac1 --ref r --secret pass:x --clients 1 --duration 1 --json >cb_p.json 2>cb_p.err
+check "crypto bound with PBMAC1" json cb_p.json "j['transactions'] > 0 and j['errors'] == {}"
+
 # ---- OpenSSL's mock server: a server we did not write ----
 # (start_mock makes the test PKI; its mock polls, which the bench does not
 # measure: it goes, and one that answers at once takes its place)
@@ -90,4 +99,4 @@ kill -TERM $PID
 i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
 # in sanitizer builds leaks and UB are reported at exit; nothing may show
 check "no sanitizer report from the daemon or any bench run (leaks, overflows, UB)" \
-	sh -c "! grep -l 'Sanitizer\|runtime error' d0.err d1.err b*.err"
+	sh -c "! grep -l 'Sanitizer\|runtime error' d0.err d1.err b*.err cb_*.err"
