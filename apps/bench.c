@@ -13,6 +13,7 @@
 #include "bench.h"
 #include "client.h"
 #include "transports/client/outbound.h"
+#include "transports/lib/fsutil.h"
 #include "codec/ee.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
@@ -35,7 +36,7 @@
 
 struct bopts {
     const char *server, *op, *protection, *keytype, *ref, *secret_spec, *cert, *key, *trusted;
-    const char *srvcert, *recipient, *profile, *tls_ca, *tls_cert, *tls_key;
+    const char *srvcert, *recipient, *profile, *tls_ca, *tls_cert, *tls_key, *write_dir;
     long clients, duration, transactions, timeout;
     int keep_alive, json, implicit, tcp_version, bound;
 };
@@ -495,6 +496,36 @@ report(struct bench *b)
         printf("  first error: %s\n", b->first_err);
 }
 
+/* --write-requests DIR: N first requests, implicitConfirm asked, protected,
+ * as DIR/bench-NNNNNN.pki (written durably), for the file drop's benchmark */
+static int
+write_requests(struct bench *b)
+{
+    char name[64];
+
+    for (long i = 0; i < b->o.transactions; i++) {
+        CMPR_PKIMESSAGE *m = CMPR_PKIMESSAGE_dup(b->cl[i % b->o.clients].tmpl);
+        unsigned char *der = NULL;
+        size_t len = 0;
+        int ok = m != NULL && cmpr_hdr_set_fresh_transaction_id(m->header) == CMPR_OK
+                 && cmpr_hdr_set_fresh_nonce(m->header) == CMPR_OK
+                 && cmpr_hdr_set_message_time(m->header, time(NULL)) == CMPR_OK
+                 && cmpr_client_protect(&b->cr, m) == 0 && cmpr_msg_encode(m, &der, &len) == CMPR_OK;
+
+        CMPR_PKIMESSAGE_free(m);
+        snprintf(name, sizeof(name), "bench-%06ld.pki", i);
+        if (!ok || cmpr_fs_write_durable(b->o.write_dir, ".bench.tmp", name, der, len, 0644) != 0) {
+            fprintf(stderr, "cmprouter bench: cannot write %s/%s\n", b->o.write_dir, name);
+            free(der);
+            return 1;
+        }
+        free(der);
+    }
+    if (!b->o.json)
+        printf("%ld requests written to %s\n", b->o.transactions, b->o.write_dir);
+    return 0;
+}
+
 /* --crypto-bound: the same transactions in memory on --clients threads */
 static int
 run_bound(struct bench *b)
@@ -532,7 +563,7 @@ static const char usage_text[] =
     "       [--trusted FILE | --srvcert FILE]\n"
     "       [--recipient NAME] [--profile NAME] [--implicit-confirm] [--keep-alive on|off]\n"
     "       [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tcp-framing 10|2510]\n"
-    "       [--timeout S] [--json]\n";
+    "       [--timeout S] [--json] [--write-requests DIR --transactions N]\n";
 
 static int
 num(const char *s, long min, long max, long *out)
@@ -566,6 +597,7 @@ parse(struct bopts *o, int argc, char **argv)
         STR("--ref", ref) STR("--secret", secret_spec) STR("--cert", cert) STR("--key", key)
         STR("--trusted", trusted) STR("--srvcert", srvcert) STR("--recipient", recipient) STR("--profile", profile)
         STR("--tls-ca", tls_ca) STR("--tls-cert", tls_cert) STR("--tls-key", tls_key)
+        STR("--write-requests", write_dir)
 #undef STR
         if (strcmp(a, "--clients") == 0 && v != NULL && num(v, 1, 100000, &n) == 0) {
             o->clients = n;
@@ -600,6 +632,14 @@ parse(struct bopts *o, int argc, char **argv)
 
         o->clients = o->bound ? (cpus > 0 ? cpus : 1) : 8;
     }
+    if (o->write_dir != NULL) {
+        if (o->transactions == 0) {
+            fprintf(stderr, "cmprouter bench: --write-requests needs --transactions N\n");
+            return -1;
+        }
+        o->implicit = 1;        /* one file per transaction */
+        o->bound = 1;           /* no server */
+    }
     if (o->server == NULL && !o->bound) {
         fprintf(stderr, "cmprouter bench: --server URI (or --crypto-bound) is needed\n%s", usage_text);
         return -1;
@@ -621,6 +661,11 @@ cmpr_bench_main(int argc, char **argv)
         fprintf(stderr, "cmprouter bench: %s\n", err);
         teardown(&b);
         return 2;
+    }
+    if (b.o.write_dir != NULL) {
+        rc = write_requests(&b);
+        teardown(&b);
+        return rc;
     }
     if (b.o.bound) {
         rc = run_bound(&b);

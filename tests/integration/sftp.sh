@@ -290,6 +290,10 @@ while [ $n -lt 10 ]; do n=$((n + 1)); accepted k$n "$OUT/k$n.rsp.pki" >/dev/null
 check "... all accepted, and the remote processing folder is empty" \
 	sh -c "test $bad -eq 0 && test -z \"\$(find remote/in/.processing -type f)\""
 APORT=$(sed -n 's/^cmprouterd: admin listening on port //p' d2.out)
+# (the restarted daemon may have found all ten answered already: one more of its own)
+mkreq met
+drop met.req met.pki $IN
+wait_for "$OUT/met.rsp.pki"
 check "metrics count sftp requests" sh -c \
 	"curl -s http://127.0.0.1:$APORT/metrics | grep -q 'medium=\"sftp\",outcome=\"answered\"} [1-9]'"
 kill $PID; wait $PID 2>/dev/null
