@@ -41,6 +41,8 @@ struct bopts {
     int keep_alive, json, implicit, tcp_version, bound;
 };
 
+#define KUR_KEYS 8                      /* new keys per client for kur, made before the clock */
+
 struct bclient {
     struct bench *b;
     int id;
@@ -48,6 +50,13 @@ struct bclient {
     CMPR_PKIMESSAGE *tmpl;              /* the first request, body ready (POP made) */
     CMPR_PKIMESSAGE *sent;              /* the message out now */
     uint64_t t0;                        /* the transaction's start (ns) */
+    /* kur and rr: certificates enrolled before the clock */
+    EVP_PKEY *key;                      /* the key of tmpl's request */
+    X509 *got;                          /* the certificate of the transaction under way */
+    X509 *cert;                         /* kur: the certificate to renew next, of key */
+    EVP_PKEY *keys[KUR_KEYS];           /* kur: the new keys, in turn */
+    unsigned next_key;
+    STACK_OF(X509) *to_revoke;          /* rr: what is left to revoke */
 };
 
 enum { E_TRANSPORT, E_PROTOCOL, E_VERIFY, E_REJECTED, E_WAITING, E_LAST };
@@ -58,6 +67,9 @@ static const char *const err_names[E_LAST] = {
 struct bench {
     struct bopts o;
     int body;                           /* CMPR_BODY_* of the first request */
+    int op;                             /* CMPR_BODY_* measured (kur, rr: after the preparation) */
+    int prep;                           /* enrolling what kur or rr need; nothing is counted */
+    long quota;                         /* rr: certificates each client enrolls first */
     struct cmpr_out *io;
     struct cmpr_client_creds cr;        /* protection of requests, checks of answers */
     struct bclient *cl;
@@ -110,9 +122,18 @@ send_msg(struct bclient *c, CMPR_PKIMESSAGE *m)
     size_t len = 0;
     int r;
 
+    struct cmpr_client_creds own = b->cr;
+
     CMPR_PKIMESSAGE_free(c->sent);
     c->sent = m;
-    if (cmpr_client_protect(&b->cr, m) != 0 || cmpr_msg_encode(m, &der, &len) != CMPR_OK) {
+    if (!b->prep && b->op == CMPR_BODY_KUR) {
+        /* kur and its certConf are signed with the certificate renewed (RFC 9483 4.1.3) */
+        own.secret = NULL;
+        own.sigkey = c->key;
+        own.sigcert = c->cert;
+        own.extracerts = NULL;
+    }
+    if (cmpr_client_protect(&own, m) != 0 || cmpr_msg_encode(m, &der, &len) != CMPR_OK) {
         note_error(b, -1, "cannot protect or encode a request%s", "");
         free(der);
         return -1;
@@ -127,6 +148,30 @@ send_msg(struct bclient *c, CMPR_PKIMESSAGE *m)
     return 0;
 }
 
+/* a certificate issued and confirmed: what kur renews next, or what rr revokes */
+static void
+keep_cert(struct bclient *c)
+{
+    struct bench *b = c->b;
+
+    if (b->op == CMPR_BODY_RR && b->prep) {
+        if (c->to_revoke == NULL)
+            c->to_revoke = sk_X509_new_null();
+        if (c->to_revoke != NULL && sk_X509_push(c->to_revoke, c->got))
+            c->got = NULL;
+    } else if (b->op == CMPR_BODY_KUR) {
+        X509_free(c->cert);
+        c->cert = c->got;
+        c->got = NULL;
+        if (!b->prep) {         /* renewed: the new key is the one to use next */
+            EVP_PKEY_free(c->key);
+            c->key = c->keys[c->next_key % KUR_KEYS];
+            EVP_PKEY_up_ref(c->key);
+            c->next_key++;
+        }
+    }
+}
+
 /* the transaction ended: ok, or an error already noted */
 static void
 end_transaction(struct bclient *c, int ok)
@@ -136,6 +181,19 @@ end_transaction(struct bclient *c, int ok)
 
     CMPR_PKIMESSAGE_free(c->sent);
     c->sent = NULL;
+    if (ok && c->got != NULL)
+        keep_cert(c);
+    X509_free(c->got);
+    c->got = NULL;
+    if (b->prep) {
+        if (!ok)
+            b->stop = 1;        /* the preparation must succeed; first_err says why not */
+        else
+            next_transaction(c);
+        if (b->in_flight == 0)
+            b->stop = 1;
+        return;
+    }
     if (ok && (b->o.transactions > 0 || t <= b->deadline)) {
         uint64_t us = (t - c->t0) / 1000;
 
@@ -218,6 +276,8 @@ answered(void *arg, int result, unsigned char *ans, size_t len, const char *why)
         note_error(b, E_PROTOCOL, "an answer without a certificate%s", "");
         goto fail;
     }
+    X509_free(c->got);
+    c->got = X509_dup(res.cert);
     if (res.implicit_confirm) {
         CMPR_PKIMESSAGE_free(rsp);
         end_transaction(c, 1);
@@ -239,6 +299,40 @@ answered(void *arg, int result, unsigned char *ans, size_t len, const char *why)
     end_transaction(c, 0);
 }
 
+/* The first message of c's next transaction (header still to fill), or
+ * NULL when c has nothing more to do (the preparation for kur and rr). */
+static CMPR_PKIMESSAGE *
+first_message(struct bclient *c)
+{
+    struct bench *b = c->b;
+    CMPR_PKIMESSAGE *m = NULL;
+
+    if (b->prep) {
+        if (b->op == CMPR_BODY_KUR ? c->cert != NULL
+                : c->to_revoke != NULL && sk_X509_num(c->to_revoke) >= b->quota)
+            return NULL;
+    } else if (b->op == CMPR_BODY_KUR) {
+        struct cmpr_ee_certreq r = { CMPR_BODY_KUR, c->keys[c->next_key % KUR_KEYS], NULL, NULL, c->cert,
+                                     b->o.profile, b->o.implicit, 0 };
+
+        if ((m = cmpr_ee_new_certreq(&r)) == NULL)
+            note_error(b, -1, "cannot make a kur%s", "");
+        return m;
+    } else if (b->op == CMPR_BODY_RR) {
+        X509 *x = c->to_revoke != NULL ? sk_X509_pop(c->to_revoke) : NULL;
+
+        if (x == NULL)
+            return NULL;
+        if ((m = cmpr_ee_new_rr(x, -1)) == NULL)
+            note_error(b, -1, "cannot make an rr%s", "");
+        X509_free(x);
+        return m;
+    }
+    if ((m = CMPR_PKIMESSAGE_dup(c->tmpl)) == NULL)
+        note_error(b, -1, "out of memory%s", "");
+    return m;
+}
+
 static void
 next_transaction(struct bclient *c)
 {
@@ -246,22 +340,21 @@ next_transaction(struct bclient *c)
     CMPR_PKIMESSAGE *m;
 
     for (;;) {
-        if (b->stop || (b->o.transactions > 0 ? b->started >= (unsigned long)b->o.transactions
-                                               : now_ns() >= b->deadline))
+        if (b->stop || (!b->prep && (b->o.transactions > 0 ? b->started >= (unsigned long)b->o.transactions
+                                                            : now_ns() >= b->deadline)))
             return;
         /* a server that cannot be reached at all: no point hammering it */
         if (b->done == 0 && b->err[E_TRANSPORT] >= 3 * (unsigned long)b->o.clients) {
             b->stop = 1;
             return;
         }
-        b->started++;
+        if ((m = first_message(c)) == NULL)
+            return;             /* this client has done its part */
+        b->started += !b->prep;
         c->t0 = now_ns();
-        if ((m = CMPR_PKIMESSAGE_dup(c->tmpl)) != NULL && cmpr_hdr_set_fresh_transaction_id(m->header) == CMPR_OK
-                && cmpr_hdr_set_fresh_nonce(m->header) == CMPR_OK
+        if (cmpr_hdr_set_fresh_transaction_id(m->header) == CMPR_OK && cmpr_hdr_set_fresh_nonce(m->header) == CMPR_OK
                 && cmpr_hdr_set_message_time(m->header, time(NULL)) == CMPR_OK && send_msg(c, m) == 0)
             return;
-        if (m == NULL)
-            note_error(b, -1, "out of memory%s", "");
     }
 }
 
@@ -300,7 +393,7 @@ make_template(struct bench *b, int i, char *err, size_t errlen)
     if (m == NULL)
         snprintf(err, errlen, "cannot make the request: %s", ERR_reason_error_string(ERR_peek_last_error()));
     X509_NAME_free(subject);
-    EVP_PKEY_free(key);
+    b->cl[i].key = key;
     return m;
 }
 
@@ -311,12 +404,23 @@ setup(struct bench *b, char *err, size_t errlen)
     X509_NAME *subject_check = NULL;
 
     if (strcmp(b->o.op, "ir") == 0 || strcmp(b->o.op, "cr") == 0 || strcmp(b->o.op, "p10cr") == 0
-            || strcmp(b->o.op, "genm") == 0) {
-        b->body = cmpr_body_from_name(b->o.op);
+            || strcmp(b->o.op, "genm") == 0 || strcmp(b->o.op, "kur") == 0 || strcmp(b->o.op, "rr") == 0) {
+        b->op = cmpr_body_from_name(b->o.op);
     } else {
-        snprintf(err, errlen, "--op %s: give ir, cr, p10cr or genm", b->o.op);
+        snprintf(err, errlen, "--op %s: give ir, cr, p10cr, kur, genm or rr", b->o.op);
         return -1;
     }
+    /* kur renews, rr revokes, certificates enrolled by ir before the clock */
+    b->body = b->op == CMPR_BODY_KUR || b->op == CMPR_BODY_RR ? CMPR_BODY_IR : b->op;
+    if (b->op == CMPR_BODY_RR && b->o.transactions == 0) {
+        snprintf(err, errlen, "--op rr needs --transactions N (the certificates are enrolled first)");
+        return -1;
+    }
+    if ((b->op == CMPR_BODY_KUR || b->op == CMPR_BODY_RR) && b->o.bound) {
+        snprintf(err, errlen, "--op %s is measured against a server only", b->o.op);
+        return -1;
+    }
+    b->quota = b->o.transactions > 0 ? (b->o.transactions + b->o.clients - 1) / b->o.clients : 0;
     b->cr.recipient = b->o.recipient;
     if (strcmp(b->o.protection, "mac") == 0 || strcmp(b->o.protection, "pbmac1") == 0) {
         if ((b->cr.secret = cmpr_client_secret(b->o.secret_spec)) == NULL) {
@@ -379,6 +483,11 @@ setup(struct bench *b, char *err, size_t errlen)
         snprintf(c->tag, sizeof(c->tag), "bench-%ld", i);
         if ((c->tmpl = make_template(b, (int)i, err, errlen)) == NULL)
             return -1;
+        for (int k = 0; b->op == CMPR_BODY_KUR && k < KUR_KEYS; k++)
+            if ((c->keys[k] = cmpr_client_gen_key(b->o.keytype)) == NULL) {
+                snprintf(err, errlen, "cannot make a %s key", b->o.keytype);
+                return -1;
+            }
     }
     return 0;
 }
@@ -393,6 +502,12 @@ teardown(struct bench *b)
         for (long i = 0; i < b->o.clients; i++) {
             CMPR_PKIMESSAGE_free(b->cl[i].tmpl);
             CMPR_PKIMESSAGE_free(b->cl[i].sent);
+            EVP_PKEY_free(b->cl[i].key);
+            X509_free(b->cl[i].got);
+            X509_free(b->cl[i].cert);
+            for (int k = 0; k < KUR_KEYS; k++)
+                EVP_PKEY_free(b->cl[i].keys[k]);
+            sk_X509_pop_free(b->cl[i].to_revoke, X509_free);
         }
     free(b->cl);
     EVP_PKEY_free(b->cr.sigkey);
@@ -443,6 +558,13 @@ pct(const struct bench *b, double p)
     return b->lat[i] / 1000.0;
 }
 
+/* what protected the measured requests */
+static const char *
+protection(const struct bench *b)
+{
+    return b->op == CMPR_BODY_KUR ? "sig" : b->o.protection;
+}
+
 static void
 report(struct bench *b)
 {
@@ -457,7 +579,7 @@ report(struct bench *b)
         printf("{\"server\": \"%s\", \"op\": \"%s\", \"protection\": \"%s\", \"keytype\": \"%s\", "
                "\"clients\": %ld, \"keep_alive\": %s, \"seconds\": %.3f, \"transactions\": %lu, "
                "\"tps\": %.1f, \"messages_per_s\": %.1f, \"latency_ms\": {\"p50\": %.2f, \"p90\": %.2f, "
-               "\"p99\": %.2f, \"max\": %.2f}, \"errors\": {", b->o.server, b->o.op, b->o.protection,
+               "\"p99\": %.2f, \"max\": %.2f}, \"errors\": {", b->o.server, b->o.op, protection(b),
                b->o.keytype, b->o.clients, b->o.keep_alive ? "true" : "false", secs, b->done, tps, mps,
                pct(b, 0.5), pct(b, 0.9), pct(b, 0.99), pct(b, 1.0));
         for (int i = 0; i <= CMPR_FI_MAX; i++)
@@ -476,7 +598,7 @@ report(struct bench *b)
         printf("}}\n");
         return;
     }
-    printf("%s %s (%s, %s keys), %ld clients, keep-alive %s\n", b->o.server, b->o.op, b->o.protection,
+    printf("%s %s (%s, %s keys), %ld clients, keep-alive %s\n", b->o.server, b->o.op, protection(b),
            b->o.keytype, b->o.clients, b->o.keep_alive ? "on" : "off");
     printf("  %lu transactions in %.2f s: %.1f tps, %.1f messages/s\n", b->done, secs, tps, mps);
     printf("  latency ms: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n", pct(b, 0.5), pct(b, 0.9), pct(b, 0.99),
@@ -526,6 +648,35 @@ write_requests(struct bench *b)
     return 0;
 }
 
+/* kur and rr: each client enrolls (ir) what it will renew or revoke, before
+ * the clock; then the counters start from zero */
+static int
+prepare(struct bench *b)
+{
+    if (!b->o.json)
+        fprintf(stderr, "cmprouter bench: enrolling %ld certificate%s to %s first\n",
+                b->op == CMPR_BODY_KUR ? b->o.clients : b->quota * b->o.clients,
+                b->op == CMPR_BODY_KUR && b->o.clients == 1 ? "" : "s",
+                b->op == CMPR_BODY_KUR ? "renew" : "revoke");
+    b->prep = 1;
+    for (long i = 0; i < b->o.clients; i++)
+        next_transaction(&b->cl[i]);
+    if (b->in_flight > 0)
+        cmpr_out_run(b->io, &b->stop, 0, NULL, NULL);
+    for (long i = 0; i < b->o.clients && b->errors == 0; i++)
+        if (b->op == CMPR_BODY_KUR ? b->cl[i].cert == NULL
+                : b->cl[i].to_revoke == NULL || sk_X509_num(b->cl[i].to_revoke) < b->quota)
+            note_error(b, -1, "%s", "a client could not enroll");
+    if (b->errors > 0) {
+        fprintf(stderr, "cmprouter bench: the preparation failed: %s\n", b->first_err);
+        return -1;
+    }
+    b->prep = 0;
+    b->stop = 0;
+    b->msgs = b->done = b->started = 0;
+    return 0;
+}
+
 /* --crypto-bound: the same transactions in memory on --clients threads */
 static int
 run_bound(struct bench *b)
@@ -558,7 +709,7 @@ run_bound(struct bench *b)
 
 static const char usage_text[] =
     "usage: cmprouter bench --server URI | --crypto-bound [--clients N] [--duration S | --transactions N]\n"
-    "       [--op ir|cr|p10cr|genm] [--protection mac|pbmac1|sig] [--keytype SPEC]\n"
+    "       [--op ir|cr|p10cr|kur|genm|rr] [--protection mac|pbmac1|sig] [--keytype SPEC]\n"
     "       [--ref KID --secret pass:TEXT|env:VAR] [--cert FILE --key FILE]\n"
     "       [--trusted FILE | --srvcert FILE]\n"
     "       [--recipient NAME] [--profile NAME] [--implicit-confirm] [--keep-alive on|off]\n"
@@ -675,6 +826,10 @@ cmpr_bench_main(int argc, char **argv)
     if (!b.o.json)
         fprintf(stderr, "cmprouter bench: %ld clients, %s %s to %s, %s\n", b.o.clients, b.o.op, b.o.protection,
                 b.o.server, b.o.transactions > 0 ? "counting transactions" : "for a while");
+    if ((b.op == CMPR_BODY_KUR || b.op == CMPR_BODY_RR) && prepare(&b) != 0) {
+        teardown(&b);
+        return 1;
+    }
     b.start = now_ns();
     b.deadline = b.start + (uint64_t)b.o.duration * 1000000000u;
     for (long i = 0; i < b.o.clients; i++)

@@ -62,7 +62,7 @@ static const char usage_text[] =
     "                         send one DER request to a CMP server over HTTP(S)\n"
     "                         (http[s]://...) or raw TCP (tcp://host[:port]) and\n"
     "                         write its answer (DER)\n"
-    "  bench --server URI [--clients N] [--duration S|--transactions N] [--op ir|cr|p10cr|genm]\n"
+    "  bench --server URI [--clients N] [--duration S|--transactions N] [--op ir|cr|p10cr|kur|genm|rr]\n"
     "       [--protection mac|pbmac1|sig] [--keep-alive on|off] [--json] ...\n"
     "                         a closed-loop load generator against any CMP server:\n"
     "                         tps, messages/s, latency p50/p90/p99/max, errors by failInfo\n"

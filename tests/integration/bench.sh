@@ -54,6 +54,19 @@ check "PBMAC1 protection: 3 transactions, no error" json b4.json "j['transaction
 check "signature protection (a client certificate, answers chained to --trusted): 6 transactions" \
 	json bs.json "j['transactions'] == 6 and j['errors'] == {} and j['protection'] == 'sig'"
 
+"$R" bench --server "$H" $MAC --op kur --trusted data/ca/root.pem --clients 2 --transactions 6 --json >bk.json 2>bk.err
+check "kur: each client renews its own certificate (enrolled first), signed with it: 6 transactions" json bk.json \
+	"j['transactions'] == 6 and j['errors'] == {} and j['protection'] == 'sig'"
+revoked() { "$R" -c data/cmprouter.conf certs --json | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin) if c["status"] != "valid"))'; }
+before=$(revoked)
+"$R" bench --server "$H" $MAC --op rr --trusted data/ca/root.pem --clients 2 --transactions 6 --json >br.json 2>br.err
+after=$(revoked)
+check "rr: 6 certificates enrolled first, then revoked: 6 transactions" json br.json \
+	"j['transactions'] == 6 and j['errors'] == {}"
+check "... 6 more certificates revoked in the server's store ($before before, $after after)" test $((after - before)) -eq 6
+"$R" bench --server "$H" $MAC --op rr --clients 2 --duration 1 >brx.out 2>brx.err
+check "rr without --transactions: a usage error" sh -c "test $? -eq 2 && grep -q 'needs --transactions' brx.err"
+
 "$R" bench --server "$H" $MAC --implicit-confirm --clients 1 --transactions 3 --json >b5.json 2>b5.err
 check "implicitConfirm granted: a transaction is one message" json b5.json \
 	"j['transactions'] == 3 and abs(j['messages_per_s'] - j['tps']) < 0.01 * j['tps'] + 0.01"
@@ -68,7 +81,7 @@ check "... counted by failInfo in the JSON report too" sh -c "grep -q 'badMessag
 check "an unreachable server: exit 1 with the transport error, long before the duration" sh -c \
 	"test $? -eq 1 && grep -q 'first error: transport' b8.err"
 check "usage errors exit 2 and say what is wrong" sh -c \
-	"'$R' bench --server '$H' --op kux 2>u.err; test \$? -eq 2 && grep -q 'give ir, cr, p10cr or genm' u.err"
+	"'$R' bench --server '$H' --op kux 2>u.err; test \$? -eq 2 && grep -q 'give ir, cr, p10cr, kur, genm or rr' u.err"
 
 # ---- the crypto bound: the same transactions in memory, every check passing ----
 for op in ir genm; do
