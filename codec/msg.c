@@ -770,6 +770,38 @@ rsa_from_spki(const unsigned char *p, size_t len)
     return pk;
 }
 
+int
+cmpr_spki_copy(const CMPR_SPKI *spki, X509_PUBKEY *pub)
+{
+    const ASN1_OBJECT *aoid;
+    const void *pval;
+    int ptype, nid, len;
+    ASN1_OBJECT *obj = NULL;
+    unsigned char *bits = NULL;
+
+    if (spki == NULL || pub == NULL)
+        return 0;
+    X509_ALGOR_get0(&aoid, &ptype, &pval, spki->algorithm);
+    nid = OBJ_obj2nid(aoid);
+    if (!((nid == NID_X9_62_id_ecPublicKey && ptype == V_ASN1_OBJECT)
+          || (nid == NID_rsaEncryption && ptype == V_ASN1_NULL)
+          || ((nid == NID_ED25519 || nid == NID_ED448 || nid == NID_X25519 || nid == NID_X448)
+              && ptype == V_ASN1_UNDEF)))
+        return 0;
+    len = ASN1_STRING_length(spki->subjectPublicKey);
+    if ((obj = OBJ_nid2obj(nid)) == NULL || len <= 0
+            || (bits = OPENSSL_memdup(ASN1_STRING_get0_data(spki->subjectPublicKey), (size_t)len)) == NULL)
+        return -1;
+    /* (OBJ_nid2obj objects are static; a named curve's OID is one too) */
+    if (!X509_PUBKEY_set0_param(pub, obj, ptype,
+                                ptype == V_ASN1_OBJECT ? (void *)OBJ_nid2obj(OBJ_obj2nid(pval)) : NULL,
+                                bits, len)) {
+        OPENSSL_free(bits);
+        return -1;
+    }
+    return 1;
+}
+
 EVP_PKEY *
 cmpr_spki_get1_pkey(const CMPR_SPKI *spki)
 {

@@ -100,6 +100,13 @@ long cmpr_crm_certreqid(const CMPR_CERTREQMSG *crm);
  * goes through d2i_PUBKEY. NULL if the key is malformed. */
 EVP_PKEY *cmpr_spki_get1_pkey(const CMPR_SPKI *spki);
 int cmpr_spki_set1_pkey(CMPR_SPKI **spki, EVP_PKEY *pkey);
+/* Puts spki into pub as it is (algorithm and key bits copied) without
+ * OpenSSL encoding and parsing the key again, for the kinds
+ * cmpr_spki_get1_pkey builds itself: EC on a named curve, RSA with NULL
+ * parameters, Ed25519/Ed448/X25519/X448 without. 1 done, 0 another kind
+ * (X509_PUBKEY_set is the way then), -1 out of memory. Check the key with
+ * cmpr_spki_get1_pkey first: this copies, it does not judge. */
+int cmpr_spki_copy(const CMPR_SPKI *spki, X509_PUBKEY *pub);
 /* The template's publicKey [6] as an EVP_PKEY, or NULL. */
 EVP_PKEY *cmpr_tmpl_get1_pubkey(const CMPR_CERTTEMPLATE *tmpl);
 /* The template's validity [4]; a missing bound is returned as 0.

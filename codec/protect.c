@@ -1,6 +1,7 @@
 /* PKIMessage protection: PasswordBasedMac, PBMAC1 and signatures. */
 #include "codec/protect.h"
 #include "codec/algs.h"
+#include "codec/der.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "base/err.h"
@@ -967,6 +968,77 @@ cmpr_err_failinfo(int err)
 }
 
 /* ---------------- certHash ---------------- */
+
+/* The digest X509_digest_sig takes for a certificate signed with alg, when
+ * it is a plain one (not RSA-PSS): 1 with *md_r (NULL and *shake_r for
+ * Ed448's SHAKE256), 0 when only X509_digest_sig knows. */
+static int
+sig_digest(const X509_ALGOR *alg, const EVP_MD **md_r, int *shake_r)
+{
+    int mdnid = NID_undef, pknid = NID_undef;
+
+    *md_r = NULL;
+    *shake_r = 0;
+    if (!OBJ_find_sigid_algs(OBJ_obj2nid(alg->algorithm), &mdnid, &pknid))
+        return 0;
+    if (mdnid == NID_undef) {
+        if (pknid == NID_ED25519)
+            *md_r = cmpr_md(NID_sha512);
+        else if (pknid == NID_ED448)
+            *shake_r = 1;
+        return *md_r != NULL || *shake_r;
+    }
+    if (mdnid == NID_md5 || mdnid == NID_sha1)
+        mdnid = NID_sha256;         /* as X509_digest_sig: never the weak digest itself */
+    return (*md_r = cmpr_md(mdnid)) != NULL;
+}
+
+int
+cmpr_cert_hash_der(const unsigned char *der, size_t len, const X509_ALGOR *hashAlg, unsigned char *out,
+                   unsigned int *len_r)
+{
+    struct cmpr_der_tlv cert, tbs;
+    const char *what;
+    const unsigned char *p;
+    X509_ALGOR *alg = NULL;
+    const EVP_MD *md = NULL;
+    int shake = 0, r = CMPR_ERR_BAD_ALG;
+
+    if (hashAlg != NULL) {
+        if ((md = cmpr_md(OBJ_obj2nid(hashAlg->algorithm))) == NULL)
+            return CMPR_ERR_BAD_ALG;
+        return EVP_Digest(der, len, out, len_r, md, NULL) ? CMPR_OK : CMPR_ERR_INTERNAL;
+    }
+    /* Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, signature } */
+    if (cmpr_der_read(der, len, &cert, &what) != CMPR_OK || cert.hdr_len + cert.len != len
+            || cmpr_der_read(der + cert.hdr_len, cert.len, &tbs, &what) != CMPR_OK
+            || tbs.hdr_len + tbs.len >= cert.len)
+        return CMPR_ERR_DECODE;
+    p = der + cert.hdr_len + tbs.hdr_len + tbs.len;
+    if ((alg = d2i_X509_ALGOR(NULL, &p, (long)(cert.len - tbs.hdr_len - tbs.len))) == NULL)
+        return CMPR_ERR_DECODE;
+    if (sig_digest(alg, &md, &shake)) {
+        unsigned int n = 64;
+        EVP_MD_CTX *ctx = shake ? EVP_MD_CTX_new() : NULL;
+
+        if (!shake)
+            r = EVP_Digest(der, len, out, len_r, md, NULL) ? CMPR_OK : CMPR_ERR_INTERNAL;
+        else
+            r = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_shake256(), NULL) && EVP_DigestUpdate(ctx, der, len)
+                && EVP_DigestFinalXOF(ctx, out, n) ? (*len_r = n, CMPR_OK) : CMPR_ERR_INTERNAL;
+        EVP_MD_CTX_free(ctx);
+    } else {
+        /* RSA-PSS and the like: the whole certificate, as X509_digest_sig wants it */
+        X509 *x;
+
+        p = der;
+        x = d2i_X509(NULL, &p, (long)len);
+        r = x != NULL ? cmpr_cert_hash(x, NULL, out, len_r) : CMPR_ERR_DECODE;
+        X509_free(x);
+    }
+    X509_ALGOR_free(alg);
+    return r;
+}
 
 int
 cmpr_cert_hash(const X509 *cert, const X509_ALGOR *hashAlg, unsigned char *out,

@@ -96,5 +96,11 @@ int cmpr_pbm_derive(const EVP_MD *owf, const unsigned char *secret, size_t secre
  * for Ed448, as X509_digest_sig). out must hold EVP_MAX_MD_SIZE bytes. */
 int cmpr_cert_hash(const X509 *cert, const X509_ALGOR *hashAlg, unsigned char *out,
                    unsigned int *len_r);
+/* The same from the certificate's DER, without parsing it into an X509
+ * (OpenSSL 3 parses the public key in it at great cost): the digest over
+ * the bytes, the signature algorithm read from them. CMPR_ERR_DECODE if it
+ * is no certificate. */
+int cmpr_cert_hash_der(const unsigned char *der, size_t len, const X509_ALGOR *hashAlg, unsigned char *out,
+                       unsigned int *len_r);
 
 #endif

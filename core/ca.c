@@ -1,6 +1,7 @@
 /* The embedded CA: loads keys once, applies profiles, issues, makes CRLs. */
 #include "core/ca.h"
 #include "codec/algs.h"
+#include "codec/msg.h"
 #include "codec/asn1.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -384,8 +385,13 @@ cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_
             || !X509_set_issuer_name(x, X509_get_subject_name(ca->cert))
             || !X509_set_subject_name(x, (X509_NAME *)req->subject)
             || X509_time_adj_ex(X509_getm_notBefore(x), 0, 0, &nb) == NULL
-            || X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &na) == NULL
-            || !X509_set_pubkey(x, req->pubkey))
+            || X509_time_adj_ex(X509_getm_notAfter(x), 0, 0, &na) == NULL)
+        goto out;
+    /* the key as it came (already checked: pubkey was built from it); its
+     * encoding and parsing again by X509_set_pubkey cost more than the
+     * certificate's signature */
+    if ((tries = cmpr_spki_copy(req->spki, X509_get_X509_PUBKEY(x))) < 0
+            || (tries == 0 && !X509_set_pubkey(x, req->pubkey)))
         goto out;
     X509V3_set_ctx(&v3, ca->cert, x, NULL, NULL, 0);
     if (pr->ca) {

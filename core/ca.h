@@ -8,6 +8,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 
+#include "codec/asn1.h"
 #include "core/config.h"
 #include "core/store.h"
 
@@ -31,6 +32,7 @@ void cmpr_ca_free(struct cmpr_ca *ca);
 struct cmpr_ca_request {
     const X509_NAME *subject;
     EVP_PKEY *pubkey;
+    const CMPR_SPKI *spki;                  /* pubkey as the request carried it, or NULL */
     const STACK_OF(X509_EXTENSION) *exts;   /* requested extensions (SAN is used) */
     time_t not_before, not_after;           /* 0: not asked */
 };

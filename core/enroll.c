@@ -149,6 +149,7 @@ read_request(struct req *q, CMPR_PKIMESSAGE *msg, int body, struct enroll *e)
             return reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE, "the template's public key is malformed");
         }
         e->subject = t->subject;
+        e->creq.spki = t->publicKey;
         e->creq.exts = t->extensions;
         if (t->validity != NULL && cmpr_tmpl_get_validity(t, &e->creq.not_before, &e->creq.not_after) != CMPR_OK)
             return reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE, "the template's validity is malformed");
@@ -510,9 +511,7 @@ confirm_status(struct req *q, const struct cmpr_cert_rec *cert, CMPR_PKIMESSAGE 
     long want_id = q->txn.req_type == CMPR_BODY_P10CR ? CMPR_CERTREQID_NONE : 0;
     unsigned char h[EVP_MAX_MD_SIZE];
     unsigned int hl = 0;
-    const unsigned char *p = cert->der;
     CMPR_CERTSTATUS *cs;
-    X509 *x;
     int r;
 
     /* an empty CertConfirmContent rejects everything (RFC 9810 5.3.18) */
@@ -523,9 +522,7 @@ confirm_status(struct req *q, const struct cmpr_cert_rec *cert, CMPR_PKIMESSAGE 
         *e = cmpr_error_rsp(q, CMPR_FI_BAD_CERT_ID, "certConf names an unknown certReqId");
         return -1;
     }
-    x = d2i_X509(NULL, &p, (long)cert->der_len);
-    r = x != NULL ? cmpr_cert_hash(x, cs->hashAlg, h, &hl) : CMPR_ERR_INTERNAL;
-    X509_free(x);
+    r = cmpr_cert_hash_der(cert->der, cert->der_len, cs->hashAlg, h, &hl);
     if (r != CMPR_OK || !cmpr_octets_equal(cs->certHash, h, hl)) {
         *e = cmpr_error_rsp(q, CMPR_FI_BAD_CERT_ID, "certHash does not match the issued certificate");
         return -1;

@@ -45,12 +45,15 @@ for _ in range(3):
         c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nnope")
     elif mode == "silent":
         time.sleep(5)
+    elif mode == "body":            # 200 with the file's bytes as a CMP answer
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/pkixcmp\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
     elif mode == "huge":
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/pkixcmp\r\nContent-Length: 2097152\r\n\r\n")
         time.sleep(1)
     c.close()
 PY
 serve() {
+	rm -f "port-$1.txt"
 	python3 srv.py "$@" >"port-$1.txt" 2>/dev/null &
 	PIDS="$PIDS $!"
 	i=0
@@ -73,6 +76,19 @@ check "a server that never answers: timeout after --timeout" sh -c "test $rc -eq
 serve huge
 "$R" send "http://127.0.0.1:$SPORT/x" --in "$D/ir_mac.der" >/dev/null 2>send5.err
 check "an answer above 1 MiB is refused" grep -q "larger than" send5.err
+# hostile answers: the transport takes only a DER skeleton, the taker decodes
+printf 'hello, no DER here' >notder.bin
+serve body notder.bin
+"$R" send "http://127.0.0.1:$SPORT/x" --in "$D/ir_mac.der" >/dev/null 2>send8.err
+rc=$?
+check "an answer that is not DER: a transport error (exit 3) saying so" sh -c \
+	"test $rc -eq 3 && grep -q 'the answer is not a CMP message' send8.err"
+printf '\060\003\002\001\000' >notpki.der
+serve body notpki.der
+"$R" genm --server "http://127.0.0.1:$SPORT/x" --ref r --secret pass:x >/dev/null 2>genm9.err
+rc=$?
+check "a DER SEQUENCE that is no PKIMessage: the EE client refuses it (exit 4) with where it failed" sh -c \
+	"test $rc -eq 4 && grep -q 'the answer is not a PKIMessage: offset' genm9.err || { cat genm9.err; exit 1; }"
 "$R" send "http://127.0.0.1:9/x" --in "$D/ir_mac.der" >/dev/null 2>send6.err
 check "nothing listening: a clear connect error" grep -q "cannot connect" send6.err
 "$R" send "ftp://127.0.0.1/x" --in "$D/ir_mac.der" >/dev/null 2>send7.err

@@ -125,7 +125,8 @@ setup(void **state)
             "key_types = ec:P-256, ed25519\n"
             "[profile manual]\nrequire_approval = yes\nkey_types = ec:P-256\n"
             "[profile subca]\nca = yes\npath_len = 0\nkey_types = ec:P-256\n"
-            "[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\nprofiles = ee, manual, subca\n"
+            "[profile anykey]\nkey_types = ec:P-256, ec:P-384, rsa:2048-4096, ed25519, ed448\n"
+            "[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\nprofiles = ee, manual, subca, anykey\n"
             "subject = CN=ee-*\n"
             "[client ra]\nreference = ra-ref\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n"
             "[client ra-cert]\ncert_subject = CN=Unit RA\nprofiles = ee\n"
@@ -567,6 +568,55 @@ test_obligation_10_certrep(void **state)
     assert_int_equal(ASN1_INTEGER_get(sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(rsp)->response, 0)->certReqId),
                      -1);
     CMPR_PKIMESSAGE_free(rsp);
+}
+
+/* The certificate carries the public key exactly as the template did
+ * (copied, not re-encoded: ca.c), for every kind of key, and certConf's
+ * certHash is checked from the stored DER (cmpr_cert_hash_der). */
+static void
+test_issued_key_as_requested(void **state)
+{
+    static const char *const specs[] = { "ec:P-384", "rsa:2048", "ed25519", "ed448" };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        EVP_PKEY *k = tu_key(specs[i]);
+        CMPR_PKIMESSAGE *req = ee_certreq_key(CMPR_BODY_IR, "ee-key", 0, k), *rsp, *pkiconf;
+        unsigned char *want = NULL, *got = NULL;
+        int wn, gn;
+        X509 *c;
+
+        static const char *const prof[] = { "anykey" };
+
+        cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile(prof, 1));
+        wn = i2d_CMPR_SPKI(sk_CMPR_CERTREQMSG_value(req->body->value.ir, 0)->certReq->certTemplate->publicKey,
+                           &want);
+        rsp = send_mac(req);
+        assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+        if (cmpr_pkisi_status(status_of(rsp)) != CMPR_STATUS_ACCEPTED) {
+            char t[300] = "";
+            const CMPR_PKISI *si = status_of(rsp);
+
+            if (si->statusString != NULL && sk_ASN1_UTF8STRING_num(si->statusString) > 0)
+                snprintf(t, sizeof(t), "%s", ASN1_STRING_get0_data(sk_ASN1_UTF8STRING_value(si->statusString, 0)));
+            fail_msg("%s: status %ld: %s", specs[i], cmpr_pkisi_status(si), t);
+        }
+        c = issued_cert(rsp);
+        gn = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(c), &got);
+        assert_true(wn > 0);
+        assert_int_equal(gn, wn);
+        assert_memory_equal(got, want, (size_t)wn);
+        assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(c), k), 1);
+        assert_int_equal(X509_verify(c, X509_get0_pubkey(ca_cert)), 1);
+        pkiconf = send_mac(certconf_for(rsp, 0, 1));
+        if (cmpr_msg_bodytype(pkiconf) != CMPR_BODY_PKICONF)
+            fail_msg("%s: certConf answered with %s", specs[i], cmpr_body_name(cmpr_msg_bodytype(pkiconf)));
+        CMPR_PKIMESSAGE_free(pkiconf);
+        OPENSSL_free(want);
+        OPENSSL_free(got);
+        CMPR_PKIMESSAGE_free(rsp);
+        EVP_PKEY_free(k);
+    }
 }
 
 /* 11. implicitConfirm echoed when granted; otherwise confirmWaitTime, certConf
@@ -1509,6 +1559,7 @@ main(void)
         cmocka_unit_test(test_obligation_08_answer_protection),
         cmocka_unit_test(test_obligation_09_pop),
         cmocka_unit_test(test_obligation_10_certrep),
+        cmocka_unit_test(test_issued_key_as_requested),
         cmocka_unit_test(test_obligation_11_confirmation),
         cmocka_unit_test(test_obligation_12_certconf_checks),
         cmocka_unit_test(test_obligation_13_revocation),

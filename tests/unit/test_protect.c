@@ -350,10 +350,10 @@ test_mac_key_cache(void **state)
 static void
 test_cert_hash(void **state)
 {
-    static const char *const specs[] = { "ec:P-384", "rsa:2048", "ed25519" };
+    static const char *const specs[] = { "ec:P-384", "rsa:2048", "ed25519", "ed448" };
     (void)state;
 
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         EVP_PKEY *k = tu_key(specs[i]);
         X509 *c = tu_cert(k, "Hash", NULL, NULL, 0);
         unsigned char h[EVP_MAX_MD_SIZE];
@@ -363,6 +363,29 @@ test_cert_hash(void **state)
         assert_int_equal(cmpr_cert_hash(c, NULL, h, &hl), CMPR_OK);
         assert_int_equal((int)hl, ASN1_STRING_length(want));
         assert_memory_equal(h, ASN1_STRING_get0_data(want), hl);
+        /* the same from the DER alone, and with a hashAlg (pvno 3) */
+        {
+            unsigned char *der = NULL, h2[EVP_MAX_MD_SIZE], h3[EVP_MAX_MD_SIZE];
+            unsigned int hl2 = 0, hl3 = 0;
+            int n = i2d_X509(c, &der);
+            X509_ALGOR *ha = X509_ALGOR_new();
+
+            assert_true(n > 0);
+            assert_int_equal(cmpr_cert_hash_der(der, (size_t)n, NULL, h2, &hl2), CMPR_OK);
+            assert_int_equal(hl2, hl);
+            assert_memory_equal(h2, h, hl);
+            X509_ALGOR_set0(ha, OBJ_nid2obj(NID_sha384), V_ASN1_UNDEF, NULL);
+            assert_int_equal(cmpr_cert_hash(c, ha, h, &hl), CMPR_OK);
+            assert_int_equal(cmpr_cert_hash_der(der, (size_t)n, ha, h3, &hl3), CMPR_OK);
+            assert_int_equal(hl3, 48);
+            assert_memory_equal(h3, h, hl3);
+            /* not a certificate: refused, no crash */
+            assert_int_equal(cmpr_cert_hash_der(der, (size_t)n - 1, NULL, h2, &hl2), CMPR_ERR_DECODE);
+            assert_int_equal(cmpr_cert_hash_der((const unsigned char *)"\x30\x00", 2, NULL, h2, &hl2),
+                             CMPR_ERR_DECODE);
+            X509_ALGOR_free(ha);
+            OPENSSL_free(der);
+        }
         if (i == 0)
             assert_int_equal(hl, 32);      /* signed with ecdsa-with-SHA256 -> SHA-256 */
         if (i == 2)

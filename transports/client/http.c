@@ -12,7 +12,7 @@
 #include "transports/lib/aconn.h"
 #include "transports/lib/ioloop.h"
 #include "transports/lib/net.h"
-#include "codec/dropname.h"
+#include "codec/der.h"
 #include "codec/httpmsg.h"
 #include "core/config.h"
 #include "base/buf.h"
@@ -429,13 +429,27 @@ const struct cmpr_upstream_ops cmpr_http_upstream = {
     .exchange = exchange,
 };
 
+/* The skeleton only: one definite-length DER SEQUENCE within the cap whose
+ * parts nest and fill their parents. Whoever takes the answer decodes it
+ * whole (and says so when it is no PKIMessage): decoding it here too cost
+ * as much again (certificates in it are slow to parse). */
 int
 cmpr_client_check_der(const unsigned char *rsp, size_t len, char *err, size_t errlen)
 {
-    char why[200];
+    struct cmpr_der_err e = { 0, "" };
+    struct cmpr_der_tlv t;
+    const char *what = "";
 
-    if (cmpr_drop_check(rsp, len, CMPR_MAX_MSG_SIZE, why, sizeof(why)) != 0) {
-        snprintf(err, errlen, "the answer is not a CMP message: %s", why);
+    if (len == 0 || len > CMPR_MAX_MSG_SIZE) {
+        snprintf(err, errlen, "the answer is not a CMP message: %s", len == 0 ? "empty" : "too large");
+        return -1;
+    }
+    if (cmpr_der_read(rsp, len, &t, &what) != CMPR_OK || t.cls != 0 || !t.constructed || t.tag != 16) {
+        snprintf(err, errlen, "the answer is not a CMP message: %s", what[0] ? what : "not a DER SEQUENCE");
+        return -1;
+    }
+    if (cmpr_der_check(rsp, len, CMPR_MAX_DER_DEPTH, &e) != CMPR_OK) {
+        snprintf(err, errlen, "the answer is not a CMP message: offset %zu: expected %s", e.offset, e.what);
         return -1;
     }
     return 0;
