@@ -16,7 +16,10 @@
  * is run through the core again (flagged resumed; the core answers its own
  * retransmissions from the store), R.N with A.N is retired and published,
  * A.N alone is published. Files are handled one at a time, oldest first, so
- * the order within a transaction is kept (RFC 9483 6.4).
+ * the order within a transaction is kept (RFC 9483 6.4), in batches of up to
+ * BATCH: each step is taken for every file of the batch, then made durable
+ * by one fsync per folder, before the next step begins (the order of the
+ * steps of each file is the same; the fsyncs are shared).
  */
 #define _GNU_SOURCE 1
 #include "transports/transport.h"
@@ -44,6 +47,10 @@
 #include <unistd.h>
 
 #define MAX_SCAN 10000                  /* inbox entries looked at per cycle */
+#define BATCH 64                        /* files taken through each step together */
+
+/* folders whose fsync a batch step owes */
+enum { DIRTY_PROC = 1, DIRTY_ERRORS = 2, DIRTY_ARCHIVE = 4, DIRTY_OUTBOX = 8 };
 
 struct fd_ctx {
     char *name;
@@ -61,7 +68,36 @@ struct fd_ctx {
     /* worker thread only */
     struct cmpr_drop_entry *seen;
     size_t n_seen;
+    int batching;                       /* folder fsyncs wait for the end of the step */
+    unsigned dirty;                     /* DIRTY_* owed */
 };
+
+/* dir (one of ctx's folders) has a new or renamed entry: fsync it now, or
+ * at the end of the batch's step */
+static int
+dir_changed(struct fd_ctx *ctx, const char *dir)
+{
+    if (!ctx->batching)
+        return cmpr_fs_fsync_dir(dir);
+    ctx->dirty |= dir == ctx->proc ? DIRTY_PROC : dir == ctx->errors ? DIRTY_ERRORS
+                  : dir == ctx->archive ? DIRTY_ARCHIVE : dir == ctx->outbox ? DIRTY_OUTBOX : 0;
+    return dir == ctx->proc || dir == ctx->errors || dir == ctx->archive || dir == ctx->outbox
+           ? 0 : cmpr_fs_fsync_dir(dir);
+}
+
+/* the end of a batch's step: what it changed is durable. 0, or -1. */
+static int
+step_done(struct fd_ctx *ctx)
+{
+    const char *dirs[] = { ctx->proc, ctx->errors, ctx->archive, ctx->outbox };
+    int r = 0;
+
+    for (int i = 0; i < 4; i++)
+        if ((ctx->dirty & (1u << i)) && dirs[i] != NULL && cmpr_fs_fsync_dir(dirs[i]) != 0)
+            r = -1;
+    ctx->dirty = 0;
+    return r;
+}
 
 /* ---------------- small file helpers (worker thread) ---------------- */
 
@@ -150,7 +186,7 @@ move_unique(struct fd_ctx *ctx, const char *src, const char *dstdir, const char 
         if (namer(name, n, out, olen) != 0 || cmpr_fs_join(dp, sizeof(dp), dstdir, "", out) != 0)
             return -1;
         if (renameat2(AT_FDCWD, src, AT_FDCWD, dp, RENAME_NOREPLACE) == 0)
-            return cmpr_fs_fsync_dir(dstdir);
+            return dir_changed(ctx, dstdir);
         if (errno == EEXIST)
             continue;
         if (errno == EINVAL || errno == ENOSYS || errno == ENOTSUP) {
@@ -160,7 +196,7 @@ move_unique(struct fd_ctx *ctx, const char *src, const char *dstdir, const char 
             if (lstat(dp, &st) == 0)
                 continue;
             if (rename(src, dp) == 0)
-                return cmpr_fs_fsync_dir(dstdir);
+                return dir_changed(ctx, dstdir);
         }
         if (errno == EXDEV) {
             if (copy_across(src, dstdir, out, ctx->dc.mode) == 0)
@@ -195,44 +231,71 @@ reject(struct fd_ctx *ctx, const char *src, const char *name, const char *why)
         char tmp[NAME_MAX + 1];
 
         snprintf(tmp, sizeof(tmp), ".%.240s.tmp", reason);
-        if (cmpr_fs_write_durable(ctx->errors, tmp, reason, (const unsigned char *)text, strlen(text),
-                          ctx->dc.mode) != 0)
+        if (cmpr_fs_write_synced(ctx->errors, tmp, reason, (const unsigned char *)text, strlen(text),
+                                 ctx->dc.mode) != 0 || dir_changed(ctx, ctx->errors) != 0)
             cmpr_log_error("filedrop %s: cannot write %s/%s: %s", ctx->name, ctx->errors, reason,
                            strerror(errno));
     }
     cmpr_worker_result(&ctx->w, 0, 0);
 }
 
-/* R.N answered (A.N durable): retire the request, publish the answer */
+/* R.N answered (A.N durable): the request goes to the archive (or away) */
 static int
-finish(struct fd_ctx *ctx, const char *name)
+retire(struct fd_ctx *ctx, const char *name)
 {
-    char rp[PATH_MAX], ap[PATH_MAX], used[NAME_MAX + 1], pname[256];
+    char rp[PATH_MAX], used[NAME_MAX + 1], pname[256];
 
     cmpr_drop_printable(name, pname, sizeof(pname));
-    if (cmpr_fs_join(rp, sizeof(rp), ctx->proc, "R.", name) != 0 || cmpr_fs_join(ap, sizeof(ap), ctx->proc, "A.", name) != 0)
+    if (cmpr_fs_join(rp, sizeof(rp), ctx->proc, "R.", name) != 0)
         return -1;
-    if (access(rp, F_OK) == 0) {
-        if (ctx->archive != NULL) {
-            if (move_unique(ctx, rp, ctx->archive, name, cmpr_drop_alt_name, used, sizeof(used)) != 0) {
-                cmpr_log_error("filedrop %s: %s: cannot archive it in %s: %s", ctx->name, pname,
-                               ctx->archive, strerror(errno));
-                return -1;
-            }
-        } else if (unlink(rp) != 0 || cmpr_fs_fsync_dir(ctx->proc) != 0) {
-            cmpr_log_error("filedrop %s: %s: cannot remove it: %s", ctx->name, pname, strerror(errno));
+    if (access(rp, F_OK) != 0)
+        return 0;
+    if (ctx->archive != NULL) {
+        if (move_unique(ctx, rp, ctx->archive, name, cmpr_drop_alt_name, used, sizeof(used)) != 0) {
+            cmpr_log_error("filedrop %s: %s: cannot archive it in %s: %s", ctx->name, pname,
+                           ctx->archive, strerror(errno));
             return -1;
         }
+        return dir_changed(ctx, ctx->proc);
     }
-    cmpr_drop_crash_point("retired");
-    if (move_unique(ctx, ap, ctx->outbox, name, cmpr_drop_answer_name, used, sizeof(used)) != 0) {
+    if (unlink(rp) != 0 || dir_changed(ctx, ctx->proc) != 0) {
+        cmpr_log_error("filedrop %s: %s: cannot remove it: %s", ctx->name, pname, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* R.N retired: A.N becomes the answer in the outbox */
+static int
+publish(struct fd_ctx *ctx, const char *name)
+{
+    char ap[PATH_MAX], used[NAME_MAX + 1], pname[256], shown[256];
+
+    cmpr_drop_printable(name, pname, sizeof(pname));
+    if (cmpr_fs_join(ap, sizeof(ap), ctx->proc, "A.", name) != 0)
+        return -1;
+    if (move_unique(ctx, ap, ctx->outbox, name, cmpr_drop_answer_name, used, sizeof(used)) != 0
+            || dir_changed(ctx, ctx->proc) != 0) {
         cmpr_log_error("filedrop %s: %s: cannot publish the answer in %s: %s", ctx->name, pname,
                        ctx->outbox, strerror(errno));
         return -1;
     }
+    cmpr_drop_printable(used, shown, sizeof(shown));
+    cmpr_log_info("filedrop %s: %s answered in %s/%s", ctx->name, pname, ctx->outbox, shown);
+    return 0;
+}
+
+/* R.N answered (A.N durable): retire the request, publish the answer, one
+ * file on its own (after a restart) */
+static int
+finish(struct fd_ctx *ctx, const char *name)
+{
+    if (retire(ctx, name) != 0)
+        return -1;
+    cmpr_drop_crash_point("retired");
+    if (publish(ctx, name) != 0)
+        return -1;
     cmpr_drop_crash_point("published");
-    cmpr_drop_printable(used, rp, sizeof(rp));
-    cmpr_log_info("filedrop %s: %s answered in %s/%s", ctx->name, pname, ctx->outbox, rp);
     return 0;
 }
 
@@ -356,18 +419,19 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
     cmpr_drop_crash_point("handled");
     snprintf(tmp, sizeof(tmp), "T.%s", name);
     snprintf(ans, sizeof(ans), "A.%s", name);
-    r = cmpr_fs_write_durable(ctx->proc, tmp, ans, out, out_len, ctx->dc.mode);
+    r = cmpr_fs_write_synced(ctx->proc, tmp, ans, out, out_len, ctx->dc.mode);
     free(out);
-    if (r != 0) {
+    if (r != 0 || dir_changed(ctx, ctx->proc) != 0) {
         cmpr_log_error("filedrop %s: %s: cannot write the answer: %s (kept, tried again later)",
                        ctx->name, pname, strerror(errno));
         cmpr_worker_result(&ctx->w, 0, uv_hrtime() - t0);
         return -1;
     }
+    cmpr_worker_result(&ctx->w, 1, uv_hrtime() - t0);
+    if (ctx->batching)
+        return 1;               /* the batch retires and publishes it */
     cmpr_drop_crash_point("answered");
-    r = finish(ctx, name);
-    cmpr_worker_result(&ctx->w, r == 0, uv_hrtime() - t0);
-    return r;
+    return finish(ctx, name);
 }
 
 /* What a previous run (or a failed attempt) left in the processing folder. */
@@ -435,6 +499,58 @@ reject_in_inbox(struct fd_ctx *ctx, const char *name, const char *why)
         reject(ctx, p, name, why);
 }
 
+/* Up to BATCH files of the inbox, oldest first, each step for all of them,
+ * then one fsync per folder it touched: claimed, answered, retired,
+ * published. A file that fails a step stays where it is for recover(). */
+static void
+run_batch(struct fd_ctx *ctx, struct cmpr_core *core, const struct cmpr_drop_entry *files, size_t n)
+{
+    const char *mine[BATCH];
+    size_t m = 0, k;
+
+    for (size_t i = 0; i < n; i++) {
+        char src[PATH_MAX], dst[PATH_MAX];
+
+        if (cmpr_fs_join(src, sizeof(src), ctx->inbox, "", files[i].name) != 0
+                || cmpr_fs_join(dst, sizeof(dst), ctx->proc, "R.", files[i].name) != 0)
+            continue;
+        /* the claim: whoever renames first owns the file */
+        if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) != 0
+                && (errno != EINVAL || rename(src, dst) != 0)) {
+            if (errno != ENOENT)
+                cmpr_log_error("filedrop %s: cannot claim %s: %s", ctx->name, src, strerror(errno));
+            continue;
+        }
+        mine[m++] = files[i].name;
+    }
+    if (m == 0)
+        return;
+    (void)cmpr_fs_fsync_dir(ctx->proc);
+    cmpr_drop_crash_point("claimed");
+    ctx->batching = 1;
+    cmpr_worker_busy(&ctx->w, (int)m);
+    /* answered: only those with an A.N go on (rejected ones went to errors) */
+    for (size_t i = k = 0; i < m; i++)
+        if (process_claimed(ctx, core, mine[i], 0) == 1)
+            mine[k++] = mine[i];
+    cmpr_worker_busy(&ctx->w, -(int)m);
+    if (step_done(ctx) == 0 && k > 0) {
+        cmpr_drop_crash_point("answered");
+        for (size_t i = m = 0; i < k; i++)
+            if (retire(ctx, mine[i]) == 0)
+                mine[m++] = mine[i];
+        if (step_done(ctx) == 0) {
+            cmpr_drop_crash_point("retired");
+            for (size_t i = 0; i < m; i++)
+                (void)publish(ctx, mine[i]);
+            (void)step_done(ctx);
+            cmpr_drop_crash_point("published");
+        }
+    }
+    ctx->batching = 0;
+    ctx->dirty = 0;
+}
+
 /* One cycle: finish what is claimed, then claim and process every file that
  * has stopped changing since the last look. */
 static long
@@ -484,26 +600,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
     wait = cmpr_drop_settle(ctx->seen, ctx->n_seen, now, ready != NULL ? n_now : 0, ctx->dc.settle_ms,
                             uv_hrtime() / 1000000u, ready, &n_ready);
-    for (size_t i = 0; i < n_ready && !cmpr_worker_stopping(w); i++) {
-        char src[PATH_MAX], dst[PATH_MAX];
-        const char *name = ready[i].name;
-
-        if (cmpr_fs_join(src, sizeof(src), ctx->inbox, "", name) != 0
-                || cmpr_fs_join(dst, sizeof(dst), ctx->proc, "R.", name) != 0)
-            continue;
-        /* the claim: whoever renames first owns the file */
-        if (renameat2(AT_FDCWD, src, AT_FDCWD, dst, RENAME_NOREPLACE) != 0
-                && (errno != EINVAL || rename(src, dst) != 0)) {
-            if (errno != ENOENT)
-                cmpr_log_error("filedrop %s: cannot claim %s: %s", ctx->name, src, strerror(errno));
-            continue;
-        }
-        (void)cmpr_fs_fsync_dir(ctx->proc);
-        cmpr_drop_crash_point("claimed");
-        cmpr_worker_busy(&ctx->w, 1);
-        (void)process_claimed(ctx, core, name, 0);
-        cmpr_worker_busy(&ctx->w, -1);
-    }
+    for (size_t i = 0; i < n_ready && !cmpr_worker_stopping(w); i += BATCH)
+        run_batch(ctx, core, ready + i, n_ready - i < BATCH ? n_ready - i : BATCH);
     free(ready);
     cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
     ctx->seen = now;

@@ -51,6 +51,15 @@ int
 cmpr_fs_write_durable(const char *dir, const char *tmp, const char *final, const unsigned char *data,
                       size_t len, mode_t mode)
 {
+    if (cmpr_fs_write_synced(dir, tmp, final, data, len, mode) != 0)
+        return -1;
+    return cmpr_fs_fsync_dir(dir);
+}
+
+int
+cmpr_fs_write_synced(const char *dir, const char *tmp, const char *final, const unsigned char *data,
+                     size_t len, mode_t mode)
+{
     char tp[PATH_MAX], fp[PATH_MAX];
     int fd;
 
@@ -69,7 +78,7 @@ cmpr_fs_write_durable(const char *dir, const char *tmp, const char *final, const
         (void)unlink(tp);
         return -1;
     }
-    return cmpr_fs_fsync_dir(dir);
+    return 0;
 }
 
 int

@@ -14,6 +14,10 @@ int cmpr_fs_fsync_dir(const char *dir);
  * final), directory fsynced. 0 or -1 (errno set). */
 int cmpr_fs_write_durable(const char *dir, const char *tmp, const char *final,
                           const unsigned char *data, size_t len, mode_t mode);
+/* The same without the directory's fsync: the data is on disk, the name
+ * only once the caller fsyncs dir (one fsync for a batch of files). */
+int cmpr_fs_write_synced(const char *dir, const char *tmp, const char *final,
+                         const unsigned char *data, size_t len, mode_t mode);
 /* mkdir -p (mode 0750); -1 with *err_r "WHAT folder DIR: reason" */
 int cmpr_fs_mkdirs(const char *path, char **err_r, const char *what);
 /* the file if it is a regular file (links not followed) of at most max
