@@ -49,6 +49,18 @@ check "the RA's own certificate comes from B (cmprouter ir)" test -s ra.pem -a -
 # ---- OpenSSL's mock server: another upstream CA ----
 start_mock mocksecret -srv_trusted b/ca/root.pem -srv_untrusted b/ca/issuing.pem
 check "OpenSSL's mock server runs (port $MP)" test -n "$MP"
+# A second one for the delayed route alone: OpenSSL's mock delays every
+# other transaction (it alternates after -poll_count), so which one waits
+# would depend on what went before
+openssl cmp -config /dev/null -port 0 -srv_ref mock -srv_secret pass:mocksecret -srv_cert msrv.crt \
+	-srv_key msrv.key -rsp_cert mee.crt -rsp_capubs mca.crt -poll_count 1 -check_after 1 \
+	-srv_trusted b/ca/root.pem -srv_untrusted b/ca/issuing.pem >mock2.out 2>mock2.err &
+PIDS="$PIDS $!"
+i=0; MP2=""
+while [ $i -lt 50 ] && [ -z "$MP2" ]; do
+	MP2=$(sed -n 's/^ACCEPT \[::\]:\([0-9]*\).*/\1/p' mock2.out); sleep 0.1; i=$((i + 1))
+done
+check "a second mock server runs for the delayed route (port $MP2)" test -n "$MP2"
 
 # ---- A: the RA with its routes ----
 start_daemon ra0 http --data-dir "$TMP/a" $ARGS
@@ -75,7 +87,7 @@ trusted = $TMP/mca.crt
 
 [route mock-delayed]
 label = mockslow
-upstream = http://127.0.0.1:$MP/pkix/
+upstream = http://127.0.0.1:$MP2/pkix/
 protection = reprotect
 ra_cert = $TMP/ra.pem
 ra_key = $TMP/ra.key
@@ -206,7 +218,7 @@ rc=$?
 check "delayed by the RA and by the mock: the client polls the RA and gets the mock's certificate (certConf too)" sh -c \
 	"test $rc -eq 0 && cmp -s ms.pem mee.crt || { echo 'client exit $rc:'; tail -n 8 ms.err; exit 1; }"
 check "... the RA polled the mock itself" sh -c \
-	"grep -q 'route mock-delayed tid=.*the upstream says waiting; polling it' ra1.err || { grep 'mock' ra1.err | tail -n 8; tail -n 5 mock.err; exit 1; }"
+	"grep -q 'route mock-delayed tid=.*the upstream says waiting; polling it' ra1.err || { grep 'mock' ra1.err | tail -n 8; tail -n 5 mock2.err; exit 1; }"
 
 # ---- protection nested: kur keeps the client's signature, the RA adds its own ----
 "$R" kur --server "$AH/p/nested" --oldcert keep1.pem --key keep.key --newkey ec:P-256 --out kn.pem --key-out kn.key \

@@ -66,6 +66,17 @@ for n in cli1 cli2 cli3 cli4 cli5; do mkreq $n; done
 check "cmprouter send tcp:// (version 10) gets the ip" accepted cli1
 "$R" send "tcp://127.0.0.1:$TPORT" --tcp-framing 2510 --in cli2.req --out cli2.rsp >s.log 2>&1
 check "cmprouter send --tcp-framing 2510 gets the ip" accepted cli2
+# the EE client over TCP: ir and its certConf on one connection (kept open
+# by the server: the client reuses it for the transaction's next message)
+"$R" ir --server "tcp://127.0.0.1:$TPORT" --ref demo --secret "pass:$SECRET" --newkey ec:P-256 --subject /CN=tcpkeep \
+	--out tcpkeep.pem --trusted data/ca/root.pem 2>tcpkeep.err
+rc=$?
+check "cmprouter ir over tcp://: ir, ip, certConf, pkiConf" sh -c "test $rc -eq 0 && test -s tcpkeep.pem || { cat tcpkeep.err; exit 1; }"
+KTID=$(sed -n 's/.* tid=\([0-9a-f]*\) demo: issued: .*CN=tcpkeep .*/\1/p' d1.err)
+check "... both messages came by the same connection (one peer port for issued and confirmed)" sh -c \
+	"test -n '$KTID' && test \$(grep 'tid=$KTID' d1.err | grep -c 'issued:\|confirmed:') -eq 2 \
+	 && test \$(grep 'tid=$KTID' d1.err | grep -o 'tcp 127.0.0.1:[0-9]*' | sort -u | wc -l) -eq 1 \
+	 || { grep 'tid=$KTID' d1.err; exit 1; }"
 # serve MODE NAME: a fake legacy server (the test peer) in front of the daemon
 serve() {
 	rm -f port.$1

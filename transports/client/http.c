@@ -23,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_IDLE 256                    /* kept-alive connections per loop */
-#define IDLE_MS 60000                   /* closed when unused this long */
 
 /* a route's (or the command line's) settings */
 struct http_set {
@@ -32,13 +30,6 @@ struct http_set {
     int port, tls;
     int keep_alive;                     /* 0: a new connection for every message */
     char *tls_ca, *tls_cert, *tls_key;
-};
-
-/* a kept-alive connection, waiting for the next exchange of its tag */
-struct idle {
-    struct cmpr_ioloop_obj obj;         /* first */
-    struct cmpr_ioloop *l;
-    struct cmpr_aconn *a;
 };
 
 /* one exchange */
@@ -50,8 +41,6 @@ struct hx {
     struct cmpr_httprsp rsp;
     int *status_out;                    /* cmprouter send: the HTTP status */
 };
-
-static const char idle_kind[] = "http-idle";
 
 static const char *const directives[] = { "tls_ca", "tls_cert", "tls_key", "keep_alive", NULL };
 
@@ -119,76 +108,6 @@ configure(void *ctx, const struct cmpr_conf_group *g, const char *uri, long time
     return CMPR_OK;
 }
 
-/* ---------------- kept-alive connections ---------------- */
-
-static void
-idle_cancel(struct cmpr_ioloop_obj *o)
-{
-    struct idle *i = (struct idle *)o;
-
-    cmpr_ioloop_remove(i->l, o);
-    cmpr_aconn_close(i->a);
-    free(i);
-}
-
-static void idle_connected(struct cmpr_aconn *a, void *arg) { (void)a; (void)arg; }
-static void idle_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n)
-{
-    (void)a; (void)p; (void)n;
-    idle_cancel(arg);           /* a server that talks unasked is not reused */
-}
-static void idle_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
-{
-    struct idle *i = arg;
-
-    (void)a; (void)err; (void)why;
-    cmpr_ioloop_remove(i->l, &i->obj);
-    free(i);
-}
-static const struct cmpr_aconn_ops idle_ops = { idle_connected, idle_data, idle_ended };
-
-static void
-keep(struct cmpr_ioloop *l, const char *key, struct cmpr_aconn *a)
-{
-    struct idle *i = calloc(1, sizeof(*i));
-    struct cmpr_ioloop_obj *old;
-
-    if (i == NULL) {
-        cmpr_aconn_close(a);
-        return;
-    }
-    while (cmpr_ioloop_count(l, idle_kind) >= MAX_IDLE && (old = cmpr_ioloop_find(l, idle_kind, NULL)) != NULL)
-        old->cancel(old);       /* the least recently used goes */
-    i->obj.kind = idle_kind;
-    snprintf(i->obj.key, sizeof(i->obj.key), "%s", key);
-    i->obj.since = uv_now(cmpr_ioloop_loop(l));
-    i->obj.cancel = idle_cancel;
-    i->l = l;
-    i->a = a;
-    cmpr_aconn_set_owner(a, &idle_ops, i);
-    cmpr_ioloop_add(l, &i->obj);
-}
-
-/* a kept connection for key, taken; stale ones are closed on the way */
-static struct cmpr_aconn *
-take_idle(struct cmpr_ioloop *l, const char *key)
-{
-    struct cmpr_ioloop_obj *o;
-    uint64_t now = uv_now(cmpr_ioloop_loop(l));
-
-    while ((o = cmpr_ioloop_find(l, idle_kind, NULL)) != NULL && now - o->since > IDLE_MS)
-        o->cancel(o);
-    if ((o = cmpr_ioloop_find(l, idle_kind, key)) != NULL) {
-        struct idle *i = (struct idle *)o;
-        struct cmpr_aconn *a = i->a;
-
-        cmpr_ioloop_remove(l, o);
-        free(i);
-        return a;
-    }
-    return NULL;
-}
-
 /* ---------------- one exchange ---------------- */
 
 static void
@@ -210,7 +129,7 @@ hx_drop(struct cmpr_xchg *xc, int result)
     struct hx *x = (struct hx *)xc;
 
     if (x->x.a != NULL && result == CMPR_OK && x->keep_alive && x->rsp.keep_alive && cmpr_aconn_is_up(x->x.a)) {
-        keep(x->x.l, x->key, x->x.a);
+        cmpr_xchg_keep(x->x.l, x->key, x->x.a);
         x->x.a = NULL;
     }
 }
@@ -321,7 +240,7 @@ hx_go(struct cmpr_xchg *xc)
 {
     struct hx *x = (struct hx *)xc;
 
-    if ((x->x.a = take_idle(x->x.l, x->key)) != NULL) {
+    if ((x->x.a = cmpr_xchg_take_idle(x->x.l, x->key)) != NULL) {
         x->reused = x->up = 1;
         cmpr_aconn_set_owner(x->x.a, &x_ops, x);
         x_connected(x->x.a, x);

@@ -39,6 +39,9 @@ struct tx {
     size_t value_len;
     unsigned type;
     int polls, reconnects, got_bytes, waiting;
+    int keep;                           /* the answer came without the close flag */
+    int reused;                         /* on a kept connection (closed meanwhile: reconnect at once) */
+    char key[400];                      /* what a kept connection serves */
     struct cmpr_tcp_parser p;
     int finrep_ok;                      /* cmprouter send: finRep ends it without an answer */
 };
@@ -211,6 +214,7 @@ frame(struct tx *x, const struct cmpr_tcp_frame *f)
             return;
         }
         memcpy(ans, f->value, f->value_len);
+        x->keep = !(f->flags & CMPR_TCP_FLAG_CLOSE);
         if (cmpr_client_check_der(ans, f->value_len, why, sizeof(why)) != 0) {
             free(ans);
             cmpr_xchg_finish(&x->x, CMPR_ERR_PEER, NULL, 0, why);
@@ -277,6 +281,12 @@ t_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
     /* closed before any answer byte (tp06 5: the server may drop an idle
      * connection, RFC 2510 servers do after pollRep): try again a few
      * times, 200, 400, 800 ms later */
+    if (x->reused && !x->got_bytes) {
+        x->reused = 0;          /* the server had closed the kept connection */
+        x->x.sent = 0;
+        connect_now(x);
+        return;
+    }
     if (!x->got_bytes && ++x->reconnects <= MAX_RECONNECTS) {
         x->waiting = 1;
         uv_timer_start(&x->x.wait, wait_done, 200u << (x->reconnects - 1), 0);
@@ -286,16 +296,39 @@ t_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
                                                    : "the server closed the connection without an answer");
 }
 
+/* on the loop thread: a connection kept from the transaction's last
+ * exchange (a server that closed it meanwhile is reconnected to: t_ended),
+ * or a new one */
 static void
 tx_go(struct cmpr_xchg *xc)
 {
-    connect_now((struct tx *)xc);
+    struct tx *x = (struct tx *)xc;
+
+    if ((x->x.a = cmpr_xchg_take_idle(x->x.l, x->key)) != NULL) {
+        x->reused = 1;
+        cmpr_aconn_set_owner(x->x.a, &t_ops, x);
+        send_now(x);
+        return;
+    }
+    connect_now(x);
 }
 
-static const struct cmpr_xchg_ops tx_ops = { "tcp-exchange", tx_go, NULL, tx_free };
+/* the end: a connection the server left open waits for the next exchange */
+static void
+tx_drop(struct cmpr_xchg *xc, int result)
+{
+    struct tx *x = (struct tx *)xc;
+
+    if (x->x.a != NULL && result == CMPR_OK && x->keep && cmpr_aconn_is_up(x->x.a)) {
+        cmpr_xchg_keep(x->x.l, x->key, x->x.a);
+        x->x.a = NULL;
+    }
+}
+
+static const struct cmpr_xchg_ops tx_ops = { "tcp-exchange", tx_go, tx_drop, tx_free };
 
 static int
-start(void *ctx, const struct tcp_set *s, const unsigned char *der, size_t len, long timeout_ms,
+start(void *ctx, const struct tcp_set *s, const char *tag, const unsigned char *der, size_t len, long timeout_ms,
       cmpr_upstream_done_fn done, void *arg, int finrep_ok)
 {
     struct tx *x = calloc(1, sizeof(*x));
@@ -312,6 +345,8 @@ start(void *ctx, const struct tcp_set *s, const unsigned char *der, size_t len, 
     cmpr_xchg_init(&x->x, &tx_ops, ctx, s->host, s->port, timeout_ms, done, arg);
     x->version = s->version;
     x->finrep_ok = finrep_ok;
+    snprintf(x->key, sizeof(x->key), "tcp://%.250s:%d/%d %.100s", s->host, s->port, s->version,
+             tag != NULL ? tag : "");
     cmpr_tcp_parser_init(&x->p, CMPR_MAX_MSG_SIZE);
     return cmpr_xchg_start(&x->x);
 }
@@ -320,8 +355,7 @@ static int
 exchange(void *ctx, void *set, const char *tag, const unsigned char *der, size_t len, long timeout_ms,
          cmpr_upstream_done_fn done, void *arg)
 {
-    (void)tag;
-    return start(ctx, set, der, len, timeout_ms, done, arg, 0);
+    return start(ctx, set, tag, der, len, timeout_ms, done, arg, 0);
 }
 
 struct send_arg {
@@ -336,7 +370,7 @@ send_start(struct cmpr_ioloop *l, void *arg, struct cmpr_client_wait *w)
 {
     struct send_arg *a = arg;
 
-    return start(l, &a->s, a->der, a->len, a->timeout_ms, cmpr_client_waited, w, 1);
+    return start(l, &a->s, NULL, a->der, a->len, a->timeout_ms, cmpr_client_waited, w, 1);
 }
 
 int

@@ -96,3 +96,83 @@ cmpr_xchg_start(struct cmpr_xchg *x)
     x->ops->free(x);
     return CMPR_ERR_UNREACHABLE;
 }
+
+/* ---------------- kept connections ---------------- */
+
+#define MAX_IDLE 256                    /* kept connections per loop */
+#define IDLE_MS 60000                   /* closed when unused this long */
+
+struct idle {
+    struct cmpr_ioloop_obj obj;         /* first */
+    struct cmpr_ioloop *l;
+    struct cmpr_aconn *a;
+};
+
+static const char idle_kind[] = "idle-connection";
+
+static void
+idle_cancel(struct cmpr_ioloop_obj *o)
+{
+    struct idle *i = (struct idle *)o;
+
+    cmpr_ioloop_remove(i->l, o);
+    cmpr_aconn_close(i->a);
+    free(i);
+}
+
+static void idle_connected(struct cmpr_aconn *a, void *arg) { (void)a; (void)arg; }
+static void idle_data(struct cmpr_aconn *a, void *arg, const char *p, size_t n)
+{
+    (void)a; (void)p; (void)n;
+    idle_cancel(arg);           /* a server that talks unasked is not reused */
+}
+static void idle_ended(struct cmpr_aconn *a, void *arg, int err, const char *why)
+{
+    struct idle *i = arg;
+
+    (void)a; (void)err; (void)why;
+    cmpr_ioloop_remove(i->l, &i->obj);
+    free(i);
+}
+static const struct cmpr_aconn_ops idle_ops = { idle_connected, idle_data, idle_ended };
+
+void
+cmpr_xchg_keep(struct cmpr_ioloop *l, const char *key, struct cmpr_aconn *a)
+{
+    struct idle *i = calloc(1, sizeof(*i));
+    struct cmpr_ioloop_obj *old;
+
+    if (i == NULL) {
+        cmpr_aconn_close(a);
+        return;
+    }
+    while (cmpr_ioloop_count(l, idle_kind) >= MAX_IDLE && (old = cmpr_ioloop_find(l, idle_kind, NULL)) != NULL)
+        old->cancel(old);       /* the least recently used goes */
+    i->obj.kind = idle_kind;
+    snprintf(i->obj.key, sizeof(i->obj.key), "%s", key);
+    i->obj.since = uv_now(cmpr_ioloop_loop(l));
+    i->obj.cancel = idle_cancel;
+    i->l = l;
+    i->a = a;
+    cmpr_aconn_set_owner(a, &idle_ops, i);
+    cmpr_ioloop_add(l, &i->obj);
+}
+
+struct cmpr_aconn *
+cmpr_xchg_take_idle(struct cmpr_ioloop *l, const char *key)
+{
+    struct cmpr_ioloop_obj *o;
+    uint64_t now = uv_now(cmpr_ioloop_loop(l));
+
+    while ((o = cmpr_ioloop_find(l, idle_kind, NULL)) != NULL && now - o->since > IDLE_MS)
+        o->cancel(o);
+    if ((o = cmpr_ioloop_find(l, idle_kind, key)) != NULL) {
+        struct idle *i = (struct idle *)o;
+        struct cmpr_aconn *a = i->a;
+
+        cmpr_ioloop_remove(l, o);
+        free(i);
+        return a;
+    }
+    return NULL;
+}

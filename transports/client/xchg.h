@@ -61,4 +61,13 @@ int cmpr_xchg_start(struct cmpr_xchg *x);
  * the timers close and ops->free follows. Later calls free ans and return. */
 void cmpr_xchg_finish(struct cmpr_xchg *x, int result, unsigned char *ans, size_t len, const char *why);
 
+/* Connections kept between the exchanges of one transaction (HTTP
+ * keep-alive, TCP-Message without the close flag), by key ("scheme://host:port
+ * tag"): at most 256 per loop, the least recently used going first, and
+ * none unused for over a minute. keep takes a (an idle connection that
+ * hears from its server is closed); take_idle gives one back (its owner to
+ * be set with cmpr_aconn_set_owner), or NULL. Loop thread only. */
+void cmpr_xchg_keep(struct cmpr_ioloop *l, const char *key, struct cmpr_aconn *a);
+struct cmpr_aconn *cmpr_xchg_take_idle(struct cmpr_ioloop *l, const char *key);
+
 #endif
