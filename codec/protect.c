@@ -970,23 +970,20 @@ cmpr_err_failinfo(int err)
 /* ---------------- certHash ---------------- */
 
 /* The digest X509_digest_sig takes for a certificate signed with alg, when
- * it is a plain one (not RSA-PSS): 1 with *md_r (NULL and *shake_r for
- * Ed448's SHAKE256), 0 when only X509_digest_sig knows. */
+ * it is a plain one: 1 with *md_r, 0 when only X509_digest_sig knows
+ * (RSA-PSS; Ed448, whose SHAKE256 output length is OpenSSL's to say). */
 static int
-sig_digest(const X509_ALGOR *alg, const EVP_MD **md_r, int *shake_r)
+sig_digest(const X509_ALGOR *alg, const EVP_MD **md_r)
 {
     int mdnid = NID_undef, pknid = NID_undef;
 
     *md_r = NULL;
-    *shake_r = 0;
     if (!OBJ_find_sigid_algs(OBJ_obj2nid(alg->algorithm), &mdnid, &pknid))
         return 0;
     if (mdnid == NID_undef) {
         if (pknid == NID_ED25519)
             *md_r = cmpr_md(NID_sha512);
-        else if (pknid == NID_ED448)
-            *shake_r = 1;
-        return *md_r != NULL || *shake_r;
+        return *md_r != NULL;
     }
     if (mdnid == NID_md5 || mdnid == NID_sha1)
         mdnid = NID_sha256;         /* as X509_digest_sig: never the weak digest itself */
@@ -1002,7 +999,7 @@ cmpr_cert_hash_der(const unsigned char *der, size_t len, const X509_ALGOR *hashA
     const unsigned char *p;
     X509_ALGOR *alg = NULL;
     const EVP_MD *md = NULL;
-    int shake = 0, r = CMPR_ERR_BAD_ALG;
+    int r = CMPR_ERR_BAD_ALG;
 
     if (hashAlg != NULL) {
         if ((md = cmpr_md(OBJ_obj2nid(hashAlg->algorithm))) == NULL)
@@ -1017,18 +1014,10 @@ cmpr_cert_hash_der(const unsigned char *der, size_t len, const X509_ALGOR *hashA
     p = der + cert.hdr_len + tbs.hdr_len + tbs.len;
     if ((alg = d2i_X509_ALGOR(NULL, &p, (long)(cert.len - tbs.hdr_len - tbs.len))) == NULL)
         return CMPR_ERR_DECODE;
-    if (sig_digest(alg, &md, &shake)) {
-        unsigned int n = 64;
-        EVP_MD_CTX *ctx = shake ? EVP_MD_CTX_new() : NULL;
-
-        if (!shake)
-            r = EVP_Digest(der, len, out, len_r, md, NULL) ? CMPR_OK : CMPR_ERR_INTERNAL;
-        else
-            r = ctx != NULL && EVP_DigestInit_ex(ctx, EVP_shake256(), NULL) && EVP_DigestUpdate(ctx, der, len)
-                && EVP_DigestFinalXOF(ctx, out, n) ? (*len_r = n, CMPR_OK) : CMPR_ERR_INTERNAL;
-        EVP_MD_CTX_free(ctx);
+    if (sig_digest(alg, &md)) {
+        r = EVP_Digest(der, len, out, len_r, md, NULL) ? CMPR_OK : CMPR_ERR_INTERNAL;
     } else {
-        /* RSA-PSS and the like: the whole certificate, as X509_digest_sig wants it */
+        /* RSA-PSS, Ed448: the whole certificate, as X509_digest_sig wants it */
         X509 *x;
 
         p = der;
