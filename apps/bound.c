@@ -70,7 +70,8 @@ verified(const struct cmpr_client_creds *cr, const CMPR_PKIMESSAGE *m)
     return m != NULL && cmpr_client_verify(cr, m, why, sizeof(why)) == 0;
 }
 
-/* the server's part of issuing: a certificate for the template's key */
+/* the server's part of issuing: a certificate for the template's key, the
+ * key copied as it came, as core/ca.c does */
 static X509 *
 issue(struct bound *b, const CMPR_CERTREQMSG *crm, long serial)
 {
@@ -82,7 +83,9 @@ issue(struct bound *b, const CMPR_CERTREQMSG *crm, long serial)
              && X509_set_subject_name(x, crm->certReq->certTemplate->subject)
              && X509_gmtime_adj(X509_getm_notBefore(x), 0)
              && X509_gmtime_adj(X509_getm_notAfter(x), 86400L * 365)
-             && X509_set_pubkey(x, pk) && X509_sign(x, b->ca_key, cmpr_md(NID_sha256)) > 0;
+             && (cmpr_spki_copy(crm->certReq->certTemplate->publicKey, X509_get_X509_PUBKEY(x)) > 0
+                 || X509_set_pubkey(x, pk))
+             && X509_sign(x, b->ca_key, cmpr_md(NID_sha256)) > 0;
 
     EVP_PKEY_free(pk);
     if (!ok) {

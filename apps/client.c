@@ -367,6 +367,13 @@ protect(struct ee *e, CMPR_PKIMESSAGE *m)
 int
 cmpr_client_verify(const struct cmpr_client_creds *c, const CMPR_PKIMESSAGE *rsp, char *why, size_t wlen)
 {
+    return cmpr_client_verify_over(c, rsp, NULL, 0, why, wlen);
+}
+
+int
+cmpr_client_verify_over(const struct cmpr_client_creds *c, const CMPR_PKIMESSAGE *rsp,
+                        const unsigned char *pp, size_t pp_len, char *why, size_t wlen)
+{
     const X509_ALGOR *alg = rsp->header->protectionAlg;
     int kind = alg != NULL ? cmpr_prot_kind(alg->algorithm) : CMPR_PROT_NONE;
     X509 *signer;
@@ -383,7 +390,9 @@ cmpr_client_verify(const struct cmpr_client_creds *c, const CMPR_PKIMESSAGE *rsp
             snprintf(why, wlen, "the answer is MAC-protected but we have no shared secret");
             return -1;
         }
-        r = cmpr_verify_mac(rsp, (const unsigned char *)c->secret, strlen(c->secret), &vo);
+        r = pp != NULL ? cmpr_verify_mac_over(rsp, pp, pp_len, (const unsigned char *)c->secret,
+                                              strlen(c->secret), &vo)
+                       : cmpr_verify_mac(rsp, (const unsigned char *)c->secret, strlen(c->secret), &vo);
         if (r != CMPR_OK)
             snprintf(why, wlen, "its MAC does not verify with our secret: %s", cmpr_strerror(r));
         return r == CMPR_OK ? 0 : -1;

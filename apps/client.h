@@ -41,5 +41,9 @@ int cmpr_client_protect(const struct cmpr_client_creds *c, CMPR_PKIMESSAGE *m);
  * signature by a certificate that chains to trusted (or is srvcert). 0, or
  * -1 with why[]. */
 int cmpr_client_verify(const struct cmpr_client_creds *c, const CMPR_PKIMESSAGE *rsp, char *why, size_t wlen);
+/* The same; a MAC is checked over pp, the ProtectedPart as received
+ * (cmpr_msg_decode_lean), when pp is not NULL. */
+int cmpr_client_verify_over(const struct cmpr_client_creds *c, const CMPR_PKIMESSAGE *rsp,
+                            const unsigned char *pp, size_t pp_len, char *why, size_t wlen);
 
 #endif

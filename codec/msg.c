@@ -119,6 +119,130 @@ cmpr_msg_decode(const unsigned char *der, size_t len, CMPR_PKIMESSAGE **msg_r,
     return CMPR_OK;
 }
 
+/* ---- lean decoding ---- */
+
+/* DER identifier and length octets for tag (one octet) and len: the count. */
+static size_t
+put_hdr(unsigned char *out, unsigned char tag, size_t len)
+{
+    size_t n = 0, i;
+    unsigned char l[sizeof(size_t)];
+
+    out[n++] = tag;
+    if (len < 0x80) {
+        out[n++] = (unsigned char)len;
+        return n;
+    }
+    for (i = 0; len > 0; len >>= 8)
+        l[i++] = (unsigned char)(len & 0xff);
+    out[n++] = (unsigned char)(0x80 | i);
+    while (i > 0)
+        out[n++] = l[--i];
+    return n;
+}
+
+static int
+is_certrep(unsigned long tag)
+{
+    return tag == CMPR_BODY_IP || tag == CMPR_BODY_CP || tag == CMPR_BODY_KUP || tag == CMPR_BODY_CCP;
+}
+
+/* The body's TLV, with a CertRepMessage's caPubs left out (into out, whose
+ * room is at least the original's): its length. */
+static size_t
+lean_body(const unsigned char *body, const struct cmpr_der_tlv *b, unsigned char *out)
+{
+    const unsigned char *crm = body + b->hdr_len, *p;
+    struct cmpr_der_tlv s, c;
+    const char *what;
+    size_t n, rest;
+
+    if (!is_certrep(b->tag) || cmpr_der_read(crm, b->len, &s, &what) != CMPR_OK
+            || s.cls != 0 || s.tag != 16 || s.hdr_len + s.len != b->len
+            || cmpr_der_read(crm + s.hdr_len, s.len, &c, &what) != CMPR_OK
+            || c.cls != 2 || c.tag != 1) {
+        memcpy(out, body, b->hdr_len + b->len);
+        return b->hdr_len + b->len;
+    }
+    p = crm + s.hdr_len + c.hdr_len + c.len;        /* response, after caPubs */
+    rest = s.len - (c.hdr_len + c.len);
+    {
+        unsigned char seq[16];
+        size_t sl = put_hdr(seq, 0x30, rest);
+
+        n = put_hdr(out, (unsigned char)(0xa0 | b->tag), sl + rest);
+        memcpy(out + n, seq, sl);
+        memcpy(out + n + sl, p, rest);
+        return n + sl + rest;
+    }
+}
+
+int
+cmpr_msg_decode_lean(const unsigned char *der, size_t len, CMPR_PKIMESSAGE **msg_r,
+                     unsigned char **pp_r, size_t *pp_len_r)
+{
+    struct cmpr_der_tlv t, h, b, x;
+    const char *what;
+    const unsigned char *hp, *bp, *prot = NULL;
+    unsigned char *lean = NULL, *pp = NULL, hdr[16];
+    size_t off, plen = 0, n, l, hl, pp_len;
+    struct cmpr_der_err derr;
+    int r;
+
+    *msg_r = NULL;
+    *pp_r = NULL;
+    *pp_len_r = 0;
+    if (len > CMPR_MAX_MSG_SIZE)
+        return CMPR_ERR_TOO_LARGE;
+    if ((r = cmpr_der_check(der, len, CMPR_MAX_DER_DEPTH, &derr)) != CMPR_OK)
+        return r;
+    (void)cmpr_der_read(der, len, &t, &what);
+    off = t.hdr_len;
+    hp = der + off;
+    if (cmpr_der_read(hp, len - off, &h, &what) != CMPR_OK || h.cls != 0 || h.tag != 16)
+        return CMPR_ERR_DECODE;
+    off += h.hdr_len + h.len;
+    bp = der + off;
+    if (off >= len || cmpr_der_read(bp, len - off, &b, &what) != CMPR_OK || b.cls != 2
+            || b.tag >= CMPR_BODY_COUNT)
+        return CMPR_ERR_DECODE;
+    off += b.hdr_len + b.len;
+    if (off < len && cmpr_der_read(der + off, len - off, &x, &what) == CMPR_OK && x.cls == 2
+            && x.tag == 0) {
+        prot = der + off;
+        plen = x.hdr_len + x.len;
+    }
+    /* the ProtectedPart as received */
+    l = h.hdr_len + h.len + b.hdr_len + b.len;
+    hl = put_hdr(hdr, 0x30, l);
+    if ((pp = malloc(hl + l)) == NULL || (lean = malloc(2 * (hl + 8) + l + plen)) == NULL) {
+        free(pp);
+        return CMPR_ERR_ALLOC;
+    }
+    memcpy(pp, hdr, hl);
+    memcpy(pp + hl, hp, l);
+    pp_len = hl + l;
+    /* header, lean body, protection: no extraCerts */
+    n = 16;
+    memcpy(lean + n, hp, h.hdr_len + h.len);
+    n += h.hdr_len + h.len;
+    n += lean_body(bp, &b, lean + n);
+    if (prot != NULL)
+        memcpy(lean + n, prot, plen);
+    n += plen;
+    hl = put_hdr(hdr, 0x30, n - 16);
+    memcpy(lean + 16 - hl, hdr, hl);
+    r = cmpr_msg_decode(lean + 16 - hl, n - 16 + hl, msg_r, NULL);
+    free(lean);
+    if (r != CMPR_OK) {
+        free(pp);
+        return r;
+    }
+    *pp_r = pp;
+    *pp_len_r = pp_len;
+    return CMPR_OK;
+}
+
 int
 cmpr_msg_encode(const CMPR_PKIMESSAGE *msg, unsigned char **der_r, size_t *len_r)
 {

@@ -26,6 +26,15 @@ struct cmpr_decode_err {
  * cap on nested-message depth. err may be NULL. */
 int cmpr_msg_decode(const unsigned char *der, size_t len, CMPR_PKIMESSAGE **msg_r,
                     struct cmpr_decode_err *err);
+/* For a client that needs neither the extraCerts nor a CertRepMessage's
+ * caPubs (the load generator): decodes the message without them, the costly
+ * part of decoding an answer (OpenSSL decodes every certificate's key), with
+ * the same checks as cmpr_msg_decode. *pp_r (free()) gets the DER of the
+ * ProtectedPart as received, for cmpr_verify_mac_over: a MAC is checked
+ * over the bytes that came, not a re-encoding. Not for signature-protected
+ * messages, whose extraCerts may hold the signer. */
+int cmpr_msg_decode_lean(const unsigned char *der, size_t len, CMPR_PKIMESSAGE **msg_r,
+                         unsigned char **pp_r, size_t *pp_len_r);
 int cmpr_msg_encode(const CMPR_PKIMESSAGE *msg, unsigned char **der_r, size_t *len_r);
 
 int cmpr_msg_bodytype(const CMPR_PKIMESSAGE *msg);

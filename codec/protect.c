@@ -553,11 +553,33 @@ cmpr_protect_mac(CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t secre
 }
 
 int
+cmpr_verify_mac_over(const CMPR_PKIMESSAGE *msg, const unsigned char *pp, size_t pp_len,
+                     const unsigned char *secret, size_t secret_len,
+                     const struct cmpr_verify_opts *opts)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    int r;
+
+    if (msg->header->protectionAlg == NULL || msg->protection == NULL)
+        return CMPR_ERR_NO_PROTECTION;
+    r = mac_compute(msg->header->protectionAlg, secret, secret_len, pp, pp_len,
+                    opts != NULL ? opts->max_iter : 0, opts != NULL ? opts->cache : NULL,
+                    mac, &maclen);
+    if (r != CMPR_OK)
+        return r;
+    if ((size_t)ASN1_STRING_length(msg->protection) != maclen
+            || CRYPTO_memcmp(ASN1_STRING_get0_data(msg->protection), mac, maclen) != 0)
+        r = CMPR_ERR_MAC_MISMATCH;
+    OPENSSL_cleanse(mac, sizeof(mac));
+    return r;
+}
+
+int
 cmpr_verify_mac(const CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t secret_len,
                 const struct cmpr_verify_opts *opts)
 {
-    unsigned char *der = NULL, mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
+    unsigned char *der = NULL;
     size_t len;
     int r;
 
@@ -565,16 +587,8 @@ cmpr_verify_mac(const CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t 
         return CMPR_ERR_NO_PROTECTION;
     if ((r = cmpr_protected_part(msg, &der, &len)) != CMPR_OK)
         return r;
-    r = mac_compute(msg->header->protectionAlg, secret, secret_len, der, len,
-                    opts != NULL ? opts->max_iter : 0, opts != NULL ? opts->cache : NULL,
-                    mac, &maclen);
+    r = cmpr_verify_mac_over(msg, der, len, secret, secret_len, opts);
     OPENSSL_free(der);
-    if (r != CMPR_OK)
-        return r;
-    if ((size_t)ASN1_STRING_length(msg->protection) != maclen
-            || CRYPTO_memcmp(ASN1_STRING_get0_data(msg->protection), mac, maclen) != 0)
-        r = CMPR_ERR_MAC_MISMATCH;
-    OPENSSL_cleanse(mac, sizeof(mac));
     return r;
 }
 

@@ -57,6 +57,10 @@ int cmpr_protect_sig(CMPR_PKIMESSAGE *msg, EVP_PKEY *key, const EVP_MD *md, int 
  * is signature-protected, CMPR_ERR_BAD_ALG / ITER_LIMIT for refused parameters. */
 int cmpr_verify_mac(const CMPR_PKIMESSAGE *msg, const unsigned char *secret,
                     size_t secret_len, const struct cmpr_verify_opts *opts);
+/* The same over pp, the ProtectedPart's DER as received (cmpr_msg_decode_lean). */
+int cmpr_verify_mac_over(const CMPR_PKIMESSAGE *msg, const unsigned char *pp, size_t pp_len,
+                         const unsigned char *secret, size_t secret_len,
+                         const struct cmpr_verify_opts *opts);
 
 /* Verifies a signature-protected message with pubkey (no path validation:
  * that is the trust store's business in core/). */

@@ -1,7 +1,8 @@
-/* libFuzzer target: decode + print + re-encode + verify + every accessor on
+/* libFuzzer target: lean decode + decode + print + re-encode + verify + every accessor on
  * hostile bytes. Build: ./configure CC=clang --enable-fuzzers --enable-asan --enable-ubsan */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/bio.h>
@@ -51,9 +52,25 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     BIO *null = BIO_new(BIO_s_null());
     CMPR_CERTREQMSGS *reqs;
     X509 *signer;
+    CMPR_PKIMESSAGE *lean = NULL;
+    unsigned char *pp = NULL;
+    size_t pp_len = 0;
+    int lean_ok;
 
+    /* the lean decoder (no extraCerts, no caPubs, the ProtectedPart as
+     * received) takes every message the full one takes */
+    lean_ok = cmpr_msg_decode_lean(data, size, &lean, &pp, &pp_len) == CMPR_OK;
+    if (lean_ok) {
+        if (lean->extraCerts != NULL)
+            __builtin_trap();
+        (void)cmpr_verify_mac_over(lean, pp, pp_len, (const unsigned char *)"secret", 6, &vo);
+    }
+    CMPR_PKIMESSAGE_free(lean);
+    free(pp);
     if (cmpr_msg_decode(data, size, &msg, &err) != CMPR_OK)
         goto out;
+    if (!lean_ok)
+        __builtin_trap();
     cmpr_print_msg(null, msg, 0);
     cmpr_print_msg(null, msg, CMPR_PRINT_JSON);
     if (cmpr_msg_encode(msg, &der, &len) == CMPR_OK) {

@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "codec/ee.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/print.h"
@@ -1339,6 +1340,92 @@ test_roundtrip_full(void **state)
     }
 }
 
+/* cmpr_msg_decode_lean: the message without extraCerts and caPubs, the
+ * rest as cmpr_msg_decode gives it; the MAC checked over the bytes that
+ * came (RFC 9810 5.1.3.1: over the DER of header and body); hostile bytes
+ * refused as by the full decoder. */
+static void
+test_decode_lean(void **state)
+{
+    char path[512];
+    size_t len, pp_len, full_len;
+    unsigned char *der = tu_read(tu_data("openssl/ip_mac.der", path, sizeof(path)), &len);
+    unsigned char *pp = NULL, *full_pp = NULL;
+    CMPR_PKIMESSAGE *lean = NULL, *full = NULL;
+    CMPR_CERTREPMESSAGE *a, *b;
+    struct cmpr_verify_opts vo = { 0, NULL };
+    const unsigned char sec[] = "test-secret";
+    (void)state;
+
+    assert_non_null(der);
+    assert_int_equal(cmpr_msg_decode(der, len, &full, NULL), CMPR_OK);
+    assert_int_equal(cmpr_msg_decode_lean(der, len, &lean, &pp, &pp_len), CMPR_OK);
+    a = full->body->value.ip;
+    b = lean->body->value.ip;
+    assert_int_equal(cmpr_msg_bodytype(lean), CMPR_BODY_IP);
+    assert_non_null(a->caPubs);
+    assert_null(b->caPubs);
+    assert_int_equal(sk_CMPR_CERTRESPONSE_num(b->response), sk_CMPR_CERTRESPONSE_num(a->response));
+    {
+        struct cmpr_ee_result ra, rb;
+
+        assert_int_equal(cmpr_ee_result(full, &ra), CMPR_OK);
+        assert_int_equal(cmpr_ee_result(lean, &rb), CMPR_OK);
+        assert_non_null(rb.cert);
+        assert_int_equal(X509_cmp(ra.cert, rb.cert), 0);
+    }
+    /* the ProtectedPart as received is what the full message re-encodes to */
+    assert_int_equal(cmpr_protected_part(full, &full_pp, &full_len), CMPR_OK);
+    assert_int_equal(pp_len, full_len);
+    assert_memory_equal(pp, full_pp, pp_len);
+    assert_int_equal(cmpr_verify_mac_over(lean, pp, pp_len, sec, sizeof(sec) - 1, &vo), CMPR_OK);
+    assert_int_equal(cmpr_verify_mac_over(lean, pp, pp_len, sec, sizeof(sec) - 2, &vo),
+                     CMPR_ERR_MAC_MISMATCH);
+    OPENSSL_free(full_pp);
+    free(pp);
+    pp = NULL;
+    CMPR_PKIMESSAGE_free(lean);
+    lean = NULL;
+    /* a byte changed in the caPubs, which the lean message leaves out:
+     * the MAC over what came still catches it */
+    {
+        unsigned char *bad = OPENSSL_memdup(der, len);
+        size_t at = 400;                /* caPubs: bytes 225..608 of this fixture */
+
+        assert_non_null(bad);
+        assert_int_equal(der[225], 0xa1);
+        bad[at] ^= 0x01;
+        assert_int_equal(cmpr_msg_decode_lean(bad, len, &lean, &pp, &pp_len), CMPR_OK);
+        assert_null(lean->body->value.ip->caPubs);
+        assert_int_equal(cmpr_verify_mac_over(lean, pp, pp_len, sec, sizeof(sec) - 1, &vo),
+                             CMPR_ERR_MAC_MISMATCH);
+        CMPR_PKIMESSAGE_free(lean);
+        lean = NULL;
+        free(pp);
+        pp = NULL;
+        OPENSSL_free(bad);
+    }
+    /* every cut of it is refused, as by the full decoder */
+    for (size_t cut = 0; cut < len; cut++) {
+        assert_int_not_equal(cmpr_msg_decode_lean(der, cut, &lean, &pp, &pp_len), CMPR_OK);
+        assert_null(lean);
+        assert_null(pp);
+    }
+    CMPR_PKIMESSAGE_free(full);
+    free(der);
+    /* extraCerts are left out */
+    der = tu_read(tu_data("openssl/ip_sig.der", path, sizeof(path)), &len);
+    assert_non_null(der);
+    assert_int_equal(cmpr_msg_decode(der, len, &full, NULL), CMPR_OK);
+    assert_non_null(full->extraCerts);
+    assert_int_equal(cmpr_msg_decode_lean(der, len, &lean, &pp, &pp_len), CMPR_OK);
+    assert_null(lean->extraCerts);
+    CMPR_PKIMESSAGE_free(full);
+    CMPR_PKIMESSAGE_free(lean);
+    free(pp);
+    free(der);
+}
+
 int
 main(void)
 {
@@ -1364,6 +1451,7 @@ main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_absurd_iteration_count),
         cmocka_unit_test(test_wrong_mac_and_signature),
+        cmocka_unit_test(test_decode_lean),
     };
 
     return cmocka_run_group_tests_name("codec", tests, setup, teardown);

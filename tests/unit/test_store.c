@@ -2,7 +2,8 @@
  * never reused, nonce replay window, certificates and revocation, the audit
  * log, reopening after close and after kill -9, concurrent writers, group
  * commit (batches: seen by their own thread at once, by others and on disk
- * only after flush; a lost commit is reported). */
+ * only after flush; a lost commit is reported; a failed fdatasync of the
+ * WAL fails the flush and every durable change after it). */
 #include "testutil.h"
 
 #include <sqlite3.h>
@@ -11,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -495,6 +497,74 @@ test_concurrent_batches(void **state)
     cmpr_store_close(st);
 }
 
+/* The descriptors of this process open read-only on path (the WAL the
+ * store syncs itself; SQLite's own is read-write): how many, the last in *fd_r. */
+static int
+readonly_fds_on(const char *path, int *fd_r)
+{
+    char real[PATH_MAX], link[PATH_MAX], p[64], line[128];
+    int n = 0;
+
+    assert_non_null(realpath(path, real));
+    for (int fd = 0; fd < 1024; fd++) {
+        ssize_t l;
+        FILE *f;
+        unsigned long flags = 3;
+
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        if ((l = readlink(p, link, sizeof(link) - 1)) <= 0)
+            continue;
+        link[l] = '\0';
+        if (strcmp(link, real) != 0)
+            continue;
+        snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
+        if ((f = fopen(p, "r")) == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (sscanf(line, "flags: %lo", &flags) == 1)
+                break;
+        fclose(f);
+        if ((flags & 3) == 0) {
+            *fd_r = fd;
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Durability is the store's own: its commits leave the sync to one
+ * fdatasync of the WAL outside the writer's lock. When that fails, the
+ * change must not be answered (the flush fails), and nothing later counts
+ * as durable either (the kernel may have dropped the pages: fsync errors
+ * are not retried). */
+static void
+test_wal_sync_failure(void **state)
+{
+    struct cmpr_store *st = open_store();
+    struct cmpr_txn_rec t;
+    char wal[300];
+    int fd = -1, pfd[2];
+    (void)state;
+
+    make_txn(&t, 70, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+    assert_int_equal(readonly_fds_on(wal, &fd), 1);
+    /* fdatasync on a pipe fails (EINVAL) */
+    assert_int_equal(pipe(pfd), 0);
+    assert_int_equal(dup2(pfd[0], fd), fd);
+    st->ops->batch(st, 1);
+    make_txn(&t, 71, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(st->ops->flush(st), CMPR_ERR_STORE);
+    st->ops->batch(st, 0);
+    make_txn(&t, 72, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_ERR_STORE);
+    close(pfd[0]);
+    close(pfd[1]);
+    cmpr_store_close(st);
+}
+
 static void
 test_open_errors(void **state)
 {
@@ -524,6 +594,7 @@ main(void)
         cmocka_unit_test(test_batch_lost),
         cmocka_unit_test(test_batch_kill9),
         cmocka_unit_test(test_concurrent_batches),
+        cmocka_unit_test(test_wal_sync_failure),
         cmocka_unit_test(test_open_errors),
     };
 
