@@ -7,12 +7,14 @@
 #include <signal.h>
 #include <time.h>
 #include <getopt.h>
+#include <limits.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -597,6 +599,55 @@ start_transports(struct daemon *dm, const struct cli_listen *cli, size_t n_cli)
     return 0;
 }
 
+/* ---------------- descriptors ---------------- */
+
+/* descriptors beyond the media's: the store's connections (database, WAL,
+ * shared memory) per worker and the writer's, logs, CA files, TLS, DNS */
+#define FDS_PER_WORKER 4
+#define FDS_HEADROOM 64
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit (the media's caps are
+ * sized against it); the soft limit then, or -1 if unlimited or unknown. */
+static long
+raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return -1;
+    if (rl.rlim_cur < rl.rlim_max) {
+        struct rlimit want = { rl.rlim_max, rl.rlim_max };
+
+        if (setrlimit(RLIMIT_NOFILE, &want) == 0)
+            rl.rlim_cur = rl.rlim_max;
+    }
+    return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > LONG_MAX ? -1 : (long)rl.rlim_cur;
+}
+
+/* Every medium's connection cap must fit below the descriptor limit with
+ * room to spare: past it, accept() and every open() fail. 0, or 1 with
+ * the figures on standard error. */
+static int
+check_fds(const struct daemon *dm, long limit, long workers)
+{
+    long need = FDS_HEADROOM + FDS_PER_WORKER * (workers + 1);
+
+    for (int i = 0; i < dm->n_listeners; i++) {
+        const struct listener *l = &dm->listeners[i];
+
+        need += l->ops->max_fds != NULL ? l->ops->max_fds(l->ctx) : CMPR_FDS_DEFAULT;
+    }
+    if (limit >= 0 && need > limit) {
+        fprintf(stderr, "cmprouterd: the configuration needs up to %ld file descriptors (every "
+                "max_connections, the workers, the store) but the limit is %ld: lower "
+                "max_connections or raise the limit (ulimit -n; LimitNOFILE= in the systemd unit)\n",
+                need, limit);
+        return 1;
+    }
+    cmpr_log_info("file descriptors: up to %ld needed, limit %ld", need, limit);
+    return 0;
+}
+
 /* ---------------- main ---------------- */
 
 static void
@@ -637,6 +688,7 @@ main(int argc, char **argv)
     const char *conf_arg = NULL, *data_dir = "./cmprouter-data", *http = NULL, *user = NULL;
     const char *admin = NULL, *tcp = NULL;
     int level = -1, opt, rc = 1;
+    long nofile;
     char *err = NULL, threads[24];
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 
@@ -664,6 +716,7 @@ main(int argc, char **argv)
         return 2;
     }
     g_daemon = dm;
+    nofile = raise_nofile();
     if (conf_arg != NULL) {
         dm->conf_path = strdup(conf_arg);
     } else if (embedded_default(data_dir, http, tcp, &dm->conf_path) != 0) {
@@ -708,6 +761,8 @@ main(int argc, char **argv)
 
         if ((rc = start_transports(dm, cli, sizeof(cli) / sizeof(cli[0]))) != 0)
             return rc;
+        if (check_fds(dm, nofile, atol(getenv("UV_THREADPOOL_SIZE"))) != 0)
+            return 1;
     }
     if (user != NULL && drop_privileges(user) != 0)
         return 1;

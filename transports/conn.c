@@ -1,6 +1,7 @@
 /* One server connection's life (conn.h), for the HTTP and TCP media. A
  * connection is freed only in the close callback of its last handle (libuv
  * handle docs); writes hold it open until they complete. */
+#define _GNU_SOURCE 1     /* accept4 */
 #include "transports/conn.h"
 #include "transports/lib/net.h"
 #include "transports/lib/tls.h"
@@ -9,16 +10,19 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void
 finish_stop(struct cmpr_conn_server *srv)
 {
-    if (srv->stopping && srv->n_conns == 0 && !srv->listening && srv->stop_done != NULL) {
+    if (srv->stopping && srv->n_conns == 0 && !srv->listening && !srv->timer_open
+            && srv->stop_done != NULL) {
         void (*done)(void *) = srv->stop_done;
 
         srv->stop_done = NULL;
@@ -298,14 +302,56 @@ read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 /* ---------------- accepting ---------------- */
 
-static void
-on_connection(uv_stream_t *server, int status)
-{
-    struct cmpr_conn_server *srv = server->data;
-    struct cmpr_conn *c;
+/* how long accepting pauses when descriptors run out */
+#define PAUSE_MS 250
+/* connections accepted per readiness of the listener, for fairness */
+#define ACCEPT_BURST 64
 
-    if (status != 0 || (c = calloc(1, srv->conn_size)) == NULL)
+static void on_listen_ready(uv_poll_t *p, int status, int events);
+
+static void
+resume_accept(uv_timer_t *t)
+{
+    struct cmpr_conn_server *srv = t->data;
+
+    if (srv->stopping || !srv->paused)
         return;
+    srv->paused = 0;
+    uv_poll_start(&srv->listen_poll, UV_READABLE, on_listen_ready);
+}
+
+/* Out of descriptors (or memory): accepting stops for PAUSE_MS and the
+ * connections wait in the listener's backlog; libuv's way (retry at once,
+ * or accept and drop them) spins or turns honest clients away. Logged at
+ * most once a second. */
+static void
+pause_accept(struct cmpr_conn_server *srv, int err)
+{
+    uint64_t now = uv_now(srv->loop);
+
+    srv->pauses++;
+    if (srv->last_pause_log == 0 || now - srv->last_pause_log >= 1000) {
+        srv->last_pause_log = now;
+        cmpr_log_error("%s: out of file descriptors (%s, %ld connections open): not accepting for "
+                       "%d ms; raise LimitNOFILE (ulimit -n) or lower max_connections",
+                       srv->name, strerror(err), srv->n_conns, PAUSE_MS);
+    }
+    srv->paused = 1;
+    srv->short_of_fds = 1;
+    uv_poll_stop(&srv->listen_poll);
+    uv_timer_start(&srv->resume_timer, resume_accept, PAUSE_MS, 0);
+}
+
+/* one accepted socket: a connection of the server */
+static void
+take_connection(struct cmpr_conn_server *srv, int fd)
+{
+    struct cmpr_conn *c = calloc(1, srv->conn_size);
+
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
     c->srv = srv;
     uv_tcp_init(srv->loop, &c->tcp);
     uv_timer_init(srv->loop, &c->timer);
@@ -316,7 +362,8 @@ on_connection(uv_stream_t *server, int status)
     if (srv->conns != NULL)
         srv->conns->prev = c;
     srv->conns = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
         close_now(c);
         return;
     }
@@ -334,6 +381,36 @@ on_connection(uv_stream_t *server, int status)
     srv->ops->opened(c);
 }
 
+static void
+on_listen_ready(uv_poll_t *p, int status, int events)
+{
+    struct cmpr_conn_server *srv = p->data;
+
+    (void)events;
+    if (status != 0 || srv->stopping)
+        return;
+    for (int i = 0; i < ACCEPT_BURST && !srv->stopping; i++) {
+        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd >= 0) {
+            if (srv->short_of_fds) {
+                srv->short_of_fds = 0;
+                cmpr_log_info("%s: accepting connections again (%lu pauses so far for want of "
+                              "descriptors)", srv->name, srv->pauses);
+            }
+            take_connection(srv, fd);
+            continue;
+        }
+        if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+            continue;
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            pause_accept(srv, errno);
+        else if (errno != EAGAIN && errno != EWOULDBLOCK)
+            cmpr_log_warn("%s: accept: %s", srv->name, strerror(errno));
+        return;
+    }
+}
+
 int
 cmpr_conn_listen(struct cmpr_conn_server *srv, uv_loop_t *loop, const char *host, int *port,
                  char **err_r)
@@ -341,11 +418,19 @@ cmpr_conn_listen(struct cmpr_conn_server *srv, uv_loop_t *loop, const char *host
     int r;
 
     srv->loop = loop;
-    if ((r = cmpr_net_listen(loop, &srv->listener, srv->name, host, port, on_connection,
-                             err_r)) != CMPR_OK)
+    if ((r = cmpr_net_listen(srv->name, host, port, &srv->listen_fd, err_r)) != CMPR_OK)
         return r;
-    srv->listener.data = srv;
+    if (uv_poll_init_socket(loop, &srv->listen_poll, srv->listen_fd) != 0) {
+        close(srv->listen_fd);
+        *err_r = strdup("cannot watch the listening socket");
+        return CMPR_ERR_IO;
+    }
+    srv->listen_poll.data = srv;
+    uv_poll_start(&srv->listen_poll, UV_READABLE, on_listen_ready);
     srv->listening = 1;
+    uv_timer_init(loop, &srv->resume_timer);
+    srv->resume_timer.data = srv;
+    srv->timer_open = 1;
     return CMPR_OK;
 }
 
@@ -354,7 +439,18 @@ listener_closed(uv_handle_t *h)
 {
     struct cmpr_conn_server *srv = h->data;
 
+    close(srv->listen_fd);
+    srv->listen_fd = -1;
     srv->listening = 0;
+    finish_stop(srv);
+}
+
+static void
+timer_closed(uv_handle_t *h)
+{
+    struct cmpr_conn_server *srv = h->data;
+
+    srv->timer_open = 0;
     finish_stop(srv);
 }
 
@@ -372,11 +468,14 @@ cmpr_conn_stop(struct cmpr_conn_server *srv, void (*done)(void *arg), void *arg)
         if (!c->busy && c->writes == 0)
             cmpr_conn_close(c);
     }
+    if (srv->timer_open) {
+        uv_timer_stop(&srv->resume_timer);
+        uv_close((uv_handle_t *)&srv->resume_timer, timer_closed);
+    }
     if (srv->listening) {
-        srv->listener.data = srv;
-        uv_close((uv_handle_t *)&srv->listener, listener_closed);
+        uv_poll_stop(&srv->listen_poll);
+        uv_close((uv_handle_t *)&srv->listen_poll, listener_closed);
     } else {
-        srv->listening = 0;
         finish_stop(srv);
     }
 }

@@ -43,8 +43,18 @@ struct cmpr_conn_server {
     long max_conns;
     /* the server's own */
     uv_loop_t *loop;
-    uv_tcp_t listener;
+    /* the listening socket: accepted by the server itself, so that running
+     * out of descriptors pauses accepting (the connections wait in the
+     * backlog) instead of libuv's retrying or dropping them */
+    int listen_fd;
+    uv_poll_t listen_poll;
     int listening, stopping;
+    int paused;                         /* out of descriptors: resume_timer polls again */
+    int short_of_fds;                   /* paused since the last connection accepted */
+    uv_timer_t resume_timer;
+    int timer_open;
+    uint64_t last_pause_log;            /* uv_now() of the last log line about it */
+    unsigned long pauses;
     long n_conns;
     struct cmpr_conn *conns;
     void (*stop_done)(void *arg);

@@ -545,6 +545,13 @@ http_set_address(void *vctx, const char *addr)
 /* [listen https] is HTTP with TLS; [listen admin] answers /healthz and /metrics */
 static const char *const http_names[] = { "http", "https", "admin", NULL };
 
+/* its connections, the listener and its spare */
+static long
+http_max_fds(void *vctx)
+{
+    return ((struct http_ctx *)vctx)->srv.max_conns + 2;
+}
+
 const struct cmpr_transport_ops cmpr_http_transport = {
     .name = "http",
     .group_type = "listen",
@@ -557,6 +564,7 @@ const struct cmpr_transport_ops cmpr_http_transport = {
     .port = http_port,
     .set_address = http_set_address,
     .free = http_free,
+    .max_fds = http_max_fds,
     .upstream = &cmpr_http_upstream,
     .push = NULL,
 };

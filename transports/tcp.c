@@ -821,6 +821,13 @@ tcp_free(void *vctx)
 
 static const char *const tcp_names[] = { "tcp", NULL };
 
+/* its connections, the listener and its spare */
+static long
+tcp_max_fds(void *vctx)
+{
+    return ((struct tcp_ctx *)vctx)->srv.max_conns + 2;
+}
+
 const struct cmpr_transport_ops cmpr_tcp_transport = {
     .name = "tcp",
     .group_type = "listen",
@@ -833,6 +840,7 @@ const struct cmpr_transport_ops cmpr_tcp_transport = {
     .port = tcp_port,
     .set_address = tcp_set_address,
     .free = tcp_free,
+    .max_fds = tcp_max_fds,
     .upstream = &cmpr_tcp_upstream,
     .push = NULL,
 };

@@ -13,6 +13,9 @@
 #include "core/upstream.h"
 #include "transports/lib/daemon.h"
 
+/* descriptors of a medium without max_fds */
+#define CMPR_FDS_DEFAULT 16
+
 struct cmpr_transport_ops {
     const char *name;                   /* "http" */
     const char *group_type;             /* configuration group: [listen NAME] */
@@ -35,6 +38,10 @@ struct cmpr_transport_ops {
     int (*set_address)(void *ctx, const char *addr);
     /* Releases what configure allocated (after stop, loop closed). */
     void (*free)(void *ctx);
+    /* The most file descriptors it may hold at once (its connection cap,
+     * listener, files), for the start-up check against RLIMIT_NOFILE;
+     * NULL: a few (CMPR_FDS_DEFAULT). */
+    long (*max_fds)(void *ctx);
     /* the medium's client side for upstream routes, or NULL */
     const struct cmpr_upstream_ops *upstream;
     /* answers delivered to a waiting client without its asking, or NULL */

@@ -15,6 +15,7 @@ done
 check "the unit runs the installed daemon and reloads on SIGHUP" sh -c \
 	"grep -q '^ExecStart=$P/bin/cmprouterd -c $S/cmprouter/cmprouter.conf' '$TMP/root$P/lib/systemd/system/cmprouterd.service' && grep -q 'kill -HUP' '$TMP/root$P/lib/systemd/system/cmprouterd.service'"
 check "the unit runs unprivileged" grep -q '^User=cmprouter' "$TMP/root$P/lib/systemd/system/cmprouterd.service"
+check "the unit raises the descriptor limit (cmprouterd(8) FILE DESCRIPTORS)" grep -q "^LimitNOFILE=65536" "$TMP/root$P/lib/systemd/system/cmprouterd.service"
 for m in cmprouter.1 cmprouter.conf.5 cmprouterd.8; do
 	w=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$TOP/man/$m" 2>&1 >/dev/null | head -3)
 	if [ -z "$w" ]; then ok "man page $m renders cleanly"; else not_ok "man page $m: $w"; fi

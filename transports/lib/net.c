@@ -1,9 +1,13 @@
 /* Socket helpers shared by the HTTP and TCP transports. */
 #include "transports/lib/net.h"
 
+#include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "base/err.h"
 
@@ -47,31 +51,38 @@ cmpr_net_peer_name(uv_tcp_t *t, char *buf, size_t len)
 }
 
 int
-cmpr_net_listen(uv_loop_t *loop, uv_tcp_t *listener, const char *what, const char *host,
-                int *port, uv_connection_cb cb, char **err_r)
+cmpr_net_listen(const char *what, const char *host, int *port, int *fd_r, char **err_r)
 {
     struct sockaddr_storage ss;
+    socklen_t len;
     char buf[200];
-    int r, len = sizeof(ss);
+    int fd = -1, one = 1;
 
-    if (uv_ip4_addr(host, *port, (struct sockaddr_in *)&ss) != 0
-            && uv_ip6_addr(host, *port, (struct sockaddr_in6 *)&ss) != 0) {
+    *fd_r = -1;
+    memset(&ss, 0, sizeof(ss));
+    if (uv_ip4_addr(host, *port, (struct sockaddr_in *)&ss) == 0) {
+        len = sizeof(struct sockaddr_in);
+    } else if (uv_ip6_addr(host, *port, (struct sockaddr_in6 *)&ss) == 0) {
+        len = sizeof(struct sockaddr_in6);
+    } else {
         snprintf(buf, sizeof(buf), "%s: bad address %s", what, host);
         *err_r = strdup(buf);
         return CMPR_ERR_CONFIG;
     }
-    uv_tcp_init(loop, listener);
-    if ((r = uv_tcp_bind(listener, (struct sockaddr *)&ss, 0)) != 0
-            || (r = uv_listen((uv_stream_t *)listener, 511, cb)) != 0) {
-        snprintf(buf, sizeof(buf), "%s: cannot listen on %s:%d: %s", what, host, *port,
-                 uv_strerror(r));
+    if ((fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0
+            || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0
+            || bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 511) != 0) {
+        snprintf(buf, sizeof(buf), "%s: cannot listen on %s:%d: %s", what, host, *port, strerror(errno));
         *err_r = strdup(buf);
-        uv_close((uv_handle_t *)listener, NULL);
+        if (fd >= 0)
+            close(fd);
         return CMPR_ERR_IO;
     }
-    if (uv_tcp_getsockname(listener, (struct sockaddr *)&ss, &len) == 0)
+    len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
         *port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                                : ((struct sockaddr_in *)&ss)->sin_port);
+    *fd_r = fd;
     return CMPR_OK;
 }
 
