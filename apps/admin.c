@@ -347,7 +347,7 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
     st = cmpr_core_store(core);
 
     if (strcmp(cmd, "process") == 0) {
-        struct cmpr_call call = { "cli", o.in != NULL ? o.in : "stdin", o.label, 0, NULL, NULL };
+        struct cmpr_call call = { "cli", o.in != NULL ? o.in : "stdin", o.label, 0, NULL, NULL, NULL };
         unsigned char *in = NULL, *out = NULL;
         size_t inlen = 0, outlen = 0;
         FILE *f;

@@ -384,7 +384,7 @@ cmpr_client_verify_over(const struct cmpr_client_creds *c, const CMPR_PKIMESSAGE
         return -1;
     }
     if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1) {
-        struct cmpr_verify_opts vo = { 0, NULL };
+        struct cmpr_verify_opts vo = { 0, NULL, NULL };
 
         if (c->secret == NULL) {
             snprintf(why, wlen, "the answer is MAC-protected but we have no shared secret");

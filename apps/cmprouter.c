@@ -185,7 +185,7 @@ dump_verify(const char *path, const CMPR_PKIMESSAGE *msg, const char *secret,
     int r;
 
     if (secret != NULL) {
-        struct cmpr_verify_opts vo = { 0, NULL };
+        struct cmpr_verify_opts vo = { 0, NULL, NULL };
 
         r = cmpr_verify_mac(msg, (const unsigned char *)secret, strlen(secret), &vo);
     } else {

@@ -51,7 +51,7 @@ static int
 ours(int what, const unsigned char *der, size_t len, struct cmpr_mac_cache *cache)
 {
     CMPR_PKIMESSAGE *m = NULL;
-    struct cmpr_verify_opts vo = { 0, cache };
+    struct cmpr_verify_opts vo = { 0, cache, NULL };
     int r;
 
     if ((r = cmpr_msg_decode(der, len, &m, NULL)) != CMPR_OK)

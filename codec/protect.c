@@ -310,11 +310,33 @@ check_iter(const ASN1_INTEGER *ai, unsigned max_iter, unsigned *iter_r)
     return CMPR_OK;
 }
 
-/* Computes the MAC over data for the protectionAlg alg. */
+/* A derivation's cost in hash invocations of its PRF, iterations times
+ * output blocks, within max_iter; taken from *budget when one is given
+ * (a derivation the cache saves costs nothing). */
+static int
+pay(unsigned long iter, size_t keylen, size_t prf_len, unsigned max_iter, unsigned long *budget)
+{
+    unsigned long work = iter * (unsigned long)((keylen + prf_len - 1) / prf_len);
+
+    if (work > max_iter)
+        return CMPR_ERR_ITER_LIMIT;
+    if (budget != NULL) {
+        if (*budget < work)
+            return CMPR_ERR_MAC_BUDGET;
+        *budget -= work;
+    }
+    return CMPR_OK;
+}
+
+/* Computes the MAC over data for the protectionAlg alg. The derivation's
+ * cost is checked before anything is derived: iterations times the PRF's
+ * output blocks at most max_iter, PBMAC1's keyLength at most the HMAC's
+ * block (a longer key is hashed down by HMAC: it would only add work). */
 static int
 mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_len,
             const unsigned char *data, size_t len, unsigned max_iter,
-            struct cmpr_mac_cache *cache, unsigned char *out, unsigned int *outlen)
+            struct cmpr_mac_cache *cache, unsigned long *budget, unsigned char *out,
+            unsigned int *outlen)
 {
     const ASN1_OBJECT *aoid = NULL;
     int ptype = 0;
@@ -363,6 +385,8 @@ mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_le
             goto out;
         }
         if (!cache_get(cache, id, key, keylen)) {
+            if ((r = pay(iter, keylen, keylen, max_iter, budget)) != CMPR_OK)
+                goto out;
             if ((r = cmpr_pbm_derive(owf, secret, secret_len, ASN1_STRING_get0_data(pbm->salt),
                                      (size_t)ASN1_STRING_length(pbm->salt), iter,
                                      key, keylen)) != CMPR_OK)
@@ -406,8 +430,16 @@ mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_le
 
             if (kl < 1 || (size_t)kl > sizeof(key))
                 goto out;
+            if (kl > EVP_MD_get_block_size(md)) {
+                r = CMPR_ERR_BAD_ALG;           /* refused as needless work */
+                goto out;
+            }
             keylen = (size_t)kl;
         }
+        /* the cost first: nothing is derived when it is refused */
+        if ((r = pay(iter, keylen, (size_t)EVP_MD_get_size(prf), max_iter, NULL)) != CMPR_OK)
+            goto out;
+        r = CMPR_ERR_BAD_PARAM;
         if (!cache_id(id, kind, EVP_MD_get_type(prf), iter, keylen,
                       ASN1_STRING_get0_data(saltt->value.octet_string),
                       (size_t)ASN1_STRING_length(saltt->value.octet_string),
@@ -416,6 +448,8 @@ mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_le
             goto out;
         }
         if (!cache_get(cache, id, key, keylen)) {
+            if ((r = pay(iter, keylen, (size_t)EVP_MD_get_size(prf), max_iter, budget)) != CMPR_OK)
+                goto out;
             if (!PKCS5_PBKDF2_HMAC((const char *)secret, (int)secret_len,
                                    ASN1_STRING_get0_data(saltt->value.octet_string),
                                    ASN1_STRING_length(saltt->value.octet_string),
@@ -545,7 +579,7 @@ cmpr_protect_mac(CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t secre
     msg->header->protectionAlg = alg;
     if ((r = cmpr_protected_part(msg, &der, &len)) != CMPR_OK)
         return r;
-    r = mac_compute(alg, secret, secret_len, der, len, p->iter, cache, mac, &maclen);
+    r = mac_compute(alg, secret, secret_len, der, len, p->iter, cache, NULL, mac, &maclen);
     OPENSSL_free(der);
     if (r != CMPR_OK)
         return r;
@@ -565,7 +599,7 @@ cmpr_verify_mac_over(const CMPR_PKIMESSAGE *msg, const unsigned char *pp, size_t
         return CMPR_ERR_NO_PROTECTION;
     r = mac_compute(msg->header->protectionAlg, secret, secret_len, pp, pp_len,
                     opts != NULL ? opts->max_iter : 0, opts != NULL ? opts->cache : NULL,
-                    mac, &maclen);
+                    opts != NULL ? opts->budget : NULL, mac, &maclen);
     if (r != CMPR_OK)
         return r;
     if ((size_t)ASN1_STRING_length(msg->protection) != maclen
@@ -956,6 +990,7 @@ cmpr_err_failinfo(int err)
     switch (err) {
     case CMPR_ERR_BAD_ALG:
     case CMPR_ERR_ITER_LIMIT:
+    case CMPR_ERR_MAC_BUDGET:
         return CMPR_FI_BAD_ALG;
     case CMPR_ERR_MAC_MISMATCH:
     case CMPR_ERR_SIG_INVALID:

@@ -21,8 +21,14 @@ void cmpr_mac_cache_stats(struct cmpr_mac_cache *cache, unsigned long *hits_r,
                           unsigned long *misses_r);
 
 struct cmpr_verify_opts {
-    unsigned max_iter;                  /* 0: CMPR_DEFAULT_MAX_MAC_ITER */
+    /* the most a key derivation may cost, in invocations of its PRF
+     * (PasswordBasedMac: iterations; PBKDF2: iterations times output
+     * blocks of keyLength); 0: CMPR_DEFAULT_MAX_MAC_ITER */
+    unsigned max_iter;
     struct cmpr_mac_cache *cache;       /* may be NULL */
+    /* what the derivations of a mail or a batch may still cost, taken as
+     * they are made (CMPR_ERR_MAC_BUDGET when spent); NULL: no budget */
+    unsigned long *budget;
 };
 
 enum cmpr_mac_kind { CMPR_MAC_PBM = 1, CMPR_MAC_PBMAC1 = 2 };

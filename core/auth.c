@@ -47,7 +47,8 @@ static void
 check_mac(struct req *q, int kind)
 {
     const CMPR_PKIHEADER *h = q->msg->header;
-    struct cmpr_verify_opts vo = { (unsigned)q->core->conf->max_mac_iterations, q->core->mac_cache };
+    struct cmpr_verify_opts vo = { (unsigned)q->core->conf->max_mac_iterations, q->core->mac_cache,
+                                   q->info->mac_budget };
     const ASN1_OCTET_STRING *kid = h->senderKID;
     const struct cmpr_conf_client *cl;
     char refhex[2 * 64 + 1];

@@ -43,6 +43,13 @@ void cmpr_envelope_set_resumed(struct cmpr_envelope *env, int resumed);
 /* where a later answer can be delivered without the client asking: the
  * push operations of medium get addr (cmpr_core_add_pusher) */
 void cmpr_envelope_set_push(struct cmpr_envelope *env, const char *medium, const char *addr);
+/* What the key derivations of its protection check may cost at most, in
+ * PRF invocations, taken from *budget as they are made (a refusal then
+ * costs nothing): a budget shared by several requests, such as the parts
+ * of one mail. Only for envelopes without a loop (answered before
+ * cmpr_core_submit returns, so budget may live on the caller's stack).
+ * Without it each message gets its own. */
+void cmpr_envelope_set_mac_budget(struct cmpr_envelope *env, unsigned long *budget);
 /* Run the core on loop's thread pool and call the reply on the loop's
  * thread (HTTP, TCP). Without a loop the core runs on the submitting
  * thread and the reply is called before cmpr_core_submit returns (media

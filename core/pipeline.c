@@ -170,7 +170,7 @@ int
 cmpr_core_explain(struct cmpr_core *core, const char *label, const unsigned char *der, size_t len, char *out,
                   size_t outlen)
 {
-    struct cmpr_request_info info = { "cli", "explain", label, NULL, NULL, 0, NULL, NULL, 0, 0 };
+    struct cmpr_request_info info = { "cli", "explain", label, NULL, NULL, 0, NULL, NULL, 0, 0, NULL };
     struct req q;
     struct cmpr_route_query rq;
     struct qbuf b;
@@ -526,12 +526,22 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     return r;
 }
 
+/* derivations at the most costly a message may pay for (nested ones too) */
+#define MAC_BUDGET_MESSAGES 4
+
 int
 cmpr_pipeline_run(struct cmpr_core *core, const struct cmpr_request_info *info, const unsigned char *der, size_t len,
                   unsigned char **out_r, size_t *out_len_r, int64_t *deadline_r)
 {
     struct cmpr_request_info again = *info;
-    int r = handle_der(core, info, 0, 0, der, len, out_r, out_len_r, deadline_r);
+    /* what the key derivations of this message (its nested ones too) may
+     * cost, unless the medium shares a budget over several (a mail) */
+    unsigned long budget = MAC_BUDGET_MESSAGES * (unsigned long)core->conf->max_mac_iterations;
+    int r;
+
+    if (again.mac_budget == NULL)
+        again.mac_budget = &budget;
+    r = handle_der(core, &again, 0, 0, der, len, out_r, out_len_r, deadline_r);
 
     /* the transaction moved on while this request was handled (the operator
      * approved it, housekeeping expired it): handle it again from the new

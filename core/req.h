@@ -76,6 +76,7 @@ struct cmpr_request_info {
     int waited;                     /* 1: woken because its upstream answered or failed;
                                        2: its wait ran out */
     int64_t deadline_ms;            /* of a parked request (monotonic), or 0 */
+    unsigned long *mac_budget;      /* what key derivations may still cost (shared by a mail's parts) */
 };
 
 enum { AUTH_NONE = 0, AUTH_MAC, AUTH_SIG };

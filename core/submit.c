@@ -24,6 +24,7 @@ struct cmpr_envelope {
     char medium[16], peer[400], label[128], operation[32], tls_subject[256], push_medium[16];
     char *push;
     int resumed;
+    unsigned long *mac_budget;          /* the medium's, for an envelope without a loop */
     uv_loop_t *loop;
     struct cmpr_reply *reply;
     /* the core's */
@@ -103,6 +104,12 @@ cmpr_envelope_set_push(struct cmpr_envelope *env, const char *medium, const char
 }
 
 void
+cmpr_envelope_set_mac_budget(struct cmpr_envelope *env, unsigned long *budget)
+{
+    env->mac_budget = budget;
+}
+
+void
 cmpr_envelope_set_loop(struct cmpr_envelope *env, uv_loop_t *loop)
 {
     env->loop = loop;
@@ -124,7 +131,7 @@ run(struct cmpr_envelope *env)
     struct cmpr_request_info info = {
         env->medium, env->peer, env->label[0] ? env->label : NULL, env->operation[0] ? env->operation : NULL,
         env->tls_subject[0] ? env->tls_subject : NULL, env->resumed || env->waited, env->push_medium,
-        env->push, env->waited, env->deadline_ms
+        env->push, env->waited, env->deadline_ms, env->loop == NULL ? env->mac_budget : NULL
     };
     int64_t deadline = 0;
 

@@ -114,7 +114,7 @@ cmpr_up_verify(struct cmpr_core *c, const struct cmpr_conf_client *client, const
         return -1;
     }
     if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1) {
-        struct cmpr_verify_opts vo = { (unsigned)c->conf->max_mac_iterations, c->mac_cache };
+        struct cmpr_verify_opts vo = { (unsigned)c->conf->max_mac_iterations, c->mac_cache, NULL };
         const unsigned char *s = NULL;
         size_t sl = 0;
 

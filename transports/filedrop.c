@@ -400,7 +400,7 @@ process_claimed(struct fd_ctx *ctx, struct cmpr_core *core, const char *name, in
         /* where a forwarded request's later answer can be put */
         struct fd_push p;
         char addr[PATH_MAX + NAME_MAX + 64];
-        struct cmpr_call call = { "file", pname, ctx->dc.label, resumed, "file", NULL };
+        struct cmpr_call call = { "file", pname, ctx->dc.label, resumed, "file", NULL, NULL };
 
         snprintf(p.outbox, sizeof(p.outbox), "%s", ctx->outbox);
         snprintf(p.name, sizeof(p.name), "%s", name);

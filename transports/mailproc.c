@@ -29,7 +29,7 @@ static const char *const directives[] = {
     "maildir", "queue", "from", "label", "allow_domains", "max_size", "max_parts", "max_depth",
     "max_part_size", "smtp", "smtp_tls", "smtp_ca", "smtp_user", "smtp_secret",
     "smtp_plain_auth", "sendmail", "helo", "rescan", "retry_min", "retry_max", "timeout", "keep_sent", "mode",
-    NULL
+    "mac_budget", NULL
 };
 
 int
@@ -71,7 +71,8 @@ cmpr_mail_configure(const struct cmpr_conf_group *g, struct cmpr_mail_conf *c, c
             || (r = cmpr_conf_group_long(g, "retry_min", 30, 1, 3600, &c->retry_min_ms, err_r))
             || (r = cmpr_conf_group_long(g, "retry_max", 3600, 1, 86400, &c->retry_max_ms, err_r))
             || (r = cmpr_conf_group_long(g, "timeout", 60, 1, 3600, &c->timeout_ms, err_r))
-            || (r = cmpr_conf_group_long(g, "keep_sent", 7 * 86400, 0, 365 * 86400, &c->keep_sent_s, err_r)))
+            || (r = cmpr_conf_group_long(g, "keep_sent", 7 * 86400, 0, 365 * 86400, &c->keep_sent_s, err_r))
+            || (r = cmpr_conf_group_long(g, "mac_budget", 1000000, 1000, 100000000, &c->mac_budget, err_r)))
         return r;
     c->lim.max_mail = (size_t)ms;
     c->lim.max_parts = (size_t)mp;
@@ -313,6 +314,7 @@ cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const 
     unsigned char **outs = NULL, *mail = NULL;
     char (*texts)[700] = NULL, name[300], sent[PATH_MAX];
     size_t mail_len = 0;
+    unsigned long budget;
     int r = CMPR_MAIL_RETRY;
 
     *answered = 0;
@@ -338,6 +340,8 @@ cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const 
         r = CMPR_MAIL_DONE;
         goto out;
     }
+    /* what the key derivations of all its parts may cost together */
+    budget = (unsigned long)c->mac_budget;
     ans = calloc(m.n_parts + 1, sizeof(*ans));
     outs = calloc(m.n_parts + 1, sizeof(*outs));
     texts = calloc(m.n_parts + 1, sizeof(*texts));
@@ -355,7 +359,7 @@ cmpr_mail_process(const struct cmpr_mail_conf *c, struct cmpr_core *core, const 
         }
         {
             /* where a forwarded request's later answer can be mailed */
-            struct cmpr_call call = { "mail", m.from, c->label, resumed, "mail", NULL };
+            struct cmpr_call call = { "mail", m.from, c->label, resumed, "mail", NULL, &budget };
             char addr[4096];
             int hr;
 

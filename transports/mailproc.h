@@ -26,6 +26,7 @@ struct cmpr_mail_conf {
     char *smtp_ca, *smtp_user, *smtp_secret, *sendmail;
     char helo[256];
     long rescan_ms, retry_min_ms, retry_max_ms, timeout_ms, keep_sent_s;
+    long mac_budget;                    /* PRF invocations all parts of one mail may cost */
     unsigned mode;
 };
 

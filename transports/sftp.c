@@ -184,7 +184,7 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
         return -1;
     }
     {
-        struct cmpr_call call = { "sftp", pname, ctx->dc.label, resumed, NULL, NULL };
+        struct cmpr_call call = { "sftp", pname, ctx->dc.label, resumed, NULL, NULL, NULL };
 
         r = cmpr_transport_call(core, &call, data, len, &out, &out_len);
     }

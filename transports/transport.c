@@ -148,6 +148,8 @@ cmpr_transport_call(struct cmpr_core *core, const struct cmpr_call *call, const 
     cmpr_envelope_set_resumed(env, call->resumed);
     if (call->push != NULL)
         cmpr_envelope_set_push(env, call->push_medium, call->push);
+    if (call->mac_budget != NULL)
+        cmpr_envelope_set_mac_budget(env, call->mac_budget);
     cmpr_core_submit(core, env);        /* answered before it returns */
     if (s.err == CMPR_OK) {
         *out_r = s.out;

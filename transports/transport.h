@@ -53,6 +53,7 @@ struct cmpr_call {
     const char *medium, *peer, *label;
     int resumed;                        /* cmpr_envelope_set_resumed */
     const char *push_medium, *push;     /* cmpr_envelope_set_push, or NULL */
+    unsigned long *mac_budget;          /* cmpr_envelope_set_mac_budget, or NULL */
 };
 /* The core's answer to der, made on this thread: CMPR_OK with *out_r
  * (malloc()ed), or CMPR_ERR_* when no CMP answer could be made. */

@@ -46,7 +46,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     CMPR_PKIMESSAGE *msg = NULL;
     struct cmpr_decode_err err;
-    struct cmpr_verify_opts vo = { 2048, NULL };   /* keep each run fast */
+    struct cmpr_verify_opts vo = { 2048, NULL, NULL };   /* keep each run fast */
     unsigned char *der = NULL;
     size_t len;
     BIO *null = BIO_new(BIO_s_null());

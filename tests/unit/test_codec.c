@@ -523,7 +523,7 @@ test_openssl_reqout_fixtures(void **state)
     char dir[4096];
     char **l = tu_list(tu_data("openssl", dir, sizeof(dir)), ".der");
     int files = 0, macs = 0, sigs = 0;
-    struct cmpr_verify_opts vo = { 0, NULL };
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
     (void)state;
 
     for (char **p = l; *p != NULL; p++) {
@@ -1197,7 +1197,7 @@ test_absurd_iteration_count(void **state)
     CMPR_PBMPARAMETER *pbm;
     X509_ALGOR *alg;
     ASN1_TYPE *t;
-    struct cmpr_verify_opts vo = { 0, NULL };
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
     time_t start = time(NULL);
     (void)state;
 
@@ -1228,7 +1228,7 @@ test_wrong_mac_and_signature(void **state)
 {
     CMPR_PKIMESSAGE *m = build(CMPR_BODY_CR);
     struct cmpr_mac_params mp;
-    struct cmpr_verify_opts vo = { 0, NULL };
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
     unsigned char *sig;
     (void)state;
 
@@ -1353,7 +1353,7 @@ test_decode_lean(void **state)
     unsigned char *pp = NULL, *full_pp = NULL;
     CMPR_PKIMESSAGE *lean = NULL, *full = NULL;
     CMPR_CERTREPMESSAGE *a, *b;
-    struct cmpr_verify_opts vo = { 0, NULL };
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
     const unsigned char sec[] = "test-secret";
     (void)state;
 

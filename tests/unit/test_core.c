@@ -461,7 +461,7 @@ static void
 test_obligation_08_answer_protection(void **state)
 {
     CMPR_PKIMESSAGE *req = ee_certreq(CMPR_BODY_IR, "ee-8", 0), *rsp, *pc;
-    struct cmpr_verify_opts vo = { 0, NULL };
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
     (void)state;
 
     mac(req, "ee-ref", "wrong");
@@ -1276,7 +1276,7 @@ static void
 test_nested_from_ra(void **state)
 {
     CMPR_PKIMESSAGE *inner[3], *outer, *rsp;
-    struct cmpr_verify_opts vo = { 0, NULL };
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
     (void)state;
 
     /* added protection: one EE request, wrapped and signed by the RA */

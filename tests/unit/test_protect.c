@@ -111,7 +111,7 @@ test_pbmac1_matches_pbkdf2(void **state)
     unsigned char key[64], want[EVP_MAX_MD_SIZE], *pp = NULL;
     unsigned int wl = 0;
     size_t pl;
-    struct cmpr_verify_opts vo = { 0, NULL };
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
     (void)state;
 
     cmpr_mac_params_default(&mp, CMPR_MAC_PBMAC1);
@@ -161,7 +161,7 @@ test_mac_refusals(void **state)
 {
     CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2);
     struct cmpr_mac_params mp;
-    struct cmpr_verify_opts vo = { 0, NULL };
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
     CMPR_PBMPARAMETER *pbm;
     (void)state;
 
@@ -214,6 +214,103 @@ test_mac_refusals(void **state)
     assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_NO_PROTECTION);
     CMPR_PBMPARAMETER_free(pbm);
     CMPR_PKIMESSAGE_free(m);
+}
+
+/* m protected with PBMAC1 (PBKDF2 with prf, HMAC mac), then its PBKDF2
+ * iteration count and keyLength rewritten (the MAC no longer matches) */
+static void
+pbmac1_rewrite(CMPR_PKIMESSAGE *m, long iter, int prf_nid, long keylen)
+{
+    CMPR_PBMAC1PARAM *p1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM),
+                                                     m->header->protectionAlg->parameter);
+    PBKDF2PARAM *kdf;
+    ASN1_STRING *seq = NULL;
+
+    assert_non_null(p1);
+    kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), p1->keyDerivationFunc->parameter);
+    assert_non_null(kdf);
+    ASN1_INTEGER_set(kdf->iter, iter);
+    if (kdf->keylength == NULL)
+        kdf->keylength = ASN1_INTEGER_new();
+    ASN1_INTEGER_set(kdf->keylength, keylen);
+    X509_ALGOR_free(kdf->prf);
+    kdf->prf = X509_ALGOR_new();
+    X509_ALGOR_set0(kdf->prf, OBJ_nid2obj(prf_nid), V_ASN1_NULL, NULL);
+    assert_non_null(ASN1_item_pack(kdf, ASN1_ITEM_rptr(PBKDF2PARAM), &seq));
+    ASN1_TYPE_set(p1->keyDerivationFunc->parameter, V_ASN1_SEQUENCE, seq);
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = algor_with_params(CMPR_OID_PBMAC1, ASN1_ITEM_rptr(CMPR_PBMAC1PARAM), p1);
+    PBKDF2PARAM_free(kdf);
+    CMPR_PBMAC1PARAM_free(p1);
+}
+
+/* What a key derivation may cost is checked before anything is derived:
+ * PBKDF2 costs iterations times the PRF output blocks of keyLength
+ * (RFC 8018 5.2), so a keyLength of 4096 with HMAC-SHA1 multiplies 100,000
+ * iterations by 205; keyLength beyond the HMAC's block only adds work
+ * (RFC 2104 hashes a longer key down) and is refused; a budget shared by
+ * several messages (a mail's parts) is spent by derivations, not by what
+ * the cache saves. */
+static void
+test_mac_cost(void **state)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2), *a, *b, *c;
+    struct cmpr_mac_params mp;
+    struct cmpr_mac_cache *cache = cmpr_mac_cache_new(16);
+    unsigned long budget;
+    struct cmpr_verify_opts vo = { 0, NULL, NULL }, vb = { 0, cache, &budget };
+    (void)state;
+
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBMAC1);
+    assert_int_equal(cmpr_protect_mac(m, secret, SECLEN, &mp, NULL), CMPR_OK);
+    /* the probe of the report: 100,000 iterations, keyLength 4096, HMAC-SHA1 */
+    pbmac1_rewrite(m, 100000, NID_hmacWithSHA1, 4096);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_BAD_ALG);
+    pbmac1_rewrite(m, 1000, NID_hmacWithSHA256, 65);          /* one over HMAC-SHA256's block */
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_BAD_ALG);
+    /* keyLength 64 (HMAC-SHA256's block) with HMAC-SHA1: 4 blocks */
+    pbmac1_rewrite(m, 30000, NID_hmacWithSHA1, 64);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_ITER_LIMIT);
+    pbmac1_rewrite(m, 25000, NID_hmacWithSHA1, 64);           /* 100,000: at the cap */
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_MAC_MISMATCH);
+    pbmac1_rewrite(m, 100001, NID_hmacWithSHA256, 32);        /* one block, one over */
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_ITER_LIMIT);
+    vo.max_iter = 1000;                                         /* a lower configured cap */
+    pbmac1_rewrite(m, 501, NID_hmacWithSHA1, 32);             /* 2 blocks: 1002 */
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_ITER_LIMIT);
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_ITER_LIMIT), CMPR_FI_BAD_ALG);
+    assert_int_equal(cmpr_err_failinfo(CMPR_ERR_MAC_BUDGET), CMPR_FI_BAD_ALG);
+    CMPR_PKIMESSAGE_free(m);
+
+    /* a budget of 50,000 over messages of 20,000 each (fresh salts) */
+    mp.iter = 20000;
+    a = cmpr_msg_new(CMPR_BODY_GENM, 2);
+    b = cmpr_msg_new(CMPR_BODY_GENM, 2);
+    c = cmpr_msg_new(CMPR_BODY_GENM, 2);
+    assert_int_equal(cmpr_protect_mac(a, secret, SECLEN, &mp, NULL), CMPR_OK);
+    assert_int_equal(cmpr_protect_mac(b, secret, SECLEN, &mp, NULL), CMPR_OK);
+    assert_int_equal(cmpr_protect_mac(c, secret, SECLEN, &mp, NULL), CMPR_OK);
+    budget = 50000;
+    assert_int_equal(cmpr_verify_mac(a, secret, SECLEN, &vb), CMPR_OK);
+    assert_int_equal(budget, 30000);
+    assert_int_equal(cmpr_verify_mac(b, secret, SECLEN, &vb), CMPR_OK);
+    assert_int_equal(budget, 10000);
+    assert_int_equal(cmpr_verify_mac(c, secret, SECLEN, &vb), CMPR_ERR_MAC_BUDGET);
+    assert_int_equal(budget, 10000);
+    /* a's key is in the cache: checking it again costs nothing */
+    assert_int_equal(cmpr_verify_mac(a, secret, SECLEN, &vb), CMPR_OK);
+    assert_int_equal(budget, 10000);
+    /* the PasswordBasedMac of OpenSSL's client: 500 one-block iterations */
+    CMPR_PKIMESSAGE_free(a);
+    a = cmpr_msg_new(CMPR_BODY_GENM, 2);
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+    assert_int_equal(cmpr_protect_mac(a, secret, SECLEN, &mp, NULL), CMPR_OK);
+    assert_int_equal(cmpr_verify_mac(a, secret, SECLEN, &vb), CMPR_OK);
+    assert_int_equal(budget, 10000 - 500);
+    CMPR_PKIMESSAGE_free(a);
+    CMPR_PKIMESSAGE_free(b);
+    CMPR_PKIMESSAGE_free(c);
+    cmpr_mac_cache_free(cache);
 }
 
 /* RSA PKCS#1 v1.5, RSA-PSS, ECDSA P-256/P-384/P-521, Ed25519, Ed448 */
@@ -290,7 +387,7 @@ static void *
 cache_worker(void *arg)
 {
     struct cache_job *j = arg;
-    struct cmpr_verify_opts vo = { 0, j->cache };
+    struct cmpr_verify_opts vo = { 0, j->cache, NULL };
 
     for (int i = 0; i < 50; i++)
         if (cmpr_verify_mac(j->msg, secret, SECLEN, &vo) != CMPR_OK)
@@ -305,7 +402,7 @@ test_mac_key_cache(void **state)
     struct cmpr_mac_cache *cache = cmpr_mac_cache_new(64);
     CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_IR, 2), *m2 = cmpr_msg_new(CMPR_BODY_CERTCONF, 2);
     struct cmpr_mac_params mp;
-    struct cmpr_verify_opts vo = { 0, cache };
+    struct cmpr_verify_opts vo = { 0, cache, NULL };
     unsigned long hits, misses;
     pthread_t th[8];
     struct cache_job jobs[8];
@@ -504,6 +601,7 @@ main(void)
         cmocka_unit_test(test_pbm_key_expansion),
         cmocka_unit_test(test_pbmac1_matches_pbkdf2),
         cmocka_unit_test(test_mac_refusals),
+        cmocka_unit_test(test_mac_cost),
         cmocka_unit_test(test_signature_algorithms),
         cmocka_unit_test(test_protection_cert_by_kid),
         cmocka_unit_test(test_mac_key_cache),
