@@ -167,13 +167,28 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
 
 /* ---------------- the embedded default ---------------- */
 
+/* path, created with exactly mode whatever the umask, for writing */
+static FILE *
+create_mode(const char *path, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    FILE *f;
+
+    if (fd < 0)
+        return NULL;
+    if (fchmod(fd, mode) != 0 || (f = fdopen(fd, "w")) == NULL) {
+        close(fd);
+        return NULL;
+    }
+    return f;
+}
+
 static int
 write_file(const char *path, const char *text, mode_t mode)
 {
-    FILE *f;
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    FILE *f = create_mode(path, mode);
 
-    if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
+    if (f == NULL)
         return -1;
     fputs(text, f);
     return fclose(f) == 0 ? 0 : -1;
@@ -182,11 +197,10 @@ write_file(const char *path, const char *text, mode_t mode)
 static int
 write_key(const char *path, EVP_PKEY *k)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    FILE *f;
+    FILE *f = create_mode(path, 0600);
     int ok;
 
-    if (fd < 0 || (f = fdopen(fd, "w")) == NULL)
+    if (f == NULL)
         return -1;
     ok = PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
     return fclose(f) == 0 && ok ? 0 : -1;
@@ -195,7 +209,7 @@ write_key(const char *path, EVP_PKEY *k)
 static int
 write_cert(const char *path, X509 *x)
 {
-    FILE *f = fopen(path, "w");
+    FILE *f = create_mode(path, 0644);
     int ok;
 
     if (f == NULL)
@@ -325,7 +339,7 @@ embedded_default(const char *dir, const char *http, const char *tcp, char **conf
              "queue = mail-queue\n"
              "from = cmprouter@localhost\n", secret, http != NULL ? http : "127.0.0.1:8080",
              tcp != NULL ? tcp : "127.0.0.1:1829");
-    if (write_file(P("cmprouter.conf"), text, 0640) != 0)
+    if (write_file(P("cmprouter.conf"), text, 0600) != 0)      /* it holds the demo secret */
         goto out;
     snprintf(text, sizeof(text), "reference=demo\nsecret=%s\n", secret);
     if (write_file(P("demo-client.txt"), text, 0600) != 0)
@@ -432,6 +446,7 @@ on_hup(uv_signal_t *s, int signum)
      * which lives on until the daemon exits (bounded by the slots) */
     if (cmpr_conf_load(dm->conf_path, &conf, &err) != CMPR_OK
             || cmpr_transports_check_groups(conf, &err) != CMPR_OK
+            || cmpr_conf_check_secrets(conf, &err) != CMPR_OK
             || cmpr_transports_core(conf, dm->cl, &core, &err) != CMPR_OK) {
         cmpr_log_error("SIGHUP: configuration refused, keeping the running one: %s",
                        err != NULL ? err : "?");
@@ -716,6 +731,10 @@ main(int argc, char **argv)
         return 2;
     }
     g_daemon = dm;
+    /* what it creates (the store, the embedded default's directories) is
+     * not the world's, whatever umask it was started with; files with a
+     * mode of their own (keys, the file drop's outbox) set it explicitly */
+    umask(027);
     nofile = raise_nofile();
     if (conf_arg != NULL) {
         dm->conf_path = strdup(conf_arg);
@@ -723,7 +742,8 @@ main(int argc, char **argv)
         return 1;
     }
     if (cmpr_conf_load(dm->conf_path, &dm->conf, &err) != CMPR_OK
-            || cmpr_transports_check_groups(dm->conf, &err) != CMPR_OK) {
+            || cmpr_transports_check_groups(dm->conf, &err) != CMPR_OK
+            || cmpr_conf_check_secrets(dm->conf, &err) != CMPR_OK) {
         fprintf(stderr, "cmprouterd: %s\n", err);
         return 1;
     }

@@ -8,10 +8,12 @@
 #include <ctype.h>
 #include <errno.h>
 #include <glib.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/crypto.h>
 #include <openssl/objects.h>
@@ -39,6 +41,7 @@ static const struct directive router_dirs[] = {
     DR("log_level", D_STR, struct cmpr_conf, log_level),
     DR("log", D_STR, struct cmpr_conf, log),
     DR("user", D_STR, struct cmpr_conf, user),
+    DR("secret_group", D_STR, struct cmpr_conf, secret_group),
     DL("max_mac_iterations", struct cmpr_conf, max_mac_iterations, 1, 10000000),
     DL("message_time_skew", struct cmpr_conf, message_time_skew, 0, 86400 * 365),
     DL("nonce_window", struct cmpr_conf, nonce_window, 1, 86400 * 30),
@@ -623,6 +626,105 @@ check_conf(struct parse *p, struct cmpr_conf *c)
     return CMPR_OK;
 }
 
+/* which lines of text give a secret as pass: (in the file) or file: */
+static void
+note_secrets(struct cmpr_conf *c, const char *text, const char *dir)
+{
+    GPtrArray *files = g_ptr_array_new();
+
+    for (const char *l = text; l != NULL && *l != '\0';) {
+        const char *nl = strchr(l, '\n'), *eq = memchr(l, '=', nl != NULL ? (size_t)(nl - l) : strlen(l));
+        size_t n;
+
+        if (eq != NULL && *l != '#' && *l != ';') {
+            for (eq++; *eq == ' ' || *eq == '\t'; eq++)
+                ;
+            n = (nl != NULL ? (size_t)(nl - eq) : strlen(eq));
+            while (n > 0 && (eq[n - 1] == ' ' || eq[n - 1] == '\t' || eq[n - 1] == '\r'))
+                n--;
+            if (n > 5 && strncmp(eq, "pass:", 5) == 0)
+                c->inline_secrets = 1;
+            else if (n > 5 && strncmp(eq, "file:", 5) == 0) {
+                char *v = g_strndup(eq + 5, n - 5);
+
+                g_ptr_array_add(files, v[0] == '/' || dir == NULL ? strdup(v) : g_build_filename(dir, v, NULL));
+                g_free(v);
+            }
+        }
+        l = nl != NULL ? nl + 1 : NULL;
+    }
+    g_ptr_array_add(files, NULL);
+    c->secret_files = (char **)g_ptr_array_free(files, FALSE);
+}
+
+/* path may hold a secret: nobody but its owner (and its group, reading,
+ * when it is gid) may touch it. 0, or -1 with why[]. A file that cannot
+ * be read is left to whoever reads it to report. */
+static int
+secret_mode_ok(const char *what, const char *path, long gid, char *why, size_t wlen)
+{
+    struct stat st;
+    unsigned m;
+
+    if (path == NULL || stat(path, &st) != 0)
+        return 0;
+    m = (unsigned)st.st_mode & 07777;
+    if (m & 0007) {
+        snprintf(why, wlen, "%s %s is open to others (mode %04o): chmod o-rwx %s", what, path, m, path);
+        return -1;
+    }
+    if ((m & 0070) && (gid < 0 || (long)st.st_gid != gid || (m & 0030))) {
+        snprintf(why, wlen, "%s %s is open to its group (mode %04o): chmod 600 %s, or let one group "
+                 "read it (chmod 640, chgrp) and name that group in [router] secret_group", what, path,
+                 m, path);
+        return -1;
+    }
+    return 0;
+}
+
+/* the private key directives of the groups kept for their owners */
+static const char *const key_directives[] = { "key", "signer_key", "encryption_key", "ra_key", "tls_key", NULL };
+
+int
+cmpr_conf_check_secrets(const struct cmpr_conf *conf, char **err_r)
+{
+    char why[1200];
+    long gid = -1;
+    int bad = 0;
+
+    *err_r = NULL;
+    if (conf->secret_group != NULL) {
+        struct group *gr = getgrnam(conf->secret_group);
+
+        if (gr == NULL) {
+            *err_r = g_strdup_printf("%s: [router] secret_group: no group %s", conf->path, conf->secret_group);
+            return CMPR_ERR_CONFIG;
+        }
+        gid = (long)gr->gr_gid;
+    }
+    if (conf->inline_secrets)
+        bad = secret_mode_ok("the configuration, which holds a pass: secret,", conf->path, gid, why,
+                             sizeof(why));
+    for (char **f = conf->secret_files; !bad && f != NULL && *f != NULL; f++)
+        bad = secret_mode_ok("the secret file", *f, gid, why, sizeof(why));
+    for (size_t i = 0; !bad && i < conf->n_cas; i++)
+        bad = secret_mode_ok("the CA key", conf->cas[i].key, gid, why, sizeof(why))
+              || secret_mode_ok("the CA's signer key", conf->cas[i].signer_key, gid, why, sizeof(why))
+              || secret_mode_ok("the CA's encryption key", conf->cas[i].encryption_key, gid, why, sizeof(why));
+    for (size_t i = 0; !bad && i < conf->n_groups; i++)
+        for (const char *const *k = key_directives; !bad && *k != NULL; k++) {
+            char *path = cmpr_conf_group_path(&conf->groups[i], *k, NULL);
+
+            bad = secret_mode_ok("the private key", path, gid, why, sizeof(why));
+            free(path);
+        }
+    if (bad) {
+        *err_r = g_strdup_printf("%s: refused: %s", conf->path, why);
+        return CMPR_ERR_CONFIG;
+    }
+    return CMPR_OK;
+}
+
 int
 cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
 {
@@ -677,6 +779,7 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
     }
     for (size_t i = 0; i < c->n_groups; i++)
         c->groups[i].path = c->path;
+    note_secrets(c, text, p.dir);
     r = CMPR_OK;
     *conf_r = c;
     c = NULL;
@@ -752,6 +855,7 @@ cmpr_conf_free(struct cmpr_conf *c)
     free(c->clients);
     free(c->path); free(c->data_dir); free(c->store); free(c->trusted);
     free(c->untrusted); free(c->log_level); free(c->log); free(c->user);
+    free(c->secret_group); g_strfreev(c->secret_files);
     free(c);
 }
 

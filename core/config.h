@@ -82,12 +82,23 @@ struct cmpr_conf {
     size_t n_profiles, cap_profiles;
     struct cmpr_conf_client *clients;
     size_t n_clients, cap_clients;
+    /* secrets: a pass: value written in the file itself, file: values
+     * (resolved, NULL-terminated), [router] secret_group */
+    int inline_secrets;
+    char **secret_files;
+    char *secret_group;
     struct cmpr_conf_group *groups;   /* [route NAME] and the transports' groups */
     size_t n_groups, cap_groups;
 };
 
 /* Loads and checks path. On error *err_r is "FILE:LINE: what" (caller frees). */
 int cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r);
+/* Every file that holds a private key or a secret (the CA keys, ra_key,
+ * tls_key, file: secrets, the configuration itself when it writes a pass:
+ * secret) is neither readable nor writable by others, and by its group
+ * only for reading and only when [router] secret_group names that group.
+ * 0, or CMPR_ERR_CONFIG with *err_r naming the file and its mode. */
+int cmpr_conf_check_secrets(const struct cmpr_conf *conf, char **err_r);
 void cmpr_conf_free(struct cmpr_conf *conf);
 
 const struct cmpr_conf_profile *cmpr_conf_profile(const struct cmpr_conf *c, const char *name);

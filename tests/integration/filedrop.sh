@@ -154,6 +154,7 @@ check "metrics: cmprouter_requests_total{medium=\"file\"} counts them" sh -c \
 kill $PID; wait $PID 2>/dev/null
 rm -f "$OUT"/* "$ARC"/*
 sed 's/^\[filedrop default\]$/[filedrop default]\ninstance = second/' data/cmprouter.conf >data/second.conf
+chmod 600 data/second.conf     # it holds the demo secret (cmprouterd(8) FILES)
 start_daemon d2 http -c data/cmprouter.conf $DAEMON_ARGS
 P2=$PID
 start_daemon d3 http -c data/second.conf $DAEMON_ARGS
@@ -233,6 +234,7 @@ done
 
 # ---- configuration errors are clear ----
 sed 's/^\[filedrop default\]$/[filedrop bad]\ninbox = in\n[filedrop default]/' data/cmprouter.conf >data/bad.conf
+chmod 600 data/bad.conf     # it holds the demo secret (cmprouterd(8) FILES)
 "$BUILD/cmprouterd" -c data/bad.conf $DAEMON_ARGS >bad.out 2>bad.err
 check "a [filedrop] without outbox and errors is refused naming file and line" \
 	grep -q "bad.conf:[0-9]*: .*needs inbox, outbox and errors" bad.err

@@ -319,6 +319,7 @@ done
 
 # ---- configuration errors ----
 sed 's/^known_hosts = .*wrong_known_hosts$//' data/cmprouter.conf >data/nokh.conf
+chmod 600 data/nokh.conf     # it holds the demo secret (cmprouterd(8) FILES)
 "$BUILD/cmprouterd" -c data/nokh.conf $DAEMON_ARGS >nokh.out 2>nokh.err
 check "an [sftp] group without known_hosts is refused (the host key must verify)" \
 	grep -q "nokh.conf:[0-9]*: .*needs known_hosts" nokh.err
