@@ -350,7 +350,7 @@ static const struct cmpr_conn_ops conn_ops = {
 static const char *const directives[] = {
     "address", "max_header", "max_body", "header_timeout", "body_timeout", "idle_timeout",
     "max_connections", "paths", "tls_cert", "tls_key", "tls_client_ca", "tls_require_client",
-    "tls_min_version", NULL
+    "tls_min_version", "tls_ciphers", NULL
 };
 
 /* "/path[:label], ..." of [listen http] paths */
@@ -412,8 +412,9 @@ configure_tls(struct http_ctx *ctx, const struct cmpr_conf_group *g, char **err_
         r = CMPR_ERR_CONFIG;
     } else if ((r = cmpr_conf_group_bool(g, "tls_require_client", 0, &require, err_r)) == CMPR_OK
                && (r = cmpr_conf_group_choice(g, "tls_min_version", versions, 0, &minv, err_r)) == CMPR_OK
-               && cmpr_tls_server_new(cert, key, ca, require, minv == 1, &ctx->srv.tls, &terr) != 0) {
-        *err_r = cmpr_conf_group_error(g, "tls_cert", "%s", terr);
+               && cmpr_tls_server_new(cert, key, ca, require, minv == 1, cmpr_conf_group_get(g, "tls_ciphers"),
+                                      &ctx->srv.tls, &terr) != 0) {
+        *err_r = cmpr_conf_group_error(g, strstr(terr, "cipher") != NULL ? "tls_ciphers" : "tls_cert", "%s", terr);
         free(terr);
         r = CMPR_ERR_CONFIG;
     }

@@ -261,3 +261,26 @@ check "cmprouter send over HTTPS with a client certificate gets the ip" sh -c \
 check "a server certificate outside --tls-ca: the handshake fails with a reason" grep -q "TLS handshake .* failed" send2.err
 kill -TERM $PID
 wait $PID
+
+# ---- the TLS 1.2 suites offered: forward secrecy and AEAD only, even with an RSA key ----
+openssl req -x509 -newkey rsa:2048 -nodes -keyout rsa.key -out rsa.pem -days 30 -subj /CN=localhost 2>/dev/null
+sed -i '/^\[listen https\]$/,$d' data/cmprouter.conf
+printf '[listen https]\naddress = 127.0.0.1:0\ntls_cert = %s/rsa.pem\ntls_key = %s/rsa.key\n' "$TMP" "$TMP" \
+	>>data/cmprouter.conf
+start_daemon d3c http -c data/cmprouter.conf
+TPORT=$(sed -n 's/^cmprouterd: https listening on port \([0-9]*\)$/\1/p' d3c.out)
+check "an https listener with an RSA key starts" test -n "$TPORT"
+# suite SUITE: a TLS 1.2 handshake offering only SUITE completes with it
+suite() { timeout 20 openssl s_client -connect "127.0.0.1:$TPORT" -tls1_2 -cipher "$1" </dev/null 2>&1 \
+	| grep -q "Cipher is $1\$"; }
+check "TLS 1.2 with ECDHE-RSA-AES128-GCM-SHA256 is served" suite ECDHE-RSA-AES128-GCM-SHA256
+check "static RSA key exchange (AES128-GCM-SHA256) is not" sh -c "! $(command -v openssl) s_client -connect 127.0.0.1:$TPORT -tls1_2 -cipher AES128-GCM-SHA256 </dev/null 2>&1 | grep -q 'Cipher is AES128-GCM-SHA256\$'"
+check "CBC with SHA-1 (ECDHE-RSA-AES128-SHA) is not" sh -c "! $(command -v openssl) s_client -connect 127.0.0.1:$TPORT -tls1_2 -cipher ECDHE-RSA-AES128-SHA </dev/null 2>&1 | grep -q 'Cipher is ECDHE-RSA-AES128-SHA\$'"
+check "static RSA with CBC-SHA1 (AES128-SHA) is not" sh -c "! $(command -v openssl) s_client -connect 127.0.0.1:$TPORT -tls1_2 -cipher AES128-SHA </dev/null 2>&1 | grep -q 'Cipher is AES128-SHA\$'"
+kill -TERM $PID
+wait $PID
+printf 'tls_ciphers = NOSUCHCIPHER\n' >>data/cmprouter.conf
+"$BUILD/cmprouterd" -c data/cmprouter.conf >badc.out 2>badc.err
+check "tls_ciphers with no usable suite is refused, naming the directive" \
+	grep -q "cmprouter.conf:[0-9]*: tls: no usable TLS 1.2 cipher in tls_ciphers NOSUCHCIPHER" badc.err
+sed -i '$d' data/cmprouter.conf

@@ -37,7 +37,8 @@ ssl_err(const char *what, const char *path)
 
 int
 cmpr_tls_server_new(const char *cert, const char *key, const char *client_ca, int require_client,
-                    int min_version_13, struct cmpr_tls_server **srv_r, char **err_r)
+                    int min_version_13, const char *ciphers, struct cmpr_tls_server **srv_r,
+                    char **err_r)
 {
     struct cmpr_tls_server *srv = calloc(1, sizeof(*srv));
 
@@ -50,6 +51,10 @@ cmpr_tls_server_new(const char *cert, const char *key, const char *client_ca, in
     SSL_CTX_set_min_proto_version(srv->ctx, min_version_13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_options(srv->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(srv->ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_ENABLE_PARTIAL_WRITE);
+    if (SSL_CTX_set_cipher_list(srv->ctx, ciphers != NULL ? ciphers : CMPR_TLS12_CIPHERS) != 1) {
+        *err_r = ssl_err("no usable TLS 1.2 cipher in tls_ciphers", ciphers);
+        goto fail;
+    }
     if (SSL_CTX_use_certificate_chain_file(srv->ctx, cert) != 1) {
         *err_r = ssl_err("cannot read the certificate chain", cert);
         goto fail;

@@ -9,10 +9,15 @@
 struct cmpr_tls_server;
 struct cmpr_tls_conn;
 
+/* TLS 1.2 suites offered unless configured: forward secrecy and AEAD only
+ * (no static RSA key exchange, no CBC with SHA-1); TLS 1.3's are all AEAD */
+#define CMPR_TLS12_CIPHERS "ECDHE+AESGCM:ECDHE+CHACHA20:!aNULL:!eNULL"
+
 /* cert/key/chain are PEM files; client_ca (may be NULL) enables client
- * certificate authentication, required when require_client is set. */
+ * certificate authentication, required when require_client is set;
+ * ciphers: OpenSSL's cipher list for TLS 1.2 (NULL: CMPR_TLS12_CIPHERS). */
 int cmpr_tls_server_new(const char *cert, const char *key, const char *client_ca,
-                        int require_client, int min_version_13,
+                        int require_client, int min_version_13, const char *ciphers,
                         struct cmpr_tls_server **srv_r, char **err_r);
 void cmpr_tls_server_free(struct cmpr_tls_server *srv);
 
