@@ -75,25 +75,53 @@ check_mac(struct req *q, int kind)
     q->mac_kind = kind == CMPR_PROT_PBMAC1 ? CMPR_MAC_PBMAC1 : CMPR_MAC_PBM;
 }
 
-/* the signer's certificate must chain to our anchors (extraCerts help) */
+/* chain retries without one of the extraCerts: bounded, each is a verification */
+#define CHAIN_RETRIES 8
+
+/* signer chains to our anchors through the configured intermediates and
+ * extraCerts (but the one skipped, -1: none); the verification error */
 static int
-signer_trusted(struct req *q, X509 *signer)
+chain_with(struct req *q, X509 *signer, int skip)
 {
     STACK_OF(X509) *untrusted = sk_X509_new_null();
     X509_STORE_CTX *ctx = X509_STORE_CTX_new();
-    int ok;
+    int err = X509_V_ERR_OUT_OF_MEM;
 
-    X509_add_certs(untrusted, q->msg->extraCerts, X509_ADD_FLAG_UP_REF);
-    X509_add_certs(untrusted, q->core->untrusted, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP);
-    ok = ctx != NULL && X509_STORE_CTX_init(ctx, q->core->trust, signer, untrusted)
-         && X509_verify_cert(ctx) == 1;
-    if (!ok)
-        fail(q, 1, CMPR_FI_SIGNER_NOT_TRUSTED, "protection certificate not trusted: %s",
-             X509_verify_cert_error_string(ctx != NULL ? X509_STORE_CTX_get_error(ctx) : 0));
+    /* ours first; then the message's, but none self-signed: anchors come
+     * from the trust store only, and a self-signed certificate named like
+     * an issuer would be taken for it (OpenSSL takes the first whose name
+     * fits and does not try the next) */
+    X509_add_certs(untrusted, q->core->untrusted, X509_ADD_FLAG_UP_REF);
+    for (int i = 0; untrusted != NULL && i < sk_X509_num(q->msg->extraCerts); i++) {
+        X509 *x = sk_X509_value(q->msg->extraCerts, i);
+
+        if (i != skip && x != signer && !(X509_get_extension_flags(x) & EXFLAG_SS))
+            X509_add_cert(untrusted, x, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP);
+    }
+    if (untrusted != NULL && ctx != NULL && X509_STORE_CTX_init(ctx, q->core->trust, signer, untrusted))
+        err = X509_verify_cert(ctx) == 1 ? X509_V_OK : X509_STORE_CTX_get_error(ctx);
     X509_STORE_CTX_free(ctx);
     sk_X509_pop_free(untrusted, X509_free);
     ERR_clear_error();
-    return ok;
+    return err;
+}
+
+/* the signer's certificate must chain to our anchors (extraCerts help);
+ * when the chain built first fails, again without each of the first
+ * extraCerts in turn, so that one impostor among them does not hide the
+ * real issuer */
+static int
+signer_trusted(struct req *q, X509 *signer)
+{
+    int err = chain_with(q, signer, -1);
+
+    for (int i = 0; err != X509_V_OK && i < sk_X509_num(q->msg->extraCerts) && i < CHAIN_RETRIES; i++)
+        if (sk_X509_value(q->msg->extraCerts, i) != signer && chain_with(q, signer, i) == X509_V_OK)
+            err = X509_V_OK;
+    if (err != X509_V_OK)
+        fail(q, 1, CMPR_FI_SIGNER_NOT_TRUSTED, "protection certificate not trusted: %s",
+             X509_verify_cert_error_string(err));
+    return err == X509_V_OK;
 }
 
 static void

@@ -447,6 +447,52 @@ test_obligation_07_protection(void **state)
     rsp = send_msg(req);
     expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_SIGNER_NOT_TRUSTED);
     CMPR_PKIMESSAGE_free(rsp);
+    /* extraCerts with a self-signed certificate named like the signer's
+     * issuing CA before the real one: chain building must not stop at the
+     * first certificate with the right name (RFC 9483 3.3: extraCerts
+     * carry the signer's chain; anchors come from our trust store only) */
+    {
+        EVP_PKEY *sub_key = tu_key("ec:P-256"), *fake_key = tu_key("ec:P-256");
+        X509 *sub = tu_cert(sub_key, "Unit Sub CA", ca_key, ca_cert, 1);
+        X509 *fake = tu_cert(fake_key, "Unit Sub CA", NULL, NULL, 1);
+        X509 *leaf = tu_cert(ra_key, "Unit RA", sub_key, sub, 0);
+        STACK_OF(X509) *chain = sk_X509_new_null();
+
+        sk_X509_push(chain, fake);
+        sk_X509_push(chain, sub);
+        req = ee_certreq(CMPR_BODY_CR, "ee-7s", 1);
+        assert_int_equal(cmpr_protect_sig(req, ra_key, NULL, 0, leaf, chain), CMPR_OK);
+        rsp = send_msg(req);
+        assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_CP);
+        CMPR_PKIMESSAGE_free(rsp);
+        /* an impostor that is not self-signed: tried without it */
+        {
+            EVP_PKEY *k2 = tu_key("ec:P-256");
+            X509 *fake2 = tu_cert(k2, "Unit Sub CA", fake_key, fake, 1);
+
+            (void)sk_X509_set(chain, 0, fake2);
+            req = ee_certreq(CMPR_BODY_CR, "ee-7t", 1);
+            assert_int_equal(cmpr_protect_sig(req, ra_key, NULL, 0, leaf, chain), CMPR_OK);
+            rsp = send_msg(req);
+            assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_CP);
+            CMPR_PKIMESSAGE_free(rsp);
+            /* and without the real one, the impostor alone is still refused */
+            (void)sk_X509_pop(chain);
+            req = ee_certreq(CMPR_BODY_CR, "ee-7u", 1);
+            assert_int_equal(cmpr_protect_sig(req, ra_key, NULL, 0, leaf, chain), CMPR_OK);
+            rsp = send_msg(req);
+            expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_SIGNER_NOT_TRUSTED);
+            CMPR_PKIMESSAGE_free(rsp);
+            X509_free(fake2);
+            EVP_PKEY_free(k2);
+        }
+        sk_X509_free(chain);
+        X509_free(leaf);
+        X509_free(fake);
+        X509_free(sub);
+        EVP_PKEY_free(fake_key);
+        EVP_PKEY_free(sub_key);
+    }
     /* a trusted signer whose signature is broken */
     req = ee_certreq(CMPR_BODY_CR, "ee-7", 1);
     assert_int_equal(cmpr_protect_sig(req, ra_key, NULL, 0, ra_cert, NULL), CMPR_OK);
