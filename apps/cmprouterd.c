@@ -165,6 +165,28 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
     return off;
 }
 
+/* how long a store failure keeps /healthz unhealthy */
+#define HEALTH_STORE_WINDOW 10
+
+/* /healthz: unhealthy while the store has failed requests lately (disk
+ * full, I/O errors, a lock held elsewhere beyond the busy timeout) */
+static int
+d_health(struct cmpr_daemon *d, char *buf, size_t len)
+{
+    struct daemon *dm = (struct daemon *)d;
+    struct cmpr_core_stats cs;
+    time_t now = time(NULL);
+
+    cmpr_core_stats(dm->core, &cs);
+    if (cs.last_store_error != 0 && now - cs.last_store_error < HEALTH_STORE_WINDOW) {
+        snprintf(buf, len, "store failing: %lu requests answered systemUnavail so far, the last %ld s ago\n",
+                 cs.store_errors, (long)(now - cs.last_store_error));
+        return -1;
+    }
+    snprintf(buf, len, "ok\n");
+    return 0;
+}
+
 /* ---------------- the embedded default ---------------- */
 
 /* path, created with exactly mode whatever the umask, for writing */
@@ -774,6 +796,7 @@ main(int argc, char **argv)
     dm->base.core = d_core;
     dm->base.request_done = d_request_done;
     dm->base.metrics = d_metrics;
+    dm->base.health = d_health;
     {
         const struct cli_listen cli[] = {
             { "http", http, 1 }, { "admin", admin, 0 }, { "tcp", tcp, 0 },

@@ -209,6 +209,7 @@ cmpr_core_stats(struct cmpr_core *c, struct cmpr_core_stats *out)
     out->undecodable = atomic_load(&c->undecodable);
     out->errors = atomic_load(&c->errors);
     out->store_errors = atomic_load(&c->store_errors);
+    out->last_store_error = (time_t)atomic_load(&c->last_store_error);
     out->parked = atomic_load(&c->n_parked);
 }
 

@@ -70,6 +70,7 @@ struct cmpr_core_stats {
     unsigned long answers[8];       /* by PKIStatus 0..6 of the answer; [7]: no status (genp, pkiconf ...) */
     unsigned long errors;           /* answers that were CMP error messages */
     unsigned long store_errors;
+    time_t last_store_error;        /* when the store last failed a request, 0: never */
     unsigned long parked;           /* requests waiting on an upstream now */
 };
 void cmpr_core_stats(struct cmpr_core *core, struct cmpr_core_stats *out);

@@ -24,6 +24,14 @@
 
 /* RFC 9483 6.1: the operation label names the operation; certConf, pollReq
  * and error go to the label of the operation they belong to. */
+/* the store failed this request (metrics, /healthz) */
+static void
+store_failed(struct cmpr_core *core)
+{
+    atomic_fetch_add(&core->store_errors, 1);
+    atomic_store(&core->last_store_error, (long long)time(NULL));
+}
+
 static int
 operation_fits(const char *op, int body)
 {
@@ -234,7 +242,7 @@ replay_check(struct req *q)
     if (r == CMPR_ERR_EXISTS)
         return cmpr_error_rsp(q, CMPR_FI_BAD_SENDER_NONCE, "senderNonce was already used (replay)");
     if (r != CMPR_OK) {
-        atomic_fetch_add(&q->core->store_errors, 1);
+        store_failed(q->core);
         return cmpr_error_rsp(q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
     }
     return NULL;
@@ -343,7 +351,7 @@ local(struct req *q)
                 && resend(q, q->txn.req_nonce, q->txn.req_nonce_len, q->txn.response, q->txn.response_len))
             return NULL;
     } else if (r != CMPR_ERR_NOT_FOUND) {
-        atomic_fetch_add(&q->core->store_errors, 1);
+        store_failed(q->core);
         return cmpr_error_rsp(q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available");
     }
     if ((rsp = replay_check(q)) != NULL)
@@ -401,7 +409,7 @@ finish(struct req *q, CMPR_PKIMESSAGE *rsp, int last_try)
         if (r == CMPR_ERR_CONFLICT && q->new_cert == NULL && q->depth == 0 && !last_try)
             return CMPR_ERR_CONFLICT;
         /* nothing of this transaction was promised: systemUnavail */
-        atomic_fetch_add(&q->core->store_errors, 1);
+        store_failed(q->core);
         q->save_txn = 0;
         rsp = cmpr_error_rsp(q, r == CMPR_ERR_EXISTS ? CMPR_FI_TRANSACTION_ID_IN_USE : CMPR_FI_SYSTEM_UNAVAIL,
                              r == CMPR_ERR_EXISTS ? "transactionID is already in use"
@@ -495,17 +503,19 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
         r = finish(&q, rsp, 1);
     } else if (depth == 0 && (r = decide(&q, &rt, &rec, &have)) != 0) {
         /* what goes upstream is durable before it goes: no batch there */
-        if (r == 1 && durable(&q, 1) == CMPR_OK)
+        if (r == 1 && durable(&q, 1) == CMPR_OK) {
             r = upstream(&q, rt, &rec, have);
-        else
+        } else {
+            store_failed(core);
             r = finish(&q, cmpr_error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store is not available"), 1);
+        }
     } else {
         rsp = local(&q);
         r = rsp == NULL && q.raw_answer != NULL ? CMPR_OK : finish(&q, rsp, last_try);
     }
     if (depth == 0 && durable(&q, 1) != CMPR_OK && (r == CMPR_OK || r == CMPR_PARK)) {
         /* what the answer says is not in the store: it must not leave */
-        atomic_fetch_add(&core->store_errors, 1);
+        store_failed(core);
         free(q.raw_answer);
         q.raw_answer = NULL;
         q.save_txn = 0;

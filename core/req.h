@@ -62,6 +62,7 @@ struct cmpr_core {
     int park_handles;
     /* metrics: updated from every worker */
     _Atomic unsigned long requests[32], undecodable, answers[8], errors, store_errors, n_parked;
+    _Atomic long long last_store_error;     /* time() of the last store failure, 0: none */
 };
 
 /* Where a request came from (for logs, audit and profile selection). */

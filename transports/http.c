@@ -154,6 +154,7 @@ admin_answer(struct conn *c)
     char *body;
     unsigned char *out;
     size_t blen = 0, n;
+    int healthy = 1;
 
     if (strcmp(path, "/healthz") != 0 && strcmp(path, "/metrics") != 0) {
         send_status(c, 404, "try /healthz or /metrics");
@@ -164,15 +165,18 @@ admin_answer(struct conn *c)
         return;
     }
     if (strcmp(path, "/healthz") == 0) {
-        memcpy(body, "ok\n", 3);
-        blen = 3;
+        if (ctx->d->health != NULL && ctx->d->health(ctx->d, body, 4096) != 0)
+            healthy = 0;
+        else if (ctx->d->health == NULL)
+            snprintf(body, 4096, "ok\n");
+        blen = strlen(body);
     } else {
         blen = ctx->d->metrics(ctx->d, body, 65536);
     }
     cmpr_buf_init(&b, blen + 512);
-    if (cmpr_buf_putf(&b, "HTTP/1.%d 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+    if (cmpr_buf_putf(&b, "HTTP/1.%d %s\r\nContent-Type: text/plain; version=0.0.4\r\n"
                       "Content-Length: %zu\r\nConnection: close\r\n\r\n", c->req.http_minor,
-                      blen) != CMPR_OK
+                      healthy ? "200 OK" : "503 Service Unavailable", blen) != CMPR_OK
             || cmpr_buf_put(&b, body, blen) != CMPR_OK || (out = cmpr_buf_steal(&b, &n)) == NULL) {
         free(body);
         cmpr_buf_free(&b);

@@ -19,6 +19,8 @@ struct cmpr_daemon {
     void (*request_done)(struct cmpr_daemon *d, const char *medium, int ok, uint64_t ns);
     /* Prometheus text for the admin listener (loop thread) */
     size_t (*metrics)(struct cmpr_daemon *d, char *buf, size_t len);
+    /* /healthz (loop thread): 0 and "ok", or -1 and what is wrong; NULL: ok */
+    int (*health)(struct cmpr_daemon *d, char *buf, size_t len);
 };
 
 #endif
