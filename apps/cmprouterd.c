@@ -11,6 +11,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -685,6 +686,46 @@ check_fds(const struct daemon *dm, long limit, long workers)
     return 0;
 }
 
+/* ---------------- SIGBUS ---------------- */
+
+/* A memory-mapped file that cannot be reached any more (SQLite's -shm or
+ * -wal truncated, on a full or failing file system, or made immutable)
+ * kills the process with SIGBUS; say so before dying, with what only
+ * async-signal-safe calls can say. */
+static void
+on_sigbus(int sig, siginfo_t *si, void *uctx)
+{
+    static const char head[] = "cmprouterd: SIGBUS at address 0x";
+    static const char tail[] = ": a memory-mapped file could not be read or written (the store's -shm "
+                               "or -wal file truncated, on a full, read-only or failing file system, "
+                               "or made immutable?); check the store's directory and restart\n";
+    char hex[2 * sizeof(uintptr_t)];
+    uintptr_t a = (uintptr_t)si->si_addr;
+    ssize_t w;
+
+    (void)uctx;
+    for (int i = (int)sizeof(hex) - 1; i >= 0; i--, a >>= 4)
+        hex[i] = "0123456789abcdef"[a & 0xf];
+    w = write(2, head, sizeof(head) - 1);
+    w = write(2, hex, sizeof(hex));
+    w = write(2, tail, sizeof(tail) - 1);
+    (void)w;
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void
+catch_sigbus(void)
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND;
+    sigemptyset(&sa.sa_mask);
+    (void)sigaction(SIGBUS, &sa, NULL);
+}
+
 /* ---------------- main ---------------- */
 
 static void
@@ -757,6 +798,7 @@ main(int argc, char **argv)
      * not the world's, whatever umask it was started with; files with a
      * mode of their own (keys, the file drop's outbox) set it explicitly */
     umask(027);
+    catch_sigbus();
     nofile = raise_nofile();
     if (conf_arg != NULL) {
         dm->conf_path = strdup(conf_arg);

@@ -1,5 +1,7 @@
 #!/bin/sh
-# The store on a full disk (an 8 MiB tmpfs): answers become systemUnavail,
+# A mapped file of the store truncated under the daemon: it dies of SIGBUS
+# but says why first. The store on a full disk (an 8 MiB tmpfs): answers
+# become systemUnavail,
 # each counted in cmprouter_store_errors_total, /healthz answers 503 saying
 # the store fails; once space is back, enrollments succeed and /healthz is
 # ok again. Needs root to mount the tmpfs (skipped otherwise). Loopback
@@ -7,6 +9,24 @@
 . "$TOP/tests/integration/lib.sh"
 cd "$TMP" || exit 1
 trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; umount "$TMP/full" 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT INT TERM
+# ---- a mapped file of the store taken away: SIGBUS, said before dying ----
+# (under ASan the daemon's own handler, not the sanitizer's)
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0" \
+	start_daemon b1 http --data-dir "$TMP/bus" --http 127.0.0.1:0
+SECRET=$(sed -n 's/^secret=//p' bus/demo-client.txt)
+"$CMPROUTER" bench --server "http://127.0.0.1:$PORT/.well-known/cmp" --ref demo --secret "pass:$SECRET" \
+	--transactions 3 --clients 1 >bus0.log 2>&1
+check "the daemon enrolls (its store's -shm mapped)" grep -q "^  3 transactions" bus0.log
+truncate -s 0 bus/cmprouter.db-shm
+"$CMPROUTER" bench --server "http://127.0.0.1:$PORT/.well-known/cmp" --ref demo --secret "pass:$SECRET" \
+	--transactions 3 --clients 1 --timeout 10 >bus1.log 2>&1
+i=0
+while [ $i -lt 300 ] && kill -0 $PID 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+wait $PID 2>/dev/null
+rc=$?
+check "the -shm truncated under it: the daemon dies of SIGBUS (exit $rc)" test $rc -eq 135
+check "... saying why first" grep -q "^cmprouterd: SIGBUS at address 0x[0-9a-f]*: a memory-mapped file could not be read or written (the store's -shm or -wal file" b1.err
+
 mkdir full
 if ! mount -t tmpfs -o size=8m tmpfs full 2>mount.err; then
 	ok "# SKIP cannot mount a tmpfs: $(cat mount.err)"
