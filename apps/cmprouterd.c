@@ -710,8 +710,7 @@ on_sigbus(int sig, siginfo_t *si, void *uctx)
     w = write(2, hex, sizeof(hex));
     w = write(2, tail, sizeof(tail) - 1);
     (void)w;
-    signal(sig, SIG_DFL);
-    raise(sig);
+    raise(sig);                 /* SA_RESETHAND: the default action now */
 }
 
 static void

@@ -39,6 +39,18 @@ start_daemon() {
 	done
 }
 
+# healthz_ok PORT: the admin listener on PORT answers /healthz with ok
+# (bounded: 60 s); when it does not, prints what it said last
+healthz_ok() {
+	_i=0
+	while [ $_i -lt 600 ]; do
+		[ "$(curl -s -m 5 "http://127.0.0.1:$1/healthz")" = ok ] && return 0
+		sleep 0.1; _i=$((_i + 1))
+	done
+	echo "#   /healthz did not answer ok in 60 s; it says: $(curl -s -m 5 "http://127.0.0.1:$1/healthz")"
+	return 1
+}
+
 # ---- helpers for the tests that enroll with `openssl cmp` (they set C, DEAD, MAC) ----
 # wait_for PATH [TENTHS]: until PATH exists (bounded, default 60 s); when it
 # does not, prints what the folder holds

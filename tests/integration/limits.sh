@@ -71,17 +71,7 @@ check "... logging it at most once a second ($((l1 - l0)) lines in $((s1 - s0)) 
 touch release
 wait $HOLD
 prlimit --pid $PID --nofile=4096:
-# healthz [TENTHS]: the admin listener answers ok (bounded)
-healthz() {
-	_i=0
-	while [ $_i -lt 300 ]; do
-		[ "$(curl -s -m 2 http://127.0.0.1:$APORT/healthz)" = ok ] && return 0
-		sleep 0.1; _i=$((_i + 1))
-	done
-	echo "#   /healthz did not answer ok in 30 s"; tail -n 5 d1.err | sed 's/^/#   | /'
-	return 1
-}
-check "once descriptors are free it accepts again (healthz ok)" healthz
+check "once descriptors are free it accepts again (healthz ok)" healthz_ok "$APORT"
 check "... and says so" wait_log "http: accepting connections again"
 openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out k1.key 2>/dev/null
 $C -server 127.0.0.1:$PORT/.well-known/cmp $MAC -cmd ir -newkey k1.key -subject /CN=after \

@@ -51,16 +51,6 @@ check "/healthz answers 503 ($(cat hz.code)), saying the store fails" \
 rm -f full/fill
 "$CMPROUTER" bench $B --transactions 20 --json >b2.json 2>b2.err
 check "space back: enrollments succeed again" python3 -c "import json; j = json.load(open('b2.json')); assert j['transactions'] == 20 and sum(j['errors'].values()) == 0, j"
-# healthy: /healthz says ok (bounded: 60 s)
-healthy() {
-	_i=0
-	while [ $_i -lt 600 ]; do
-		[ "$(curl -s -m 5 http://127.0.0.1:$APORT/healthz)" = ok ] && return 0
-		sleep 0.1; _i=$((_i + 1))
-	done
-	echo "#   /healthz still says: $(curl -s -m 5 http://127.0.0.1:$APORT/healthz)"
-	return 1
-}
-check "... and /healthz is ok again" healthy
+check "... and /healthz is ok again" healthz_ok "$APORT"
 kill $PID; wait $PID 2>/dev/null
 exit 0
