@@ -102,6 +102,58 @@ d_request_done(struct cmpr_daemon *d, const char *medium, int ok, uint64_t ns)
             dm->latency_buckets[i]++;
 }
 
+/* the listeners' connection figures, in Prometheus text */
+static size_t
+conn_metrics(struct daemon *dm, char *buf, size_t len)
+{
+    size_t off = 0;
+
+#define OUT(...) do { int n_ = snprintf(buf + off, len - off, __VA_ARGS__); \
+                      if (n_ > 0 && (size_t)n_ < len - off) off += (size_t)n_; } while (0)
+    {
+        static const char *const fam[] = { "connections", "connections_idle", "connections_accepted_total",
+            "connections_refused_total", "connections_refused_total", "connections_evicted_total",
+            "accept_pauses_total" };
+        static const char *const help[] = {
+            "Connections open now, by listener",
+            "Of those, idle: waiting for a request to begin (closed first to make room)",
+            "Connections taken in under the caps",
+            "Connections refused: max_connections reached and none idle (full), or "
+            "max_connections_per_address (per_address)", NULL,
+            "Idle connections closed to make room for new ones",
+            "Times accepting paused for want of file descriptors" };
+        static const char *const reason[] = { NULL, NULL, NULL, "full", "per_address", NULL, NULL };
+
+        for (int f = 0; f < 7; f++) {
+            if (help[f] != NULL)
+                OUT("# HELP cmprouter_%s %s\n# TYPE cmprouter_%s %s\n", fam[f], help[f], fam[f],
+                    f <= 1 ? "gauge" : "counter");
+            for (int i = 0; i < dm->n_listeners; i++) {
+                struct cmpr_conn_stats st;
+                unsigned long v[7];
+
+                if (dm->listeners[i].ops->conn_stats == NULL)
+                    continue;
+                dm->listeners[i].ops->conn_stats(dm->listeners[i].ctx, &st);
+                v[0] = (unsigned long)st.open;
+                v[1] = (unsigned long)st.idle;
+                v[2] = st.accepted;
+                v[3] = st.refused_full;
+                v[4] = st.refused_per_address;
+                v[5] = st.evicted;
+                v[6] = st.fd_pauses;
+                if (reason[f] != NULL)
+                    OUT("cmprouter_%s{listener=\"%s\",reason=\"%s\"} %lu\n", fam[f],
+                        dm->listeners[i].name, reason[f], v[f]);
+                else
+                    OUT("cmprouter_%s{listener=\"%s\"} %lu\n", fam[f], dm->listeners[i].name, v[f]);
+            }
+        }
+    }
+#undef OUT
+    return off;
+}
+
 static size_t
 d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
 {
@@ -162,6 +214,7 @@ d_metrics(struct cmpr_daemon *d, char *buf, size_t len)
         OUT("# TYPE cmprouter_store_errors_total counter\ncmprouter_store_errors_total %lu\n",
             cs.store_errors);
     }
+    off += conn_metrics(dm, buf + off, len - off);
 #undef OUT
     return off;
 }

@@ -1,4 +1,5 @@
 #include "base/log.h"
+#include "base/clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,4 +57,33 @@ cmpr_log(int level, const char *fmt, ...)
     va_end(ap);
     /* one write per line so concurrent workers do not interleave */
     fprintf(stderr, "%s cmprouter[%s] %s\n", ts, names[level < 0 ? 0 : level > 3 ? 3 : level], line);
+}
+
+void
+cmpr_log_limited(struct cmpr_log_limit *lim, int level, const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    long now;
+
+    if (level > log_level)
+        return;
+    now = cmpr_mono_ms();
+    if (lim->window_ms == 0 || now - lim->window_ms >= 1000) {
+        if (lim->left_out > 0)
+            cmpr_log(level, "(%lu more lines like the next left out: at most %d a second)",
+                     lim->left_out, CMPR_LOG_BURST);
+        lim->window_ms = now;
+        lim->in_window = 0;
+        lim->left_out = 0;
+    }
+    if (lim->in_window >= CMPR_LOG_BURST) {
+        lim->left_out++;
+        return;
+    }
+    lim->in_window++;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    cmpr_log(level, "%s", line);
 }

@@ -18,6 +18,124 @@
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
+/* ---------------- sources and idle connections ---------------- */
+
+/* connections of one source: an IPv4 address, or the /64 of an IPv6 one
+ * (one host holds a whole /64) */
+struct cmpr_src {
+    struct cmpr_src *next;
+    unsigned char key[8];
+    size_t len;
+    long count;
+};
+
+#define SRC_BUCKETS 4096
+
+static size_t
+src_key(const struct sockaddr_storage *ss, unsigned char key[8])
+{
+    if (ss->ss_family == AF_INET) {
+        memcpy(key, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+        return 4;
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+
+        if (IN6_IS_ADDR_V4MAPPED(a)) {
+            memcpy(key, a->s6_addr + 12, 4);
+            return 4;
+        }
+        memcpy(key, a->s6_addr, 8);
+        return 8;
+    }
+    return 0;
+}
+
+static size_t
+src_bucket(const unsigned char *key, size_t len)
+{
+    uint32_t h = 2166136261u;           /* FNV-1a */
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ key[i]) * 16777619u;
+    return h % SRC_BUCKETS;
+}
+
+/* the count of this source (created at 0), or NULL when out of memory */
+static struct cmpr_src *
+src_find(struct cmpr_conn_server *srv, const unsigned char *key, size_t len)
+{
+    struct cmpr_src **head = &srv->by_src[src_bucket(key, len)], *e;
+
+    for (e = *head; e != NULL; e = e->next)
+        if (e->len == len && memcmp(e->key, key, len) == 0)
+            return e;
+    if ((e = calloc(1, sizeof(*e))) == NULL)
+        return NULL;
+    memcpy(e->key, key, len);
+    e->len = len;
+    e->next = *head;
+    *head = e;
+    return e;
+}
+
+static void
+src_release(struct cmpr_conn_server *srv, struct cmpr_conn *c)
+{
+    struct cmpr_src *e = c->src, **pp;
+
+    if (e == NULL)
+        return;
+    c->src = NULL;
+    if (--e->count > 0)
+        return;
+    for (pp = &srv->by_src[src_bucket(e->key, e->len)]; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == e) {
+            *pp = e->next;
+            free(e);
+            return;
+        }
+}
+
+void
+cmpr_conn_idle(struct cmpr_conn *c, int idle)
+{
+    struct cmpr_conn_server *srv = c->srv;
+
+    if (c->idle) {                      /* off the list (and back on at its end) */
+        if (c->idle_prev != NULL)
+            c->idle_prev->idle_next = c->idle_next;
+        else
+            srv->idle_head = c->idle_next;
+        if (c->idle_next != NULL)
+            c->idle_next->idle_prev = c->idle_prev;
+        else
+            srv->idle_tail = c->idle_prev;
+        c->idle_next = c->idle_prev = NULL;
+        c->idle = 0;
+        srv->n_idle--;
+    }
+    if (idle && c->closing == 0) {
+        c->idle_prev = srv->idle_tail;
+        if (srv->idle_tail != NULL)
+            srv->idle_tail->idle_next = c;
+        else
+            srv->idle_head = c;
+        srv->idle_tail = c;
+        c->idle = 1;
+        srv->n_idle++;
+    }
+}
+
+void
+cmpr_conn_get_stats(const struct cmpr_conn_server *srv, struct cmpr_conn_stats *out)
+{
+    *out = srv->stats;
+    out->open = srv->n_conns;
+    out->idle = srv->n_idle;
+    out->fd_pauses = srv->pauses;
+}
+
 static void
 finish_stop(struct cmpr_conn_server *srv)
 {
@@ -25,6 +143,8 @@ finish_stop(struct cmpr_conn_server *srv)
             && srv->stop_done != NULL) {
         void (*done)(void *) = srv->stop_done;
 
+        free(srv->by_src);              /* every count went with its connection */
+        srv->by_src = NULL;
         srv->stop_done = NULL;
         done(srv->stop_arg);
     }
@@ -39,6 +159,7 @@ free_cb(uv_handle_t *h)
     if (--c->open_handles > 0)
         return;
     srv->n_conns--;
+    srv->n_closing--;
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
@@ -57,6 +178,9 @@ close_now(struct cmpr_conn *c)
     if (c->closing == 2)
         return;
     c->closing = 2;
+    c->srv->n_closing++;
+    cmpr_conn_idle(c, 0);
+    src_release(c->srv, c);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, free_cb);
     uv_close((uv_handle_t *)&c->tcp, free_cb);
@@ -77,6 +201,8 @@ cmpr_conn_close(struct cmpr_conn *c)
 void
 cmpr_conn_set_busy(struct cmpr_conn *c, int busy)
 {
+    if (busy)
+        cmpr_conn_idle(c, 0);
     c->busy = busy;
     if (!busy && c->closing == 1 && c->writes == 0)
         close_now(c);
@@ -342,11 +468,54 @@ pause_accept(struct cmpr_conn_server *srv, int err)
     uv_timer_start(&srv->resume_timer, resume_accept, PAUSE_MS, 0);
 }
 
+/* A refusal (over a cap) is said in the log at most once a second: 1 when
+ * this one is to be said (*unsaid: how many went unsaid before it). */
+static int
+say_refusal(struct cmpr_conn_server *srv, unsigned long *unsaid)
+{
+    uint64_t now = uv_now(srv->loop);
+
+    if (srv->last_refuse_log != 0 && now - srv->last_refuse_log < 1000) {
+        srv->refused_unlogged++;
+        return 0;
+    }
+    *unsaid = srv->refused_unlogged;
+    srv->last_refuse_log = now;
+    srv->refused_unlogged = 0;
+    return 1;
+}
+
+/* Room for one more under max_conns: closes the longest idle connection
+ * (one waiting for its first request, or kept alive between requests) if
+ * the cap is reached. 0, or -1 when every connection is at work. */
+static int
+make_room(struct cmpr_conn_server *srv)
+{
+    struct cmpr_conn *c, *next;
+    int looked = 0;
+
+    if (srv->n_conns - srv->n_closing <= srv->max_conns)
+        return 0;
+    /* a few at most: one writing (a TLS handshake) is skipped, not waited for */
+    for (c = srv->idle_head; c != NULL && looked < 16; c = next, looked++) {
+        next = c->idle_next;
+        if (c->busy || c->writes > 0 || c->closing != 0)
+            continue;
+        cmpr_log_debug("%s %s: closing an idle connection to make room", srv->name, c->peer);
+        srv->stats.evicted++;
+        close_now(c);
+        return 0;
+    }
+    return -1;
+}
+
 /* one accepted socket: a connection of the server */
 static void
-take_connection(struct cmpr_conn_server *srv, int fd)
+take_connection(struct cmpr_conn_server *srv, int fd, const struct sockaddr_storage *ss)
 {
     struct cmpr_conn *c = calloc(1, srv->conn_size);
+    unsigned char key[8];
+    size_t klen;
 
     if (c == NULL) {
         close(fd);
@@ -368,11 +537,40 @@ take_connection(struct cmpr_conn_server *srv, int fd)
         return;
     }
     cmpr_net_peer_name(&c->tcp, c->peer, sizeof(c->peer));
-    if (srv->n_conns > srv->max_conns || srv->stopping) {
-        /* over the limit: refuse politely and close */
+    if (srv->stopping) {
         srv->ops->refuse(c);
         return;
     }
+    if (srv->by_src != NULL && (klen = src_key(ss, key)) > 0) {
+        struct cmpr_src *e = src_find(srv, key, klen);
+
+        if (e == NULL || e->count >= srv->max_per_addr) {
+            /* one source may not take every slot (slowloris, idle floods) */
+            unsigned long unsaid;
+
+            srv->stats.refused_per_address++;
+            if (say_refusal(srv, &unsaid))
+                cmpr_log_warn("%s: %s already has %ld connections (max_connections_per_address): "
+                              "refusing more (%lu other refusals in the last second)", srv->name,
+                              c->peer, e != NULL ? e->count : 0, unsaid);
+            srv->ops->refuse(c);
+            return;
+        }
+        e->count++;
+        c->src = e;
+    }
+    if (make_room(srv) != 0) {
+        unsigned long unsaid;
+
+        srv->stats.refused_full++;
+        if (say_refusal(srv, &unsaid))
+            cmpr_log_warn("%s: max_connections (%ld) reached and none idle: refusing %s (%lu other "
+                          "refusals in the last second)", srv->name, srv->max_conns, c->peer, unsaid);
+        src_release(srv, c);
+        srv->ops->refuse(c);
+        return;
+    }
+    srv->stats.accepted++;
     uv_tcp_nodelay(&c->tcp, 1);
     if (srv->tls != NULL && (c->tls = cmpr_tls_conn_new(srv->tls)) == NULL) {
         close_now(c);
@@ -390,7 +588,10 @@ on_listen_ready(uv_poll_t *p, int status, int events)
     if (status != 0 || srv->stopping)
         return;
     for (int i = 0; i < ACCEPT_BURST && !srv->stopping; i++) {
-        int fd = accept4(srv->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage ss;
+        socklen_t sslen = sizeof(ss);
+        int fd = accept4(srv->listen_fd, (struct sockaddr *)&ss, &sslen,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd >= 0) {
             if (srv->short_of_fds) {
@@ -398,7 +599,7 @@ on_listen_ready(uv_poll_t *p, int status, int events)
                 cmpr_log_info("%s: accepting connections again (%lu pauses so far for want of "
                               "descriptors)", srv->name, srv->pauses);
             }
-            take_connection(srv, fd);
+            take_connection(srv, fd, &ss);
             continue;
         }
         if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -418,6 +619,10 @@ cmpr_conn_listen(struct cmpr_conn_server *srv, uv_loop_t *loop, const char *host
     int r;
 
     srv->loop = loop;
+    if (srv->max_per_addr > 0 && (srv->by_src = calloc(SRC_BUCKETS, sizeof(*srv->by_src))) == NULL) {
+        *err_r = strdup("out of memory");
+        return CMPR_ERR_ALLOC;
+    }
     if ((r = cmpr_net_listen(srv->name, host, port, &srv->listen_fd, err_r)) != CMPR_OK)
         return r;
     if (uv_poll_init_socket(loop, &srv->listen_poll, srv->listen_fd) != 0) {

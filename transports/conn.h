@@ -14,6 +14,11 @@
 
 #include <uv.h>
 
+#include "base/log.h"
+
+/* max_connections_per_address unless configured */
+#define CMPR_CONN_PER_ADDR_DEFAULT 128
+
 struct cmpr_conn;
 struct cmpr_tls_server;
 struct cmpr_tls_conn;
@@ -35,12 +40,27 @@ struct cmpr_conn_ops {
     void (*release)(struct cmpr_conn *c);
 };
 
+/* what a listener did with its connections (loop thread; for metrics) */
+struct cmpr_conn_stats {
+    long open;                          /* connections now */
+    long idle;                          /* of those, idle (waiting for a request to begin) */
+    unsigned long accepted;             /* taken in under the caps */
+    unsigned long refused_full;         /* max_connections reached, none idle to close */
+    unsigned long refused_per_address;  /* max_connections_per_address reached */
+    unsigned long evicted;              /* idle ones closed to make room */
+    unsigned long fd_pauses;            /* accepting paused for want of descriptors */
+};
+
+struct cmpr_src;
+
 struct cmpr_conn_server {
     const struct cmpr_conn_ops *ops;
     size_t conn_size;                   /* the medium's struct, starting with struct cmpr_conn */
     const char *name;                   /* for logs: "http", "tcp" */
     struct cmpr_tls_server *tls;        /* TLS on every connection when set */
     long max_conns;
+    /* connections from one source (an IPv4 address, an IPv6 /64) at most; 0: no cap */
+    long max_per_addr;
     /* the server's own */
     uv_loop_t *loop;
     /* the listening socket: accepted by the server itself, so that running
@@ -56,7 +76,19 @@ struct cmpr_conn_server {
     uint64_t last_pause_log;            /* uv_now() of the last log line about it */
     unsigned long pauses;
     long n_conns;
+    long n_closing;                     /* of n_conns, closing (their slot is about to free) */
     struct cmpr_conn *conns;
+    /* idle connections (cmpr_conn_idle), oldest first: closed to make room
+     * when max_conns is reached (nginx's reusable connections) */
+    struct cmpr_conn *idle_head, *idle_tail;
+    long n_idle;
+    /* connections by source, for max_per_addr */
+    struct cmpr_src **by_src;
+    uint64_t last_refuse_log;
+    unsigned long refused_unlogged;
+    struct cmpr_conn_stats stats;
+    /* what peers cause in the log (bad frames, timeouts, refusals), limited */
+    struct cmpr_log_limit peer_log;
     void (*stop_done)(void *arg);
     void *stop_arg;
 };
@@ -73,6 +105,9 @@ struct cmpr_conn {
     int reading;
     int writes;                         /* writes not yet completed */
     struct cmpr_tls_conn *tls;
+    int idle;                           /* on the server's idle list */
+    struct cmpr_conn *idle_next, *idle_prev;
+    struct cmpr_src *src;               /* its source's count, or NULL */
 };
 
 /* Binds host:*port (the port bound is written back) and accepts. 0 or
@@ -101,6 +136,12 @@ void cmpr_conn_disarm(struct cmpr_conn *c);
 /* A request of this connection enters (1) or leaves (0) the core; a close
  * asked for meanwhile happens once it has left and all is written. */
 void cmpr_conn_set_busy(struct cmpr_conn *c, int busy);
+/* Marks the connection idle (1: waiting for a request to begin, nothing in
+ * flight or being written; it may be closed to make room for a new one when
+ * max_conns is reached) or not (0: a request has begun). */
+void cmpr_conn_idle(struct cmpr_conn *c, int idle);
+/* The listener's figures (stats.open filled in). */
+void cmpr_conn_get_stats(const struct cmpr_conn_server *srv, struct cmpr_conn_stats *out);
 /* The verified TLS client certificate's subject, or "". */
 const char *cmpr_conn_tls_subject(struct cmpr_conn *c);
 

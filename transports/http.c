@@ -31,7 +31,7 @@ struct http_ctx {
     int admin;                          /* [listen admin]: GET /healthz, GET /metrics */
     char host[64];
     int port;
-    long header_timeout, body_timeout, idle_timeout;
+    long first_byte_timeout, header_timeout, body_timeout, idle_timeout;
     struct cmpr_httpreq_conf rconf;
     struct cmpr_http_alias *aliases;
     size_t n_aliases, cap_aliases;
@@ -76,7 +76,8 @@ send_status(struct conn *c, int status, const char *text)
         return;
     }
     cmpr_conn_read(&c->base, 0);
-    cmpr_log_info("http %s: %d %s: %s", c->base.peer, status, cmpr_http_reason(status), text);
+    cmpr_log_limited(&c->base.srv->peer_log, CMPR_LOG_INFO, "http %s: %d %s: %s", c->base.peer, status,
+                     cmpr_http_reason(status), text);
     cmpr_conn_write(&c->base, (char *)out, n, 1);
 }
 
@@ -240,6 +241,8 @@ feed(struct conn *c, const char *data, size_t len)
         len -= used;
         switch (ev) {
         case CMPR_HTTPREQ_BEGIN:
+            /* the headers complete within header_timeout of their first byte */
+            cmpr_conn_idle(&c->base, 0);
             cmpr_conn_arm(&c->base, (uint64_t)ctx->header_timeout);
             break;
         case CMPR_HTTPREQ_HEADERS:
@@ -273,7 +276,10 @@ c_opened(struct cmpr_conn *bc)
     c->reply.ops = &reply_ops;
     cmpr_httpreq_init(&c->req, &ctx->rconf);
     cmpr_buf_init(&c->pending, ctx->rconf.max_body + ctx->rconf.max_header);
-    cmpr_conn_arm(bc, (uint64_t)ctx->header_timeout);
+    /* the first byte of a request (after the TLS handshake) within
+     * first_byte_timeout; until then the connection may make room */
+    cmpr_conn_idle(bc, 1);
+    cmpr_conn_arm(bc, (uint64_t)ctx->first_byte_timeout);
     cmpr_conn_read(bc, 1);
 }
 
@@ -324,6 +330,7 @@ c_drained(struct cmpr_conn *bc)
         return;
     }
     cmpr_httpreq_next(&c->req);
+    cmpr_conn_idle(bc, 1);
     cmpr_conn_arm(bc, (uint64_t)ctx->idle_timeout);
     cmpr_conn_read(bc, 1);
     if (cmpr_buf_len(&c->pending) > 0) {
@@ -352,8 +359,8 @@ static const struct cmpr_conn_ops conn_ops = {
 /* ---------------- the transport ---------------- */
 
 static const char *const directives[] = {
-    "address", "max_header", "max_body", "header_timeout", "body_timeout", "idle_timeout",
-    "max_connections", "paths", "tls_cert", "tls_key", "tls_client_ca", "tls_require_client",
+    "address", "max_header", "max_body", "first_byte_timeout", "header_timeout", "body_timeout",
+    "idle_timeout", "max_connections", "max_connections_per_address", "paths", "tls_cert", "tls_key", "tls_client_ca", "tls_require_client",
     "tls_min_version", "tls_ciphers", NULL
 };
 
@@ -435,10 +442,12 @@ defaults(struct http_ctx *ctx)
     ctx->port = ctx->admin ? 9101 : 8080;
     ctx->rconf.max_header = 16 * 1024;
     ctx->rconf.max_body = CMPR_MAX_MSG_SIZE;
+    ctx->first_byte_timeout = 10000;
     ctx->header_timeout = 10000;
     ctx->body_timeout = 30000;
     ctx->idle_timeout = 60000;
     ctx->srv.max_conns = 1024;
+    ctx->srv.max_per_addr = CMPR_CONN_PER_ADDR_DEFAULT;
 }
 
 static int
@@ -463,11 +472,16 @@ http_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, ch
     if ((r = cmpr_conf_group_long(g, "max_header", 16 * 1024, 1024, 1024 * 1024, &max_header, err_r))
             || (r = cmpr_conf_group_long(g, "max_body", CMPR_MAX_MSG_SIZE, 100 * 1024,
                                          16 * 1024 * 1024, &max_body, err_r))
+            || (r = cmpr_conf_group_long(g, "first_byte_timeout", 10, 1, 3600, &ctx->first_byte_timeout,
+                                         err_r))
             || (r = cmpr_conf_group_long(g, "header_timeout", 10, 1, 3600, &ctx->header_timeout, err_r))
             || (r = cmpr_conf_group_long(g, "body_timeout", 30, 1, 3600, &ctx->body_timeout, err_r))
             || (r = cmpr_conf_group_long(g, "idle_timeout", 60, 1, 86400, &ctx->idle_timeout, err_r))
-            || (r = cmpr_conf_group_long(g, "max_connections", 1024, 1, 100000, &ctx->srv.max_conns, err_r)))
+            || (r = cmpr_conf_group_long(g, "max_connections", 1024, 1, 100000, &ctx->srv.max_conns, err_r))
+            || (r = cmpr_conf_group_long(g, "max_connections_per_address", CMPR_CONN_PER_ADDR_DEFAULT, 0,
+                                         100000, &ctx->srv.max_per_addr, err_r)))
         return r;
+    ctx->first_byte_timeout *= 1000;
     ctx->rconf.max_header = (size_t)max_header;
     ctx->rconf.max_body = (size_t)max_body;
     ctx->header_timeout *= 1000;
@@ -557,6 +571,13 @@ http_max_fds(void *vctx)
     return ((struct http_ctx *)vctx)->srv.max_conns + 2;
 }
 
+/* its listener's connections, for metrics */
+static void
+http_conn_stats(void *vctx, struct cmpr_conn_stats *out)
+{
+    cmpr_conn_get_stats(&((struct http_ctx *)vctx)->srv, out);
+}
+
 const struct cmpr_transport_ops cmpr_http_transport = {
     .name = "http",
     .group_type = "listen",
@@ -570,6 +591,7 @@ const struct cmpr_transport_ops cmpr_http_transport = {
     .set_address = http_set_address,
     .free = http_free,
     .max_fds = http_max_fds,
+    .conn_stats = http_conn_stats,
     .upstream = &cmpr_http_upstream,
     .push = NULL,
 };

@@ -60,7 +60,7 @@ struct tcp_ctx {
     struct cmpr_conn_server srv;    /* first */
     char host[64];
     int port;
-    long max_frame, read_timeout, idle_timeout;
+    long max_frame, first_byte_timeout, read_timeout, idle_timeout;
     long poll_after;                /* ms until a pollRep replaces the answer; -1: never */
     long poll_check_after;          /* seconds the pollRep asks the client to wait */
     long poll_keep;                 /* seconds a reference stays valid */
@@ -76,6 +76,7 @@ struct tconn {
     struct job *job;                /* the request in the core */
     int eof;                        /* the peer sent FIN: answer what is complete, then close */
     uint64_t frame_start;           /* ms when the open frame's first byte arrived, or 0 */
+    unsigned long frames;           /* frames read so far */
     int version;                    /* framing of the request being answered */
     unsigned flags;                 /* its flags (close is echoed) */
 };
@@ -96,13 +97,17 @@ c_timeout(struct cmpr_conn *bc)
             detach(c);
         return;
     }
-    cmpr_log_info("tcp %s: %s timeout, closing", bc->peer,
-                  cmpr_tcp_pending(&c->parser) > 0 ? "read (incomplete frame)" : "idle");
+    cmpr_log_limited(&bc->srv->peer_log, CMPR_LOG_INFO, "tcp %s: %s timeout, closing", bc->peer,
+                     cmpr_tcp_pending(&c->parser) > 0 ? "read (incomplete frame)"
+                     : c->frames == 0 ? "first byte" : "idle");
     cmpr_conn_close(bc);
 }
 
-/* idle: no frame open; read: a frame has started and must complete within
- * read_timeout of its first byte, however slowly the rest trickles in */
+/* first byte: a new connection sends its first frame's first byte within
+ * first_byte_timeout; idle: no frame open (between frames); read: a frame
+ * has started and must complete within read_timeout of its first byte,
+ * however slowly the rest trickles in. Waiting for a frame to begin, the
+ * connection may make room for a new one. */
 static void
 arm(struct tconn *c)
 {
@@ -113,8 +118,12 @@ arm(struct tconn *c)
             c->frame_start = now;
         ms = now - c->frame_start >= (uint64_t)c->ctx->read_timeout ? 1
              : (uint64_t)c->ctx->read_timeout - (now - c->frame_start);
+        cmpr_conn_idle(&c->base, 0);
     } else {
         c->frame_start = 0;
+        if (c->frames == 0)
+            ms = (uint64_t)c->ctx->first_byte_timeout;
+        cmpr_conn_idle(&c->base, 1);
     }
     cmpr_conn_arm(&c->base, ms);
 }
@@ -135,8 +144,8 @@ send_error(struct tconn *c, int version, unsigned flags, unsigned code, uint32_t
     unsigned char out[300];
     size_t n;
 
-    cmpr_log_info("tcp %s: errorMsgRep 0x%04x: %s%s", c->base.peer, code, text,
-                  close_after ? " (closing)" : "");
+    cmpr_log_limited(&c->base.srv->peer_log, CMPR_LOG_INFO, "tcp %s: errorMsgRep 0x%04x: %s%s",
+                     c->base.peer, code, text, close_after ? " (closing)" : "");
     if (close_after)
         flags |= CMPR_TCP_FLAG_CLOSE;
     n = cmpr_tcp_errormsg(version, flags, code, data, text, out, sizeof(out));
@@ -548,8 +557,9 @@ process(struct tconn *c)
     case CMPR_TCP_NEED_MORE:
         if (c->ctx->srv.stopping || c->eof) {
             if (c->eof && cmpr_tcp_pending(&c->parser) > 0)
-                cmpr_log_info("tcp %s: connection closed inside a frame (%zu bytes)", c->base.peer,
-                              cmpr_tcp_pending(&c->parser));
+                cmpr_log_limited(&c->base.srv->peer_log, CMPR_LOG_INFO,
+                                 "tcp %s: connection closed inside a frame (%zu bytes)", c->base.peer,
+                                 cmpr_tcp_pending(&c->parser));
             cmpr_conn_close(&c->base);
             return;
         }
@@ -575,7 +585,9 @@ process(struct tconn *c)
         break;
     }
     cmpr_conn_disarm(&c->base);
+    cmpr_conn_idle(&c->base, 0);
     c->frame_start = 0;
+    c->frames++;
     cmpr_log_debug("tcp %s: %s %s, %zu bytes%s", c->base.peer,
                    f.version == CMPR_TCP_V2510 ? "RFC 2510" : "v10",
                    cmpr_tcp_type_name(f.version, f.type), f.value_len,
@@ -610,7 +622,8 @@ c_data(struct cmpr_conn *bc, const char *p, size_t n)
 
     if (cmpr_tcp_feed(&c->parser, p, n) != 0) {
         /* more than a frame plus a read held: the peer ignores answers */
-        cmpr_log_info("tcp %s: input exceeds the frame limit, closing", bc->peer);
+        cmpr_log_limited(&bc->srv->peer_log, CMPR_LOG_INFO, "tcp %s: input exceeds the frame limit, closing",
+                         bc->peer);
         cmpr_conn_close(bc);
         return;
     }
@@ -675,7 +688,8 @@ static const struct cmpr_conn_ops conn_ops = {
 /* ---------------- the transport ---------------- */
 
 static const char *const directives[] = {
-    "address", "max_frame", "read_timeout", "idle_timeout", "max_connections", "poll_after_ms",
+    "address", "max_frame", "first_byte_timeout", "read_timeout", "idle_timeout", "max_connections",
+    "max_connections_per_address", "poll_after_ms",
     "poll_check_after", "poll_keep", NULL
 };
 
@@ -689,9 +703,11 @@ tcp_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, cha
     snprintf(ctx->host, sizeof(ctx->host), "127.0.0.1");
     ctx->port = 829;
     ctx->max_frame = CMPR_MAX_MSG_SIZE;
+    ctx->first_byte_timeout = 10000;
     ctx->read_timeout = 30000;
     ctx->idle_timeout = 300000;
     ctx->srv.max_conns = 1024;
+    ctx->srv.max_per_addr = CMPR_CONN_PER_ADDR_DEFAULT;
     ctx->poll_after = -1;
     ctx->poll_check_after = 5;
     ctx->poll_keep = 86400;
@@ -706,14 +722,19 @@ tcp_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, cha
     }
     if ((r = cmpr_conf_group_long(g, "max_frame", CMPR_MAX_MSG_SIZE, 100 * 1024,
                                   16 * 1024 * 1024, &ctx->max_frame, err_r))
+            || (r = cmpr_conf_group_long(g, "first_byte_timeout", 10, 1, 3600, &ctx->first_byte_timeout,
+                                         err_r))
             || (r = cmpr_conf_group_long(g, "read_timeout", 30, 1, 3600, &ctx->read_timeout, err_r))
             || (r = cmpr_conf_group_long(g, "idle_timeout", 300, 1, 86400, &ctx->idle_timeout, err_r))
             || (r = cmpr_conf_group_long(g, "max_connections", 1024, 1, 100000, &ctx->srv.max_conns, err_r))
+            || (r = cmpr_conf_group_long(g, "max_connections_per_address", CMPR_CONN_PER_ADDR_DEFAULT, 0,
+                                         100000, &ctx->srv.max_per_addr, err_r))
             || (r = cmpr_conf_group_long(g, "poll_after_ms", -1, -1, 3600000, &ctx->poll_after, err_r))
             || (r = cmpr_conf_group_long(g, "poll_check_after", 5, 0, 86400, &ctx->poll_check_after,
                                          err_r))
             || (r = cmpr_conf_group_long(g, "poll_keep", 86400, 60, 30 * 86400, &ctx->poll_keep, err_r)))
         return r;
+    ctx->first_byte_timeout *= 1000;
     ctx->read_timeout *= 1000;
     ctx->idle_timeout *= 1000;
     return CMPR_OK;
@@ -828,6 +849,13 @@ tcp_max_fds(void *vctx)
     return ((struct tcp_ctx *)vctx)->srv.max_conns + 2;
 }
 
+/* its listener's connections, for metrics */
+static void
+tcp_conn_stats(void *vctx, struct cmpr_conn_stats *out)
+{
+    cmpr_conn_get_stats(&((struct tcp_ctx *)vctx)->srv, out);
+}
+
 const struct cmpr_transport_ops cmpr_tcp_transport = {
     .name = "tcp",
     .group_type = "listen",
@@ -841,6 +869,7 @@ const struct cmpr_transport_ops cmpr_tcp_transport = {
     .set_address = tcp_set_address,
     .free = tcp_free,
     .max_fds = tcp_max_fds,
+    .conn_stats = tcp_conn_stats,
     .upstream = &cmpr_tcp_upstream,
     .push = NULL,
 };

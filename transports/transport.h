@@ -12,6 +12,7 @@
 #include "core/config.h"
 #include "core/upstream.h"
 #include "transports/lib/daemon.h"
+#include "transports/conn.h"
 
 /* descriptors of a medium without max_fds */
 #define CMPR_FDS_DEFAULT 16
@@ -42,6 +43,9 @@ struct cmpr_transport_ops {
      * listener, files), for the start-up check against RLIMIT_NOFILE;
      * NULL: a few (CMPR_FDS_DEFAULT). */
     long (*max_fds)(void *ctx);
+    /* A listener's connection figures (after start), for metrics; NULL:
+     * the medium has no connections. */
+    void (*conn_stats)(void *ctx, struct cmpr_conn_stats *out);
     /* the medium's client side for upstream routes, or NULL */
     const struct cmpr_upstream_ops *upstream;
     /* answers delivered to a waiting client without its asking, or NULL */

@@ -152,10 +152,11 @@ try:
 except OSError:
     closed = True
 print("slow-client closed=%s after %.1fs" % (closed, time.time() - t))
-# 1000 idle connections
+# 1000 idle connections (from 8 addresses: 125 each, under max_connections_per_address)
 idle = []
 for i in range(1000):
-    try: idle.append(conn())
+    try: idle.append(socket.create_connection(("127.0.0.1", port), timeout=10,
+                                              source_address=("127.0.0.%d" % (i % 8 + 1), 0)))
     except OSError as e: print("open failed at", i, e); break
 print("idle-open", len(idle))
 time.sleep(0.5)
@@ -217,20 +218,85 @@ check "an empty body: 400" grep -q "nobody HTTP/1.1 400" proto.log
 check "headers above max_header: 431" grep -q "bigheader HTTP/1.1 431" proto.log
 check "application/pkixcmp-poll with a TCP-Message frame is answered framed (pkiRep)" grep -q "poll True True" proto.log
 check "HTTP/1.0 is answered in HTTP/1.0" grep -q "http10 HTTP/1.0 200 OK" proto.log
-python3 - "$PORT" >conns.log 2>&1 <<'PY'
-import socket, sys
-port = int(sys.argv[1]); held = []
-for i in range(1010):
-    try: held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
-    except OSError: break
-extra = socket.create_connection(("127.0.0.1", port), timeout=5)
-extra.sendall(b"POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\n\r\n")
-try: print("over-limit", extra.recv(100).split(b"\r\n")[0].decode())
-except OSError as e: print("over-limit error", e)
-PY
-check "above max_connections: 503" grep -q "over-limit HTTP/1.1 503" conns.log
 rss=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
 if [ "${rss:-999999}" -lt 300000 ]; then ok "memory stays bounded (RSS ${rss} kB)"; else not_ok "RSS ${rss} kB"; fi
+kill -TERM $PID
+wait $PID
+
+# ---- connection caps: per address, and max_connections (idle ones make room) ----
+sed -i 's/^max_connections = 1010$/max_connections = 40\nmax_connections_per_address = 10\nfirst_byte_timeout = 2\nheader_timeout = 60/' \
+	data/cmprouter.conf
+start_daemon dcaps http -c data/cmprouter.conf
+APORT=$(sed -n 's/^cmprouterd: admin listening on port //p' dcaps.out)
+python3 - "$PORT" g1.der "$APORT" >caps.log 2>&1 <<'PY'
+import socket, sys, time, urllib.request
+port, g1, aport = int(sys.argv[1]), open(sys.argv[2], "rb").read(), int(sys.argv[3])
+def conn(src):
+    return socket.create_connection(("127.0.0.1", port), timeout=10, source_address=(src, 0))
+def first_line(s, data):
+    s.sendall(data)
+    try: return s.recv(200).split(b"\r\n")[0].decode() or "closed"
+    except OSError as e: return "error %s" % e
+def metric(name):
+    text = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % aport, timeout=10).read().decode()
+    for l in text.splitlines():
+        if l.startswith(name + '{listener="http"} '):
+            return int(l.split()[1])
+    return -1
+def wait_metrics(open_, idle):
+    # until the daemon has seen what was done (bounded: 30 s)
+    for _ in range(300):
+        o, i = metric("cmprouter_connections"), metric("cmprouter_connections_idle")
+        if o == open_ and i == idle: return
+        time.sleep(0.1)
+    print("metrics: waited for %d open, %d idle; they say %d, %d" % (open_, idle, o, i))
+genm = (b"POST /.well-known/cmp HTTP/1.1\r\nHost: x\r\nContent-Type: application/pkixcmp\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(g1) + g1)
+# one address: 10 connections, the 11th is refused
+mine = [conn("127.0.0.11") for _ in range(10)]
+wait_metrics(10, 10)
+print("per-address eleventh", first_line(conn("127.0.0.11"), genm))
+print("per-address other address", first_line(conn("127.0.0.12"), genm))
+for s in mine: s.close()
+wait_metrics(0, 0)
+print("per-address after closing", first_line(conn("127.0.0.11"), genm))
+# full of requests under way (headers begun, never ended): 503
+busy = []
+for a in range(4):
+    for _ in range(10):
+        s = conn("127.0.0.%d" % (21 + a)); s.sendall(b"POST /.well-known/cmp HTTP/1.1\r\n"); busy.append(s)
+wait_metrics(40, 0)
+print("full of requests", first_line(conn("127.0.0.30"), genm))
+for s in busy: s.close()
+wait_metrics(0, 0)
+# full of idle connections: the oldest makes room, the new one is answered
+idle = []
+for a in range(4):
+    for _ in range(10):
+        idle.append(conn("127.0.0.%d" % (31 + a)))
+wait_metrics(40, 40)
+print("full of idle", first_line(conn("127.0.0.40"), genm))
+idle[0].settimeout(5)
+try: print("oldest idle", "closed" if idle[0].recv(100) == b"" else "open")
+except OSError as e: print("oldest idle", "closed" if "reset" in str(e) else "error %s" % e)
+# silence: first_byte_timeout (2 s)
+s = conn("127.0.0.50"); t = time.time(); s.settimeout(20)
+try: s.recv(100)
+except OSError: pass
+print("silent closed after %.1f" % (time.time() - t))
+PY
+check "max_connections_per_address: the 11th connection of one address gets 503" \
+	sh -c "grep -q 'per-address eleventh HTTP/1.1 503' caps.log || { cat caps.log; exit 1; }"
+check "... while another address is served" grep -q "per-address other address HTTP/1.1 200" caps.log
+check "... and so is the first once its connections are closed" grep -q "per-address after closing HTTP/1.1 200" caps.log
+check "max_connections reached by requests under way: 503" grep -q "full of requests HTTP/1.1 503" caps.log
+check "max_connections reached by idle connections: the new one is served" grep -q "full of idle HTTP/1.1 200" caps.log
+check "... the oldest idle connection was closed to make room" grep -q "oldest idle closed" caps.log
+check "a connection that sends nothing is closed after first_byte_timeout (2 s)" \
+	grep -q "silent closed after [1-3]\." caps.log
+check "the refusals are logged (once a second at most)" grep -q "127.0.0.11:[0-9]* already has 10 connections" dcaps.err
+check "the metrics count them" sh -c "curl -s http://127.0.0.1:$APORT/metrics \
+	| grep -q 'cmprouter_connections_evicted_total{listener=\"http\"} [1-9]'"
 kill -TERM $PID
 wait $PID
 

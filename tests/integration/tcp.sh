@@ -56,7 +56,7 @@ $P "$TPORT" oversized >r.log 2>&1
 check "a length above max_frame: errorMsgRep GeneralClientError naming the limit, closed" \
 	grep -q "oversized type=6 code=0200 closed=1 text=frame_larger_than_the_maximum_of_1048576" r.log
 $P "$TPORT" many 500 many.req many.rsp >r.log 2>&1
-check "500 concurrent connections are all answered" grep -q "many answered=500 of 500 last=5" r.log
+check "500 concurrent connections (from 8 addresses) are all answered" grep -q "many answered=500 of 500 last=5" r.log
 check "... and a real request among them is accepted" accepted many
 check "the daemon still serves after all of that" kill -0 $PID
 
@@ -110,9 +110,13 @@ i=0; while kill -0 $PID 2>/dev/null && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)
 check "SIGTERM: the daemon stops" sh -c "! kill -0 $PID"
 
 # ---- timeouts, from [listen tcp] in the file ----
-sed -i 's/^\[listen tcp\]$/[listen tcp]\nread_timeout = 2\nidle_timeout = 3/' data/cmprouter.conf
+sed -i 's/^\[listen tcp\]$/[listen tcp]\nfirst_byte_timeout = 2\nread_timeout = 2\nidle_timeout = 3/' data/cmprouter.conf
 start_daemon d2 tcp -c data/cmprouter.conf --admin 127.0.0.1:0
 TPORT=$PORT
+$P "$TPORT" silent >r.log 2>&1
+check "a connection that sends nothing is cut off after first_byte_timeout (2 s), not idle_timeout" \
+	sh -c "grep -q 'silent closed=1 after=[1-2]\$' r.log || { cat r.log; exit 1; }"
+check "... and the log says so" grep -q "tcp 127.0.0.1:[0-9]*: first byte timeout, closing" d2.err
 $P "$TPORT" incomplete >r.log 2>&1
 check "a frame that never completes is cut off after read_timeout (2 s)" \
 	sh -c "grep -q 'incomplete closed=1 after=[1-4]\$' r.log"

@@ -55,8 +55,9 @@ def closed(s):
         return False
 
 
-def conn(port):
-    s = socket.create_connection((HOST, port), timeout=TIMEOUT)
+def conn(port, source=None):
+    s = socket.create_connection((HOST, port), timeout=TIMEOUT,
+                                 source_address=(source, 0) if source else None)
     return s
 
 
@@ -213,6 +214,11 @@ def main():
         code, data, text = errinfo(val)
         print("oversized type=%d code=%04x closed=%d text=%s" %
               (typ, code, closed(s), text.decode().replace(" ", "_")))
+    elif case == "silent":       # a connection that sends nothing: cut off by first_byte_timeout
+        s = conn(port)
+        t0 = time.time()
+        c = closed(s)
+        print("silent closed=%d after=%d" % (c, int(time.time() - t0)))
     elif case == "incomplete":   # a frame that never completes: cut off by read_timeout
         s = conn(port)
         s.sendall(v10(0, b"\x30\x82\x01\x00")[:9])
@@ -239,10 +245,11 @@ def main():
                 break
         print("trickle closed=%d after=%d" % (c, int(time.time() - t0)))
     elif case == "many":         # N concurrent connections, all answered
+        # from 127.0.0.1-8: under max_connections_per_address (128)
         n = int(files[0])
         socks = []
         for i in range(n):
-            socks.append(conn(port))
+            socks.append(conn(port, "127.0.0.%d" % (i % 8 + 1)))
         for i, s in enumerate(socks):
             s.sendall(v10(2, struct.pack(">I", i)))
         good = 0
