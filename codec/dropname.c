@@ -246,3 +246,49 @@ cmpr_drop_parse_scp_header(const char *line, size_t *size)
     *size = (size_t)v;
     return 0;
 }
+
+/* one decimal number of at most 15 digits at p (up to end): its end, or NULL */
+static const unsigned char *
+dec(const unsigned char *p, const unsigned char *end, long long *v)
+{
+    long long x = 0;
+    int digits = 0;
+
+    while (p < end && *p >= '0' && *p <= '9' && digits < 16) {
+        x = x * 10 + (*p++ - '0');
+        digits++;
+    }
+    if (digits == 0 || digits > 15)
+        return NULL;
+    *v = x;
+    return p;
+}
+
+size_t
+cmpr_drop_parse_results(const unsigned char *buf, size_t len, size_t n, char *word, long long *num,
+                        unsigned char *seen)
+{
+    const unsigned char *p = buf, *end = buf + len;
+    size_t taken = 0;
+
+    while (p < end) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p)), *q;
+        const unsigned char *le = nl != NULL ? nl : end;
+        long long idx, v;
+        char w;
+
+        q = dec(p, le, &idx);
+        p = nl != NULL ? nl + 1 : end;
+        if (q == NULL || q + 2 >= le || *q != ' ' || q[1] <= ' ' || q[1] > '~' || q[2] != ' '
+                || idx < 0 || (unsigned long long)idx >= n)
+            continue;
+        w = (char)q[1];
+        if ((q = dec(q + 3, le, &v)) == NULL || q != le)
+            continue;
+        word[idx] = w;
+        num[idx] = v;
+        seen[idx] = 1;
+        taken++;
+    }
+    return taken;
+}

@@ -55,5 +55,13 @@ int cmpr_drop_parse_listing(const unsigned char *buf, size_t len, int skip_dirs,
 /* The SCP source's file header "C0644 SIZE NAME" (no newline): 0 and *size,
  * or -1 (an error line starting with 1 or 2, or anything malformed). */
 int cmpr_drop_parse_scp_header(const char *line, size_t *size);
+/* What a batch script of the SCP fallback printed, from an untrusted
+ * server: lines "INDEX WORD NUMBER" (INDEX below n; WORD one printable
+ * character or a decimal status; NUMBER decimal, at most 2^53). For each
+ * INDEX seen, word[INDEX] (the character, or '0' + status for 0..9) and
+ * num[INDEX]; seen[INDEX] = 1. Malformed lines are skipped. Returns how many
+ * lines were taken. */
+size_t cmpr_drop_parse_results(const unsigned char *buf, size_t len, size_t n, char *word,
+                               long long *num, unsigned char *seen);
 
 #endif

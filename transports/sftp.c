@@ -65,6 +65,7 @@ struct sftp_ctx {
     int down;                           /* the last attempt failed (log once per outage) */
     struct cmpr_drop_entry *seen;
     size_t n_seen;
+    int maybe_left;                     /* the processing folder may hold files to finish */
 };
 
 /* ---------------- the SSH session (worker thread) ---------------- */
@@ -99,6 +100,7 @@ connect_server(struct sftp_ctx *ctx)
         cmpr_log_info("sftp %s: connected to %s@%s:%d", ctx->name, ctx->user, ctx->host, ctx->port);
     ctx->down = 0;
     ctx->backoff = 0;
+    ctx->maybe_left = 1;                /* a previous run or session may have left some */
     return 0;
 }
 
@@ -210,6 +212,236 @@ process_claimed(struct sftp_ctx *ctx, struct cmpr_core *core, const char *name, 
     return r;
 }
 
+/* ---------------- many files at once (worker thread) ---------------- */
+
+/* files claimed per batch: each step of a batch is one exchange (one
+ * script or transfer over SCP) instead of one per file */
+#define BATCH 500
+
+struct item {
+    const char *name;
+    char pname[256];
+    char rp[CMPR_RFS_PATH], ap[CMPR_RFS_PATH];
+    char tmp[32], fin[300];
+    unsigned char *out;
+    size_t out_len;
+    char type;                          /* what was claimed, if the claim said so */
+    long long size;
+    int stage;                          /* how far it got: 1 claimed, 2 fetched, 3 answered, 4 uploaded, 5 retired */
+    uint64_t t0;
+};
+
+/* claim: inbox/N -> processing/R.N, never replacing (whoever renames first owns it) */
+static int
+batch_claim(struct sftp_ctx *ctx, struct item *it, size_t n, struct cmpr_rfs_op *ops)
+{
+    size_t claimed = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        ops[k] = (struct cmpr_rfs_op){ .kind = CMPR_RFS_OP_RENAME, .after = -1, .stat_dst = 1 };
+        if (cmpr_rfs_join(ops[k].src, ctx->inbox, "", it[k].name) != 0
+                || cmpr_rfs_join(ops[k].dst, ctx->proc, "R.", it[k].name) != 0)
+            ops[k].kind = CMPR_RFS_OP_SKIP;
+    }
+    if (cmpr_rfs_run(&ctx->rfs, ops, n) != 0)
+        ctx->maybe_left = 1;            /* some may be claimed: recovered next cycle */
+    for (size_t k = 0; k < n; k++)
+        if (ops[k].ok && ops[k].kind == CMPR_RFS_OP_RENAME) {
+            it[k].stage = 1;
+            it[k].type = ops[k].type;       /* its size: as listed (it was not written since) */
+            claimed++;
+        }
+    if (claimed > 0)
+        cmpr_drop_crash_point("claimed");
+    return (int)claimed;
+}
+
+/* fetch what was claimed, check it, and have the core answer it */
+static void
+batch_answer(struct sftp_ctx *ctx, struct cmpr_core *core, struct item *it, size_t n,
+             struct cmpr_rfs_file *f)
+{
+    size_t m = 0;
+    size_t *of = calloc(n, sizeof(*of));
+
+    if (of == NULL)
+        return;
+    for (size_t k = 0; k < n; k++) {
+        char why[400];
+
+        if (it[k].stage != 1)
+            continue;
+        if (!cmpr_drop_matches(ctx->dc.pattern, it[k].name)) {
+            snprintf(why, sizeof(why), "name does not match pattern '%s'", ctx->dc.pattern);
+            (void)reject(ctx, it[k].rp, it[k].name, why);
+            it[k].stage = 0;
+            continue;
+        }
+        f[m] = (struct cmpr_rfs_file){ .path = it[k].rp, .kind = it[k].type, .size = it[k].size };
+        of[m++] = k;
+    }
+    cmpr_rfs_get_many(&ctx->rfs, f, m, (size_t)ctx->dc.max_size);
+    for (size_t j = 0; j < m; j++) {
+        struct item *x = &it[of[j]];
+        char why[400];
+        int r = f[j].r;
+
+        snprintf(why, sizeof(why), "%s", f[j].why);
+        if (r == -1 || (r == 0 && cmpr_drop_check(f[j].data, f[j].len, (size_t)ctx->dc.max_size, why,
+                                                  sizeof(why)) != 0)) {
+            (void)reject(ctx, x->rp, x->name, why);
+            x->stage = 0;
+        } else if (r != 0) {
+            cmpr_log_error("sftp %s: %s: %s (kept, tried again later)", ctx->name, x->pname, why);
+            ctx->maybe_left = 1;
+        } else if (!cmpr_worker_stopping(&ctx->w)) {
+            struct cmpr_call call = { "sftp", x->pname, ctx->dc.label, 0, NULL, NULL, NULL };
+
+            x->t0 = uv_hrtime();
+            cmpr_worker_busy(&ctx->w, 1);
+            if (cmpr_transport_call(core, &call, f[j].data, f[j].len, &x->out, &x->out_len) == CMPR_OK) {
+                x->stage = 3;
+                cmpr_drop_crash_point("handled");
+            } else {
+                cmpr_log_error("sftp %s: %s: no answer could be made (kept, tried again later)", ctx->name,
+                               x->pname);
+                cmpr_worker_result(&ctx->w, 0, uv_hrtime() - x->t0);
+                ctx->maybe_left = 1;
+            }
+            cmpr_worker_busy(&ctx->w, -1);
+        } else {
+            ctx->maybe_left = 1;        /* stopping: the next start answers it */
+        }
+        free(f[j].data);
+    }
+    free(of);
+}
+
+/* the answers up as A.N; then retire every R.N; then publish every A.N */
+static void
+batch_finish(struct sftp_ctx *ctx, struct item *it, size_t n, struct cmpr_rfs_put *p, struct cmpr_rfs_op *ops)
+{
+    size_t m = 0, up, *of = calloc(n, sizeof(*of));
+
+    if (of == NULL)
+        return;
+    for (size_t k = 0; k < n; k++)
+        if (it[k].stage == 3) {
+            snprintf(it[k].tmp, sizeof(it[k].tmp), "T.%zu", k);
+            snprintf(it[k].fin, sizeof(it[k].fin), "A.%s", it[k].name);
+            p[m] = (struct cmpr_rfs_put){ it[k].tmp, it[k].fin, it[k].out, it[k].out_len, 0 };
+            of[m++] = k;
+        }
+    cmpr_rfs_put_many(&ctx->rfs, ctx->proc, p, m);
+    up = 0;
+    for (size_t j = 0; j < m; j++) {
+        struct item *x = &it[of[j]];
+
+        if (p[j].ok) {
+            x->stage = 4;
+            up++;
+        } else {
+            cmpr_log_error("sftp %s: %s: cannot upload the answer (kept, tried again later)", ctx->name,
+                           x->pname);
+            ctx->maybe_left = 1;
+        }
+    }
+    if (up > 0)
+        cmpr_drop_crash_point("answered");
+    /* retire: R.N into the archive, or removed */
+    for (size_t k = 0; k < n; k++) {
+        ops[k] = (struct cmpr_rfs_op){ .kind = CMPR_RFS_OP_UNLINK, .after = -1 };
+        snprintf(ops[k].src, sizeof(ops[k].src), "%s", it[k].rp);
+        if (it[k].stage == 4 && ctx->archive != NULL) {
+            ops[k].kind = CMPR_RFS_OP_MOVE_UNIQUE;
+            snprintf(ops[k].dst, sizeof(ops[k].dst), "%s", ctx->archive);
+            ops[k].name = it[k].name;
+            ops[k].namer = cmpr_drop_alt_name;
+        } else if (it[k].stage != 4) {
+            ops[k].kind = CMPR_RFS_OP_SKIP;
+        }
+    }
+    (void)cmpr_rfs_run(&ctx->rfs, ops, n);
+    m = 0;
+    for (size_t k = 0; k < n; k++)
+        if (it[k].stage == 4 && ops[k].ok) {
+            it[k].stage = 5;
+            m++;
+        } else if (it[k].stage == 4) {
+            ctx->maybe_left = 1;        /* A.N and R.N: finished next cycle */
+        }
+    if (m == 0) {
+        free(of);
+        return;
+    }
+    cmpr_drop_crash_point("retired");
+    /* publish: A.N into the outbox under the first free answer name */
+    for (size_t k = 0; k < n; k++) {
+        ops[k] = (struct cmpr_rfs_op){ .kind = CMPR_RFS_OP_MOVE_UNIQUE, .after = -1 };
+        snprintf(ops[k].src, sizeof(ops[k].src), "%s", it[k].ap);
+        snprintf(ops[k].dst, sizeof(ops[k].dst), "%s", ctx->outbox);
+        ops[k].name = it[k].name;
+        ops[k].namer = cmpr_drop_answer_name;
+        if (it[k].stage != 5)
+            ops[k].kind = CMPR_RFS_OP_SKIP;
+    }
+    (void)cmpr_rfs_run(&ctx->rfs, ops, n);
+    for (size_t k = 0; k < n; k++)
+        if (ops[k].ok) {
+            cmpr_drop_crash_point("published");
+            break;
+        }
+    for (size_t k = 0; k < n; k++) {
+        char pused[300];
+
+        if (it[k].stage != 5)
+            continue;
+        if (!ops[k].ok) {
+            cmpr_log_error("sftp %s: %s: cannot publish the answer in %s: %s (tried again later)", ctx->name,
+                           it[k].pname, ctx->outbox, cmpr_rfs_error(&ctx->rfs));
+            ctx->maybe_left = 1;
+            continue;
+        }
+        cmpr_drop_printable(ops[k].used, pused, sizeof(pused));
+        cmpr_log_info("sftp %s: %s answered in %s:%s/%s", ctx->name, it[k].pname, ctx->host, ctx->outbox,
+                      pused);
+        cmpr_worker_result(&ctx->w, 1, uv_hrtime() - it[k].t0);
+    }
+    free(of);
+}
+
+/* up to BATCH ready files of the inbox, each step for all of them at once */
+static void
+process_batch(struct sftp_ctx *ctx, struct cmpr_core *core, const struct cmpr_drop_entry *ready, size_t n)
+{
+    struct item *it = calloc(n, sizeof(*it));
+    struct cmpr_rfs_op *ops = calloc(n, sizeof(*ops));
+    struct cmpr_rfs_file *f = calloc(n, sizeof(*f));
+    struct cmpr_rfs_put *p = calloc(n, sizeof(*p));
+
+    if (it == NULL || ops == NULL || f == NULL || p == NULL)
+        goto out;
+    for (size_t k = 0; k < n; k++) {
+        it[k].name = ready[k].name;
+        it[k].size = ready[k].size;
+        cmpr_drop_printable(it[k].name, it[k].pname, sizeof(it[k].pname));
+        if (cmpr_rfs_join(it[k].rp, ctx->proc, "R.", it[k].name) != 0
+                || cmpr_rfs_join(it[k].ap, ctx->proc, "A.", it[k].name) != 0)
+            it[k].rp[0] = it[k].ap[0] = '\0';
+    }
+    if (batch_claim(ctx, it, n, ops) > 0) {
+        batch_answer(ctx, core, it, n, f);
+        batch_finish(ctx, it, n, p, ops);
+    }
+out:
+    for (size_t k = 0; it != NULL && k < n; k++)
+        free(it[k].out);
+    free(it);
+    free(ops);
+    free(f);
+    free(p);
+}
+
 static int
 recover(struct sftp_ctx *ctx, struct cmpr_core *core)
 {
@@ -262,7 +494,12 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     }
     /* a file that cannot be finished now is tried again next cycle; it does
      * not hold up the others */
-    stuck = recover(ctx, core) != 0;
+    if (ctx->maybe_left) {
+        stuck = recover(ctx, core) != 0;
+        ctx->maybe_left = stuck;
+    } else {
+        stuck = 0;
+    }
     if (!cmpr_rfs_alive(&ctx->rfs))
         goto trouble;
     if (cmpr_rfs_list(&ctx->rfs, ctx->inbox, &now, &n_now, 1) != 0) {
@@ -282,20 +519,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     ready = n_now > 0 ? calloc(n_now, sizeof(*ready)) : NULL;
     wait = cmpr_drop_settle(ctx->seen, ctx->n_seen, now, ready != NULL ? n_now : 0, ctx->dc.settle_ms,
                             uv_hrtime() / 1000000u, ready, &n_ready);
-    for (size_t i = 0; i < n_ready && cmpr_rfs_alive(&ctx->rfs) && !cmpr_worker_stopping(w); i++) {
-        char src[CMPR_RFS_PATH], dst[CMPR_RFS_PATH];
-        const char *name = ready[i].name;
-
-        if (cmpr_rfs_join(src, ctx->inbox, "", name) != 0 || cmpr_rfs_join(dst, ctx->proc, "R.", name) != 0)
-            continue;
-        /* the claim: never replaces, so whoever renames first owns the file */
-        if (cmpr_rfs_rename(&ctx->rfs, src, dst) != 0)
-            continue;           /* taken by another instance, or trouble (seen next cycle) */
-        cmpr_drop_crash_point("claimed");
-        cmpr_worker_busy(&ctx->w, 1);
-        (void)process_claimed(ctx, core, name, 0);
-        cmpr_worker_busy(&ctx->w, -1);
-    }
+    for (size_t i = 0; i < n_ready && cmpr_rfs_alive(&ctx->rfs) && !cmpr_worker_stopping(w); i += BATCH)
+        process_batch(ctx, core, ready + i, n_ready - i < BATCH ? n_ready - i : BATCH);
     free(ready);
     cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
     ctx->seen = now;

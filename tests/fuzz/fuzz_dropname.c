@@ -1,6 +1,6 @@
 /* libFuzzer target for what the folder transports parse from untrusted
  * servers and sites (transports/dropname.c): the SCP fallback's remote
- * listing, the SCP file header, file names (answer and alternative names,
+ * listing, the SCP file header, a batch script's results, file names (answer and alternative names,
  * printable form, patterns) and the content check of a request file. */
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +35,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     line[n] = '\0';
     if (cmpr_drop_parse_scp_header(line, &sz) == 0)
         sink += sz;
+    {
+        char word[16];
+        long long num[16];
+        unsigned char seen[16] = { 0 };
+
+        sink += cmpr_drop_parse_results(data, size, 16, word, num, seen);
+        for (int i = 0; i < 16; i++)
+            if (seen[i])
+                sink += (size_t)word[i] + (size_t)num[i];
+    }
     sink += (size_t)cmpr_drop_check(data, size, 1024 * 1024, why, sizeof(why));
     (void)sink;
     return 0;

@@ -143,6 +143,25 @@ check "over SCP too, junk goes to errors with a reason and links are not followe
 	sh -c "grep -q 'not a DER PKIMessage' '$LIN/.errors/junk.pki.reason' && grep -q 'symbolic link' '$LIN/.errors/link.pki.reason'"
 check "... and the SCP inbox and processing folder are empty" \
 	sh -c "test -z \"\$(find '$LIN' -path '*/.errors' -prune -o -type f -print -o -type l -print)\""
+# many files at once through SCP: one listing, then each step for all of
+# them in one command or transfer (sshd logs every command it starts)
+mkdir -p many
+n=0
+while [ $n -lt 20 ]; do n=$((n + 1)); mkreq bat$n; cp bat$n.req many/bat$n.pki; done
+s0=$(grep -c "Starting session" sshd2.log)
+mv many/*.pki "$LIN/"
+wait_for "$LOUT/bat20.rsp.pki"
+i=0
+while [ $i -lt 600 ] && [ "$(ls "$LOUT" | grep -c '^bat')" -lt 20 ]; do sleep 0.1; i=$((i + 1)); done
+s1=$(grep -c "Starting session" sshd2.log)
+check "20 requests dropped at once into the SCP inbox: 20 answers, none doubled" \
+	sh -c "test \$(ls '$LOUT' | grep -c '^bat') -eq 20 && ! ls '$LOUT' | grep -q '^bat.*\.2\.rsp' || { ls '$LOUT'; exit 1; }"
+bad=0
+n=0
+while [ $n -lt 20 ]; do n=$((n + 1)); accepted bat$n "$LOUT/bat$n.rsp.pki" >/dev/null 2>&1 || bad=$((bad + 1)); done
+check "... all accepted by openssl cmp ($bad not)" test $bad -eq 0
+check "... in batches: $((s1 - s0)) commands on the SCP-only server for 20 files (one by one took 8 each)" \
+	test $((s1 - s0)) -le 40
 
 # ---- a wrong host key is refused ----
 mkreq imp

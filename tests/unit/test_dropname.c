@@ -136,6 +136,26 @@ test_listing(void **state)
     assert_int_equal(cmpr_drop_parse_scp_header("C0644 99999999999999999999999 a", &size), -1);
 }
 
+/* a batch script's results also come from the untrusted server */
+static void
+test_results(void **state)
+{
+    static const char out[] = "0 0 3\n1 f 451\n2 1 0\n9 0 1\n-1 0 0\n3 00 1\n3 x\n3 x 1 2\n"
+                              "3 x 99999999999999999\n\n3  0\n4 l 0";
+    char word[5] = { 0 };
+    long long num[5] = { 0 };
+    unsigned char seen[5] = { 0 };
+
+    (void)state;
+    assert_int_equal(cmpr_drop_parse_results((const unsigned char *)out, sizeof(out) - 1, 5, word, num,
+                                             seen), 4);
+    assert_true(seen[0] && word[0] == '0' && num[0] == 3);
+    assert_true(seen[1] && word[1] == 'f' && num[1] == 451);
+    assert_true(seen[2] && word[2] == '1' && num[2] == 0);
+    assert_false(seen[3]);              /* index out of range, words too long, numbers too big... */
+    assert_true(seen[4] && word[4] == 'l' && num[4] == 0);      /* the last line needs no newline */
+}
+
 int
 main(void)
 {
@@ -145,6 +165,7 @@ main(void)
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_settle),
         cmocka_unit_test(test_listing),
+        cmocka_unit_test(test_results),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

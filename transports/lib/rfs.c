@@ -6,6 +6,7 @@
 #include "transports/lib/rfs.h"
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/log.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -106,6 +107,7 @@ exec_open(struct cmpr_rfs *ctx, const char *cmd)
 {
     ssh_channel ch = ssh_channel_new(ctx->ssh);
 
+    cmpr_log_debug("ssh: exec %.60s%s", cmd, strlen(cmd) > 60 ? "..." : "");
     if (ch == NULL)
         return NULL;
     if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, cmd) != SSH_OK) {
@@ -155,11 +157,13 @@ ch_write(ssh_channel ch, const void *buf, size_t n)
     return 0;
 }
 
-/* Runs cmd; its stdout (the first max bytes; the rest is read and
- * dropped) into *out_r (malloc()ed, NUL after it) if out_r is set.
- * Returns the exit status, or -1 when the command could not run. */
+/* Runs cmd with in (in_len bytes) on its stdin; its stdout (the first max
+ * bytes; the rest is read and dropped) into *out_r (malloc()ed, NUL after
+ * it) if out_r is set. Returns the exit status, or -1 when the command
+ * could not run. */
 static int
-sh_run(struct cmpr_rfs *ctx, const char *cmd, unsigned char **out_r, size_t *len_r, size_t max)
+sh_run_in(struct cmpr_rfs *ctx, const char *cmd, const void *in, size_t in_len, unsigned char **out_r,
+          size_t *len_r, size_t max)
 {
     ssh_channel ch = exec_open(ctx, cmd);
     unsigned char tmp[4096];
@@ -168,6 +172,10 @@ sh_run(struct cmpr_rfs *ctx, const char *cmd, unsigned char **out_r, size_t *len
 
     if (ch == NULL)
         return -1;
+    if (in_len > 0 && ch_write(ch, in, in_len) != 0) {
+        exec_close(ch);
+        return -1;
+    }
     cmpr_buf_init(&out, max);
     ssh_channel_send_eof(ch);
     for (;;) {
@@ -196,6 +204,12 @@ sh_run(struct cmpr_rfs *ctx, const char *cmd, unsigned char **out_r, size_t *len
     }
     cmpr_buf_free(&out);
     return st;
+}
+
+static int
+sh_run(struct cmpr_rfs *ctx, const char *cmd, unsigned char **out_r, size_t *len_r, size_t max)
+{
+    return sh_run_in(ctx, cmd, NULL, 0, out_r, len_r, max);
 }
 
 /* fmt with the single-quoted path as %1$s (used as often as needed); 0 on exit 0 */
@@ -378,7 +392,7 @@ cmpr_rfs_connect(struct cmpr_rfs *ctx, const struct cmpr_rfs_opts *o, char *why,
 {
     ssh_key key = NULL, srv = NULL;
     enum ssh_known_hosts_e kh;
-    int no = 0, port = o->port;
+    int no = 0, yes = 1, port = o->port;
     long t = o->timeout;
 
     memset(ctx, 0, sizeof(*ctx));
@@ -395,6 +409,8 @@ cmpr_rfs_connect(struct cmpr_rfs *ctx, const struct cmpr_rfs_opts *o, char *why,
     ssh_options_set(ctx->ssh, SSH_OPTIONS_GLOBAL_KNOWNHOSTS, "/dev/null");
     ssh_options_set(ctx->ssh, SSH_OPTIONS_PROCESS_CONFIG, &no);
     ssh_options_set(ctx->ssh, SSH_OPTIONS_TIMEOUT, &t);
+    /* small packets at once: SCP and SFTP wait for an answer to each */
+    ssh_options_set(ctx->ssh, SSH_OPTIONS_NODELAY, &yes);
     if (ssh_connect(ctx->ssh) != SSH_OK) {
         snprintf(why, wlen, "cannot connect: %s", ssh_get_error(ctx->ssh));
         goto fail;
@@ -632,3 +648,386 @@ cmpr_rfs_list(struct cmpr_rfs *ctx, const char *dir, struct cmpr_drop_entry **ou
     return 0;
 }
 
+
+/* ---------------- batches (worker thread) ---------------- */
+
+#define MAX_SCRIPT (64u * 1024 * 1024)  /* bytes of one batch script */
+#define MAX_RESULTS (4u * 1024 * 1024)  /* bytes of what it prints */
+
+/* one op of a batch as shell: sets r<k> (0: done) and prints "k STATUS USED" */
+static int
+script_op(struct cmpr_buf *b, const struct cmpr_rfs_op *op, size_t k)
+{
+    char qs[2 * CMPR_RFS_PATH + 8], qd[2 * CMPR_RFS_PATH + 8];
+    int r = CMPR_OK;
+
+    if (shq(qs, sizeof(qs), op->src) != 0 || shq(qd, sizeof(qd), op->dst) != 0)
+        return CMPR_ERR_TOO_LARGE;
+    if (op->after >= 0 && (r = cmpr_buf_putf(b, "if [ \"$r%ld\" = 0 ]; then ", op->after)) != CMPR_OK)
+        return r;
+    if ((r = cmpr_buf_putf(b, "r%zu=1; u=0; ", k)) != CMPR_OK)
+        return r;
+    switch (op->kind) {
+    case CMPR_RFS_OP_RENAME:
+        /* hard link then unlink; where links are refused, mv only if the target is free */
+        r = cmpr_buf_putf(b, "if ln -- %s %s 2>/dev/null; then rm -f -- %s; r%zu=0; elif test ! -e %s && "
+                          "test ! -L %s && test -e %s && mv -- %s %s; then r%zu=0; fi; ",
+                          qs, qd, qs, k, qd, qd, qs, qs, qd, k);
+        break;
+    case CMPR_RFS_OP_UNLINK:
+        r = cmpr_buf_putf(b, "rm -f -- %s && r%zu=0; ", qs, k);
+        break;
+    default:                            /* MOVE_UNIQUE: the first free of a few names */
+        r = cmpr_buf_putf(b, "i=0; for d in");
+        for (int n = 1; n <= CMPR_RFS_BATCH_NAMES && r == CMPR_OK; n++) {
+            char name[300], path[CMPR_RFS_PATH];
+
+            if (op->namer(op->name, n, name, sizeof(name)) != 0 || cmpr_rfs_join(path, op->dst, "", name) != 0
+                    || shq(qd, sizeof(qd), path) != 0)
+                return CMPR_ERR_TOO_LARGE;
+            r = cmpr_buf_putf(b, " %s", qd);
+        }
+        if (r == CMPR_OK)
+            r = cmpr_buf_putf(b, "; do i=$((i + 1)); if test -e \"$d\" || test -L \"$d\"; then continue; fi; "
+                              "if ln -- %s \"$d\" 2>/dev/null; then rm -f -- %s; r%zu=0; u=$i; break; fi; "
+                              "if test ! -e \"$d\" && test ! -L \"$d\" && test -e %s && mv -- %s \"$d\"; "
+                              "then r%zu=0; u=$i; break; fi; test -e \"$d\" || break; done; ",
+                              qs, qs, k, qs, qs, k);
+        break;
+    }
+    if (r == CMPR_OK && op->kind == CMPR_RFS_OP_RENAME && op->stat_dst)
+        /* what arrived (one look, shell built-ins only, instead of another command) */
+        r = cmpr_buf_putf(b, "if [ $r%zu = 0 ]; then if test -L %s; then echo \"%zu l 0\"; elif test -f %s; then "
+                          "echo \"%zu f 0\"; elif test -d %s; then echo \"%zu d 0\"; "
+                          "else echo \"%zu o 0\"; fi; else echo \"%zu 1 0\"; fi", k, qd, k, qd, k, qd, k, k, k);
+    else if (r == CMPR_OK)
+        r = cmpr_buf_putf(b, "echo \"%zu $r%zu $u\"", k, k);
+    if (r == CMPR_OK && op->after >= 0)
+        r = cmpr_buf_putf(b, "; else r%zu=1; echo \"%zu 1 0\"; fi", k, k);
+    if (r == CMPR_OK)
+        r = cmpr_buf_putf(b, "\n");
+    return r;
+}
+
+/* a batch script: runs it, and per index k the word and number it printed */
+static int
+run_script(struct cmpr_rfs *ctx, struct cmpr_buf *script, size_t n, char *word, long long *num,
+           unsigned char *seen)
+{
+    unsigned char *out = NULL;
+    size_t len = 0;
+    int st = sh_run_in(ctx, "sh", cmpr_buf_ptr(script), cmpr_buf_len(script), &out, &len, MAX_RESULTS);
+
+    if (st < 0) {
+        free(out);
+        return -1;
+    }
+    (void)cmpr_drop_parse_results(out, len, n, word, num, seen);
+    free(out);
+    return 0;
+}
+
+static int
+run_scp(struct cmpr_rfs *ctx, struct cmpr_rfs_op *ops, size_t n)
+{
+    struct cmpr_buf b;
+    char *word = calloc(n, 1);
+    long long *num = calloc(n, sizeof(*num));
+    unsigned char *seen = calloc(n, 1);
+    int r = -1;
+
+    cmpr_buf_init(&b, MAX_SCRIPT);
+    if (word == NULL || num == NULL || seen == NULL)
+        goto out;
+    for (size_t k = 0; k < n; k++)
+        if (ops[k].kind != CMPR_RFS_OP_SKIP && script_op(&b, &ops[k], k) != CMPR_OK)
+            goto out;
+    if (cmpr_buf_len(&b) > 0 && run_script(ctx, &b, n, word, num, seen) != 0)
+        goto out;
+    for (size_t k = 0; k < n; k++) {
+        ops[k].ok = ops[k].kind != CMPR_RFS_OP_SKIP && seen[k] && word[k] == '0';
+        if (ops[k].kind == CMPR_RFS_OP_RENAME && ops[k].stat_dst && seen[k] && strchr("lfdo", word[k]) != NULL
+                && word[k] != '\0') {
+            ops[k].ok = 1;
+            ops[k].type = word[k];
+        }
+        if (ops[k].ok && ops[k].kind == CMPR_RFS_OP_MOVE_UNIQUE
+                && (num[k] < 1 || num[k] > CMPR_RFS_BATCH_NAMES
+                    || ops[k].namer(ops[k].name, (int)num[k], ops[k].used, sizeof(ops[k].used)) != 0))
+            ops[k].ok = 0;              /* the server says a name we never offered */
+    }
+    r = 0;
+out:
+    cmpr_buf_free(&b);
+    free(word);
+    free(num);
+    free(seen);
+    return r;
+}
+
+int
+cmpr_rfs_run(struct cmpr_rfs *ctx, struct cmpr_rfs_op *ops, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        ops[k].ok = 0;
+    if (n == 0)
+        return 0;
+    if (ctx->use_scp)
+        return run_scp(ctx, ops, n);
+    for (size_t k = 0; k < n; k++) {
+        struct cmpr_rfs_op *op = &ops[k];
+
+        if (op->kind == CMPR_RFS_OP_SKIP || (op->after >= 0 && !ops[op->after].ok))
+            continue;
+        if (op->kind == CMPR_RFS_OP_RENAME)
+            op->ok = cmpr_rfs_rename(ctx, op->src, op->dst) == 0;
+        else if (op->kind == CMPR_RFS_OP_UNLINK)
+            op->ok = cmpr_rfs_unlink(ctx, op->src) == 0;
+        else
+            op->ok = cmpr_rfs_move_unique(ctx, op->src, op->dst, op->name, op->namer, op->used,
+                                          sizeof(op->used)) == 0;
+        if (!cmpr_rfs_alive(ctx))
+            return -1;
+    }
+    return 0;
+}
+
+/* an SCP status byte: 0, or 1 (an error) / 2 (fatal) with its message in msg */
+static int
+scp_status(struct cmpr_rfs *ctx, ssh_channel ch, char *msg, size_t mlen)
+{
+    unsigned char c;
+    size_t n = 0;
+
+    if (ch_read(ctx, ch, &c, 1) != 0)
+        return 2;
+    if (c == 0)
+        return 0;
+    for (;;) {
+        unsigned char d;
+
+        if (ch_read(ctx, ch, &d, 1) != 0 || d == '\n')
+            break;
+        if (n + 1 < mlen)
+            msg[n++] = d >= 0x20 && d < 0x7f ? (char)d : '?';
+    }
+    if (mlen > 0)
+        msg[n] = '\0';
+    return c == 1 ? 1 : 2;
+}
+
+/* the kinds and sizes of files not known yet: one script */
+static void
+scp_kinds(struct cmpr_rfs *ctx, struct cmpr_rfs_file *f, size_t n)
+{
+    struct cmpr_buf b;
+    char q[2 * CMPR_RFS_PATH + 8];
+    char *word = calloc(n, 1);
+    long long *num = calloc(n, sizeof(*num));
+    unsigned char *seen = calloc(n, 1);
+    int r = CMPR_OK;
+
+    cmpr_buf_init(&b, MAX_SCRIPT);
+    for (size_t k = 0; k < n && r == CMPR_OK; k++) {
+        if (f[k].kind != 0)
+            continue;
+        if (shq(q, sizeof(q), f[k].path) != 0) {
+            f[k].kind = 'n';
+            continue;
+        }
+        r = cmpr_buf_putf(&b, "if test -L %s; then echo \"%zu l 0\"; elif test -f %s; then s=$(wc -c <%s); "
+                          "echo \"%zu f\" $s; elif test -e %s; then echo \"%zu o 0\"; else echo \"%zu n 0\"; fi\n",
+                          q, k, q, q, k, q, k, k);
+    }
+    if (word != NULL && num != NULL && seen != NULL && r == CMPR_OK && cmpr_buf_len(&b) > 0
+            && run_script(ctx, &b, n, word, num, seen) == 0)
+        for (size_t k = 0; k < n; k++)
+            if (f[k].kind == 0 && seen[k]) {
+                f[k].kind = word[k];
+                f[k].size = num[k];
+            }
+    cmpr_buf_free(&b);
+    free(word);
+    free(num);
+    free(seen);
+}
+
+/* SCP source mode for files idx[0..m) of f, in that order, in one transfer */
+static void
+scp_fetch(struct cmpr_rfs *ctx, struct cmpr_rfs_file *f, const size_t *idx, size_t m, size_t max)
+{
+    struct cmpr_buf cmd;
+    char q[2 * CMPR_RFS_PATH + 8], line[600];
+    unsigned char zero = 0, c;
+    ssh_channel ch = NULL;
+    size_t j = 0;
+
+    cmpr_buf_init(&cmd, 128 * 1024);
+    if (cmpr_buf_putf(&cmd, "scp -f --") != CMPR_OK)
+        goto broken;
+    for (size_t i = 0; i < m; i++)
+        if (shq(q, sizeof(q), f[idx[i]].path) != 0 || cmpr_buf_putf(&cmd, " %s", q) != CMPR_OK)
+            goto broken;
+    if (cmpr_buf_put(&cmd, "", 1) != CMPR_OK || (ch = exec_open(ctx, (const char *)cmpr_buf_ptr(&cmd))) == NULL
+            || ch_write(ch, &zero, 1) != 0)
+        goto broken;
+    for (; j < m; j++) {
+        struct cmpr_rfs_file *x = &f[idx[j]];
+        size_t n = 0, size;
+
+        /* "C0644 SIZE NAME\n", or "\1message\n" for this file */
+        while (n + 1 < sizeof(line)) {
+            if (ch_read(ctx, ch, &c, 1) != 0)
+                goto broken;
+            if (c == '\n')
+                break;
+            line[n++] = (char)c;
+        }
+        line[n] = '\0';
+        if (line[0] == 1) {
+            x->r = -3;
+            cmpr_drop_printable(line + 1, x->why, sizeof(x->why));
+            continue;                   /* the source goes on with the next file */
+        }
+        if (cmpr_drop_parse_scp_header(line, &size) != 0)
+            goto broken;
+        if (size > max) {               /* it grew since we looked: the transfer cannot skip it */
+            x->r = -1;
+            snprintf(x->why, sizeof(x->why), "larger than max_size (%zu bytes)", max);
+            j++;
+            goto broken;
+        }
+        if ((x->data = malloc(size + 1)) == NULL || ch_write(ch, &zero, 1) != 0
+                || ch_read(ctx, ch, x->data, size) != 0 || scp_status(ctx, ch, line, sizeof(line)) != 0
+                || ch_write(ch, &zero, 1) != 0) {
+            free(x->data);
+            x->data = NULL;
+            goto broken;
+        }
+        x->len = size;
+        x->r = 0;
+    }
+    exec_close(ch);
+    cmpr_buf_free(&cmd);
+    return;
+broken:
+    /* the rest could not be fetched this time */
+    for (; j < m; j++) {
+        f[idx[j]].r = -3;
+        snprintf(f[idx[j]].why, sizeof(f[idx[j]].why), "scp transfer failed: %s",
+                 ctx->ssh != NULL ? ssh_get_error(ctx->ssh) : "no connection");
+    }
+    if (ch != NULL)
+        exec_close(ch);
+    cmpr_buf_free(&cmd);
+}
+
+void
+cmpr_rfs_get_many(struct cmpr_rfs *ctx, struct cmpr_rfs_file *f, size_t n, size_t max)
+{
+    size_t *idx, m = 0, chars = 0;
+
+    for (size_t k = 0; k < n; k++) {
+        f[k].r = -3;
+        f[k].data = NULL;
+        f[k].len = 0;
+        snprintf(f[k].why, sizeof(f[k].why), "not fetched");
+    }
+    if (!ctx->use_scp) {
+        for (size_t k = 0; k < n && cmpr_rfs_alive(ctx); k++)
+            f[k].r = cmpr_rfs_get(ctx, f[k].path, max, &f[k].data, &f[k].len, f[k].why, sizeof(f[k].why));
+        return;
+    }
+    scp_kinds(ctx, f, n);
+    if ((idx = calloc(n > 0 ? n : 1, sizeof(*idx))) == NULL)
+        return;
+    for (size_t k = 0; k < n; k++) {
+        struct cmpr_rfs_file *x = &f[k];
+
+        if (x->kind == 'l' || x->kind == 'o' || x->kind == 'd') {
+            x->r = -1;
+            snprintf(x->why, sizeof(x->why), x->kind == 'l' ? "a symbolic link (never followed)"
+                                                            : "not a regular file");
+        } else if (x->kind == 'f' && x->size > (long long)max) {
+            x->r = -1;
+            snprintf(x->why, sizeof(x->why), "larger than max_size (%zu bytes)", max);
+        } else if (x->kind != 'f') {
+            snprintf(x->why, sizeof(x->why), "cannot look at it over SSH");
+        } else if (strchr(x->path, '\n') != NULL) {
+            /* a name the SCP header cannot carry in a list: alone */
+            x->r = scp_get(ctx, x->path, max, &x->data, &x->len, x->why, sizeof(x->why));
+        } else {
+            /* one transfer for many, its command line kept short */
+            if (m > 0 && chars + strlen(x->path) > 60 * 1024) {
+                scp_fetch(ctx, f, idx, m, max);
+                m = chars = 0;
+            }
+            idx[m++] = k;
+            chars += 2 * strlen(x->path) + 3;
+        }
+    }
+    if (m > 0)
+        scp_fetch(ctx, f, idx, m, max);
+    free(idx);
+}
+
+void
+cmpr_rfs_put_many(struct cmpr_rfs *ctx, const char *dir, struct cmpr_rfs_put *p, size_t n)
+{
+    char q[2 * CMPR_RFS_PATH + 8], cmd[2 * CMPR_RFS_PATH + 32], msg[256], hdr[600];
+    unsigned char zero = 0;
+    struct cmpr_buf b;
+    char *word = NULL;
+    long long *num = NULL;
+    unsigned char *seen = NULL, *sent = NULL;
+    ssh_channel ch;
+    int st = 0, r = CMPR_OK;
+
+    for (size_t k = 0; k < n; k++)
+        p[k].ok = 0;
+    if (!ctx->use_scp) {
+        for (size_t k = 0; k < n && cmpr_rfs_alive(ctx); k++)
+            p[k].ok = cmpr_rfs_put(ctx, dir, p[k].tmp, p[k].final, p[k].data, p[k].len) == 0;
+        return;
+    }
+    if (n == 0 || shq(q, sizeof(q), dir) != 0)
+        return;
+    /* one sink for every file, under its plain temporary name */
+    snprintf(cmd, sizeof(cmd), "scp -t -- %s", q);
+    if ((sent = calloc(n, 1)) == NULL || (ch = exec_open(ctx, cmd)) == NULL) {
+        free(sent);
+        return;
+    }
+    if (scp_status(ctx, ch, msg, sizeof(msg)) == 0)
+        for (size_t k = 0; k < n && st != 2; k++) {
+            if (p[k].tmp[0] == '\0' || strpbrk(p[k].tmp, "/\n") != NULL)
+                continue;
+            snprintf(hdr, sizeof(hdr), "C%04o %zu %s\n", (unsigned)ctx->mode, p[k].len, p[k].tmp);
+            if (ch_write(ch, hdr, strlen(hdr)) != 0 || (st = scp_status(ctx, ch, msg, sizeof(msg))) != 0)
+                continue;               /* 1: this one refused; 2: the sink gave up */
+            if (ch_write(ch, p[k].data, p[k].len) != 0 || ch_write(ch, &zero, 1) != 0
+                    || (st = scp_status(ctx, ch, msg, sizeof(msg))) != 0)
+                continue;
+            sent[k] = 1;
+        }
+    exec_close(ch);
+    /* then each into place, in one script */
+    cmpr_buf_init(&b, MAX_SCRIPT);
+    for (size_t k = 0; k < n && r == CMPR_OK; k++) {
+        char tp[CMPR_RFS_PATH], fp[CMPR_RFS_PATH], qt[2 * CMPR_RFS_PATH + 8], qf[2 * CMPR_RFS_PATH + 8];
+
+        if (!sent[k] || cmpr_rfs_join(tp, dir, "", p[k].tmp) != 0 || cmpr_rfs_join(fp, dir, "", p[k].final) != 0
+                || shq(qt, sizeof(qt), tp) != 0 || shq(qf, sizeof(qf), fp) != 0)
+            continue;
+        r = cmpr_buf_putf(&b, "mv -f -- %s %s && echo \"%zu 0 0\"\n", qt, qf, k);
+    }
+    if (cmpr_buf_len(&b) > 0 && r == CMPR_OK && (word = calloc(n, 1)) != NULL && (num = calloc(n, sizeof(*num))) != NULL
+            && (seen = calloc(n, 1)) != NULL && run_script(ctx, &b, n, word, num, seen) == 0)
+        for (size_t k = 0; k < n; k++)
+            p[k].ok = sent[k] && seen[k] && word[k] == '0';
+    cmpr_buf_free(&b);
+    free(word);
+    free(num);
+    free(seen);
+    free(sent);
+}

@@ -65,4 +65,55 @@ int cmpr_rfs_put(struct cmpr_rfs *r, const char *dir, const char *tmp, const cha
 int cmpr_rfs_list(struct cmpr_rfs *r, const char *dir, struct cmpr_drop_entry **out,
                   size_t *n_out, int want_types);
 
+/* ---- batches: the same step for many files in one exchange ----
+ * Over SFTP they run one after another on the session; over SCP each batch
+ * is one shell script (fed on stdin, so no command-line limit) or one scp
+ * transfer, instead of a command per file. */
+/* SKIP: a place in the batch that does nothing (ok stays 0) */
+enum { CMPR_RFS_OP_SKIP, CMPR_RFS_OP_RENAME, CMPR_RFS_OP_UNLINK, CMPR_RFS_OP_MOVE_UNIQUE };
+/* names a MOVE_UNIQUE tries in one batch; one that finds all of them taken
+ * fails (cmpr_rfs_move_unique goes on to 1000) */
+#define CMPR_RFS_BATCH_NAMES 8
+struct cmpr_rfs_op {
+    int kind;
+    long after;                         /* an earlier op that must have succeeded, or -1 */
+    char src[CMPR_RFS_PATH];            /* RENAME, MOVE_UNIQUE: from; UNLINK: the path */
+    char dst[CMPR_RFS_PATH];            /* RENAME: to (never replaced); MOVE_UNIQUE: the folder */
+    const char *name;                   /* MOVE_UNIQUE: into dst as namer(name, 1, 2, ...) */
+    int (*namer)(const char *, int, char *, size_t);
+    int stat_dst;                       /* RENAME: say what dst is once there (type; size 0) */
+    /* the outcome */
+    int ok;
+    char type;                          /* stat_dst over SCP: 'f', 'l', 'd', 'o'; else 0 (not known) */
+    char used[300];                     /* MOVE_UNIQUE: the name it got */
+};
+/* Runs ops in order, each only if its `after` succeeded; sets every ok.
+ * -1 when the connection failed on the way (the ops not run have ok 0). */
+int cmpr_rfs_run(struct cmpr_rfs *r, struct cmpr_rfs_op *ops, size_t n);
+
+struct cmpr_rfs_file {
+    const char *path;
+    char kind;                          /* 'f' regular, 'l' link, 'd', 'o' other, 'n' none; 0 unknown */
+    long long size;                     /* of a regular file, when kind is known */
+    /* the outcome, as cmpr_rfs_get: 0 (data, len), -1 unacceptable (why), -3 trouble (why) */
+    int r;
+    unsigned char *data;
+    size_t len;
+    char why[256];
+};
+/* Fetches every file (over SCP one look at their kinds and sizes, then one
+ * scp transfer for the regular ones within max). */
+void cmpr_rfs_get_many(struct cmpr_rfs *r, struct cmpr_rfs_file *f, size_t n, size_t max);
+
+struct cmpr_rfs_put {
+    const char *tmp;                    /* a plain name: no '/', no newline */
+    const char *final;
+    const unsigned char *data;
+    size_t len;
+    int ok;                             /* the outcome */
+};
+/* dir/tmp written (synced where the server can) and renamed to dir/final,
+ * for each (over SCP one scp transfer, then one script for the renames). */
+void cmpr_rfs_put_many(struct cmpr_rfs *r, const char *dir, struct cmpr_rfs_put *p, size_t n);
+
 #endif
