@@ -161,7 +161,7 @@ start_daemon d3 http -c data/second.conf $DAEMON_ARGS
 P3=$PID
 start_daemon d3b http -c data/second.conf $DAEMON_ARGS
 check "a second daemon with the same instance is refused (it would take the first one's files)" \
-	sh -c "sleep 0.5; grep -q 'in use by another process' d3b.err"
+	wait_grep d3b.err 'in use by another process'
 n=0
 while [ $n -lt 30 ]; do n=$((n + 1)); mkreq two$n; done
 n=0

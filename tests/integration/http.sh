@@ -60,7 +60,7 @@ check "healthz answers ok" sh -c "curl -s http://127.0.0.1:$APORT/healthz | grep
 # ---- manual approval while the client polls ----
 sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' data/cmprouter.conf
 kill -HUP $PID
-sleep 0.5
+check "SIGHUP reloads the configuration" wait_grep d1.err "SIGHUP: configuration .* reloaded"
 $C -server 127.0.0.1:$PORT/.well-known/cmp/p/manual $MAC -cmd cr -newkey k4.key -subject /CN=manual \
 	-certout manual.pem -total_timeout 60 >c9.log 2>&1 &
 CL=$!

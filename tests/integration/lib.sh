@@ -3,7 +3,8 @@ _tap_n=0
 ok()     { _tap_n=$((_tap_n + 1)); echo "ok $_tap_n - $*"; }
 not_ok() { _tap_n=$((_tap_n + 1)); echo "not ok $_tap_n - $*"; }
 # check "description" command...   (passes when the command succeeds; a
-# failure prints the command and the end of what it wrote, as TAP comments)
+# failure prints the command, the end of what it wrote, and the end of each
+# file among its arguments, as TAP comments)
 check() {
 	d=$1; shift
 	if "$@" >"$TMP/.check.out" 2>&1; then
@@ -13,6 +14,16 @@ check() {
 		not_ok "$d"
 		echo "#   failed (exit $_rc): $*"
 		tail -n 15 "$TMP/.check.out" | sed 's/^/#   | /'
+		# what it looked at: the end of each file it was given (grep -q PATTERN FILE...)
+		_nf=0
+		for _a in "$@"; do
+			[ "$_a" = "$1" ] && continue
+			if [ -f "$_a" ] && [ $_nf -lt 3 ]; then
+				_nf=$((_nf + 1))
+				echo "#   $_a ($(wc -c <"$_a") bytes) ends:"
+				tail -n 8 "$_a" | cut -c1-200 | tr -c '[:print:]\n' '?' | sed 's/^/#   | /'
+			fi
+		done
 	fi
 }
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cmpr-test.XXXXXX")
@@ -48,6 +59,18 @@ healthz_ok() {
 		sleep 0.1; _i=$((_i + 1))
 	done
 	echo "#   /healthz did not answer ok in 60 s; it says: $(curl -s -m 5 "http://127.0.0.1:$1/healthz")"
+	return 1
+}
+
+# wait_grep FILE PATTERN [TENTHS]: until a line of FILE matches PATTERN
+# (grep's basic regular expression; bounded, default 60 s); when none does,
+# prints the end of FILE
+wait_grep() {
+	_i=0
+	while [ $_i -lt "${3:-600}" ] && ! grep -q "$2" "$1" 2>/dev/null; do sleep 0.1; _i=$((_i + 1)); done
+	grep -q "$2" "$1" 2>/dev/null && return 0
+	echo "#   waited $((${3:-600} / 10)) s for \"$2\" in $1; it ends:"
+	tail -n 8 "$1" 2>&1 | cut -c1-200 | sed 's/^/#   | /'
 	return 1
 }
 

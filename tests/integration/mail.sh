@@ -173,10 +173,11 @@ sed -i "s|^smtp_secret = .*|smtp_secret = pass:wrong|" data/cmprouter.conf
 start_daemon d2b http -c data/cmprouter.conf $DAEMON_ARGS
 mkreq t2
 sendreq t2
-i=0; while [ $i -lt 100 ] && ! grep -q "t2\|535" d2b.err; do sleep 0.1; i=$((i + 1)); done
-sleep 1
+i=0
+while [ $i -lt 600 ] && ! cat data/mail-queue/dead/*.reason 2>/dev/null | grep -q 535; do sleep 0.1; i=$((i + 1)); done
 check "wrong credentials: 535 is a permanent failure, the reply goes to queue/dead with a reason" \
-	sh -c "ls data/mail-queue/dead/*.reason >/dev/null 2>&1 && grep -q 535 data/mail-queue/dead/*.reason"
+	sh -c "ls data/mail-queue/dead/*.reason >/dev/null 2>&1 && grep -q 535 data/mail-queue/dead/*.reason \
+	       || { ls -la data/mail-queue data/mail-queue/dead; tail -n 5 d2b.err; exit 1; }"
 kill $PID; wait $PID 2>/dev/null
 cp data/plain.conf data/cmprouter.conf
 start_daemon d2 http -c data/cmprouter.conf $DAEMON_ARGS
@@ -193,10 +194,10 @@ m.add_attachment(open("q1.req", "rb").read(), maintype="application", subtype="p
 print(m.as_string())
 EOF
 mv mta/ca/tmp/1700000000.q1.test mta/ca/new/     # Maildir: written in tmp/, then moved
-i=0; while [ $i -lt 100 ] && [ -z "$(ls data/mail-queue/*.msg 2>/dev/null)" ]; do sleep 0.1; i=$((i + 1)); done
-sleep 2
-check "with the MTA down the reply waits in the queue (retries logged)" sh -c \
-	"ls data/mail-queue/*.msg >/dev/null 2>&1 && grep -q 'not sent' d2.err"
+i=0; while [ $i -lt 600 ] && [ -z "$(ls data/mail-queue/*.msg 2>/dev/null)" ]; do sleep 0.1; i=$((i + 1)); done
+check "with the MTA down the reply waits in the queue" \
+	sh -c "ls data/mail-queue/*.msg >/dev/null 2>&1 || { ls -la data/mail-queue; exit 1; }"
+check "... and its retries are logged" wait_grep d2.err 'not sent'
 kill -9 $PID; wait $PID 2>/dev/null
 start_daemon d3 http -c data/cmprouter.conf $DAEMON_ARGS
 sleep 1
