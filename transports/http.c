@@ -512,9 +512,20 @@ http_start(void *vctx, struct cmpr_daemon *d, char **err_r)
     ctx->srv.name = ctx->admin ? "admin" : "http";
     if ((r = cmpr_conn_listen(&ctx->srv, d->loop, ctx->host, &ctx->port, err_r)) != CMPR_OK)
         return r;
-    cmpr_log_info("%s: listening on %s:%d%s", ctx->admin ? "admin" : ctx->srv.tls ? "https" : "http",
-                  ctx->host, ctx->port,
-                  ctx->admin ? " (/healthz, /metrics)" : " (/.well-known/cmp)");
+    {
+        /* every path it answers, the configured ones (paths =) with their labels */
+        char where[1024];
+        size_t o = (size_t)snprintf(where, sizeof(where), "%s",
+                                    ctx->admin ? "/healthz, /metrics" : "/.well-known/cmp, /.well-known/cmp/p/LABEL");
+
+        for (size_t i = 0; !ctx->admin && i < ctx->n_aliases && o < sizeof(where); i++)
+            o += (size_t)snprintf(where + o, sizeof(where) - o, ", %s%s%s%s", ctx->aliases[i].path,
+                                  ctx->aliases[i].label != NULL ? " [label " : "",
+                                  ctx->aliases[i].label != NULL ? ctx->aliases[i].label : "",
+                                  ctx->aliases[i].label != NULL ? "]" : "");
+        cmpr_log_info("%s: listening on %s:%d (%s)", ctx->admin ? "admin" : ctx->srv.tls ? "https" : "http",
+                      ctx->host, ctx->port, where);
+    }
     return CMPR_OK;
 }
 

@@ -121,6 +121,8 @@ open(p, "w").write(s)
 PY
 start_daemon d2 http -c data/cmprouter.conf
 check "restart with short timeouts" test -n "$PORT"
+check "the start-up log names every path served, configured ones with their label" \
+	grep -q "http: listening on 127.0.0.1:$PORT (/.well-known/cmp, /.well-known/cmp/p/LABEL, /pkix, /ejbca/publicweb/cmp/alias \[label manual\])" d2.err
 S="127.0.0.1:$PORT/.well-known/cmp"
 check "GET: 405 with Allow: POST" sh -c "curl -s -i http://$S | grep -q '^Allow: POST'"
 check "wrong Content-Type: 415" sh -c "test \$(curl -s -o /dev/null -w '%{http_code}' -H 'Content-Type: text/plain' --data x http://$S) = 415"
