@@ -469,6 +469,75 @@ mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_le
     return r;
 }
 
+/* The parameters a MAC-protected message used, to answer it alike:
+ * PasswordBasedMac's OWF, MAC and iteration count, or PBMAC1's PBKDF2 PRF,
+ * MAC and iteration count (salt length kept within bounds). */
+int
+cmpr_mac_params_of(const X509_ALGOR *alg, unsigned max_iter, struct cmpr_mac_params *p)
+{
+    const ASN1_OBJECT *aoid = NULL;
+    int ptype = 0, kind, r = CMPR_ERR_BAD_PARAM;
+    const void *pval = NULL;
+    CMPR_PBMPARAMETER *pbm = NULL;
+    CMPR_PBMAC1PARAM *pb1 = NULL;
+    PBKDF2PARAM *kdf = NULL;
+    const EVP_MD *owf;
+    size_t salt_len = 16;
+
+    if (alg == NULL)
+        return CMPR_ERR_NO_PROTECTION;
+    X509_ALGOR_get0(&aoid, &ptype, &pval, alg);
+    kind = cmpr_prot_kind(aoid);
+    if ((kind != CMPR_PROT_PBM && kind != CMPR_PROT_PBMAC1) || ptype != V_ASN1_SEQUENCE)
+        return CMPR_ERR_BAD_ALG;
+    memset(p, 0, sizeof(*p));
+    if (kind == CMPR_PROT_PBM) {
+        p->kind = CMPR_MAC_PBM;
+        if ((pbm = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMPARAMETER),
+                                             (const ASN1_TYPE *)alg->parameter)) == NULL)
+            goto out;
+        r = CMPR_ERR_BAD_ALG;
+        if ((owf = owf_md(pbm->owf->algorithm)) == NULL || hmac_md(OBJ_obj2nid(pbm->mac->algorithm)) == NULL)
+            goto out;
+        p->owf_nid = EVP_MD_get_type(owf);
+        p->mac_nid = OBJ_obj2nid(pbm->mac->algorithm);
+        if ((r = check_iter(pbm->iterationCount, max_iter ? max_iter : CMPR_DEFAULT_MAX_MAC_ITER,
+                            &p->iter)) != CMPR_OK)
+            goto out;
+        salt_len = (size_t)ASN1_STRING_length(pbm->salt);
+    } else {
+        const EVP_MD *prf = cmpr_md(NID_sha1);   /* PBKDF2 default prf: hmacWithSHA1 */
+
+        p->kind = CMPR_MAC_PBMAC1;
+        if ((pb1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM),
+                                             (const ASN1_TYPE *)alg->parameter)) == NULL
+                || pb1->keyDerivationFunc->parameter == NULL
+                || pb1->keyDerivationFunc->parameter->type != V_ASN1_SEQUENCE
+                || (kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                                    pb1->keyDerivationFunc->parameter)) == NULL)
+            goto out;
+        r = CMPR_ERR_BAD_ALG;
+        if (OBJ_obj2nid(pb1->keyDerivationFunc->algorithm) != NID_id_pbkdf2
+                || hmac_md(OBJ_obj2nid(pb1->messageAuthScheme->algorithm)) == NULL
+                || (kdf->prf != NULL && (prf = hmac_md(OBJ_obj2nid(kdf->prf->algorithm))) == NULL))
+            goto out;
+        p->owf_nid = EVP_MD_get_type(prf);
+        p->mac_nid = OBJ_obj2nid(pb1->messageAuthScheme->algorithm);
+        if ((r = check_iter(kdf->iter, max_iter ? max_iter : CMPR_DEFAULT_MAX_MAC_ITER, &p->iter)) != CMPR_OK)
+            goto out;
+        if (kdf->salt != NULL && kdf->salt->type == V_ASN1_OCTET_STRING)
+            salt_len = (size_t)ASN1_STRING_length(kdf->salt->value.octet_string);
+    }
+    /* a salt as long as theirs, within what is sensible */
+    p->salt_len = salt_len < 16 ? 16 : salt_len > CMPR_MAX_SALT_LEN ? CMPR_MAX_SALT_LEN : salt_len;
+    r = CMPR_OK;
+out:
+    CMPR_PBMPARAMETER_free(pbm);
+    CMPR_PBMAC1PARAM_free(pb1);
+    PBKDF2PARAM_free(kdf);
+    return r;
+}
+
 static X509_ALGOR *
 mac_algor_new(const struct cmpr_mac_params *p)
 {
@@ -579,7 +648,11 @@ cmpr_protect_mac(CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t secre
     msg->header->protectionAlg = alg;
     if ((r = cmpr_protected_part(msg, &der, &len)) != CMPR_OK)
         return r;
-    r = mac_compute(alg, secret, secret_len, der, len, p->iter, cache, NULL, mac, &maclen);
+    /* our own parameters: their cost is ours to pay (a MAC longer than the
+     * PRF's output takes several PBKDF2 blocks: at most 7, a 128-byte key
+     * from SHA-1) */
+    r = mac_compute(alg, secret, secret_len, der, len, p->iter > 100000000u ? p->iter : p->iter * 8u, cache,
+                    NULL, mac, &maclen);
     OPENSSL_free(der);
     if (r != CMPR_OK)
         return r;

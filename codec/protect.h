@@ -44,6 +44,10 @@ struct cmpr_mac_params {
 /* Fills p with OpenSSL-client-compatible PBM defaults (sha256, hmac-sha1, 500)
  * or RFC 9481 PBMAC1 defaults (PBKDF2-HMAC-SHA256, HMAC-SHA256, 10000). */
 void cmpr_mac_params_default(struct cmpr_mac_params *p, int kind);
+/* The parameters of a PasswordBasedMac or PBMAC1 protectionAlg (iterations
+ * within max_iter; 0: the default cap), to protect an answer the way its
+ * request was: CMPR_OK, CMPR_ERR_BAD_ALG / _BAD_PARAM / _ITER_LIMIT. */
+int cmpr_mac_params_of(const X509_ALGOR *alg, unsigned max_iter, struct cmpr_mac_params *p);
 
 /* DER of ProtectedPart ::= SEQUENCE { header, body }. */
 int cmpr_protected_part(const CMPR_PKIMESSAGE *msg, unsigned char **der_r, size_t *len_r);

@@ -113,14 +113,19 @@ cmpr_waiting_rsp(struct req *q, const char *text)
 
 int
 cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_conf_client *client, int auth,
-                 int mac_kind, CMPR_PKIMESSAGE *rsp)
+                 int mac_kind, const X509_ALGOR *req_alg, CMPR_PKIMESSAGE *rsp)
 {
     if (cmpr_hdr_set1_sender_name(rsp->header, X509_get_subject_name(ca->signer_cert)) != CMPR_OK)
         return CMPR_ERR_ALLOC;
     if (auth == AUTH_MAC && client != NULL && client->secret != NULL && ca->conf->mac_responses) {
         struct cmpr_mac_params mp;
 
-        cmpr_mac_params_default(&mp, mac_kind);
+        /* the answer is protected as the request was (its OWF or PRF, MAC
+         * and iteration count, already within max_mac_iterations), else
+         * with the defaults */
+        if (req_alg == NULL || cmpr_mac_params_of(req_alg, (unsigned)c->conf->max_mac_iterations, &mp) != CMPR_OK
+                || mp.kind != mac_kind)
+            cmpr_mac_params_default(&mp, mac_kind);
         if (cmpr_hdr_set1_sender_kid(rsp->header, (const unsigned char *)client->reference,
                                      strlen(client->reference)) != CMPR_OK)
             return CMPR_ERR_ALLOC;
@@ -132,7 +137,8 @@ cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_conf
 int
 cmpr_protect_answer(struct req *q, CMPR_PKIMESSAGE *rsp)
 {
-    return cmpr_protect_for(q->core, q->ca, q->client, q->auth, q->mac_kind, rsp);
+    return cmpr_protect_for(q->core, q->ca, q->client, q->auth, q->mac_kind,
+                            q->msg != NULL && q->msg->header != NULL ? q->msg->header->protectionAlg : NULL, rsp);
 }
 
 int

@@ -147,9 +147,11 @@ CMPR_PKIMESSAGE *cmpr_waiting_rsp(struct req *q, const char *text);
  * one and the CA answers so), else the CA's signature (RFC 9810 5.3.21: the
  * CA signs its error messages). */
 int cmpr_protect_answer(struct req *q, CMPR_PKIMESSAGE *rsp);
-/* the same for a client that is not asking now (an answer pushed to it) */
+/* the same for a client that is not asking now (an answer pushed to it);
+ * a MAC answer takes the parameters of req_alg (the request's protectionAlg)
+ * when given and of mac_kind, else the defaults */
 int cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_conf_client *client, int auth,
-                     int mac_kind, CMPR_PKIMESSAGE *rsp);
+                     int mac_kind, const X509_ALGOR *req_alg, CMPR_PKIMESSAGE *rsp);
 int cmpr_is_request(int body);
 int cmpr_is_certreq(int body);
 /* a body that opens a transaction (and so is matched against the routes) */

@@ -441,6 +441,33 @@ test_obligation_07_protection(void **state)
     assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
     assert_int_equal(cmpr_prot_kind(rsp->header->protectionAlg->algorithm), CMPR_PROT_PBMAC1);
     CMPR_PKIMESSAGE_free(rsp);
+    /* the answer is protected as the request was (issue 16 item 4): its OWF
+     * or PRF, MAC and iteration count, not fixed defaults */
+    {
+        static const struct cmpr_mac_params asked[] = {
+            { CMPR_MAC_PBM, NID_sha384, NID_hmacWithSHA256, 1000, 16 },
+            { CMPR_MAC_PBMAC1, NID_sha512, NID_hmacWithSHA384, 1500, 16 },
+        };
+
+        for (int i = 0; i < 2; i++) {
+            struct cmpr_mac_params got;
+            char subject[16];
+
+            snprintf(subject, sizeof(subject), "ee-7m%d", i);
+            req = ee_certreq(CMPR_BODY_IR, subject, 1);
+            cmpr_hdr_set1_sender_kid(req->header, (const unsigned char *)"ee-ref", 6);
+            assert_int_equal(cmpr_protect_mac(req, (const unsigned char *)SECRET, strlen(SECRET), &asked[i],
+                                              NULL), CMPR_OK);
+            rsp = send_msg(req);
+            assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+            assert_int_equal(cmpr_mac_params_of(rsp->header->protectionAlg, 0, &got), CMPR_OK);
+            assert_int_equal(got.kind, asked[i].kind);
+            assert_int_equal(got.owf_nid, asked[i].owf_nid);
+            assert_int_equal(got.mac_nid, asked[i].mac_nid);
+            assert_int_equal(got.iter, asked[i].iter);
+            CMPR_PKIMESSAGE_free(rsp);
+        }
+    }
     /* a signer nobody trusts */
     req = ee_certreq(CMPR_BODY_CR, "ee-7", 1);
     assert_int_equal(cmpr_protect_sig(req, stranger_key, NULL, 0, stranger_cert, NULL), CMPR_OK);

@@ -156,6 +156,37 @@ algor_with_params(const char *oid, const ASN1_ITEM *it, void *params)
 }
 
 /* Refused parameters: unknown OWF/MAC, DHBasedMac, negative or huge counts. */
+/* Issue 16 item 4: an answer is MAC-protected the way its request was, so
+ * the parameters are read back from a protectionAlg (RFC 9810 5.1.3.1,
+ * RFC 9481 6.1: PasswordBasedMac and PBMAC1) */
+static void
+test_mac_params_of(void **state)
+{
+    static const struct cmpr_mac_params want[] = {
+        { CMPR_MAC_PBM, NID_sha512, NID_hmacWithSHA256, 1234, 20 },
+        { CMPR_MAC_PBM, NID_sha256, NID_hmac_sha1, 500, 16 },
+        { CMPR_MAC_PBMAC1, NID_sha384, NID_hmacWithSHA512, 2000, 32 },
+    };
+    struct cmpr_mac_params got;
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2);
+
+        assert_int_equal(cmpr_protect_mac(m, secret, SECLEN, &want[i], NULL), CMPR_OK);
+        assert_int_equal(cmpr_mac_params_of(m->header->protectionAlg, 100000, &got), CMPR_OK);
+        assert_int_equal(got.kind, want[i].kind);
+        assert_int_equal(got.owf_nid, want[i].owf_nid);
+        assert_int_equal(got.mac_nid, want[i].mac_nid);
+        assert_int_equal(got.iter, want[i].iter);
+        assert_int_equal(got.salt_len, want[i].salt_len);
+        /* more iterations than the cap: not taken over */
+        assert_int_equal(cmpr_mac_params_of(m->header->protectionAlg, 100, &got), CMPR_ERR_ITER_LIMIT);
+        CMPR_PKIMESSAGE_free(m);
+    }
+    assert_int_equal(cmpr_mac_params_of(NULL, 0, &got), CMPR_ERR_NO_PROTECTION);
+}
+
 static void
 test_mac_refusals(void **state)
 {
@@ -600,6 +631,7 @@ main(void)
         cmocka_unit_test(test_pbm_matches_openssl),
         cmocka_unit_test(test_pbm_key_expansion),
         cmocka_unit_test(test_pbmac1_matches_pbkdf2),
+        cmocka_unit_test(test_mac_params_of),
         cmocka_unit_test(test_mac_refusals),
         cmocka_unit_test(test_mac_cost),
         cmocka_unit_test(test_signature_algorithms),
