@@ -332,140 +332,149 @@ pay(unsigned long iter, size_t keylen, size_t prf_len, unsigned max_iter, unsign
  * cost is checked before anything is derived: iterations times the PRF's
  * output blocks at most max_iter, PBMAC1's keyLength at most the HMAC's
  * block (a longer key is hashed down by HMAC: it would only add work). */
+/* A PasswordBasedMac or PBMAC1 protectionAlg, unpacked and checked: the
+ * algorithms known, the iteration count within max_iter, the salt within
+ * its cap. The one parser for verifying (mac_compute) and for answering
+ * alike (cmpr_mac_params_of). */
+struct mac_alg {
+    int kind;                           /* CMPR_PROT_PBM / CMPR_PROT_PBMAC1 */
+    CMPR_PBMPARAMETER *pbm;
+    CMPR_PBMAC1PARAM *pb1;
+    PBKDF2PARAM *kdf;
+    const EVP_MD *owf;                  /* PBM's OWF, or PBKDF2's PRF digest */
+    const EVP_MD *md;                   /* the MAC's HMAC digest */
+    int mac_nid;
+    unsigned iter;
+    const unsigned char *salt;
+    size_t salt_len;
+};
+
+static void
+mac_alg_free(struct mac_alg *a)
+{
+    CMPR_PBMPARAMETER_free(a->pbm);
+    CMPR_PBMAC1PARAM_free(a->pb1);
+    PBKDF2PARAM_free(a->kdf);
+}
+
+static int
+mac_alg_parse(const X509_ALGOR *alg, unsigned max_iter, struct mac_alg *a)
+{
+    const ASN1_OBJECT *aoid = NULL;
+    int ptype = 0, r;
+    const void *pval = NULL;
+
+    memset(a, 0, sizeof(*a));
+    X509_ALGOR_get0(&aoid, &ptype, &pval, alg);
+    a->kind = cmpr_prot_kind(aoid);
+    if (a->kind != CMPR_PROT_PBM && a->kind != CMPR_PROT_PBMAC1)
+        return a->kind == CMPR_PROT_SIG ? CMPR_ERR_WRONG_INTEGRITY : CMPR_ERR_BAD_ALG;
+    if (ptype != V_ASN1_SEQUENCE)
+        return CMPR_ERR_BAD_PARAM;
+    if (a->kind == CMPR_PROT_PBM) {
+        if ((a->pbm = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMPARAMETER),
+                                                (const ASN1_TYPE *)alg->parameter)) == NULL)
+            return CMPR_ERR_BAD_PARAM;
+        a->mac_nid = OBJ_obj2nid(a->pbm->mac->algorithm);
+        if ((a->owf = owf_md(a->pbm->owf->algorithm)) == NULL || (a->md = hmac_md(a->mac_nid)) == NULL)
+            return CMPR_ERR_BAD_ALG;
+        if ((r = check_iter(a->pbm->iterationCount, max_iter, &a->iter)) != CMPR_OK)
+            return r;
+        a->salt = ASN1_STRING_get0_data(a->pbm->salt);
+        a->salt_len = (size_t)ASN1_STRING_length(a->pbm->salt);
+    } else {
+        const ASN1_TYPE *saltt;
+
+        a->owf = cmpr_md(NID_sha1);     /* PBKDF2 default prf: hmacWithSHA1 */
+        if ((a->pb1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM),
+                                                (const ASN1_TYPE *)alg->parameter)) == NULL)
+            return CMPR_ERR_BAD_PARAM;
+        if (OBJ_obj2nid(a->pb1->keyDerivationFunc->algorithm) != NID_id_pbkdf2)
+            return CMPR_ERR_BAD_ALG;
+        if (a->pb1->keyDerivationFunc->parameter == NULL
+                || a->pb1->keyDerivationFunc->parameter->type != V_ASN1_SEQUENCE
+                || (a->kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                                       a->pb1->keyDerivationFunc->parameter)) == NULL)
+            return CMPR_ERR_BAD_PARAM;
+        a->mac_nid = OBJ_obj2nid(a->pb1->messageAuthScheme->algorithm);
+        if ((a->md = hmac_md(a->mac_nid)) == NULL)
+            return CMPR_ERR_BAD_ALG;
+        if (a->kdf->prf != NULL && (a->owf = hmac_md(OBJ_obj2nid(a->kdf->prf->algorithm))) == NULL)
+            return CMPR_ERR_BAD_ALG;
+        saltt = a->kdf->salt;
+        if (saltt == NULL || saltt->type != V_ASN1_OCTET_STRING)
+            return CMPR_ERR_BAD_PARAM;
+        a->salt = ASN1_STRING_get0_data(saltt->value.octet_string);
+        a->salt_len = (size_t)ASN1_STRING_length(saltt->value.octet_string);
+        if (a->salt_len > CMPR_MAX_SALT_LEN)
+            return CMPR_ERR_BAD_PARAM;
+        if ((r = check_iter(a->kdf->iter, max_iter, &a->iter)) != CMPR_OK)
+            return r;
+    }
+    if (a->salt_len > CMPR_MAX_SALT_LEN)
+        return CMPR_ERR_BAD_PARAM;
+    return CMPR_OK;
+}
+
 static int
 mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_len,
             const unsigned char *data, size_t len, unsigned max_iter,
             struct cmpr_mac_cache *cache, unsigned long *budget, unsigned char *out,
             unsigned int *outlen)
 {
-    const ASN1_OBJECT *aoid = NULL;
-    int ptype = 0;
-    const void *pval = NULL;
     unsigned char key[CMPR_MAX_MAC_KEY_LEN], id[32];
-    size_t keylen = 0;
-    unsigned iter = 0;
-    int r = CMPR_ERR_BAD_PARAM, kind;
-    CMPR_PBMPARAMETER *pbm = NULL;
-    CMPR_PBMAC1PARAM *pb1 = NULL;
-    PBKDF2PARAM *kdf = NULL;
-    const EVP_MD *owf = NULL, *md = NULL;
+    size_t keylen, prf_len;
+    struct mac_alg a;
+    int r;
 
     if (max_iter == 0)
         max_iter = CMPR_DEFAULT_MAX_MAC_ITER;
     if (secret_len > CMPR_MAX_SECRET_LEN)
         return CMPR_ERR_INVALID_ARG;
-    X509_ALGOR_get0(&aoid, &ptype, &pval, alg);
-    kind = cmpr_prot_kind(aoid);
-    if (kind != CMPR_PROT_PBM && kind != CMPR_PROT_PBMAC1)
-        return kind == CMPR_PROT_SIG ? CMPR_ERR_WRONG_INTEGRITY : CMPR_ERR_BAD_ALG;
-    if (ptype != V_ASN1_SEQUENCE)
-        return CMPR_ERR_BAD_PARAM;
-
-    if (kind == CMPR_PROT_PBM) {
-        if ((pbm = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMPARAMETER),
-                                             (const ASN1_TYPE *)alg->parameter)) == NULL)
-            goto out;
-        if ((owf = owf_md(pbm->owf->algorithm)) == NULL
-                || (md = hmac_md(OBJ_obj2nid(pbm->mac->algorithm))) == NULL) {
-            r = CMPR_ERR_BAD_ALG;
-            goto out;
-        }
-        if ((r = check_iter(pbm->iterationCount, max_iter, &iter)) != CMPR_OK)
-            goto out;
-        r = CMPR_ERR_BAD_PARAM;
-        if ((size_t)ASN1_STRING_length(pbm->salt) > CMPR_MAX_SALT_LEN)
-            goto out;
+    if ((r = mac_alg_parse(alg, max_iter, &a)) != CMPR_OK)
+        goto out;
+    if (a.kind == CMPR_PROT_PBM) {
         /* HMAC takes any key length; use BASEKEY whole, as OpenSSL and Bouncy
          * Castle do (K = H). */
-        keylen = (size_t)EVP_MD_get_size(owf);
-        if (!cache_id(id, kind, EVP_MD_get_type(owf), iter, keylen,
-                      ASN1_STRING_get0_data(pbm->salt), (size_t)ASN1_STRING_length(pbm->salt),
-                      secret, secret_len)) {
-            r = CMPR_ERR_INTERNAL;
-            goto out;
-        }
-        if (!cache_get(cache, id, key, keylen)) {
-            if ((r = pay(iter, keylen, keylen, max_iter, budget)) != CMPR_OK)
-                goto out;
-            if ((r = cmpr_pbm_derive(owf, secret, secret_len, ASN1_STRING_get0_data(pbm->salt),
-                                     (size_t)ASN1_STRING_length(pbm->salt), iter,
-                                     key, keylen)) != CMPR_OK)
-                goto out;
-            cache_put(cache, id, key, keylen);
-        }
+        keylen = prf_len = (size_t)EVP_MD_get_size(a.owf);
     } else {
-        const ASN1_TYPE *saltt;
-        const EVP_MD *prf = cmpr_md(NID_sha1);   /* PBKDF2 default prf: hmacWithSHA1 */
+        prf_len = (size_t)EVP_MD_get_size(a.owf);
+        keylen = (size_t)EVP_MD_get_size(a.md);
+        if (a.kdf->keylength != NULL) {
+            long kl = ASN1_INTEGER_get(a.kdf->keylength);
 
-        if ((pb1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM),
-                                             (const ASN1_TYPE *)alg->parameter)) == NULL)
-            goto out;
-        if (OBJ_obj2nid(pb1->keyDerivationFunc->algorithm) != NID_id_pbkdf2) {
-            r = CMPR_ERR_BAD_ALG;
-            goto out;
-        }
-        if (pb1->keyDerivationFunc->parameter == NULL
-                || pb1->keyDerivationFunc->parameter->type != V_ASN1_SEQUENCE
-                || (kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
-                                                    pb1->keyDerivationFunc->parameter)) == NULL)
-            goto out;
-        if ((md = hmac_md(OBJ_obj2nid(pb1->messageAuthScheme->algorithm))) == NULL) {
-            r = CMPR_ERR_BAD_ALG;
-            goto out;
-        }
-        if (kdf->prf != NULL && (prf = hmac_md(OBJ_obj2nid(kdf->prf->algorithm))) == NULL) {
-            r = CMPR_ERR_BAD_ALG;
-            goto out;
-        }
-        saltt = kdf->salt;
-        if (saltt == NULL || saltt->type != V_ASN1_OCTET_STRING
-                || (size_t)ASN1_STRING_length(saltt->value.octet_string) > CMPR_MAX_SALT_LEN)
-            goto out;
-        if ((r = check_iter(kdf->iter, max_iter, &iter)) != CMPR_OK)
-            goto out;
-        r = CMPR_ERR_BAD_PARAM;
-        keylen = (size_t)EVP_MD_get_size(md);
-        if (kdf->keylength != NULL) {
-            long kl = ASN1_INTEGER_get(kdf->keylength);
-
+            r = CMPR_ERR_BAD_PARAM;
             if (kl < 1 || (size_t)kl > sizeof(key))
                 goto out;
-            if (kl > EVP_MD_get_block_size(md)) {
-                r = CMPR_ERR_BAD_ALG;           /* refused as needless work */
+            r = CMPR_ERR_BAD_ALG;       /* refused as needless work */
+            if (kl > EVP_MD_get_block_size(a.md))
                 goto out;
-            }
             keylen = (size_t)kl;
         }
         /* the cost first: nothing is derived when it is refused */
-        if ((r = pay(iter, keylen, (size_t)EVP_MD_get_size(prf), max_iter, NULL)) != CMPR_OK)
+        if ((r = pay(a.iter, keylen, prf_len, max_iter, NULL)) != CMPR_OK)
             goto out;
-        r = CMPR_ERR_BAD_PARAM;
-        if (!cache_id(id, kind, EVP_MD_get_type(prf), iter, keylen,
-                      ASN1_STRING_get0_data(saltt->value.octet_string),
-                      (size_t)ASN1_STRING_length(saltt->value.octet_string),
-                      secret, secret_len)) {
+    }
+    r = CMPR_ERR_INTERNAL;
+    if (!cache_id(id, a.kind, EVP_MD_get_type(a.owf), a.iter, keylen, a.salt, a.salt_len, secret, secret_len))
+        goto out;
+    if (!cache_get(cache, id, key, keylen)) {
+        if ((r = pay(a.iter, keylen, prf_len, max_iter, budget)) != CMPR_OK)
+            goto out;
+        if (a.kind == CMPR_PROT_PBM) {
+            if ((r = cmpr_pbm_derive(a.owf, secret, secret_len, a.salt, a.salt_len, a.iter, key, keylen)) != CMPR_OK)
+                goto out;
+        } else if (!PKCS5_PBKDF2_HMAC((const char *)secret, (int)secret_len, a.salt, (int)a.salt_len,
+                                      (int)a.iter, a.owf, (int)keylen, key)) {
             r = CMPR_ERR_INTERNAL;
             goto out;
         }
-        if (!cache_get(cache, id, key, keylen)) {
-            if ((r = pay(iter, keylen, (size_t)EVP_MD_get_size(prf), max_iter, budget)) != CMPR_OK)
-                goto out;
-            if (!PKCS5_PBKDF2_HMAC((const char *)secret, (int)secret_len,
-                                   ASN1_STRING_get0_data(saltt->value.octet_string),
-                                   ASN1_STRING_length(saltt->value.octet_string),
-                                   (int)iter, prf, (int)keylen, key)) {
-                r = CMPR_ERR_INTERNAL;
-                goto out;
-            }
-            cache_put(cache, id, key, keylen);
-        }
+        cache_put(cache, id, key, keylen);
     }
-    r = hmac(md, key, keylen, data, len, out, outlen) ? CMPR_OK : CMPR_ERR_INTERNAL;
+    r = hmac(a.md, key, keylen, data, len, out, outlen) ? CMPR_OK : CMPR_ERR_INTERNAL;
  out:
     OPENSSL_cleanse(key, sizeof(key));
-    CMPR_PBMPARAMETER_free(pbm);
-    CMPR_PBMAC1PARAM_free(pb1);
-    PBKDF2PARAM_free(kdf);
+    mac_alg_free(&a);
     return r;
 }
 
@@ -475,66 +484,21 @@ mac_compute(const X509_ALGOR *alg, const unsigned char *secret, size_t secret_le
 int
 cmpr_mac_params_of(const X509_ALGOR *alg, unsigned max_iter, struct cmpr_mac_params *p)
 {
-    const ASN1_OBJECT *aoid = NULL;
-    int ptype = 0, kind, r = CMPR_ERR_BAD_PARAM;
-    const void *pval = NULL;
-    CMPR_PBMPARAMETER *pbm = NULL;
-    CMPR_PBMAC1PARAM *pb1 = NULL;
-    PBKDF2PARAM *kdf = NULL;
-    const EVP_MD *owf;
-    size_t salt_len = 16;
+    struct mac_alg a;
+    int r;
 
     if (alg == NULL)
         return CMPR_ERR_NO_PROTECTION;
-    X509_ALGOR_get0(&aoid, &ptype, &pval, alg);
-    kind = cmpr_prot_kind(aoid);
-    if ((kind != CMPR_PROT_PBM && kind != CMPR_PROT_PBMAC1) || ptype != V_ASN1_SEQUENCE)
-        return CMPR_ERR_BAD_ALG;
-    memset(p, 0, sizeof(*p));
-    if (kind == CMPR_PROT_PBM) {
-        p->kind = CMPR_MAC_PBM;
-        if ((pbm = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMPARAMETER),
-                                             (const ASN1_TYPE *)alg->parameter)) == NULL)
-            goto out;
-        r = CMPR_ERR_BAD_ALG;
-        if ((owf = owf_md(pbm->owf->algorithm)) == NULL || hmac_md(OBJ_obj2nid(pbm->mac->algorithm)) == NULL)
-            goto out;
-        p->owf_nid = EVP_MD_get_type(owf);
-        p->mac_nid = OBJ_obj2nid(pbm->mac->algorithm);
-        if ((r = check_iter(pbm->iterationCount, max_iter ? max_iter : CMPR_DEFAULT_MAX_MAC_ITER,
-                            &p->iter)) != CMPR_OK)
-            goto out;
-        salt_len = (size_t)ASN1_STRING_length(pbm->salt);
-    } else {
-        const EVP_MD *prf = cmpr_md(NID_sha1);   /* PBKDF2 default prf: hmacWithSHA1 */
-
-        p->kind = CMPR_MAC_PBMAC1;
-        if ((pb1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM),
-                                             (const ASN1_TYPE *)alg->parameter)) == NULL
-                || pb1->keyDerivationFunc->parameter == NULL
-                || pb1->keyDerivationFunc->parameter->type != V_ASN1_SEQUENCE
-                || (kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
-                                                    pb1->keyDerivationFunc->parameter)) == NULL)
-            goto out;
-        r = CMPR_ERR_BAD_ALG;
-        if (OBJ_obj2nid(pb1->keyDerivationFunc->algorithm) != NID_id_pbkdf2
-                || hmac_md(OBJ_obj2nid(pb1->messageAuthScheme->algorithm)) == NULL
-                || (kdf->prf != NULL && (prf = hmac_md(OBJ_obj2nid(kdf->prf->algorithm))) == NULL))
-            goto out;
-        p->owf_nid = EVP_MD_get_type(prf);
-        p->mac_nid = OBJ_obj2nid(pb1->messageAuthScheme->algorithm);
-        if ((r = check_iter(kdf->iter, max_iter ? max_iter : CMPR_DEFAULT_MAX_MAC_ITER, &p->iter)) != CMPR_OK)
-            goto out;
-        if (kdf->salt != NULL && kdf->salt->type == V_ASN1_OCTET_STRING)
-            salt_len = (size_t)ASN1_STRING_length(kdf->salt->value.octet_string);
+    if ((r = mac_alg_parse(alg, max_iter ? max_iter : CMPR_DEFAULT_MAX_MAC_ITER, &a)) == CMPR_OK) {
+        memset(p, 0, sizeof(*p));
+        p->kind = a.kind == CMPR_PROT_PBM ? CMPR_MAC_PBM : CMPR_MAC_PBMAC1;
+        p->owf_nid = EVP_MD_get_type(a.owf);
+        p->mac_nid = a.mac_nid;
+        p->iter = a.iter;
+        /* a salt as long as theirs, within what is sensible */
+        p->salt_len = a.salt_len < 16 ? 16 : a.salt_len;
     }
-    /* a salt as long as theirs, within what is sensible */
-    p->salt_len = salt_len < 16 ? 16 : salt_len > CMPR_MAX_SALT_LEN ? CMPR_MAX_SALT_LEN : salt_len;
-    r = CMPR_OK;
-out:
-    CMPR_PBMPARAMETER_free(pbm);
-    CMPR_PBMAC1PARAM_free(pb1);
-    PBKDF2PARAM_free(kdf);
+    mac_alg_free(&a);
     return r;
 }
 

@@ -157,6 +157,26 @@ ch_write(ssh_channel ch, const void *buf, size_t n)
     return 0;
 }
 
+/* One line of the SCP protocol (a file header or a message) into line,
+ * without its newline; a longer line is cut at the buffer (what follows
+ * will not parse). 0, or -1 when the channel failed. */
+static int
+scp_line(struct cmpr_rfs *ctx, ssh_channel ch, char *line, size_t len)
+{
+    size_t n = 0;
+    unsigned char c;
+
+    while (n + 1 < len) {
+        if (ch_read(ctx, ch, &c, 1) != 0)
+            return -1;
+        if (c == '\n')
+            break;
+        line[n++] = (char)c;
+    }
+    line[n] = '\0';
+    return 0;
+}
+
 /* Runs cmd with in (in_len bytes) on its stdin; its stdout (the first max
  * bytes; the rest is read and dropped) into *out_r (malloc()ed, NUL after
  * it) if out_r is set. Returns the exit status, or -1 when the command
@@ -252,7 +272,7 @@ scp_get(struct cmpr_rfs *ctx, const char *path, size_t max, unsigned char **data
     char q[2 * CMPR_RFS_PATH + 8], cmd[8 * CMPR_RFS_PATH + 128], line[256];
     unsigned char *buf, zero = 0, c;
     ssh_channel ch;
-    size_t n = 0, size;
+    size_t size;
     int kind;
 
     if (shq(q, sizeof(q), path) != 0)
@@ -277,14 +297,8 @@ scp_get(struct cmpr_rfs *ctx, const char *path, size_t max, unsigned char **data
     if (ch_write(ch, &zero, 1) != 0)
         goto broken;
     /* "C0644 SIZE NAME\n" */
-    while (n + 1 < sizeof(line)) {
-        if (ch_read(ctx, ch, &c, 1) != 0)
-            goto broken;
-        if (c == '\n')
-            break;
-        line[n++] = (char)c;
-    }
-    line[n] = '\0';
+    if (scp_line(ctx, ch, line, sizeof(line)) != 0)
+        goto broken;
     if (cmpr_drop_parse_scp_header(line, &size) != 0) {
         snprintf(why, wlen, "scp: %.200s", line[0] == 1 || line[0] == 2 ? line + 1 : "unexpected answer");
         exec_close(ch);
@@ -796,23 +810,17 @@ cmpr_rfs_run(struct cmpr_rfs *ctx, struct cmpr_rfs_op *ops, size_t n)
 static int
 scp_status(struct cmpr_rfs *ctx, ssh_channel ch, char *msg, size_t mlen)
 {
+    char line[512] = "";
     unsigned char c;
-    size_t n = 0;
 
     if (ch_read(ctx, ch, &c, 1) != 0)
         return 2;
     if (c == 0)
         return 0;
-    for (;;) {
-        unsigned char d;
-
-        if (ch_read(ctx, ch, &d, 1) != 0 || d == '\n')
-            break;
-        if (n + 1 < mlen)
-            msg[n++] = d >= 0x20 && d < 0x7f ? (char)d : '?';
-    }
-    if (mlen > 0)
-        msg[n] = '\0';
+    /* the message: a bounded line (a longer one breaks the transfer) */
+    if (scp_line(ctx, ch, line, sizeof(line)) != 0 || strlen(line) + 1 >= sizeof(line))
+        c = 2;
+    cmpr_drop_printable(line, msg, mlen);
     return c == 1 ? 1 : 2;
 }
 
@@ -858,7 +866,7 @@ scp_fetch(struct cmpr_rfs *ctx, struct cmpr_rfs_file *f, const size_t *idx, size
 {
     struct cmpr_buf cmd;
     char q[2 * CMPR_RFS_PATH + 8], line[600];
-    unsigned char zero = 0, c;
+    unsigned char zero = 0;
     ssh_channel ch = NULL;
     size_t j = 0;
 
@@ -873,17 +881,11 @@ scp_fetch(struct cmpr_rfs *ctx, struct cmpr_rfs_file *f, const size_t *idx, size
         goto broken;
     for (; j < m; j++) {
         struct cmpr_rfs_file *x = &f[idx[j]];
-        size_t n = 0, size;
+        size_t size;
 
         /* "C0644 SIZE NAME\n", or "\1message\n" for this file */
-        while (n + 1 < sizeof(line)) {
-            if (ch_read(ctx, ch, &c, 1) != 0)
-                goto broken;
-            if (c == '\n')
-                break;
-            line[n++] = (char)c;
-        }
-        line[n] = '\0';
+        if (scp_line(ctx, ch, line, sizeof(line)) != 0)
+            goto broken;
         if (line[0] == 1) {
             x->r = -3;
             cmpr_drop_printable(line + 1, x->why, sizeof(x->why));
