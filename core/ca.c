@@ -1,5 +1,6 @@
 /* The embedded CA: loads keys once, applies profiles, issues, makes CRLs. */
 #include "core/ca.h"
+#include "core/grant.h"
 #include "codec/algs.h"
 #include "codec/msg.h"
 #include "codec/asn1.h"
@@ -19,8 +20,6 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
-
-#define DEFAULT_KEY_TYPES "ec:P-256,ec:P-384,ec:P-521,rsa:2048-8192,ed25519,ed448"
 
 STACK_OF(X509) *
 cmpr_load_certs(const char *path)
@@ -234,85 +233,6 @@ cmpr_name_matches(const X509_NAME *name, const char *pattern)
     return fnmatch(pattern, text, 0) == 0;
 }
 
-/* "ec:P-256" / "rsa:3072" / "ed25519" for a key, to compare with key_types */
-static int
-key_allowed(EVP_PKEY *pk, char *const *types, char *desc, size_t dlen)
-{
-    char *defaults[] = { "ec:P-256", "ec:P-384", "ec:P-521", "rsa:2048-8192", "ed25519",
-                         "ed448", NULL };
-    char *const *t = types != NULL ? types : defaults;
-    char group[64] = "";
-    const char *nist = NULL;
-    int bits = EVP_PKEY_get_bits(pk);
-
-    if (EVP_PKEY_is_a(pk, "EC")) {
-        EVP_PKEY_get_utf8_string_param(pk, "group", group, sizeof(group), NULL);
-        nist = EC_curve_nid2nist(OBJ_sn2nid(group));
-        snprintf(desc, dlen, "ec:%s", nist != NULL ? nist : group);
-    } else if (EVP_PKEY_is_a(pk, "RSA")) {
-        snprintf(desc, dlen, "rsa:%d", bits);
-    } else {
-        snprintf(desc, dlen, "%s", EVP_PKEY_get0_type_name(pk));
-        for (char *c = desc; *c != '\0'; c++)
-            if (*c >= 'A' && *c <= 'Z')
-                *c = (char)(*c - 'A' + 'a');
-    }
-    for (; *t != NULL; t++) {
-        if (strncmp(*t, "rsa:", 4) == 0 && EVP_PKEY_is_a(pk, "RSA")) {
-            char *end;
-            long lo = strtol(*t + 4, &end, 10), hi = lo;
-
-            if (*end == '-')
-                hi = strtol(end + 1, NULL, 10);
-            if (bits >= lo && bits <= hi)
-                return 1;
-        } else if (strncmp(*t, "ec:", 3) == 0 && EVP_PKEY_is_a(pk, "EC")) {
-            if ((nist != NULL && strcmp(*t + 3, nist) == 0) || strcmp(*t + 3, group) == 0)
-                return 1;
-        } else if (strcmp(*t, desc) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-int
-cmpr_ca_check(const struct cmpr_conf_profile *pr, const struct cmpr_ca_request *req,
-              int *failbit_r, char *why, size_t whylen)
-{
-    char desc[64];
-
-    if (req->pubkey == NULL) {
-        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
-        snprintf(why, whylen, "the request carries no (usable) public key");
-        return CMPR_ERR_INVALID_ARG;
-    }
-    if (req->subject == NULL || X509_NAME_entry_count(req->subject) == 0) {
-        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
-        snprintf(why, whylen, "the request names no subject");
-        return CMPR_ERR_INVALID_ARG;
-    }
-    if (!key_allowed(req->pubkey, pr->key_types, desc, sizeof(desc))) {
-        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
-        snprintf(why, whylen, "profile %s does not accept %s keys", pr->name, desc);
-        return CMPR_ERR_INVALID_ARG;
-    }
-    if (pr->subject != NULL && !cmpr_name_matches(req->subject, pr->subject)) {
-        char text[256];
-
-        cmpr_name_text(req->subject, text, sizeof(text));
-        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
-        snprintf(why, whylen, "subject %s does not fit profile %s", text, pr->name);
-        return CMPR_ERR_INVALID_ARG;
-    }
-    if (req->not_after != 0 && req->not_before != 0 && req->not_after <= req->not_before) {
-        *failbit_r = CMPR_FI_BAD_CERT_TEMPLATE;
-        snprintf(why, whylen, "the requested validity ends before it starts");
-        return CMPR_ERR_INVALID_ARG;
-    }
-    return CMPR_OK;
-}
-
 static int
 add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
 {
@@ -323,38 +243,21 @@ add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
     return ok;
 }
 
-static int
-join(char *buf, size_t len, char *const *v, const char *prefix)
-{
-    size_t off = 0;
-
-    buf[0] = '\0';
-    for (; v != NULL && *v != NULL; v++) {
-        int n = snprintf(buf + off, len - off, "%s%s%s", off ? "," : "", prefix, *v);
-
-        if (n < 0 || (size_t)n >= len - off)
-            return 0;
-        off += (size_t)n;
-    }
-    return 1;
-}
-
 int
 cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_profile *pr,
-              const struct cmpr_ca_request *req, X509 **cert_r, int *modified_r)
+              const struct cmpr_ca_request *req, const struct cmpr_ca_grant *g, X509 **cert_r)
 {
     X509 *x = NULL;
     X509V3_CTX v3;
     unsigned char serial[16];
     ASN1_INTEGER *sn = NULL;
     BIGNUM *bn = NULL;
-    time_t now = time(NULL), nb, na, cap;
     char buf[1024];
     const EVP_MD *md = cmpr_md(NID_sha256);
+    time_t nb = g->not_before, na = g->not_after;
     int r = CMPR_ERR_INTERNAL, tries;
 
     *cert_r = NULL;
-    *modified_r = 0;
     /* random positive serial, >= 120 bits of entropy, never reused */
     for (tries = 0; tries < 8; tries++) {
         if (RAND_bytes(serial, sizeof(serial)) != 1)
@@ -368,17 +271,6 @@ cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_
     if (r != CMPR_OK)
         return r;
     r = CMPR_ERR_INTERNAL;
-    nb = req->not_before > now ? req->not_before : now;
-    cap = nb + pr->validity_days * 86400L;
-    na = cap;
-    if (req->not_after != 0) {
-        if (req->not_after > cap)
-            *modified_r = 1;
-        else
-            na = req->not_after;
-    }
-    if (req->not_before != 0 && req->not_before < now - 300)
-        *modified_r = 1;    /* no backdating */
     if ((x = X509_new()) == NULL || (bn = BN_bin2bn(serial, sizeof(serial), NULL)) == NULL
             || (sn = BN_to_ASN1_INTEGER(bn, NULL)) == NULL
             || !X509_set_version(x, 2) || !X509_set_serialNumber(x, sn)
@@ -393,39 +285,14 @@ cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_
     if ((tries = cmpr_spki_copy(req->spki, X509_get_X509_PUBKEY(x))) < 0
             || (tries == 0 && !X509_set_pubkey(x, req->pubkey)))
         goto out;
-    X509V3_set_ctx(&v3, ca->cert, x, NULL, NULL, 0);
-    if (pr->ca) {
-        if (pr->path_len >= 0)
-            snprintf(buf, sizeof(buf), "critical,CA:TRUE,pathlen:%ld", pr->path_len);
-        else
-            snprintf(buf, sizeof(buf), "critical,CA:TRUE");
-    } else {
-        snprintf(buf, sizeof(buf), "critical,CA:FALSE");
-    }
-    if (!add_ext(x, &v3, NID_basic_constraints, buf))
-        goto out;
-    if (pr->key_usage != NULL) {
-        char ku[512];
-
-        if (!join(ku, sizeof(ku), pr->key_usage, "") || snprintf(buf, sizeof(buf), "critical,%s", ku) < 0
-                || !add_ext(x, &v3, NID_key_usage, buf))
+    /* what the grant settled (cmpr_ca_decide), then the CA's own */
+    for (int i = 0; i < sk_X509_EXTENSION_num(g->exts); i++)
+        if (!X509_add_ext(x, sk_X509_EXTENSION_value(g->exts, i), -1))
             goto out;
-    } else if (pr->ca && !add_ext(x, &v3, NID_key_usage, "critical,keyCertSign,cRLSign,digitalSignature")) {
-        goto out;
-    }
-    if (pr->extended_key_usage != NULL
-            && (!join(buf, sizeof(buf), pr->extended_key_usage, "")
-                || !add_ext(x, &v3, NID_ext_key_usage, buf)))
-        goto out;
+    X509V3_set_ctx(&v3, ca->cert, x, NULL, NULL, 0);
     if (!add_ext(x, &v3, NID_subject_key_identifier, "hash")
             || !add_ext(x, &v3, NID_authority_key_identifier, "keyid:always"))
         goto out;
-    if (pr->copy_san && req->exts != NULL) {
-        int i = X509v3_get_ext_by_NID(req->exts, NID_subject_alt_name, -1);
-
-        if (i >= 0 && !X509_add_ext(x, X509v3_get_ext(req->exts, i), -1))
-            goto out;
-    }
     if (pr->crl_distribution_point != NULL) {
         snprintf(buf, sizeof(buf), "URI:%s", pr->crl_distribution_point);
         if (!add_ext(x, &v3, NID_crl_distribution_points, buf))

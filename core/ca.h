@@ -33,19 +33,17 @@ struct cmpr_ca_request {
     const X509_NAME *subject;
     EVP_PKEY *pubkey;
     const CMPR_SPKI *spki;                  /* pubkey as the request carried it, or NULL */
-    const STACK_OF(X509_EXTENSION) *exts;   /* requested extensions (SAN is used) */
+    const STACK_OF(X509_EXTENSION) *exts;   /* requested extensions */
     time_t not_before, not_after;           /* 0: not asked */
 };
 
-/* Checks req against the profile. On refusal returns CMPR_ERR_INVALID_ARG
- * with *failbit_r a CMPR_FI_* bit and why[] a statusString. */
-int cmpr_ca_check(const struct cmpr_conf_profile *pr, const struct cmpr_ca_request *req,
-                  int *failbit_r, char *why, size_t whylen);
+struct cmpr_ca_grant;
 
-/* Issues a certificate with a fresh random serial reserved in st.
- * *modified_r is set when the validity was capped (grantedWithMods). */
+/* Issues a certificate with a fresh random serial reserved in st: req's
+ * subject and key, the grant's validity and extensions (core/grant.h), the
+ * CA's key identifiers, and the profile's CRL distribution point and AIA. */
 int cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_profile *pr,
-                  const struct cmpr_ca_request *req, X509 **cert_r, int *modified_r);
+                  const struct cmpr_ca_request *req, const struct cmpr_ca_grant *g, X509 **cert_r);
 
 /* A CRL of every revoked certificate in st, valid crl_days. */
 int cmpr_ca_make_crl(struct cmpr_ca *ca, struct cmpr_store *st, X509_CRL **crl_r);

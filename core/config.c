@@ -16,22 +16,28 @@
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/objects.h>
+#include <openssl/x509v3.h>
 
 #define MAX_GROUPS 4096          /* of each kind */
 #define MAX_KEYS 1024            /* in one group */
 
-enum dtype { D_STR, D_PATH, D_LONG, D_BOOL, D_LIST, D_SECRET };
+enum dtype { D_STR, D_PATH, D_LONG, D_BOOL, D_LIST, D_SECRET, D_CHOICE };
 
 struct directive {
     const char *key;
     enum dtype type;
     size_t off;
     long min, max;          /* D_LONG */
+    const char *const *names;   /* D_CHOICE: the int is the index of the name */
 };
 
-#define DR(k, t, s, f) { k, t, offsetof(s, f), 0, 0 }
-#define DL(k, s, f, lo, hi) { k, D_LONG, offsetof(s, f), lo, hi }
+#define DR(k, t, s, f) { k, t, offsetof(s, f), 0, 0, NULL }
+#define DL(k, s, f, lo, hi) { k, D_LONG, offsetof(s, f), lo, hi, NULL }
+#define DC(k, s, f, n) { k, D_CHOICE, offsetof(s, f), 0, 0, n }
+
+const char *const cmpr_right_names[] = { "none", "own", "profiles", "any", NULL };
 
 static const struct directive router_dirs[] = {
     DR("data_dir", D_PATH, struct cmpr_conf, data_dir),
@@ -48,7 +54,7 @@ static const struct directive router_dirs[] = {
     DL("confirm_wait", struct cmpr_conf, confirm_wait, 1, 86400 * 30),
     DL("check_after", struct cmpr_conf, check_after, 1, 86400 * 30),
     DR("implicit_confirm", D_BOOL, struct cmpr_conf, implicit_confirm),
-    { NULL, 0, 0, 0, 0 }
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
 static const struct directive ca_dirs[] = {
@@ -64,13 +70,22 @@ static const struct directive ca_dirs[] = {
     DL("crl_days", struct cmpr_conf_ca, crl_days, 1, 3650),
     DR("encryption_cert", D_PATH, struct cmpr_conf_ca, encryption_cert),
     DR("encryption_key", D_PATH, struct cmpr_conf_ca, encryption_key),
-    { NULL, 0, 0, 0, 0 }
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
 static const struct directive profile_dirs[] = {
     DL("validity_days", struct cmpr_conf_profile, validity_days, 1, 365 * 100),
     DR("key_usage", D_LIST, struct cmpr_conf_profile, key_usage),
+    DR("allowed_key_usage", D_LIST, struct cmpr_conf_profile, allowed_key_usage),
     DR("extended_key_usage", D_LIST, struct cmpr_conf_profile, extended_key_usage),
+    DR("allowed_extended_key_usage", D_LIST, struct cmpr_conf_profile, allowed_extended_key_usage),
+    DR("certificate_policies", D_LIST, struct cmpr_conf_profile, certificate_policies),
+    DR("allowed_certificate_policies", D_LIST, struct cmpr_conf_profile, allowed_certificate_policies),
+    DR("policies_critical", D_BOOL, struct cmpr_conf_profile, policies_critical),
+    DR("policy_cps", D_STR, struct cmpr_conf_profile, policy_cps),
+    DR("policy_notice", D_STR, struct cmpr_conf_profile, policy_notice),
+    DR("san_types", D_LIST, struct cmpr_conf_profile, san_types),
+    DR("name_constraints", D_STR, struct cmpr_conf_profile, name_constraints),
     DR("key_types", D_LIST, struct cmpr_conf_profile, key_types),
     DR("ca", D_BOOL, struct cmpr_conf_profile, ca),
     DL("path_len", struct cmpr_conf_profile, path_len, 0, 32),
@@ -81,7 +96,7 @@ static const struct directive profile_dirs[] = {
     DR("crl_distribution_point", D_STR, struct cmpr_conf_profile, crl_distribution_point),
     DR("aia_ca_issuers", D_STR, struct cmpr_conf_profile, aia_ca_issuers),
     DR("aia_ocsp", D_STR, struct cmpr_conf_profile, aia_ocsp),
-    { NULL, 0, 0, 0, 0 }
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
 /* D_SECRET stores the length right after the pointer */
@@ -98,12 +113,19 @@ static const struct directive client_dirs[] = {
     DR("tls_subject", D_STR, struct cmpr_conf_client, tls_subject),
     DR("one_time", D_BOOL, struct cmpr_conf_client, one_time),
     DR("ra", D_BOOL, struct cmpr_conf_client, ra),
-    { NULL, 0, 0, 0, 0 }
+    DR("enroll", D_BOOL, struct cmpr_conf_client, enroll),
+    DC("renew", struct cmpr_conf_client, renew, cmpr_right_names),
+    DC("revoke", struct cmpr_conf_client, revoke, cmpr_right_names),
+    { NULL, 0, 0, 0, 0, NULL }
 };
 
-static const char *const key_usage_names[] = {
+const char *const cmpr_key_usage_names[] = {
     "digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment",
     "keyAgreement", "keyCertSign", "cRLSign", "encipherOnly", "decipherOnly", NULL
+};
+
+const char *const cmpr_san_type_names[] = {
+    "othername", "email", "dns", "x400", "dirname", "ediparty", "uri", "ip", "rid", NULL
 };
 
 /* ---------------- line index ---------------- */
@@ -312,6 +334,22 @@ set_directive(struct parse *p, GKeyFile *kf, const char *group, const char *key,
         if (cmpr_conf_parse_bool(v, (int *)((char *)obj + d->off)) != 0)
             r = fail(p, group, key, "'%s' must be yes or no, not '%s'", key, v);
         break;
+    case D_CHOICE: {
+        int i = 0;
+
+        while (d->names[i] != NULL && strcmp(d->names[i], v) != 0)
+            i++;
+        if (d->names[i] == NULL) {
+            char all[256] = "";
+
+            for (int j = 0; d->names[j] != NULL; j++)
+                snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", j ? ", " : "", d->names[j]);
+            r = fail(p, group, key, "'%s' must be one of %s, not '%s'", key, all, v);
+        } else {
+            *(int *)((char *)obj + d->off) = i;
+        }
+        break;
+    }
     case D_LIST: {
         char **parts = g_strsplit_set(v, ",;", -1), **out;
         size_t n = 0;
@@ -408,25 +446,71 @@ check_key_types(struct parse *p, const char *group, char **types)
     return CMPR_OK;
 }
 
+/* every word of v among names */
+static int
+check_names(struct parse *p, const char *group, const char *key, char **v, const char *const *names)
+{
+    for (; v != NULL && *v != NULL; v++)
+        if (!cmpr_strv_contains((char *const *)names, *v)) {
+            char all[512] = "";
+
+            for (const char *const *n = names; *n != NULL; n++)
+                snprintf(all + strlen(all), sizeof(all) - strlen(all), "%s%s", all[0] ? ", " : "", *n);
+            return fail(p, group, key, "unknown value '%s' (one of %s)", *v, all);
+        }
+    return CMPR_OK;
+}
+
+/* every word of v an OID or a short name OpenSSL knows */
+static int
+check_oids(struct parse *p, const char *group, const char *key, char **v)
+{
+    for (; v != NULL && *v != NULL; v++) {
+        ASN1_OBJECT *o = OBJ_txt2obj(*v, 0);
+
+        if (o == NULL) {
+            ERR_clear_error();
+            return fail(p, group, key, "'%s' is neither a known name nor a dotted OID", *v);
+        }
+        ASN1_OBJECT_free(o);
+    }
+    return CMPR_OK;
+}
+
 static int
 check_profile(struct parse *p, const char *group, struct cmpr_conf_profile *pr)
 {
     int r;
 
-    for (char **k = pr->key_usage; k != NULL && *k != NULL; k++)
-        if (!cmpr_strv_contains((char *const *)key_usage_names, *k))
-            return fail(p, group, "key_usage", "unknown key usage '%s'", *k);
-    for (char **k = pr->extended_key_usage; k != NULL && *k != NULL; k++) {
-        ASN1_OBJECT *o = OBJ_txt2obj(*k, 0);
-
-        if (o == NULL)
-            return fail(p, group, "extended_key_usage", "unknown extended key usage '%s'", *k);
-        ASN1_OBJECT_free(o);
-    }
-    if ((r = check_key_types(p, group, pr->key_types)) != CMPR_OK)
+    if ((r = check_names(p, group, "key_usage", pr->key_usage, cmpr_key_usage_names)) != CMPR_OK
+            || (r = check_names(p, group, "allowed_key_usage", pr->allowed_key_usage, cmpr_key_usage_names)) != CMPR_OK
+            || (r = check_names(p, group, "san_types", pr->san_types, cmpr_san_type_names)) != CMPR_OK
+            || (r = check_oids(p, group, "extended_key_usage", pr->extended_key_usage)) != CMPR_OK
+            || (r = check_oids(p, group, "allowed_extended_key_usage", pr->allowed_extended_key_usage)) != CMPR_OK
+            || (r = check_oids(p, group, "certificate_policies", pr->certificate_policies)) != CMPR_OK
+            || (r = check_oids(p, group, "allowed_certificate_policies", pr->allowed_certificate_policies)) != CMPR_OK
+            || (r = check_key_types(p, group, pr->key_types)) != CMPR_OK)
         return r;
     if (pr->path_len >= 0 && !pr->ca)
         return fail(p, group, "path_len", "path_len needs ca = yes");
+    if (pr->name_constraints != NULL) {
+        char buf[1024];
+        X509_EXTENSION *ext;
+
+        if (!pr->ca)
+            return fail(p, group, "name_constraints", "name_constraints needs ca = yes");
+        snprintf(buf, sizeof(buf), "critical,%s", pr->name_constraints);
+        if ((ext = X509V3_EXT_conf_nid(NULL, NULL, NID_name_constraints, buf)) == NULL) {
+            ERR_clear_error();
+            return fail(p, group, "name_constraints", "'%s' is not a name constraint (for example "
+                        "permitted;DNS:.example.org, excluded;IP:10.0.0.0/255.0.0.0)", pr->name_constraints);
+        }
+        X509_EXTENSION_free(ext);
+    }
+    if ((pr->policy_cps != NULL || pr->policy_notice != NULL || pr->policies_critical)
+            && pr->certificate_policies == NULL && pr->allowed_certificate_policies == NULL)
+        return fail(p, group, NULL, "[%s]: policy_cps, policy_notice and policies_critical need "
+                    "certificate_policies or allowed_certificate_policies", group);
     return CMPR_OK;
 }
 
@@ -506,8 +590,12 @@ parse_client(struct parse *p, GKeyFile *kf, const char *group, const char *name,
     cl = &c->clients[c->n_clients++];
     memset(cl, 0, sizeof(*cl));
     cl->name = strdup(name);
+    cl->enroll = 1;
+    cl->renew = CMPR_RIGHT_OWN;
+    cl->revoke = -1;
     if ((r = parse_group(p, kf, group, client_dirs, cl)) != CMPR_OK)
         return r;
+
     if ((cl->reference == NULL) != (cl->secret == NULL))
         return fail(p, group, NULL, "[%s]: reference and secret go together", group);
     if (cl->reference == NULL && cl->cert_subject == NULL)
@@ -827,6 +915,10 @@ cmpr_conf_free(struct cmpr_conf *c)
         struct cmpr_conf_profile *pr = &c->profiles[i];
 
         free(pr->name); g_strfreev(pr->key_usage); g_strfreev(pr->extended_key_usage);
+        g_strfreev(pr->allowed_key_usage); g_strfreev(pr->allowed_extended_key_usage);
+        g_strfreev(pr->certificate_policies); g_strfreev(pr->allowed_certificate_policies);
+        free(pr->policy_cps); free(pr->policy_notice); g_strfreev(pr->san_types);
+        free(pr->name_constraints);
         g_strfreev(pr->key_types); free(pr->subject); free(pr->crl_distribution_point);
         free(pr->aia_ca_issuers); free(pr->aia_ocsp);
     }

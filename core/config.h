@@ -10,7 +10,16 @@ struct cmpr_conf_profile {
     char *name;
     long validity_days;             /* validity granted; a longer request is capped */
     char **key_usage;               /* names: digitalSignature, keyEncipherment, ... */
+    char **allowed_key_usage;       /* what a request may ask for (default: key_usage) */
     char **extended_key_usage;      /* serverAuth, clientAuth, ... or dotted OIDs */
+    char **allowed_extended_key_usage;
+    char **certificate_policies;    /* policy OIDs put into every certificate */
+    char **allowed_certificate_policies;
+    int policies_critical;
+    char *policy_cps;               /* qualifiers of each policy: CPS URI, user notice text */
+    char *policy_notice;
+    char **san_types;               /* subjectAltName types taken from requests (default dns,ip,email,uri) */
+    char *name_constraints;         /* CA profiles: OpenSSL's syntax, e.g. permitted;DNS:.example.org */
     char **key_types;               /* ec:P-256, rsa:2048-4096, ed25519, ed448 */
     int ca;                         /* basicConstraints CA:TRUE (sub-CA profile) */
     long path_len;                  /* -1: none */
@@ -34,7 +43,16 @@ struct cmpr_conf_client {
     char *tls_subject;              /* requests must arrive over TLS from this client certificate */
     int one_time;                   /* the reference works for one enrollment only */
     int ra;                         /* may send raVerified / nested (also needs cmcRA EKU when signing) */
+    int enroll;                     /* may send ir/cr/p10cr/ccr */
+    int renew, revoke;              /* enum cmpr_right: which certificates it may update (kur) or
+                                       revoke; revoke -1: not set (any for an RA, else own) */
 };
+
+/* What a client may do to a certificate it does not hold ([client] renew,
+ * revoke): none; its own (it enrolled them, or they succeed through kur one
+ * it enrolled); any certificate of its profiles; any certificate. */
+enum cmpr_right { CMPR_RIGHT_NONE, CMPR_RIGHT_OWN, CMPR_RIGHT_PROFILES, CMPR_RIGHT_ANY };
+extern const char *const cmpr_right_names[];    /* "none", "own", "profiles", "any" */
 
 struct cmpr_conf_ca {
     char *name;
@@ -106,6 +124,11 @@ const struct cmpr_conf_client *cmpr_conf_client_by_ref(const struct cmpr_conf *c
                                                        const unsigned char *ref, size_t len);
 const struct cmpr_conf_ca *cmpr_conf_ca(const struct cmpr_conf *c, const char *name);
 int cmpr_strv_contains(char *const *v, const char *s);
+
+/* key_usage names in bit order (RFC 5280 4.2.1.3); san_types names in
+ * GENERAL_NAME type order (GEN_OTHERNAME .. GEN_RID); NULL-terminated */
+extern const char *const cmpr_key_usage_names[];
+extern const char *const cmpr_san_type_names[];
 
 /* transport groups */
 const struct cmpr_conf_group *cmpr_conf_group(const struct cmpr_conf *c, const char *type,

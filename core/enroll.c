@@ -3,8 +3,10 @@
  * that waits (5.3.22, RFC 9483 4.4), a client's error (5.3.21), and the
  * operator's approval of a pending request. */
 #include "core/req.h"
+#include "core/grant.h"
 #include "core/txn.h"
 #include "base/err.h"
+#include "base/log.h"
 #include "codec/oids.h"
 
 #include <stdarg.h>
@@ -24,6 +26,7 @@ struct enroll {
     STACK_OF(X509_EXTENSION) *exts_owned;
     X509_NAME *old_subject;          /* kur */
     const struct cmpr_conf_profile *pr;
+    struct cmpr_ca_grant grant;      /* what the certificate gets */
 };
 
 static void
@@ -32,6 +35,7 @@ enroll_free(struct enroll *e)
     EVP_PKEY_free(e->pubkey);
     sk_X509_EXTENSION_pop_free(e->exts_owned, X509_EXTENSION_free);
     X509_NAME_free(e->old_subject);
+    cmpr_ca_grant_clear(&e->grant);
 }
 
 const struct cmpr_conf_profile *
@@ -178,11 +182,12 @@ client_enrolled_before(struct req *q)
         || st->ops->txn_list(st, CMPR_TXN_ISSUED, one_time_used_cb, (void *)q->client->name) == CMPR_ERR_EXISTS;
 }
 
-/* Builds the positive answer for an issued certificate; the transaction
- * moves on (RFC 9810 5.1.1.1-2: implicitConfirm is granted by echoing it;
- * otherwise the client learns how long we wait for certConf). */
+/* Builds the positive answer for an issued certificate: accepted, or
+ * grantedWithMods naming the changes in mods (RFC 9810 5.2.3); the
+ * transaction moves on (RFC 9810 5.1.1.1-2: implicitConfirm is granted by
+ * echoing it; otherwise the client learns how long we wait for certConf). */
 static CMPR_PKIMESSAGE *
-certrep_for(struct req *q, long certReqId, X509 *cert, int modified, int implicit)
+certrep_for(struct req *q, long certReqId, X509 *cert, const char *mods, int implicit)
 {
     STACK_OF(X509) *chain = cmpr_ca_get1_chain(q->ca), *capubs = NULL;
     CMPR_PKIMESSAGE *rsp, *e;
@@ -197,8 +202,9 @@ certrep_for(struct req *q, long certReqId, X509 *cert, int modified, int implici
         X509_add_cert(capubs, q->ca->root, X509_ADD_FLAG_UP_REF);
     }
     rsp = cmpr_msg_build_certrep(q->msg, cmpr_rep_type(q->txn.req_type), certReqId,
-                                 cmpr_pkisi_new(modified ? CMPR_STATUS_GRANTED_WITH_MODS : CMPR_STATUS_ACCEPTED,
-                                                0, NULL), cert, capubs, chain);
+                                 mods != NULL && mods[0] != '\0'
+                                 ? cmpr_pkisi_new(CMPR_STATUS_GRANTED_WITH_MODS, 0, mods)
+                                 : cmpr_pkisi_new(CMPR_STATUS_ACCEPTED, 0, NULL), cert, capubs, chain);
     sk_X509_pop_free(chain, X509_free);
     sk_X509_pop_free(capubs, X509_free);
     if (rsp == NULL)
@@ -318,48 +324,80 @@ archive_extract(struct req *q, const CMPR_CERTREQMSG *crm, EVP_PKEY *pub, unsign
     return r;
 }
 
-/* RFC 9483 4.1.3: kur is protected by the certificate being updated, which
- * we issued; the subject stays; oldCertID, if sent, names it */
+/* the certificate a kur updates: named by oldCertID (RFC 9483 4.1.3), or
+ * else the signer's; *holder when the signer is that certificate */
 static CMPR_PKIMESSAGE *
-check_kur(struct req *q, struct enroll *e)
+kur_target(struct req *q, struct cmpr_cert_rec *old, int *holder)
 {
     CMPR_CERTREQMSG *crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(q->msg), 0);
     OSSL_CRMF_CERTID *cid = cmpr_crm_get1_oldcertid(crm);
-    struct cmpr_cert_rec old;
+    const ASN1_INTEGER *serial = NULL;
+    const X509_NAME *issuer = NULL;
     unsigned char sn[CMPR_STORE_MAX_ID];
     size_t snlen;
-    int r, st;
+    int r;
 
-    if (q->auth != AUTH_SIG) {
-        OSSL_CRMF_CERTID_free(cid);
-        return reject_certreq(q, 0, CMPR_FI_NOT_AUTHORIZED, "kur must be signed with the certificate to be updated");
+    if (cid != NULL) {
+        serial = OSSL_CRMF_CERTID_get0_serialNumber(cid);
+        issuer = OSSL_CRMF_CERTID_get0_issuer(cid);      /* a directoryName (OpenSSL checks) */
+    } else if (q->auth == AUTH_SIG) {
+        serial = X509_get0_serialNumber(q->signer);
+        issuer = X509_get_issuer_name(q->signer);
     }
-    if (cid != NULL && (ASN1_INTEGER_cmp(OSSL_CRMF_CERTID_get0_serialNumber(cid), X509_get0_serialNumber(q->signer)) != 0
-                        || X509_NAME_cmp(OSSL_CRMF_CERTID_get0_issuer(cid), X509_get_issuer_name(q->signer)) != 0)) {
+    *holder = serial != NULL && issuer != NULL && q->auth == AUTH_SIG
+              && ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(q->signer)) == 0
+              && X509_NAME_cmp(issuer, X509_get_issuer_name(q->signer)) == 0;
+    if (serial == NULL || issuer == NULL) {
         OSSL_CRMF_CERTID_free(cid);
-        return reject_certreq(q, 0, CMPR_FI_NOT_AUTHORIZED, "oldCertID names a certificate other than the signer's");
+        return reject_certreq(q, 0, CMPR_FI_BAD_CERT_ID,
+                              "kur must name the certificate to be updated (oldCertID) or be signed with it");
     }
+    cmpr_serial_bytes(serial, sn, sizeof(sn), &snlen);
+    r = X509_NAME_cmp(issuer, X509_get_subject_name(q->ca->cert)) == 0
+        ? q->core->st->ops->cert_get(q->core->st, sn, snlen, old) : CMPR_ERR_NOT_FOUND;
     OSSL_CRMF_CERTID_free(cid);
-    cmpr_serial_bytes(X509_get0_serialNumber(q->signer), sn, sizeof(sn), &snlen);
-    r = q->core->st->ops->cert_get(q->core->st, sn, snlen, &old);
-    if (r != CMPR_OK || X509_NAME_cmp(X509_get_issuer_name(q->signer), X509_get_subject_name(q->ca->cert)) != 0) {
-        if (r == CMPR_OK)
-            cmpr_cert_rec_clear(&old);
+    if (r != CMPR_OK)
         return reject_certreq(q, 0, CMPR_FI_BAD_CERT_ID, "the certificate to be updated was not issued here");
-    }
-    st = old.status;
-    cmpr_cert_rec_clear(&old);
-    if (st != CMPR_CERT_VALID)
-        return reject_certreq(q, 0, CMPR_FI_CERT_REVOKED, "the certificate to be updated is revoked");
-    if (e->subject != NULL && X509_NAME_cmp(e->subject, X509_get_subject_name(q->signer)) != 0)
-        return reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE, "kur may not change the subject");
-    memcpy(q->txn.old_serial, sn, snlen);
-    q->txn.old_serial_len = snlen;
-    e->old_subject = X509_NAME_dup(X509_get_subject_name(q->signer));
-    e->subject = e->creq.subject = e->old_subject;
-    if (q->client == NULL)
-        q->txn.client[0] = '\0';
     return NULL;
+}
+
+/* RFC 9483 4.1.3: kur is protected by the certificate being updated, which
+ * we issued; or it comes from a client whose renew right covers that
+ * certificate (cmprouter.conf(5) [client] renew). The subject stays. */
+static CMPR_PKIMESSAGE *
+check_kur(struct req *q, struct enroll *e)
+{
+    struct cmpr_cert_rec old;
+    const unsigned char *p;
+    X509 *x = NULL;
+    CMPR_PKIMESSAGE *rsp;
+    int holder;
+
+    if ((rsp = kur_target(q, &old, &holder)) != NULL)
+        return rsp;
+    if (holder ? q->client != NULL && q->client->renew == CMPR_RIGHT_NONE
+               : q->client == NULL || !cmpr_rights_cover(q, q->client->renew, &old))
+        rsp = q->client == NULL
+              ? reject_certreq(q, 0, CMPR_FI_NOT_AUTHORIZED, "kur must be signed with the certificate to be updated")
+              : reject_certreq(q, 0, CMPR_FI_NOT_AUTHORIZED, "client %s may not update this certificate (renew = %s)",
+                               q->client->name, cmpr_right_names[q->client->renew]);
+    else if (old.status != CMPR_CERT_VALID)
+        rsp = reject_certreq(q, 0, CMPR_FI_CERT_REVOKED, "the certificate to be updated is revoked");
+    else if ((p = old.der) == NULL || (x = d2i_X509(NULL, &p, (long)old.der_len)) == NULL)
+        rsp = cmpr_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the certificate to be updated is unreadable");
+    else if (e->subject != NULL && X509_NAME_cmp(e->subject, X509_get_subject_name(x)) != 0)
+        rsp = reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE, "kur may not change the subject");
+    if (rsp == NULL) {
+        memcpy(q->txn.old_serial, old.serial, old.serial_len);
+        q->txn.old_serial_len = old.serial_len;
+        e->old_subject = X509_NAME_dup(X509_get_subject_name(x));
+        e->subject = e->creq.subject = e->old_subject;
+        if (q->client == NULL)
+            q->txn.client[0] = '\0';
+    }
+    X509_free(x);
+    cmpr_cert_rec_clear(&old);
+    return rsp;
 }
 
 /* what the client may ask for: its subjects, its one-time reference */
@@ -402,8 +440,11 @@ check_request(struct req *q, struct enroll *e)
     } else if (q->auth == AUTH_SIG && q->client == NULL) {
         return reject_certreq(q, e->cert_req_id, CMPR_FI_NOT_AUTHORIZED, "signer %s is not a configured client",
                               q->sender);
+    } else if (q->client != NULL && !q->client->enroll) {
+        return reject_certreq(q, e->cert_req_id, CMPR_FI_NOT_AUTHORIZED, "client %s may not enroll (enroll = no)",
+                              q->client->name);
     }
-    if (cmpr_ca_check(e->pr, &e->creq, &failbit, why, sizeof(why)) != CMPR_OK)
+    if (cmpr_ca_decide(e->pr, q->ca->cert, &e->creq, time(NULL), &e->grant, &failbit, why, sizeof(why)) != CMPR_OK)
         return reject_certreq(q, e->cert_req_id, failbit, "%s", why);
     if ((rsp = check_client(q, e)) != NULL)
         return rsp;
@@ -449,9 +490,9 @@ issue(struct req *q, struct enroll *e)
     X509 *cert = NULL;
     CMPR_PKIMESSAGE *rsp;
     char snhex[2 * CMPR_STORE_MAX_ID + 1];
-    int modified = 0, implicit;
+    int implicit;
 
-    if (cmpr_ca_issue(q->ca, q->core->st, e->pr, &e->creq, &cert, &modified) != CMPR_OK)
+    if (cmpr_ca_issue(q->ca, q->core->st, e->pr, &e->creq, &e->grant, &cert) != CMPR_OK)
         return cmpr_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the CA could not issue the certificate");
     implicit = q->core->conf->implicit_confirm && cmpr_hdr_has_implicit_confirm(q->msg->header);
     q->new_cert = cert_rec_new(q, cert, implicit);
@@ -462,9 +503,10 @@ issue(struct req *q, struct enroll *e)
     memcpy(q->txn.serial, q->new_cert->serial, q->new_cert->serial_len);
     q->txn.serial_len = q->new_cert->serial_len;
     cmpr_hex(q->new_cert->serial, q->new_cert->serial_len, snhex, sizeof(snhex));
-    cmpr_audit(q, "issued", "profile %s subject %s serial %s%s", e->pr->name, q->new_cert->subject, snhex,
-               implicit ? " (implicitly confirmed)" : "");
-    rsp = certrep_for(q, e->cert_req_id, cert, modified, implicit);
+    cmpr_audit(q, "issued", "profile %s subject %s serial %s%s%s%s", e->pr->name, q->new_cert->subject, snhex,
+               implicit ? " (implicitly confirmed)" : "", e->grant.modified ? "; granted with changes: " : "",
+               e->grant.mods);
+    rsp = certrep_for(q, e->cert_req_id, cert, e->grant.mods, implicit);
     X509_free(cert);
     return rsp;
 }
@@ -592,7 +634,7 @@ deliver_approved(struct req *q, long want_id)
     cmpr_cert_rec_clear(&cert);
     if (x == NULL)
         return cmpr_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the approved certificate is unreadable");
-    rsp = certrep_for(q, want_id, x, 0, 0);
+    rsp = certrep_for(q, want_id, x, q->txn.note, 0);      /* the changes made at approval */
     X509_free(x);
     if (rsp != NULL && cmpr_msg_bodytype(rsp) != CMPR_BODY_ERROR)
         cmpr_audit(q, "delivered", "approved certificate delivered on poll");
@@ -663,7 +705,7 @@ cmpr_enroll_approve(struct req *q)
     struct enroll e;
     CMPR_PKIMESSAGE *rej;
     X509 *cert = NULL;
-    int r, modified = 0, fb;
+    int r, fb;
     char why[256];
 
     if ((r = cmpr_msg_decode(q->txn.request, q->txn.request_len, &q->msg, NULL)) != CMPR_OK)
@@ -679,8 +721,15 @@ cmpr_enroll_approve(struct req *q)
         r = CMPR_ERR_CONFIG;
         goto out;
     }
-    if ((r = cmpr_ca_issue(q->ca, core->st, e.pr, &e.creq, &cert, &modified)) != CMPR_OK)
+    /* the profile as it is now, at the time of issue */
+    if (cmpr_ca_decide(e.pr, q->ca->cert, &e.creq, time(NULL), &e.grant, &fb, why, sizeof(why)) != CMPR_OK) {
+        cmpr_log_error("approval of %s: %s", q->txn.profile, why);
+        r = CMPR_ERR_INVALID_ARG;
         goto out;
+    }
+    if ((r = cmpr_ca_issue(q->ca, core->st, e.pr, &e.creq, &e.grant, &cert)) != CMPR_OK)
+        goto out;
+    snprintf(q->txn.note, sizeof(q->txn.note), "%s", e.grant.mods);
     if ((q->new_cert = cert_rec_new(q, cert, 0)) == NULL) {
         r = CMPR_ERR_ALLOC;
         goto out;

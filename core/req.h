@@ -5,7 +5,8 @@
  *   submit.c -> pipeline.c -> auth.c, enroll.c, revoke.c, genm.c, krr.c,
  *                             forward.c -> upstream.c
  *   forwarder.c -> upstream.c        operator.c -> enroll.c, revoke.c
- *   genm.c -> enroll.c -> revoke.c   everyone -> answer.c, txn.c, store, ca
+ *   genm.c -> enroll.c -> revoke.c   enroll.c, revoke.c -> rights.c
+ *   everyone -> answer.c, txn.c, store, ca
  */
 #ifndef CMPR_CORE_REQ_H
 #define CMPR_CORE_REQ_H
@@ -191,6 +192,9 @@ int cmpr_enroll_approve(struct req *q);
 void cmpr_enroll_revoke_replaced(struct req *q);
 void cmpr_enroll_done(struct req *q);   /* frees what enrollment left in q */
 CMPR_PKIMESSAGE *cmpr_revoke_request(struct req *q);        /* rr */
+/* ---- rights.c ---- */
+/* does right (enum cmpr_right) give q's client the certificate cert? */
+int cmpr_rights_cover(struct req *q, int right, const struct cmpr_cert_rec *cert);
 int cmpr_revoke_serial(struct req *q, const unsigned char *serial, size_t len, int reason);
 CMPR_PKIMESSAGE *cmpr_genm_request(struct req *q);          /* genm */
 CMPR_PKIMESSAGE *cmpr_krr_request(struct req *q);           /* krr */

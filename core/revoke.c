@@ -1,6 +1,7 @@
 /* Revocation (RFC 9810 5.3.9, RFC 9483 4.2): rr from the holder, an RA or
  * the client that enrolled the certificate; and the revocations the other
- * stages make (a rejected certConf, a superseded key, housekeeping). */
+ * stages make (a rejected certConf, a superseded key, housekeeping). Who
+ * may revoke what: rights.c. */
 #include "core/req.h"
 #include "core/txn.h"
 #include "base/err.h"
@@ -26,25 +27,30 @@ cmpr_revoke_serial(struct req *q, const unsigned char *serial, size_t len, int r
 #define rp_reject(q, failbit, ...) \
     cmpr_msg_build_rp((q)->msg, cmpr_rejection((q), "rr-rejected", (failbit), __VA_ARGS__), NULL)
 
-/* who may revoke: the holder (signature with that certificate), an RA, or
- * the MAC client that enrolled it */
+/* the client's revoke right: as configured, or else any for a registration
+ * authority (ra = yes, or signing with the cmcRA extended key usage) and
+ * own for others */
+static int
+revoke_right(const struct req *q)
+{
+    if (q->client != NULL && q->client->revoke >= 0)
+        return q->client->revoke;
+    return (q->client != NULL && q->client->ra) || (q->auth == AUTH_SIG && q->signer_is_ra)
+           ? CMPR_RIGHT_ANY : CMPR_RIGHT_OWN;
+}
+
+/* who may revoke (RFC 9483 4.2): the holder (a signature with that
+ * certificate), a registration authority, or a client whose revoke right
+ * covers it */
 static int
 may_revoke(struct req *q, const X509_NAME *issuer, const ASN1_INTEGER *serial, const struct cmpr_cert_rec *cert)
 {
-    struct cmpr_store *st = q->core->st;
-    struct cmpr_txn_rec orig;
-    int allowed = 0;
-
     if (q->auth == AUTH_SIG && q->signer != NULL && ASN1_INTEGER_cmp(X509_get0_serialNumber(q->signer), serial) == 0
             && X509_NAME_cmp(X509_get_issuer_name(q->signer), issuer) == 0)
         return 1;
-    if ((q->auth == AUTH_SIG && q->signer_is_ra) || (q->client != NULL && q->client->ra))
+    if (q->auth == AUTH_SIG && q->signer_is_ra && q->client == NULL)
         return 1;
-    if (q->client != NULL && cert->tid_len > 0 && st->ops->txn_get(st, cert->tid, cert->tid_len, &orig) == CMPR_OK) {
-        allowed = strcmp(orig.client, q->client->name) == 0;
-        cmpr_txn_rec_clear(&orig);
-    }
-    return allowed;
+    return q->client != NULL && cmpr_rights_cover(q, revoke_right(q), cert);
 }
 
 /* the new status for reason, or an answer refusing it */
@@ -95,7 +101,11 @@ cmpr_revoke_request(struct req *q)
     if (st->ops->cert_get(st, sn, snlen, &cert) != CMPR_OK)
         return rp_reject(q, CMPR_FI_BAD_CERT_ID, "no certificate with this serial number was issued here");
     if (!may_revoke(q, issuer, serial, &cert))
-        rsp = rp_reject(q, CMPR_FI_NOT_AUTHORIZED, "a client may revoke only its own certificates");
+        rsp = q->client != NULL
+              ? rp_reject(q, CMPR_FI_NOT_AUTHORIZED, "client %s may not revoke this certificate (revoke = %s)",
+                          q->client->name, cmpr_right_names[revoke_right(q)])
+              : rp_reject(q, CMPR_FI_NOT_AUTHORIZED, "only the holder, a registration authority or a client "
+                          "with the right may revoke a certificate");
     else if ((rsp = new_status(q, &cert, &reason, &status)) == NULL
              && st->ops->cert_set_status(st, sn, snlen, status, (int64_t)time(NULL), reason, cert.confirmed) != CMPR_OK)
         rsp = cmpr_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "cannot record the revocation");

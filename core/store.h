@@ -50,7 +50,7 @@ struct cmpr_txn_rec {
     int req_type;                       /* body type of the first request */
     char client[128];                   /* [client NAME] that authenticated, or "" */
     char profile[128];
-    char note[256];                     /* operator's reason for a rejection */
+    char note[512];                     /* operator's reason for a rejection; the changes of an approved grant */
     unsigned char last_nonce[CMPR_STORE_MAX_ID];   /* our senderNonce in the last answer */
     size_t last_nonce_len;
     unsigned char req_nonce[CMPR_STORE_MAX_ID];    /* senderNonce of the last request answered */

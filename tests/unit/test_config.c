@@ -129,7 +129,23 @@ test_errors_name_file_and_line(void **state)
     expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nkey_types = ec:P-256, dsa:1024\n", 5,
                  "unknown key type 'dsa:1024'");
     expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nkey_usage = signEverything\n", 5,
-                 "unknown key usage");
+                 "unknown value 'signEverything' (one of digitalSignature");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nallowed_key_usage = digitalSignature, sign\n", 5,
+                 "unknown value 'sign'");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nsan_types = dns, ipv6\n", 5,
+                 "unknown value 'ipv6' (one of othername, email, dns");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\ncertificate_policies = 1.2.3.4, policyX\n", 5,
+                 "'policyX' is neither a known name nor a dotted OID");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nallowed_extended_key_usage = serverAuth, frob\n", 5,
+                 "'frob' is neither");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nname_constraints = permitted;DNS:.example.org\n", 5,
+                 "name_constraints needs ca = yes");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\nca = yes\nname_constraints = allowed;DNS:x\n", 6,
+                 "is not a name constraint");
+    expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:s\nrevoke = maybe\n", 7,
+                 "'revoke' must be one of none, own, profiles, any, not 'maybe'");
+    expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\npolicy_cps = https://cps.example.org/\n", 4,
+                 "need certificate_policies or allowed_certificate_policies");
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:a\n"
                  "[client y]\nreference=r\nsecret=pass:b\n", 8, "also used by [client x]");
     expect_error("[ca a]\nkey=k\n", 1, "needs key and cert");

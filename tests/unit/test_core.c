@@ -14,9 +14,11 @@
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
+#include "codec/ee.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
+#include "core/ca.h"
 #include "core/config.h"
 #include "core/core.h"
 #include "base/err.h"
@@ -132,7 +134,11 @@ setup(void **state)
             "[client ra-cert]\ncert_subject = CN=Unit RA\nprofiles = ee\n"
             "[client once]\nreference = once\nsecret = pass:once-secret\none_time = yes\n"
             "[client bound]\nreference = bound\nsecret = pass:bound-secret\n"
-            "tls_subject = CN=bound-device\n");
+            "tls_subject = CN=bound-device\n"
+            "[client helpdesk]\nreference = helpdesk\nsecret = pass:helpdesk-secret\nprofiles = ee, anykey\n"
+            "enroll = no\nrevoke = profiles\n"
+            "[client norevoke]\nreference = norevoke\nsecret = pass:norevoke-secret\nrevoke = none\n"
+            "renew = none\n");
     fclose(f);
     start_core();
     return 0;
@@ -1455,6 +1461,128 @@ test_kur_revokes_replaced(void **state)
     EVP_PKEY_free(k2);
 }
 
+/* [client] enroll, renew and revoke, apart from ra = yes (cmprouter.conf(5)):
+ * a client renews and revokes its own certificates and their successors,
+ * another client does not; revoke = profiles covers the profiles' certificates;
+ * enroll = no and revoke/renew = none refuse */
+static CMPR_PKIMESSAGE *
+kur_naming(X509 *old, EVP_PKEY *key)
+{
+    struct cmpr_ee_certreq kr;
+    X509_NAME *n = X509_NAME_new();
+    CMPR_PKIMESSAGE *m;
+
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"ee-rights", -1, -1, 0);
+    memset(&kr, 0, sizeof(kr));
+    kr.body = CMPR_BODY_KUR;
+    kr.key = key;
+    kr.subject = n;
+    kr.oldcert = old;
+    kr.implicit_confirm = 1;
+    m = cmpr_ee_new_certreq(&kr);
+    X509_NAME_free(n);
+    return m;
+}
+
+static X509 *
+enrolled(CMPR_PKIMESSAGE *rsp, int body)
+{
+    X509 *x;
+
+    if (cmpr_msg_bodytype(rsp) != body || cmpr_pkisi_status(status_of(rsp)) != CMPR_STATUS_ACCEPTED)
+        fail_msg("expected %s accepted, got %s", cmpr_body_name(body), cmpr_body_name(cmpr_msg_bodytype(rsp)));
+    x = X509_dup(issued_cert(rsp));
+    CMPR_PKIMESSAGE_free(rsp);
+    return x;
+}
+
+static void
+test_client_rights(void **state)
+{
+    EVP_PKEY *k2 = tu_key("ec:P-256"), *k3 = tu_key("ec:P-256"), *k4 = tu_key("ec:P-256");
+    X509 *a = enrolled(send_mac(ee_certreq(CMPR_BODY_IR, "ee-rights", 1)), CMPR_BODY_IP), *b, *c, *d, *e, *f;
+    CMPR_PKIMESSAGE *req, *rsp;
+    char name[256];
+    (void)state;
+
+    /* the holder updates A to B, signing with A */
+    req = ee_certreq_key(CMPR_BODY_KUR, "ee-rights", 1, k2);
+    assert_int_equal(cmpr_protect_sig(req, ee_key, NULL, 0, a, NULL), CMPR_OK);
+    b = enrolled(send_msg(req), CMPR_BODY_KUP);
+    /* another client may neither revoke nor renew B */
+    req = rr_for(b, 1);
+    mac(req, "once", "once-secret");
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_RP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    req = kur_naming(b, k3);
+    mac(req, "once", "once-secret");
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_KUP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* the client that enrolled A renews B, its successor (MAC, oldCertID) */
+    c = enrolled(send_mac(kur_naming(b, k3)), CMPR_BODY_KUP);
+    cmpr_name_text(X509_get_subject_name(c), name, sizeof(name));
+    assert_string_equal(name, "CN=ee-rights");
+    /* a MAC-protected kur must name the certificate */
+    rsp = send_mac(kur_naming(NULL, k4));
+    expect_fail(rsp, CMPR_BODY_KUP, CMPR_FI_BAD_CERT_ID);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* the holder of C updates it to D; the client of A revokes D, three generations on */
+    req = ee_certreq_key(CMPR_BODY_KUR, "ee-rights", 1, k4);
+    assert_int_equal(cmpr_protect_sig(req, k3, NULL, 0, c, NULL), CMPR_OK);
+    d = enrolled(send_msg(req), CMPR_BODY_KUP);
+    rsp = send_mac(rr_for(d, 1));
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* helpdesk: enroll = no; revoke = profiles (ee, anykey) */
+    req = ee_certreq(CMPR_BODY_IR, "ee-helpdesk", 1);
+    mac(req, "helpdesk", "helpdesk-secret");
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    req = ee_certreq(CMPR_BODY_IR, "ee-subca", 1);
+    cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile((const char *const[]){ "subca" }, 1));
+    e = enrolled(send_mac(req), CMPR_BODY_IP);
+    req = ee_certreq(CMPR_BODY_IR, "ee-anykey", 1);
+    cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile((const char *const[]){ "anykey" }, 1));
+    f = enrolled(send_mac(req), CMPR_BODY_IP);
+    req = rr_for(e, 1);
+    mac(req, "helpdesk", "helpdesk-secret");
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_RP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    req = rr_for(f, 1);
+    mac(req, "helpdesk", "helpdesk-secret");
+    rsp = send_msg(req);
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    CMPR_PKIMESSAGE_free(rsp);
+    X509_free(e);
+    X509_free(f);
+    /* revoke = none, renew = none: not even its own */
+    req = ee_certreq(CMPR_BODY_IR, "ee-norevoke", 1);
+    mac(req, "norevoke", "norevoke-secret");
+    e = enrolled(send_msg(req), CMPR_BODY_IP);
+    req = rr_for(e, 1);
+    mac(req, "norevoke", "norevoke-secret");
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_RP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    req = kur_naming(e, k2);
+    mac(req, "norevoke", "norevoke-secret");
+    rsp = send_msg(req);
+    expect_fail(rsp, CMPR_BODY_KUP, CMPR_FI_NOT_AUTHORIZED);
+    CMPR_PKIMESSAGE_free(rsp);
+    X509_free(e);
+    X509_free(a);
+    X509_free(b);
+    X509_free(c);
+    X509_free(d);
+    EVP_PKEY_free(k2);
+    EVP_PKEY_free(k3);
+    EVP_PKEY_free(k4);
+}
+
 /* RFC 9483 6.1: the HTTP operation label must fit the body */
 static void
 test_operation_label(void **state)
@@ -1649,6 +1777,7 @@ main(void)
         cmocka_unit_test(test_key_archive_and_recovery),
         cmocka_unit_test(test_nested_from_ra),
         cmocka_unit_test(test_kur_revokes_replaced),
+        cmocka_unit_test(test_client_rights),
         cmocka_unit_test(test_operation_label),
         cmocka_unit_test(test_tls_binding),
         cmocka_unit_test(test_crl_refresh),
