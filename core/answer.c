@@ -112,12 +112,33 @@ cmpr_waiting_rsp(struct req *q, const char *text)
 }
 
 int
-cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_conf_client *client, int auth,
-                 int mac_kind, const X509_ALGOR *req_alg, CMPR_PKIMESSAGE *rsp)
+cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_route *rt,
+                 const struct cmpr_conf_client *client, int auth, int mac_kind, const X509_ALGOR *req_alg,
+                 CMPR_PKIMESSAGE *rsp)
 {
-    if (cmpr_hdr_set1_sender_name(rsp->header, X509_get_subject_name(ca->signer_cert)) != CMPR_OK)
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    STACK_OF(X509) *chain = NULL;
+
+    /* who answers: the RA for what went upstream, else the CA */
+    if (rt == NULL && ca == NULL)
+        rt = c->ra_signer;
+    if (rt != NULL && rt->ra_cert != NULL) {
+        key = rt->ra_key;
+        cert = rt->ra_cert;
+        chain = rt->ra_chain;
+    } else if (ca != NULL) {
+        key = ca->signer_key;
+        cert = ca->signer_cert;
+        chain = ca->signer_chain;
+    } else if (c->ra_signer != NULL) {
+        key = c->ra_signer->ra_key;
+        cert = c->ra_signer->ra_cert;
+        chain = c->ra_signer->ra_chain;
+    }
+    if (cert != NULL && cmpr_hdr_set1_sender_name(rsp->header, X509_get_subject_name(cert)) != CMPR_OK)
         return CMPR_ERR_ALLOC;
-    if (auth == AUTH_MAC && client != NULL && client->secret != NULL && ca->conf->mac_responses) {
+    if (auth == AUTH_MAC && client != NULL && client->secret != NULL && (ca == NULL || ca->conf->mac_responses)) {
         struct cmpr_mac_params mp;
 
         /* the answer is protected as the request was (its OWF or PRF, MAC
@@ -131,13 +152,17 @@ cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_conf
             return CMPR_ERR_ALLOC;
         return cmpr_protect_mac(rsp, client->secret, client->secret_len, &mp, c->mac_cache);
     }
-    return cmpr_protect_sig(rsp, ca->signer_key, NULL, 0, ca->signer_cert, ca->signer_chain);
+    if (cert == NULL) {
+        cmpr_log_debug("an answer goes unprotected: no [ca] and no route with ra_cert to sign it");
+        return CMPR_OK;
+    }
+    return cmpr_protect_sig(rsp, key, NULL, 0, cert, chain);
 }
 
 int
 cmpr_protect_answer(struct req *q, CMPR_PKIMESSAGE *rsp)
 {
-    return cmpr_protect_for(q->core, q->ca, q->client, q->auth, q->mac_kind,
+    return cmpr_protect_for(q->core, q->ca, q->route, q->client, q->auth, q->mac_kind,
                             q->msg != NULL && q->msg->header != NULL ? q->msg->header->protectionAlg : NULL, rsp);
 }
 

@@ -136,14 +136,22 @@ cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r)
     if (ca->root != NULL)
         X509_up_ref(ca->root);
     if (cc->signer_cert != NULL) {
-        if ((ca->signer_cert = cmpr_load_cert(cc->signer_cert)) == NULL
+        /* the signer, then its own issuers (it may belong to another
+         * hierarchy); extraCerts carry them first, then the CA's chain
+         * (RFC 9483 3.3) */
+        if ((ca->signer_chain = cmpr_load_certs(cc->signer_cert)) == NULL
+                || (ca->signer_cert = sk_X509_shift(ca->signer_chain)) == NULL
                 || (ca->signer_key = cmpr_load_key(cc->signer_key, NULL)) == NULL
                 || X509_check_private_key(ca->signer_cert, ca->signer_key) != 1) {
             snprintf(buf, sizeof(buf), "[ca %s]: signer_cert/signer_key unreadable or not a pair",
                      cc->name);
             goto fail;
         }
-        ca->signer_chain = cmpr_ca_get1_chain(ca);
+        if (!X509_add_cert(ca->signer_chain, ca->cert, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP)
+                || !X509_add_certs(ca->signer_chain, ca->chain, X509_ADD_FLAG_UP_REF | X509_ADD_FLAG_NO_DUP)) {
+            snprintf(buf, sizeof(buf), "[ca %s]: out of memory", cc->name);
+            goto fail;
+        }
         /* RFC 9483 3.1 / RFC 9810 4.5: a CMP signer other than the CA should
          * carry id-kp-cmcCA so clients can tell it speaks for the CA */
         if (!(X509_get_extension_flags(ca->signer_cert) & EXFLAG_XKUSAGE)
@@ -425,6 +433,8 @@ cmpr_ca_write_crl(struct cmpr_ca *ca, struct cmpr_store *st, const char *path)
     char tmp[4096];
     int n, fd = -1, r;
 
+    if (ca == NULL)
+        return CMPR_OK;         /* a router without [ca]: no CRL of its own */
     if (path == NULL)
         path = ca->conf->crl_file;
     if (path == NULL)

@@ -673,6 +673,8 @@ parse_one_group(struct parse *p, GKeyFile *kf, const char *group, struct cmpr_co
 static int
 check_conf(struct parse *p, struct cmpr_conf *c)
 {
+    size_t n_routes = 0;
+
     if (c->log != NULL && strcmp(c->log, "stderr") != 0 && strcmp(c->log, "syslog") != 0) {
         return fail(p, "router", "log", "log is stderr or syslog, not '%s'", c->log);
     }
@@ -680,8 +682,10 @@ check_conf(struct parse *p, struct cmpr_conf *c)
             && strcmp(c->log_level, "info") != 0 && strcmp(c->log_level, "debug") != 0) {
         return fail(p, "router", "log_level", "log_level is error, warning, info or debug");
     }
-    if (c->n_cas == 0) {
-        return fail(p, NULL, NULL, "no [ca NAME] group: a CA is needed");
+    for (size_t i = 0; i < c->n_groups && n_routes == 0; i++)
+        n_routes += strcmp(c->groups[i].type, "route") == 0;
+    if (c->n_cas == 0 && n_routes == 0) {
+        return fail(p, NULL, NULL, "no [ca NAME] and no [route NAME]: a CA, or routes to one, is needed");
     }
     /* cross references */
     for (size_t i = 0; i < c->n_clients; i++) {

@@ -150,6 +150,7 @@ int
 cmpr_core_start(struct cmpr_core *c, char **err_r)
 {
     struct cmpr_route_media media;
+    int r;
 
     *err_r = NULL;
     memset(&media, 0, sizeof(media));
@@ -160,7 +161,14 @@ cmpr_core_start(struct cmpr_core *c, char **err_r)
     }
     cmpr_routes_free(c->routes);
     c->routes = NULL;
-    return cmpr_routes_load(c->conf, &media, &c->routes, err_r);
+    c->ra_signer = NULL;
+    if ((r = cmpr_routes_load(c->conf, &media, &c->routes, err_r)) != CMPR_OK)
+        return r;
+    /* a router without [ca] answers in the name of its first RA identity */
+    for (size_t i = 0; c->n_cas == 0 && c->ra_signer == NULL && i < c->routes->n; i++)
+        if (c->routes->v[i].ra_cert != NULL)
+            c->ra_signer = &c->routes->v[i];
+    return CMPR_OK;
 }
 
 void

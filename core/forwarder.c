@@ -182,7 +182,7 @@ push_answer(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_re
 
         ok = n != NULL && ASN1_OCTET_STRING_set(n, rec->client_nonce, (int)rec->client_nonce_len)
              && cmpr_hdr_set1_recip_nonce(a->header, n) == CMPR_OK
-             && cmpr_protect_for(c, c->cas[0], client, rec->auth, rec->mac_kind, NULL, a) == CMPR_OK;
+             && cmpr_protect_for(c, c->cas[0], rt, client, rec->auth, rec->mac_kind, NULL, a) == CMPR_OK;
         ASN1_OCTET_STRING_free(n);
     } else {
         ok = 1;

@@ -194,5 +194,7 @@ cmpr_core_expire(struct cmpr_core *core, time_t now)
 int
 cmpr_core_write_crl(struct cmpr_core *core, const char *path)
 {
+    if (core->n_cas == 0)
+        return CMPR_ERR_CONFIG;
     return cmpr_ca_write_crl(core->cas[0], core->st, path);
 }

@@ -343,6 +343,9 @@ local(struct req *q)
 
     if (q->auth == AUTH_NONE)
         return cmpr_auth_error(q);
+    if (q->ca == NULL)
+        return cmpr_error_rsp(q, CMPR_FI_BAD_REQUEST, "no route takes this request and this router has no CA "
+                              "of its own");
     r = st->ops->txn_get(st, ASN1_STRING_get0_data(q->msg->header->transactionID),
                          (size_t)ASN1_STRING_length(q->msg->header->transactionID), &q->txn);
     if (r == CMPR_OK) {
@@ -503,6 +506,7 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
         r = finish(&q, rsp, 1);
     } else if (depth == 0 && (r = decide(&q, &rt, &rec, &have)) != 0) {
         /* what goes upstream is durable before it goes: no batch there */
+        q.route = rt;
         if (r == 1 && durable(&q, 1) == CMPR_OK) {
             r = upstream(&q, rt, &rec, have);
         } else {

@@ -41,6 +41,7 @@ struct cmpr_core {
     STACK_OF(X509) *untrusted;
     struct cmpr_mac_cache *mac_cache;
     struct cmpr_routes *routes;     /* [route NAME] groups, in file order */
+    const struct cmpr_route *ra_signer;   /* without [ca]: the first route with ra_cert */
     /* the media's operations */
     struct { const struct cmpr_upstream_ops *ops; void *ctx; } up[CMPR_MAX_UPSTREAM_OPS];
     size_t n_up;
@@ -101,7 +102,8 @@ struct req {
     const struct cmpr_conf_client *client;
     X509 *signer;                   /* borrowed from msg->extraCerts */
     int signer_is_ra;
-    struct cmpr_ca *ca;
+    struct cmpr_ca *ca;             /* NULL in a router without [ca] */
+    const struct cmpr_route *route; /* the upstream route it took, or NULL */
     char sender[512];
     char tidhex[2 * CMPR_STORE_MAX_ID + 1];
     /* the local CA's transaction */
@@ -145,14 +147,18 @@ CMPR_PKISI *cmpr_rejection(struct req *q, const char *event, int failbit, const 
  * with status waiting, anything else an error with status waiting */
 CMPR_PKIMESSAGE *cmpr_waiting_rsp(struct req *q, const char *text);
 /* Protects an answer to q: MAC with the client's secret (when it came with
- * one and the CA answers so), else the CA's signature (RFC 9810 5.3.21: the
- * CA signs its error messages). */
+ * one and the CA answers so), else a signature (RFC 9810 5.3.21: the CA
+ * signs its error messages): for a request that went upstream the route's
+ * ra_cert (the RA answers), else the CA's signer; in a router without [ca]
+ * the first route's ra_cert; with none of them the answer stays unprotected
+ * (RFC 9483 3.6.4 allows that for errors). */
 int cmpr_protect_answer(struct req *q, CMPR_PKIMESSAGE *rsp);
 /* the same for a client that is not asking now (an answer pushed to it);
  * a MAC answer takes the parameters of req_alg (the request's protectionAlg)
  * when given and of mac_kind, else the defaults */
-int cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_conf_client *client, int auth,
-                     int mac_kind, const X509_ALGOR *req_alg, CMPR_PKIMESSAGE *rsp);
+int cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_route *rt,
+                     const struct cmpr_conf_client *client, int auth, int mac_kind, const X509_ALGOR *req_alg,
+                     CMPR_PKIMESSAGE *rsp);
 int cmpr_is_request(int body);
 int cmpr_is_certreq(int body);
 /* a body that opens a transaction (and so is matched against the routes) */

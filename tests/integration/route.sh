@@ -366,5 +366,55 @@ sed -i "s|^server=.*|server=http://127.0.0.1:$AP/.well-known/cmp|" or.state
 check "A killed -9 and restarted: the request still reaches the CA, the client's poll gets it" verify_b or.pem
 
 kill $PID; wait $PID 2>/dev/null
+
+# ---- an RA without a CA of its own (cmprouterd(8) RA ONLY): routes only ----
+mkdir -p c
+cat >c/cmprouter.conf <<EOF
+[router]
+data_dir = $TMP/c
+trusted = $TMP/b/ca/root.pem
+untrusted = $TMP/b/ca/issuing.pem
+
+[client demo]
+reference = demo
+secret = pass:$S
+
+[route to-b]
+subject = CN=ra-only-*
+upstream = $BH
+protection = reprotect
+ra_cert = $TMP/ra.pem
+ra_key = $TMP/ra.key
+ra_chain = $TMP/b/ca/issuing.pem
+trusted = $TMP/b/ca/root.pem
+EOF
+chmod 600 c/cmprouter.conf
+start_daemon rc1 http -c c/cmprouter.conf $ARGS
+CH="http://127.0.0.1:$PORT/.well-known/cmp"
+check "a configuration with routes and no [ca] is complete: the RA starts" test -n "$PORT"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out rao1.key 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out rao2.key 2>/dev/null
+$C -cmd ir -server "$CH" $MAC -newkey rao1.key -subject /CN=ra-only-1 -implicit_confirm -certout rao1.pem \
+	-rspout rao1.rsp >rao1.log 2>&1
+check "RA only: a MAC client enrolls through it (the certificate comes from B)" verify_b rao1.pem
+$C -cmd cr -server "$CH" -cert rao1.pem -key rao1.key -extracerts b/ca/issuing.pem -newkey rao2.key \
+	-subject /CN=ra-only-2 -implicit_confirm -trusted b/ca/root.pem -untrusted b/ca/issuing.pem \
+	-certout rao2.pem -rspout rao2.rsp >rao2.log 2>&1
+check "RA only: a signature client enrolls through it (reprotect)" verify_b rao2.pem
+"$R" dump --json rao2.rsp >rao2.json
+check "  its answer is signed by the RA's ra_cert (sender CN=ra.example), not by B's CA" \
+	grep -q '"sender":"CN=ra.example"' rao2.json
+$C -cmd cr -server "$CH" -cert rao1.pem -key rao1.key -extracerts b/ca/issuing.pem -newkey rao2.key \
+	-subject /CN=elsewhere -implicit_confirm -trusted b/ca/root.pem -untrusted b/ca/issuing.pem \
+	-certout rao3.pem -rspout rao3.rsp >rao3.log 2>&1
+"$R" dump --json rao3.rsp >rao3.json
+check "RA only: a request no route takes is refused, saying why" \
+	grep -q 'no route takes this request and this router has no CA of its own' rao3.json
+check "  in an error answer signed with ra_cert, which the client verified" sh -c \
+	"grep -q '\"sender\":\"CN=ra.example\"' rao3.json && grep -q 'no route takes' rao3.log"
+kill $PID; wait $PID 2>/dev/null
+rc=$?
+check "the RA-only daemon stops cleanly (exit $rc)" test $rc -eq 0
+
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
-	sh -c "! cat ra*.err cb*.err down.err hostile.err bat*.err or*.err local.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat ra*.err cb*.err rc*.err down.err hostile.err bat*.err or*.err local.err | grep -q 'Sanitizer\|runtime error'"

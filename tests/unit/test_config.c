@@ -120,7 +120,7 @@ test_errors_name_file_and_line(void **state)
                  "must be a number");
     expect_error("[ca a]\nkey=k\ncert=c\n[frob/nicate smtp]\nx=1\n", 4, "unknown group [frob/nicate smtp]");
     expect_error("[ca a]\nkey=k\ncert=c\n[route]\nx=1\n", 4, "needs a name");
-    expect_error("[router]\nmessage_time_skew = 5\n", 0, "no [ca NAME]");
+    expect_error("[router]\nmessage_time_skew = 5\n", 0, "no [ca NAME] and no [route NAME]");
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:s\nprofiles=nope\n",
                  7, "no [profile nope]");
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=env:CMPR_UNSET_VAR_X\n",

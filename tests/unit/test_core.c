@@ -1225,6 +1225,71 @@ test_ed25519_ca_with_separate_signer(void **state)
     EVP_PKEY_free(sk);
 }
 
+/* RFC 9483 3.3: a signer from another hierarchy sends its own chain first
+ * (signer_cert holds the signer and its issuers), then the CA's */
+static void
+test_signer_chain(void **state)
+{
+    char d2[64], path[256], *err = NULL;
+    EVP_PKEY *rk = tu_key("ec:P-256"), *ik = tu_key("ec:P-256"), *sk = tu_key("ec:P-256");
+    X509 *root = tu_cert(rk, "Signer Root", NULL, NULL, 1), *sub = tu_cert(ik, "Signer Sub", rk, root, 1);
+    X509 *sc = tu_cert(sk, "CMP Signer", ik, sub, 0);
+    X509_STORE *trust = X509_STORE_new();
+    X509_STORE_CTX *vctx = X509_STORE_CTX_new();
+    struct cmpr_conf *conf2 = NULL;
+    struct cmpr_core *core2 = NULL, *saved = core;
+    CMPR_PKIMESSAGE *rsp;
+    FILE *f;
+    (void)state;
+
+    snprintf(d2, sizeof(d2), "/tmp/cmpr-core3-XXXXXX");
+    assert_non_null(mkdtemp(d2));
+    snprintf(path, sizeof(path), "%s/ca.key", d2);
+    write_pem_key(path, ca_key);
+    snprintf(path, sizeof(path), "%s/ca.pem", d2);
+    write_pem_cert(path, ca_cert);
+    snprintf(path, sizeof(path), "%s/s.key", d2);
+    write_pem_key(path, sk);
+    snprintf(path, sizeof(path), "%s/s.pem", d2);
+    f = fopen(path, "w");
+    assert_true(PEM_write_X509(f, sc) && PEM_write_X509(f, sub));
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/cmprouter.conf", d2);
+    f = fopen(path, "w");
+    fprintf(f, "[router]\nlog_level = error\n[ca c]\nkey = ca.key\ncert = ca.pem\n"
+               "signer_cert = s.pem\nsigner_key = s.key\nmac_responses = no\n"
+               "[profile p]\n[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\n");
+    fclose(f);
+    if (cmpr_conf_load(path, &conf2, &err) != CMPR_OK || cmpr_core_new(conf2, &core2, &err) != CMPR_OK)
+        fail_msg("%s", err);
+    core = core2;
+    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-chain", 1));
+    core = saved;
+    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    assert_int_equal(cmpr_verify_sig(rsp, sk), CMPR_OK);
+    /* extraCerts: the signer, its issuer, then the CA */
+    assert_true(sk_X509_num(rsp->extraCerts) >= 3);
+    assert_int_equal(X509_cmp(sk_X509_value(rsp->extraCerts, 0), sc), 0);
+    assert_int_equal(X509_cmp(sk_X509_value(rsp->extraCerts, 1), sub), 0);
+    assert_int_equal(X509_cmp(sk_X509_value(rsp->extraCerts, 2), ca_cert), 0);
+    /* a client trusting the signer's root builds the chain from extraCerts alone */
+    X509_STORE_add_cert(trust, root);
+    assert_true(X509_STORE_CTX_init(vctx, trust, sk_X509_value(rsp->extraCerts, 0), rsp->extraCerts));
+    assert_int_equal(X509_verify_cert(vctx), 1);
+    X509_STORE_CTX_free(vctx);
+    X509_STORE_free(trust);
+    CMPR_PKIMESSAGE_free(rsp);
+    cmpr_core_free(core2);
+    cmpr_conf_free(conf2);
+    tu_rmrf(d2);
+    X509_free(root);
+    X509_free(sub);
+    X509_free(sc);
+    EVP_PKEY_free(rk);
+    EVP_PKEY_free(ik);
+    EVP_PKEY_free(sk);
+}
+
 /* an ir that archives its private key (pkiArchiveOptions) */
 static CMPR_PKIMESSAGE *
 ee_archiving_ir(const char *cn, EVP_PKEY *k, EVP_PKEY *archived)
@@ -1774,6 +1839,7 @@ main(void)
         cmocka_unit_test(test_ccr),
         cmocka_unit_test(test_hold_and_release),
         cmocka_unit_test(test_ed25519_ca_with_separate_signer),
+        cmocka_unit_test(test_signer_chain),
         cmocka_unit_test(test_key_archive_and_recovery),
         cmocka_unit_test(test_nested_from_ra),
         cmocka_unit_test(test_kur_revokes_replaced),
