@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -44,11 +45,12 @@ enum { EX_DONE = 0, EX_LOCAL = 1, EX_USAGE = 2, EX_TRANSPORT = 3, EX_VERIFY = 4,
        EX_REJECTED = 5, EX_WAITING = 6, EX_NEXT = -1 };
 
 struct ee {
-    const char *cmd;                    /* ir cr kur p10cr rr genm */
+    const char *cmd;                    /* ir cr kur p10cr ccr krr rr genm */
     int first_body;                     /* body of the transaction's first request */
     /* what to ask */
     const char *newkey, *key_out, *subject, *san, *profile, *csr, *oldcert_path;
     const char *infotype;
+    const char *archive_path;           /* --archive-key: the CA's encryption certificate */
     int reason;
     long days;
     int implicit;
@@ -68,7 +70,7 @@ struct ee {
     /* loaded */
     const char *secret;
     EVP_PKEY *newpkey, *sigkey;
-    X509 *sigcert, *oldcert, *srvcert;
+    X509 *sigcert, *oldcert, *srvcert, *archive_to;
     STACK_OF(X509) *extracerts;
     X509_STORE *trusted;
     /* the transaction */
@@ -611,6 +613,70 @@ take_genp(struct ee *e, const CMPR_PKIMESSAGE *rsp)
     return rc;
 }
 
+/* krp (RFC 9810 5.3.8): each recovered key, opened with the secret (a
+ * password recipient) or our protection key, goes to --key-out (PEM, 0600)
+ * and its certificate to --out, in the same order */
+static int
+take_krp(struct ee *e, const CMPR_PKIMESSAGE *rsp)
+{
+    const STACK_OF(CMPR_CERTIFIEDKEYPAIR) *hist = rsp->body->value.krp->keyPairHist;
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    BIO *kb = NULL;
+    int rc = EX_LOCAL, fd = -1, n = sk_CMPR_CERTIFIEDKEYPAIR_num(hist);
+
+    if (e->key_out == NULL || e->out == NULL) {
+        say("krr: say where the recovered keys and certificates go (--key-out FILE, --out FILE)");
+        goto out;
+    }
+    if ((fd = open(e->key_out, O_WRONLY | O_CREAT | O_TRUNC, 0600)) < 0 || fchmod(fd, 0600) != 0
+            || (kb = BIO_new_fd(fd, BIO_CLOSE)) == NULL) {
+        say("cannot write %s: %s", e->key_out, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        const CMPR_CERTIFIEDKEYPAIR *kp = sk_CMPR_CERTIFIEDKEYPAIR_value(hist, i);
+        unsigned char *plain = NULL;
+        size_t plen = 0;
+        const unsigned char *p;
+        EVP_PKEY *k = NULL;
+        X509 *x = kp->certOrEncCert != NULL && kp->certOrEncCert->type == CMPR_CERTORENCCERT_CERTIFICATE
+                  ? kp->certOrEncCert->value.certificate : NULL;
+
+        if (kp->privateKey == NULL || kp->privateKey->type != CMPR_ENCRYPTEDKEY_ENVELOPEDDATA
+                || cmpr_envdata_open(kp->privateKey->value.envelopedData, e->secret != NULL ? NULL : e->sigkey,
+                                     e->sigcert, (const unsigned char *)e->secret,
+                                     e->secret != NULL ? strlen(e->secret) : 0, &plain, &plen) != CMPR_OK) {
+            say("krp: key %d of %d does not open with our %s", i + 1, n, e->secret != NULL ? "secret" : "key");
+            goto out;
+        }
+        p = plain;
+        k = d2i_AutoPrivateKey(NULL, &p, (long)plen);
+        OPENSSL_clear_free(plain, plen);
+        if (k == NULL || x == NULL || X509_check_private_key(x, k) != 1
+                || !PEM_write_bio_PrivateKey(kb, k, NULL, NULL, 0, NULL, NULL)) {
+            EVP_PKEY_free(k);
+            say("krp: key %d of %d does not belong to its certificate", i + 1, n);
+            goto out;
+        }
+        EVP_PKEY_free(k);
+        X509_up_ref(x);
+        sk_X509_push(certs, x);
+    }
+    if (write_pem_certs(e->out, NULL, certs) != 0) {
+        say("cannot write the certificates to %s", e->out);
+        goto out;
+    }
+    say("recovered %d key%s: keys written to %s (mode 0600), certificates to %s", n, n == 1 ? "" : "s",
+        e->key_out, e->out);
+    rc = EX_DONE;
+ out:
+    BIO_free(kb);
+    sk_X509_pop_free(certs, X509_free);
+    return rc;
+}
+
 /* ---------------- one step of the transaction ---------------- */
 
 static int
@@ -621,12 +687,14 @@ expected(int sent, int first, int got)
     if (got == CMPR_BODY_ERROR)
         return 1;
     switch (sent) {
-    case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR: case CMPR_BODY_P10CR:
+    case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR: case CMPR_BODY_P10CR: case CMPR_BODY_CCR:
         return got == rep;
     case CMPR_BODY_POLLREQ:
         /* RFC 9483 4.4: the final answer of whatever was delayed */
         return got == CMPR_BODY_POLLREP || got == rep || got == CMPR_BODY_PKICONF
-               || got == CMPR_BODY_RP || got == CMPR_BODY_GENP;
+               || got == CMPR_BODY_RP || got == CMPR_BODY_GENP || got == CMPR_BODY_KRP;
+    case CMPR_BODY_KRR:
+        return got == CMPR_BODY_KRP;
     case CMPR_BODY_CERTCONF:
         return got == CMPR_BODY_PKICONF;
     case CMPR_BODY_RR: case CMPR_BODY_GENM:
@@ -700,7 +768,7 @@ step(struct ee *e, const CMPR_PKIMESSAGE *sent, const CMPR_PKIMESSAGE *rsp, CMPR
         if (e->verbose)
             say("pollRep: check again after %ld s%s%s", res.check_after, res.text[0] ? ": " : "", res.text);
         break;
-    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP: {
+    case CMPR_BODY_IP: case CMPR_BODY_CP: case CMPR_BODY_KUP: case CMPR_BODY_CCP: {
         e->cert_req_id = res.cert_req_id;
         if (res.status == CMPR_STATUS_WAITING) {
             say("the request waits at the server (%s); polling", res.text[0] ? res.text : "waiting");
@@ -747,6 +815,12 @@ step(struct ee *e, const CMPR_PKIMESSAGE *sent, const CMPR_PKIMESSAGE *rsp, CMPR
         return EX_REJECTED;
     case CMPR_BODY_GENP:
         return take_genp(e, rsp);
+    case CMPR_BODY_KRP:
+        if (res.status != CMPR_STATUS_ACCEPTED && res.status != CMPR_STATUS_GRANTED_WITH_MODS) {
+            report_rejection(&res, NULL);
+            return EX_REJECTED;
+        }
+        return take_krp(e, rsp);
     default:
         return EX_VERIFY;
     }
@@ -984,6 +1058,10 @@ load_creds(struct ee *e, int need_newkey)
         say("cannot read a certificate from --srvcert %s", e->srvcert_path);
         return EX_LOCAL;
     }
+    if (e->archive_path != NULL && (e->archive_to = cmpr_load_cert(e->archive_path)) == NULL) {
+        say("cannot read the CA's encryption certificate from --archive-key %s", e->archive_path);
+        return EX_LOCAL;
+    }
     if (e->newkey != NULL && (need_newkey || !is_key_spec(e->newkey))) {
         if (is_key_spec(e->newkey)) {
             if ((e->newpkey = cmpr_client_gen_key(e->newkey)) == NULL) {
@@ -1048,9 +1126,9 @@ first_request(struct ee *e)
         return NULL;
     }
     switch (body) {
-    case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR: {
+    case CMPR_BODY_IR: case CMPR_BODY_CR: case CMPR_BODY_KUR: case CMPR_BODY_CCR: {
         struct cmpr_ee_certreq r = { body, e->newpkey, subject, sans, e->oldcert, e->profile,
-                                     e->implicit, e->days };
+                                     e->implicit, e->days, e->archive_to };
 
         if (body == CMPR_BODY_KUR && e->oldcert == NULL) {
             say("kur needs --oldcert (the certificate to renew) and --key (its private key)");
@@ -1114,6 +1192,15 @@ first_request(struct ee *e)
         X509_REQ_free(csr);
         break;
     }
+    case CMPR_BODY_KRR:
+        if (subject == NULL && e->sigcert != NULL)
+            subject = X509_NAME_dup(X509_get_subject_name(e->sigcert));
+        if (subject == NULL) {
+            say("krr needs --subject (whose archived keys), or --cert (its own)");
+            break;
+        }
+        m = cmpr_ee_new_krr(subject);
+        break;
     case CMPR_BODY_RR:
         if (e->oldcert == NULL) {
             say("rr needs --oldcert (the certificate to revoke)");
@@ -1280,8 +1367,8 @@ next_offline(struct ee *e, CMPR_PKIMESSAGE *next, long wait)
 /* ---------------- commands ---------------- */
 
 static const char client_usage[] =
-    "usage: cmprouter ir|cr|kur|p10cr|rr|genm --server URI [options]\n"
-    "       cmprouter ir|cr|kur|p10cr|rr|genm --request-out FILE [--state FILE] [options]\n"
+    "usage: cmprouter ir|cr|kur|p10cr|ccr|krr|rr|genm --server URI [options]\n"
+    "       cmprouter ir|cr|kur|p10cr|ccr|krr|rr|genm --request-out FILE [--state FILE] [options]\n"
     "       cmprouter finish --state FILE --response FILE [--request-out FILE]\n"
     "       cmprouter poll --state FILE [--server URI]\n"
     "URI: http[s]://host[:port]/path  tcp://host[:port]  file:OUTDIR,INDIR\n"
@@ -1305,7 +1392,7 @@ parse_opts(struct ee *e, int argc, char **argv, const char **response)
         O("--tls-ca", io.tls_ca) O("--tls-cert", io.tls_cert) O("--tls-key", io.tls_key)
         O("--ssh-identity", io.ssh_identity) O("--ssh-known-hosts", io.ssh_known_hosts)
         O("--smtp", io.smtp) O("--smtp-user", io.smtp_user) O("--from", io.mail_from)
-        O("--maildir", io.maildir)
+        O("--maildir", io.maildir) O("--archive-key", archive_path)
 #undef O
         if (strcmp(a, "--response") == 0 && v != NULL) {
             *response = v;
@@ -1380,6 +1467,7 @@ ee_free(struct ee *e)
     X509_free(e->sigcert);
     X509_free(e->oldcert);
     X509_free(e->srvcert);
+    X509_free(e->archive_to);
     sk_X509_pop_free(e->extracerts, X509_free);
     X509_STORE_free(e->trusted);
     for (size_t i = 0; i < e->n_owned; i++)
@@ -1400,7 +1488,8 @@ ee_init(struct ee *e, const char *cmd)
 int
 cmpr_client_is_command(const char *cmd)
 {
-    static const char *const cmds[] = { "ir", "cr", "kur", "p10cr", "rr", "genm", "poll", "finish", NULL };
+    static const char *const cmds[] = { "ir", "cr", "kur", "p10cr", "ccr", "krr", "rr", "genm", "poll", "finish",
+                                        NULL };
 
     for (size_t i = 0; cmds[i] != NULL; i++)
         if (strcmp(cmd, cmds[i]) == 0)
@@ -1415,7 +1504,7 @@ cmd_request(struct ee *e)
     int rc;
     int body = cmpr_body_from_name(e->cmd);
     int wants_key = body == CMPR_BODY_IR || body == CMPR_BODY_CR || body == CMPR_BODY_KUR
-                    || (body == CMPR_BODY_P10CR && e->csr == NULL);
+                    || body == CMPR_BODY_CCR || (body == CMPR_BODY_P10CR && e->csr == NULL);
 
     if ((e->server == NULL) == (e->request_out == NULL)) {
         say("%s needs --server URI, or --request-out FILE for a site without a connection", e->cmd);

@@ -22,6 +22,7 @@ static const struct {
     E(CMPR_ERR_BAD_ALG, "unsupported or refused protection algorithm"),
     E(CMPR_ERR_ITER_LIMIT, "key derivation cost (iterations times output blocks) exceeds the configured limit"),
     E(CMPR_ERR_MAC_BUDGET, "the key derivations of this mail or batch have spent their budget"),
+    E(CMPR_ERR_DECRYPT, "the encrypted content does not open with the key or secret given"),
     E(CMPR_ERR_MAC_MISMATCH, "MAC verification failed"),
     E(CMPR_ERR_SIG_INVALID, "signature verification failed"),
     E(CMPR_ERR_NO_PROTECTION, "message is not protected"),

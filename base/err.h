@@ -23,6 +23,7 @@
 #define CMPR_ERR_NO_SIGNER      -26  /* no certificate to verify the signature with */
 #define CMPR_ERR_BAD_PARAM      -27  /* malformed algorithm parameters (badDataFormat) */
 #define CMPR_ERR_MAC_BUDGET     -28  /* key derivations beyond what this mail or batch may cost (badAlg) */
+#define CMPR_ERR_DECRYPT        -29  /* EnvelopedData that does not open with the key or secret given */
 #define CMPR_ERR_NOT_FOUND      -30
 #define CMPR_ERR_EXISTS         -31  /* unique key already present (transactionID, serial, nonce) */
 #define CMPR_ERR_STORE          -32  /* storage backend failure */

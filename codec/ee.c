@@ -67,6 +67,49 @@ add_oldcertid(CMPR_CERTREQUEST *cr, const X509 *cert)
     return ok ? 0 : -1;
 }
 
+/* pkiArchiveOptions (RFC 4211 6.4, RFC 9810 5.2.6): the private key as
+ * PKCS#8 in EnvelopedData for the CA's encryption certificate */
+static int
+add_archive(CMPR_CERTREQUEST *cr, EVP_PKEY *key, X509 *to)
+{
+    PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
+    unsigned char *p8der = NULL, *der = NULL;
+    const unsigned char *p;
+    int p8len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &p8der) : -1, n, ok = 0;
+    CMPR_PKIARCHIVEOPTIONS *opt = CMPR_PKIARCHIVEOPTIONS_new();
+    CMPR_ATAV *a = CMPR_ATAV_new();
+
+    if (p8len <= 0 || opt == NULL || a == NULL
+            || (opt->value.encryptedPrivKey = CMPR_ENCRYPTEDKEY_new()) == NULL)
+        goto out;
+    opt->type = CMPR_ARCHIVE_ENCRYPTEDPRIVKEY;
+    opt->value.encryptedPrivKey->type = CMPR_ENCRYPTEDKEY_ENVELOPEDDATA;
+    if ((opt->value.encryptedPrivKey->value.envelopedData = cmpr_envdata_seal(p8der, (size_t)p8len, to, NULL,
+                                                                              0)) == NULL
+            || (n = i2d_CMPR_PKIARCHIVEOPTIONS(opt, &der)) <= 0)
+        goto out;
+    p = der;
+    ASN1_OBJECT_free(a->type);
+    ASN1_TYPE_free(a->value);
+    a->value = NULL;
+    if ((a->type = cmpr_regctrl_obj(CMPR_REGCTRL_PKIARCHIVEOPTIONS)) == NULL
+            || (a->value = d2i_ASN1_TYPE(NULL, &p, n)) == NULL)
+        goto out;
+    if (cr->controls == NULL && (cr->controls = sk_CMPR_ATAV_new_null()) == NULL)
+        goto out;
+    if (!sk_CMPR_ATAV_push(cr->controls, a))
+        goto out;
+    a = NULL;
+    ok = 1;
+ out:
+    CMPR_ATAV_free(a);
+    CMPR_PKIARCHIVEOPTIONS_free(opt);
+    OPENSSL_free(der);
+    OPENSSL_clear_free(p8der, p8len > 0 ? (size_t)p8len : 0);
+    PKCS8_PRIV_KEY_INFO_free(p8);
+    return ok ? 0 : -1;
+}
+
 static int
 set_validity(CMPR_CERTTEMPLATE *t, long days)
 {
@@ -89,9 +132,12 @@ cmpr_ee_new_certreq(const struct cmpr_ee_certreq *r)
     CMPR_CERTREQMSG *crm = NULL;
     const X509_NAME *subject = r->subject;
 
-    if (r->body != CMPR_BODY_IR && r->body != CMPR_BODY_CR && r->body != CMPR_BODY_KUR)
+    if (r->body != CMPR_BODY_IR && r->body != CMPR_BODY_CR && r->body != CMPR_BODY_KUR
+            && r->body != CMPR_BODY_CCR)
         return NULL;
-    if ((m = cmpr_msg_new(r->body, CMPR_PVNO_2)) == NULL || (crm = CMPR_CERTREQMSG_new()) == NULL)
+    /* EnvelopedData needs cmp2021 (RFC 9810 7) */
+    if ((m = cmpr_msg_new(r->body, r->archive_to != NULL ? CMPR_PVNO_3 : CMPR_PVNO_2)) == NULL
+            || (crm = CMPR_CERTREQMSG_new()) == NULL)
         goto fail;
     if (subject == NULL && r->oldcert != NULL)
         subject = X509_get_subject_name(r->oldcert);
@@ -103,6 +149,8 @@ cmpr_ee_new_certreq(const struct cmpr_ee_certreq *r)
                                            (void *)r->sans, 0, X509V3_ADD_REPLACE) != 1)
         goto fail;
     if (r->oldcert != NULL && add_oldcertid(crm->certReq, r->oldcert) != 0)
+        goto fail;
+    if (r->archive_to != NULL && add_archive(crm->certReq, r->key, r->archive_to) != 0)
         goto fail;
     /* POP by signature (RFC 4211 4.1) over the finished CertRequest */
     if (cmpr_crm_create_pop_sig(crm, r->key, NULL) != CMPR_OK)
@@ -132,6 +180,22 @@ cmpr_ee_new_p10cr(const X509_REQ *csr, const char *profile, int implicit_confirm
     X509_REQ_free(m->body->value.p10cr);
     m->body->value.p10cr = dup;
     if (add_profile(m, profile) != 0 || add_implicit(m, implicit_confirm) != 0) {
+        CMPR_PKIMESSAGE_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+CMPR_PKIMESSAGE *
+cmpr_ee_new_krr(const X509_NAME *subject)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_KRR, CMPR_PVNO_3);
+    CMPR_CERTREQMSG *crm = CMPR_CERTREQMSG_new();
+
+    if (m == NULL || crm == NULL || !ASN1_INTEGER_set(crm->certReq->certReqId, 0)
+            || cmpr_tmpl_fill(crm->certReq->certTemplate, NULL, subject, NULL, NULL) != CMPR_OK
+            || !sk_CMPR_CERTREQMSG_push(m->body->value.ir, crm)) {
+        CMPR_CERTREQMSG_free(crm);
         CMPR_PKIMESSAGE_free(m);
         return NULL;
     }
@@ -346,7 +410,13 @@ cmpr_ee_result(const CMPR_PKIMESSAGE *rsp, struct cmpr_ee_result *r)
         join_text(p->reason, r->text, sizeof(r->text));
         break;
     }
-    case CMPR_BODY_PKICONF: case CMPR_BODY_GENP: case CMPR_BODY_KRP:
+    case CMPR_BODY_KRP:
+        if (rsp->body->value.krp == NULL || rsp->body->value.krp->status == NULL)
+            return CMPR_ERR_BAD_BODY;
+        take_si(r, rsp->body->value.krp->status);
+        r->n_keys = sk_CMPR_CERTIFIEDKEYPAIR_num(rsp->body->value.krp->keyPairHist);
+        break;
+    case CMPR_BODY_PKICONF: case CMPR_BODY_GENP:
         break;
     default:
         return CMPR_ERR_BAD_BODY;

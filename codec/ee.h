@@ -12,9 +12,9 @@
 
 #include "codec/asn1.h"
 
-/* What an ir/cr/kur asks for (one CertReqMsg, certReqId 0, POP by signature). */
+/* What an ir/cr/kur/ccr asks for (one CertReqMsg, certReqId 0, POP by signature). */
 struct cmpr_ee_certreq {
-    int body;                           /* CMPR_BODY_IR, _CR or _KUR */
+    int body;                           /* CMPR_BODY_IR, _CR, _KUR or _CCR */
     EVP_PKEY *key;                      /* the key to certify; signs the POP */
     const X509_NAME *subject;           /* NULL: none (kur: the old certificate's) */
     const GENERAL_NAMES *sans;          /* subjectAltName extension, or NULL */
@@ -22,11 +22,15 @@ struct cmpr_ee_certreq {
     const char *profile;                /* certProfile in generalInfo (RFC 9483 3.1), or NULL */
     int implicit_confirm;               /* ask for implicitConfirm */
     long days;                          /* validity wished in the template; 0: none */
+    X509 *archive_to;                   /* pkiArchiveOptions: key encrypted to this CA
+                                           encryption certificate (pvno 3), or NULL */
 };
 
 CMPR_PKIMESSAGE *cmpr_ee_new_certreq(const struct cmpr_ee_certreq *r);
 /* p10cr carrying csr (RFC 9483 4.1.4) */
 CMPR_PKIMESSAGE *cmpr_ee_new_p10cr(const X509_REQ *csr, const char *profile, int implicit_confirm);
+/* krr (RFC 9810 5.3.7, pvno 3): recover the archived keys of subject */
+CMPR_PKIMESSAGE *cmpr_ee_new_krr(const X509_NAME *subject);
 /* rr for cert (issuer and serial, RFC 9483 4.2); reason < 0: no CRL reason */
 CMPR_PKIMESSAGE *cmpr_ee_new_rr(const X509 *cert, int reason);
 /* genm with one ITAV id-it-<it> without a value (it < 0: empty genm) */
@@ -55,6 +59,7 @@ struct cmpr_ee_result {
     X509 *cert;                         /* certificate issued (get0), or NULL */
     int encrypted_cert;                 /* the certificate came encrypted (not supported) */
     int implicit_confirm;               /* the server granted implicitConfirm */
+    int n_keys;                         /* krp: keys in keyPairHist */
 };
 int cmpr_ee_result(const CMPR_PKIMESSAGE *rsp, struct cmpr_ee_result *r);
 /* "badPOP, badTime" for failinfo bits into buf */

@@ -9,6 +9,7 @@
 #include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -1364,4 +1365,93 @@ cmpr_envdata_to_cms(const CMPR_ENVELOPEDDATA *env)
     OPENSSL_free(inner);
     OPENSSL_free(buf);
     return cms;
+}
+
+/* the EnvelopedData inside a CMS ContentInfo ::= SEQUENCE { contentType,
+ * [0] EXPLICIT EnvelopedData } */
+static CMPR_ENVELOPEDDATA *
+envdata_of_cms(CMS_ContentInfo *cms)
+{
+    unsigned char *der = NULL;
+    const unsigned char *p;
+    CMPR_ENVELOPEDDATA *env = NULL;
+    long hl;
+    int tag, cls, n;
+
+    if ((n = i2d_CMS_ContentInfo(cms, &der)) <= 0)
+        return NULL;
+    p = der;
+    if (!(ASN1_get_object(&p, &hl, &tag, &cls, n) & 0x80) && tag == V_ASN1_SEQUENCE
+            && !(ASN1_get_object(&p, &hl, &tag, &cls, n - (p - der)) & 0x80) && tag == V_ASN1_OBJECT) {
+        p += hl;
+        if (!(ASN1_get_object(&p, &hl, &tag, &cls, n - (p - der)) & 0x80) && cls == V_ASN1_CONTEXT_SPECIFIC
+                && tag == 0)
+            env = d2i_CMPR_ENVELOPEDDATA(NULL, &p, hl);
+    }
+    OPENSSL_free(der);
+    return env;
+}
+
+CMPR_ENVELOPEDDATA *
+cmpr_envdata_seal(const unsigned char *plain, size_t len, X509 *rcpt, const unsigned char *secret, size_t slen)
+{
+    BIO *in = BIO_new_mem_buf(plain, (int)len);
+    CMS_ContentInfo *cms = NULL;
+    CMPR_ENVELOPEDDATA *env = NULL;
+    unsigned char *pw = NULL;
+
+    if (in == NULL || len > INT_MAX)
+        goto out;
+    if (rcpt != NULL) {
+        STACK_OF(X509) *rc = sk_X509_new_null();
+
+        if (rc != NULL && sk_X509_push(rc, rcpt))
+            cms = CMS_encrypt(rc, in, EVP_aes_256_cbc(), CMS_BINARY);
+        sk_X509_free(rc);
+    } else if (secret != NULL && slen > 0 && (pw = OPENSSL_memdup(secret, slen)) != NULL) {
+        cms = CMS_encrypt(NULL, NULL, EVP_aes_256_cbc(), CMS_BINARY | CMS_PARTIAL);
+        if (cms == NULL || CMS_add0_recipient_password(cms, -1, NID_undef, NID_undef, pw, (ossl_ssize_t)slen,
+                                                       NULL) == NULL) {
+            OPENSSL_clear_free(pw, slen);
+            goto out;
+        }
+        if (CMS_final(cms, in, NULL, CMS_BINARY) != 1)
+            goto out;
+    }
+    if (cms != NULL)
+        env = envdata_of_cms(cms);
+ out:
+    CMS_ContentInfo_free(cms);
+    BIO_free(in);
+    ERR_clear_error();
+    return env;
+}
+
+int
+cmpr_envdata_open(const CMPR_ENVELOPEDDATA *env, EVP_PKEY *key, X509 *cert, const unsigned char *secret,
+                  size_t slen, unsigned char **out_r, size_t *len_r)
+{
+    CMS_ContentInfo *cms = cmpr_envdata_to_cms(env);
+    BIO *out = BIO_new(BIO_s_mem());
+    char *data = NULL;
+    long n = 0;
+    int ok = 0;
+
+    *out_r = NULL;
+    *len_r = 0;
+    if (cms != NULL && out != NULL) {
+        if (key != NULL)
+            ok = CMS_decrypt(cms, key, cert, NULL, out, CMS_BINARY) == 1;
+        else if (secret != NULL)
+            ok = CMS_decrypt_set1_password(cms, (unsigned char *)secret, (ossl_ssize_t)slen) == 1
+                 && CMS_decrypt(cms, NULL, NULL, NULL, out, CMS_BINARY) == 1;
+    }
+    if (ok && (n = BIO_get_mem_data(out, &data)) > 0 && (*out_r = OPENSSL_memdup(data, (size_t)n)) != NULL)
+        *len_r = (size_t)n;
+    if (data != NULL && n > 0)
+        OPENSSL_cleanse(data, (size_t)n);
+    BIO_free(out);
+    CMS_ContentInfo_free(cms);
+    ERR_clear_error();
+    return *out_r != NULL ? CMPR_OK : CMPR_ERR_DECRYPT;
 }

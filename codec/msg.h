@@ -173,5 +173,16 @@ CMPR_KEMCIPHERTEXTINFO *cmpr_itav_get1_kem_ciphertext_info(const CMPR_ITAV *itav
 
 /* EnvelopedData as a CMS ContentInfo, for CMS_decrypt (RFC 9810 5.2.2). */
 CMS_ContentInfo *cmpr_envdata_to_cms(const CMPR_ENVELOPEDDATA *env);
+/* The EnvelopedData (AES-256-CBC) of plain for rcpt's key (key transport
+ * or agreement, as its key type allows), or, with rcpt NULL, for the
+ * password secret (PWRI, RFC 3211, as RFC 9810 5.2.2 asks for MAC-based
+ * clients); NULL on failure. */
+CMPR_ENVELOPEDDATA *cmpr_envdata_seal(const unsigned char *plain, size_t len, X509 *rcpt,
+                                      const unsigned char *secret, size_t slen);
+/* Opens env with key (and its certificate, may be NULL) or, with key NULL,
+ * the password secret: CMPR_OK and the content in *out_r (OPENSSL_malloc;
+ * the caller cleanses and frees it), else CMPR_ERR_DECRYPT. */
+int cmpr_envdata_open(const CMPR_ENVELOPEDDATA *env, EVP_PKEY *key, X509 *cert, const unsigned char *secret,
+                      size_t slen, unsigned char **out_r, size_t *len_r);
 
 #endif

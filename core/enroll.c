@@ -261,10 +261,8 @@ archive_extract(struct req *q, const CMPR_CERTREQMSG *crm, EVP_PKEY *pub, unsign
                 size_t *len_r, int *fb, char *why, size_t whylen)
 {
     CMPR_PKIARCHIVEOPTIONS *opt;
-    CMS_ContentInfo *cms = NULL;
-    BIO *out = NULL;
-    char *data = NULL;
-    long dlen = 0;
+    unsigned char *plain = NULL;
+    size_t plen = 0;
     const unsigned char *p;
     EVP_PKEY *priv = NULL;
     int r = CMPR_ERR_INVALID_ARG, n;
@@ -291,17 +289,14 @@ archive_extract(struct req *q, const CMPR_CERTREQMSG *crm, EVP_PKEY *pub, unsign
         snprintf(why, whylen, "key archive is not configured for CA %s", q->ca->conf->name);
         goto out;
     }
-    if ((cms = cmpr_envdata_to_cms(opt->value.encryptedPrivKey->value.envelopedData)) == NULL
-            || (out = BIO_new(BIO_s_mem())) == NULL
-            || CMS_decrypt(cms, q->ca->enc_key, q->ca->enc_cert, NULL, out, 0) != 1) {
+    if (cmpr_envdata_open(opt->value.encryptedPrivKey->value.envelopedData, q->ca->enc_key, q->ca->enc_cert,
+                          NULL, 0, &plain, &plen) != CMPR_OK) {
         *fb = CMPR_FI_BAD_POP;
         snprintf(why, whylen, "the archived key cannot be decrypted with the CA's encryption key");
         goto out;
     }
-    dlen = BIO_get_mem_data(out, &data);
-    p = (const unsigned char *)data;
-    if (dlen <= 0 || (priv = d2i_AutoPrivateKey(NULL, &p, dlen)) == NULL || pub == NULL
-            || EVP_PKEY_eq(priv, pub) != 1) {
+    p = plain;
+    if ((priv = d2i_AutoPrivateKey(NULL, &p, (long)plen)) == NULL || pub == NULL || EVP_PKEY_eq(priv, pub) != 1) {
         *fb = CMPR_FI_BAD_POP;
         snprintf(why, whylen, "the archived private key does not belong to the requested public key");
         goto out;
@@ -315,10 +310,7 @@ archive_extract(struct req *q, const CMPR_CERTREQMSG *crm, EVP_PKEY *pub, unsign
     r = CMPR_OK;
  out:
     EVP_PKEY_free(priv);
-    if (data != NULL)
-        OPENSSL_cleanse(data, (size_t)dlen);
-    BIO_free(out);
-    CMS_ContentInfo_free(cms);
+    OPENSSL_clear_free(plain, plen);
     CMPR_PKIARCHIVEOPTIONS_free(opt);
     ERR_clear_error();
     return r;

@@ -29,61 +29,16 @@ reencrypt(struct req *q, const unsigned char *env, size_t envlen)
 {
     const unsigned char *p = env;
     CMPR_ENVELOPEDDATA *in = d2i_CMPR_ENVELOPEDDATA(NULL, &p, (long)envlen), *result = NULL;
-    CMS_ContentInfo *cms = NULL, *outcms = NULL;
-    BIO *plain = BIO_new(BIO_s_mem());
-    unsigned char *der = NULL;
-    const unsigned char *q2;
-    long hl;
-    int tag, cls, n;
-    char *data = NULL;
-    long dlen = 0;
+    unsigned char *plain = NULL;
+    size_t plen = 0;
 
-    if (in == NULL || plain == NULL || (cms = cmpr_envdata_to_cms(in)) == NULL
-            || CMS_decrypt(cms, q->ca->enc_key, q->ca->enc_cert, NULL, plain, 0) != 1)
-        goto out;
-    if (q->auth == AUTH_SIG) {
-        STACK_OF(X509) *rc = sk_X509_new_null();
-
-        sk_X509_push(rc, q->signer);
-        outcms = CMS_encrypt(rc, plain, EVP_aes_256_cbc(), CMS_BINARY);
-        sk_X509_free(rc);
-    } else {
-        outcms = CMS_encrypt(NULL, NULL, EVP_aes_256_cbc(), CMS_BINARY | CMS_PARTIAL);
-        if (outcms != NULL
-                && (CMS_add0_recipient_password(outcms, -1, NID_undef, NID_undef,
-                                                (unsigned char *)OPENSSL_memdup(q->client->secret,
-                                                                                q->client->secret_len),
-                                                (ossl_ssize_t)q->client->secret_len, NULL) == NULL
-                    || CMS_final(outcms, plain, NULL, CMS_BINARY) != 1)) {
-            CMS_ContentInfo_free(outcms);
-            outcms = NULL;
-        }
-    }
-    if (outcms == NULL || (n = i2d_CMS_ContentInfo(outcms, &der)) <= 0)
-        goto out;
-    /* ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT EnvelopedData } */
-    q2 = der;
-    if (ASN1_get_object(&q2, &hl, &tag, &cls, n) & 0x80)
-        goto out;
-    if (ASN1_get_object(&q2, &hl, &tag, &cls, n) & 0x80)
-        goto out;
-    q2 += hl;
-    if ((ASN1_get_object(&q2, &hl, &tag, &cls, n) & 0x80) || cls != V_ASN1_CONTEXT_SPECIFIC)
-        goto out;
-    result = d2i_CMPR_ENVELOPEDDATA(NULL, &q2, hl);
- out:
-    dlen = plain != NULL ? BIO_get_mem_data(plain, &data) : 0;
-    if (data != NULL && dlen > 0)
-        OPENSSL_cleanse(data, (size_t)dlen);
-    BIO_free(plain);
-    OPENSSL_free(der);
-    CMS_ContentInfo_free(cms);
-    CMS_ContentInfo_free(outcms);
+    if (in != NULL && cmpr_envdata_open(in, q->ca->enc_key, q->ca->enc_cert, NULL, 0, &plain, &plen) == CMPR_OK)
+        result = q->auth == AUTH_SIG ? cmpr_envdata_seal(plain, plen, q->signer, NULL, 0)
+                 : cmpr_envdata_seal(plain, plen, NULL, q->client->secret, q->client->secret_len);
+    OPENSSL_clear_free(plain, plen);
     CMPR_ENVELOPEDDATA_free(in);
-    ERR_clear_error();
     return result;
 }
-
 
 static int
 recover_one(const unsigned char *serial, size_t len, const char *client,

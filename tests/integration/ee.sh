@@ -1,5 +1,5 @@
 #!/bin/sh
-# The EE client (cmprouter ir|cr|kur|p10cr|rr|genm|poll|finish) against a
+# The EE client (cmprouter ir|cr|kur|p10cr|ccr|krr|rr|genm|poll|finish) against a
 # cmprouterd (embedded default) over HTTP, TCP and file drop folders, and
 # against OpenSSL's mock server (`openssl cmp -port`) over HTTP: a server we
 # did not write. Certificates obtained are checked with `openssl verify`.
@@ -13,11 +13,25 @@ DAEMON_ARGS="--http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0"
 start_daemon d0 http --data-dir "$TMP/data" $DAEMON_ARGS
 kill $PID; wait $PID 2>/dev/null
 sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' data/cmprouter.conf
+# key archive (encryption_cert/key) and a CA profile for ccr
+openssl req -x509 -newkey rsa:2048 -nodes -keyout data/enc.key -out data/enc.pem -subj "/CN=CA encryption" \
+	-days 30 2>/dev/null
+sed -i 's|^crl_file = ca/issuing.crl$|crl_file = ca/issuing.crl\nencryption_cert = enc.pem\nencryption_key = enc.key|' \
+	data/cmprouter.conf
+sed -i 's/^profiles = default, manual$/profiles = default, manual, subca/' data/cmprouter.conf
 cat >>data/cmprouter.conf <<EOF
 
 [client signer]
 cert_subject = O=Test,CN=ee1
 profiles = default
+
+[client archiver]
+cert_subject = CN=archived
+profiles = default
+
+[profile subca]
+ca = yes
+path_len = 0
 EOF
 start_daemon d1 http -c data/cmprouter.conf $DAEMON_ARGS
 HP=$PORT
@@ -197,6 +211,38 @@ check "ir without --newkey: exit 2 with what is missing" sh -c "test $? -eq 2 &&
 "$R" genm --server "$H" $MAC $TR --verbose >/dev/null 2>v.err
 check "--verbose shows each message as cmprouter dump does" sh -c "grep -q -- '---- request ----' v.err && grep -q genm v.err && grep -q genp v.err"
 
+# ---- every message our CA takes: pkiArchiveOptions, krr, ccr, each genm infoType ----
+"$R" ir --server "$H" $MAC $TR --newkey ec:P-256 --subject /CN=archived --archive-key data/enc.pem \
+	--out arch.pem 2>arch.err
+check "ir with --archive-key (pkiArchiveOptions, the key encrypted to the CA's encryption cert) exits 0" \
+	test $? -eq 0
+check "... the server kept the key (its audit line)" grep -q 'archived' d1.err
+"$R" krr --server "$H" $MAC $TR --subject /CN=archived --out rec.pem --key-out rec.key 2>krr.err
+check "krr (MAC): the archived key comes back, opened with the secret, written 0600" sh -c \
+	"test $? -eq 0 && test \"\$(stat -c %a rec.key)\" = 600 && cmp -s rec.pem arch.pem \
+	 && test \"\$(openssl pkey -in rec.key -pubout)\" = \"\$(openssl pkey -in arch.key -pubout)\""
+"$R" krr --server "$H" --cert arch.pem --key arch.key --extracerts data/ca/issuing.pem $TR --out rec2.pem \
+	--key-out rec2.key 2>krr2.err
+check "krr signed by the holder: its key comes back encrypted to its certificate" sh -c \
+	"test \"\$(openssl pkey -in rec2.key -pubout)\" = \"\$(openssl pkey -in arch.key -pubout)\""
+"$R" krr --server "$H" $MAC $TR --subject /CN=nobody --out rec3.pem --key-out rec3.key 2>krr3.err
+check "krr for a subject without archived keys: rejected, exit 5" sh -c "test $? -eq 5 && grep -q badCertId krr3.err"
+"$R" ccr --server "$H" $MAC $TR --newkey ec:P-256 --subject "/CN=Other CA" --profile subca --out ccr.pem \
+	2>ccr.err
+check "ccr (cross-certification, RFC 9810 5.3.11): ccp with a CA certificate" sh -c \
+	"test -s ccr.pem && openssl x509 -in ccr.pem -noout -text | grep -q 'CA:TRUE, pathlen:0' && grep -q 'certificate issued' ccr.err"
+"$R" ccr --server "$H" $MAC $TR --newkey ec:P-256 --subject "/CN=Other CA 2" --out ccr2.pem 2>ccr2.err
+check "ccr in a profile that is not a CA profile: rejected, exit 5" sh -c "test $? -eq 5 && grep -q 'needs a CA profile' ccr2.err"
+for it in caCerts rootCaCert certReqTemplate crlStatusList signKeyPairTypes currentCRL; do
+	"$R" genm --server "$H" $MAC $TR --infotype $it >genm-$it.out 2>genm-$it.err
+	echo "$it $?" >>genm-all.txt
+done
+check "genm for every infoType the CA answers exits 0" sh -c "! grep -v ' 0\$' genm-all.txt"
+check "... caCerts, rootCaKeyUpdate, certReqTemplate, crls, signKeyPairTypes answered" sh -c \
+	"grep -q 'genp: caCerts' genm-caCerts.err && grep -q 'genp: rootCaKeyUpdate' genm-rootCaCert.err \
+	 && grep -q 'genp: certReqTemplate' genm-certReqTemplate.err && grep -q 'genp: crls' genm-crlStatusList.err \
+	 && grep -q 'genp: signKeyPairTypes' genm-signKeyPairTypes.err && grep -q 'genp: currentCRL' genm-currentCRL.err"
+
 # ---- OpenSSL's mock server (a server we did not write) ----
 start_mock test -srv_trusted mca.crt
 M="http://127.0.0.1:$MP/pkix/"
@@ -210,6 +256,9 @@ check "... the certificate verifies against the mock's CA" openssl verify -CAfil
 check "mock server: cr signed with a certificate exits 0" test $? -eq 0
 "$R" genm --server "$M" $MM --infotype signKeyPairTypes 2>mock-genm.err
 check "mock server: genm exits 0 (the mock echoes the ITAV)" sh -c "test $? -eq 0 && grep -q signKeyPairTypes mock-genm.err"
+"$R" ccr --server "$M" $MM --newkey mee.key --subject /CN=mockee --out mock-ccr.pem 2>mock-ccr.err
+check "mock server (OpenSSL 3.0): ccr is not a message it takes; its error is reported, exit 5" sh -c \
+	"test $? -eq 5 && grep -q 'unexpected pkibody' mock-ccr.err"
 "$R" rr --server "$M" $MM --oldcert mee.crt --reason keyCompromise 2>mock-rr.err
 check "mock server: rr of its certificate exits 0" test $? -eq 0
 "$R" ir --server "$M" --ref me --secret pass:other --recipient /CN=MockCA --trusted mca.crt \

@@ -38,7 +38,7 @@ test_ir(void **state)
     X509_NAME *n = X509_NAME_new();
     GENERAL_NAMES *sans = GENERAL_NAMES_new();
     GENERAL_NAME *gn = a2i_GENERAL_NAME(NULL, NULL, NULL, GEN_DNS, "ee.example", 0);
-    struct cmpr_ee_certreq r = { CMPR_BODY_IR, k, NULL, NULL, NULL, "tls", 1, 30 };
+    struct cmpr_ee_certreq r = { CMPR_BODY_IR, k, NULL, NULL, NULL, "tls", 1, 30, NULL };
     CMPR_PKIMESSAGE *m;
     CMPR_CERTREQMSG *crm;
     EVP_PKEY *pk;
@@ -92,7 +92,7 @@ test_kur_oldcertid(void **state)
 {
     EVP_PKEY *ca = tu_key("ec:P-256"), *old = tu_key("ec:P-256"), *nk = tu_key("ed25519");
     X509 *cac = tu_cert(ca, "ca", NULL, NULL, 1), *oc = tu_cert(old, "renew-me", ca, cac, 0);
-    struct cmpr_ee_certreq r = { CMPR_BODY_KUR, nk, NULL, NULL, oc, NULL, 0, 0 };
+    struct cmpr_ee_certreq r = { CMPR_BODY_KUR, nk, NULL, NULL, oc, NULL, 0, 0, NULL };
     CMPR_PKIMESSAGE *m = wire(cmpr_ee_new_certreq(&r));
     CMPR_CERTREQMSG *crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(m), 0);
     OSSL_CRMF_CERTID *id = cmpr_crm_get1_oldcertid(crm);
@@ -217,7 +217,7 @@ test_results(void **state)
 {
     EVP_PKEY *k = tu_key("ec:P-256");
     X509 *c = tu_cert(k, "issued", NULL, NULL, 0);
-    struct cmpr_ee_certreq r = { CMPR_BODY_CR, k, NULL, NULL, NULL, NULL, 0, 0 };
+    struct cmpr_ee_certreq r = { CMPR_BODY_CR, k, NULL, NULL, NULL, NULL, 0, 0, NULL };
     X509_NAME *n = X509_NAME_new();
     CMPR_PKIMESSAGE *req, *rsp;
     struct cmpr_ee_result res;
@@ -283,6 +283,88 @@ test_results(void **state)
     EVP_PKEY_free(k);
 }
 
+/* RFC 4211 6.4, RFC 9810 5.2.6: --archive-key puts the new private key,
+ * PKCS#8 in EnvelopedData for the CA's encryption certificate, into
+ * pkiArchiveOptions, and EnvelopedData makes the message pvno 3 (RFC 9810
+ * 7); ccr is a certificate request too (RFC 9810 5.3.11); krr names the
+ * subject (5.3.7) */
+static void
+test_archive_ccr_krr(void **state)
+{
+    EVP_PKEY *k = tu_key("ec:P-256"), *enc_key = tu_key("rsa:2048"), *got = NULL;
+    X509 *enc = tu_cert(enc_key, "CA encryption", NULL, NULL, 0);
+    X509_NAME *n = X509_NAME_new();
+    struct cmpr_ee_certreq r = { CMPR_BODY_IR, k, n, NULL, NULL, NULL, 0, 0, enc };
+    CMPR_PKIMESSAGE *m;
+    CMPR_CERTREQMSG *crm;
+    CMPR_PKIARCHIVEOPTIONS *opt;
+    unsigned char *plain = NULL;
+    size_t plen = 0;
+    const unsigned char *p;
+    (void)state;
+
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"archived", -1, -1, 0);
+    m = wire(cmpr_ee_new_certreq(&r));
+    assert_int_equal(cmpr_msg_pvno(m), CMPR_PVNO_3);
+    crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(m), 0);
+    assert_non_null(opt = cmpr_crm_get1_archive_options(crm));
+    assert_int_equal(opt->type, CMPR_ARCHIVE_ENCRYPTEDPRIVKEY);
+    assert_int_equal(opt->value.encryptedPrivKey->type, CMPR_ENCRYPTEDKEY_ENVELOPEDDATA);
+    assert_int_equal(cmpr_envdata_open(opt->value.encryptedPrivKey->value.envelopedData, enc_key, enc, NULL, 0,
+                                       &plain, &plen), CMPR_OK);
+    p = plain;
+    assert_non_null(got = d2i_AutoPrivateKey(NULL, &p, (long)plen));
+    assert_int_equal(EVP_PKEY_eq(got, k), 1);
+    /* the wrong key does not open it */
+    OPENSSL_clear_free(plain, plen);
+    assert_int_equal(cmpr_envdata_open(opt->value.encryptedPrivKey->value.envelopedData, k, NULL, NULL, 0,
+                                       &plain, &plen), CMPR_ERR_DECRYPT);
+    assert_null(plain);
+    assert_int_equal(cmpr_crm_verify_pop_sig(crm), CMPR_OK);
+    CMPR_PKIARCHIVEOPTIONS_free(opt);
+    CMPR_PKIMESSAGE_free(m);
+    /* ccr: a CertReqMsg like ir's, body ccr */
+    r.body = CMPR_BODY_CCR;
+    r.archive_to = NULL;
+    m = wire(cmpr_ee_new_certreq(&r));
+    assert_int_equal(cmpr_msg_bodytype(m), CMPR_BODY_CCR);
+    assert_int_equal(cmpr_msg_pvno(m), CMPR_PVNO_2);
+    assert_int_equal(sk_CMPR_CERTREQMSG_num(cmpr_msg_get0_reqs(m)), 1);
+    CMPR_PKIMESSAGE_free(m);
+    /* krr: pvno 3, the subject in the template */
+    m = wire(cmpr_ee_new_krr(n));
+    assert_int_equal(cmpr_msg_bodytype(m), CMPR_BODY_KRR);
+    assert_int_equal(cmpr_msg_pvno(m), CMPR_PVNO_3);
+    crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(m), 0);
+    assert_int_equal(X509_NAME_cmp(crm->certReq->certTemplate->subject, n), 0);
+    CMPR_PKIMESSAGE_free(m);
+    EVP_PKEY_free(got);
+    EVP_PKEY_free(k);
+    EVP_PKEY_free(enc_key);
+    X509_free(enc);
+    X509_NAME_free(n);
+}
+
+/* EnvelopedData for a password (PWRI, RFC 3211): opens with that secret only */
+static void
+test_envdata_password(void **state)
+{
+    static const unsigned char msg[] = "a private key";
+    CMPR_ENVELOPEDDATA *env = cmpr_envdata_seal(msg, sizeof(msg), NULL, (const unsigned char *)"s3cret", 6);
+    unsigned char *plain = NULL;
+    size_t plen = 0;
+    (void)state;
+
+    assert_non_null(env);
+    assert_int_equal(cmpr_envdata_open(env, NULL, NULL, (const unsigned char *)"s3cret", 6, &plain, &plen), CMPR_OK);
+    assert_int_equal(plen, sizeof(msg));
+    assert_memory_equal(plain, msg, plen);
+    OPENSSL_clear_free(plain, plen);
+    assert_int_equal(cmpr_envdata_open(env, NULL, NULL, (const unsigned char *)"wrong!", 6, &plain, &plen),
+                     CMPR_ERR_DECRYPT);
+    CMPR_ENVELOPEDDATA_free(env);
+}
+
 int
 main(void)
 {
@@ -292,6 +374,8 @@ main(void)
         cmocka_unit_test(test_p10cr_rr_genm),
         cmocka_unit_test(test_header_and_followups),
         cmocka_unit_test(test_results),
+        cmocka_unit_test(test_archive_ccr_krr),
+        cmocka_unit_test(test_envdata_password),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
