@@ -111,6 +111,19 @@ cmpr_waiting_rsp(struct req *q, const char *text)
     return cmpr_msg_build_error(q->msg, cmpr_pkisi_new(CMPR_STATUS_WAITING, 0, text), -1, NULL);
 }
 
+void
+cmpr_mac_defaults(const struct cmpr_core *c, int kind, struct cmpr_mac_params *p)
+{
+    int i = kind == CMPR_MAC_PBMAC1 ? 1 : 0;
+
+    cmpr_mac_params_default(p, kind);
+    if (c->conf->mac_defaults[i].iter > 0) {
+        p->owf_nid = c->conf->mac_defaults[i].owf_nid;
+        p->mac_nid = c->conf->mac_defaults[i].mac_nid;
+        p->iter = (unsigned)c->conf->mac_defaults[i].iter;
+    }
+}
+
 int
 cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_route *rt,
                  const struct cmpr_conf_client *client, int auth, int mac_kind, const X509_ALGOR *req_alg,
@@ -146,7 +159,7 @@ cmpr_protect_for(struct cmpr_core *c, struct cmpr_ca *ca, const struct cmpr_rout
          * with the defaults */
         if (req_alg == NULL || cmpr_mac_params_of(req_alg, (unsigned)c->conf->max_mac_iterations, &mp) != CMPR_OK
                 || mp.kind != mac_kind)
-            cmpr_mac_params_default(&mp, mac_kind);
+            cmpr_mac_defaults(c, mac_kind, &mp);
         if (cmpr_hdr_set1_sender_kid(rsp->header, (const unsigned char *)client->reference,
                                      strlen(client->reference)) != CMPR_OK)
             return CMPR_ERR_ALLOC;

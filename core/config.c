@@ -49,6 +49,8 @@ static const struct directive router_dirs[] = {
     DR("user", D_STR, struct cmpr_conf, user),
     DR("secret_group", D_STR, struct cmpr_conf, secret_group),
     DL("max_mac_iterations", struct cmpr_conf, max_mac_iterations, 1, 10000000),
+    DR("pbm_defaults", D_LIST, struct cmpr_conf, pbm_defaults),
+    DR("pbmac1_defaults", D_LIST, struct cmpr_conf, pbmac1_defaults),
     DL("message_time_skew", struct cmpr_conf, message_time_skew, 0, 86400 * 365),
     DL("nonce_window", struct cmpr_conf, nonce_window, 1, 86400 * 30),
     DL("confirm_wait", struct cmpr_conf, confirm_wait, 1, 86400 * 30),
@@ -669,11 +671,51 @@ parse_one_group(struct parse *p, GKeyFile *kf, const char *group, struct cmpr_co
     return keep_group(p, kf, group, tlen, name, c);
 }
 
+/* pbm_defaults / pbmac1_defaults = DIGEST, MAC, ITERATIONS */
+static int
+check_mac_defaults(struct parse *p, struct cmpr_conf *c, int i, const char *key, char **v)
+{
+    static const char *const digests[] = { "sha256", "sha384", "sha512", NULL };
+    static const int digest_nids[] = { NID_sha256, NID_sha384, NID_sha512 };
+    static const char *const macs[] = { "hmac-sha1", "hmac-sha256", "hmac-sha384", "hmac-sha512", NULL };
+    static const int mac_nids[] = { NID_hmac_sha1, NID_hmacWithSHA256, NID_hmacWithSHA384, NID_hmacWithSHA512 };
+    char *end;
+    long n;
+    int d = 0, m = 0;
+
+    if (v == NULL)
+        return CMPR_OK;
+    if (v[0] == NULL || v[1] == NULL || v[2] == NULL || v[3] != NULL)
+        return fail(p, "router", key, "'%s' is DIGEST, MAC, ITERATIONS (for example sha256, hmac-sha256, 10000)",
+                    key);
+    while (digests[d] != NULL && strcmp(digests[d], v[0]) != 0)
+        d++;
+    while (macs[m] != NULL && strcmp(macs[m], v[1]) != 0)
+        m++;
+    n = strtol(v[2], &end, 10);
+    if (digests[d] == NULL)
+        return fail(p, "router", key, "digest '%s' is not sha256, sha384 or sha512", v[0]);
+    if (macs[m] == NULL)
+        return fail(p, "router", key, "MAC '%s' is not hmac-sha1, hmac-sha256, hmac-sha384 or hmac-sha512", v[1]);
+    if (*end != '\0' || n < 100 || n > c->max_mac_iterations)
+        return fail(p, "router", key, "iterations '%s' must be from 100 to max_mac_iterations (%ld)", v[2],
+                    c->max_mac_iterations);
+    c->mac_defaults[i].owf_nid = digest_nids[d];
+    c->mac_defaults[i].mac_nid = mac_nids[m];
+    c->mac_defaults[i].iter = n;
+    return CMPR_OK;
+}
+
 /* what single directives cannot check: values and cross references */
 static int
 check_conf(struct parse *p, struct cmpr_conf *c)
 {
     size_t n_routes = 0;
+    int r;
+
+    if ((r = check_mac_defaults(p, c, 0, "pbm_defaults", c->pbm_defaults)) != CMPR_OK
+            || (r = check_mac_defaults(p, c, 1, "pbmac1_defaults", c->pbmac1_defaults)) != CMPR_OK)
+        return r;
 
     if (c->log != NULL && strcmp(c->log, "stderr") != 0 && strcmp(c->log, "syslog") != 0) {
         return fail(p, "router", "log", "log is stderr or syslog, not '%s'", c->log);
@@ -952,6 +994,7 @@ cmpr_conf_free(struct cmpr_conf *c)
     free(c->path); free(c->data_dir); free(c->store); free(c->trusted);
     free(c->untrusted); free(c->log_level); free(c->log); free(c->user);
     free(c->secret_group); g_strfreev(c->secret_files);
+    g_strfreev(c->pbm_defaults); g_strfreev(c->pbmac1_defaults);
     free(c);
 }
 

@@ -89,6 +89,11 @@ struct cmpr_conf {
     char *log;                      /* "stderr" (default) or "syslog" */
     char *user;                     /* drop privileges to this user after binding */
     long max_mac_iterations;
+    /* MAC parameters of the messages the router starts itself (answers
+     * pushed later, the RA's own MAC towards an upstream): [0] PasswordBasedMac,
+     * [1] PBMAC1; digest and MAC as NIDs, 0: the built-in default */
+    char **pbm_defaults, **pbmac1_defaults;     /* "OWF, MAC, ITERATIONS" as written */
+    struct { int owf_nid, mac_nid; long iter; } mac_defaults[2];
     long message_time_skew;         /* seconds; 0: messageTime not checked */
     long nonce_window;              /* seconds a senderNonce stays in the replay cache */
     long confirm_wait;              /* seconds to wait for certConf */

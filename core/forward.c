@@ -128,7 +128,7 @@ upstream_der(struct req *q, const struct cmpr_route *rt, const struct cmpr_fwd_r
         return *der_r != NULL ? CMPR_OK : CMPR_ERR_ALLOC;
     }
     r = mode == CMPR_ROUTE_REPROTECT ? reprotected(q, rt, rec, &m, failbit_r, why, wlen) : wrapped(q, &m);
-    if (r == CMPR_OK && (r = cmpr_up_protect(rt, m)) == CMPR_OK)
+    if (r == CMPR_OK && (r = cmpr_up_protect(q->core, rt, m)) == CMPR_OK)
         r = cmpr_encode(m, der_r, len_r);
     else if (r != CMPR_ERR_INVALID_ARG)
         snprintf(why, wlen, "cannot protect the message for the upstream: %s", cmpr_strerror(r));

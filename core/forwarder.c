@@ -206,8 +206,8 @@ push_answer(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_re
 /* the upstream says "waiting" and we hold the protection: we poll it
  * ourselves (RFC 9483 5.2); 1 when the pollReq is queued */
 static int
-poll_upstream(const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, const CMPR_PKIMESSAGE *a, long check_after,
-              long id)
+poll_upstream(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, const CMPR_PKIMESSAGE *a,
+              long check_after, long id)
 {
     CMPR_PKIMESSAGE *p = cmpr_msg_new(CMPR_BODY_POLLREQ, cmpr_msg_pvno(a));
     CMPR_POLLREQ *pr = CMPR_POLLREQ_new();
@@ -220,7 +220,7 @@ poll_upstream(const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, const CMPR_
         pr = NULL;
     ok = ok && cmpr_hdr_set1_transaction_id(p->header, rec->tid, rec->tid_len) == CMPR_OK
          && cmpr_hdr_set1_recip_nonce(p->header, a->header->senderNonce) == CMPR_OK
-         && cmpr_up_protect(rt, p) == CMPR_OK && cmpr_encode(p, &der, &len) == CMPR_OK
+         && cmpr_up_protect(c, rt, p) == CMPR_OK && cmpr_encode(p, &der, &len) == CMPR_OK
          && (rec->state == CMPR_FWD_QUEUED || cmpr_fwd_to(rec, CMPR_FWD_QUEUED) == CMPR_OK);
     CMPR_POLLREQ_free(pr);
     CMPR_PKIMESSAGE_free(p);
@@ -249,7 +249,7 @@ up_answer(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec 
     cmpr_hex(rec->tid, rec->tid_len, tid, sizeof(tid));
     if (rec->delayed && cmpr_up_mode(rt, rec->client_body) == CMPR_ROUTE_REPROTECT && rt->batch <= 1
             && cmpr_msg_decode(ans, alen, &a, NULL) == CMPR_OK && cmpr_up_is_waiting(a, &check_after, &id)
-            && poll_upstream(rt, rec, a, check_after, id)) {
+            && poll_upstream(c, rt, rec, a, check_after, id)) {
         cmpr_log_info("route %s tid=%s: the upstream says waiting; polling it in %ld s", rt->name, tid,
                       (long)(rec->next_try - (int64_t)time(NULL)));
         CMPR_PKIMESSAGE_free(a);
@@ -495,7 +495,7 @@ send_batch(struct cmpr_core *c, const struct cmpr_route *rt, struct cmpr_fwd_rec
     }
     cmpr_hex(ASN1_STRING_get0_data(m->header->transactionID), (size_t)ASN1_STRING_length(m->header->transactionID),
              id, sizeof(id));
-    r = cmpr_up_protect(rt, m) == CMPR_OK ? cmpr_encode(m, &der, &len) : CMPR_ERR_ENCODE;
+    r = cmpr_up_protect(c, rt, m) == CMPR_OK ? cmpr_encode(m, &der, &len) : CMPR_ERR_ENCODE;
     CMPR_PKIMESSAGE_free(m);
     if (r != CMPR_OK || nl == 0) {
         free(der);

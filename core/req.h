@@ -146,6 +146,9 @@ CMPR_PKISI *cmpr_rejection(struct req *q, const char *event, int failbit, const 
 /* "waiting" for something that takes time: a certificate request's response
  * with status waiting, anything else an error with status waiting */
 CMPR_PKIMESSAGE *cmpr_waiting_rsp(struct req *q, const char *text);
+/* The MAC parameters of a message the router starts (cmprouter.conf
+ * pbm_defaults, pbmac1_defaults; else the built-in defaults) */
+void cmpr_mac_defaults(const struct cmpr_core *c, int kind, struct cmpr_mac_params *p);
 /* Protects an answer to q: MAC with the client's secret (when it came with
  * one and the CA answers so), else a signature (RFC 9810 5.3.21: the CA
  * signs its error messages): for a request that went upstream the route's
@@ -219,7 +222,7 @@ int cmpr_up_is_final(const CMPR_PKIMESSAGE *a);
 /* the protection mode a body travels with on rt (kur keeps the client's) */
 int cmpr_up_mode(const struct cmpr_route *rt, int body);
 /* our own protection towards the upstream (RFC 9483 5.2.3.1) */
-int cmpr_up_protect(const struct cmpr_route *rt, CMPR_PKIMESSAGE *m);
+int cmpr_up_protect(const struct cmpr_core *c, const struct cmpr_route *rt, CMPR_PKIMESSAGE *m);
 /* The upstream's answer must be its own (RFC 9483 5.2): 0, or -1 with why. */
 int cmpr_up_verify(struct cmpr_core *c, const struct cmpr_conf_client *client,
                    const struct cmpr_route *rt, const CMPR_PKIMESSAGE *a, int ours, char *why,

@@ -79,14 +79,14 @@ cmpr_up_is_final(const CMPR_PKIMESSAGE *a)
 
 /* our own protection towards the upstream (RFC 9483 5.2.3.1) */
 int
-cmpr_up_protect(const struct cmpr_route *rt, CMPR_PKIMESSAGE *m)
+cmpr_up_protect(const struct cmpr_core *c, const struct cmpr_route *rt, CMPR_PKIMESSAGE *m)
 {
     if (rt->ra_cert != NULL)
         return cmpr_protect_sig(m, rt->ra_key, NULL, 0, rt->ra_cert, rt->ra_chain);
     if (rt->ra_reference != NULL) {
         struct cmpr_mac_params mp;
 
-        cmpr_mac_params_default(&mp, rt->ra_mac_kind);
+        cmpr_mac_defaults(c, rt->ra_mac_kind, &mp);
         if (cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)rt->ra_reference,
                                      strlen(rt->ra_reference)) != CMPR_OK)
             return CMPR_ERR_ALLOC;

@@ -144,6 +144,12 @@ test_errors_name_file_and_line(void **state)
                  "is not a name constraint");
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:s\nrevoke = maybe\n", 7,
                  "'revoke' must be one of none, own, profiles, any, not 'maybe'");
+    expect_error("[router]\npbm_defaults = sha256, hmac-sha1\n[ca a]\nkey=k\ncert=c\n", 2,
+                 "'pbm_defaults' is DIGEST, MAC, ITERATIONS");
+    expect_error("[router]\npbmac1_defaults = md5, hmac-sha256, 1000\n[ca a]\nkey=k\ncert=c\n", 2,
+                 "digest 'md5' is not sha256, sha384 or sha512");
+    expect_error("[router]\npbm_defaults = sha256, hmac-sha1, 50000000\n[ca a]\nkey=k\ncert=c\n", 2,
+                 "iterations '50000000' must be from 100 to max_mac_iterations");
     expect_error("[ca a]\nkey=k\ncert=c\n[profile p]\npolicy_cps = https://cps.example.org/\n", 4,
                  "need certificate_policies or allowed_certificate_policies");
     expect_error("[ca a]\nkey=k\ncert=c\n[client x]\nreference=r\nsecret=pass:a\n"

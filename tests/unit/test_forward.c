@@ -332,7 +332,8 @@ setup(void **state)
                "[ca b]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\n[profile ee]\n"
                "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n"
                "[client ra]\nreference = ra\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n");
-    snprintf(p, sizeof(p), "[router]\nlog_level = error\nstore = sqlite:%s/a.db\n", dir);
+    snprintf(p, sizeof(p), "[router]\nlog_level = error\nstore = sqlite:%s/a.db\n"
+             "pbm_defaults = sha512, hmac-sha256, 1234\n", dir);
     write_conf("a.conf", p,
                "[ca a]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\n[profile ee]\n"
                "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n"
@@ -484,6 +485,19 @@ test_offline_reprotect(void **state)
     assert_int_equal(cmpr_ee_result(rsp, &res), CMPR_OK);
     assert_int_equal(res.check_after, 3);
     forward_pass();            /* sent to the medium */
+    {
+        /* the RA's own MAC towards the upstream: [router] pbm_defaults */
+        CMPR_PKIMESSAGE *up = NULL;
+        struct cmpr_mac_params mp;
+
+        assert_true(n_held > 0);
+        assert_int_equal(cmpr_msg_decode(held[n_held - 1].der, held[n_held - 1].len, &up, NULL), CMPR_OK);
+        assert_int_equal(cmpr_mac_params_of(up->header->protectionAlg, 0, &mp), CMPR_OK);
+        assert_int_equal(mp.owf_nid, NID_sha512);
+        assert_int_equal(mp.mac_nid, NID_hmacWithSHA256);
+        assert_int_equal(mp.iter, 1234);
+        CMPR_PKIMESSAGE_free(up);
+    }
     release = 1;
     forward_pass();            /* answer collected */
     CMPR_PKIMESSAGE_free(poll);
