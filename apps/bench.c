@@ -328,7 +328,7 @@ first_message(struct bclient *c)
             return NULL;
     } else if (b->op == CMPR_BODY_KUR) {
         struct cmpr_ee_certreq r = { CMPR_BODY_KUR, c->keys[c->next_key % KUR_KEYS], NULL, NULL, c->cert,
-                                     b->o.profile, b->o.implicit, 0, NULL };
+                                     b->o.profile, b->o.implicit, 0, NULL, NULL };
 
         if ((m = cmpr_ee_new_certreq(&r)) == NULL)
             note_error(b, -1, "cannot make a kur%s", "");
@@ -401,7 +401,7 @@ make_template(struct bench *b, int i, char *err, size_t errlen)
             m = cmpr_ee_new_p10cr(csr, b->o.profile, b->o.implicit);
         X509_REQ_free(csr);
     } else {
-        struct cmpr_ee_certreq r = { b->body, key, subject, NULL, NULL, b->o.profile, b->o.implicit, 0, NULL };
+        struct cmpr_ee_certreq r = { b->body, key, subject, NULL, NULL, b->o.profile, b->o.implicit, 0, NULL, NULL };
 
         m = cmpr_ee_new_certreq(&r);
     }

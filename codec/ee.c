@@ -3,6 +3,7 @@
  * and what it checks in the answers (RFC 9810 5.1.1, 5.3). No I/O.
  */
 #include "codec/ee.h"
+#include "codec/keygen.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
@@ -142,8 +143,13 @@ cmpr_ee_new_certreq(const struct cmpr_ee_certreq *r)
     if (subject == NULL && r->oldcert != NULL)
         subject = X509_get_subject_name(r->oldcert);
     if (!ASN1_INTEGER_set(crm->certReq->certReqId, 0)
-            || cmpr_tmpl_fill(crm->certReq->certTemplate, r->key, subject, NULL, NULL) != CMPR_OK
+            || cmpr_tmpl_fill(crm->certReq->certTemplate, r->central != NULL ? NULL : r->key, subject, NULL,
+                              NULL) != CMPR_OK
             || set_validity(crm->certReq->certTemplate, r->days) != 0)
+        goto fail;
+    /* the CA makes the key: an empty one of the type asked for, or none */
+    if (r->central != NULL && (r->archive_to != NULL
+                               || cmpr_spki_for_central(r->central, &crm->certReq->certTemplate->publicKey) != CMPR_OK))
         goto fail;
     if (r->sans != NULL && X509V3_add1_i2d(&crm->certReq->certTemplate->extensions, NID_subject_alt_name,
                                            (void *)r->sans, 0, X509V3_ADD_REPLACE) != 1)
@@ -152,8 +158,9 @@ cmpr_ee_new_certreq(const struct cmpr_ee_certreq *r)
         goto fail;
     if (r->archive_to != NULL && add_archive(crm->certReq, r->key, r->archive_to) != 0)
         goto fail;
-    /* POP by signature (RFC 4211 4.1) over the finished CertRequest */
-    if (cmpr_crm_create_pop_sig(crm, r->key, NULL) != CMPR_OK)
+    /* POP by signature (RFC 4211 4.1) over the finished CertRequest; none
+     * for a key we do not have yet (RFC 9483 4.1.6) */
+    if (r->central == NULL && cmpr_crm_create_pop_sig(crm, r->key, NULL) != CMPR_OK)
         goto fail;
     if (!sk_CMPR_CERTREQMSG_push(m->body->value.ir, crm))
         goto fail;
@@ -380,6 +387,9 @@ cmpr_ee_result(const CMPR_PKIMESSAGE *rsp, struct cmpr_ee_result *r)
         cr = sk_CMPR_CERTRESPONSE_value(rep->response, 0);
         r->cert_req_id = ASN1_INTEGER_get(cr->certReqId);
         take_si(r, cr->status);
+        if (cr->certifiedKeyPair != NULL && cr->certifiedKeyPair->privateKey != NULL
+                && cr->certifiedKeyPair->privateKey->type == CMPR_ENCRYPTEDKEY_ENVELOPEDDATA)
+            r->central_key = cr->certifiedKeyPair->privateKey->value.envelopedData;
         if (cr->certifiedKeyPair != NULL && cr->certifiedKeyPair->certOrEncCert != NULL) {
             if (cr->certifiedKeyPair->certOrEncCert->type == CMPR_CERTORENCCERT_CERTIFICATE)
                 r->cert = cr->certifiedKeyPair->certOrEncCert->value.certificate;

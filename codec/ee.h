@@ -24,6 +24,9 @@ struct cmpr_ee_certreq {
     long days;                          /* validity wished in the template; 0: none */
     X509 *archive_to;                   /* pkiArchiveOptions: key encrypted to this CA
                                            encryption certificate (pvno 3), or NULL */
+    const char *central;                /* central key generation (RFC 9483 4.1.6): the key
+                                           type asked for ("" the CA's choice; key unused),
+                                           or NULL */
 };
 
 CMPR_PKIMESSAGE *cmpr_ee_new_certreq(const struct cmpr_ee_certreq *r);
@@ -60,6 +63,7 @@ struct cmpr_ee_result {
     int encrypted_cert;                 /* the certificate came encrypted (not supported) */
     int implicit_confirm;               /* the server granted implicitConfirm */
     int n_keys;                         /* krp: keys in keyPairHist */
+    const CMPR_ENVELOPEDDATA *central_key;  /* the private key the CA generated (get0), or NULL */
 };
 int cmpr_ee_result(const CMPR_PKIMESSAGE *rsp, struct cmpr_ee_result *r);
 /* "badPOP, badTime" for failinfo bits into buf */

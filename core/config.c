@@ -38,6 +38,7 @@ struct directive {
 #define DC(k, s, f, n) { k, D_CHOICE, offsetof(s, f), 0, 0, n }
 
 const char *const cmpr_right_names[] = { "none", "own", "profiles", "any", NULL };
+static const char *const central_keygen_names[] = { "no", "allowed", "required", NULL };
 
 static const struct directive router_dirs[] = {
     DR("data_dir", D_PATH, struct cmpr_conf, data_dir),
@@ -88,6 +89,8 @@ static const struct directive profile_dirs[] = {
     DR("policy_notice", D_STR, struct cmpr_conf_profile, policy_notice),
     DR("san_types", D_LIST, struct cmpr_conf_profile, san_types),
     DR("name_constraints", D_STR, struct cmpr_conf_profile, name_constraints),
+    DC("central_keygen", struct cmpr_conf_profile, central_keygen, central_keygen_names),
+    DR("central_key_type", D_STR, struct cmpr_conf_profile, central_key_type),
     DR("key_types", D_LIST, struct cmpr_conf_profile, key_types),
     DR("ca", D_BOOL, struct cmpr_conf_profile, ca),
     DL("path_len", struct cmpr_conf_profile, path_len, 0, 32),
@@ -508,6 +511,14 @@ check_profile(struct parse *p, const char *group, struct cmpr_conf_profile *pr)
                         "permitted;DNS:.example.org, excluded;IP:10.0.0.0/255.0.0.0)", pr->name_constraints);
         }
         X509_EXTENSION_free(ext);
+    }
+    if (pr->central_key_type != NULL) {
+        char *one[] = { pr->central_key_type, NULL };
+
+        if ((r = check_key_types(p, group, one)) != CMPR_OK)
+            return r;
+        if (strncmp(pr->central_key_type, "rsa:", 4) == 0 && strchr(pr->central_key_type, '-') != NULL)
+            return fail(p, group, "central_key_type", "central_key_type names one key type (rsa:3072, not a range)");
     }
     if ((pr->policy_cps != NULL || pr->policy_notice != NULL || pr->policies_critical)
             && pr->certificate_policies == NULL && pr->allowed_certificate_policies == NULL)
@@ -964,7 +975,7 @@ cmpr_conf_free(struct cmpr_conf *c)
         g_strfreev(pr->allowed_key_usage); g_strfreev(pr->allowed_extended_key_usage);
         g_strfreev(pr->certificate_policies); g_strfreev(pr->allowed_certificate_policies);
         free(pr->policy_cps); free(pr->policy_notice); g_strfreev(pr->san_types);
-        free(pr->name_constraints);
+        free(pr->name_constraints); free(pr->central_key_type);
         g_strfreev(pr->key_types); free(pr->subject); free(pr->crl_distribution_point);
         free(pr->aia_ca_issuers); free(pr->aia_ocsp);
     }

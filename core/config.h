@@ -20,6 +20,8 @@ struct cmpr_conf_profile {
     char *policy_notice;
     char **san_types;               /* subjectAltName types taken from requests (default dns,ip,email,uri) */
     char *name_constraints;         /* CA profiles: OpenSSL's syntax, e.g. permitted;DNS:.example.org */
+    int central_keygen;             /* 0 no, 1 allowed, 2 required (RFC 9483 4.1.6) */
+    char *central_key_type;         /* what the CA generates when the request names no type */
     char **key_types;               /* ec:P-256, rsa:2048-4096, ed25519, ed448 */
     int ca;                         /* basicConstraints CA:TRUE (sub-CA profile) */
     long path_len;                  /* -1: none */

@@ -7,6 +7,7 @@
 #include "core/txn.h"
 #include "base/err.h"
 #include "base/log.h"
+#include "codec/keygen.h"
 #include "codec/oids.h"
 
 #include <stdarg.h>
@@ -27,6 +28,8 @@ struct enroll {
     X509_NAME *old_subject;          /* kur */
     const struct cmpr_conf_profile *pr;
     struct cmpr_ca_grant grant;      /* what the certificate gets */
+    int central;                     /* RFC 9483 4.1.6: the CA makes the key (pubkey is the pair) */
+    char central_spec[48];           /* the key type asked for, "" when the CA chooses */
 };
 
 static void
@@ -148,7 +151,9 @@ read_request(struct req *q, CMPR_PKIMESSAGE *msg, int body, struct enroll *e)
         if (e->cert_req_id != 0)
             return reject_certreq(q, e->cert_req_id, CMPR_FI_BAD_REQUEST, "certReqId must be 0");
         t = crm->certReq->certTemplate;
-        if (t->publicKey != NULL && (e->pubkey = cmpr_tmpl_get1_pubkey(t)) == NULL) {
+        e->central = body != CMPR_BODY_CCR
+                     && cmpr_spki_wants_central(t->publicKey, e->central_spec, sizeof(e->central_spec));
+        if (!e->central && (e->pubkey = cmpr_tmpl_get1_pubkey(t)) == NULL) {
             ERR_clear_error();
             return reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE, "the template's public key is malformed");
         }
@@ -157,7 +162,8 @@ read_request(struct req *q, CMPR_PKIMESSAGE *msg, int body, struct enroll *e)
         e->creq.exts = t->extensions;
         if (t->validity != NULL && cmpr_tmpl_get_validity(t, &e->creq.not_before, &e->creq.not_after) != CMPR_OK)
             return reject_certreq(q, 0, CMPR_FI_BAD_CERT_TEMPLATE, "the template's validity is malformed");
-        if ((rsp = check_pop(q, crm)) != NULL)
+        /* a key the CA makes needs no proof of possession (RFC 9483 4.1.6) */
+        if (!e->central && (rsp = check_pop(q, crm)) != NULL)
             return rsp;
     }
     e->creq.subject = e->subject;
@@ -186,8 +192,35 @@ client_enrolled_before(struct req *q)
  * grantedWithMods naming the changes in mods (RFC 9810 5.2.3); the
  * transaction moves on (RFC 9810 5.1.1.1-2: implicitConfirm is granted by
  * echoing it; otherwise the client learns how long we wait for certConf). */
+/* the generated private key goes to the client in the answer: signed by
+ * the CA's CMP signer, enveloped for the requester's certificate, or its
+ * shared secret (RFC 9483 4.1.6); the answer is then not kept (no private
+ * key in the store): a retransmission of the request is not answered again */
+static int
+add_central_key(struct req *q, CMPR_PKIMESSAGE *rsp, EVP_PKEY *key)
+{
+    CMPR_CERTRESPONSE *cr = sk_CMPR_CERTRESPONSE_value(cmpr_msg_get0_rep(rsp)->response, 0);
+    CMPR_ENCRYPTEDKEY *ek = CMPR_ENCRYPTEDKEY_new();
+
+    if (ek == NULL || cr == NULL || cr->certifiedKeyPair == NULL)
+        goto fail;
+    ek->type = CMPR_ENCRYPTEDKEY_ENVELOPEDDATA;
+    ek->value.envelopedData = q->auth == AUTH_SIG
+        ? cmpr_keygen_seal(key, q->ca->signer_key, q->ca->signer_cert, q->ca->signer_chain, q->signer, NULL, 0)
+        : cmpr_keygen_seal(key, q->ca->signer_key, q->ca->signer_cert, q->ca->signer_chain, NULL,
+                           q->client->secret, q->client->secret_len);
+    if (ek->value.envelopedData == NULL)
+        goto fail;
+    cr->certifiedKeyPair->privateKey = ek;
+    q->keep_answer = 0;
+    return CMPR_OK;
+ fail:
+    CMPR_ENCRYPTEDKEY_free(ek);
+    return CMPR_ERR_INTERNAL;
+}
+
 static CMPR_PKIMESSAGE *
-certrep_for(struct req *q, long certReqId, X509 *cert, const char *mods, int implicit)
+certrep_for(struct req *q, long certReqId, X509 *cert, const char *mods, int implicit, EVP_PKEY *central)
 {
     STACK_OF(X509) *chain = cmpr_ca_get1_chain(q->ca), *capubs = NULL;
     CMPR_PKIMESSAGE *rsp, *e;
@@ -209,6 +242,10 @@ certrep_for(struct req *q, long certReqId, X509 *cert, const char *mods, int imp
     sk_X509_pop_free(capubs, X509_free);
     if (rsp == NULL)
         return NULL;
+    if (central != NULL && add_central_key(q, rsp, central) != CMPR_OK) {
+        CMPR_PKIMESSAGE_free(rsp);
+        return NULL;
+    }
     if (implicit) {
         cmpr_hdr_push0_geninfo(rsp->header, cmpr_itav_new_implicit_confirm());
         q->revoke_old = 1;
@@ -411,6 +448,35 @@ check_client(struct req *q, struct enroll *e)
     return NULL;
 }
 
+/* RFC 9483 4.1.6: the profile allows (or requires) central key generation;
+ * the key is made here, of the type the template asked for or the
+ * profile's central_key_type */
+static CMPR_PKIMESSAGE *
+check_central(struct req *q, struct enroll *e)
+{
+    const struct cmpr_conf_profile *pr = e->pr;
+    const char *spec = e->central_spec[0] != '\0' ? e->central_spec
+                       : pr->central_key_type != NULL ? pr->central_key_type : "ec:P-256";
+
+    if (!e->central) {
+        if (pr->central_keygen == 2)
+            return reject_certreq(q, e->cert_req_id, CMPR_FI_BAD_CERT_TEMPLATE, "profile %s requires central key "
+                                  "generation: send a template without a public key", pr->name);
+        return NULL;
+    }
+    if (pr->central_keygen == 0)
+        return reject_certreq(q, e->cert_req_id, CMPR_FI_BAD_CERT_TEMPLATE, "the request carries no public key and "
+                              "profile %s does not generate keys (central_keygen = no)", pr->name);
+    if (pr->require_approval)
+        return reject_certreq(q, e->cert_req_id, CMPR_FI_BAD_REQUEST, "a key generated here cannot wait for "
+                              "approval (profile %s)", pr->name);
+    if ((e->pubkey = cmpr_key_generate(spec)) == NULL)
+        return reject_certreq(q, e->cert_req_id, CMPR_FI_BAD_ALG, "cannot generate a key of type %s", spec);
+    e->creq.pubkey = e->pubkey;
+    e->creq.spki = NULL;
+    return NULL;
+}
+
 /* everything a request must pass before the CA looks at it */
 static CMPR_PKIMESSAGE *
 check_request(struct req *q, struct enroll *e)
@@ -436,6 +502,8 @@ check_request(struct req *q, struct enroll *e)
         return reject_certreq(q, e->cert_req_id, CMPR_FI_NOT_AUTHORIZED, "client %s may not enroll (enroll = no)",
                               q->client->name);
     }
+    if ((rsp = check_central(q, e)) != NULL)
+        return rsp;
     if (cmpr_ca_decide(e->pr, q->ca->cert, &e->creq, time(NULL), &e->grant, &failbit, why, sizeof(why)) != CMPR_OK)
         return reject_certreq(q, e->cert_req_id, failbit, "%s", why);
     if ((rsp = check_client(q, e)) != NULL)
@@ -495,10 +563,10 @@ issue(struct req *q, struct enroll *e)
     memcpy(q->txn.serial, q->new_cert->serial, q->new_cert->serial_len);
     q->txn.serial_len = q->new_cert->serial_len;
     cmpr_hex(q->new_cert->serial, q->new_cert->serial_len, snhex, sizeof(snhex));
-    cmpr_audit(q, "issued", "profile %s subject %s serial %s%s%s%s", e->pr->name, q->new_cert->subject, snhex,
-               implicit ? " (implicitly confirmed)" : "", e->grant.modified ? "; granted with changes: " : "",
-               e->grant.mods);
-    rsp = certrep_for(q, e->cert_req_id, cert, e->grant.mods, implicit);
+    cmpr_audit(q, "issued", "profile %s subject %s serial %s%s%s%s%s", e->pr->name, q->new_cert->subject, snhex,
+               implicit ? " (implicitly confirmed)" : "", e->central ? " (key generated here, not kept)" : "",
+               e->grant.modified ? "; granted with changes: " : "", e->grant.mods);
+    rsp = certrep_for(q, e->cert_req_id, cert, e->grant.mods, implicit, e->central ? e->pubkey : NULL);
     X509_free(cert);
     return rsp;
 }
@@ -626,7 +694,7 @@ deliver_approved(struct req *q, long want_id)
     cmpr_cert_rec_clear(&cert);
     if (x == NULL)
         return cmpr_error_rsp(q, CMPR_FI_SYSTEM_FAILURE, "the approved certificate is unreadable");
-    rsp = certrep_for(q, want_id, x, q->txn.note, 0);      /* the changes made at approval */
+    rsp = certrep_for(q, want_id, x, q->txn.note, 0, NULL);      /* the changes made at approval */
     X509_free(x);
     if (rsp != NULL && cmpr_msg_bodytype(rsp) != CMPR_BODY_ERROR)
         cmpr_audit(q, "delivered", "approved certificate delivered on poll");

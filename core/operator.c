@@ -22,6 +22,7 @@ cmpr_operator_req(struct cmpr_core *core, struct req *q, const struct cmpr_reque
     q->core = core;
     q->info = info;
     q->ca = core->cas[0];
+    q->keep_answer = 1;
     snprintf(q->sender, sizeof(q->sender), "operator");
 }
 

@@ -379,9 +379,12 @@ commit(struct req *q, const CMPR_PKIMESSAGE *rsp, const unsigned char *out, size
     cmpr_octets(rsp->header->senderNonce, q->txn.last_nonce, sizeof(q->txn.last_nonce), &q->txn.last_nonce_len);
     cmpr_octets(q->msg->header->senderNonce, q->txn.req_nonce, sizeof(q->txn.req_nonce), &q->txn.req_nonce_len);
     free(q->txn.response);
-    if ((q->txn.response = cmpr_memdup(out, out_len)) == NULL)
+    q->txn.response = NULL;
+    q->txn.response_len = 0;
+    if (q->keep_answer && (q->txn.response = cmpr_memdup(out, out_len)) == NULL)
         return CMPR_ERR_ALLOC;
-    q->txn.response_len = out_len;
+    if (q->keep_answer)
+        q->txn.response_len = out_len;
     q->txn.updated = (int64_t)time(NULL);
     return q->save_txn == 1 ? st->ops->txn_insert(st, &q->txn) : st->ops->txn_update(st, &q->txn);
 }
@@ -497,6 +500,7 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     q.core = core;
     q.info = info;
     q.ca = core->cas[0];
+    q.keep_answer = 1;
     q.depth = depth;
     q.der = der;
     q.der_len = len;

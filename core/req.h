@@ -114,6 +114,7 @@ struct req {
     unsigned char *archive;         /* EnvelopedData of an archived private key */
     size_t archive_len;
     int revoke_old;                 /* after commit: revoke the certificate kur replaced */
+    int keep_answer;                /* 0: the answer is not stored (it carries a private key) */
     /* an answer that is already protected (nested, forwarded) */
     unsigned char *raw_answer;
     size_t raw_answer_len;

@@ -18,12 +18,16 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout data/enc.key -out data/enc.pem
 	-days 30 2>/dev/null
 sed -i 's|^crl_file = ca/issuing.crl$|crl_file = ca/issuing.crl\nencryption_cert = enc.pem\nencryption_key = enc.key|' \
 	data/cmprouter.conf
-sed -i 's/^profiles = default, manual$/profiles = default, manual, subca/' data/cmprouter.conf
+sed -i 's/^profiles = default, manual$/profiles = default, manual, subca, keygen/' data/cmprouter.conf
 cat >>data/cmprouter.conf <<EOF
 
 [client signer]
 cert_subject = O=Test,CN=ee1
-profiles = default
+profiles = default, keygen
+
+[profile keygen]
+central_keygen = allowed
+central_key_type = ec:P-256
 
 [client archiver]
 cert_subject = CN=archived
@@ -242,6 +246,32 @@ check "... caCerts, rootCaKeyUpdate, certReqTemplate, crls, signKeyPairTypes ans
 	"grep -q 'genp: caCerts' genm-caCerts.err && grep -q 'genp: rootCaKeyUpdate' genm-rootCaCert.err \
 	 && grep -q 'genp: certReqTemplate' genm-certReqTemplate.err && grep -q 'genp: crls' genm-crlStatusList.err \
 	 && grep -q 'genp: signKeyPairTypes' genm-signKeyPairTypes.err && grep -q 'genp: currentCRL' genm-currentCRL.err"
+
+# ---- central key generation (RFC 9483 4.1.6) ----
+"$R" ir --server "$H" $MAC $TR --newkey central:ec:P-384 --profile keygen --subject /CN=central1 \
+	--out ck1.pem 2>ck1.err
+check "ir --newkey central:ec:P-384 (MAC): the CA generates the key; the client gets it with the certificate" \
+	sh -c "test $? -eq 0 && openssl verify -CAfile data/ca/root.pem -untrusted data/ca/issuing.pem ck1.pem \
+	       && test \"\$(stat -c %a ck1.key)\" = 600"
+check "... the key (P-384, as asked) belongs to the certificate" sh -c \
+	"openssl pkey -in ck1.key -noout -text | grep -q 'NIST CURVE: P-384' \
+	 && test \"\$(openssl x509 -in ck1.pem -noout -pubkey)\" = \"\$(openssl pkey -in ck1.key -pubout)\""
+check "... and its private value is in neither the store nor the daemon's output" python3 -c "
+import subprocess, glob, re
+text = subprocess.run(['openssl', 'pkey', '-in', 'ck1.key', '-noout', '-text'], capture_output=True, text=True).stdout
+priv = bytes.fromhex(re.sub(r'[^0-9a-f]', '', text.split('priv:')[1].split('pub:')[0]))
+assert len(priv) >= 40, text
+for f in glob.glob('data/*.db*') + ['d1.err', 'd1.out']:
+    assert priv not in open(f, 'rb').read(), f
+"
+"$R" cr --server "$H" --cert ee1.pem --key ee1.key $TR --newkey central --profile keygen --subject /CN=ee1/O=Test \
+	--out ck2.pem 2>ck2.err
+check "cr --newkey central signed with a certificate: the key comes enveloped for that certificate" sh -c \
+	"test $? -eq 0 && test \"\$(openssl x509 -in ck2.pem -noout -pubkey)\" = \"\$(openssl pkey -in ck2.key -pubout)\" \
+	 && openssl pkey -in ck2.key -noout -text | grep -q 'NIST CURVE: P-256'"
+"$R" ir --server "$H" $MAC $TR --newkey central --subject /CN=central3 --out ck3.pem 2>ck3.err
+check "central key generation in a profile without it: rejected (badCertTemplate), exit 5, no key file" sh -c \
+	"test $? -eq 5 && grep -q 'does not generate keys' ck3.err && test ! -e ck3.key"
 
 # ---- OpenSSL's mock server (a server we did not write) ----
 start_mock test -srv_trusted mca.crt

@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "codec/ee.h"
+#include "codec/keygen.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
@@ -128,7 +129,10 @@ setup(void **state)
             "[profile manual]\nrequire_approval = yes\nkey_types = ec:P-256\n"
             "[profile subca]\nca = yes\npath_len = 0\nkey_types = ec:P-256\n"
             "[profile anykey]\nkey_types = ec:P-256, ec:P-384, rsa:2048-4096, ed25519, ed448\n"
-            "[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\nprofiles = ee, manual, subca, anykey\n"
+            "[profile cgen]\ncentral_keygen = required\ncentral_key_type = ec:P-256\n"
+            "[profile cgen-manual]\ncentral_keygen = allowed\nrequire_approval = yes\n"
+            "[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\nprofiles = ee, manual, subca, anykey, cgen, "
+            "cgen-manual\n"
             "subject = CN=ee-*\n"
             "[client ra]\nreference = ra-ref\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n"
             "[client ra-cert]\ncert_subject = CN=Unit RA\nprofiles = ee\n"
@@ -1648,6 +1652,77 @@ test_client_rights(void **state)
     EVP_PKEY_free(k4);
 }
 
+/* RFC 9483 4.1.6, central key generation by profile: required, allowed,
+ * not allowed; the key comes back for the client's secret, signed by the
+ * CA; the answer is not kept, so a retransmission is a replay */
+static CMPR_PKIMESSAGE *
+central_ir(const char *cn, const char *profile, const char *type)
+{
+    X509_NAME *n = X509_NAME_new();
+    struct cmpr_ee_certreq r = { CMPR_BODY_IR, ee_key, n, NULL, NULL, profile, 1, 0, NULL, type };
+    CMPR_PKIMESSAGE *m;
+
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
+    m = cmpr_ee_new_certreq(&r);
+    X509_NAME_free(n);
+    mac(m, "ee-ref", SECRET);
+    return m;
+}
+
+static void
+test_central_keygen(void **state)
+{
+    CMPR_PKIMESSAGE *req = central_ir("ee-cgen", "cgen", ""), *rsp;
+    struct cmpr_ee_result res;
+    X509_STORE *trust = X509_STORE_new();
+    unsigned char *der = NULL, *out = NULL;
+    size_t len = 0, outlen = 0;
+    char why[300];
+    EVP_PKEY *k;
+    (void)state;
+
+    X509_STORE_add_cert(trust, ca_cert);
+    assert_int_equal(cmpr_msg_encode(req, &der, &len), CMPR_OK);
+    rsp = send_msg(req);
+    assert_int_equal(cmpr_ee_result(rsp, &res), CMPR_OK);
+    assert_int_equal(res.status, CMPR_STATUS_ACCEPTED);
+    assert_non_null(res.central_key);
+    k = cmpr_keygen_open(res.central_key, NULL, NULL, (const unsigned char *)SECRET, strlen(SECRET), trust, NULL,
+                         why, sizeof(why));
+    if (k == NULL)
+        fail_msg("%s", why);
+    assert_int_equal(EVP_PKEY_eq(k, X509_get0_pubkey(res.cert)), 1);
+    assert_true(EVP_PKEY_is_a(k, "EC"));
+    EVP_PKEY_free(k);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* the answer with the key is not kept: the same request again is a replay */
+    assert_int_equal(tu_handle(core, &info, der, len, &out, &outlen), CMPR_OK);
+    assert_int_equal(cmpr_msg_decode(out, outlen, &rsp, NULL), CMPR_OK);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_BAD_SENDER_NONCE);
+    CMPR_PKIMESSAGE_free(rsp);
+    free(out);
+    OPENSSL_free(der);
+    /* a key of the type asked for */
+    rsp = send_msg(central_ir("ee-cgen2", "cgen", "ec:P-384"));
+    assert_int_equal(cmpr_ee_result(rsp, &res), CMPR_OK);
+    assert_int_equal(EVP_PKEY_get_bits(X509_get0_pubkey(res.cert)), 384);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* required: a request with its own key is refused */
+    req = ee_certreq(CMPR_BODY_IR, "ee-cgen3", 1);
+    cmpr_hdr_push0_geninfo(req->header, cmpr_itav_new_cert_profile((const char *const[]){ "cgen" }, 1));
+    rsp = send_mac(req);
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_BAD_CERT_TEMPLATE);
+    CMPR_PKIMESSAGE_free(rsp);
+    /* not allowed (profile ee), and not with approval */
+    rsp = send_msg(central_ir("ee-cgen4", "ee", ""));
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_BAD_CERT_TEMPLATE);
+    CMPR_PKIMESSAGE_free(rsp);
+    rsp = send_msg(central_ir("ee-cgen5", "cgen-manual", ""));
+    expect_fail(rsp, CMPR_BODY_IP, CMPR_FI_BAD_REQUEST);
+    CMPR_PKIMESSAGE_free(rsp);
+    X509_STORE_free(trust);
+}
+
 /* RFC 9483 6.1: the HTTP operation label must fit the body */
 static void
 test_operation_label(void **state)
@@ -1844,6 +1919,7 @@ main(void)
         cmocka_unit_test(test_nested_from_ra),
         cmocka_unit_test(test_kur_revokes_replaced),
         cmocka_unit_test(test_client_rights),
+        cmocka_unit_test(test_central_keygen),
         cmocka_unit_test(test_operation_label),
         cmocka_unit_test(test_tls_binding),
         cmocka_unit_test(test_crl_refresh),

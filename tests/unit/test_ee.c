@@ -8,6 +8,7 @@
 #include <openssl/x509v3.h>
 
 #include "codec/ee.h"
+#include "codec/keygen.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
 #include "codec/protect.h"
@@ -38,7 +39,7 @@ test_ir(void **state)
     X509_NAME *n = X509_NAME_new();
     GENERAL_NAMES *sans = GENERAL_NAMES_new();
     GENERAL_NAME *gn = a2i_GENERAL_NAME(NULL, NULL, NULL, GEN_DNS, "ee.example", 0);
-    struct cmpr_ee_certreq r = { CMPR_BODY_IR, k, NULL, NULL, NULL, "tls", 1, 30, NULL };
+    struct cmpr_ee_certreq r = { CMPR_BODY_IR, k, NULL, NULL, NULL, "tls", 1, 30, NULL, NULL };
     CMPR_PKIMESSAGE *m;
     CMPR_CERTREQMSG *crm;
     EVP_PKEY *pk;
@@ -92,7 +93,7 @@ test_kur_oldcertid(void **state)
 {
     EVP_PKEY *ca = tu_key("ec:P-256"), *old = tu_key("ec:P-256"), *nk = tu_key("ed25519");
     X509 *cac = tu_cert(ca, "ca", NULL, NULL, 1), *oc = tu_cert(old, "renew-me", ca, cac, 0);
-    struct cmpr_ee_certreq r = { CMPR_BODY_KUR, nk, NULL, NULL, oc, NULL, 0, 0, NULL };
+    struct cmpr_ee_certreq r = { CMPR_BODY_KUR, nk, NULL, NULL, oc, NULL, 0, 0, NULL, NULL };
     CMPR_PKIMESSAGE *m = wire(cmpr_ee_new_certreq(&r));
     CMPR_CERTREQMSG *crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(m), 0);
     OSSL_CRMF_CERTID *id = cmpr_crm_get1_oldcertid(crm);
@@ -217,7 +218,7 @@ test_results(void **state)
 {
     EVP_PKEY *k = tu_key("ec:P-256");
     X509 *c = tu_cert(k, "issued", NULL, NULL, 0);
-    struct cmpr_ee_certreq r = { CMPR_BODY_CR, k, NULL, NULL, NULL, NULL, 0, 0, NULL };
+    struct cmpr_ee_certreq r = { CMPR_BODY_CR, k, NULL, NULL, NULL, NULL, 0, 0, NULL, NULL };
     X509_NAME *n = X509_NAME_new();
     CMPR_PKIMESSAGE *req, *rsp;
     struct cmpr_ee_result res;
@@ -294,7 +295,7 @@ test_archive_ccr_krr(void **state)
     EVP_PKEY *k = tu_key("ec:P-256"), *enc_key = tu_key("rsa:2048"), *got = NULL;
     X509 *enc = tu_cert(enc_key, "CA encryption", NULL, NULL, 0);
     X509_NAME *n = X509_NAME_new();
-    struct cmpr_ee_certreq r = { CMPR_BODY_IR, k, n, NULL, NULL, NULL, 0, 0, enc };
+    struct cmpr_ee_certreq r = { CMPR_BODY_IR, k, n, NULL, NULL, NULL, 0, 0, enc, NULL };
     CMPR_PKIMESSAGE *m;
     CMPR_CERTREQMSG *crm;
     CMPR_PKIARCHIVEOPTIONS *opt;
@@ -365,6 +366,74 @@ test_envdata_password(void **state)
     CMPR_ENVELOPEDDATA_free(env);
 }
 
+/* RFC 9483 4.1.6: a request for central key generation carries a public key
+ * of the type wanted with no key in it (or none at all) and no POP; the
+ * key comes back as AsymmetricKeyPackage in SignedData in EnvelopedData,
+ * which opens with the secret or the requester's key and must be signed by
+ * someone trusted */
+static void
+test_central_keygen(void **state)
+{
+    EVP_PKEY *ca_key = tu_key("ec:P-256"), *ee_key = tu_key("ec:P-256"), *k = tu_key("ec:P-384"), *got;
+    X509 *ca = tu_cert(ca_key, "KG CA", NULL, NULL, 1), *ee = tu_cert(ee_key, "KG EE", ca_key, ca, 0);
+    X509 *stranger = tu_cert(ee_key, "Stranger", NULL, NULL, 1);
+    X509_STORE *trust = X509_STORE_new(), *wrong = X509_STORE_new();
+    X509_NAME *n = X509_NAME_new();
+    struct cmpr_ee_certreq r = { CMPR_BODY_IR, NULL, n, NULL, NULL, NULL, 0, 0, NULL, "ec:P-384" };
+    CMPR_ENVELOPEDDATA *env;
+    CMPR_PKIMESSAGE *m;
+    CMPR_CERTREQMSG *crm;
+    char spec[48], why[300];
+    (void)state;
+
+    X509_STORE_add_cert(trust, ca);
+    X509_STORE_add_cert(wrong, stranger);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)"kg", -1, -1, 0);
+    m = wire(cmpr_ee_new_certreq(&r));
+    crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(m), 0);
+    assert_null(crm->popo);
+    assert_int_equal(cmpr_spki_wants_central(crm->certReq->certTemplate->publicKey, spec, sizeof(spec)), 1);
+    assert_string_equal(spec, "ec:P-384");
+    CMPR_PKIMESSAGE_free(m);
+    r.central = "";
+    m = wire(cmpr_ee_new_certreq(&r));
+    crm = sk_CMPR_CERTREQMSG_value(cmpr_msg_get0_reqs(m), 0);
+    assert_null(crm->certReq->certTemplate->publicKey);
+    assert_int_equal(cmpr_spki_wants_central(NULL, spec, sizeof(spec)), 1);
+    assert_string_equal(spec, "");
+    CMPR_PKIMESSAGE_free(m);
+    /* for a MAC client: the secret opens it; another does not; the signer must be trusted */
+    env = cmpr_keygen_seal(k, ca_key, ca, NULL, NULL, (const unsigned char *)"s3cret", 6);
+    assert_non_null(env);
+    got = cmpr_keygen_open(env, NULL, NULL, (const unsigned char *)"s3cret", 6, trust, NULL, why, sizeof(why));
+    assert_non_null(got);
+    assert_int_equal(EVP_PKEY_eq(got, k), 1);
+    EVP_PKEY_free(got);
+    assert_null(cmpr_keygen_open(env, NULL, NULL, (const unsigned char *)"wrong!", 6, trust, NULL, why, sizeof(why)));
+    assert_non_null(strstr(why, "does not open"));
+    assert_null(cmpr_keygen_open(env, NULL, NULL, (const unsigned char *)"s3cret", 6, wrong, NULL, why, sizeof(why)));
+    assert_non_null(strstr(why, "does not verify"));
+    CMPR_ENVELOPEDDATA_free(env);
+    /* for a signature client: its key opens it */
+    env = cmpr_keygen_seal(k, ca_key, ca, NULL, ee, NULL, 0);
+    assert_non_null(env);
+    got = cmpr_keygen_open(env, ee_key, ee, NULL, 0, trust, NULL, why, sizeof(why));
+    assert_non_null(got);
+    assert_int_equal(EVP_PKEY_eq(got, k), 1);
+    EVP_PKEY_free(got);
+    assert_null(cmpr_keygen_open(env, k, NULL, NULL, 0, trust, NULL, why, sizeof(why)));
+    CMPR_ENVELOPEDDATA_free(env);
+    X509_STORE_free(trust);
+    X509_STORE_free(wrong);
+    X509_NAME_free(n);
+    X509_free(ca);
+    X509_free(ee);
+    X509_free(stranger);
+    EVP_PKEY_free(ca_key);
+    EVP_PKEY_free(ee_key);
+    EVP_PKEY_free(k);
+}
+
 int
 main(void)
 {
@@ -376,6 +445,7 @@ main(void)
         cmocka_unit_test(test_results),
         cmocka_unit_test(test_archive_ccr_krr),
         cmocka_unit_test(test_envdata_password),
+        cmocka_unit_test(test_central_keygen),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -396,7 +396,7 @@ static CMPR_PKIMESSAGE *
 ir(const char *cn)
 {
     X509_NAME *n = X509_NAME_new();
-    struct cmpr_ee_certreq r = { CMPR_BODY_IR, ee_key, n, NULL, NULL, NULL, 1, 0, NULL };
+    struct cmpr_ee_certreq r = { CMPR_BODY_IR, ee_key, n, NULL, NULL, NULL, 1, 0, NULL, NULL };
     CMPR_PKIMESSAGE *m;
 
     X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0);
