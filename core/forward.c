@@ -23,6 +23,7 @@
  * the client, else the original request's (RFC 9483 4.4 allows both).
  */
 #include "core/req.h"
+#include "codec/keygen.h"
 #include "core/txn.h"
 #include "base/clock.h"
 #include "base/err.h"
@@ -111,6 +112,22 @@ wrapped(struct req *q, CMPR_PKIMESSAGE **m_r)
     return CMPR_OK;
 }
 
+/* does q ask for central key generation (RFC 9483 4.1.6)? */
+static int
+wants_central(const struct req *q)
+{
+    const CMPR_CERTREQMSGS *reqs = cmpr_msg_get0_reqs(q->msg);
+    char spec[48];
+
+    if (q->body != CMPR_BODY_IR && q->body != CMPR_BODY_CR && q->body != CMPR_BODY_KUR)
+        return 0;
+    for (int i = 0; i < sk_CMPR_CERTREQMSG_num(reqs); i++)
+        if (cmpr_spki_wants_central(sk_CMPR_CERTREQMSG_value(reqs, i)->certReq->certTemplate->publicKey, spec,
+                                    sizeof(spec)))
+            return 1;
+    return 0;
+}
+
 static int
 upstream_der(struct req *q, const struct cmpr_route *rt, const struct cmpr_fwd_rec *rec,
              unsigned char **der_r, size_t *len_r, int *failbit_r, char *why, size_t wlen)
@@ -120,6 +137,14 @@ upstream_der(struct req *q, const struct cmpr_route *rt, const struct cmpr_fwd_r
     int r;
 
     *failbit_r = CMPR_FI_SYSTEM_FAILURE;
+    /* RFC 9483 5.2.3.2: the protection of a request for central key
+     * generation is not replaced (the key is enveloped for the client) */
+    if (mode == CMPR_ROUTE_REPROTECT && wants_central(q)) {
+        *failbit_r = CMPR_FI_BAD_REQUEST;
+        snprintf(why, wlen, "a request for central key generation keeps its protection (RFC 9483 5.2.3.2) and "
+                 "this route replaces it (protection = reprotect); use keep or nested");
+        return CMPR_ERR_INVALID_ARG;
+    }
     if (rt->batch > 1 && mode == CMPR_ROUTE_NESTED)
         mode = CMPR_ROUTE_KEEP;     /* the batch's nested message carries our protection */
     if (mode == CMPR_ROUTE_KEEP) {

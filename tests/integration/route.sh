@@ -412,6 +412,10 @@ check "RA only: a request no route takes is refused, saying why" \
 	grep -q 'no route takes this request and this router has no CA of its own' rao3.json
 check "  in an error answer signed with ra_cert, which the client verified" sh -c \
 	"grep -q '\"sender\":\"CN=ra.example\"' rao3.json && grep -q 'no route takes' rao3.log"
+"$R" ir --server "$CH" --ref demo --secret pass:$S --trusted b/ca/root.pem --newkey central \
+	--subject /CN=ra-only-3 --out rao4.pem 2>rao4.err
+check "RA only: a request for central key generation is not reprotected (RFC 9483 5.2.3.2): refused, saying why" \
+	sh -c "test $? -eq 5 && grep -q 'central key generation keeps its protection' rao4.err"
 kill $PID; wait $PID 2>/dev/null
 rc=$?
 check "the RA-only daemon stops cleanly (exit $rc)" test $rc -eq 0
