@@ -140,3 +140,30 @@ cmpr_der_check(const unsigned char *buf, size_t len, unsigned max_depth,
         }
     }
 }
+
+size_t
+cmpr_der_hdr_size(size_t len)
+{
+    size_t n = 2;
+
+    if (len >= 0x80)
+        for (size_t l = len; l > 0; l >>= 8)
+            n++;
+    return n;
+}
+
+unsigned char *
+cmpr_der_put_hdr(unsigned char *w, unsigned char tag, size_t len)
+{
+    size_t n = cmpr_der_hdr_size(len) - 1;      /* length octets */
+
+    *w++ = tag;
+    if (n == 1) {
+        *w++ = (unsigned char)len;
+        return w;
+    }
+    *w++ = (unsigned char)(0x80 | (n - 1));
+    for (size_t i = n - 1; i > 0; i--)
+        *w++ = (unsigned char)(len >> (8 * (i - 1)));
+    return w;
+}

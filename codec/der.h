@@ -28,4 +28,9 @@ int cmpr_der_read(const unsigned char *p, size_t avail, struct cmpr_der_tlv *tlv
 int cmpr_der_check(const unsigned char *buf, size_t len, unsigned max_depth,
                    struct cmpr_der_err *err);
 
+/* Writing: the size of a tag and length header for len content bytes (one
+ * tag octet), and that header written at w (returns the end of it). */
+size_t cmpr_der_hdr_size(size_t len);
+unsigned char *cmpr_der_put_hdr(unsigned char *w, unsigned char tag, size_t len);
+
 #endif

@@ -39,33 +39,41 @@ add_implicit(CMPR_PKIMESSAGE *m, int implicit_confirm)
     return cmpr_hdr_push0_geninfo(m->header, it) == CMPR_OK ? 0 : -1;
 }
 
+/* one more control (RFC 4211 6) of type n with value (consumed) */
+static int
+push_control(CMPR_CERTREQUEST *cr, int n, ASN1_TYPE *value)
+{
+    CMPR_ATAV *a = value != NULL ? CMPR_ATAV_new() : NULL;
+
+    if (a == NULL) {
+        ASN1_TYPE_free(value);
+        return -1;
+    }
+    ASN1_OBJECT_free(a->type);
+    ASN1_TYPE_free(a->value);
+    a->value = value;
+    if ((a->type = cmpr_regctrl_obj(n)) == NULL
+            || (cr->controls == NULL && (cr->controls = sk_CMPR_ATAV_new_null()) == NULL)
+            || !sk_CMPR_ATAV_push(cr->controls, a)) {
+        CMPR_ATAV_free(a);
+        return -1;
+    }
+    return 0;
+}
+
 /* oldCertId control (id-regCtrl-oldCertID, RFC 4211 6.5) naming cert */
 static int
 add_oldcertid(CMPR_CERTREQUEST *cr, const X509 *cert)
 {
     OSSL_CRMF_CERTID *id = OSSL_CRMF_CERTID_gen(X509_get_issuer_name(cert),
                                                 X509_get0_serialNumber(cert));
-    CMPR_ATAV *a = NULL;
-    int ok = 0;
+    int r = id != NULL
+            ? push_control(cr, CMPR_REGCTRL_OLDCERTID,
+                           ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(OSSL_CRMF_CERTID), id, NULL))
+            : -1;
 
-    if (id == NULL || (a = CMPR_ATAV_new()) == NULL)
-        goto out;
-    ASN1_OBJECT_free(a->type);
-    ASN1_TYPE_free(a->value);
-    a->value = NULL;
-    if ((a->type = cmpr_regctrl_obj(CMPR_REGCTRL_OLDCERTID)) == NULL
-            || (a->value = ASN1_TYPE_pack_sequence(ASN1_ITEM_rptr(OSSL_CRMF_CERTID), id, NULL)) == NULL)
-        goto out;
-    if (cr->controls == NULL && (cr->controls = sk_CMPR_ATAV_new_null()) == NULL)
-        goto out;
-    if (!sk_CMPR_ATAV_push(cr->controls, a))
-        goto out;
-    a = NULL;
-    ok = 1;
- out:
-    CMPR_ATAV_free(a);
     OSSL_CRMF_CERTID_free(id);
-    return ok ? 0 : -1;
+    return r;
 }
 
 /* pkiArchiveOptions (RFC 4211 6.4, RFC 9810 5.2.6): the private key as
@@ -76,12 +84,10 @@ add_archive(CMPR_CERTREQUEST *cr, EVP_PKEY *key, X509 *to)
     PKCS8_PRIV_KEY_INFO *p8 = EVP_PKEY2PKCS8(key);
     unsigned char *p8der = NULL, *der = NULL;
     const unsigned char *p;
-    int p8len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &p8der) : -1, n, ok = 0;
+    int p8len = p8 != NULL ? i2d_PKCS8_PRIV_KEY_INFO(p8, &p8der) : -1, n, r = -1;
     CMPR_PKIARCHIVEOPTIONS *opt = CMPR_PKIARCHIVEOPTIONS_new();
-    CMPR_ATAV *a = CMPR_ATAV_new();
 
-    if (p8len <= 0 || opt == NULL || a == NULL
-            || (opt->value.encryptedPrivKey = CMPR_ENCRYPTEDKEY_new()) == NULL)
+    if (p8len <= 0 || opt == NULL || (opt->value.encryptedPrivKey = CMPR_ENCRYPTEDKEY_new()) == NULL)
         goto out;
     opt->type = CMPR_ARCHIVE_ENCRYPTEDPRIVKEY;
     opt->value.encryptedPrivKey->type = CMPR_ENCRYPTEDKEY_ENVELOPEDDATA;
@@ -90,25 +96,13 @@ add_archive(CMPR_CERTREQUEST *cr, EVP_PKEY *key, X509 *to)
             || (n = i2d_CMPR_PKIARCHIVEOPTIONS(opt, &der)) <= 0)
         goto out;
     p = der;
-    ASN1_OBJECT_free(a->type);
-    ASN1_TYPE_free(a->value);
-    a->value = NULL;
-    if ((a->type = cmpr_regctrl_obj(CMPR_REGCTRL_PKIARCHIVEOPTIONS)) == NULL
-            || (a->value = d2i_ASN1_TYPE(NULL, &p, n)) == NULL)
-        goto out;
-    if (cr->controls == NULL && (cr->controls = sk_CMPR_ATAV_new_null()) == NULL)
-        goto out;
-    if (!sk_CMPR_ATAV_push(cr->controls, a))
-        goto out;
-    a = NULL;
-    ok = 1;
+    r = push_control(cr, CMPR_REGCTRL_PKIARCHIVEOPTIONS, d2i_ASN1_TYPE(NULL, &p, n));
  out:
-    CMPR_ATAV_free(a);
     CMPR_PKIARCHIVEOPTIONS_free(opt);
     OPENSSL_free(der);
     OPENSSL_clear_free(p8der, p8len > 0 ? (size_t)p8len : 0);
     PKCS8_PRIV_KEY_INFO_free(p8);
-    return ok ? 0 : -1;
+    return r;
 }
 
 static int

@@ -1,6 +1,7 @@
 /* Central key generation (RFC 9483 4.1.6; RFC 5958 AsymmetricKeyPackage,
  * RFC 5652 SignedData and EnvelopedData). See keygen.h. */
 #include "codec/keygen.h"
+#include "codec/der.h"
 #include "codec/msg.h"
 #include "base/err.h"
 
@@ -119,17 +120,9 @@ akp_of(EVP_PKEY *key, size_t *len_r)
     PKCS8_PRIV_KEY_INFO_free(p8);
     if (n <= 0)
         return NULL;
-    hl = n < 128 ? 2 : n < 256 ? 3 : n < 65536 ? 4 : 5;
+    hl = cmpr_der_hdr_size((size_t)n);
     if ((out = OPENSSL_malloc(hl + (size_t)n)) != NULL) {
-        out[0] = 0x30;
-        if (hl == 2) {
-            out[1] = (unsigned char)n;
-        } else {
-            out[1] = (unsigned char)(0x80 | (hl - 2));
-            for (size_t i = 0; i < hl - 2; i++)
-                out[2 + i] = (unsigned char)((size_t)n >> (8 * (hl - 3 - i)));
-        }
-        memcpy(out + hl, der, (size_t)n);
+        memcpy(cmpr_der_put_hdr(out, 0x30, (size_t)n), der, (size_t)n);
         *len_r = hl + (size_t)n;
     }
     OPENSSL_clear_free(der, (size_t)n);

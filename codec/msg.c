@@ -1308,33 +1308,6 @@ cmpr_itav_get_confirm_wait_time(const CMPR_ITAV *itav, time_t *t_r)
     return CMPR_OK;
 }
 
-static size_t
-der_len_size(size_t len)
-{
-    size_t n = 1;
-
-    if (len >= 0x80)
-        for (size_t l = len; l > 0; l >>= 8)
-            n++;
-    return n;
-}
-
-static unsigned char *
-der_put_hdr(unsigned char *w, unsigned char tag, size_t len)
-{
-    size_t n = der_len_size(len);
-
-    *w++ = tag;
-    if (n == 1) {
-        *w++ = (unsigned char)len;
-        return w;
-    }
-    *w++ = (unsigned char)(0x80 | (n - 1));
-    for (size_t i = n - 1; i > 0; i--)
-        *w++ = (unsigned char)(len >> (8 * (i - 1)));
-    return w;
-}
-
 CMS_ContentInfo *
 cmpr_envdata_to_cms(const CMPR_ENVELOPEDDATA *env)
 {
@@ -1350,13 +1323,13 @@ cmpr_envdata_to_cms(const CMPR_ENVELOPEDDATA *env)
 
     if ((n = i2d_CMPR_ENVELOPEDDATA(env, &inner)) <= 0)
         return NULL;
-    tagged = 1 + der_len_size((size_t)n) + (size_t)n;
+    tagged = cmpr_der_hdr_size((size_t)n) + (size_t)n;
     total = sizeof(oid) + tagged;
-    if ((buf = OPENSSL_malloc(1 + der_len_size(total) + total)) == NULL)
+    if ((buf = OPENSSL_malloc(cmpr_der_hdr_size(total) + total)) == NULL)
         goto out;
-    w = der_put_hdr(buf, 0x30, total);
+    w = cmpr_der_put_hdr(buf, 0x30, total);
     memcpy(w, oid, sizeof(oid));
-    w = der_put_hdr(w + sizeof(oid), 0xa0, (size_t)n);
+    w = cmpr_der_put_hdr(w + sizeof(oid), 0xa0, (size_t)n);
     memcpy(w, inner, (size_t)n);
     w += n;
     p = buf;

@@ -422,7 +422,7 @@ parse_group(struct parse *p, GKeyFile *kf, const char *group, const struct direc
 /* ---------------- checks ---------------- */
 
 static int
-check_key_types(struct parse *p, const char *group, char **types)
+check_key_types(struct parse *p, const char *group, const char *key, char **types)
 {
     for (char **t = types; t != NULL && *t != NULL; t++) {
         const char *s = *t;
@@ -445,7 +445,7 @@ check_key_types(struct parse *p, const char *group, char **types)
             if (*end == '\0' && lo >= 1024 && hi >= lo && hi <= 16384)
                 continue;
         }
-        return fail(p, group, "key_types", "unknown key type '%s' (ec:CURVE, rsa:MIN[-MAX], "
+        return fail(p, group, key, "unknown key type '%s' (ec:CURVE, rsa:MIN[-MAX], "
                     "ed25519, ed448)", s);
     }
     return CMPR_OK;
@@ -494,7 +494,7 @@ check_profile(struct parse *p, const char *group, struct cmpr_conf_profile *pr)
             || (r = check_oids(p, group, "allowed_extended_key_usage", pr->allowed_extended_key_usage)) != CMPR_OK
             || (r = check_oids(p, group, "certificate_policies", pr->certificate_policies)) != CMPR_OK
             || (r = check_oids(p, group, "allowed_certificate_policies", pr->allowed_certificate_policies)) != CMPR_OK
-            || (r = check_key_types(p, group, pr->key_types)) != CMPR_OK)
+            || (r = check_key_types(p, group, "key_types", pr->key_types)) != CMPR_OK)
         return r;
     if (pr->path_len >= 0 && !pr->ca)
         return fail(p, group, "path_len", "path_len needs ca = yes");
@@ -515,7 +515,7 @@ check_profile(struct parse *p, const char *group, struct cmpr_conf_profile *pr)
     if (pr->central_key_type != NULL) {
         char *one[] = { pr->central_key_type, NULL };
 
-        if ((r = check_key_types(p, group, one)) != CMPR_OK)
+        if ((r = check_key_types(p, group, "central_key_type", one)) != CMPR_OK)
             return r;
         if (strncmp(pr->central_key_type, "rsa:", 4) == 0 && strchr(pr->central_key_type, '-') != NULL)
             return fail(p, group, "central_key_type", "central_key_type names one key type (rsa:3072, not a range)");

@@ -1178,41 +1178,57 @@ test_hold_and_release(void **state)
     CMPR_PKIMESSAGE_free(ip);
 }
 
-/* An Ed25519 CA whose answers are signed by a separate CMP signer (cmcCA) */
-static void
-test_ed25519_ca_with_separate_signer(void **state)
+/* An ir (MAC, implicit confirm) for cn answered by a second core: a CA
+ * (ca_key, ca) whose answers are signed by a separate CMP signer (signer_cert
+ * holds sc, then sc_issuer when not NULL), mac_responses = no */
+static CMPR_PKIMESSAGE *
+ir_at_ca_with_signer(EVP_PKEY *ca_key2, X509 *ca2, EVP_PKEY *sk, X509 *sc, X509 *sc_issuer, const char *cn)
 {
     char d2[64], path[256], *err = NULL;
-    EVP_PKEY *k = tu_key("ed25519"), *sk = tu_key("ec:P-256");
-    X509 *c = tu_cert(k, "Ed CA", NULL, NULL, 1), *sc = tu_cert(sk, "CMP Signer", k, c, 0);
     struct cmpr_conf *conf2 = NULL;
     struct cmpr_core *core2 = NULL, *saved = core;
     CMPR_PKIMESSAGE *rsp;
     FILE *f;
-    (void)state;
 
     snprintf(d2, sizeof(d2), "/tmp/cmpr-core2-XXXXXX");
     assert_non_null(mkdtemp(d2));
     snprintf(path, sizeof(path), "%s/ca.key", d2);
-    write_pem_key(path, k);
+    write_pem_key(path, ca_key2);
     snprintf(path, sizeof(path), "%s/ca.pem", d2);
-    write_pem_cert(path, c);
+    write_pem_cert(path, ca2);
     snprintf(path, sizeof(path), "%s/s.key", d2);
     write_pem_key(path, sk);
     snprintf(path, sizeof(path), "%s/s.pem", d2);
-    write_pem_cert(path, sc);
+    f = fopen(path, "w");
+    assert_true(PEM_write_X509(f, sc) && (sc_issuer == NULL || PEM_write_X509(f, sc_issuer)));
+    fclose(f);
     snprintf(path, sizeof(path), "%s/cmprouter.conf", d2);
     f = fopen(path, "w");
-    fprintf(f, "[router]\nlog_level = error\n[ca ed]\nkey = ca.key\ncert = ca.pem\n"
+    fprintf(f, "[router]\nlog_level = error\n[ca c]\nkey = ca.key\ncert = ca.pem\n"
                "signer_cert = s.pem\nsigner_key = s.key\nmac_responses = no\n"
                "[profile p]\n[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\n");
     fclose(f);
     if (cmpr_conf_load(path, &conf2, &err) != CMPR_OK || cmpr_core_new(conf2, &core2, &err) != CMPR_OK)
         fail_msg("%s", err);
     core = core2;
-    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-ed", 1));
+    rsp = send_mac(ee_certreq(CMPR_BODY_IR, cn, 1));
     core = saved;
+    cmpr_core_free(core2);
+    cmpr_conf_free(conf2);
+    tu_rmrf(d2);
     assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+    return rsp;
+}
+
+/* An Ed25519 CA whose answers are signed by a separate CMP signer (cmcCA) */
+static void
+test_ed25519_ca_with_separate_signer(void **state)
+{
+    EVP_PKEY *k = tu_key("ed25519"), *sk = tu_key("ec:P-256");
+    X509 *c = tu_cert(k, "Ed CA", NULL, NULL, 1), *sc = tu_cert(sk, "CMP Signer", k, c, 0);
+    CMPR_PKIMESSAGE *rsp = ir_at_ca_with_signer(k, c, sk, sc, NULL, "ee-ed");
+    (void)state;
+
     /* mac_responses = no: signed, by the CMP signer, which goes first in extraCerts */
     assert_int_equal(X509_NAME_cmp(cmpr_hdr_get0_sender_name(rsp->header), X509_get_subject_name(sc)), 0);
     assert_int_equal(cmpr_verify_sig(rsp, sk), CMPR_OK);
@@ -1220,9 +1236,6 @@ test_ed25519_ca_with_separate_signer(void **state)
     /* the certificate itself is signed by the Ed25519 CA key */
     assert_int_equal(X509_verify(issued_cert(rsp), k), 1);
     CMPR_PKIMESSAGE_free(rsp);
-    cmpr_core_free(core2);
-    cmpr_conf_free(conf2);
-    tu_rmrf(d2);
     X509_free(c);
     X509_free(sc);
     EVP_PKEY_free(k);
@@ -1234,42 +1247,14 @@ test_ed25519_ca_with_separate_signer(void **state)
 static void
 test_signer_chain(void **state)
 {
-    char d2[64], path[256], *err = NULL;
     EVP_PKEY *rk = tu_key("ec:P-256"), *ik = tu_key("ec:P-256"), *sk = tu_key("ec:P-256");
     X509 *root = tu_cert(rk, "Signer Root", NULL, NULL, 1), *sub = tu_cert(ik, "Signer Sub", rk, root, 1);
     X509 *sc = tu_cert(sk, "CMP Signer", ik, sub, 0);
     X509_STORE *trust = X509_STORE_new();
     X509_STORE_CTX *vctx = X509_STORE_CTX_new();
-    struct cmpr_conf *conf2 = NULL;
-    struct cmpr_core *core2 = NULL, *saved = core;
-    CMPR_PKIMESSAGE *rsp;
-    FILE *f;
+    CMPR_PKIMESSAGE *rsp = ir_at_ca_with_signer(ca_key, ca_cert, sk, sc, sub, "ee-chain");
     (void)state;
 
-    snprintf(d2, sizeof(d2), "/tmp/cmpr-core3-XXXXXX");
-    assert_non_null(mkdtemp(d2));
-    snprintf(path, sizeof(path), "%s/ca.key", d2);
-    write_pem_key(path, ca_key);
-    snprintf(path, sizeof(path), "%s/ca.pem", d2);
-    write_pem_cert(path, ca_cert);
-    snprintf(path, sizeof(path), "%s/s.key", d2);
-    write_pem_key(path, sk);
-    snprintf(path, sizeof(path), "%s/s.pem", d2);
-    f = fopen(path, "w");
-    assert_true(PEM_write_X509(f, sc) && PEM_write_X509(f, sub));
-    fclose(f);
-    snprintf(path, sizeof(path), "%s/cmprouter.conf", d2);
-    f = fopen(path, "w");
-    fprintf(f, "[router]\nlog_level = error\n[ca c]\nkey = ca.key\ncert = ca.pem\n"
-               "signer_cert = s.pem\nsigner_key = s.key\nmac_responses = no\n"
-               "[profile p]\n[client ee]\nreference = ee-ref\nsecret = pass:" SECRET "\n");
-    fclose(f);
-    if (cmpr_conf_load(path, &conf2, &err) != CMPR_OK || cmpr_core_new(conf2, &core2, &err) != CMPR_OK)
-        fail_msg("%s", err);
-    core = core2;
-    rsp = send_mac(ee_certreq(CMPR_BODY_IR, "ee-chain", 1));
-    core = saved;
-    assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
     assert_int_equal(cmpr_verify_sig(rsp, sk), CMPR_OK);
     /* extraCerts: the signer, its issuer, then the CA */
     assert_true(sk_X509_num(rsp->extraCerts) >= 3);
@@ -1283,9 +1268,6 @@ test_signer_chain(void **state)
     X509_STORE_CTX_free(vctx);
     X509_STORE_free(trust);
     CMPR_PKIMESSAGE_free(rsp);
-    cmpr_core_free(core2);
-    cmpr_conf_free(conf2);
-    tu_rmrf(d2);
     X509_free(root);
     X509_free(sub);
     X509_free(sc);

@@ -11,6 +11,7 @@
 #include <openssl/ec.h>
 
 #include "codec/asn1.h"
+#include "codec/msg.h"
 #include <openssl/x509v3.h>
 
 #ifndef CMPR_SRCDIR
@@ -160,33 +161,9 @@ tu_rmrf(const char *path)
 struct cmpr_envelopeddata_st *
 tu_envdata(const unsigned char *content, size_t len, X509 *rcpt)
 {
-    STACK_OF(X509) *rcpts = sk_X509_new_null();
-    BIO *in = BIO_new_mem_buf(content, (int)len);
-    CMS_ContentInfo *ci;
-    CMPR_ENVELOPEDDATA *env;
-    unsigned char *der = NULL;
-    const unsigned char *p, *q;
-    long hl;
-    int tag, cls, n;
+    CMPR_ENVELOPEDDATA *env = cmpr_envdata_seal(content, len, rcpt, NULL, 0);
 
-    sk_X509_push(rcpts, rcpt);
-    ci = CMS_encrypt(rcpts, in, EVP_aes_128_cbc(), CMS_BINARY);
-    assert_non_null(ci);
-    n = i2d_CMS_ContentInfo(ci, &der);
-    /* ContentInfo ::= SEQUENCE { OID, [0] EXPLICIT EnvelopedData } */
-    p = der;
-    ASN1_get_object(&p, &hl, &tag, &cls, n);
-    q = p;
-    ASN1_get_object(&q, &hl, &tag, &cls, n);
-    q += hl;
-    ASN1_get_object(&q, &hl, &tag, &cls, n);
-    assert_int_equal(cls, V_ASN1_CONTEXT_SPECIFIC);
-    env = d2i_CMPR_ENVELOPEDDATA(NULL, &q, hl);
     assert_non_null(env);
-    OPENSSL_free(der);
-    CMS_ContentInfo_free(ci);
-    BIO_free(in);
-    sk_X509_free(rcpts);
     return env;
 }
 
