@@ -384,12 +384,17 @@ mac_alg_parse(const X509_ALGOR *alg, unsigned max_iter, struct mac_alg *a)
         a->salt_len = (size_t)ASN1_STRING_length(a->pbm->salt);
     } else {
         const ASN1_TYPE *saltt;
+        int kdf_nid;
 
         a->owf = cmpr_md(NID_sha1);     /* PBKDF2 default prf: hmacWithSHA1 */
         if ((a->pb1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM),
                                                 (const ASN1_TYPE *)alg->parameter)) == NULL)
             return CMPR_ERR_BAD_PARAM;
-        if (OBJ_obj2nid(a->pb1->keyDerivationFunc->algorithm) != NID_id_pbkdf2)
+        /* RFC 8018 A.5: id-PBKDF2. Bouncy Castle, and every CMP peer built on
+         * it, names it id-PBES2 around the same PBKDF2-params; real
+         * PBES2-params do not parse as those, so this stays unambiguous. */
+        kdf_nid = OBJ_obj2nid(a->pb1->keyDerivationFunc->algorithm);
+        if (kdf_nid != NID_id_pbkdf2 && kdf_nid != NID_pbes2)
             return CMPR_ERR_BAD_ALG;
         if (a->pb1->keyDerivationFunc->parameter == NULL
                 || a->pb1->keyDerivationFunc->parameter->type != V_ASN1_SEQUENCE

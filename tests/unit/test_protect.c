@@ -155,6 +155,88 @@ algor_with_params(const char *oid, const ASN1_ITEM *it, void *params)
     return a;
 }
 
+/* Bouncy Castle (through at least 1.80, so every CMP peer built on it:
+ * EJBCA, the Siemens RA component) names PBMAC1's key derivation id-PBES2
+ * (1.2.840.113549.1.5.13) around PBKDF2-params, where RFC 8018 A.5 and
+ * RFC 9481 6.1.1 ask for id-PBKDF2 (1.2.840.113549.1.5.12). The parameters
+ * are unambiguous (real PBES2-params are two AlgorithmIdentifiers), so that
+ * encoding is taken as PBKDF2; anything else stays refused. Answers name
+ * id-PBKDF2, which Bouncy Castle reads too (tests/integration/bc.sh). */
+static void
+test_pbmac1_kdf_named_pbes2(void **state)
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2);
+    struct cmpr_mac_params mp, got;
+    CMPR_PBMAC1PARAM *p1;
+    PBKDF2PARAM *kdf;
+    X509_ALGOR *enc;
+    ASN1_STRING *seq = NULL;
+    unsigned char key[32], mac[EVP_MAX_MD_SIZE], *pp = NULL;
+    unsigned int ml = 0;
+    size_t pl;
+    struct cmpr_verify_opts vo = { 0, NULL, NULL };
+    (void)state;
+
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBMAC1);
+    mp.iter = 1234;
+    assert_int_equal(cmpr_protect_mac(m, secret, SECLEN, &mp, NULL), CMPR_OK);
+    p1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM), m->header->protectionAlg->parameter);
+    assert_non_null(p1);
+    kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), p1->keyDerivationFunc->parameter);
+    assert_non_null(kdf);
+    /* the same parameters under Bouncy Castle's OID, MAC computed anew */
+    assert_non_null(ASN1_item_pack(kdf, ASN1_ITEM_rptr(PBKDF2PARAM), &seq));
+    X509_ALGOR_set0(p1->keyDerivationFunc, OBJ_nid2obj(NID_pbes2), V_ASN1_SEQUENCE, seq);
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = algor_with_params(CMPR_OID_PBMAC1, ASN1_ITEM_rptr(CMPR_PBMAC1PARAM), p1);
+    assert_true(PKCS5_PBKDF2_HMAC((const char *)secret, SECLEN,
+                                  ASN1_STRING_get0_data(kdf->salt->value.octet_string),
+                                  ASN1_STRING_length(kdf->salt->value.octet_string),
+                                  1234, EVP_sha256(), 32, key));
+    assert_int_equal(cmpr_protected_part(m, &pp, &pl), CMPR_OK);
+    HMAC(EVP_sha256(), key, 32, pp, pl, mac, &ml);
+    ASN1_BIT_STRING_set(m->protection, mac, (int)ml);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_OK);
+    /* an answer takes its parameters over (and names id-PBKDF2 itself) */
+    assert_int_equal(cmpr_mac_params_of(m->header->protectionAlg, 100000, &got), CMPR_OK);
+    assert_int_equal(got.kind, CMPR_MAC_PBMAC1);
+    assert_int_equal(got.iter, 1234);
+    assert_int_equal(got.owf_nid, NID_sha256);
+    /* a wrong secret still fails */
+    assert_int_equal(cmpr_verify_mac(m, (const unsigned char *)"other", 5, &vo), CMPR_ERR_MAC_MISMATCH);
+
+    /* real PBES2-params (keyDerivationFunc, encryptionScheme) under id-PBES2: malformed */
+    enc = X509_ALGOR_new();
+    X509_ALGOR_set0(enc, OBJ_nid2obj(NID_aes_256_cbc), V_ASN1_NULL, NULL);
+    {
+        PBE2PARAM *pbes2 = PBE2PARAM_new();
+
+        seq = NULL;
+        assert_non_null(ASN1_item_pack(kdf, ASN1_ITEM_rptr(PBKDF2PARAM), &seq));
+        X509_ALGOR_set0(pbes2->keyfunc, OBJ_nid2obj(NID_id_pbkdf2), V_ASN1_SEQUENCE, seq);
+        X509_ALGOR_free(pbes2->encryption);
+        pbes2->encryption = enc;
+        seq = NULL;
+        assert_non_null(ASN1_item_pack(pbes2, ASN1_ITEM_rptr(PBE2PARAM), &seq));
+        X509_ALGOR_set0(p1->keyDerivationFunc, OBJ_nid2obj(NID_pbes2), V_ASN1_SEQUENCE, seq);
+        PBE2PARAM_free(pbes2);
+    }
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = algor_with_params(CMPR_OID_PBMAC1, ASN1_ITEM_rptr(CMPR_PBMAC1PARAM), p1);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_BAD_PARAM);
+    /* any other key derivation: badAlg */
+    seq = NULL;
+    assert_non_null(ASN1_item_pack(kdf, ASN1_ITEM_rptr(PBKDF2PARAM), &seq));
+    X509_ALGOR_set0(p1->keyDerivationFunc, OBJ_nid2obj(NID_id_scrypt), V_ASN1_SEQUENCE, seq);
+    X509_ALGOR_free(m->header->protectionAlg);
+    m->header->protectionAlg = algor_with_params(CMPR_OID_PBMAC1, ASN1_ITEM_rptr(CMPR_PBMAC1PARAM), p1);
+    assert_int_equal(cmpr_verify_mac(m, secret, SECLEN, &vo), CMPR_ERR_BAD_ALG);
+    OPENSSL_free(pp);
+    PBKDF2PARAM_free(kdf);
+    CMPR_PBMAC1PARAM_free(p1);
+    CMPR_PKIMESSAGE_free(m);
+}
+
 /* Refused parameters: unknown OWF/MAC, DHBasedMac, negative or huge counts. */
 /* Issue 16 item 4: an answer is MAC-protected the way its request was, so
  * the parameters are read back from a protectionAlg (RFC 9810 5.1.3.1,
@@ -631,6 +713,7 @@ main(void)
         cmocka_unit_test(test_pbm_matches_openssl),
         cmocka_unit_test(test_pbm_key_expansion),
         cmocka_unit_test(test_pbmac1_matches_pbkdf2),
+        cmocka_unit_test(test_pbmac1_kdf_named_pbes2),
         cmocka_unit_test(test_mac_params_of),
         cmocka_unit_test(test_mac_refusals),
         cmocka_unit_test(test_mac_cost),
