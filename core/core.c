@@ -107,7 +107,10 @@ cmpr_core_new(const struct cmpr_conf *conf, struct cmpr_core **core_r, char **er
         goto fail;
     }
     if ((r = cmpr_store_open(conf->store, &c->st)) != CMPR_OK) {
-        r = config_error(err_r, "cannot open store %s", conf->store);
+        char name[600];
+
+        cmpr_store_name(conf->store, name, sizeof(name));
+        r = config_error(err_r, "cannot open store %.500s", name);
         goto fail;
     }
     *core_r = c;

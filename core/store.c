@@ -2,6 +2,7 @@
 #include "core/store.h"
 #include "base/err.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,9 +46,25 @@ cmpr_store_open(const char *spec, struct cmpr_store **st_r)
         return CMPR_ERR_INVALID_ARG;
     if (strncmp(spec, "sqlite:", 7) == 0)
         return cmpr_store_sqlite_ops.open(spec + 7, st_r);
+    /* a libpq URI as it is, or any libpq connection string after "postgresql:" */
+    if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
+        return cmpr_store_pg_ops.open(spec, st_r);
     if (strncmp(spec, "postgresql:", 11) == 0)
-        return CMPR_ERR_CONFIG;   /* the PostgreSQL backend is not built yet */
+        return cmpr_store_pg_ops.open(spec + 11, st_r);
     return cmpr_store_sqlite_ops.open(spec, st_r);
+}
+
+void
+cmpr_store_name(const char *spec, char *out, size_t cap)
+{
+    if (spec == NULL)
+        spec = "";
+    if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
+        cmpr_store_pg_name(spec, out, cap);
+    else if (strncmp(spec, "postgresql:", 11) == 0)
+        cmpr_store_pg_name(spec + 11, out, cap);
+    else
+        snprintf(out, cap, "%s", spec);
 }
 
 void

@@ -236,9 +236,15 @@ struct cmpr_store {
 };
 
 extern const struct cmpr_store_ops cmpr_store_sqlite_ops;
+extern const struct cmpr_store_ops cmpr_store_pg_ops;   /* open fails when built without libpq */
 
-/* "sqlite:/path/file.db" or a bare path (SQLite). */
+/* "sqlite:/path/file.db" or a bare path (SQLite); "postgresql://..." (a
+ * libpq URI) or "postgresql:" followed by any libpq connection string. */
 int cmpr_store_open(const char *spec, struct cmpr_store **st_r);
+/* spec as it may be shown: a PostgreSQL connection string without its
+ * password (postgresql://user@host:port/dbname) */
+void cmpr_store_name(const char *spec, char *out, size_t cap);
+void cmpr_store_pg_name(const char *conninfo, char *out, size_t cap);
 void cmpr_store_close(struct cmpr_store *st);
 
 #endif

@@ -42,15 +42,7 @@ check "cmprouterd runs (HTTP $PORT)" test -n "$PORT"
 SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
 U="--url http://127.0.0.1:$PORT/.well-known/cmp --trusted data/ca/root.pem --recipient CN=cmprouter"
 MAC="--ref demo --secret $SECRET"
-# verify CERT: it chains to the CA; pairs CERT KEY: the key file holds the
-# certificate's private key (commands, so that `sh -c` checks can use them)
-mkdir bin
-printf '#!/bin/sh\nopenssl verify -CAfile %s/data/ca/root.pem -untrusted %s/data/ca/issuing.pem "$1"\n' \
-	"$TMP" "$TMP" >bin/verify
-printf '#!/bin/sh\ntest "$(openssl x509 -in "$1" -noout -pubkey)" = "$(openssl pkey -in "$2" -pubout)"\n' >bin/pairs
-printf '#!/bin/sh\nopenssl x509 -in "$1" -noout -serial | sed "s/serial=//"\n' >bin/serial
-chmod +x bin/*
-PATH=$TMP/bin:$PATH
+cert_tools
 json_cert() {   # SERIAL(hex) PYTHON-CONDITION on c: the store's record of it
 	"$R" -c data/cmprouter.conf certs --json >certs.json 2>&1 && python3 -c "
 import json, sys

@@ -28,7 +28,8 @@ check() {
 }
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cmpr-test.XXXXXX")
 PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT INT TERM
+ON_EXIT=""    # commands run first at exit (stop_pg)
+trap 'eval "$ON_EXIT"; for p in $PIDS; do kill -9 $p 2>/dev/null; done; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT INT TERM
 
 # start_daemon LOG LISTENER ARGS...: runs $BUILD/cmprouterd ARGS with output in
 # LOG.out/LOG.err; sets PID, and PORT once "LISTENER listening on port N" is
@@ -135,3 +136,49 @@ start_mock() {
 	done
 }
 
+
+# ---- a PostgreSQL of the test's own (Debian's postgresql package) ----
+# start_pg: initdb in $TMP/pg (as the user postgres when run as root: the
+# server refuses root), listening on 127.0.0.1 at a free port and on a Unix
+# socket in $TMP/pg; superuser cmpr, trusted on the socket, scram-sha-256
+# over TCP (password "pg-pw-Zq81x"). Sets PGPORT_T and PGSTORE (a store spec on
+# the socket); stopped at exit. Bounded: pg_ctl waits at most 60 s.
+start_pg() {
+	_pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+	[ -x "$_pgbin/initdb" ] || { echo "#   no PostgreSQL server (scripts/install-deps installs postgresql)"; return 1; }
+	mkdir -p "$TMP/pg"
+	_pgrun=""
+	if [ "$(id -u)" = 0 ]; then
+		chmod 755 "$TMP"
+		chown postgres "$TMP/pg"
+		_pgrun="runuser -u postgres --"
+	fi
+	printf 'pg-pw-Zq81x\n' >"$TMP/pg/pw"
+	chmod 644 "$TMP/pg/pw"
+	$_pgrun "$_pgbin/initdb" -D "$TMP/pg/data" -U cmpr --pwfile="$TMP/pg/pw" --auth-local=trust \
+		--auth-host=scram-sha-256 >"$TMP/pg/initdb.log" 2>&1 || { tail -5 "$TMP/pg/initdb.log"; return 1; }
+	PGPORT_T=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	$_pgrun "$_pgbin/pg_ctl" -D "$TMP/pg/data" -l "$TMP/pg/log" -w -t 60 \
+		-o "-c listen_addresses=127.0.0.1 -p $PGPORT_T -k $TMP/pg -c max_connections=200" start \
+		>"$TMP/pg/ctl.log" 2>&1 || { tail -5 "$TMP/pg/log"; return 1; }
+	ON_EXIT="stop_pg; $ON_EXIT"
+	PGSTORE="postgresql:host=$TMP/pg port=$PGPORT_T user=cmpr dbname=postgres"
+}
+stop_pg() {
+	[ -n "${_pgbin:-}" ] && $_pgrun "$_pgbin/pg_ctl" -D "$TMP/pg/data" -m fast -w -t 60 stop >/dev/null 2>&1
+	_pgbin=""
+}
+
+# cert_tools: commands for `sh -c` checks, on the embedded default's CA in
+# $TMP/data: verify CERT (chains to it), pairs CERT KEY (the key file holds
+# the certificate's private key), serial CERT (hex)
+cert_tools() {
+	mkdir -p "$TMP/bin"
+	printf '#!/bin/sh\nopenssl verify -CAfile %s/data/ca/root.pem -untrusted %s/data/ca/issuing.pem "$1"\n' \
+		"$TMP" "$TMP" >"$TMP/bin/verify"
+	printf '#!/bin/sh\ntest "$(openssl x509 -in "$1" -noout -pubkey)" = "$(openssl pkey -in "$2" -pubout)"\n' \
+		>"$TMP/bin/pairs"
+	printf '#!/bin/sh\nopenssl x509 -in "$1" -noout -serial | sed "s/serial=//"\n' >"$TMP/bin/serial"
+	chmod +x "$TMP/bin/verify" "$TMP/bin/pairs" "$TMP/bin/serial"
+	PATH=$TMP/bin:$PATH
+}

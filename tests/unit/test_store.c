@@ -1,12 +1,22 @@
-/* The SQLite store (core/store_sqlite.c): unique transactionIDs, serials
- * never reused, nonce replay window, certificates and revocation, the audit
- * log, reopening after close and after kill -9, concurrent writers, group
+/* The stores (core/store_sqlite.c; core/store_pg.c when CMPR_TEST_STORE
+ * names a PostgreSQL, as tests/integration/pg.sh does): unique
+ * transactionIDs, serials never reused, nonce replay window, certificates
+ * and revocation, the audit log, reopening after close and after kill -9,
+ * concurrent writers, two openers (two nodes) racing for one record, group
  * commit (batches: seen by their own thread at once, by others and on disk
- * only after flush; a lost commit is reported; a failed fdatasync of the
- * WAL fails the flush and every durable change after it). */
+ * only after flush; a lost commit is reported). SQLite alone: a failed
+ * fdatasync of the WAL fails the flush and every durable change after it.
+ * PostgreSQL alone: a connection cut under the store costs the call it
+ * hits, then the store reconnects. */
 #include "testutil.h"
 
 #include <sqlite3.h>
+#ifdef HAVE_CONFIG_H
+#include <config.h>
+#endif
+#ifdef HAVE_LIBPQ
+#include <libpq-fe.h>
+#endif
 
 #include <pthread.h>
 #include <signal.h>
@@ -20,7 +30,7 @@
 #include "base/err.h"
 #include "core/store.h"
 
-static char dbpath[256];
+static char dbpath[1024];               /* the store spec: an SQLite file or "postgresql:..." */
 static char dbdir[64];
 
 static int
@@ -32,6 +42,47 @@ setup(void **state)
     snprintf(dbpath, sizeof(dbpath), "%s/test.db", dbdir);
     return 0;
 }
+
+#ifdef HAVE_LIBPQ
+/* the connection string of the PostgreSQL under test */
+static const char *
+pg_conninfo(void)
+{
+    return dbpath + strlen("postgresql:");
+}
+
+/* runs one SQL command on its own connection; 0 when it worked */
+static int
+pg_exec(const char *q)
+{
+    PGconn *pg = PQconnectdb(pg_conninfo());
+    PGresult *res = PQexec(pg, q);
+    int ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+
+    if (!ok)
+        fprintf(stderr, "%s: %s\n", q, PQerrorMessage(pg));
+    PQclear(res);
+    PQfinish(pg);
+    return ok ? 0 : -1;
+}
+
+/* an empty database: the store migrates it from nothing */
+static int
+setup_pg(void **state)
+{
+    (void)state;
+    snprintf(dbpath, sizeof(dbpath), "%s", getenv("CMPR_TEST_STORE"));
+    return pg_exec("DROP TABLE IF EXISTS txn, serial, cert, archive, nonce, audit, fwd, deferred,"
+                   " cmprouter_schema CASCADE; DROP FUNCTION IF EXISTS boom() CASCADE");
+}
+
+static int
+teardown_pg(void **state)
+{
+    (void)state;
+    return 0;
+}
+#endif
 
 static int
 teardown(void **state)
@@ -548,7 +599,7 @@ test_wal_sync_failure(void **state)
 
     make_txn(&t, 70, CMPR_TXN_RECEIVED);
     assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
-    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+    snprintf(wal, sizeof(wal), "%.290s-wal", dbpath);
     assert_int_equal(readonly_fds_on(wal, &fd), 1);
     /* fdatasync on a pipe fails (EINVAL) */
     assert_int_equal(pipe(pfd), 0);
@@ -564,6 +615,151 @@ test_wal_sync_failure(void **state)
     close(pfd[1]);
     cmpr_store_close(st);
 }
+
+/* Two openers of one store (two nodes on one database, or cmprouterd and
+ * the operator's CLI): both read a transaction and a forwarding record;
+ * the first write wins, the second is refused (CMPR_ERR_CONFLICT) and
+ * nothing of it lands. */
+static void
+test_two_openers_one_wins(void **state)
+{
+    struct cmpr_store *a = open_store(), *b = open_store();
+    struct cmpr_txn_rec t, ta, tb, got;
+    struct cmpr_fwd_rec f, fa, fb;
+    (void)state;
+
+    make_txn(&t, 80, CMPR_TXN_PENDING_APPROVAL);
+    assert_int_equal(a->ops->txn_insert(a, &t), CMPR_OK);
+    assert_int_equal(b->ops->txn_insert(b, &t), CMPR_ERR_EXISTS);
+    assert_int_equal(a->ops->txn_get(a, t.tid, t.tid_len, &ta), CMPR_OK);
+    assert_int_equal(b->ops->txn_get(b, t.tid, t.tid_len, &tb), CMPR_OK);
+    ta.state = CMPR_TXN_ISSUED;
+    tb.state = CMPR_TXN_REJECTED;
+    assert_int_equal(a->ops->txn_update(a, &ta), CMPR_OK);
+    assert_int_equal(b->ops->txn_set_state(b, &tb), CMPR_ERR_CONFLICT);
+    assert_int_equal(b->ops->txn_get(b, t.tid, t.tid_len, &got), CMPR_OK);
+    assert_int_equal(got.state, CMPR_TXN_ISSUED);
+    cmpr_txn_rec_clear(&got);
+    cmpr_txn_rec_clear(&ta);
+    cmpr_txn_rec_clear(&tb);
+
+    memset(&f, 0, sizeof(f));
+    memset(f.tid, 81, 16);
+    f.tid_len = 16;
+    snprintf(f.route, sizeof(f.route), "up");
+    assert_int_equal(a->ops->fwd_put(a, &f), CMPR_OK);
+    assert_int_equal(f.ver, 1);
+    f.ver = 0;
+    assert_int_equal(b->ops->fwd_put(b, &f), CMPR_ERR_EXISTS);
+    assert_int_equal(a->ops->fwd_get(a, f.tid, f.tid_len, &fa), CMPR_OK);
+    assert_int_equal(b->ops->fwd_get(b, f.tid, f.tid_len, &fb), CMPR_OK);
+    fa.state = CMPR_FWD_SENT;
+    fb.state = CMPR_FWD_FAILED;
+    assert_int_equal(a->ops->fwd_put(a, &fa), CMPR_OK);
+    assert_int_equal(b->ops->fwd_put(b, &fb), CMPR_ERR_CONFLICT);
+    cmpr_fwd_rec_clear(&fb);
+    assert_int_equal(b->ops->fwd_get(b, f.tid, f.tid_len, &fb), CMPR_OK);
+    assert_int_equal(fb.state, CMPR_FWD_SENT);
+    assert_int_equal(fb.ver, 2);
+    cmpr_fwd_rec_clear(&fa);
+    cmpr_fwd_rec_clear(&fb);
+    cmpr_store_close(a);
+    cmpr_store_close(b);
+}
+
+#ifdef HAVE_LIBPQ
+/* PostgreSQL: a statement that fails inside a batch (here a trigger
+ * raises, as a full disk or a constraint of an operator's would) loses the
+ * batch: flush says so, nothing of it is in the store; call by call, the
+ * failing call fails alone. */
+static void
+test_pg_batch_lost(void **state)
+{
+    struct cmpr_store *st = open_store(), *other = open_store();
+    struct cmpr_txn_rec t, got;
+    (void)state;
+
+    assert_int_equal(pg_exec("CREATE FUNCTION boom() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+                             " IF NEW.event = 'boom' THEN RAISE EXCEPTION 'boom'; END IF; RETURN NEW; END $$;"
+                             "CREATE TRIGGER boom BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION boom()"), 0);
+    st->ops->batch(st, 1);
+    make_txn(&t, 90, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(st->ops->audit(st, t.tid, t.tid_len, "test", "boom", ""), CMPR_ERR_STORE);
+    /* the batch is lost: later calls in it fail too */
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_ERR_STORE);
+    assert_int_equal(st->ops->flush(st), CMPR_ERR_STORE);
+    st->ops->batch(st, 0);
+    assert_int_equal(other->ops->txn_get(other, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
+    assert_int_equal(st->ops->audit(st, t.tid, t.tid_len, "test", "boom", ""), CMPR_ERR_STORE);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(other->ops->txn_get(other, t.tid, t.tid_len, &got), CMPR_OK);
+    cmpr_txn_rec_clear(&got);
+    /* the next batch works */
+    st->ops->batch(st, 1);
+    make_txn(&t, 91, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(st->ops->flush(st), CMPR_OK);
+    st->ops->batch(st, 0);
+    assert_int_equal(other->ops->txn_get(other, t.tid, t.tid_len, &got), CMPR_OK);
+    cmpr_txn_rec_clear(&got);
+    assert_int_equal(pg_exec("DROP FUNCTION boom() CASCADE"), 0);
+    cmpr_store_close(other);
+    cmpr_store_close(st);
+}
+
+/* PostgreSQL: every connection of the store cut by the server (a restart,
+ * a failover, an administrator): the call that meets it fails
+ * (CMPR_ERR_STORE: the client gets systemUnavail), the next one reconnects
+ * and works, without reopening the store; a batch cut in the middle is
+ * reported lost by its flush. */
+static void
+test_pg_connection_cut(void **state)
+{
+    struct cmpr_store *st = open_store();
+    struct cmpr_txn_rec t, got;
+    static const char cut[] = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                              " WHERE application_name = 'cmprouterd'";
+    int r;
+    (void)state;
+
+    make_txn(&t, 92, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(pg_exec(cut), 0);
+    r = st->ops->txn_get(st, t.tid, t.tid_len, &got);
+    assert_int_equal(r, CMPR_ERR_STORE);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_OK);
+    cmpr_txn_rec_clear(&got);
+    /* a batch cut in the middle */
+    st->ops->batch(st, 1);
+    make_txn(&t, 93, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    assert_int_equal(pg_exec(cut), 0);
+    make_txn(&t, 94, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_ERR_STORE);
+    assert_int_equal(st->ops->flush(st), CMPR_ERR_STORE);
+    st->ops->batch(st, 0);
+    make_txn(&t, 93, CMPR_TXN_RECEIVED);
+    assert_int_equal(st->ops->txn_get(st, t.tid, t.tid_len, &got), CMPR_ERR_NOT_FOUND);
+    assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    cmpr_store_close(st);
+}
+
+/* PostgreSQL: a wrong password is refused at open, and the password is in
+ * no message; a string libpq cannot parse is a configuration error. */
+static void
+test_pg_open_errors(void **state)
+{
+    struct cmpr_store *st = NULL;
+    (void)state;
+
+    assert_int_equal(cmpr_store_open("postgresql:host=127.0.0.1 port=1 connect_timeout=5 password=s3cr3t", &st),
+                     CMPR_ERR_STORE);
+    assert_null(st);
+    assert_int_equal(cmpr_store_open("postgresql:host='unterminated password=s3cr3t", &st), CMPR_ERR_CONFIG);
+    assert_null(st);
+}
+#endif
 
 static void
 test_open_errors(void **state)
@@ -581,6 +777,7 @@ test_open_errors(void **state)
 int
 main(void)
 {
+    /* every backend */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_txn_unique_and_update),
         cmocka_unit_test(test_txn_list_by_state),
@@ -590,13 +787,34 @@ main(void)
         cmocka_unit_test(test_audit_log),
         cmocka_unit_test(test_durable_across_kill9),
         cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_two_openers_one_wins),
         cmocka_unit_test(test_batch_flush),
-        cmocka_unit_test(test_batch_lost),
         cmocka_unit_test(test_batch_kill9),
         cmocka_unit_test(test_concurrent_batches),
+    };
+    const struct CMUnitTest sqlite_only[] = {
+        cmocka_unit_test(test_batch_lost),
         cmocka_unit_test(test_wal_sync_failure),
         cmocka_unit_test(test_open_errors),
     };
+    const char *pg = getenv("CMPR_TEST_STORE");
+    int r;
 
-    return cmocka_run_group_tests_name("store", tests, setup, teardown);
+    if (pg != NULL && strncmp(pg, "postgresql:", 11) == 0) {
+#ifdef HAVE_LIBPQ
+        const struct CMUnitTest pg_only[] = {
+            cmocka_unit_test(test_pg_batch_lost),
+            cmocka_unit_test(test_pg_connection_cut),
+            cmocka_unit_test(test_pg_open_errors),
+        };
+
+        r = cmocka_run_group_tests_name("store-postgresql", tests, setup_pg, teardown_pg);
+        return r + cmocka_run_group_tests_name("store-postgresql-only", pg_only, setup_pg, teardown_pg);
+#else
+        fprintf(stderr, "test_store: CMPR_TEST_STORE names a PostgreSQL, but this build has no libpq\n");
+        return 1;
+#endif
+    }
+    r = cmocka_run_group_tests_name("store", tests, setup, NULL);
+    return r + cmocka_run_group_tests_name("store-sqlite-only", sqlite_only, NULL, teardown);
 }

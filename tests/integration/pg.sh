@@ -1,0 +1,151 @@
+#!/bin/sh
+# The PostgreSQL store (core/store_pg.c) against a real PostgreSQL started
+# by the test (Debian's postgresql, initdb in a temp folder, loopback and a
+# Unix socket): the store's unit tests run on it (tests/unit/test_store.c,
+# the same tests as on SQLite, plus a batch lost, connections cut under the
+# store and open errors).
+. "$TOP/tests/integration/lib.sh"
+cd "$TMP" || exit 1
+R="$CMPROUTER"
+
+start_pg >pgstart.out 2>&1
+check "a PostgreSQL of the test's own runs (port $PGPORT_T)" sh -c "test -n '$PGSTORE'" pgstart.out
+[ -n "${PGSTORE:-}" ] || exit 0
+
+# ---- the store's unit tests, on PostgreSQL ----
+CMOCKA_MESSAGE_OUTPUT=TAP CMPR_TEST_STORE="$PGSTORE" timeout 300 "$BUILD/tests/unit/test_store" \
+	>unit.tap 2>unit.err
+rc=$?
+check "test_store runs on PostgreSQL (exit $rc)" sh -c "test $rc -eq 0 && grep -q '^ok ' unit.tap" unit.tap unit.err
+sed -n 's/^\(ok\|not ok\) [0-9]* - \(.*\)$/\1|\2/p' unit.tap | while IFS='|' read -r res name; do
+	if [ "$res" = ok ]; then ok "store on PostgreSQL: $name"; else not_ok "store on PostgreSQL: $name"; fi
+done
+
+# ---- three cmprouterd nodes on one PostgreSQL ----
+# one embedded default made once; every node runs it with the store in
+# PostgreSQL (CA keys on every node, docs/cluster.md)
+ARGS="--http 127.0.0.1:0 --tcp 127.0.0.1:0 --admin 127.0.0.1:0"
+start_daemon d0 http --data-dir "$TMP/data" $ARGS
+kill $PID; wait $PID 2>/dev/null
+sed -i "s|^data_dir = \.$|data_dir = .\nstore = $PGSTORE\ncheck_after = 1|" data/cmprouter.conf
+CONF=data/cmprouter.conf
+cert_tools
+SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
+MAC="--ref demo --secret pass:$SECRET"
+TR="--trusted data/ca/root.pem"
+node() {    # node NAME: starts it; sets its URL in NAME_URL, its admin port in NAME_ADMIN
+	# on the shared inbox, each node claims files under an instance of its own
+	sed "s|^\[filedrop default\]$|[filedrop default]\ninstance = $1|" $CONF >data/$1.conf
+	chmod 600 data/$1.conf
+	start_daemon "$1" http -c data/$1.conf $ARGS
+	eval "$1_URL=http://127.0.0.1:$PORT/.well-known/cmp"
+	eval "$1_PID=$PID"
+	eval "$1_ADMIN=$(sed -n 's/^cmprouterd: admin listening on port \([0-9]*\)$/\1/p' "$1.out")"
+}
+node A; node B; node C
+check "three nodes run on one PostgreSQL (A $A_URL, B $B_URL, C $C_URL)" \
+	sh -c "test -n '$A_ADMIN' -a -n '$B_ADMIN' -a -n '$C_ADMIN'" A.err B.err C.err
+
+# carry FILE NODE: the request file to NODE, its answer into FILE.rsp
+carry() { "$R" send "$2" --in "$1" --out "$1.rsp" --timeout 30 2>"$1.send.err"; }
+
+# ---- ir answered by A, certConf by B ----
+"$R" ir --request-out one.pki $MAC $TR --newkey ec:P-256 --subject /CN=node-one --out one.pem 2>one.err
+carry one.pki "$A_URL"
+"$R" finish --state one.pki.state --response one.pki.rsp --secret pass:$SECRET 2>one2.err
+check "ir answered by node A: the certificate, and a certConf to carry" sh -c \
+	"test $? -eq 6 && grep -q 'certConf written' one2.err && verify one.pem" one2.err
+carry one.pki "$B_URL"
+"$R" finish --state one.pki.state --response one.pki.rsp --secret pass:$SECRET 2>one3.err
+check "... its certConf answered by node B (pkiConf): transaction complete" sh -c \
+	"test $? -eq 0 && grep -q complete one3.err" one3.err
+check "... confirmed in the shared store, seen by any node's CLI" sh -c \
+	"'$R' -c $CONF certs --subject node-one --json | grep -q '\"confirmed\":true'"
+
+# ---- waiting for approval: ir at A, approved by B's CLI, polled at C, certConf at B ----
+"$R" ir --request-out two.pki $MAC $TR --newkey ec:P-256 --subject /CN=node-two --profile manual \
+	--out two.pem 2>two.err
+carry two.pki "$A_URL"
+"$R" finish --state two.pki.state --response two.pki.rsp --secret pass:$SECRET 2>two2.err
+check "a request for approval answered 'waiting' by node A" sh -c \
+	"test $? -eq 6 && grep -q 'pollReq written' two2.err" two2.err
+tid=$(pending_tid $CONF)
+"$R" -c $CONF approve "$tid" >approve.out 2>&1
+check "the operator approves it with the CLI (transactionID $tid)" sh -c "test -n '$tid'" approve.out
+carry two.pki "$C_URL"
+"$R" finish --state two.pki.state --response two.pki.rsp --secret pass:$SECRET 2>two3.err
+check "... the poll at node C gets the certificate" sh -c \
+	"test $? -eq 6 && grep -q 'certConf written' two3.err && verify two.pem" two3.err
+carry two.pki "$B_URL"
+"$R" finish --state two.pki.state --response two.pki.rsp --secret pass:$SECRET 2>two4.err
+check "... and node B confirms it" sh -c "test $? -eq 0 && grep -q complete two4.err" two4.err
+
+# ---- a node killed -9 mid-transaction, another finishes it ----
+"$R" ir --request-out three.pki $MAC $TR --newkey ec:P-256 --subject /CN=node-three --out three.pem 2>three.err
+carry three.pki "$A_URL"
+kill -9 $A_PID; wait $A_PID 2>/dev/null
+"$R" finish --state three.pki.state --response three.pki.rsp --secret pass:$SECRET 2>three2.err
+carry three.pki "$C_URL"
+"$R" finish --state three.pki.state --response three.pki.rsp --secret pass:$SECRET 2>three3.err
+check "node A killed -9 after the ip: node C takes the certConf (pkiConf)" sh -c \
+	"test $? -eq 0 && grep -q complete three3.err" three2.err three3.err
+"$R" send "$C_URL" --in one.pki --out replay.rsp --timeout 30 2>replay.err
+check "the certConf of a finished transaction, sent to another node, is answered from the store" sh -c \
+	"'$R' dump replay.rsp | grep -q 'pkiconf\|pkiConf'" replay.err
+
+# ---- two nodes issuing at once: no serial twice, nothing lost ----
+"$R" bench --server "$B_URL" $MAC --clients 8 --transactions 150 --json >bB.json 2>bB.err &
+bpid=$!
+"$R" bench --server "$C_URL" $MAC --clients 8 --transactions 150 --json >bC.json 2>bC.err
+wait $bpid
+check "150 + 150 enrollments at nodes B and C at once, no error" python3 -c "
+import json
+for f in ('bB.json', 'bC.json'):
+    j = json.load(open(f))
+    assert j['transactions'] == 150 and j['errors'] == {}, (f, j)
+"
+"$R" -c $CONF certs --json >all.json 2>all.err
+check "... every certificate in the shared store, each serial once" python3 -c "
+import json
+c = json.load(open('all.json'))
+s = [x['serial'] for x in c]
+assert len(s) == len(set(s)), 'a serial twice'
+assert len(s) >= 303, len(s)
+"
+
+# ---- the database restarted under the nodes ----
+$_pgrun "$_pgbin/pg_ctl" -D "$TMP/pg/data" -m fast -w -t 60 restart >pgrestart.out 2>&1
+check "PostgreSQL restarted (fast: every connection cut)" sh -c "test $? -eq 0" pgrestart.out "$TMP/pg/log"
+i=0
+while [ $i -lt 60 ]; do
+	rm -f after.key
+	"$R" ir --server "$B_URL" $MAC $TR --newkey ec:P-256 --subject /CN=after-restart --out after.pem \
+		--total-timeout 30 2>after.err && break
+	sleep 0.5; i=$((i + 1))
+done
+check "node B enrolls again without a restart of its own (after $i failed tries)" sh -c \
+	"verify after.pem && test $i -le 3" after.err B.err
+check "... its /healthz says ok" healthz_ok $B_ADMIN
+check "... and it said what happened, with no password in its log" sh -c \
+	"grep -q 'store postgresql://cmpr@' B.err && ! grep -q 'pg-pw-Zq81x' B.err A.err C.err D.err" B.err
+
+# ---- a password over TCP (scram-sha-256), from a passfile as libpq reads it ----
+printf '127.0.0.1:%s:postgres:cmpr:pg-pw-Zq81x\n' "$PGPORT_T" >pgpass
+chmod 600 pgpass
+sed "s|^store = .*|store = postgresql://cmpr@127.0.0.1:$PGPORT_T/postgres?passfile=$TMP/pgpass\&sslmode=disable|" \
+	$CONF >tcp.conf
+chmod 600 tcp.conf
+CONF_SAVE=$CONF; CONF=tcp.conf; node D; CONF=$CONF_SAVE
+"$R" ir --server "$D_URL" $MAC $TR --newkey ec:P-256 --subject /CN=over-tcp --out tcp.pem 2>tcp.err
+check "a node on TCP with its password in a passfile enrolls" sh -c "test $? -eq 0 && verify tcp.pem" tcp.err D.err
+sed "s|^store = .*|store = postgresql://cmpr:wrong-pw@127.0.0.1:$PGPORT_T/postgres?sslmode=disable|" $CONF >data/bad.conf
+chmod 600 data/bad.conf
+"$BUILD/cmprouterd" -c data/bad.conf $ARGS >bad.out 2>bad.err &
+bad=$!
+i=0; while [ $i -lt 300 ] && kill -0 $bad 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill -9 $bad 2>/dev/null
+check "a wrong password: cmprouterd refuses to start, says why, without the password" sh -c \
+	"grep -q 'password authentication failed' bad.err && ! grep -q 'wrong-pw' bad.err bad.out" bad.err
+
+check "no sanitizer report from any node (leaks, overflows, UB)" \
+	sh -c "! cat A.err B.err C.err D.err | grep -q 'Sanitizer\|runtime error'"
