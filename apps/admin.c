@@ -23,7 +23,7 @@
 #include "core/store.h"
 
 static const char *const commands[] = {
-    "process", "list", "show", "approve", "reject", "revoke", "crl", "certs", "expire", "routes", NULL
+    "process", "list", "show", "approve", "reject", "revoke", "crl", "certs", "expire", "routes", "store", NULL
 };
 
 int
@@ -36,7 +36,7 @@ cmpr_admin_is_command(const char *name)
 }
 
 struct opts {
-    const char *conf, *label, *in, *out, *reason, *subject, *arg, *explain;
+    const char *conf, *label, *in, *out, *reason, *subject, *arg, *arg2, *explain;
     int json, pending;
 };
 
@@ -66,6 +66,8 @@ parse_opts(int argc, char **argv, struct opts *o)
             o->pending = 1;
         else if (a[0] != '-' && o->arg == NULL)
             o->arg = a;
+        else if (a[0] != '-' && o->arg2 == NULL && strcmp(argv[0], "store") == 0)
+            o->arg2 = a;
         else {
             fprintf(stderr, "cmprouter: %s: unexpected argument '%s'\n", argv[0], a);
             return -1;
@@ -313,6 +315,54 @@ routes(struct cmpr_core *core, const struct cmpr_conf *conf, const struct opts *
     return 0;
 }
 
+/* cmprouter store migrate | store copy SPEC: the configured store is open
+ * (and so migrated) already */
+static int
+store_cmd(const struct cmpr_conf *conf, struct cmpr_store *st, const struct opts *o)
+{
+    char to_name[600], from_name[600];
+    struct cmpr_store *from = NULL;
+    struct cmpr_copy_counts n;
+    int r;
+
+    cmpr_store_name(conf->store, to_name, sizeof(to_name));
+    if (o->arg != NULL && strcmp(o->arg, "migrate") == 0 && o->arg2 == NULL) {
+        printf("store %s: schema up to date\n", to_name);
+        return 0;
+    }
+    if (o->arg == NULL || strcmp(o->arg, "copy") != 0 || o->arg2 == NULL) {
+        fprintf(stderr, "cmprouter: store: give 'migrate' or 'copy SPEC' (e.g. copy sqlite:/var/lib/cmprouter/cmprouter.db)\n");
+        return 2;
+    }
+    cmpr_store_name(o->arg2, from_name, sizeof(from_name));
+    if (strcmp(from_name, to_name) == 0) {
+        fprintf(stderr, "cmprouter: store copy: %s is the configured store itself\n", from_name);
+        return 2;
+    }
+    if (cmpr_store_open(o->arg2, &from) != CMPR_OK) {
+        fprintf(stderr, "cmprouter: store copy: cannot open %s\n", from_name);
+        return 1;
+    }
+    r = cmpr_store_copy(from, from_name, st, &n);
+    cmpr_store_close(from);
+    printf("%-22s %10s %10s %10s\n", "from", "in source", "copied", "present");
+    for (int k = 0; k < CMPR_COPY_KINDS; k++)
+        printf("%-22s %10ld %10ld %10ld\n", cmpr_copy_kind_names[k], n.source[k], n.copied[k], n.present[k]);
+    if (r != CMPR_OK) {
+        fprintf(stderr, "cmprouter: store copy from %s into %s stopped: %s (run it again: it copies what is missing)\n",
+                from_name, to_name, cmpr_errname(r));
+        return 1;
+    }
+    for (int k = 0; k < CMPR_COPY_KINDS; k++)
+        if (n.copied[k] + n.present[k] != n.source[k]) {
+            fprintf(stderr, "cmprouter: store copy: %s do not add up\n", cmpr_copy_kind_names[k]);
+            return 1;
+        }
+    printf("store %s: every record of %s is in it (the replay cache of nonces is not copied)\n", to_name,
+           from_name);
+    return 0;
+}
+
 int
 cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *read_all)
 {
@@ -489,6 +539,8 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
         if (o.json)
             printf("]\n");
         rc = r == CMPR_OK ? 0 : 1;
+    } else if (strcmp(cmd, "store") == 0) {
+        rc = store_cmd(conf, st, &o);
     } else if (strcmp(cmd, "expire") == 0) {
         int n = cmpr_core_expire(core, time(NULL));
 

@@ -228,6 +228,18 @@ struct cmpr_store_ops {
                       int (*cb)(int64_t when, const char *tid_hex, const char *who,
                                 const char *event, const char *detail, void *arg),
                       void *arg);
+    /* for copying one store into another (cmpr_store_copy): every serial
+     * ever reserved; every archived key with its subject; an audit entry
+     * with the time it was first written */
+    int (*serial_list)(struct cmpr_store *st,
+                       int (*cb)(const unsigned char *serial, size_t len, void *arg), void *arg);
+    int (*archive_all)(struct cmpr_store *st,
+                       int (*cb)(const unsigned char *serial, size_t len, const char *subject,
+                                 const char *client, const unsigned char *envdata, size_t envdata_len,
+                                 void *arg),
+                       void *arg);
+    int (*audit_at)(struct cmpr_store *st, int64_t when, const unsigned char *tid, size_t tid_len,
+                    const char *who, const char *event, const char *detail);
 };
 
 /* The store handle every backend's struct starts with. */
@@ -246,5 +258,21 @@ int cmpr_store_open(const char *spec, struct cmpr_store **st_r);
 void cmpr_store_name(const char *spec, char *out, size_t cap);
 void cmpr_store_pg_name(const char *conninfo, char *out, size_t cap);
 void cmpr_store_close(struct cmpr_store *st);
+
+/* Copies what one store holds into another (cmprouter store copy: a single
+ * node's SQLite into the cluster's PostgreSQL), idempotent: a record
+ * already in the target (by its key) is left as it is and counted as
+ * present; audit entries are copied once (a marker entry in the target
+ * says from where). The replay cache of nonces is not copied. Per kind:
+ * rows in the source, copied, already present; CMPR_OK or the first error
+ * (then counts say how far it got). */
+enum { CMPR_COPY_TXN, CMPR_COPY_SERIAL, CMPR_COPY_CERT, CMPR_COPY_ARCHIVE, CMPR_COPY_FWD,
+       CMPR_COPY_DEFER, CMPR_COPY_AUDIT, CMPR_COPY_KINDS };
+struct cmpr_copy_counts {
+    long source[CMPR_COPY_KINDS], copied[CMPR_COPY_KINDS], present[CMPR_COPY_KINDS];
+};
+extern const char *const cmpr_copy_kind_names[CMPR_COPY_KINDS];
+int cmpr_store_copy(struct cmpr_store *from, const char *from_name, struct cmpr_store *to,
+                    struct cmpr_copy_counts *n);
 
 #endif

@@ -53,7 +53,7 @@
 enum {
     Q_TXN_INS, Q_TXN_UPD, Q_TXN_SET, Q_TXN_EXISTS, Q_TXN_GET, Q_TXN_ALL, Q_TXN_BY_STATE,
     Q_SERIAL, Q_CERT_INS, Q_CERT_GET, Q_CERT_SET, Q_CERT_ALL, Q_NONCE, Q_NONCE_GC,
-    Q_ARCH_INS, Q_ARCH_LIST, Q_AUDIT, Q_AUDIT_ALL,
+    Q_ARCH_INS, Q_ARCH_LIST, Q_AUDIT, Q_AUDIT_ALL, Q_SERIAL_ALL, Q_ARCH_ALL,
     Q_FWD_INS, Q_FWD_UPD, Q_FWD_GET, Q_FWD_ALL, Q_FWD_OPEN, Q_FWD_DEL,
     Q_DEF_INS, Q_DEF_UPD, Q_DEF_GET, Q_DEF_ALL, Q_DEF_GC,
     Q_N
@@ -87,6 +87,8 @@ static const char *const sql[Q_N] = {
     [Q_ARCH_LIST] = "SELECT serial, client, envdata FROM archive WHERE subject=$1 ORDER BY created, serial",
     [Q_AUDIT] = "INSERT INTO audit(at, tid, who, event, detail) VALUES($1,$2,$3,$4,$5)",
     [Q_AUDIT_ALL] = "SELECT at, coalesce(encode(tid, 'hex'), ''), who, event, detail FROM audit ORDER BY id",
+    [Q_SERIAL_ALL] = "SELECT serial FROM serial ORDER BY serial",
+    [Q_ARCH_ALL] = "SELECT serial, subject, client, envdata FROM archive ORDER BY created, serial",
     [Q_FWD_INS] = "INSERT INTO fwd(" FWD_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,"
                   "$17,$18,$19,$20,$21,$22,$23) ON CONFLICT DO NOTHING",
     [Q_FWD_UPD] = "UPDATE fwd SET route=$2, state=$3, ver=$4, delayed=$5, client_body=$6, client_nonce=$7,"
@@ -293,15 +295,41 @@ connect_pg(struct pg_store *s, int quiet)
     return pg;
 }
 
+static void
+conn_drop(struct pconn *c)
+{
+    if (c != NULL) {
+        PQfinish(c->pg);
+        free(c);
+    }
+}
+
+/* An idle connection the server has closed meanwhile (a restart, a
+ * failover, idle_session_timeout) has its goodbye waiting in the socket:
+ * read what is there, without blocking, and see. */
+static int
+still_open(struct pconn *c)
+{
+    /* twice: the first read may take the server's FATAL message, only the
+     * next one sees the end of the stream behind it */
+    return PQconsumeInput(c->pg) == 1 && PQconsumeInput(c->pg) == 1 && PQstatus(c->pg) == CONNECTION_OK;
+}
+
 static struct pconn *
 pool_take(struct pg_store *s)
 {
     struct pconn *c;
 
-    pthread_mutex_lock(&s->pl);
-    if ((c = s->free) != NULL)
-        s->free = c->next;
-    pthread_mutex_unlock(&s->pl);
+    for (;;) {
+        pthread_mutex_lock(&s->pl);
+        if ((c = s->free) != NULL)
+            s->free = c->next;
+        pthread_mutex_unlock(&s->pl);
+        if (c == NULL || still_open(c))
+            break;
+        cmpr_log_info("store %s: an idle connection was closed by the server; dropped", s->name);
+        conn_drop(c);
+    }
     if (c != NULL)
         return c;
     if ((c = calloc(1, sizeof(*c))) == NULL)
@@ -311,15 +339,6 @@ pool_take(struct pg_store *s)
         return NULL;
     }
     return c;
-}
-
-static void
-conn_drop(struct pconn *c)
-{
-    if (c != NULL) {
-        PQfinish(c->pg);
-        free(c);
-    }
 }
 
 /* back to the pool, unless it broke: then the idle ones go too (a
@@ -1113,8 +1132,8 @@ pg_archive_list(struct cmpr_store *st, const char *subject,
 }
 
 static int
-pg_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
-         const char *who, const char *event, const char *detail)
+pg_audit_at(struct cmpr_store *st, int64_t when, const unsigned char *tid, size_t tid_len,
+            const char *who, const char *event, const char *detail)
 {
     struct pg_store *s = P(st);
     struct pconn *c = take(s);
@@ -1122,7 +1141,7 @@ pg_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
     int r = CMPR_ERR_STORE;
 
     if (c != NULL) {
-        p_int(&p, (int64_t)time(NULL));
+        p_int(&p, when);
         p_blob(&p, tid, tid_len);
         p_text(&p, who);
         p_text(&p, event);
@@ -1130,6 +1149,63 @@ pg_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
         r = command(s, c, Q_AUDIT, &p, NULL);
     }
     return give(s, c, r);
+}
+
+static int
+pg_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
+         const char *who, const char *event, const char *detail)
+{
+    return pg_audit_at(st, (int64_t)time(NULL), tid, tid_len, who, event, detail);
+}
+
+struct serial_cb {
+    int (*cb)(const unsigned char *serial, size_t len, void *arg);
+    void *arg;
+};
+
+static int
+serial_each(const PGresult *q, int i, void *arg)
+{
+    struct serial_cb *k = arg;
+
+    return k->cb((const unsigned char *)PQgetvalue(q, i, 0), (size_t)PQgetlength(q, i, 0), k->arg);
+}
+
+static int
+pg_serial_list(struct cmpr_store *st, int (*cb)(const unsigned char *serial, size_t len, void *arg), void *arg)
+{
+    struct serial_cb k = { cb, arg };
+
+    return each_row(P(st), Q_SERIAL_ALL, NULL, serial_each, &k);
+}
+
+struct arch_all_cb {
+    int (*cb)(const unsigned char *serial, size_t len, const char *subject, const char *client,
+              const unsigned char *envdata, size_t envdata_len, void *arg);
+    void *arg;
+};
+
+static int
+arch_all_each(const PGresult *q, int i, void *arg)
+{
+    struct arch_all_cb *k = arg;
+    char subject[512], client[128];
+
+    r_text(q, i, 1, subject, sizeof(subject));
+    r_text(q, i, 2, client, sizeof(client));
+    return k->cb((const unsigned char *)PQgetvalue(q, i, 0), (size_t)PQgetlength(q, i, 0), subject, client,
+                 (const unsigned char *)PQgetvalue(q, i, 3), (size_t)PQgetlength(q, i, 3), k->arg);
+}
+
+static int
+pg_archive_all(struct cmpr_store *st,
+               int (*cb)(const unsigned char *serial, size_t len, const char *subject, const char *client,
+                         const unsigned char *envdata, size_t envdata_len, void *arg),
+               void *arg)
+{
+    struct arch_all_cb k = { cb, arg };
+
+    return each_row(P(st), Q_ARCH_ALL, NULL, arch_all_each, &k);
 }
 
 struct audit_cb {
@@ -1444,6 +1520,9 @@ const struct cmpr_store_ops cmpr_store_pg_ops = {
     .flush = pg_flush,
     .audit = pg_audit,
     .audit_list = pg_audit_list,
+    .serial_list = pg_serial_list,
+    .archive_all = pg_archive_all,
+    .audit_at = pg_audit_at,
 };
 
 #else /* !HAVE_LIBPQ */

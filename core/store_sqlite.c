@@ -918,8 +918,8 @@ sq_archive_list(struct cmpr_store *st, const char *subject,
 }
 
 static int
-sq_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
-         const char *who, const char *event, const char *detail)
+sq_audit_at(struct cmpr_store *st, int64_t when, const unsigned char *tid, size_t tid_len,
+            const char *who, const char *event, const char *detail)
 {
     struct sqlite_store *s = S(st);
     sqlite3_stmt *q;
@@ -929,7 +929,7 @@ sq_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
         return CMPR_ERR_STORE;
     q = prep_on(&s->w, "INSERT INTO audit(at, tid, who, event, detail) VALUES(?,?,?,?,?)");
     if (q != NULL) {
-        sqlite3_bind_int64(q, 1, (int64_t)time(NULL));
+        sqlite3_bind_int64(q, 1, when);
         bind_blob(q, 2, tid, tid_len);
         sqlite3_bind_text(q, 3, who != NULL ? who : "", -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(q, 4, event != NULL ? event : "", -1, SQLITE_TRANSIENT);
@@ -937,6 +937,59 @@ sq_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
         r = run(&s->w, q);
     }
     return w_give(s, r);
+}
+
+static int
+sq_audit(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
+         const char *who, const char *event, const char *detail)
+{
+    return sq_audit_at(st, (int64_t)time(NULL), tid, tid_len, who, event, detail);
+}
+
+static int
+sq_serial_list(struct cmpr_store *st, int (*cb)(const unsigned char *serial, size_t len, void *arg),
+               void *arg)
+{
+    struct conn *c;
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE;
+
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    if ((q = prep_on(c, "SELECT serial FROM serial ORDER BY serial")) != NULL) {
+        r = CMPR_OK;
+        while (r == CMPR_OK && sqlite3_step(q) == SQLITE_ROW)
+            r = cb(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0), arg);
+        done(c, q);
+    }
+    r_give(s, c);
+    return r;
+}
+
+static int
+sq_archive_all(struct cmpr_store *st,
+               int (*cb)(const unsigned char *serial, size_t len, const char *subject, const char *client,
+                         const unsigned char *envdata, size_t envdata_len, void *arg),
+               void *arg)
+{
+    struct conn *c;
+    struct sqlite_store *s = S(st);
+    sqlite3_stmt *q;
+    int r = CMPR_ERR_STORE;
+
+    if ((c = r_take(s)) == NULL)
+        return CMPR_ERR_STORE;
+    if ((q = prep_on(c, "SELECT serial, subject, client, envdata FROM archive ORDER BY created, serial")) != NULL) {
+        r = CMPR_OK;
+        while (r == CMPR_OK && sqlite3_step(q) == SQLITE_ROW)
+            r = cb(sqlite3_column_blob(q, 0), (size_t)sqlite3_column_bytes(q, 0),
+                   (const char *)sqlite3_column_text(q, 1), (const char *)sqlite3_column_text(q, 2),
+                   sqlite3_column_blob(q, 3), (size_t)sqlite3_column_bytes(q, 3), arg);
+        done(c, q);
+    }
+    r_give(s, c);
+    return r;
 }
 
 static int
@@ -1258,4 +1311,7 @@ const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .flush = sq_flush,
     .audit = sq_audit,
     .audit_list = sq_audit_list,
+    .serial_list = sq_serial_list,
+    .archive_all = sq_archive_all,
+    .audit_at = sq_audit_at,
 };
