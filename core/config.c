@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <openssl/crypto.h>
@@ -57,6 +58,8 @@ static const struct directive router_dirs[] = {
     DL("confirm_wait", struct cmpr_conf, confirm_wait, 1, 86400 * 30),
     DL("check_after", struct cmpr_conf, check_after, 1, 86400 * 30),
     DR("implicit_confirm", D_BOOL, struct cmpr_conf, implicit_confirm),
+    DR("node", D_STR, struct cmpr_conf, node),
+    DL("lease", struct cmpr_conf, lease, 1, 86400),
     { NULL, 0, 0, 0, 0, NULL }
 };
 
@@ -907,6 +910,7 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
     c->confirm_wait = 300;
     c->check_after = 60;
     c->implicit_confirm = 1;
+    c->lease = 60;
 
     groups = g_key_file_get_groups(kf, NULL);
     for (gchar **g = groups; *g != NULL; g++)
@@ -916,6 +920,12 @@ cmpr_conf_load(const char *path, struct cmpr_conf **conf_r, char **err_r)
         goto out;
     if (c->data_dir == NULL)
         c->data_dir = strdup(p.dir);
+    if (c->node == NULL) {
+        char host[256] = "";
+
+        (void)gethostname(host, sizeof(host) - 1);
+        c->node = strdup(host[0] != '\0' ? host : "node");
+    }
     if (c->store == NULL) {
         char *db = g_build_filename(c->data_dir, "cmprouter.db", NULL);
 
@@ -1002,7 +1012,7 @@ cmpr_conf_free(struct cmpr_conf *c)
     free(c->cas);
     free(c->profiles);
     free(c->clients);
-    free(c->path); free(c->data_dir); free(c->store); free(c->trusted);
+    free(c->path); free(c->data_dir); free(c->store); free(c->trusted); free(c->node);
     free(c->untrusted); free(c->log_level); free(c->log); free(c->user);
     free(c->secret_group); g_strfreev(c->secret_files);
     g_strfreev(c->pbm_defaults); g_strfreev(c->pbmac1_defaults);

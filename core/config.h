@@ -101,6 +101,8 @@ struct cmpr_conf {
     long confirm_wait;              /* seconds to wait for certConf */
     long check_after;               /* pollRep checkAfter for pending requests */
     int implicit_confirm;           /* grant implicitConfirm when asked */
+    char *node;                     /* this node's name among those sharing a store (default: the host's) */
+    long lease;                     /* seconds a node holds a forwarding record it drives */
     struct cmpr_conf_ca *cas;
     size_t n_cas, cap_cas;
     struct cmpr_conf_profile *profiles;

@@ -423,6 +423,10 @@ take_in(struct req *q, const struct cmpr_route *rt, struct cmpr_fwd_rec *rec, in
         snprintf(rec->route, sizeof(rec->route), "%s", rt->name);
         rec->created = (int64_t)time(NULL);
     }
+    /* the node that took the message in drives it upstream (its client may
+     * wait on its connection here); forwarder.c renews the lease */
+    snprintf(rec->owner, sizeof(rec->owner), "%s", q->core->conf->node);
+    rec->lease_until = (int64_t)time(NULL) + q->core->conf->lease;
     if (cmpr_fwd_to(rec, CMPR_FWD_QUEUED) != CMPR_OK) {
         free(up);
         return reply_error(q, rec, 0, CMPR_FI_SYSTEM_FAILURE, "route %s: the forwarded request is in a bad state",

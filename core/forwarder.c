@@ -604,6 +604,39 @@ collect_one(struct pass *p, const struct cmpr_route *rt, struct cmpr_fwd_rec *re
     soon(p, 1000);
 }
 
+/* Whether this node drives rec in this pass. Nodes sharing a store each run
+ * a forwarder; a record that is still to be sent or collected is driven by
+ * one of them: the node holding its lease (renewed once half of it is
+ * gone), or, when there is none or it ended (the node died), whichever node
+ * takes it over first: the version check of the store lets one win. */
+static int
+drive(struct pass *p, struct cmpr_fwd_rec *rec)
+{
+    struct cmpr_core *c = p->c;
+    const char *me = c->conf->node;
+    int mine = strcmp(rec->owner, me) == 0;
+    char prev[sizeof(rec->owner)], tid[2 * CMPR_STORE_MAX_ID + 1];
+
+    if (rec->state != CMPR_FWD_QUEUED && rec->state != CMPR_FWD_SENT)
+        return 1;                       /* nothing to drive: settled, waits for its client */
+    if (!mine && rec->owner[0] != '\0' && rec->lease_until > p->now) {
+        soon(p, (rec->lease_until - p->now) * 1000);   /* look again when it ends */
+        return 0;
+    }
+    if (mine && rec->lease_until - p->now > c->conf->lease / 2)
+        return 1;
+    snprintf(prev, sizeof(prev), "%s", rec->owner);
+    snprintf(rec->owner, sizeof(rec->owner), "%s", me);
+    rec->lease_until = p->now + c->conf->lease;
+    if (c->st->ops->fwd_put(c->st, rec) != CMPR_OK)
+        return 0;                       /* another node, or the client's side, was quicker: next pass */
+    if (!mine && prev[0] != '\0') {
+        cmpr_hex(rec->tid, rec->tid_len, tid, sizeof(tid));
+        cmpr_log_warn("route %s tid=%s: taken over from node %s, whose lease ended", rec->route, tid, prev);
+    }
+    return 1;
+}
+
 /* every record on its own (batched routes below) */
 static void
 each_record(struct pass *p)
@@ -612,6 +645,10 @@ each_record(struct pass *p)
         struct cmpr_fwd_rec *rec = &p->v[i];
         const struct cmpr_route *rt = cmpr_route_by_name(p->c->routes, rec->route);
 
+        if (!drive(p, rec)) {
+            p->skip[i] = 1;             /* another node's */
+            continue;
+        }
         if (give_up(p, rt, rec)) {
             p->skip[i] = 1;
             continue;

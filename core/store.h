@@ -110,6 +110,10 @@ struct cmpr_fwd_rec {
     char err[300];
     int attempts;
     int64_t created, updated, next_try;
+    /* the node that drives it (forwarder.c) and until when, unless it
+     * renews; another node takes it over after that */
+    char owner[64];
+    int64_t lease_until;
 };
 void cmpr_fwd_rec_clear(struct cmpr_fwd_rec *rec);
 

@@ -48,7 +48,7 @@
                   " reason, confirmed, tid, der"
 #define FWD_COLS "tid, route, state, ver, delayed, client_body, client_nonce, up_nonce, client," \
                  " auth, mac_kind, key, batch, req, ans, last, last_nonce, err, attempts, created," \
-                 " updated, next_try, push"
+                 " updated, next_try, push, owner, lease_until"
 
 enum {
     Q_TXN_INS, Q_TXN_UPD, Q_TXN_SET, Q_TXN_EXISTS, Q_TXN_GET, Q_TXN_ALL, Q_TXN_BY_STATE,
@@ -90,11 +90,11 @@ static const char *const sql[Q_N] = {
     [Q_SERIAL_ALL] = "SELECT serial FROM serial ORDER BY serial",
     [Q_ARCH_ALL] = "SELECT serial, subject, client, envdata FROM archive ORDER BY created, serial",
     [Q_FWD_INS] = "INSERT INTO fwd(" FWD_COLS ") VALUES($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,"
-                  "$17,$18,$19,$20,$21,$22,$23) ON CONFLICT DO NOTHING",
+                  "$17,$18,$19,$20,$21,$22,$23,$24,$25) ON CONFLICT DO NOTHING",
     [Q_FWD_UPD] = "UPDATE fwd SET route=$2, state=$3, ver=$4, delayed=$5, client_body=$6, client_nonce=$7,"
                   " up_nonce=$8, client=$9, auth=$10, mac_kind=$11, key=$12, batch=$13, req=$14, ans=$15,"
                   " last=$16, last_nonce=$17, err=$18, attempts=$19, created=$20, updated=$21, next_try=$22,"
-                  " push=$23 WHERE tid=$1 AND ver=$24",
+                  " push=$23, owner=$24, lease_until=$25 WHERE tid=$1 AND ver=$26",
     [Q_FWD_GET] = "SELECT " FWD_COLS " FROM fwd WHERE tid=$1",
     [Q_FWD_ALL] = "SELECT " FWD_COLS " FROM fwd ORDER BY created, tid",
     [Q_FWD_OPEN] = "SELECT " FWD_COLS " FROM fwd WHERE state<>4 ORDER BY created, tid",
@@ -141,6 +141,9 @@ static const char *const migrations[] = {
     " next_try BIGINT NOT NULL, push TEXT NOT NULL);"
     "CREATE TABLE deferred (ref BIGINT PRIMARY KEY, state BIGINT NOT NULL,"
     " req BYTEA, answer BYTEA, created BIGINT NOT NULL);",
+    /* 2: the lease of a forwarding record: the node driving it, until when */
+    "ALTER TABLE fwd ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE fwd ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -410,7 +413,7 @@ give(struct pg_store *s, struct pconn *c, int r)
 
 /* ---------------- parameters and results ---------------- */
 
-#define MAX_PARAMS 24
+#define MAX_PARAMS 32
 
 struct params {
     int n;
@@ -1266,6 +1269,8 @@ fwd_params(struct params *p, const struct cmpr_fwd_rec *f, int64_t newver)
     p_int(p, f->updated);
     p_int(p, f->next_try);
     p_text(p, f->push);
+    p_text(p, f->owner);
+    p_int(p, f->lease_until);
 }
 
 static int
@@ -1300,6 +1305,8 @@ fwd_row(const PGresult *q, int i, struct cmpr_fwd_rec *f)
     f->updated = r_int(q, i, 20);
     f->next_try = r_int(q, i, 21);
     r_text(q, i, 22, f->push, sizeof(f->push));
+    r_text(q, i, 23, f->owner, sizeof(f->owner));
+    f->lease_until = r_int(q, i, 24);
     return CMPR_OK;
 }
 

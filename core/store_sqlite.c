@@ -101,10 +101,60 @@ static const char schema[] =
     " client TEXT NOT NULL, auth INTEGER NOT NULL, mac_kind INTEGER NOT NULL, key TEXT NOT NULL,"
     " batch TEXT NOT NULL, req BLOB, ans BLOB, last BLOB, last_nonce BLOB, err TEXT NOT NULL,"
     " attempts INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
-    " next_try INTEGER NOT NULL, push TEXT NOT NULL);"
+    " next_try INTEGER NOT NULL, push TEXT NOT NULL,"
+    " owner TEXT NOT NULL DEFAULT '', lease_until INTEGER NOT NULL DEFAULT 0);"
     "CREATE TABLE IF NOT EXISTS deferred (ref INTEGER PRIMARY KEY, state INTEGER NOT NULL,"
-    " req BLOB, answer BLOB, created INTEGER NOT NULL);"
-    "PRAGMA user_version = 2;";
+    " req BLOB, answer BLOB, created INTEGER NOT NULL);";
+
+/* what a store of an earlier schema version lacks; user_version says
+ * which it has (0: just created with everything above) */
+#define SCHEMA_VERSION 3
+static const char *const upgrades[SCHEMA_VERSION + 1] = {
+    [3] = "ALTER TABLE fwd ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+          "ALTER TABLE fwd ADD COLUMN lease_until INTEGER NOT NULL DEFAULT 0;",
+};
+
+static int
+user_version(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+
+    if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* brings a store of an earlier version up to SCHEMA_VERSION, one opener
+ * at a time (the version is read again under the write lock) */
+static int
+upgrade(sqlite3 *db)
+{
+    int v = user_version(db);
+    char set[64];
+
+    if (v == SCHEMA_VERSION)
+        return CMPR_OK;
+    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return CMPR_ERR_STORE;
+    v = user_version(db);
+    if (v < 0 || v > SCHEMA_VERSION) {          /* unreadable, or newer than this program */
+        (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return CMPR_ERR_STORE;
+    }
+    for (int k = v + 1; v > 0 && k <= SCHEMA_VERSION; k++)
+        if (upgrades[k] != NULL && sqlite3_exec(db, upgrades[k], NULL, NULL, NULL) != SQLITE_OK) {
+            (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+            return CMPR_ERR_STORE;
+        }
+    snprintf(set, sizeof(set), "PRAGMA user_version = %d", SCHEMA_VERSION);
+    if (sqlite3_exec(db, set, NULL, NULL, NULL) != SQLITE_OK || sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        (void)sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        return CMPR_ERR_STORE;
+    }
+    return CMPR_OK;
+}
 
 #define S(st) ((struct sqlite_store *)(st))
 
@@ -191,7 +241,7 @@ sq_open(const char *location, struct cmpr_store **st_r)
     pthread_mutex_init(&s->sl, NULL);
     s->wal_fd = -1;
     if (conn_open(&s->w, location, 0) != CMPR_OK
-            || sqlite3_exec(s->w.db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+            || sqlite3_exec(s->w.db, schema, NULL, NULL, NULL) != SQLITE_OK || upgrade(s->w.db) != CMPR_OK) {
         if (s->w.db != NULL)
             fprintf(stderr, "cmprouter: store %s: %s\n", location, sqlite3_errmsg(s->w.db));
         s->base.ops->close(&s->base);
@@ -1023,7 +1073,7 @@ sq_audit_list(struct cmpr_store *st,
 
 #define FWD_COLS "tid, route, state, ver, delayed, client_body, client_nonce, up_nonce, client," \
                  " auth, mac_kind, key, batch, req, ans, last, last_nonce, err, attempts, created," \
-                 " updated, next_try, push"
+                 " updated, next_try, push, owner, lease_until"
 
 static void
 fwd_bind(sqlite3_stmt *q, const struct cmpr_fwd_rec *f, int64_t newver)
@@ -1051,6 +1101,8 @@ fwd_bind(sqlite3_stmt *q, const struct cmpr_fwd_rec *f, int64_t newver)
     sqlite3_bind_int64(q, 21, f->updated);
     sqlite3_bind_int64(q, 22, f->next_try);
     sqlite3_bind_text(q, 23, f->push, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 24, f->owner, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(q, 25, f->lease_until);
 }
 
 static int
@@ -1086,6 +1138,8 @@ fwd_row(sqlite3_stmt *q, struct cmpr_fwd_rec *f)
     f->updated = sqlite3_column_int64(q, 20);
     f->next_try = sqlite3_column_int64(q, 21);
     col_text(q, 22, f->push, sizeof(f->push));
+    col_text(q, 23, f->owner, sizeof(f->owner));
+    f->lease_until = sqlite3_column_int64(q, 24);
     return CMPR_OK;
 }
 
@@ -1105,16 +1159,16 @@ sq_fwd_put(struct cmpr_store *st, struct cmpr_fwd_rec *f)
     if (w_take(s) != CMPR_OK)
         return CMPR_ERR_STORE;
     if (f->ver == 0)
-        q = prep_on(&s->w, "INSERT INTO fwd(" FWD_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+        q = prep_on(&s->w, "INSERT INTO fwd(" FWD_COLS ") VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     else
         q = prep_on(&s->w, "UPDATE fwd SET tid=?1, route=?2, state=?3, ver=?4, delayed=?5, client_body=?6,"
                  " client_nonce=?7, up_nonce=?8, client=?9, auth=?10, mac_kind=?11, key=?12, batch=?13,"
                  " req=?14, ans=?15, last=?16, last_nonce=?17, err=?18, attempts=?19, created=?20,"
-                 " updated=?21, next_try=?22, push=?23 WHERE tid=?1 AND ver=?24");
+                 " updated=?21, next_try=?22, push=?23, owner=?24, lease_until=?25 WHERE tid=?1 AND ver=?26");
     if (q != NULL) {
         fwd_bind(q, f, f->ver + 1);
         if (f->ver != 0)
-            sqlite3_bind_int64(q, 24, f->ver);
+            sqlite3_bind_int64(q, 26, f->ver);
         r = run(&s->w, q);
         if (r == CMPR_OK && f->ver != 0 && sqlite3_changes(s->w.db) == 0)
             r = CMPR_ERR_CONFLICT;

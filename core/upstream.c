@@ -198,7 +198,8 @@ cmpr_up_unnest(CMPR_PKIMESSAGE *a)
 
 /* Stores what the forwarder did with rec. A client's poll may have stored
  * its answer copy meanwhile (the version moved on): that is merged in; a
- * record whose job changed (a new message) is left alone. */
+ * record whose job changed (a new message), or that another node took
+ * over (its lease), is left alone. */
 int
 cmpr_up_put(struct cmpr_core *c, struct cmpr_fwd_rec *rec)
 {
@@ -214,9 +215,10 @@ cmpr_up_put(struct cmpr_core *c, struct cmpr_fwd_rec *rec)
         if (st->ops->fwd_get(st, rec->tid, rec->tid_len, &fresh) != CMPR_OK)
             return CMPR_ERR_STORE;
         if (fresh.state != rec->read_state || fresh.client_nonce_len != rec->client_nonce_len
-                || memcmp(fresh.client_nonce, rec->client_nonce, rec->client_nonce_len) != 0) {
+                || memcmp(fresh.client_nonce, rec->client_nonce, rec->client_nonce_len) != 0
+                || strcmp(fresh.owner, rec->owner) != 0) {
             cmpr_fwd_rec_clear(&fresh);
-            return CMPR_ERR_CONFLICT;   /* the transaction moved on without us */
+            return CMPR_ERR_CONFLICT;   /* the transaction moved on without us, or another node drives it */
         }
         free(rec->last);
         rec->last = fresh.last;

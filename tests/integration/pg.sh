@@ -174,6 +174,55 @@ for n in B C D; do grep -c 'filedrop default.*answered\|filedrop.*rsp.pki' $n.er
 check "... more than one node took part (files per node: $(tr '\n' ' ' <byn.txt))" sh -c \
 	"test \$(grep -c -v '^0\$' byn.txt) -ge 2" B.err C.err D.err
 
+# ---- two RA nodes on one database: the node driving a forwarded request dies ----
+# upstream: an offline CA reached through its file drop folders; the RA
+# nodes E and F keep the client's protection (route up); their store is a
+# database of its own; leases of 2 s
+start_daemon U0 http --data-dir "$TMP/up" $ARGS
+kill $PID; wait $PID 2>/dev/null
+US=$(sed -n 's/^secret=//p' up/demo-client.txt)
+psql -h "$TMP/pg" -p "$PGPORT_T" -U cmpr -d postgres -q -c 'CREATE DATABASE ra' >createdb.out 2>&1
+cat >ra.conf <<RAEOF
+[router]
+data_dir = $TMP
+store = postgresql:host=$TMP/pg port=$PGPORT_T user=cmpr dbname=ra
+lease = 2
+
+[client demo]
+reference = demo
+secret = pass:$US
+
+[route up]
+upstream = file:$TMP/up/filedrop/inbox,$TMP/up/filedrop/outbox
+protection = keep
+check_after = 1
+RAEOF
+for n in E F; do
+	sed "s|^lease = 2$|lease = 2\nnode = $n|" ra.conf >data/ra-$n.conf
+	chmod 600 data/ra-$n.conf
+done
+start_daemon E http -c data/ra-E.conf $ARGS
+E_PID=$PID; E_URL="http://127.0.0.1:$PORT/.well-known/cmp"
+start_daemon F http -c data/ra-F.conf $ARGS
+F_PID=$PID; F_URL="http://127.0.0.1:$PORT/.well-known/cmp"
+check "two RA nodes without a CA share a database of their own (E, F)" sh -c "test -n '$E_URL' -a -n '$F_URL'" \
+	createdb.out E.err F.err
+"$R" ir --server "$E_URL" --ref demo --secret pass:$US --trusted up/ca/root.pem --newkey ec:P-256 \
+	--subject /CN=via-ra --out via.pem --state via.state --total-timeout 3 --max-wait 1 2>via1.err
+check "an ir through node E to the offline CA: waiting (the client stops, its state saved)" sh -c \
+	"test $? -eq 6 && test -s via.state" via1.err
+wait_for up/filedrop/inbox/*.pki 2>/dev/null
+check "... node E wrote it to the CA's inbox (one file)" sh -c "test \$(ls up/filedrop/inbox | grep -c '\.pki\$') -eq 1"
+kill -9 $E_PID; wait $E_PID 2>/dev/null
+start_daemon U1 http -c up/cmprouter.conf $ARGS
+wait_grep F.err 'taken over from node E' 300
+check "node E killed -9; node F takes the request over once E's lease ended" grep -q 'route up tid=.*: taken over from node E, whose lease ended' F.err
+"$R" poll --state via.state --server "$F_URL" --secret pass:$US --total-timeout 120 --max-wait 1 2>via2.err
+check "... the client's poll at F gets the certificate; certConf and pkiConf through F" sh -c \
+	"test $? -eq 0 && openssl verify -CAfile up/ca/root.pem -untrusted up/ca/issuing.pem via.pem" via2.err F.err U1.err
+check "... the CA got the ir once (one answer for it in its log)" sh -c \
+	"test \$(grep -c 'issued: .*CN=via-ra' U1.err) -eq 1" U1.err
+
 # ---- a single node's SQLite moved into the cluster (cmprouter store copy) ----
 start_daemon s0 http --data-dir "$TMP/single" $ARGS
 SS=$(sed -n 's/^secret=//p' single/demo-client.txt)
@@ -201,4 +250,4 @@ check "store migrate: the schema is up to date (names the store without a passwo
 	grep -q '^store postgresql://cmpr@.*: schema up to date$' migrate.out
 
 check "no sanitizer report from any node (leaks, overflows, UB)" \
-	sh -c "! cat A.err B.err C.err D.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat A.err B.err C.err D.err E.err F.err | grep -q 'Sanitizer\|runtime error'"

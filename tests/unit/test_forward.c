@@ -27,8 +27,9 @@
 #define RA_SECRET "ra-secret-at-b"
 
 static char dir[64];
-static struct cmpr_conf *conf_a, *conf_b;
-static struct cmpr_core *core_a, *core_b;
+static struct cmpr_conf *conf_a, *conf_b, *conf_a2;
+static struct cmpr_core *core_a, *core_b, *core_a2;   /* a2: a second node of A on A's store */
+static int a_paused;            /* A's forwarder does no passes (a node that stopped) */
 static EVP_PKEY *ee_key;
 static const struct tu_info info = { "test", "unit", NULL, NULL, NULL, 0, NULL };
 
@@ -252,6 +253,11 @@ forwarder(void *arg)
             continue;
         }
         kicked = 0;
+        if (a_paused) {
+            passes++;
+            pthread_cond_broadcast(&fcond);
+            continue;
+        }
         pthread_mutex_unlock(&fmu);
         (void)cmpr_core_forward(core_a);
         end_exchanges();
@@ -307,6 +313,16 @@ write_conf(const char *name, const char *head, const char *rest)
     free(text);
 }
 
+#define A_REST \
+    "[ca a]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\n[profile ee]\n" \
+    "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n" \
+    "[route sync]\nlabel = sync\nupstream = http://b.test/cmp\n" \
+    "[route down]\nlabel = down\nupstream = http://down.test/cmp\n" \
+    "[route off]\nlabel = off\nupstream = file:/to-b,/from-b\nprotection = reprotect\n" \
+    "ra_reference = ra\nra_secret = pass:" RA_SECRET "\ncheck_after = 3\n" \
+    "[route batch]\nlabel = batch\nupstream = file:/to-b,/from-b\nbatch = 3\nbatch_wait = 3600\n" \
+    "ra_reference = ra\nra_secret = pass:" RA_SECRET "\n"
+
 static int
 setup(void **state)
 {
@@ -333,16 +349,11 @@ setup(void **state)
                "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n"
                "[client ra]\nreference = ra\nsecret = pass:" RA_SECRET "\nprofiles = ee\nra = yes\n");
     snprintf(p, sizeof(p), "[router]\nlog_level = error\nstore = sqlite:%s/a.db\n"
-             "pbm_defaults = sha512, hmac-sha256, 1234\n", dir);
-    write_conf("a.conf", p,
-               "[ca a]\nkey = ca.key\ncert = ca.pem\ndefault_profile = ee\n[profile ee]\n"
-               "[client demo]\nreference = demo\nsecret = pass:" SECRET "\nprofiles = ee\n"
-               "[route sync]\nlabel = sync\nupstream = http://b.test/cmp\n"
-               "[route down]\nlabel = down\nupstream = http://down.test/cmp\n"
-               "[route off]\nlabel = off\nupstream = file:/to-b,/from-b\nprotection = reprotect\n"
-               "ra_reference = ra\nra_secret = pass:" RA_SECRET "\ncheck_after = 3\n"
-               "[route batch]\nlabel = batch\nupstream = file:/to-b,/from-b\nbatch = 3\nbatch_wait = 3600\n"
-               "ra_reference = ra\nra_secret = pass:" RA_SECRET "\n");
+             "pbm_defaults = sha512, hmac-sha256, 1234\nnode = a1\nlease = 2\n", dir);
+    write_conf("a.conf", p, A_REST);
+    snprintf(p, sizeof(p), "[router]\nlog_level = error\nstore = sqlite:%s/a.db\n"
+             "pbm_defaults = sha512, hmac-sha256, 1234\nnode = a2\nlease = 2\n", dir);
+    write_conf("a2.conf", p, A_REST);
     snprintf(p, sizeof(p), "%s/b.conf", dir);
     if (cmpr_conf_load(p, &conf_b, &err) != CMPR_OK || cmpr_core_new(conf_b, &core_b, &err) != CMPR_OK
             || cmpr_core_start(core_b, &err) != CMPR_OK)
@@ -353,6 +364,11 @@ setup(void **state)
             || cmpr_core_add_upstream(core_a, &offline, NULL) != CMPR_OK || cmpr_core_start(core_a, &err) != CMPR_OK)
         fail_msg("%s", err);
     cmpr_core_set_forwarder(core_a, wake, NULL);
+    snprintf(p, sizeof(p), "%s/a2.conf", dir);
+    if (cmpr_conf_load(p, &conf_a2, &err) != CMPR_OK || cmpr_core_new(conf_a2, &core_a2, &err) != CMPR_OK
+            || cmpr_core_add_upstream(core_a2, &online, NULL) != CMPR_OK
+            || cmpr_core_add_upstream(core_a2, &offline, NULL) != CMPR_OK || cmpr_core_start(core_a2, &err) != CMPR_OK)
+        fail_msg("%s", err);
     assert_int_equal(pthread_create(&fwd_thread, NULL, forwarder, NULL), 0);
     X509_free(ca);
     EVP_PKEY_free(ca_key);
@@ -369,8 +385,10 @@ teardown(void **state)
     pthread_mutex_unlock(&fmu);
     pthread_join(fwd_thread, NULL);
     cmpr_core_free(core_a);
+    cmpr_core_free(core_a2);
     cmpr_core_free(core_b);
     cmpr_conf_free(conf_a);
+    cmpr_conf_free(conf_a2);
     cmpr_conf_free(conf_b);
     EVP_PKEY_free(ee_key);
     for (size_t i = 0; i < n_held; i++)
@@ -590,6 +608,83 @@ test_spoiled_answer(void **state)
     CMPR_PKIMESSAGE_free(req);
 }
 
+/* the forwarding record of req's transaction, as the store has it now */
+static void
+fwd_of(const CMPR_PKIMESSAGE *req, struct cmpr_fwd_rec *rec)
+{
+    struct cmpr_store *st = cmpr_core_store(core_a);
+
+    assert_int_equal(st->ops->fwd_get(st, ASN1_STRING_get0_data(req->header->transactionID),
+                                      (size_t)ASN1_STRING_length(req->header->transactionID), rec), CMPR_OK);
+}
+
+/* Several nodes on one store (docs/cluster.md): a forwarding record is
+ * driven by one node, the one holding its lease: the node that took the
+ * request in. Another node's forwarder leaves it alone while the lease
+ * lasts; once it ends (that node stopped), the other takes it over, sends
+ * it once, and the first, back again, leaves it to the new owner. */
+static void
+test_lease_one_driver(void **state)
+{
+    CMPR_PKIMESSAGE *req = ir("lease-1"), *w, *poll, *rsp;
+    struct cmpr_fwd_rec rec;
+    size_t sent = n_held;
+    int i;
+    (void)state;
+
+    release = 0;
+    pthread_mutex_lock(&fmu);
+    a_paused = 1;                       /* node a1 takes the request in, then stops forwarding */
+    pthread_mutex_unlock(&fmu);
+    w = send_a(req, "off");
+    expect(req, w, CMPR_BODY_IP, CMPR_STATUS_WAITING, "route off");
+    fwd_of(req, &rec);
+    assert_string_equal(rec.owner, "a1");
+    assert_int_equal(rec.state, CMPR_FWD_QUEUED);
+    assert_true(rec.lease_until > (int64_t)time(NULL) - 1);
+    cmpr_fwd_rec_clear(&rec);
+    /* node a2 while a1's lease lasts: nothing sent */
+    (void)cmpr_core_forward(core_a2);
+    fwd_of(req, &rec);
+    if (rec.lease_until > (int64_t)time(NULL))
+        assert_int_equal(n_held, sent);
+    cmpr_fwd_rec_clear(&rec);
+    /* its lease ends: a2 takes it over and sends it (bounded: 10 s) */
+    for (i = 0; i < 100 && n_held == sent; i++) {
+        (void)cmpr_core_forward(core_a2);
+        if (n_held == sent)
+            usleep(100000);
+    }
+    assert_int_equal(n_held, sent + 1);
+    fwd_of(req, &rec);
+    assert_string_equal(rec.owner, "a2");
+    assert_int_equal(rec.state, CMPR_FWD_SENT);
+    cmpr_fwd_rec_clear(&rec);
+    /* a1 forwards again: a2's lease holds, a1 neither sends nor collects */
+    pthread_mutex_lock(&fmu);
+    a_paused = 0;
+    pthread_mutex_unlock(&fmu);
+    release = 1;
+    forward_pass();
+    assert_int_equal(n_held, sent + 1);
+    fwd_of(req, &rec);
+    assert_string_equal(rec.owner, "a2");
+    assert_int_equal(rec.state, CMPR_FWD_SENT);
+    cmpr_fwd_rec_clear(&rec);
+    /* a2 collects the answer; the client's poll at a1 gets the certificate */
+    (void)cmpr_core_forward(core_a2);
+    fwd_of(req, &rec);
+    assert_int_equal(rec.state, CMPR_FWD_ANSWERED);
+    cmpr_fwd_rec_clear(&rec);
+    poll = mac(cmpr_ee_new_pollreq(w, 0));
+    rsp = send_a(poll, "off");
+    expect(poll, rsp, CMPR_BODY_IP, CMPR_STATUS_ACCEPTED, NULL);
+    CMPR_PKIMESSAGE_free(rsp);
+    CMPR_PKIMESSAGE_free(poll);
+    CMPR_PKIMESSAGE_free(w);
+    CMPR_PKIMESSAGE_free(req);
+}
+
 int
 main(void)
 {
@@ -599,6 +694,7 @@ main(void)
         cmocka_unit_test(test_offline_reprotect),
         cmocka_unit_test(test_batch_with_a_lost_answer),
         cmocka_unit_test(test_spoiled_answer),
+        cmocka_unit_test(test_lease_one_driver),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -760,6 +760,60 @@ test_pg_open_errors(void **state)
 }
 #endif
 
+/* A store written by the previous version (schema 2: forwarding records
+ * without a lease) is upgraded when opened: its records keep their data
+ * and gain an owner and a lease; user_version says 3. */
+static void
+test_sqlite_upgrade_from_2(void **state)
+{
+    char path[1100];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    struct cmpr_store *st = NULL;
+    struct cmpr_fwd_rec f;
+    unsigned char tid[16];
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/old.db", dbdir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+        "CREATE TABLE fwd (tid BLOB PRIMARY KEY, route TEXT NOT NULL, state INTEGER NOT NULL, ver INTEGER NOT NULL,"
+        " delayed INTEGER NOT NULL, client_body INTEGER NOT NULL, client_nonce BLOB, up_nonce BLOB,"
+        " client TEXT NOT NULL, auth INTEGER NOT NULL, mac_kind INTEGER NOT NULL, key TEXT NOT NULL,"
+        " batch TEXT NOT NULL, req BLOB, ans BLOB, last BLOB, last_nonce BLOB, err TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+        " next_try INTEGER NOT NULL, push TEXT NOT NULL);"
+        "INSERT INTO fwd VALUES(x'0707070707070707', 'up', 1, 3, 1, 0, NULL, NULL, 'demo', 1, 0, 'k', '',"
+        " NULL, NULL, NULL, NULL, '', 2, 100, 200, 300, '');"
+        "PRAGMA user_version = 2;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    snprintf(path, sizeof(path), "sqlite:%s/old.db", dbdir);
+    assert_int_equal(cmpr_store_open(path, &st), CMPR_OK);
+    memset(tid, 7, 8);
+    assert_int_equal(st->ops->fwd_get(st, tid, 8, &f), CMPR_OK);
+    assert_int_equal(f.state, CMPR_FWD_SENT);
+    assert_int_equal(f.ver, 3);
+    assert_string_equal(f.client, "demo");
+    assert_string_equal(f.owner, "");
+    assert_int_equal(f.lease_until, 0);
+    snprintf(f.owner, sizeof(f.owner), "n1");
+    f.lease_until = 12345;
+    assert_int_equal(st->ops->fwd_put(st, &f), CMPR_OK);
+    cmpr_fwd_rec_clear(&f);
+    assert_int_equal(st->ops->fwd_get(st, tid, 8, &f), CMPR_OK);
+    assert_string_equal(f.owner, "n1");
+    assert_int_equal(f.lease_until, 12345);
+    cmpr_fwd_rec_clear(&f);
+    cmpr_store_close(st);
+    snprintf(path, sizeof(path), "%s/old.db", dbdir);
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
 static void
 test_open_errors(void **state)
 {
@@ -794,6 +848,7 @@ main(void)
     const struct CMUnitTest sqlite_only[] = {
         cmocka_unit_test(test_batch_lost),
         cmocka_unit_test(test_wal_sync_failure),
+        cmocka_unit_test(test_sqlite_upgrade_from_2),
         cmocka_unit_test(test_open_errors),
     };
     const char *pg = getenv("CMPR_TEST_STORE");
