@@ -55,19 +55,6 @@ cmpr_store_open(const char *spec, struct cmpr_store **st_r)
 }
 
 void
-cmpr_store_name(const char *spec, char *out, size_t cap)
-{
-    if (spec == NULL)
-        spec = "";
-    if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
-        cmpr_store_pg_name(spec, out, cap);
-    else if (strncmp(spec, "postgresql:", 11) == 0)
-        cmpr_store_pg_name(spec + 11, out, cap);
-    else
-        snprintf(out, cap, "%s", spec);
-}
-
-void
 cmpr_store_close(struct cmpr_store *st)
 {
     if (st != NULL)

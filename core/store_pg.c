@@ -1556,3 +1556,18 @@ const struct cmpr_store_ops cmpr_store_pg_ops = {
 };
 
 #endif
+
+/* Here rather than in store.c: it needs the PostgreSQL half, and store.c's
+ * backend table must not call into a backend (scripts/check-calls). */
+void
+cmpr_store_name(const char *spec, char *out, size_t cap)
+{
+    if (spec == NULL)
+        spec = "";
+    if (strncmp(spec, "postgresql://", 13) == 0 || strncmp(spec, "postgres://", 11) == 0)
+        cmpr_store_pg_name(spec, out, cap);
+    else if (strncmp(spec, "postgresql:", 11) == 0)
+        cmpr_store_pg_name(spec + 11, out, cap);
+    else
+        snprintf(out, cap, "%s", spec);
+}
