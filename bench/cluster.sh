@@ -36,7 +36,7 @@ start_daemon d0 http --data-dir "$TMP/data" $ARGS
 kill $PID; wait $PID 2>/dev/null
 MAC="--ref demo --secret pass:$(sed -n 's/^secret=//p' data/demo-client.txt)"
 sed "s|^data_dir = \.$|data_dir = .\nstore = $PGSTORE\nnode = a|" data/cmprouter.conf >data/pg-a.conf
-sed "s|^data_dir = \.$|data_dir = .\nstore = $PGSTORE\nnode = b|; s|^\[filedrop default\]$|[filedrop default]\ninstance = b|" \
+sed "s|^data_dir = \.$|data_dir = .\nstore = $PGSTORE\nnode = b|; s|^\[filedrop default\]$|[filedrop default]\ninstance = b|; s|^\[mail\]$|[mail]\ninstance = b|; s|^queue = mail-queue$|queue = mail-queue-b|" \
 	data/cmprouter.conf >data/pg-b.conf
 sed -i "s|^\[filedrop default\]$|[filedrop default]\ninstance = a|" data/pg-a.conf
 chmod 600 data/pg-a.conf data/pg-b.conf

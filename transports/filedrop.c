@@ -685,28 +685,12 @@ fd_start(void *vctx, struct cmpr_daemon *d, char **err_r)
     }
     /* one process per instance: a second one would take the first one's
      * claimed files for crash leftovers */
-    {
-        char lp[PATH_MAX];
-
-        ctx->lock_fd = -1;
-        int locked = -1;
-
-        if (cmpr_fs_join(lp, sizeof(lp), ctx->proc, "", ".lock") == 0
-                && (ctx->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) >= 0) {
-            /* a predecessor killed a moment ago may still hold it: wait up to 3 s */
-            for (int i = 0; i < 30 && (locked = flock(ctx->lock_fd, LOCK_EX | LOCK_NB)) != 0; i++)
-                usleep(100000);
-        }
-        if (locked != 0) {
-            if (asprintf(err_r, "filedrop %s: instance %s (%s) is in use by another process; "
-                         "give each daemon on a shared inbox its own instance =", ctx->name,
-                         ctx->dc.instance, ctx->proc) < 0)
-                *err_r = NULL;
-            if (ctx->lock_fd >= 0)
-                close(ctx->lock_fd);
-            ctx->lock_fd = -1;
-            return CMPR_ERR_CONFIG;
-        }
+    if ((ctx->lock_fd = cmpr_fs_lock_dir(ctx->proc)) < 0) {
+        if (asprintf(err_r, "filedrop %s: instance %s (%s) is in use by another process; "
+                     "give each daemon on a shared inbox its own instance =", ctx->name,
+                     ctx->dc.instance, ctx->proc) < 0)
+            *err_r = NULL;
+        return CMPR_ERR_CONFIG;
     }
     uv_fs_event_init(d->loop, &ctx->ev);
     ctx->ev.data = ctx;

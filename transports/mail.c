@@ -49,6 +49,8 @@ struct backoff {
 
 struct mail_ctx {
     struct cmpr_mail_conf c;
+    char *proc;                         /* MAILDIR/.processing/INSTANCE: mails this daemon claimed */
+    int proc_lock, queue_lock;          /* flocks: one daemon per instance, one sender per queue */
     struct cmpr_daemon *d;
     struct cmpr_worker in, out;
     uv_fs_event_t ev;
@@ -78,21 +80,69 @@ name_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static long
-intake_cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
+/* One claimed mail (src, in this instance's processing folder) through the
+ * core: 0 when its reply is queued and the mail moved to cur/, 1 when it
+ * must be tried again (it stays claimed). */
+static int
+handle_mail(struct mail_ctx *ctx, struct cmpr_worker *w, struct cmpr_core *core, const char *src, const char *name)
 {
-    struct mail_ctx *ctx = arg;
-    char dir[PATH_MAX], **names = NULL;
+    char dst[PATH_MAX], base[300], key[300], mark[320], mp[PATH_MAX];
+    unsigned char *raw = NULL;
+    size_t len = 0;
+    int answered = 0, r, resumed;
+    uint64_t t0 = uv_hrtime();
+
+    snprintf(base, sizeof(base), "%.*s", (int)strcspn(name, ":"), name);
+    /* a key safe as a file name: the unique part of the Maildir name */
+    snprintf(key, sizeof(key), "%s", base);
+    for (char *p = key; *p; p++)
+        if (*p == '/' || (unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+            *p = '_';
+    /* at most max_size + 1 bytes: a larger mail is answered from its head */
+    if (cmpr_fs_read(src, ctx->c.lim.max_mail + 1, 1, &raw, &len) != 0) {
+        if (errno != ENOENT)
+            cmpr_log_error("mail %s: cannot read it: %s", key, strerror(errno));
+        return 0;
+    }
+    /* a marker while the mail is in the core: found at the next look, the
+     * mail was cut short by a crash, and its senderNonces are its own */
+    snprintf(mark, sizeof(mark), ".inflight-%s", key);
+    cmpr_fs_join(mp, sizeof(mp), ctx->c.queue, "", mark);
+    resumed = access(mp, F_OK) == 0;
+    if (!resumed)
+        (void)cmpr_fs_write_durable(ctx->c.queue, ".inflight.tmp", mark, (const unsigned char *)"", 0, ctx->c.mode);
+    r = cmpr_mail_process(&ctx->c, core, raw, len, key, resumed, &answered);
+    free(raw);
+    if (r != CMPR_MAIL_DONE) {
+        cmpr_worker_result(w, 0, uv_hrtime() - t0);
+        return 1;
+    }
+    for (int k = 0; k < answered; k++)
+        cmpr_worker_result(w, 1, uv_hrtime() - t0);
+    /* done only now that the reply is safely queued */
+    snprintf(dst, sizeof(dst), "%s/cur/%s:2,S", ctx->c.maildir, base);
+    if (rename(src, dst) != 0)
+        cmpr_log_error("mail %s: cannot move it to cur/: %s", key, strerror(errno));
+    else
+        (void)unlink(mp);
+    cmpr_worker_wake(&ctx->out);
+    return 0;
+}
+
+/* the names in dir, sorted (Maildir names start with the delivery time:
+ * oldest first); NULL-free array of *n_r */
+static char **
+list_names(const char *dir, size_t *n_r)
+{
+    char **names = NULL;
     size_t n = 0, cap = 0;
     DIR *d;
     struct dirent *de;
-    int retry = 0;
 
-    if (core == NULL || cmpr_fs_join(dir, sizeof(dir), ctx->c.maildir, "", "new") != 0)
-        return -1;
+    *n_r = 0;
     if ((d = opendir(dir)) == NULL) {
         cmpr_log_error("mail: cannot read %s: %s", dir, strerror(errno));
-        return ctx->c.rescan_ms;
+        return NULL;
     }
     while ((de = readdir(d)) != NULL && n < MAX_SCAN) {
         if (de->d_name[0] == '.')
@@ -103,54 +153,47 @@ intake_cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
             n++;
     }
     closedir(d);
-    /* Maildir names start with the delivery time: sorted is oldest first */
     if (n > 1)
         qsort(names, n, sizeof(*names), name_cmp);
-    for (size_t i = 0; i < n && !cmpr_worker_stopping(w); i++) {
-        char src[PATH_MAX], dst[PATH_MAX], base[300], key[300], mark[320], mp[PATH_MAX];
-        unsigned char *raw = NULL;
-        size_t len = 0;
-        int answered = 0, r, resumed;
-        uint64_t t0 = uv_hrtime();
+    *n_r = n;
+    return names;
+}
 
-        if (cmpr_fs_join(src, sizeof(src), dir, "", names[i]) != 0)
+/* Mails this instance claimed before (a crash, or one to try again) first,
+ * then new ones, each claimed by a rename from new/ into this instance's
+ * processing folder just before it is handled: several daemons reading one
+ * Maildir each take a mail exactly once (a rename that finds nothing lost
+ * the race). */
+static long
+intake_cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
+{
+    struct mail_ctx *ctx = arg;
+    char dir[PATH_MAX], src[PATH_MAX], claimed[PATH_MAX];
+    size_t n = 0;
+    char **names;
+    int retry = 0;
+
+    if (core == NULL || cmpr_fs_join(dir, sizeof(dir), ctx->c.maildir, "", "new") != 0)
+        return -1;
+    names = list_names(ctx->proc, &n);
+    for (size_t i = 0; i < n && !cmpr_worker_stopping(w); i++)
+        if (cmpr_fs_join(src, sizeof(src), ctx->proc, "", names[i]) == 0)
+            retry |= handle_mail(ctx, w, core, src, names[i]);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    if ((names = list_names(dir, &n)) == NULL && n == 0 && access(dir, R_OK) != 0)
+        return ctx->c.rescan_ms;
+    for (size_t i = 0; i < n && !cmpr_worker_stopping(w); i++) {
+        if (cmpr_fs_join(src, sizeof(src), dir, "", names[i]) != 0
+                || cmpr_fs_join(claimed, sizeof(claimed), ctx->proc, "", names[i]) != 0)
             continue;
-        snprintf(base, sizeof(base), "%.*s", (int)strcspn(names[i], ":"), names[i]);
-        /* a key safe as a file name: the unique part of the Maildir name */
-        snprintf(key, sizeof(key), "%s", base);
-        for (char *p = key; *p; p++)
-            if (*p == '/' || (unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
-                *p = '_';
-        /* at most max_size + 1 bytes: a larger mail is answered from its head */
-        if (cmpr_fs_read(src, ctx->c.lim.max_mail + 1, 1, &raw, &len) != 0) {
-            if (errno != ENOENT)
-                cmpr_log_error("mail %s: cannot read it: %s", key, strerror(errno));
+        if (rename(src, claimed) != 0) {
+            if (errno != ENOENT)            /* ENOENT: another daemon took it */
+                cmpr_log_error("mail: cannot claim %s: %s", names[i], strerror(errno));
             continue;
         }
-        /* a marker while the mail is in the core: found at the next look, the
-         * mail was cut short by a crash, and its senderNonces are its own */
-        snprintf(mark, sizeof(mark), ".inflight-%s", key);
-        cmpr_fs_join(mp, sizeof(mp), ctx->c.queue, "", mark);
-        resumed = access(mp, F_OK) == 0;
-        if (!resumed)
-            (void)cmpr_fs_write_durable(ctx->c.queue, ".inflight.tmp", mark,
-                                        (const unsigned char *)"", 0, ctx->c.mode);
-        r = cmpr_mail_process(&ctx->c, core, raw, len, key, resumed, &answered);
-        free(raw);
-        if (r != CMPR_MAIL_DONE) {
-            retry = 1;
-            cmpr_worker_result(w, 0, uv_hrtime() - t0);
-            continue;
-        }
-        for (int k = 0; k < answered; k++)
-            cmpr_worker_result(w, 1, uv_hrtime() - t0);
-        /* done only now that the reply is safely queued */
-        snprintf(dst, sizeof(dst), "%s/cur/%s:2,S", ctx->c.maildir, base);
-        if (rename(src, dst) != 0)
-            cmpr_log_error("mail %s: cannot move it to cur/: %s", key, strerror(errno));
-        else
-            (void)unlink(mp);
-        cmpr_worker_wake(&ctx->out);
+        retry |= handle_mail(ctx, w, core, claimed, names[i]);
     }
     for (size_t i = 0; i < n; i++)
         free(names[i]);
@@ -366,8 +409,24 @@ mail_start(void *vctx, struct cmpr_daemon *d, char **err_r)
     char dir[PATH_MAX];
 
     ctx->d = d;
+    ctx->proc_lock = ctx->queue_lock = -1;
     if (cmpr_mail_dirs(&ctx->c, err_r) != 0)
         return CMPR_ERR_CONFIG;
+    if (asprintf(&ctx->proc, "%s/.processing/%s", ctx->c.maildir, ctx->c.instance) < 0) {
+        ctx->proc = NULL;
+        return CMPR_ERR_ALLOC;
+    }
+    if (cmpr_fs_mkdirs(ctx->proc, err_r, "mail processing") != 0)
+        return CMPR_ERR_CONFIG;
+    /* one daemon per instance (its claims), one sender per queue (two would
+     * send each reply twice) */
+    if ((ctx->proc_lock = cmpr_fs_lock_dir(ctx->proc)) < 0
+            || (ctx->queue_lock = cmpr_fs_lock_dir(ctx->c.queue)) < 0) {
+        if (asprintf(err_r, "mail: %s is in use by another process; give each daemon reading one Maildir "
+                     "its own instance = and queue =", ctx->proc_lock < 0 ? ctx->proc : ctx->c.queue) < 0)
+            *err_r = NULL;
+        return CMPR_ERR_CONFIG;
+    }
     cmpr_mail_init();
     uv_fs_event_init(d->loop, &ctx->ev);
     ctx->ev.data = ctx;
@@ -427,6 +486,11 @@ mail_free(void *vctx)
 {
     struct mail_ctx *ctx = vctx;
 
+    if (ctx->d != NULL && ctx->proc_lock >= 0)
+        close(ctx->proc_lock);
+    if (ctx->d != NULL && ctx->queue_lock >= 0)
+        close(ctx->queue_lock);
+    free(ctx->proc);
     cmpr_mail_conf_free(&ctx->c);
 }
 

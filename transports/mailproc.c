@@ -1,6 +1,7 @@
 /* One mail through the core into the outbound queue (see mailproc.h). */
 #define _GNU_SOURCE 1
 #include "transports/mailproc.h"
+#include "transports/lib/dropconf.h"
 #include "transports/transport.h"
 #include "transports/lib/fsutil.h"
 #include "transports/lib/smtp.h"
@@ -29,7 +30,7 @@ static const char *const directives[] = {
     "maildir", "queue", "from", "label", "allow_domains", "max_size", "max_parts", "max_depth",
     "max_part_size", "smtp", "smtp_tls", "smtp_ca", "smtp_user", "smtp_secret",
     "smtp_plain_auth", "sendmail", "helo", "rescan", "retry_min", "retry_max", "timeout", "keep_sent", "mode",
-    "mac_budget", NULL
+    "mac_budget", "instance", NULL
 };
 
 int
@@ -44,6 +45,8 @@ cmpr_mail_configure(const struct cmpr_conf_group *g, struct cmpr_mail_conf *c, c
         return r;
     c->maildir = cmpr_conf_group_path(g, "maildir", "Maildir");
     c->queue = cmpr_conf_group_path(g, "queue", "mail-queue");
+    if ((r = cmpr_conf_instance(g, "mail", c->instance, sizeof(c->instance), err_r)) != CMPR_OK)
+        return r;
     (void)gethostname(c->helo, sizeof(c->helo) - 1);
     if ((v = cmpr_conf_group_get(g, "helo")) != NULL)
         snprintf(c->helo, sizeof(c->helo), "%s", v);

@@ -27,6 +27,7 @@ struct cmpr_mail_conf {
     char helo[256];
     long rescan_ms, retry_min_ms, retry_max_ms, timeout_ms, keep_sent_s;
     long mac_budget;                    /* PRF invocations all parts of one mail may cost */
+    char instance[128];                 /* this daemon's claims: MAILDIR/.processing/INSTANCE */
     unsigned mode;
 };
 

@@ -153,7 +153,10 @@ check "metrics: cmprouter_requests_total{medium=\"file\"} counts them" sh -c \
 # ---- two daemons on one inbox: each file exactly once ----
 kill $PID; wait $PID 2>/dev/null
 rm -f "$OUT"/* "$ARC"/*
-sed 's/^\[filedrop default\]$/[filedrop default]\ninstance = second/' data/cmprouter.conf >data/second.conf
+# its own instance on the inbox, and its own mail instance and queue (one
+# sender per queue: two would send each reply twice)
+sed 's/^\[filedrop default\]$/[filedrop default]\ninstance = second/; s/^\[mail\]$/[mail]\ninstance = second/; s/^queue = mail-queue$/queue = mail-queue-2/' \
+	data/cmprouter.conf >data/second.conf
 chmod 600 data/second.conf     # it holds the demo secret (cmprouterd(8) FILES)
 start_daemon d2 http -c data/cmprouter.conf $DAEMON_ARGS
 P2=$PID

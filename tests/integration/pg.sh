@@ -34,8 +34,10 @@ SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
 MAC="--ref demo --secret pass:$SECRET"
 TR="--trusted data/ca/root.pem"
 node() {    # node NAME: starts it; sets its URL in NAME_URL, its admin port in NAME_ADMIN
-	# on the shared inbox, each node claims files under an instance of its own
-	sed "s|^\[filedrop default\]$|[filedrop default]\ninstance = $1|" $CONF >data/$1.conf
+	# on the shared inbox and Maildir, each node claims files and mails under an
+	# instance of its own; each sends its replies from a queue of its own
+	sed "s|^\[filedrop default\]$|[filedrop default]\ninstance = $1|; s|^\[mail\]$|[mail]\ninstance = $1|; s|^queue = mail-queue$|queue = mail-queue-$1|" \
+		$CONF >data/$1.conf
 	chmod 600 data/$1.conf
 	start_daemon "$1" http -c data/$1.conf $ARGS
 	eval "$1_URL=http://127.0.0.1:$PORT/.well-known/cmp"
@@ -173,6 +175,55 @@ assert len(set(ser)) == 40, 'a serial twice'
 for n in B C D; do grep -c 'filedrop default.*answered\|filedrop.*rsp.pki' $n.err; done >byn.txt 2>&1
 check "... more than one node took part (files per node: $(tr '\n' ' ' <byn.txt))" sh -c \
 	"test \$(grep -c -v '^0\$' byn.txt) -ge 2" B.err C.err D.err
+
+# ---- mail: nodes B, C and D reading one Maildir, 30 mails ----
+mkdir mreqs
+"$R" bench --write-requests mreqs --transactions 30 $MAC >mreqs.log 2>&1
+python3 - "$TMP/data/Maildir" mreqs <<'PYEOF'
+import os, sys
+from email.message import EmailMessage
+md, src = sys.argv[1], sys.argv[2]
+for i, f in enumerate(sorted(os.listdir(src))):
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "site@site.test", "ca@cmp.test", "enroll %d" % i
+    m["Message-ID"] = "<mm%d@site.test>" % i
+    m.set_content("x")
+    m.add_attachment(open(os.path.join(src, f), "rb").read(), maintype="application", subtype="pkixcmp",
+                     filename="mm%d.pki" % i)
+    name = "1700000100.mm%d.site" % i
+    open(os.path.join(md, "tmp", name), "w").write(m.as_string())
+    os.rename(os.path.join(md, "tmp", name), os.path.join(md, "new", name))
+PYEOF
+i=0
+while [ $i -lt 1200 ] && [ "$(ls data/mail-queue-B data/mail-queue-C data/mail-queue-D 2>/dev/null | grep -c '\.msg$')" -lt 30 ]; do
+	sleep 0.1; i=$((i + 1))
+done
+check "30 mails in a Maildir three nodes read: 30 replies queued, the Maildir's new/ empty" sh -c \
+	"test \$(ls data/mail-queue-B data/mail-queue-C data/mail-queue-D | grep -c '\.msg\$') -eq 30 && test -z \"\$(ls data/Maildir/new)\" \
+	 && test \$(ls data/Maildir/cur | grep -c 'mm') -eq 30"
+cat data/mail-queue-B/*.msg data/mail-queue-C/*.msg data/mail-queue-D/*.msg >replies.txt
+check "... each reply answers one mail (In-Reply-To), no mail answered twice" python3 -c "
+import re
+r = re.findall(r'^In-Reply-To: <(mm[0-9]+)@site.test>', open('replies.txt').read(), re.M)
+assert len(r) == 30 and len(set(r)) == 30, sorted(r)
+"
+sed "s|^instance = B$|instance = B2|" data/B.conf | sed "0,/^instance = B2$/s//instance = B2/" >data/B2.conf
+python3 - data/B.conf data/B2.conf <<'PYEOF'
+import sys
+# the file drop instance changed, the mail instance (and queue) still B's
+text = open(sys.argv[1]).read().replace("[filedrop default]\ninstance = B", "[filedrop default]\ninstance = B2", 1)
+open(sys.argv[2], "w").write(text)
+PYEOF
+chmod 600 data/B2.conf
+"$BUILD/cmprouterd" -c data/B2.conf $ARGS >B2.out 2>B2.err &
+b2=$!
+i=0; while [ $i -lt 300 ] && kill -0 $b2 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill -9 $b2 2>/dev/null
+check "a daemon with another node's mail instance is refused (it would take that node's claims)" \
+	grep -q 'mail: .*is in use by another process; give each daemon reading one Maildir its own instance' B2.err
+for n in B C D; do ls data/mail-queue-$n | grep -c '\.msg$'; done >mbyn.txt 2>&1
+check "... more than one node took part (replies per node: $(tr '\n' ' ' <mbyn.txt))" sh -c \
+	"test \$(grep -c -v '^0\$' mbyn.txt) -ge 2"
 
 # ---- two RA nodes on one database: the node driving a forwarded request dies ----
 # upstream: an offline CA reached through its file drop folders; the RA

@@ -20,12 +20,40 @@ cmpr_drop_crash_point(const char *point)
 }
 
 int
+cmpr_conf_instance(const struct cmpr_conf_group *g, const char *salt, char *out, size_t cap, char **err_r)
+{
+    const char *v;
+    char host[64] = "localhost";
+    unsigned long h = 5381;
+
+    /* the processing subfolder of this daemon: two daemons on one shared
+     * inbox never take each other's claimed files for crash leftovers */
+    if ((v = cmpr_conf_group_get(g, "instance")) != NULL) {
+        if (*v == '\0' || strchr(v, '/') != NULL || v[0] == '.' || strlen(v) >= 64) {
+            *err_r = cmpr_conf_group_error(g, "instance", "instance must be a plain name");
+            return CMPR_ERR_CONFIG;
+        }
+        snprintf(out, cap, "%s", v);
+        return CMPR_OK;
+    }
+    (void)gethostname(host, sizeof(host) - 1);
+    for (const char *p = g->path != NULL ? g->path : ""; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    for (const char *p = salt; *p; p++)
+        h = h * 33 + (unsigned char)*p;
+    for (char *p = host; *p; p++)
+        if (*p == '/' || *p == '.')
+            *p = '_';
+    snprintf(out, cap, "%s-%08lx", host, h & 0xffffffffUL);
+    return CMPR_OK;
+}
+
+int
 cmpr_drop_configure(const struct cmpr_conf_group *g, const char *salt, struct cmpr_drop_conf *c,
                     char **err_r)
 {
     const char *v;
-    char host[64] = "localhost", *end;
-    unsigned long h = 5381;
+    char *end;
     int r;
 
     c->pattern = strdup((v = cmpr_conf_group_get(g, "pattern")) != NULL ? v : "*.pki *.der");
@@ -46,26 +74,7 @@ cmpr_drop_configure(const struct cmpr_conf_group *g, const char *salt, struct cm
         }
         c->mode = (unsigned)m;
     }
-    /* the processing subfolder of this daemon: two daemons on one shared
-     * inbox never take each other's claimed files for crash leftovers */
-    if ((v = cmpr_conf_group_get(g, "instance")) != NULL) {
-        if (*v == '\0' || strchr(v, '/') != NULL || v[0] == '.' || strlen(v) >= 64) {
-            *err_r = cmpr_conf_group_error(g, "instance", "instance must be a plain name");
-            return CMPR_ERR_CONFIG;
-        }
-        snprintf(c->instance, sizeof(c->instance), "%s", v);
-        return CMPR_OK;
-    }
-    (void)gethostname(host, sizeof(host) - 1);
-    for (const char *p = g->path != NULL ? g->path : ""; *p; p++)
-        h = h * 33 + (unsigned char)*p;
-    for (const char *p = salt; *p; p++)
-        h = h * 33 + (unsigned char)*p;
-    for (char *p = host; *p; p++)
-        if (*p == '/' || *p == '.')
-            *p = '_';
-    snprintf(c->instance, sizeof(c->instance), "%s-%08lx", host, h & 0xffffffffUL);
-    return CMPR_OK;
+    return cmpr_conf_instance(g, salt, c->instance, sizeof(c->instance), err_r);
 }
 
 void

@@ -3,6 +3,8 @@
 #ifndef CMPR_DROPCONF_H
 #define CMPR_DROPCONF_H
 
+#include <stddef.h>
+
 struct cmpr_conf_group;
 
 /* Directives every folder transport has: pattern, label, settle_ms,
@@ -19,6 +21,9 @@ struct cmpr_drop_conf {
 int cmpr_drop_configure(const struct cmpr_conf_group *g, const char *salt,
                         struct cmpr_drop_conf *c, char **err_r);
 void cmpr_drop_conf_free(struct cmpr_drop_conf *c);
+/* g's instance directive (a plain name), or the default: the host name and
+ * a hash of the configuration path and salt. 0, or CMPR_ERR_CONFIG. */
+int cmpr_conf_instance(const struct cmpr_conf_group *g, const char *salt, char *out, size_t cap, char **err_r);
 
 /* Test hook for the crash tests: when the environment variable
  * CMPR_TEST_CRASH_AT names this point ("claimed", "handled", "answered",

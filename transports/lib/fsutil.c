@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -142,4 +143,22 @@ cmpr_fs_read(const char *path, size_t max, int truncate, unsigned char **data_r,
     *data_r = buf;
     *len_r = off;
     return 0;
+}
+
+int
+cmpr_fs_lock_dir(const char *dir)
+{
+    char lp[PATH_MAX];
+    int fd, locked = -1;
+
+    if (cmpr_fs_join(lp, sizeof(lp), dir, "", ".lock") != 0
+            || (fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return -1;
+    for (int i = 0; i < 30 && (locked = flock(fd, LOCK_EX | LOCK_NB)) != 0; i++)
+        usleep(100000);
+    if (locked != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
 }

@@ -23,5 +23,9 @@ int cmpr_fs_mkdirs(const char *path, char **err_r, const char *what);
 /* the file if it is a regular file (links not followed) of at most max
  * bytes; when larger: its first max bytes if truncate, else -1 with EFBIG */
 int cmpr_fs_read(const char *path, size_t max, int truncate, unsigned char **data_r, size_t *len_r);
+/* An exclusive flock on DIR/.lock, held while the returned descriptor is
+ * open: one process per folder (a predecessor killed a moment ago may
+ * still hold it: waits up to 3 s). The descriptor, or -1. */
+int cmpr_fs_lock_dir(const char *dir);
 
 #endif
