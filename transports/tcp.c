@@ -185,14 +185,17 @@ struct defer_job {
     uv_work_t work;
     struct tcp_ctx *ctx;
     struct cmpr_core *core;
-    int what;                       /* DJ_NEW, DJ_ANSWER, DJ_EXPIRE */
+    int what;                       /* DJ_NEW, DJ_ANSWER, DJ_EXPIRE, DJ_LOOKUP */
     uint32_t ref;
     unsigned char *data;            /* the request (new) or the answer (NULL: failed) */
     size_t len;
     int result;
-    struct tconn *c;                /* DJ_NEW: the connection that waits for its pollRep */
+    struct tconn *c;                /* DJ_NEW, DJ_LOOKUP: the connection that waits */
+    struct cmpr_defer_rec rec;      /* DJ_LOOKUP: what the store has */
 };
-enum { DJ_NEW, DJ_ANSWER, DJ_EXPIRE };
+enum { DJ_NEW, DJ_ANSWER, DJ_EXPIRE, DJ_LOOKUP };
+/* a reference still "working" after this long was left by a node that died */
+#define ORPHAN_AFTER_S 120
 
 static int
 drop_cb(const struct cmpr_defer_rec *rec, void *arg)
@@ -211,11 +214,14 @@ defer_work(uv_work_t *w)
         j->result = cmpr_core_defer(j->core, j->data, j->len, &j->ref);
     else if (j->what == DJ_ANSWER)
         j->result = cmpr_core_defer_answer(j->core, j->ref, j->data, j->len);
+    else if (j->what == DJ_LOOKUP)
+        j->result = cmpr_core_defer_get(j->core, j->ref, &j->rec);
     else
         j->result = cmpr_core_defer_list(j->core, (int64_t)time(NULL) - j->ctx->poll_keep, drop_cb, NULL);
 }
 
 static struct poll_entry *poll_new(struct tcp_ctx *ctx, uint32_t ref);
+static void looked_up(struct defer_job *j, int ok);
 static void send_pollrep(struct tconn *c, int version, unsigned flags, uint32_t ref);
 static void send_answer(struct tconn *c, int version, unsigned flags, const unsigned char *der, size_t len);
 static void keep_answer(struct job *job, const unsigned char *der, size_t len);
@@ -267,14 +273,18 @@ defer_after(uv_work_t *w, int status)
 
     if (j->what == DJ_NEW)
         referenced(j, ok);
+    else if (j->what == DJ_LOOKUP)
+        looked_up(j, ok);
     else if (!ok)
         cmpr_log_error("tcp: cannot store the answer of reference %08x: %s", (unsigned)j->ref,
                        status != 0 ? uv_strerror(status) : cmpr_strerror(j->result));
+    cmpr_defer_rec_clear(&j->rec);
     free(j->data);
     free(j);
 }
 
-static void
+/* 0 once queued; -1 if it could not be (logged) */
+static int
 defer_submit(struct tcp_ctx *ctx, int what, uint32_t ref, const unsigned char *data, size_t len, struct tconn *c)
 {
     struct defer_job *j = calloc(1, sizeof(*j));
@@ -282,7 +292,7 @@ defer_submit(struct tcp_ctx *ctx, int what, uint32_t ref, const unsigned char *d
     if (j == NULL || (data != NULL && (j->data = malloc(len > 0 ? len : 1)) == NULL)) {
         free(j);
         cmpr_log_error("tcp: out of memory storing reference %08x", (unsigned)ref);
-        return;
+        return -1;
     }
     j->ctx = ctx;
     j->core = ctx->d->core(ctx->d);
@@ -300,7 +310,9 @@ defer_submit(struct tcp_ctx *ctx, int what, uint32_t ref, const unsigned char *d
             cmpr_conn_hold(&c->base, -1);
         free(j->data);
         free(j);
+        return -1;
     }
+    return 0;
 }
 
 static void
@@ -503,16 +515,14 @@ submit(struct tconn *c, const struct cmpr_tcp_frame *f)
         cmpr_conn_arm(&c->base, (uint64_t)c->ctx->poll_after);
 }
 
-/* pollReq (tp06 5.4): the answer if it is there, another pollRep if not */
+/* the answer to a pollReq for a reference this daemon knows (e) */
 static void
-poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
+poll_answer(struct tconn *c, int version, unsigned flags, struct poll_entry *e, uint32_t ref)
 {
-    uint32_t ref = f->value_len >= 4 ? cmpr_tcp_u32(f->value) : 0;
-    struct poll_entry *e = f->value_len == 4 ? poll_find(c->ctx, ref) : NULL;
-    int close_req = (f->flags & CMPR_TCP_FLAG_CLOSE) != 0;
+    int close_req = (flags & CMPR_TCP_FLAG_CLOSE) != 0;
 
     if (e == NULL || e->rec.state == CMPR_DEFER_FAILED) {
-        send_error(c, f->version, f->flags, CMPR_TCP_ERR_POLLID, ref,
+        send_error(c, version, flags, CMPR_TCP_ERR_POLLID, ref,
                    e == NULL ? "unknown polling reference" : "the request failed; send it again", close_req);
         return;
     }
@@ -523,7 +533,7 @@ poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
                           ? job_submit(c->ctx, NULL, e->rec.req, e->rec.req_len, 1) : NULL;
 
         if (job == NULL) {
-            send_error(c, f->version, f->flags, CMPR_TCP_ERR_SERVER, 0, "the stored request cannot be read", close_req);
+            send_error(c, version, flags, CMPR_TCP_ERR_SERVER, 0, "the stored request cannot be read", close_req);
             return;
         }
         job->poll = e;
@@ -531,10 +541,52 @@ poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
     }
     if (e->rec.state == CMPR_DEFER_DONE) {
         cmpr_log_info("tcp %s: pollReq %08x answered", c->base.peer, (unsigned)ref);
-        send_answer(c, f->version, f->flags, e->rec.answer, e->rec.answer_len);
+        send_answer(c, version, flags, e->rec.answer, e->rec.answer_len);
         return;
     }
-    send_pollrep(c, f->version, f->flags, ref);
+    send_pollrep(c, version, flags, ref);
+}
+
+/* A reference this daemon did not hand out (another node sharing the store
+ * did, docs/cluster.md), as the store has it: answered now. One still
+ * being worked on elsewhere gets another pollRep; one left working for
+ * longer than a node needs (that node died) is run again here. */
+static void
+looked_up(struct defer_job *j, int ok)
+{
+    struct tconn *c = j->c;
+    struct poll_entry *e = ok ? poll_find(j->ctx, j->ref) : NULL;
+
+    if (ok && e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
+        e->rec = j->rec;
+        memset(&j->rec, 0, sizeof(j->rec));     /* now the entry's */
+        e->orphan = e->rec.state == CMPR_DEFER_WORKING && (int64_t)time(NULL) - e->rec.created > ORPHAN_AFTER_S;
+        e->next = j->ctx->polls;
+        j->ctx->polls = e;
+    }
+    cmpr_conn_set_busy(&c->base, 0);
+    if (!c->base.closing)
+        poll_answer(c, c->version, c->flags, e, j->ref);
+    cmpr_conn_hold(&c->base, -1);
+}
+
+/* pollReq (tp06 5.4): the answer if it is there, another pollRep if not */
+static void
+poll_request(struct tconn *c, const struct cmpr_tcp_frame *f)
+{
+    uint32_t ref = f->value_len >= 4 ? cmpr_tcp_u32(f->value) : 0;
+    struct poll_entry *e = f->value_len == 4 ? poll_find(c->ctx, ref) : NULL;
+
+    if (e == NULL && f->value_len == 4) {
+        /* not one of ours: the store may know it (another node's) */
+        c->version = f->version;
+        c->flags = f->flags;
+        cmpr_conn_set_busy(&c->base, 1);
+        if (defer_submit(c->ctx, DJ_LOOKUP, ref, NULL, 0, c) == 0)
+            return;
+        cmpr_conn_set_busy(&c->base, 0);
+    }
+    poll_answer(c, f->version, f->flags, e, ref);
 }
 
 /* Takes frames out of the parser until one is in the core, an answer is

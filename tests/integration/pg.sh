@@ -225,6 +225,21 @@ for n in B C D; do ls data/mail-queue-$n | grep -c '\.msg$'; done >mbyn.txt 2>&1
 check "... more than one node took part (replies per node: $(tr '\n' ' ' <mbyn.txt))" sh -c \
 	"test \$(grep -c -v '^0\$' mbyn.txt) -ge 2"
 
+# ---- TCP polling references are shared: pollRep from node G, pollReq at node H ----
+sed 's/^\[listen tcp\]$/[listen tcp]\npoll_after_ms = 0\npoll_check_after = 1/' $CONF >poll.conf
+CONF_SAVE=$CONF; CONF=poll.conf; node G; node H; CONF=$CONF_SAVE
+GT=$(sed -n 's/^cmprouterd: tcp listening on port \([0-9]*\)$/\1/p' G.out)
+HT=$(sed -n 's/^cmprouterd: tcp listening on port \([0-9]*\)$/\1/p' H.out)
+mkdir preq
+"$R" bench --write-requests preq --transactions 1 --implicit-confirm $MAC >preq.log 2>&1
+python3 "$TOP/tests/integration/tcppeer.py" "$GT" pollstart preq/*.pki >ps.log 2>&1
+REF=$(sed -n 's/^pollstart type=1 ref=\([0-9a-f]*\)$/\1/p' ps.log)
+check "a request over TCP at node G: pollRep with a reference (TCP-Message polling)" \
+	sh -c "test -n '$REF'" ps.log G.err
+python3 "$TOP/tests/integration/tcppeer.py" "$HT" pollonly "${REF:-0}" poll.rsp >po.log 2>&1
+check "... the pollReq with that reference at node H gets the answer: a certificate" sh -c \
+	"grep -q 'pollonly final=5' po.log && '$R' dump --json poll.rsp | grep -q '\"status\":{\"status\":\"accepted\"}'" po.log H.err
+
 # ---- two RA nodes on one database: the node driving a forwarded request dies ----
 # upstream: an offline CA reached through its file drop folders; the RA
 # nodes E and F keep the client's protection (route up); their store is a
@@ -301,4 +316,4 @@ check "store migrate: the schema is up to date (names the store without a passwo
 	grep -q '^store postgresql://cmpr@.*: schema up to date$' migrate.out
 
 check "no sanitizer report from any node (leaks, overflows, UB)" \
-	sh -c "! cat A.err B.err C.err D.err E.err F.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat A.err B.err C.err D.err E.err F.err G.err H.err | grep -q 'Sanitizer\|runtime error'"
