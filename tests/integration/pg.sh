@@ -115,9 +115,18 @@ assert len(s) == len(set(s)), 'a serial twice'
 assert len(s) >= 303, len(s)
 "
 
-# ---- the database restarted under the nodes ----
-$_pgrun "$_pgbin/pg_ctl" -D "$TMP/pg/data" -m fast -w -t 60 restart >pgrestart.out 2>&1
-check "PostgreSQL restarted (fast: every connection cut)" sh -c "test $? -eq 0" pgrestart.out "$TMP/pg/log"
+# ---- the database down under the nodes, then back ----
+$_pgrun "$_pgbin/pg_ctl" -D "$TMP/pg/data" -m fast -w -t 60 stop >pgstop.out 2>&1
+"$R" bench --server "$B_URL" $MAC --clients 1 --transactions 3 --json >down.json 2>down.err
+check "the database down: node B answers systemUnavail (no hang)" python3 -c "
+import json; j = json.load(open('down.json')); assert j['errors'].get('systemUnavail', 0) > 0, j" down.err
+metric=$(curl -s -m 10 "http://127.0.0.1:$B_ADMIN/metrics" | sed -n 's/^cmprouter_store_errors_total //p')
+curl -s -m 10 -o hz.txt -w '%{http_code}' "http://127.0.0.1:$B_ADMIN/healthz" >hz.code
+check "... /healthz answers 503 saying the store fails, the errors counted ($metric)" sh -c \
+	"test \"\$(cat hz.code)\" = 503 && grep -q '^store failing' hz.txt && test '${metric:-0}' -gt 0" hz.txt
+$_pgrun "$_pgbin/pg_ctl" -D "$TMP/pg/data" -l "$TMP/pg/log" -w -t 60 \
+	-o "-c listen_addresses=127.0.0.1 -p $PGPORT_T -k $TMP/pg -c max_connections=200" start >pgrestart.out 2>&1
+check "PostgreSQL back (every connection of before cut)" sh -c "test $? -eq 0" pgrestart.out "$TMP/pg/log"
 i=0
 while [ $i -lt 60 ]; do
 	rm -f after.key
@@ -146,6 +155,15 @@ chmod 600 data/bad.conf
 bad=$!
 i=0; while [ $i -lt 300 ] && kill -0 $bad 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
 kill -9 $bad 2>/dev/null
+sed "s|^store = .*|store = postgresql://cmpr@127.0.0.1:$PGPORT_T/postgres?passfile=$TMP/pgpass\&sslmode=require|" \
+	$CONF >data/ssl.conf
+chmod 600 data/ssl.conf
+"$BUILD/cmprouterd" -c data/ssl.conf $ARGS >ssl.out 2>ssl.err &
+sslp=$!
+i=0; while [ $i -lt 300 ] && kill -0 $sslp 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+kill -9 $sslp 2>/dev/null
+check "sslmode=require against a server without TLS: refused at start, as libpq decides" \
+	grep -q 'server does not support SSL' ssl.err
 check "a wrong password: cmprouterd refuses to start, says why, without the password" sh -c \
 	"grep -q 'password authentication failed' bad.err && ! grep -q 'wrong-pw' bad.err bad.out" bad.err
 
