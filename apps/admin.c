@@ -18,6 +18,7 @@
 #include "core/config.h"
 #include "transports/transport.h"
 #include "core/core.h"
+#include "base/buf.h"
 #include "base/err.h"
 #include "base/limits.h"
 #include "core/store.h"
@@ -73,27 +74,6 @@ parse_opts(int argc, char **argv, struct opts *o)
             return -1;
         }
     }
-    return 0;
-}
-
-static int
-unhex(const char *s, unsigned char *out, size_t cap, size_t *len_r)
-{
-    size_t n = 0;
-
-    if (strncmp(s, "0x", 2) == 0)
-        s += 2;
-    if (strlen(s) % 2 != 0 || strlen(s) / 2 > cap || *s == '\0')
-        return -1;
-    for (; *s != '\0'; s += 2) {
-        unsigned v;
-
-        if (!isxdigit((unsigned char)s[0]) || !isxdigit((unsigned char)s[1])
-                || sscanf(s, "%2x", &v) != 1)
-            return -1;
-        out[n++] = (unsigned char)v;
-    }
-    *len_r = n;
     return 0;
 }
 
@@ -443,7 +423,7 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
         struct cmpr_txn_rec t;
         struct list_ctx c = { o.json, 0 };
 
-        if (o.arg == NULL || unhex(o.arg, tid, sizeof(tid), &tlen) != 0) {
+        if (o.arg == NULL || cmpr_unhex(o.arg, tid, sizeof(tid), &tlen) != 0) {
             fprintf(stderr, "cmprouter: show: a transactionID in hex is needed\n");
             rc = 2;
             goto out;
@@ -474,7 +454,7 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
         unsigned char tid[CMPR_STORE_MAX_ID];
         size_t tlen;
 
-        if (o.arg == NULL || unhex(o.arg, tid, sizeof(tid), &tlen) != 0) {
+        if (o.arg == NULL || cmpr_unhex(o.arg, tid, sizeof(tid), &tlen) != 0) {
             fprintf(stderr, "cmprouter: %s: a transactionID in hex is needed\n", cmd);
             rc = 2;
             goto out;
@@ -495,7 +475,7 @@ cmpr_admin_main(const char *confpath, int argc, char **argv, cmpr_read_all_fn *r
         size_t snlen;
         int reason = reason_code(o.reason);
 
-        if (o.arg == NULL || unhex(o.arg, sn, sizeof(sn), &snlen) != 0 || reason < 0) {
+        if (o.arg == NULL || cmpr_unhex(o.arg, sn, sizeof(sn), &snlen) != 0 || reason < 0) {
             fprintf(stderr, "cmprouter: revoke: a serial number in hex and an optional "
                     "--reason CODE|NAME are needed\n");
             rc = 2;

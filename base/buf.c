@@ -317,3 +317,31 @@ cmpr_array_grow(void *v, size_t *cap, size_t n, size_t elem, size_t max)
     *cap = nc;
     return CMPR_OK;
 }
+
+static int
+hex_digit(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+         : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+int
+cmpr_unhex(const char *s, unsigned char *out, size_t cap, size_t *len_r)
+{
+    size_t n = 0, len;
+
+    if (strncmp(s, "0x", 2) == 0)
+        s += 2;
+    len = strlen(s);
+    if (len == 0 || len % 2 != 0 || len / 2 > cap)
+        return -1;
+    for (; *s != '\0'; s += 2) {
+        int hi = hex_digit(s[0]), lo = hex_digit(s[1]);
+
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[n++] = (unsigned char)(hi << 4 | lo);
+    }
+    *len_r = n;
+    return 0;
+}

@@ -72,4 +72,8 @@ int cmpr_buf_read_from(struct cmpr_buf *b, ssize_t (*rd)(void *src, void *p, siz
  * (*v and *cap unchanged on error). */
 int cmpr_array_grow(void *v, size_t *cap, size_t n, size_t elem, size_t max);
 
+/* Hexadecimal (optionally "0x"-prefixed, even length, at most cap bytes)
+ * into out: 0, or -1 for anything else. */
+int cmpr_unhex(const char *s, unsigned char *out, size_t cap, size_t *len_r);
+
 #endif

@@ -4,6 +4,7 @@
  * inserted by its key; one already there is left alone and counted as
  * present, so a second run copies only what is missing. */
 #include "core/store.h"
+#include "base/buf.h"
 #include "base/err.h"
 
 #include <stdio.h>
@@ -97,26 +98,14 @@ find_marker(int64_t when, const char *tid_hex, const char *who, const char *even
 }
 
 static int
-hex_val(char ch)
-{
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
-         : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
-}
-
-static int
 copy_audit(int64_t when, const char *tid_hex, const char *who, const char *event, const char *detail, void *arg)
 {
     struct copy *c = arg;
     unsigned char tid[CMPR_STORE_MAX_ID];
     size_t n = 0;
 
-    for (const char *p = tid_hex; p[0] != '\0' && p[1] != '\0' && n < sizeof(tid); p += 2) {
-        int hi = hex_val(p[0]), lo = hex_val(p[1]);
-
-        if (hi < 0 || lo < 0)
-            break;
-        tid[n++] = (unsigned char)(hi << 4 | lo);
-    }
+    if (tid_hex[0] != '\0' && cmpr_unhex(tid_hex, tid, sizeof(tid), &n) != 0)
+        n = 0;
     return counted(c, c->to->ops->audit_at(c->to, when, n > 0 ? tid : NULL, n, who, event, detail));
 }
 

@@ -33,6 +33,15 @@ cert_tools
 SECRET=$(sed -n 's/^secret=//p' data/demo-client.txt)
 MAC="--ref demo --secret pass:$SECRET"
 TR="--trusted data/ca/root.pem"
+# refused CONF LOG: cmprouterd -c CONF stops by itself (bounded: 30 s), its
+# error output in LOG.err
+refused() {
+	"$BUILD/cmprouterd" -c "$1" $ARGS >"$2.out" 2>"$2.err" &
+	_rp=$!
+	_i=0; while [ $_i -lt 300 ] && kill -0 $_rp 2>/dev/null; do sleep 0.1; _i=$((_i + 1)); done
+	kill -9 $_rp 2>/dev/null
+	wait $_rp 2>/dev/null
+}
 node() {    # node NAME: starts it; sets its URL in NAME_URL, its admin port in NAME_ADMIN
 	# on the shared inbox and Maildir, each node claims files and mails under an
 	# instance of its own; each sends its replies from a queue of its own
@@ -151,17 +160,11 @@ CONF_SAVE=$CONF; CONF=tcp.conf; node D; CONF=$CONF_SAVE
 check "a node on TCP with its password in a passfile enrolls" sh -c "test $? -eq 0 && verify tcp.pem" tcp.err D.err
 sed "s|^store = .*|store = postgresql://cmpr:wrong-pw@127.0.0.1:$PGPORT_T/postgres?sslmode=disable|" $CONF >data/bad.conf
 chmod 600 data/bad.conf
-"$BUILD/cmprouterd" -c data/bad.conf $ARGS >bad.out 2>bad.err &
-bad=$!
-i=0; while [ $i -lt 300 ] && kill -0 $bad 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-kill -9 $bad 2>/dev/null
+refused data/bad.conf bad
 sed "s|^store = .*|store = postgresql://cmpr@127.0.0.1:$PGPORT_T/postgres?passfile=$TMP/pgpass\&sslmode=require|" \
 	$CONF >data/ssl.conf
 chmod 600 data/ssl.conf
-"$BUILD/cmprouterd" -c data/ssl.conf $ARGS >ssl.out 2>ssl.err &
-sslp=$!
-i=0; while [ $i -lt 300 ] && kill -0 $sslp 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-kill -9 $sslp 2>/dev/null
+refused data/ssl.conf ssl
 check "sslmode=require against a server without TLS: refused at start, as libpq decides" \
 	grep -q 'server does not support SSL' ssl.err
 check "a wrong password: cmprouterd refuses to start, says why, without the password" sh -c \
@@ -225,18 +228,10 @@ import re
 r = re.findall(r'^In-Reply-To: <(mm[0-9]+)@site.test>', open('replies.txt').read(), re.M)
 assert len(r) == 30 and len(set(r)) == 30, sorted(r)
 "
-sed "s|^instance = B$|instance = B2|" data/B.conf | sed "0,/^instance = B2$/s//instance = B2/" >data/B2.conf
-python3 - data/B.conf data/B2.conf <<'PYEOF'
-import sys
 # the file drop instance changed, the mail instance (and queue) still B's
-text = open(sys.argv[1]).read().replace("[filedrop default]\ninstance = B", "[filedrop default]\ninstance = B2", 1)
-open(sys.argv[2], "w").write(text)
-PYEOF
+sed '/^\[filedrop default\]$/{n;s/^instance = B$/instance = B2/}' data/B.conf >data/B2.conf
 chmod 600 data/B2.conf
-"$BUILD/cmprouterd" -c data/B2.conf $ARGS >B2.out 2>B2.err &
-b2=$!
-i=0; while [ $i -lt 300 ] && kill -0 $b2 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
-kill -9 $b2 2>/dev/null
+refused data/B2.conf B2
 check "a daemon with another node's mail instance is refused (it would take that node's claims)" \
 	grep -q 'mail: .*is in use by another process; give each daemon reading one Maildir its own instance' B2.err
 for n in B C D; do ls data/mail-queue-$n | grep -c '\.msg$'; done >mbyn.txt 2>&1

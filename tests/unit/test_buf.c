@@ -174,10 +174,33 @@ test_error_table(void **state)
     assert_string_equal(cmpr_errname(12345), "CMPR_ERR_?");
 }
 
+/* hexadecimal as operators type it (serials, transactionIDs) and the
+ * store's audit log writes it: even length, within the cap, digits only */
+static void
+test_unhex(void **state)
+{
+    unsigned char out[4];
+    size_t n = 0;
+    (void)state;
+
+    assert_int_equal(cmpr_unhex("0a1B", out, sizeof(out), &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(out[0], 0x0a);
+    assert_int_equal(out[1], 0x1b);
+    assert_int_equal(cmpr_unhex("0x01020304", out, sizeof(out), &n), 0);
+    assert_int_equal(n, 4);
+    assert_int_equal(cmpr_unhex("0102030405", out, sizeof(out), &n), -1);    /* over the cap */
+    assert_int_equal(cmpr_unhex("abc", out, sizeof(out), &n), -1);           /* odd */
+    assert_int_equal(cmpr_unhex("", out, sizeof(out), &n), -1);
+    assert_int_equal(cmpr_unhex("0g", out, sizeof(out), &n), -1);
+    assert_int_equal(cmpr_unhex("+1", out, sizeof(out), &n), -1);            /* sscanf would take it */
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_unhex),
         cmocka_unit_test(test_cap_is_fixed),
         cmocka_unit_test(test_byte_at_a_time),
         cmocka_unit_test(test_typed_gets),
