@@ -28,4 +28,11 @@ struct cmpr_bound_result {
 };
 int cmpr_bench_bound(const struct cmpr_bound_opts *o, struct cmpr_bound_result *res);
 
+/* A request of the template's with a copy of its header and its body lent
+ * (key and proof of possession made before the clock; a copy of the body
+ * would decode its public key again, which costs more than the
+ * transaction's MACs); cmpr_bench_lent_free frees it, not the body. */
+CMPR_PKIMESSAGE *cmpr_bench_lend(const CMPR_PKIMESSAGE *tmpl);
+void cmpr_bench_lent_free(CMPR_PKIMESSAGE *m, const CMPR_PKIMESSAGE *tmpl);
+
 #endif

@@ -47,9 +47,10 @@ now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* one message over the "wire": protected, encoded, decoded */
+/* one message over the "wire": protected, encoded, decoded (its body may
+ * be lent by tmpl) */
 static CMPR_PKIMESSAGE *
-wire(const struct cmpr_client_creds *cr, CMPR_PKIMESSAGE *m)
+wire_lent(const struct cmpr_client_creds *cr, CMPR_PKIMESSAGE *m, const CMPR_PKIMESSAGE *tmpl)
 {
     unsigned char *der = NULL;
     size_t len = 0;
@@ -58,8 +59,14 @@ wire(const struct cmpr_client_creds *cr, CMPR_PKIMESSAGE *m)
     if (m != NULL && cmpr_client_protect(cr, m) == 0 && cmpr_msg_encode(m, &der, &len) == CMPR_OK)
         (void)cmpr_msg_decode(der, len, &out, NULL);
     free(der);
-    CMPR_PKIMESSAGE_free(m);
+    cmpr_bench_lent_free(m, tmpl);
     return out;
+}
+
+static CMPR_PKIMESSAGE *
+wire(const struct cmpr_client_creds *cr, CMPR_PKIMESSAGE *m)
+{
+    return wire_lent(cr, m, NULL);
 }
 
 static int
@@ -99,16 +106,19 @@ issue(struct bound *b, const CMPR_CERTREQMSG *crm, long serial)
 static int
 transaction(struct bound *b, const struct cmpr_client_creds *cr, const CMPR_PKIMESSAGE *tmpl, long serial)
 {
-    CMPR_PKIMESSAGE *req = CMPR_PKIMESSAGE_dup(tmpl), *rsp = NULL, *conf = NULL, *done = NULL;
+    CMPR_PKIMESSAGE *lent = cmpr_bench_lend(tmpl), *req = NULL, *rsp = NULL, *conf = NULL, *done = NULL;
     CMPR_CERTREQMSGS *reqs;
     CMPR_CERTREQMSG *crm;
     struct cmpr_ee_result res;
     X509 *cert = NULL;
     int ok = 0;
 
-    if (req == NULL || cmpr_hdr_set_fresh_transaction_id(req->header) != CMPR_OK
-            || cmpr_hdr_set_fresh_nonce(req->header) != CMPR_OK || (req = wire(cr, req)) == NULL
-            || !verified(cr, req))
+    if (lent == NULL || cmpr_hdr_set_fresh_transaction_id(lent->header) != CMPR_OK
+            || cmpr_hdr_set_fresh_nonce(lent->header) != CMPR_OK) {
+        cmpr_bench_lent_free(lent, tmpl);
+        goto out;
+    }
+    if ((req = wire_lent(cr, lent, tmpl)) == NULL || !verified(cr, req))
         goto out;
     if (cmpr_msg_bodytype(req) == CMPR_BODY_GENM) {
         ok = (rsp = wire(cr, cmpr_msg_build_genp(req, NULL))) != NULL && verified(cr, rsp);

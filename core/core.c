@@ -89,6 +89,8 @@ cmpr_core_new(const struct cmpr_conf *conf, struct cmpr_core **core_r, char **er
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);    /* deadlines are monotonic */
     pthread_cond_init(&c->park_cond, &ca);
     pthread_condattr_destroy(&ca);
+    pthread_mutex_init(&c->sync_mu, NULL);
+    pthread_cond_init(&c->sync_cond, NULL);
     if (conf->log_level != NULL && cmpr_log_level_from_name(conf->log_level) >= 0)
         cmpr_log_set_level(cmpr_log_level_from_name(conf->log_level));
     if ((c->cas = calloc(conf->n_cas + 1, sizeof(*c->cas))) == NULL) {
@@ -191,6 +193,8 @@ cmpr_core_free(struct cmpr_core *c)
     cmpr_store_close(c->st);
     pthread_cond_destroy(&c->park_cond);
     pthread_mutex_destroy(&c->park_mu);
+    pthread_cond_destroy(&c->sync_cond);
+    pthread_mutex_destroy(&c->sync_mu);
     pthread_mutex_destroy(&c->mu);
     free(c);
 }

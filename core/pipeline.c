@@ -178,7 +178,7 @@ int
 cmpr_core_explain(struct cmpr_core *core, const char *label, const unsigned char *der, size_t len, char *out,
                   size_t outlen)
 {
-    struct cmpr_request_info info = { "cli", "explain", label, NULL, NULL, 0, NULL, NULL, 0, 0, NULL };
+    struct cmpr_request_info info = { "cli", "explain", label, NULL, NULL, 0, NULL, NULL, 0, 0, NULL, NULL, 0 };
     struct req q;
     struct cmpr_route_query rq;
     struct qbuf b;
@@ -483,6 +483,20 @@ durable(struct req *q, int stop)
     return r;
 }
 
+/* what the answer would say is not in the store: it must not leave;
+ * systemUnavail instead */
+static int
+unrecorded(struct req *q)
+{
+    store_failed(q->core);
+    free(q->raw_answer);
+    q->raw_answer = NULL;
+    q->save_txn = 0;
+    if (q->info->sync_token != NULL)
+        *q->info->sync_token = 0;
+    return finish(q, cmpr_error_rsp(q, CMPR_FI_SYSTEM_UNAVAIL, "the store could not record the transaction"), 1);
+}
+
 static int
 handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int depth, int last_try,
            const unsigned char *der, size_t len, unsigned char **out_r, size_t *out_len_r, int64_t *deadline_r)
@@ -506,8 +520,12 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
     q.der_len = len;
     if (depth == 0)
         core->st->ops->batch(core->st, 1);
+    if (depth == 0 && info->sync_token != NULL)
+        *info->sync_token = 0;
     if ((rsp = take_in(&q, der, len)) != NULL) {
         r = finish(&q, rsp, 1);
+    } else if (info->store_lost) {
+        r = unrecorded(&q);
     } else if (depth == 0 && (r = decide(&q, &rt, &rec, &have)) != 0) {
         /* what goes upstream is durable before it goes: no batch there */
         q.route = rt;
@@ -521,13 +539,18 @@ handle_der(struct cmpr_core *core, const struct cmpr_request_info *info, int dep
         rsp = local(&q);
         r = rsp == NULL && q.raw_answer != NULL ? CMPR_OK : finish(&q, rsp, last_try);
     }
-    if (depth == 0 && durable(&q, 1) != CMPR_OK && (r == CMPR_OK || r == CMPR_PARK)) {
-        /* what the answer says is not in the store: it must not leave */
-        store_failed(core);
-        free(q.raw_answer);
-        q.raw_answer = NULL;
-        q.save_txn = 0;
-        r = finish(&q, cmpr_error_rsp(&q, CMPR_FI_SYSTEM_UNAVAIL, "the store could not record the transaction"), 1);
+    if (depth == 0) {
+        int d;
+
+        if (info->sync_token != NULL && r == CMPR_OK && !info->store_lost) {
+            /* the caller lets the answer go once the token is durable */
+            d = core->st->ops->commit(core->st, info->sync_token);
+            core->st->ops->batch(core->st, 0);
+        } else {
+            d = durable(&q, 1);
+        }
+        if (d != CMPR_OK && (r == CMPR_OK || r == CMPR_PARK) && !info->store_lost)
+            r = unrecorded(&q);
     }
     if (r == CMPR_OK) {
         *out_r = q.raw_answer;

@@ -30,6 +30,7 @@
 #define CMPR_MAX_PUSH_OPS 16
 
 struct cmpr_parked;
+struct cmpr_envelope;
 struct cmpr_up_result;
 
 struct cmpr_core {
@@ -62,6 +63,15 @@ struct cmpr_core {
     uv_async_t park_async;
     uv_timer_t park_timer;
     int park_handles;
+    /* submit.c: answers waiting for their changes to be durable (under
+     * sync_mu), and the thread that syncs the store for them */
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cond;
+    pthread_t sync_thread;
+    int sync_running, sync_stop;
+    uint64_t sync_want, sync_done, sync_lost;   /* store tokens: asked for, durable, lost */
+    struct cmpr_envelope *sync_waiting;
+    uv_async_t sync_async;
     /* metrics: updated from every worker */
     _Atomic unsigned long requests[32], undecodable, answers[8], errors, store_errors, n_parked;
     _Atomic long long last_store_error;     /* time() of the last store failure, 0: none */
@@ -80,6 +90,11 @@ struct cmpr_request_info {
                                        2: its wait ran out */
     int64_t deadline_ms;            /* of a parked request (monotonic), or 0 */
     unsigned long *mac_budget;      /* what key derivations may still cost (shared by a mail's parts) */
+    uint64_t *sync_token;           /* non-NULL: an answer may be given before its changes are
+                                       durable; the caller waits for this store token (store.h
+                                       commit/sync) before it lets the answer leave */
+    int store_lost;                 /* what an earlier run of it changed was lost before its
+                                       answer could leave: answer systemUnavail */
 };
 
 enum { AUTH_NONE = 0, AUTH_MAC, AUTH_SIG };

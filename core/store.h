@@ -226,6 +226,17 @@ struct cmpr_store_ops {
      * changes not yet durable) durable: CMPR_OK, or CMPR_ERR_STORE when
      * they were lost */
     int (*flush)(struct cmpr_store *st);
+    /* flush in two halves, for a caller that has other work to do while the
+     * disk syncs (the core's syncer, submit.c): commit hands this thread's
+     * changes to the group commit without waiting and names in *token_r what
+     * an answer depending on them (or on what the thread read) must wait for
+     * (0: nothing, all durable already; CMPR_ERR_STORE: lost already);
+     * sync(token) waits until that is durable (committing the group if
+     * nobody has yet): CMPR_OK or CMPR_ERR_STORE. Tokens grow: a later one
+     * covers an earlier one. A backend whose commits are durable at once
+     * does all of it in commit and gives 0. Switch the batch off after. */
+    int (*commit)(struct cmpr_store *st, uint64_t *token_r);
+    int (*sync)(struct cmpr_store *st, uint64_t token);
     int (*audit)(struct cmpr_store *st, const unsigned char *tid, size_t tid_len,
                  const char *who, const char *event, const char *detail);
     int (*audit_list)(struct cmpr_store *st,

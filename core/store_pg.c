@@ -708,6 +708,22 @@ pg_flush(struct cmpr_store *st)
     return r;
 }
 
+/* a commit on PostgreSQL is durable when it returns (synchronous_commit) */
+static int
+pg_commit(struct cmpr_store *st, uint64_t *token_r)
+{
+    *token_r = 0;
+    return pg_flush(st);
+}
+
+static int
+pg_sync(struct cmpr_store *st, uint64_t token)
+{
+    (void)st;
+    (void)token;
+    return CMPR_OK;
+}
+
 /* ---------------- transactions ---------------- */
 
 static int
@@ -1525,6 +1541,8 @@ const struct cmpr_store_ops cmpr_store_pg_ops = {
     .defer_list = pg_defer_list,
     .batch = pg_batch,
     .flush = pg_flush,
+    .commit = pg_commit,
+    .sync = pg_sync,
     .audit = pg_audit,
     .audit_list = pg_audit_list,
     .serial_list = pg_serial_list,

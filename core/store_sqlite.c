@@ -4,13 +4,20 @@
  * then makes it durable with one fdatasync of the WAL, outside the writer's
  * lock, so the next transaction fills while the disk works (pipelined group
  * commit: SQLite's own sync at COMMIT, synchronous=FULL, would hold every
- * writer for it). A commit is durable once its WAL frames are on disk;
+ * writer for it). The core's answers on a loop leave that to its syncer
+ * thread (commit hands a batch over, sync makes a token durable), so one
+ * commit and one fsync serve every message handled meanwhile and no worker
+ * waits for the disk. A commit is durable once its WAL frames are on disk;
  * SQLite still syncs around each checkpoint and when the WAL is reused
- * (synchronous=NORMAL). Without a WAL file (an in-memory store)
- * synchronous=FULL stays. Reads run on connections of their own from a pool and see
- * committed data only, except a batching thread's reads after its own
- * unflushed changes, which run on the writer. Statements are prepared once
- * per connection. Runs on worker threads only, never on the event loop. */
+ * (synchronous=NORMAL). Checkpoints run on a thread and a connection of
+ * their own, beside the writer; the commit after each finishes it, so the
+ * WAL starts again from its beginning. Without a WAL file (an in-memory
+ * store) synchronous=FULL stays. Reads run on connections of their own
+ * from a pool and see committed data only, except a batching thread's:
+ * after its own unflushed changes, or when it finds the writer free (whose
+ * cache is warm; a reader's is dropped whenever the WAL changed), they run
+ * on the writer. Statements are prepared once per connection. Runs on
+ * worker threads only, never on the event loop. */
 #include "core/store.h"
 #include "base/buf.h"
 #include "base/err.h"
@@ -62,6 +69,16 @@ struct sqlite_store {
     uint64_t synced_gen;
     int wal_fd;                         /* -1: no WAL file, SQLite syncs at COMMIT */
     int sync_failed;                    /* an fdatasync failed: nothing is durable any more */
+    /* checkpoints: on a thread and a connection of their own, so that no
+     * writer waits while the WAL is copied back into the database (SQLite's
+     * automatic checkpoint runs in the COMMIT of whoever crosses the
+     * threshold, with the writer held) */
+    pthread_t ck_thread;
+    pthread_mutex_t ckl;
+    pthread_cond_t ck_cond;
+    int ck_running, ck_stop;
+    int ck_frames;                      /* > 0: a pass is asked for or under way */
+    int ck_passed;                      /* a pass is over, the writer is to finish it */
     /* readers: connections of their own, taken from and given back to a pool */
     pthread_mutex_t rl;
     struct conn *readers;
@@ -92,6 +109,9 @@ static const char schema[] =
     " client TEXT NOT NULL, envdata BLOB NOT NULL, created INTEGER NOT NULL);"
     "CREATE INDEX IF NOT EXISTS archive_subject ON archive(subject);"
     "CREATE TABLE IF NOT EXISTS nonce (nonce BLOB PRIMARY KEY, seen INTEGER NOT NULL);"
+    /* the window's pruning reads the oldest only (without it: the whole
+     * table, an hour of nonces, every 1024 inserts, holding the writer) */
+    "CREATE INDEX IF NOT EXISTS nonce_seen ON nonce(seen);"
     "CREATE TABLE IF NOT EXISTS audit ("
     " id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, tid BLOB,"
     " who TEXT NOT NULL, event TEXT NOT NULL, detail TEXT NOT NULL);"
@@ -176,8 +196,9 @@ conn_open(struct conn *c, const char *location, int reader)
     /* other processes (cmprouter process/admin next to the daemon) may hold
      * the write lock for a moment */
     sqlite3_busy_timeout(c->db, 10000);
-    if (sqlite3_exec(c->db, reader ? "PRAGMA query_only=1;"
-                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
+    if (sqlite3_exec(c->db, reader ? "PRAGMA query_only=1; PRAGMA mmap_size=268435456;"
+                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
+                       " PRAGMA mmap_size=268435456;",
                      NULL, NULL, NULL) != SQLITE_OK)
         return CMPR_ERR_STORE;
     return CMPR_OK;
@@ -223,6 +244,79 @@ wal_setup(struct sqlite_store *s)
     s->wal_fd = fd;
 }
 
+/* the WAL holds this many frames (about 4 MiB): time to copy them back */
+#define CKPT_FRAMES 1000
+
+/* After each commit on the writer (wl held): once the WAL has grown past
+ * CKPT_FRAMES the checkpointer copies it back without holding anyone up;
+ * after its pass, the next commit copies what came meanwhile (a few
+ * frames) while nothing else is written, so that the checkpoint is complete
+ * and the WAL starts again from its beginning at the next write (a WAL that
+ * is never wholly copied back only grows). */
+static int
+wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+    struct sqlite_store *s = arg;
+    int finish = 0;
+
+    if (frames < CKPT_FRAMES)
+        return SQLITE_OK;
+    pthread_mutex_lock(&s->ckl);
+    if (s->ck_frames == 0 && s->ck_passed) {
+        s->ck_passed = 0;
+        finish = 1;
+    } else if (s->ck_frames == 0) {
+        s->ck_frames = frames;
+        pthread_cond_signal(&s->ck_cond);
+    }
+    pthread_mutex_unlock(&s->ckl);
+    if (finish)
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    return SQLITE_OK;
+}
+
+/* the checkpointer: a passive checkpoint (it never stops the writer nor
+ * waits for readers; what it cannot copy yet waits for the next) each time
+ * the WAL has grown past the threshold */
+static void *
+checkpointer(void *arg)
+{
+    struct sqlite_store *s = arg;
+    sqlite3 *db = NULL;
+
+    if (sqlite3_open_v2(s->location, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+        cmpr_log_warn("store %s: no connection for checkpoints (%s): the WAL grows until a restart",
+                      s->location, db != NULL ? sqlite3_errmsg(db) : "out of memory");
+    else
+        sqlite3_busy_timeout(db, 10000);
+    pthread_mutex_lock(&s->ckl);
+    for (;;) {
+        while (!s->ck_stop && s->ck_frames == 0)
+            pthread_cond_wait(&s->ck_cond, &s->ckl);
+        if (s->ck_stop)
+            break;
+        pthread_mutex_unlock(&s->ckl);
+        if (db != NULL)
+            (void)sqlite3_wal_checkpoint_v2(db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        pthread_mutex_lock(&s->ckl);
+        s->ck_frames = 0;                   /* its pass is over: the writer finishes it */
+        s->ck_passed = 1;
+    }
+    pthread_mutex_unlock(&s->ckl);
+    sqlite3_close(db);
+    return NULL;
+}
+
+/* checkpoints move to the checkpointer (only with a WAL file of ours) */
+static void
+ckpt_setup(struct sqlite_store *s)
+{
+    if (s->wal_fd < 0 || pthread_create(&s->ck_thread, NULL, checkpointer, s) != 0)
+        return;
+    s->ck_running = 1;
+    sqlite3_wal_hook(s->w.db, wal_hook, s);
+}
+
 static int
 sq_open(const char *location, struct cmpr_store **st_r)
 {
@@ -239,6 +333,8 @@ sq_open(const char *location, struct cmpr_store **st_r)
     pthread_mutex_init(&s->wl, NULL);
     pthread_mutex_init(&s->rl, NULL);
     pthread_mutex_init(&s->sl, NULL);
+    pthread_mutex_init(&s->ckl, NULL);
+    pthread_cond_init(&s->ck_cond, NULL);
     s->wal_fd = -1;
     if (conn_open(&s->w, location, 0) != CMPR_OK
             || sqlite3_exec(s->w.db, schema, NULL, NULL, NULL) != SQLITE_OK || upgrade(s->w.db) != CMPR_OK) {
@@ -248,6 +344,7 @@ sq_open(const char *location, struct cmpr_store **st_r)
         return CMPR_ERR_STORE;
     }
     wal_setup(s);
+    ckpt_setup(s);
     *st_r = &s->base;
     return CMPR_OK;
 }
@@ -260,6 +357,13 @@ sq_close(struct cmpr_store *st)
 
     if (batch_tl.s == s)
         batch_tl.s = NULL;
+    if (s->ck_running) {
+        pthread_mutex_lock(&s->ckl);
+        s->ck_stop = 1;
+        pthread_cond_signal(&s->ck_cond);
+        pthread_mutex_unlock(&s->ckl);
+        pthread_join(s->ck_thread, NULL);
+    }
     while ((c = s->readers) != NULL) {
         s->readers = c->next;
         conn_close(c);
@@ -271,6 +375,8 @@ sq_close(struct cmpr_store *st)
     pthread_mutex_destroy(&s->wl);
     pthread_mutex_destroy(&s->rl);
     pthread_mutex_destroy(&s->sl);
+    pthread_mutex_destroy(&s->ckl);
+    pthread_cond_destroy(&s->ck_cond);
 
     free(s->location);
     free(s);
@@ -453,11 +559,43 @@ sq_flush(struct cmpr_store *st)
     return w_wait(s, g);
 }
 
+/* flush without the wait: the generation this thread wrote into (or, when
+ * it wrote nothing, the newest one committed: what it read) stays for the
+ * syncer to commit with everything else written meanwhile */
+static int
+sq_commit(struct cmpr_store *st, uint64_t *token_r)
+{
+    struct sqlite_store *s = S(st);
+    uint64_t g = batch_tl.s == s ? batch_tl.need : 0;
+
+    *token_r = 0;
+    if (batch_tl.s == s)
+        batch_tl.need = 0;
+    if (s->wal_fd < 0)                  /* SQLite syncs at COMMIT: now */
+        return w_wait(s, g);
+    if (g == 0)
+        g = __atomic_load_n(&s->done_gen, __ATOMIC_ACQUIRE);
+    /* whether it is lost shows in sync; no lock here (the syncer holds
+     * them while it commits and syncs) */
+    *token_r = g;
+    return CMPR_OK;
+}
+
+static int
+sq_sync(struct cmpr_store *st, uint64_t token)
+{
+    return w_wait(S(st), token);
+}
+
 /* ---------------- readers ---------------- */
 
 /* A connection to read on: the writer's while this thread's batch has
- * changes not yet committed (it must see its own), else a reader of the
- * pool (committed data only). NULL if none can be opened. */
+ * changes not yet committed (it must see its own), or when a batching
+ * thread finds it free (its pages are cached: a reader's cache is dropped
+ * whenever the WAL changed; what it reads there may be another thread's
+ * change not yet committed, so the batch's answer then waits for that
+ * generation too), else a reader of the pool (committed data only). NULL
+ * if none can be opened. */
 static struct conn *
 r_take(struct sqlite_store *s)
 {
@@ -468,6 +606,11 @@ r_take(struct sqlite_store *s)
         if (s->done_gen < batch_tl.need)
             return &s->w;
         pthread_mutex_unlock(&s->wl);
+    }
+    if (batch_tl.s == s && pthread_mutex_trylock(&s->wl) == 0) {
+        if (s->open_gen > batch_tl.need)
+            batch_tl.need = s->open_gen;
+        return &s->w;
     }
     pthread_mutex_lock(&s->rl);
     if ((c = s->readers) != NULL)
@@ -1363,6 +1506,8 @@ const struct cmpr_store_ops cmpr_store_sqlite_ops = {
     .defer_list = sq_defer_list,
     .batch = sq_batch,
     .flush = sq_flush,
+    .commit = sq_commit,
+    .sync = sq_sync,
     .audit = sq_audit,
     .audit_list = sq_audit_list,
     .serial_list = sq_serial_list,

@@ -5,6 +5,13 @@
  * answer (forward.c) is parked: its envelope waits in a list, holding no
  * thread, until the forwarder says the transaction moved on
  * (cmpr_park_notify) or its wait runs out; then it runs again.
+ *
+ * An answer on the core's loop does not hold its worker while the store
+ * syncs: the worker hands its changes to the group commit (store.h commit)
+ * and goes on with the next request; the answer waits in a list until the
+ * syncer thread has made them durable (one commit and one fsync for every
+ * answer waiting), then leaves. Should they be lost, the request runs again
+ * to be answered systemUnavail.
  */
 #include "core/req.h"
 #include "core/envelope.h"
@@ -37,6 +44,10 @@ struct cmpr_envelope {
     unsigned char *out;
     size_t out_len;
     int result;
+    int defer;                      /* its answer may wait for the syncer (on the core's loop) */
+    uint64_t token;                 /* what its answer waits for (store.h commit), 0: nothing */
+    int store_lost;                 /* struct cmpr_request_info.store_lost */
+    struct cmpr_envelope *next;     /* in core->sync_waiting */
 };
 
 /* an envelope waiting for its upstream (under core->park_mu) */
@@ -131,12 +142,14 @@ run(struct cmpr_envelope *env)
     struct cmpr_request_info info = {
         env->medium, env->peer, env->label[0] ? env->label : NULL, env->operation[0] ? env->operation : NULL,
         env->tls_subject[0] ? env->tls_subject : NULL, env->resumed || env->waited, env->push_medium,
-        env->push, env->waited, env->deadline_ms, env->loop == NULL ? env->mac_budget : NULL
+        env->push, env->waited, env->deadline_ms, env->loop == NULL ? env->mac_budget : NULL,
+        env->defer ? &env->token : NULL, env->store_lost
     };
     int64_t deadline = 0;
 
     free(env->out);
     env->out = NULL;
+    env->token = 0;
     env->result = cmpr_pipeline_run(env->core, &info, env->der, env->len, &env->out, &env->out_len, &deadline);
     if (env->result == CMPR_PARK) {
         CMPR_PKIMESSAGE *m = NULL;
@@ -165,6 +178,26 @@ answer(struct cmpr_envelope *env)
 /* ---------------- on a loop ---------------- */
 
 static void park(struct cmpr_envelope *env);
+static void wait_durable(struct cmpr_envelope *env);
+static void synced_cb(uv_async_t *a);
+static void async_cb(uv_async_t *a);
+
+/* loop thread: whether loop is the core's (the first that submits to it:
+ * the daemon's), whose handles wake parked and syncing envelopes; other
+ * loops' envelopes neither park nor wait for the syncer */
+static int
+core_loop(struct cmpr_core *c, uv_loop_t *loop)
+{
+    if (c->park_loop == NULL) {
+        c->park_loop = loop;
+        uv_async_init(loop, &c->park_async, async_cb);
+        uv_async_init(loop, &c->sync_async, synced_cb);
+        uv_timer_init(loop, &c->park_timer);
+        c->park_async.data = c->park_timer.data = c->sync_async.data = c;
+        c->park_handles = 1;
+    }
+    return c->park_loop == loop;
+}
 
 static void
 work_cb(uv_work_t *w)
@@ -181,6 +214,8 @@ after_cb(uv_work_t *w, int status)
         env->result = CMPR_ERR_INTERNAL;
     if (env->result == CMPR_PARK)
         park(env);
+    else if (env->result == CMPR_OK && env->token != 0)
+        wait_durable(env);
     else
         answer(env);
 }
@@ -188,6 +223,7 @@ after_cb(uv_work_t *w, int status)
 static void
 queue(struct cmpr_envelope *env)
 {
+    env->defer = core_loop(env->core, env->loop);
     env->work.data = env;
     if (uv_queue_work(env->loop, &env->work, work_cb, after_cb) != 0) {
         env->result = CMPR_ERR_INTERNAL;
@@ -275,19 +311,12 @@ park(struct cmpr_envelope *env)
     struct cmpr_core *c = env->core;
     struct cmpr_parked *p = calloc(1, sizeof(*p));
 
-    if (p == NULL || (c->park_loop != NULL && c->park_loop != env->loop)) {
+    if (p == NULL || !core_loop(c, env->loop)) {
         /* one loop parks (the daemon's); anything else answers at once */
         free(p);
         env->waited = 2;
         queue(env);
         return;
-    }
-    if (c->park_loop == NULL) {
-        c->park_loop = env->loop;
-        uv_async_init(env->loop, &c->park_async, async_cb);
-        uv_timer_init(env->loop, &c->park_timer);
-        c->park_async.data = c->park_timer.data = c;
-        c->park_handles = 1;
     }
     p->env = env;
     pthread_mutex_lock(&c->park_mu);
@@ -296,6 +325,100 @@ park(struct cmpr_envelope *env)
     pthread_mutex_unlock(&c->park_mu);
     atomic_fetch_add(&c->n_parked, 1);
     rearm(c);
+}
+
+/* ---------------- waiting for the store's sync ---------------- */
+
+/* the syncer: makes the newest token asked for durable, one round after
+ * another (store.h sync: the group commit of everything written meanwhile
+ * and one fsync), and wakes the loop after each */
+static void *
+syncer(void *arg)
+{
+    struct cmpr_core *c = arg;
+
+    pthread_mutex_lock(&c->sync_mu);
+    for (;;) {
+        uint64_t t;
+        int r;
+
+        while (!c->sync_stop && c->sync_want <= c->sync_done)
+            pthread_cond_wait(&c->sync_cond, &c->sync_mu);
+        if (c->sync_want <= c->sync_done)
+            break;
+        t = c->sync_want;
+        pthread_mutex_unlock(&c->sync_mu);
+        r = c->st->ops->sync(c->st, t);
+        pthread_mutex_lock(&c->sync_mu);
+        c->sync_done = t;
+        if (r != CMPR_OK)
+            c->sync_lost = t;
+        if (c->sync_waiting != NULL)
+            uv_async_send(&c->sync_async);
+    }
+    pthread_mutex_unlock(&c->sync_mu);
+    return NULL;
+}
+
+/* loop thread: env's answer leaves once its token is durable */
+static void
+wait_durable(struct cmpr_envelope *env)
+{
+    struct cmpr_core *c = env->core;
+
+    pthread_mutex_lock(&c->sync_mu);
+    if (!c->sync_running) {
+        if (pthread_create(&c->sync_thread, NULL, syncer, c) != 0) {
+            pthread_mutex_unlock(&c->sync_mu);
+            cmpr_log_error("cannot start the store's syncer thread: %s", strerror(errno));
+            env->token = 0;
+            env->store_lost = 1;
+            queue(env);
+            return;
+        }
+        c->sync_running = 1;
+    }
+    env->next = c->sync_waiting;
+    c->sync_waiting = env;
+    if (env->token > c->sync_want)
+        c->sync_want = env->token;
+    if (c->sync_want > c->sync_done)
+        pthread_cond_signal(&c->sync_cond);
+    else
+        uv_async_send(&c->sync_async);   /* durable already: answered on the next turn */
+    pthread_mutex_unlock(&c->sync_mu);
+}
+
+/* loop thread: the answers whose changes are durable leave; those whose
+ * changes were lost run again, to be answered systemUnavail */
+static void
+synced_cb(uv_async_t *a)
+{
+    struct cmpr_core *c = a->data;
+    struct cmpr_envelope *ready = NULL, **pp, *env;
+    uint64_t lost;
+
+    pthread_mutex_lock(&c->sync_mu);
+    for (pp = &c->sync_waiting; (env = *pp) != NULL;) {
+        if (env->token > c->sync_done) {
+            pp = &env->next;
+            continue;
+        }
+        *pp = env->next;
+        env->next = ready;
+        ready = env;
+    }
+    lost = c->sync_lost;
+    pthread_mutex_unlock(&c->sync_mu);
+    while ((env = ready) != NULL) {
+        ready = env->next;
+        if (env->token <= lost) {
+            env->store_lost = 1;
+            queue(env);
+        } else {
+            answer(env);
+        }
+    }
 }
 
 /* ---------------- on the submitting thread ---------------- */
@@ -383,6 +506,20 @@ cmpr_core_drain(struct cmpr_core *c)
 void
 cmpr_park_free(struct cmpr_core *c)
 {
+    if (c->sync_running) {
+        pthread_mutex_lock(&c->sync_mu);
+        c->sync_stop = 1;
+        pthread_cond_signal(&c->sync_cond);
+        pthread_mutex_unlock(&c->sync_mu);
+        pthread_join(c->sync_thread, NULL);
+        c->sync_running = 0;
+    }
+    while (c->sync_waiting != NULL) {
+        struct cmpr_envelope *env = c->sync_waiting;
+
+        c->sync_waiting = env->next;
+        envelope_free(env);
+    }
     /* parked envelopes are answered before the core goes (cmpr_core_drain);
      * what is left belongs to no one any more */
     while (c->parked != NULL) {

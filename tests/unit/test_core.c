@@ -26,6 +26,7 @@
 #include "core/store.h"
 
 #include <sqlite3.h>
+#include <uv.h>
 
 static char dir[64];
 static char conf_path[128];
@@ -1870,6 +1871,98 @@ test_concurrent_transactions(void **state)
     }
 }
 
+/* ---------------- answers on a loop ---------------- */
+
+/* what another connection finds of a transaction when its answer leaves */
+struct committed {
+    char db[300];
+    unsigned char tid[64];
+    size_t tid_len;
+    int rows;
+};
+
+static void
+count_committed(void *arg)
+{
+    struct committed *c = arg;
+    sqlite3 *h = NULL;
+    sqlite3_stmt *q = NULL;
+
+    c->rows = -1;
+    if (sqlite3_open_v2(c->db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK
+            && sqlite3_prepare_v2(h, "SELECT count(*) FROM txn WHERE tid = ?", -1, &q, NULL) == SQLITE_OK
+            && sqlite3_bind_blob(q, 1, c->tid, (int)c->tid_len, SQLITE_STATIC) == SQLITE_OK
+            && sqlite3_step(q) == SQLITE_ROW)
+        c->rows = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+}
+
+static CMPR_PKIMESSAGE *
+send_on_loop(uv_loop_t *loop, CMPR_PKIMESSAGE *m, struct committed *c)
+{
+    unsigned char *der = NULL, *out = NULL;
+    size_t len, outlen;
+    CMPR_PKIMESSAGE *rsp = NULL;
+
+    mac(m, "ee-ref", SECRET);
+    c->tid_len = (size_t)ASN1_STRING_length(m->header->transactionID);
+    assert_true(c->tid_len <= sizeof(c->tid));
+    memcpy(c->tid, ASN1_STRING_get0_data(m->header->transactionID), c->tid_len);
+    c->rows = -1;
+    assert_int_equal(cmpr_msg_encode(m, &der, &len), CMPR_OK);
+    CMPR_PKIMESSAGE_free(m);
+    assert_int_equal(tu_handle_on(core, loop, &info, der, len, count_committed, c, &out, &outlen), CMPR_OK);
+    OPENSSL_free(der);
+    assert_int_equal(cmpr_msg_decode(out, outlen, &rsp, NULL), CMPR_OK);
+    free(out);
+    return rsp;
+}
+
+/* What an answer says is in the store before it leaves, also when its
+ * worker does not wait for the store's sync (an envelope answered on a
+ * loop, as over HTTP and TCP: the syncer lets it go): at the moment the
+ * answer is handed over, another connection finds the transaction
+ * committed. When the sync fails, the answer is systemUnavail, never the
+ * certificate (RFC 9810 5.2.3: systemUnavail, the service is not there). */
+static void
+test_answer_waits_for_sync(void **state)
+{
+    uv_loop_t loop;
+    struct committed c;
+    CMPR_PKIMESSAGE *rsp;
+    char wal[320];
+    int fd = -1, pfd[2];
+    (void)state;
+
+    stop_core();
+    start_core();
+    assert_int_equal(uv_loop_init(&loop), 0);
+    snprintf(c.db, sizeof(c.db), "%s/cmprouter.db", dir);
+    for (int i = 0; i < 20; i++) {
+        rsp = send_on_loop(&loop, ee_certreq(CMPR_BODY_IR, "ee-loop", 1), &c);
+        assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+        assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+        if (c.rows != 1)
+            fail_msg("answer %d left with its transaction %s in the store", i,
+                     c.rows == 0 ? "not yet committed" : "not readable");
+        CMPR_PKIMESSAGE_free(rsp);
+    }
+    /* the WAL's fdatasync fails from now on (a pipe: EINVAL) */
+    snprintf(wal, sizeof(wal), "%s-wal", c.db);
+    assert_int_equal(tu_readonly_fds_on(wal, &fd), 1);
+    assert_int_equal(pipe(pfd), 0);
+    assert_int_equal(dup2(pfd[0], fd), fd);
+    rsp = send_on_loop(&loop, ee_certreq(CMPR_BODY_IR, "ee-loop-lost", 1), &c);
+    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_SYSTEM_UNAVAIL);
+    CMPR_PKIMESSAGE_free(rsp);
+    tu_loop_close(&loop);
+    stop_core();
+    close(pfd[0]);
+    close(pfd[1]);
+    start_core();
+}
+
 int
 main(void)
 {
@@ -1907,6 +2000,7 @@ main(void)
         cmocka_unit_test(test_crl_refresh),
         cmocka_unit_test(test_restart_keeps_state),
         cmocka_unit_test(test_concurrent_transactions),
+        cmocka_unit_test(test_answer_waits_for_sync),
     };
 
     return cmocka_run_group_tests_name("core", tests, setup, teardown);

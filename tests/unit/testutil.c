@@ -3,9 +3,14 @@
 #include "base/err.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <uv.h>
 
 #include <openssl/cms.h>
 #include <openssl/ec.h>
@@ -174,6 +179,9 @@ struct tu_reply {
     unsigned char *out;
     size_t len;
     int err;
+    int done;
+    void (*check)(void *arg);
+    void *check_arg;
 };
 
 static void
@@ -181,16 +189,20 @@ tu_send(struct cmpr_reply *r, const unsigned char *der, size_t len)
 {
     struct tu_reply *t = (struct tu_reply *)r;
 
+    if (t->check != NULL)
+        t->check(t->check_arg);
     t->out = malloc(len > 0 ? len : 1);
     memcpy(t->out, der, len);
     t->len = len;
     t->err = CMPR_OK;
+    t->done = 1;
 }
 
 static void
 tu_fail(struct cmpr_reply *r, int err)
 {
     ((struct tu_reply *)r)->err = err;
+    ((struct tu_reply *)r)->done = 1;
 }
 
 static const struct cmpr_reply_ops tu_ops = { tu_send, tu_fail };
@@ -199,7 +211,7 @@ int
 tu_handle(struct cmpr_core *core, const struct tu_info *in, const unsigned char *der, size_t len,
           unsigned char **out_r, size_t *out_len_r)
 {
-    struct tu_reply t = { { &tu_ops }, NULL, 0, CMPR_ERR_INTERNAL };
+    struct tu_reply t = { { &tu_ops }, NULL, 0, CMPR_ERR_INTERNAL, 0, NULL, NULL };
     struct cmpr_envelope *env = cmpr_envelope_new(der, len, &t.reply);
 
     *out_r = NULL;
@@ -216,4 +228,81 @@ tu_handle(struct cmpr_core *core, const struct tu_info *in, const unsigned char 
     *out_r = t.out;
     *out_len_r = t.len;
     return t.err;
+}
+
+int
+tu_handle_on(struct cmpr_core *core, uv_loop_t *loop, const struct tu_info *in, const unsigned char *der,
+             size_t len, void (*check)(void *arg), void *check_arg, unsigned char **out_r, size_t *out_len_r)
+{
+    struct tu_reply t = { { &tu_ops }, NULL, 0, CMPR_ERR_INTERNAL, 0, check, check_arg };
+    struct cmpr_envelope *env = cmpr_envelope_new(der, len, &t.reply);
+    time_t end = time(NULL) + 60;
+
+    *out_r = NULL;
+    *out_len_r = 0;
+    if (env == NULL)
+        return CMPR_ERR_ALLOC;
+    cmpr_envelope_set(env, CMPR_ENV_MEDIUM, in->medium);
+    cmpr_envelope_set(env, CMPR_ENV_PEER, in->peer);
+    cmpr_envelope_set(env, CMPR_ENV_LABEL, in->label);
+    cmpr_envelope_set_loop(env, loop);
+    cmpr_core_submit(core, env);
+    while (!t.done && time(NULL) < end)
+        uv_run(loop, UV_RUN_ONCE);
+    if (!t.done) {
+        fprintf(stderr, "no answer on the loop within 60 s\n");
+        return CMPR_ERR_TIMEOUT;
+    }
+    *out_r = t.out;
+    *out_len_r = t.len;
+    return t.err;
+}
+
+static void
+close_walk(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+void
+tu_loop_close(uv_loop_t *loop)
+{
+    uv_walk(loop, close_walk, NULL);
+    uv_run(loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(loop), 0);
+}
+
+int
+tu_readonly_fds_on(const char *path, int *fd_r)
+{
+    char real[PATH_MAX], link[PATH_MAX], p[64], line[128];
+    int n = 0;
+
+    assert_non_null(realpath(path, real));
+    for (int fd = 0; fd < 1024; fd++) {
+        ssize_t l;
+        FILE *f;
+        unsigned long flags = 3;
+
+        snprintf(p, sizeof(p), "/proc/self/fd/%d", fd);
+        if ((l = readlink(p, link, sizeof(link) - 1)) <= 0)
+            continue;
+        link[l] = '\0';
+        if (strcmp(link, real) != 0)
+            continue;
+        snprintf(p, sizeof(p), "/proc/self/fdinfo/%d", fd);
+        if ((f = fopen(p, "r")) == NULL)
+            continue;
+        while (fgets(line, sizeof(line), f) != NULL)
+            if (sscanf(line, "flags: %lo", &flags) == 1)
+                break;
+        fclose(f);
+        if ((flags & 3) == 0) {
+            *fd_r = fd;
+            n++;
+        }
+    }
+    return n;
 }

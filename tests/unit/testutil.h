@@ -41,6 +41,21 @@ struct cmpr_core;
 int tu_handle(struct cmpr_core *core, const struct tu_info *in, const unsigned char *der, size_t len,
               unsigned char **out_r, size_t *out_len_r);
 
+/* The same through an envelope answered on loop (as HTTP and TCP submit):
+ * runs the loop until the answer comes (bounded: 60 s). check, when not
+ * NULL, runs at the moment the answer is handed over (check_arg). */
+struct uv_loop_s;
+int tu_handle_on(struct cmpr_core *core, struct uv_loop_s *loop, const struct tu_info *in,
+                 const unsigned char *der, size_t len, void (*check)(void *arg), void *check_arg,
+                 unsigned char **out_r, size_t *out_len_r);
+/* Closes every handle left on loop (the core's), runs it to the end, closes it. */
+void tu_loop_close(struct uv_loop_s *loop);
+
+/* The descriptors of this process open read-only on path (the WAL the
+ * SQLite store syncs itself; SQLite's own are read-write): how many, the
+ * last in *fd_r. */
+int tu_readonly_fds_on(const char *path, int *fd_r);
+
 /* Removes a temporary directory tree made by a test. */
 void tu_rmrf(const char *path);
 
