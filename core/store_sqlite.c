@@ -196,9 +196,8 @@ conn_open(struct conn *c, const char *location, int reader)
     /* other processes (cmprouter process/admin next to the daemon) may hold
      * the write lock for a moment */
     sqlite3_busy_timeout(c->db, 10000);
-    if (sqlite3_exec(c->db, reader ? "PRAGMA query_only=1; PRAGMA mmap_size=268435456;"
-                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                       " PRAGMA mmap_size=268435456;",
+    if (sqlite3_exec(c->db, reader ? "PRAGMA query_only=1;"
+                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
                      NULL, NULL, NULL) != SQLITE_OK)
         return CMPR_ERR_STORE;
     return CMPR_OK;
