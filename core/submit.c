@@ -199,10 +199,21 @@ core_loop(struct cmpr_core *c, uv_loop_t *loop)
     return c->park_loop == loop;
 }
 
+static int sync_here(struct cmpr_envelope *env);
+
 static void
 work_cb(uv_work_t *w)
 {
-    run(w->data);
+    struct cmpr_envelope *env = w->data;
+
+    run(env);
+    /* with nothing else waiting for the disk this worker syncs itself (the
+     * syncer's round trip would only add latency); lost: answered
+     * systemUnavail */
+    if (env->result == CMPR_OK && env->token != 0 && !sync_here(env)) {
+        env->store_lost = 1;
+        run(env);
+    }
 }
 
 static void
@@ -358,6 +369,32 @@ syncer(void *arg)
     }
     pthread_mutex_unlock(&c->sync_mu);
     return NULL;
+}
+
+/* worker: makes env's token durable on this thread when no other answer
+ * waits for the disk and no other worker syncs (at low load); 1 when it is
+ * (or is left to the syncer: env->token stays), 0 when it was lost */
+static int
+sync_here(struct cmpr_envelope *env)
+{
+    struct cmpr_core *c = env->core;
+    int idle, r;
+
+    pthread_mutex_lock(&c->sync_mu);
+    idle = c->sync_want <= c->sync_done && c->sync_waiting == NULL && !c->sync_inline;
+    if (idle)
+        c->sync_inline = 1;
+    pthread_mutex_unlock(&c->sync_mu);
+    if (!idle)
+        return 1;
+    r = c->st->ops->sync(c->st, env->token);
+    pthread_mutex_lock(&c->sync_mu);
+    c->sync_inline = 0;
+    pthread_mutex_unlock(&c->sync_mu);
+    if (r != CMPR_OK)
+        return 0;
+    env->token = 0;
+    return 1;
 }
 
 /* loop thread: env's answer leaves once its token is durable */

@@ -24,6 +24,7 @@
 #include "core/core.h"
 #include "base/err.h"
 #include "core/store.h"
+#include "core/req.h"
 
 #include <sqlite3.h>
 #include <uv.h>
@@ -1921,10 +1922,36 @@ send_on_loop(uv_loop_t *loop, CMPR_PKIMESSAGE *m, struct committed *c)
 
 /* What an answer says is in the store before it leaves, also when its
  * worker does not wait for the store's sync (an envelope answered on a
- * loop, as over HTTP and TCP: the syncer lets it go): at the moment the
- * answer is handed over, another connection finds the transaction
- * committed. When the sync fails, the answer is systemUnavail, never the
- * certificate (RFC 9810 5.2.3: systemUnavail, the service is not there). */
+ * loop, as over HTTP and TCP: the syncer lets it go; at low load the worker
+ * syncs itself): at the moment the answer is handed over, another
+ * connection finds the transaction committed. When the sync fails, the
+ * answer is systemUnavail, never the certificate (RFC 9810 5.2.3:
+ * systemUnavail, the service is not there). syncer: 1 makes every answer
+ * go through the syncer thread (as if a worker were syncing already). */
+static void
+answers_on_loop(uv_loop_t *loop, int syncer)
+{
+    struct committed c;
+    CMPR_PKIMESSAGE *rsp;
+
+    snprintf(c.db, sizeof(c.db), "%s/cmprouter.db", dir);
+    for (int i = 0; i < 10; i++) {
+        pthread_mutex_lock(&core->sync_mu);
+        core->sync_inline = syncer;
+        pthread_mutex_unlock(&core->sync_mu);
+        rsp = send_on_loop(loop, ee_certreq(CMPR_BODY_IR, "ee-loop", 1), &c);
+        assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
+        assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
+        if (c.rows != 1)
+            fail_msg("answer %d (%s) left with its transaction %s in the store", i, syncer ? "syncer" : "worker",
+                     c.rows == 0 ? "not yet committed" : "not readable");
+        CMPR_PKIMESSAGE_free(rsp);
+    }
+    pthread_mutex_lock(&core->sync_mu);
+    core->sync_inline = 0;
+    pthread_mutex_unlock(&core->sync_mu);
+}
+
 static void
 test_answer_waits_for_sync(void **state)
 {
@@ -1938,24 +1965,25 @@ test_answer_waits_for_sync(void **state)
     stop_core();
     start_core();
     assert_int_equal(uv_loop_init(&loop), 0);
-    snprintf(c.db, sizeof(c.db), "%s/cmprouter.db", dir);
-    for (int i = 0; i < 20; i++) {
-        rsp = send_on_loop(&loop, ee_certreq(CMPR_BODY_IR, "ee-loop", 1), &c);
-        assert_int_equal(cmpr_msg_bodytype(rsp), CMPR_BODY_IP);
-        assert_int_equal(cmpr_pkisi_status(status_of(rsp)), CMPR_STATUS_ACCEPTED);
-        if (c.rows != 1)
-            fail_msg("answer %d left with its transaction %s in the store", i,
-                     c.rows == 0 ? "not yet committed" : "not readable");
-        CMPR_PKIMESSAGE_free(rsp);
-    }
+    answers_on_loop(&loop, 1);
+    answers_on_loop(&loop, 0);
     /* the WAL's fdatasync fails from now on (a pipe: EINVAL) */
+    snprintf(c.db, sizeof(c.db), "%s/cmprouter.db", dir);
     snprintf(wal, sizeof(wal), "%s-wal", c.db);
     assert_int_equal(tu_readonly_fds_on(wal, &fd), 1);
     assert_int_equal(pipe(pfd), 0);
     assert_int_equal(dup2(pfd[0], fd), fd);
-    rsp = send_on_loop(&loop, ee_certreq(CMPR_BODY_IR, "ee-loop-lost", 1), &c);
-    expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_SYSTEM_UNAVAIL);
-    CMPR_PKIMESSAGE_free(rsp);
+    for (int syncer = 1; syncer >= 0; syncer--) {
+        pthread_mutex_lock(&core->sync_mu);
+        core->sync_inline = syncer;
+        pthread_mutex_unlock(&core->sync_mu);
+        rsp = send_on_loop(&loop, ee_certreq(CMPR_BODY_IR, "ee-loop-lost", 1), &c);
+        expect_fail(rsp, CMPR_BODY_ERROR, CMPR_FI_SYSTEM_UNAVAIL);
+        CMPR_PKIMESSAGE_free(rsp);
+    }
+    pthread_mutex_lock(&core->sync_mu);
+    core->sync_inline = 0;
+    pthread_mutex_unlock(&core->sync_mu);
     tu_loop_close(&loop);
     stop_core();
     close(pfd[0]);
