@@ -24,6 +24,7 @@
 #include "base/clock.h"
 #include "base/err.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@
 struct bopts {
     const char *server, *op, *protection, *keytype, *ref, *secret_spec, *cert, *key, *trusted;
     const char *srvcert, *recipient, *profile, *tls_ca, *tls_cert, *tls_key, *write_dir;
-    long clients, duration, transactions, timeout;
+    long clients, duration, transactions, timeout, threads;
     int keep_alive, json, implicit, tcp_version, bound;
 };
 
@@ -83,6 +84,9 @@ struct bench {
     size_t n_lat, cap_lat;
     unsigned long tick_done;
     int ticks;
+    long first_id;                      /* of its clients (a shard: --threads) */
+    int quiet;                          /* a shard: the main thread prints the progress */
+    int over;                           /* a shard's thread is done (atomic) */
 };
 
 static uint64_t
@@ -97,7 +101,7 @@ now_ns(void)
 static void
 note_error(struct bench *b, int kind, const char *fmt, const char *why)
 {
-    b->errors++;
+    __atomic_add_fetch(&b->errors, 1, __ATOMIC_RELAXED);
     if (kind >= 0)
         b->err[kind]++;
     if (b->first_err[0] == '\0')
@@ -178,7 +182,7 @@ send_msg(struct bclient *c, CMPR_PKIMESSAGE *m)
         note_error(b, E_TRANSPORT, "cannot start an exchange: %s", cmpr_strerror(r));
         return -1;
     }
-    b->in_flight++;
+    __atomic_add_fetch(&b->in_flight, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -230,7 +234,7 @@ end_transaction(struct bclient *c, int ok)
     if (ok && (b->o.transactions > 0 || t <= b->deadline)) {
         uint64_t us = (t - c->t0) / 1000;
 
-        b->done++;
+        __atomic_add_fetch(&b->done, 1, __ATOMIC_RELAXED);
         /* (a latency lost to a failed allocation only thins the sample) */
         if (cmpr_array_grow(&b->lat, &b->cap_lat, b->n_lat + 1, sizeof(*b->lat), SIZE_MAX / sizeof(*b->lat))
                 == CMPR_OK)
@@ -253,7 +257,7 @@ answered(void *arg, int result, unsigned char *ans, size_t len, const char *why)
     char w[600];
     int body, verified;
 
-    b->in_flight--;
+    __atomic_sub_fetch(&b->in_flight, 1, __ATOMIC_RELAXED);
     if (b->closing) {
         free(ans);
         return;
@@ -301,7 +305,7 @@ answered(void *arg, int result, unsigned char *ans, size_t len, const char *why)
             }
         if (!any)
             b->err[E_REJECTED]++;
-        b->errors++;
+        __atomic_add_fetch(&b->errors, 1, __ATOMIC_RELAXED);
         if (b->first_err[0] == '\0')
             snprintf(b->first_err, sizeof(b->first_err), "rejected: %.300s", res.text);
         goto fail;
@@ -429,7 +433,7 @@ make_template(struct bench *b, int i, char *err, size_t errlen)
         snprintf(err, errlen, "cannot make a %s key", b->o.keytype);
         return NULL;
     }
-    snprintf(cn, sizeof(cn), "/CN=bench-%d", i);
+    snprintf(cn, sizeof(cn), "/CN=bench-%ld", b->first_id + i);
     subject = cmpr_client_parse_name(cn);
     if (b->body == CMPR_BODY_GENM) {
         m = cmpr_ee_new_genm(-1);
@@ -536,7 +540,7 @@ setup(struct bench *b, char *err, size_t errlen)
 
         c->b = b;
         c->id = (int)i;
-        snprintf(c->tag, sizeof(c->tag), "bench-%ld", i);
+        snprintf(c->tag, sizeof(c->tag), "bench-%ld", b->first_id + i);
         if ((c->tmpl = make_template(b, (int)i, err, errlen)) == NULL)
             return -1;
         for (int k = 0; b->op == CMPR_BODY_KUR && k < KUR_KEYS; k++)
@@ -582,7 +586,7 @@ tick(void *arg)
     struct bench *b = arg;
 
     b->ticks++;
-    if (!b->o.json)
+    if (!b->o.json && !b->quiet)
         fprintf(stderr, "  %3d s: %7lu tps, %8lu done, %6lu errors, %4ld in flight\n", b->ticks,
                 b->done - b->tick_done, b->done, b->errors, b->in_flight);
     b->tick_done = b->done;
@@ -764,7 +768,8 @@ run_bound(struct bench *b)
 }
 
 static const char usage_text[] =
-    "usage: cmprouter bench --server URI | --crypto-bound [--clients N] [--duration S | --transactions N]\n"
+    "usage: cmprouter bench --server URI | --crypto-bound [--clients N] [--threads T]\n"
+    "       [--duration S | --transactions N]\n"
     "       [--op ir|cr|p10cr|kur|genm|rr] [--protection mac|pbmac1|sig] [--keytype SPEC]\n"
     "       [--ref KID --secret pass:TEXT|env:VAR] [--cert FILE --key FILE]\n"
     "       [--trusted FILE | --srvcert FILE]\n"
@@ -812,6 +817,8 @@ parse(struct bopts *o, int argc, char **argv)
             o->duration = n;
         } else if (strcmp(a, "--transactions") == 0 && v != NULL && num(v, 1, 100000000, &n) == 0) {
             o->transactions = n;
+        } else if (strcmp(a, "--threads") == 0 && v != NULL && num(v, 1, 1024, &n) == 0) {
+            o->threads = n;
         } else if (strcmp(a, "--timeout") == 0 && v != NULL && num(v, 1, 3600, &n) == 0) {
             o->timeout = n;
         } else if (strcmp(a, "--keep-alive") == 0 && v != NULL && cmpr_conf_parse_bool(v, &o->keep_alive) == 0) {
@@ -839,6 +846,13 @@ parse(struct bopts *o, int argc, char **argv)
 
         o->clients = o->bound ? (cpus > 0 ? cpus : 1) : 8;
     }
+    if (o->threads == 0) {              /* one per CPU */
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+        o->threads = cpus > 0 ? cpus : 1;
+    }
+    if (o->threads > o->clients)
+        o->threads = o->clients;
     if (o->write_dir != NULL) {
         if (o->transactions == 0) {
             fprintf(stderr, "cmprouter bench: --write-requests needs --transactions N\n");
@@ -854,6 +868,142 @@ parse(struct bopts *o, int argc, char **argv)
     return 0;
 }
 
+/* ---------------- clients on several threads ---------------- */
+
+/* one thread's clients: each shard has its own connections and loop */
+static void *
+shard_main(void *arg)
+{
+    struct bench *b = arg;
+
+    for (long i = 0; i < b->o.clients; i++)
+        next_transaction(&b->cl[i]);
+    if (b->in_flight > 0)
+        cmpr_out_run(b->io, &b->stop, 1000, tick, b);
+    /* the window measured: the whole duration, or until the last transaction */
+    b->end = now_ns();
+    if (b->o.transactions == 0 && b->end > b->deadline)
+        b->end = b->deadline;
+    __atomic_store_n(&b->over, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+/* what the shards counted, as one */
+static void
+merge(struct bench *all, struct bench *sh, long n)
+{
+    all->op = sh[0].op;
+    all->body = sh[0].body;
+    all->start = sh[0].start;
+    all->end = 0;
+    for (long k = 0; k < n; k++) {
+        struct bench *b = &sh[k];
+
+        if (b->end > all->end)
+            all->end = b->end;
+        all->done += b->done;
+        all->msgs += b->msgs;
+        all->errors += b->errors;
+        for (int i = 0; i <= CMPR_FI_MAX; i++)
+            all->fi[i] += b->fi[i];
+        for (int i = 0; i < E_LAST; i++)
+            all->err[i] += b->err[i];
+        if (all->first_err[0] == '\0' && b->first_err[0] != '\0')
+            snprintf(all->first_err, sizeof(all->first_err), "%s", b->first_err);
+        if (b->n_lat > 0 && cmpr_array_grow(&all->lat, &all->cap_lat, all->n_lat + b->n_lat, sizeof(*all->lat),
+                                            SIZE_MAX / sizeof(*all->lat)) == CMPR_OK) {
+            memcpy(all->lat + all->n_lat, b->lat, b->n_lat * sizeof(*b->lat));
+            all->n_lat += b->n_lat;
+        }
+    }
+}
+
+/* b's clients split over b->o.threads shards, each on a thread of its own
+ * (the generator must not be what limits); this thread prints the
+ * progress; the report is of all of them */
+static int
+run_shards(struct bench *b)
+{
+    long n = b->o.threads, started = 0, ticks = 0;
+    struct bench *sh = calloc((size_t)n, sizeof(*sh));
+    pthread_t *th = calloc((size_t)n, sizeof(*th));
+    unsigned long last = 0;
+    uint64_t start;
+    char err[600];
+    int rc = 1, over = 0;
+
+    if (sh == NULL || th == NULL) {
+        fprintf(stderr, "cmprouter bench: out of memory\n");
+        goto out;
+    }
+    for (long k = 0, first = 0; k < n; k++) {
+        sh[k].o = b->o;
+        sh[k].o.clients = b->o.clients / n + (k < b->o.clients % n);
+        if (b->o.transactions > 0)
+            sh[k].o.transactions = b->o.transactions / n + (k < b->o.transactions % n);
+        sh[k].first_id = first;
+        sh[k].quiet = 1;
+        first += sh[k].o.clients;
+        if (setup(&sh[k], err, sizeof(err)) != 0) {
+            fprintf(stderr, "cmprouter bench: %s\n", err);
+            rc = 2;
+            goto out;
+        }
+        if ((sh[k].op == CMPR_BODY_KUR || sh[k].op == CMPR_BODY_RR) && prepare(&sh[k]) != 0)
+            goto out;
+    }
+    start = now_ns();
+    for (long k = 0; k < n; k++) {
+        sh[k].start = start;
+        sh[k].deadline = start + (uint64_t)b->o.duration * 1000000000u;
+    }
+    for (; started < n; started++)
+        if (pthread_create(&th[started], NULL, shard_main, &sh[started]) != 0) {
+            fprintf(stderr, "cmprouter bench: cannot start a thread\n");
+            for (long k = 0; k < started; k++)
+                __atomic_store_n(&sh[k].stop, 1, __ATOMIC_RELAXED);
+            break;
+        }
+    while (started == n && !over) {
+        unsigned long done = 0, errors = 0;
+        long in_flight = 0;
+
+        for (int t = 0; t < 10 && !over; t++) {     /* a second, or until all are over */
+            usleep(100000);
+            over = 1;
+            for (long k = 0; k < n; k++)
+                if (!__atomic_load_n(&sh[k].over, __ATOMIC_ACQUIRE))
+                    over = 0;
+        }
+        for (long k = 0; k < n; k++) {
+            done += __atomic_load_n(&sh[k].done, __ATOMIC_RELAXED);
+            errors += __atomic_load_n(&sh[k].errors, __ATOMIC_RELAXED);
+            in_flight += __atomic_load_n(&sh[k].in_flight, __ATOMIC_RELAXED);
+        }
+        if (!b->o.json && !over)
+            fprintf(stderr, "  %3ld s: %7lu tps, %8lu done, %6lu errors, %4ld in flight\n", ++ticks, done - last,
+                    done, errors, in_flight);
+        last = done;
+    }
+    for (long k = 0; k < started; k++)
+        pthread_join(th[k], NULL);
+    if (started < n)
+        goto out;
+    merge(b, sh, n);
+    report(b);
+    if (b->done == 0)
+        fprintf(stderr, "cmprouter bench: no transaction succeeded; first error: %s\n",
+                b->first_err[0] ? b->first_err : "none (nothing answered in time)");
+    else
+        rc = 0;
+ out:
+    for (long k = 0; sh != NULL && k < n; k++)
+        teardown(&sh[k]);
+    free(sh);
+    free(th);
+    return rc;
+}
+
 int
 cmpr_bench_main(int argc, char **argv)
 {
@@ -864,6 +1014,15 @@ cmpr_bench_main(int argc, char **argv)
     memset(&b, 0, sizeof(b));
     if (parse(&b.o, argc, argv) != 0)
         return 2;
+    if (!b.o.bound) {
+        if (!b.o.json)
+            fprintf(stderr, "cmprouter bench: %ld clients on %ld thread%s, %s %s to %s, %s\n", b.o.clients,
+                    b.o.threads, b.o.threads == 1 ? "" : "s", b.o.op, b.o.protection, b.o.server,
+                    b.o.transactions > 0 ? "counting transactions" : "for a while");
+        rc = run_shards(&b);
+        teardown(&b);
+        return rc;
+    }
     if (setup(&b, err, sizeof(err)) != 0) {
         fprintf(stderr, "cmprouter bench: %s\n", err);
         teardown(&b);
@@ -874,34 +1033,7 @@ cmpr_bench_main(int argc, char **argv)
         teardown(&b);
         return rc;
     }
-    if (b.o.bound) {
-        rc = run_bound(&b);
-        teardown(&b);
-        return rc;
-    }
-    if (!b.o.json)
-        fprintf(stderr, "cmprouter bench: %ld clients, %s %s to %s, %s\n", b.o.clients, b.o.op, b.o.protection,
-                b.o.server, b.o.transactions > 0 ? "counting transactions" : "for a while");
-    if ((b.op == CMPR_BODY_KUR || b.op == CMPR_BODY_RR) && prepare(&b) != 0) {
-        teardown(&b);
-        return 1;
-    }
-    b.start = now_ns();
-    b.deadline = b.start + (uint64_t)b.o.duration * 1000000000u;
-    for (long i = 0; i < b.o.clients; i++)
-        next_transaction(&b.cl[i]);
-    if (b.in_flight > 0)
-        cmpr_out_run(b.io, &b.stop, 1000, tick, &b);
-    /* the window measured: the whole duration, or until the last transaction */
-    b.end = now_ns();
-    if (b.o.transactions == 0 && b.end > b.deadline)
-        b.end = b.deadline;
-    report(&b);
-    if (b.done == 0)
-        fprintf(stderr, "cmprouter bench: no transaction succeeded; first error: %s\n",
-                b.first_err[0] ? b.first_err : "none (nothing answered in time)");
-    else
-        rc = 0;
+    rc = run_bound(&b);
     teardown(&b);
     return rc;
 }

@@ -70,6 +70,7 @@ struct cmpr_core {
     pthread_t sync_thread;
     int sync_running, sync_stop;
     int sync_inline;                /* a worker syncs on its own (at low load) */
+    _Atomic int n_working;          /* envelopes queued for a worker or on one */
     uint64_t sync_want, sync_done, sync_lost;   /* store tokens: asked for, durable, lost */
     struct cmpr_envelope *sync_waiting;
     uv_async_t sync_async;

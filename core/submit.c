@@ -207,13 +207,13 @@ work_cb(uv_work_t *w)
     struct cmpr_envelope *env = w->data;
 
     run(env);
-    /* with nothing else waiting for the disk this worker syncs itself (the
-     * syncer's round trip would only add latency); lost: answered
-     * systemUnavail */
+    /* with nothing else to do this worker syncs itself (the syncer's round
+     * trip would only add latency); lost: answered systemUnavail */
     if (env->result == CMPR_OK && env->token != 0 && !sync_here(env)) {
         env->store_lost = 1;
         run(env);
     }
+    atomic_fetch_sub(&env->core->n_working, 1);
 }
 
 static void
@@ -236,7 +236,9 @@ queue(struct cmpr_envelope *env)
 {
     env->defer = core_loop(env->core, env->loop);
     env->work.data = env;
+    atomic_fetch_add(&env->core->n_working, 1);
     if (uv_queue_work(env->loop, &env->work, work_cb, after_cb) != 0) {
+        atomic_fetch_sub(&env->core->n_working, 1);
         env->result = CMPR_ERR_INTERNAL;
         answer(env);
     }
@@ -371,15 +373,18 @@ syncer(void *arg)
     return NULL;
 }
 
-/* worker: makes env's token durable on this thread when no other answer
- * waits for the disk and no other worker syncs (at low load); 1 when it is
- * (or is left to the syncer: env->token stays), 0 when it was lost */
+/* worker: makes env's token durable on this thread when no other request
+ * is queued or under way, no answer waits for the disk and no other worker
+ * syncs (a lone client); 1 when it is (or is left to the syncer:
+ * env->token stays), 0 when it was lost */
 static int
 sync_here(struct cmpr_envelope *env)
 {
     struct cmpr_core *c = env->core;
     int idle, r;
 
+    if (atomic_load(&c->n_working) > 1)
+        return 1;
     pthread_mutex_lock(&c->sync_mu);
     idle = c->sync_want <= c->sync_done && c->sync_waiting == NULL && !c->sync_inline;
     if (idle)

@@ -33,6 +33,12 @@ check "ir over HTTP keep-alive, 4 clients: 40 transactions, no error" json b1.js
 check "... the server confirmed 40 certificates for the bench clients" sh -c \
 	"test \$('$R' -c data/cmprouter.conf certs --subject bench --json | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin) if c.get(\"confirmed\")))') -eq 40"
 
+# clients spread over threads, each with its own loop: every transaction
+# counted once, the progress line of them all
+"$R" bench --server "$H" $MAC --clients 5 --threads 3 --transactions 17 >bt.out 2>bt.err
+check "5 clients on 3 threads: exactly 17 transactions, no error, progress on stderr" sh -c \
+	"grep -q '^  17 transactions in ' bt.out && grep -q '^  errors: 0\$' bt.out && grep -q '5 clients on 3 threads' bt.err" \
+	bt.out bt.err
 "$R" bench --server "$H" $MAC --clients 2 --transactions 10 --keep-alive off --json >b2.json 2>b2.err
 check "keep-alive off: 10 transactions, no error" json b2.json "j['transactions'] == 10 and j['errors'] == {} and j['keep_alive'] is False"
 
