@@ -109,6 +109,7 @@ cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r)
     *err_r = NULL;
     if (ca == NULL)
         return CMPR_ERR_ALLOC;
+    pthread_mutex_init(&ca->crl_mu, NULL);
     ca->conf = cc;
     if ((ca->key = cmpr_load_key(cc->key, NULL)) == NULL) {
         snprintf(buf, sizeof(buf), "[ca %s]: cannot read a private key from %s", cc->name, cc->key);
@@ -196,6 +197,7 @@ cmpr_ca_free(struct cmpr_ca *ca)
     sk_X509_pop_free(ca->signer_chain, X509_free);
     EVP_PKEY_free(ca->enc_key);
     X509_free(ca->enc_cert);
+    pthread_mutex_destroy(&ca->crl_mu);
     free(ca);
 }
 
@@ -439,8 +441,14 @@ cmpr_ca_write_crl(struct cmpr_ca *ca, struct cmpr_store *st, const char *path)
         path = ca->conf->crl_file;
     if (path == NULL)
         return CMPR_OK;
-    if ((r = cmpr_ca_make_crl(ca, st, &crl)) != CMPR_OK)
+    /* workers write at once (an rr on each): one at a time, each with what
+     * the store holds when its turn comes, so the file published last is
+     * whole and the newest */
+    pthread_mutex_lock(&ca->crl_mu);
+    if ((r = cmpr_ca_make_crl(ca, st, &crl)) != CMPR_OK) {
+        pthread_mutex_unlock(&ca->crl_mu);
         return r;
+    }
     r = CMPR_ERR_IO;
     if ((n = i2d_X509_CRL(crl, &der)) <= 0)
         goto out;
@@ -459,6 +467,7 @@ cmpr_ca_write_crl(struct cmpr_ca *ca, struct cmpr_store *st, const char *path)
     }
     r = CMPR_OK;
  out:
+    pthread_mutex_unlock(&ca->crl_mu);
     if (r != CMPR_OK)
         cmpr_log_error("cannot write CRL %s", path);
     OPENSSL_free(der);

@@ -3,6 +3,7 @@
 #ifndef CMPR_CORE_CA_H
 #define CMPR_CORE_CA_H
 
+#include <pthread.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -23,6 +24,7 @@ struct cmpr_ca {
     STACK_OF(X509) *signer_chain;   /* signer_cert's issuers */
     EVP_PKEY *enc_key;              /* krr/archive: may be NULL */
     X509 *enc_cert;
+    pthread_mutex_t crl_mu;         /* one CRL file written at a time, the newest last */
 };
 
 int cmpr_ca_load(const struct cmpr_conf_ca *cc, struct cmpr_ca **ca_r, char **err_r);

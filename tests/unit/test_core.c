@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1466,6 +1467,85 @@ test_crl_refresh(void **state)
     assert_int_equal(access(path, F_OK), 0);
 }
 
+/* CRL files written by several workers at once (an rr on each): the
+ * file published last is whole (it parses and verifies) and lists every
+ * revocation made before it was written. Each writer had the same
+ * temporary name: two writing at once made a file of both. */
+#define CRL_WRITERS 4
+#define CRL_EACH 12
+
+static void *
+crl_writer_main(void *arg)
+{
+    struct cmpr_store *st = cmpr_core_store(core);
+    int k = (int)(intptr_t)arg;
+
+    for (int i = 0; i < CRL_EACH; i++) {
+        unsigned char sn[2] = { 0x7e, (unsigned char)(k * CRL_EACH + i) };
+
+        if (st->ops->cert_set_status(st, sn, 2, CMPR_CERT_REVOKED, (int64_t)time(NULL), 1 + i % 5, 1) != CMPR_OK
+                || cmpr_ca_write_crl(core->cas[0], st, NULL) != CMPR_OK)
+            return (void *)1;
+    }
+    return NULL;
+}
+
+static void
+test_crl_writers_at_once(void **state)
+{
+    struct cmpr_store *st = cmpr_core_store(core);
+    pthread_t th[CRL_WRITERS];
+    unsigned char *der = NULL;
+    int derlen = i2d_X509(ca_cert, &der), listed = 0;
+    char path[256];
+    X509_CRL *crl;
+    FILE *f;
+    (void)state;
+
+    assert_true(derlen > 0);
+    for (int n = 0; n < CRL_WRITERS * CRL_EACH; n++) {
+        struct cmpr_cert_rec c;
+
+        memset(&c, 0, sizeof(c));
+        c.serial[0] = 0x7e;
+        c.serial[1] = (unsigned char)n;
+        c.serial_len = 2;
+        snprintf(c.issuer, sizeof(c.issuer), "CN=Unit CA");
+        snprintf(c.subject, sizeof(c.subject), "CN=crl-%d", n);
+        c.not_before = (int64_t)time(NULL);
+        c.not_after = c.not_before + 86400;
+        c.reason = -1;
+        c.der = der;
+        c.der_len = (size_t)derlen;
+        assert_int_equal(st->ops->cert_put(st, &c), CMPR_OK);
+    }
+    OPENSSL_free(der);
+    for (intptr_t k = 0; k < CRL_WRITERS; k++)
+        assert_int_equal(pthread_create(&th[k], NULL, crl_writer_main, (void *)k), 0);
+    for (int k = 0; k < CRL_WRITERS; k++) {
+        void *r = NULL;
+
+        pthread_join(th[k], &r);
+        assert_null(r);
+    }
+    snprintf(path, sizeof(path), "%s/unit.crl", dir);
+    assert_non_null(f = fopen(path, "rb"));
+    crl = d2i_X509_CRL_fp(f, NULL);
+    fclose(f);
+    if (crl == NULL)
+        fail_msg("the CRL published last does not parse: two writers made one file");
+    assert_int_equal(X509_CRL_verify(crl, ca_key), 1);
+    for (int i = 0; i < sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)); i++) {
+        const ASN1_INTEGER *sn = X509_REVOKED_get0_serialNumber(sk_X509_REVOKED_value(X509_CRL_get_REVOKED(crl), i));
+
+        listed += ASN1_INTEGER_get(sn) >= 0x7e00 && ASN1_INTEGER_get(sn) < 0x7e00 + CRL_WRITERS * CRL_EACH;
+    }
+    X509_CRL_free(crl);
+    if (listed != CRL_WRITERS * CRL_EACH)
+        fail_msg("the CRL published last lists %d of the %d revocations made before it", listed,
+                 CRL_WRITERS * CRL_EACH);
+}
+
 static int
 cert_status(X509 *x)
 {
@@ -2026,6 +2106,7 @@ main(void)
         cmocka_unit_test(test_operation_label),
         cmocka_unit_test(test_tls_binding),
         cmocka_unit_test(test_crl_refresh),
+        cmocka_unit_test(test_crl_writers_at_once),
         cmocka_unit_test(test_restart_keeps_state),
         cmocka_unit_test(test_concurrent_transactions),
         cmocka_unit_test(test_answer_waits_for_sync),
