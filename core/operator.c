@@ -26,7 +26,7 @@ cmpr_operator_req(struct cmpr_core *core, struct req *q, const struct cmpr_reque
     snprintf(q->sender, sizeof(q->sender), "operator");
 }
 
-static const struct cmpr_request_info operator_info = { "cli", "operator", NULL, NULL, NULL, 0, NULL, NULL, 0, 0, NULL, NULL, 0 };
+static const struct cmpr_request_info operator_info = { .medium = "cli", .peer = "operator" };
 
 /* the transaction tid, waiting for approval */
 static int
@@ -138,7 +138,7 @@ collect_expired(const struct cmpr_txn_rec *rec, void *arg)
 static int
 expire_one(struct cmpr_core *core, const unsigned char *tid, size_t len, time_t now)
 {
-    static const struct cmpr_request_info info = { "cli", "housekeeping", NULL, NULL, NULL, 0, NULL, NULL, 0, 0, NULL, NULL, 0 };
+    static const struct cmpr_request_info info = { .medium = "cli", .peer = "housekeeping" };
     struct req q;
     int done = 0;
 

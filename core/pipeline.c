@@ -178,7 +178,7 @@ int
 cmpr_core_explain(struct cmpr_core *core, const char *label, const unsigned char *der, size_t len, char *out,
                   size_t outlen)
 {
-    struct cmpr_request_info info = { "cli", "explain", label, NULL, NULL, 0, NULL, NULL, 0, 0, NULL, NULL, 0 };
+    struct cmpr_request_info info = { .medium = "cli", .peer = "explain", .label = label };
     struct req q;
     struct cmpr_route_query rq;
     struct qbuf b;

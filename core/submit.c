@@ -140,10 +140,12 @@ static void
 run(struct cmpr_envelope *env)
 {
     struct cmpr_request_info info = {
-        env->medium, env->peer, env->label[0] ? env->label : NULL, env->operation[0] ? env->operation : NULL,
-        env->tls_subject[0] ? env->tls_subject : NULL, env->resumed || env->waited, env->push_medium,
-        env->push, env->waited, env->deadline_ms, env->loop == NULL ? env->mac_budget : NULL,
-        env->defer ? &env->token : NULL, env->store_lost
+        .medium = env->medium, .peer = env->peer, .label = env->label[0] ? env->label : NULL,
+        .operation = env->operation[0] ? env->operation : NULL,
+        .tls_subject = env->tls_subject[0] ? env->tls_subject : NULL, .resumed = env->resumed || env->waited,
+        .push_medium = env->push_medium, .push = env->push, .waited = env->waited,
+        .deadline_ms = env->deadline_ms, .mac_budget = env->loop == NULL ? env->mac_budget : NULL,
+        .sync_token = env->defer ? &env->token : NULL, .store_lost = env->store_lost
     };
     int64_t deadline = 0;
 

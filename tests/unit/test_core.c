@@ -2038,8 +2038,7 @@ test_answer_waits_for_sync(void **state)
     uv_loop_t loop;
     struct committed c;
     CMPR_PKIMESSAGE *rsp;
-    char wal[320];
-    int fd = -1, pfd[2];
+    int pfd[2];
     (void)state;
 
     stop_core();
@@ -2049,10 +2048,7 @@ test_answer_waits_for_sync(void **state)
     answers_on_loop(&loop, 0);
     /* the WAL's fdatasync fails from now on (a pipe: EINVAL) */
     snprintf(c.db, sizeof(c.db), "%s/cmprouter.db", dir);
-    snprintf(wal, sizeof(wal), "%s-wal", c.db);
-    assert_int_equal(tu_readonly_fds_on(wal, &fd), 1);
-    assert_int_equal(pipe(pfd), 0);
-    assert_int_equal(dup2(pfd[0], fd), fd);
+    tu_break_wal_sync(c.db, pfd);
     for (int syncer = 1; syncer >= 0; syncer--) {
         pthread_mutex_lock(&core->sync_mu);
         core->sync_inline = syncer;

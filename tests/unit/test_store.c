@@ -600,17 +600,12 @@ test_wal_sync_failure(void **state)
 {
     struct cmpr_store *st = open_store();
     struct cmpr_txn_rec t;
-    char wal[300];
-    int fd = -1, pfd[2];
+    int pfd[2];
     (void)state;
 
     make_txn(&t, 70, CMPR_TXN_RECEIVED);
     assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
-    snprintf(wal, sizeof(wal), "%.290s-wal", dbpath);
-    assert_int_equal(tu_readonly_fds_on(wal, &fd), 1);
-    /* fdatasync on a pipe fails (EINVAL) */
-    assert_int_equal(pipe(pfd), 0);
-    assert_int_equal(dup2(pfd[0], fd), fd);
+    tu_break_wal_sync(dbpath, pfd);
     st->ops->batch(st, 1);
     make_txn(&t, 71, CMPR_TXN_RECEIVED);
     assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
@@ -630,17 +625,13 @@ test_wal_sync_failure_deferred(void **state)
 {
     struct cmpr_store *st = open_store();
     struct cmpr_txn_rec t;
-    char wal[300];
-    int fd = -1, pfd[2];
+    int pfd[2];
     uint64_t tok = 0;
     (void)state;
 
     make_txn(&t, 73, CMPR_TXN_RECEIVED);
     assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
-    snprintf(wal, sizeof(wal), "%.290s-wal", dbpath);
-    assert_int_equal(tu_readonly_fds_on(wal, &fd), 1);
-    assert_int_equal(pipe(pfd), 0);
-    assert_int_equal(dup2(pfd[0], fd), fd);
+    tu_break_wal_sync(dbpath, pfd);
     st->ops->batch(st, 1);
     make_txn(&t, 74, CMPR_TXN_RECEIVED);
     assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);

@@ -274,8 +274,10 @@ tu_loop_close(uv_loop_t *loop)
     assert_int_equal(uv_loop_close(loop), 0);
 }
 
-int
-tu_readonly_fds_on(const char *path, int *fd_r)
+/* the descriptors of this process open read-only on path: how many, the
+ * last in *fd_r */
+static int
+readonly_fds_on(const char *path, int *fd_r)
 {
     char real[PATH_MAX], link[PATH_MAX], p[64], line[128];
     int n = 0;
@@ -305,4 +307,16 @@ tu_readonly_fds_on(const char *path, int *fd_r)
         }
     }
     return n;
+}
+
+void
+tu_break_wal_sync(const char *db, int pfd[2])
+{
+    char wal[PATH_MAX];
+    int fd = -1;
+
+    snprintf(wal, sizeof(wal), "%s-wal", db);
+    assert_int_equal(readonly_fds_on(wal, &fd), 1);
+    assert_int_equal(pipe(pfd), 0);
+    assert_int_equal(dup2(pfd[0], fd), fd);
 }

@@ -51,10 +51,10 @@ int tu_handle_on(struct cmpr_core *core, struct uv_loop_s *loop, const struct tu
 /* Closes every handle left on loop (the core's), runs it to the end, closes it. */
 void tu_loop_close(struct uv_loop_s *loop);
 
-/* The descriptors of this process open read-only on path (the WAL the
- * SQLite store syncs itself; SQLite's own are read-write): how many, the
- * last in *fd_r. */
-int tu_readonly_fds_on(const char *path, int *fd_r);
+/* Makes every later fdatasync of the SQLite store db's WAL fail (EINVAL):
+ * a pipe's read end over the one descriptor the store opened read-only on
+ * it to sync it (SQLite's own are read-write). Close pfd when done. */
+void tu_break_wal_sync(const char *db, int pfd[2]);
 
 /* Removes a temporary directory tree made by a test. */
 void tu_rmrf(const char *path);
