@@ -32,6 +32,7 @@ ME=$(id -un)
 [ "$(id -u)" = 0 ] && mkdir -p /run/sshd && chmod 755 /run/sshd
 SPORT=$(freeport)
 LPORT=$(freeport)
+# SHLVL=1: bash skips ~/.bashrc for sshd's commands (tests/integration/sftp.sh)
 cat >ssh/sshd_config <<EOF
 Port $SPORT
 ListenAddress 127.0.0.1
@@ -47,6 +48,7 @@ PermitRootLogin prohibit-password
 AllowUsers $ME
 Subsystem sftp internal-sftp
 MaxSessions 64
+SetEnv SHLVL=1
 EOF
 sed -e "s/^Port .*/Port $LPORT/" -e '/^Subsystem/d' -e "s|sshd.pid|sshd2.pid|" ssh/sshd_config >ssh/sshd2_config
 {

@@ -47,6 +47,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#define STOP_GRACE_MS 2000            /* a stop waits this long for the step in progress */
+
 struct sftp_ctx {
     char *name, *host, *user, *identity, *known_hosts;
     char *inbox, *outbox, *errors, *archive, *processing, *proc;
@@ -59,6 +61,7 @@ struct sftp_ctx {
     int started;
     void (*stop_done)(void *arg);
     void *stop_arg;
+    struct cmpr_rfs_cut cut;            /* the loop thread ends the session's waits with it */
     /* worker thread only */
     struct cmpr_rfs rfs;
     long backoff;                       /* ms before the next connection attempt */
@@ -74,11 +77,11 @@ static int
 connect_server(struct sftp_ctx *ctx)
 {
     struct cmpr_rfs_opts o = { ctx->host, ctx->user, ctx->identity, ctx->known_hosts, ctx->port,
-                               ctx->proto, ctx->timeout, ctx->dc.mode };
+                               ctx->proto, ctx->timeout, ctx->dc.mode, &ctx->cut };
     char why[512] = "";
 
     if (cmpr_rfs_connect(&ctx->rfs, &o, why, sizeof(why)) != 0) {
-        if (!ctx->down || ctx->backoff >= ctx->backoff_max)
+        if ((!ctx->down || ctx->backoff >= ctx->backoff_max) && !cmpr_worker_stopping(&ctx->w))
             cmpr_log_error("sftp %s: %s@%s:%d: %s", ctx->name, ctx->user, ctx->host, ctx->port, why);
         ctx->down = 1;
         ctx->backoff = ctx->backoff == 0 ? 1000 : ctx->backoff * 2;
@@ -94,6 +97,8 @@ connect_server(struct sftp_ctx *ctx)
     cmpr_rfs_mkdirs(&ctx->rfs, ctx->outbox);
     if (ctx->archive != NULL)
         cmpr_rfs_mkdirs(&ctx->rfs, ctx->archive);
+    if (cmpr_worker_stopping(&ctx->w))
+        return -1;                      /* perhaps cut off: nothing to report */
     if (ctx->down)
         cmpr_log_info("sftp %s: connected to %s@%s:%d again", ctx->name, ctx->user, ctx->host, ctx->port);
     else
@@ -503,7 +508,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
     if (!cmpr_rfs_alive(&ctx->rfs))
         goto trouble;
     if (cmpr_rfs_list(&ctx->rfs, ctx->inbox, &now, &n_now, 1) != 0) {
-        cmpr_log_error("sftp %s: cannot list %s: %s", ctx->name, ctx->inbox, cmpr_rfs_error(&ctx->rfs));
+        if (!cmpr_worker_stopping(w))
+            cmpr_log_error("sftp %s: cannot list %s: %s", ctx->name, ctx->inbox, cmpr_rfs_error(&ctx->rfs));
         goto trouble;
     }
     /* drop what is not ours to look at, keep the rest for settling */
@@ -531,6 +537,8 @@ cycle(struct cmpr_worker *w, struct cmpr_core *core, void *arg)
         wait = ctx->interval_ms;
     return wait;
 trouble:
+    if (cmpr_worker_stopping(w))
+        return -1;                      /* cut by the stop, not lost */
     if (!cmpr_rfs_alive(&ctx->rfs)) {
         cmpr_log_error("sftp %s: connection to %s:%d lost; connecting again", ctx->name, ctx->host,
                        ctx->port);
@@ -563,6 +571,8 @@ sftp_configure(void *vctx, const char *name, const struct cmpr_conf_group *g, ch
     const char *v;
     long port;
     int r;
+
+    cmpr_rfs_cut_init(&ctx->cut);
 
     if ((r = cmpr_conf_group_check(g, directives, err_r)) != CMPR_OK)
         return r;
@@ -660,13 +670,26 @@ worker_done(void *arg)
 }
 
 static void
+cut_session(void *arg)
+{
+    struct sftp_ctx *ctx = arg;
+
+    cmpr_log_warn("sftp %s: stopping: the step in progress on %s:%d is cut off", ctx->name, ctx->host,
+                  ctx->port);
+    cmpr_rfs_cut(&ctx->cut);
+}
+
+static void
 sftp_stop(void *vctx, void (*done)(void *arg), void *arg)
 {
     struct sftp_ctx *ctx = vctx;
 
     ctx->stop_done = done;
     ctx->stop_arg = arg;
-    cmpr_worker_stop(&ctx->w, worker_done, ctx);
+    /* a slow or stuck server does not hold the stop up: after STOP_GRACE_MS
+     * what the thread waits for fails at once (a file in the middle of its
+     * steps is finished by the next start, as after a crash) */
+    cmpr_worker_stop_within(&ctx->w, STOP_GRACE_MS, cut_session, ctx, worker_done, ctx);
 }
 
 static size_t
@@ -683,6 +706,7 @@ sftp_free_ctx(void *vctx)
     struct sftp_ctx *ctx = vctx;
 
     cmpr_rfs_close(&ctx->rfs);            /* the thread has ended */
+    cmpr_rfs_cut_free(&ctx->cut);
     cmpr_drop_entries_free(ctx->seen, ctx->n_seen);
     free(ctx->name);
     free(ctx->host);

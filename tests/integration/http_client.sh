@@ -7,7 +7,8 @@ D=$TOP/tests/data/openssl
 cd "$TMP" || exit 1
 R=$CMPROUTER
 PIDS=""
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT INT TERM
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; rm -rf "$TMP"' EXIT
+trap 'echo "# stopped by a signal"; exit 143' INT TERM
 
 # OpenSSL's mock server as the peer
 openssl cmp -config /dev/null -port 0 -srv_ref mockref -srv_secret pass:test-secret \

@@ -29,7 +29,10 @@ check() {
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/cmpr-test.XXXXXX")
 PIDS=""
 ON_EXIT=""    # commands run first at exit (stop_pg)
-trap 'eval "$ON_EXIT"; for p in $PIDS; do kill -9 $p 2>/dev/null; done; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT INT TERM
+trap 'eval "$ON_EXIT"; for p in $PIDS; do kill -9 $p 2>/dev/null; done; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
+# stopped from outside (tests/run's time limit, ^C): say so and end here;
+# the checks after it would only fail on a removed folder
+trap 'echo "# stopped by a signal after check $_tap_n"; exit 143' INT TERM
 
 # start_daemon LOG LISTENER ARGS...: runs $BUILD/cmprouterd ARGS with output in
 # LOG.out/LOG.err; sets PID, and PORT once "LISTENER listening on port N" is

@@ -28,6 +28,10 @@ cp ssh/user_key.pub ssh/authorized_keys
 SPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 ME=$(id -un)
 [ "$(id -u)" = 0 ] && mkdir -p /run/sshd && chmod 755 /run/sshd
+# SetEnv SHLVL=1: bash then skips ~/.bashrc for the commands sshd runs (it
+# reads it only at shell level 1); a user's start-up files are not what is
+# tested, and some (pyenv's rehash, behind a lock a killed session leaves
+# behind) made every remote command wait 60 s
 cat >ssh/sshd_config <<EOF
 Port $SPORT
 ListenAddress 127.0.0.1
@@ -43,6 +47,7 @@ PermitRootLogin prohibit-password
 AllowUsers $ME
 Subsystem sftp internal-sftp
 LogLevel VERBOSE
+SetEnv SHLVL=1
 EOF
 echo "[127.0.0.1]:$SPORT $(cut -d' ' -f1,2 ssh/host_key.pub)" >ssh/known_hosts
 echo "[127.0.0.1]:$SPORT $(cut -d' ' -f1,2 ssh/other_host_key.pub)" >ssh/wrong_known_hosts
@@ -75,6 +80,15 @@ $SSHD -D -e -f "$TMP/ssh/sshd3_config" 2>>sshd3.log &
 SSHD3_PID=$!
 PIDS="$PIDS $SSHD3_PID"
 mkdir -p remote/chan-in remote/chan-out
+# a fourth whose every command hangs (no SFTP, each command a long sleep, as
+# behind a login shell stuck in its start-up files)
+XPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+sed -e "s/^Port .*/Port $XPORT/" -e '/^Subsystem/d' -e "s|sshd.pid|sshd4.pid|" ssh/sshd_config >ssh/sshd4_config
+echo "ForceCommand exec sleep 90" >>ssh/sshd4_config
+echo "[127.0.0.1]:$XPORT $(cut -d' ' -f1,2 ssh/host_key.pub)" >>ssh/known_hosts
+$SSHD -D -e -f "$TMP/ssh/sshd4_config" 2>>sshd4.log &
+PIDS="$PIDS $!"
+mkdir -p remote/stuck-in remote/stuck-out
 
 # ---- the daemon: embedded default plus five [sftp] groups ----
 start_daemon d0 http --data-dir "$TMP/data" $DAEMON_ARGS
@@ -96,6 +110,7 @@ sftp_group() {
 	sftp_group legacy "$LPORT" legacy-in legacy-out
 	sftp_group chan "$CPORT" chan-in chan-out
 	sftp_group impostor "$SPORT" imp-in imp-out wrong_known_hosts
+	sftp_group stuck "$XPORT" stuck-in stuck-out known_hosts "timeout = 3"
 } >>data/cmprouter.conf
 mkdir -p remote/manual-in remote/manual-out remote/imp-in remote/imp-out
 start_daemon d1 http -c data/cmprouter.conf $DAEMON_ARGS
@@ -214,6 +229,16 @@ check "genm caCerts through a server with SCP only (the client falls back to SCP
 	--ssh-known-hosts ssh/wrong_known_hosts --ref demo --secret pass:$SECRET 2>ee-kh.err
 check "a server whose host key is not the known one: refused, exit 3" sh -c \
 	"test $? -eq 3 && grep -q 'host key SHA256:' ee-kh.err"
+# the server whose commands never finish: the client gives up after
+# --timeout with a clear error instead of waiting for ever (bounded here by
+# timeout(1) at 150 s; --timeout is 5 s)
+timeout 150 "$R" genm --server "sftp://$ME@127.0.0.1:$XPORT$TMP/remote/legacy-in,$TMP/remote/legacy-out" \
+	--ssh-identity ssh/user_key --ssh-known-hosts ssh/known_hosts --timeout 5 --ref demo \
+	--secret pass:$SECRET --trusted data/ca/root.pem --infotype caCerts --out ee-hang.pem 2>ee-hang.err
+check "a server whose commands never finish: the client gives up (exit 3, not killed), naming the timeout" sh -c \
+	"test $? -eq 3 && grep -q 'no answer from the remote side within 5 s' ee-hang.err" ee-hang.err
+check "... and the daemon's group on it logs the command it gave up after its timeout (3 s)" \
+	wait_grep d1.err "sftp stuck: .*no answer within 3 s"
 
 # ---- an RA whose upstream CA takes files from this SSH server (route upstream = sftp://) ----
 CAPID=$PID
@@ -341,5 +366,15 @@ chmod 600 data/nokh.conf     # it holds the demo secret (cmprouterd(8) FILES)
 "$BUILD/cmprouterd" -c data/nokh.conf $DAEMON_ARGS >nokh.out 2>nokh.err
 check "an [sftp] group without known_hosts is refused (the host key must verify)" \
 	grep -q "nokh.conf:[0-9]*: .*needs known_hosts" nokh.err
+# ---- stopped while a step hangs on a server: cut off after a short grace ----
+sed 's/^timeout = 3$/timeout = 60/' data/cmprouter.conf >data/stuck.conf
+chmod 600 data/stuck.conf
+start_daemon st http -c data/stuck.conf $DAEMON_ARGS
+wait_grep st.err "sftp stuck: .*no SFTP subsystem; using SCP" >/dev/null
+kill $PID
+i=0; while [ $i -lt 600 ] && kill -0 $PID 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
+check "stopped while a command hangs on a server (timeout 60 s): the step is cut off (logged) and the daemon ends" \
+	sh -c "! kill -0 $PID 2>/dev/null && grep -q 'sftp stuck: stopping: the step in progress on 127.0.0.1:$XPORT is cut off' st.err" st.err
+wait $PID 2>/dev/null
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
-	sh -c "! cat d0.err d1.err d2.err ra1.err | grep -q 'Sanitizer\|runtime error'"
+	sh -c "! cat d0.err d1.err d2.err ra1.err st.err | grep -q 'Sanitizer\|runtime error'"

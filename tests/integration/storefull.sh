@@ -8,7 +8,8 @@
 # only; every wait is bounded.
 . "$TOP/tests/integration/lib.sh"
 cd "$TMP" || exit 1
-trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; umount "$TMP/full" 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT INT TERM
+trap 'for p in $PIDS; do kill -9 $p 2>/dev/null; done; umount "$TMP/full" 2>/dev/null; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
+trap 'echo "# stopped by a signal"; exit 143' INT TERM
 # ---- a mapped file of the store taken away: SIGBUS, said before dying ----
 # (under ASan the daemon's own handler, not the sanitizer's)
 ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_sigbus=0" \

@@ -154,7 +154,7 @@ up(struct sftp_set *s, char *err, size_t errlen)
 {
     char why[512];
     struct cmpr_rfs_opts ro = { s->host, s->user, s->identity, s->known_hosts, s->port, CMPR_RFS_AUTO,
-                                (s->timeout_ms + 999) / 1000, 0644 };
+                                (s->timeout_ms + 999) / 1000, 0644, NULL };
 
     if (cmpr_rfs_alive(&s->rfs))
         return 0;

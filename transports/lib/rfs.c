@@ -5,6 +5,7 @@
 #define _GNU_SOURCE 1
 #include "transports/lib/rfs.h"
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/err.h"
 #include "base/log.h"
 
@@ -12,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #define MAX_SCAN 10000
@@ -20,8 +22,51 @@
 static int sh_path(struct cmpr_rfs *ctx, const char *fmt, const char *path);
 
 void
+cmpr_rfs_cut_init(struct cmpr_rfs_cut *c)
+{
+    pthread_mutex_init(&c->mu, NULL);
+    c->fd = -1;
+    c->cut = 0;
+}
+
+void
+cmpr_rfs_cut_free(struct cmpr_rfs_cut *c)
+{
+    pthread_mutex_destroy(&c->mu);
+}
+
+void
+cmpr_rfs_cut(struct cmpr_rfs_cut *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->cut = 1;
+    if (c->fd >= 0)
+        (void)shutdown(c->fd, SHUT_RDWR);  /* the socket stays open until the session closes it */
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* the session's socket, known to (or no longer known to) its cut; 0, or -1
+ * when the session was cut before */
+static int
+cut_publish(struct cmpr_rfs *ctx, int fd)
+{
+    int r = 0;
+
+    if (ctx->cut == NULL)
+        return 0;
+    pthread_mutex_lock(&ctx->cut->mu);
+    if (fd >= 0 && ctx->cut->cut)
+        r = -1;
+    else
+        ctx->cut->fd = fd;
+    pthread_mutex_unlock(&ctx->cut->mu);
+    return r;
+}
+
+void
 cmpr_rfs_close(struct cmpr_rfs *ctx)
 {
+    (void)cut_publish(ctx, -1);         /* before the socket is closed and its number reused */
     if (ctx->sftp != NULL)
         sftp_free(ctx->sftp);
     ctx->sftp = NULL;
@@ -108,6 +153,7 @@ exec_open(struct cmpr_rfs *ctx, const char *cmd)
     ssh_channel ch = ssh_channel_new(ctx->ssh);
 
     cmpr_log_debug("ssh: exec %.60s%s", cmd, strlen(cmd) > 60 ? "..." : "");
+    ctx->why[0] = '\0';
     if (ch == NULL)
         return NULL;
     if (ssh_channel_open_session(ch) != SSH_OK || ssh_channel_request_exec(ch, cmd) != SSH_OK) {
@@ -135,6 +181,8 @@ ch_read(struct cmpr_rfs *ctx, ssh_channel ch, void *buf, size_t n)
         int r = ssh_channel_read_timeout(ch, (char *)buf + off, (uint32_t)(n - off), 0,
                                          (int)ctx->timeout * 1000);
 
+        if (r == 0 && !ssh_channel_is_eof(ch))
+            snprintf(ctx->why, sizeof(ctx->why), "no answer from the remote side within %ld s", ctx->timeout);
         if (r <= 0)
             return -1;
         off += (size_t)r;
@@ -188,6 +236,7 @@ sh_run_in(struct cmpr_rfs *ctx, const char *cmd, const void *in, size_t in_len, 
     ssh_channel ch = exec_open(ctx, cmd);
     unsigned char tmp[4096];
     struct cmpr_buf out;
+    long quiet_since;
     int st;
 
     if (ch == NULL)
@@ -198,18 +247,25 @@ sh_run_in(struct cmpr_rfs *ctx, const char *cmd, const void *in, size_t in_len, 
     }
     cmpr_buf_init(&out, max);
     ssh_channel_send_eof(ch);
+    quiet_since = cmpr_mono_ms();
     for (;;) {
         int r = ssh_channel_read_timeout(ch, tmp, sizeof(tmp), 0, (int)ctx->timeout * 1000);
 
         if (r == 0 && ssh_channel_is_eof(ch))
             break;
-        if (r < 0 || (r == 0 && !cmpr_rfs_alive(ctx))) {
+        /* a command silent for the timeout is stuck (or its login shell
+         * is): given up, never waited for again and again */
+        if (r == 0 && cmpr_mono_ms() - quiet_since >= ctx->timeout * 1000)
+            snprintf(ctx->why, sizeof(ctx->why), "a remote command gave no answer within %ld s: %.60s",
+                     ctx->timeout, cmd);
+        if (r < 0 || (r == 0 && (!cmpr_rfs_alive(ctx) || ctx->why[0] != '\0'))) {
             cmpr_buf_free(&out);
             exec_close(ch);
             return -1;
         }
         if (r == 0)
             continue;
+        quiet_since = cmpr_mono_ms();
         if (out_r != NULL && cmpr_buf_put(&out, tmp, (size_t)r) == CMPR_ERR_ALLOC) {
             cmpr_buf_free(&out);
             exec_close(ch);
@@ -291,7 +347,7 @@ scp_get(struct cmpr_rfs *ctx, const char *path, size_t max, unsigned char **data
     }
     snprintf(cmd, sizeof(cmd), "scp -f -- %s", q);
     if ((ch = exec_open(ctx, cmd)) == NULL) {
-        snprintf(why, wlen, "cannot start scp: %s", ssh_get_error(ctx->ssh));
+        snprintf(why, wlen, "cannot start scp: %s", cmpr_rfs_error(ctx));
         return -3;
     }
     if (ch_write(ch, &zero, 1) != 0)
@@ -320,7 +376,7 @@ scp_get(struct cmpr_rfs *ctx, const char *path, size_t max, unsigned char **data
     *len_r = size;
     return 0;
 broken:
-    snprintf(why, wlen, "scp transfer failed: %s", ssh_get_error(ctx->ssh));
+    snprintf(why, wlen, "scp transfer failed: %s", cmpr_rfs_error(ctx));
     exec_close(ch);
     return -3;
 }
@@ -398,6 +454,8 @@ known_state(enum ssh_known_hosts_e s)
 const char *
 cmpr_rfs_error(struct cmpr_rfs *ctx)
 {
+    if (ctx->why[0] != '\0')
+        return ctx->why;
     return ctx->ssh != NULL ? ssh_get_error(ctx->ssh) : "not connected";
 }
 
@@ -410,6 +468,7 @@ cmpr_rfs_connect(struct cmpr_rfs *ctx, const struct cmpr_rfs_opts *o, char *why,
     long t = o->timeout;
 
     memset(ctx, 0, sizeof(*ctx));
+    ctx->cut = o->cut;
     ctx->timeout = o->timeout;
     ctx->mode = o->mode;
     if ((ctx->ssh = ssh_new()) == NULL) {
@@ -427,6 +486,10 @@ cmpr_rfs_connect(struct cmpr_rfs *ctx, const struct cmpr_rfs_opts *o, char *why,
     ssh_options_set(ctx->ssh, SSH_OPTIONS_NODELAY, &yes);
     if (ssh_connect(ctx->ssh) != SSH_OK) {
         snprintf(why, wlen, "cannot connect: %s", ssh_get_error(ctx->ssh));
+        goto fail;
+    }
+    if (cut_publish(ctx, ssh_get_fd(ctx->ssh)) != 0) {
+        snprintf(why, wlen, "stopping");
         goto fail;
     }
     if ((kh = ssh_session_is_known_server(ctx->ssh)) != SSH_KNOWN_HOSTS_OK) {
@@ -916,8 +979,7 @@ broken:
     /* the rest could not be fetched this time */
     for (; j < m; j++) {
         f[idx[j]].r = -3;
-        snprintf(f[idx[j]].why, sizeof(f[idx[j]].why), "scp transfer failed: %s",
-                 ctx->ssh != NULL ? ssh_get_error(ctx->ssh) : "no connection");
+        snprintf(f[idx[j]].why, sizeof(f[idx[j]].why), "scp transfer failed: %s", cmpr_rfs_error(ctx));
     }
     if (ch != NULL)
         exec_close(ch);

@@ -7,6 +7,7 @@
 #ifndef CMPR_RFS_H
 #define CMPR_RFS_H
 
+#include <pthread.h>
 #include <stddef.h>
 
 #include <libssh/libssh.h>
@@ -18,12 +19,25 @@
 
 enum { CMPR_RFS_AUTO, CMPR_RFS_SFTP, CMPR_RFS_SCP };
 
+/* Ends a session's blocking work from another thread (a daemon stopping):
+ * cmpr_rfs_cut() shuts the connected session's socket down, so whatever
+ * waits on it fails at once, and refuses connections after it. */
+struct cmpr_rfs_cut {
+    pthread_mutex_t mu;
+    int fd;                             /* the connected session's socket, or -1 */
+    int cut;
+};
+void cmpr_rfs_cut_init(struct cmpr_rfs_cut *c);
+void cmpr_rfs_cut_free(struct cmpr_rfs_cut *c);
+void cmpr_rfs_cut(struct cmpr_rfs_cut *c);
+
 struct cmpr_rfs_opts {
     const char *host, *user, *identity, *known_hosts;
     int port;
     int proto;                          /* CMPR_RFS_* */
     long timeout;                       /* seconds, per network operation */
     unsigned mode;                      /* of files written */
+    struct cmpr_rfs_cut *cut;           /* NULL, or how another thread ends the session */
 };
 
 struct cmpr_rfs {
@@ -34,6 +48,8 @@ struct cmpr_rfs {
     int fell_back;                      /* auto found no SFTP subsystem */
     long timeout;
     unsigned mode;
+    char why[160];                      /* the last command's failure, when not libssh's */
+    struct cmpr_rfs_cut *cut;
 };
 
 /* Connects and authenticates by public key. 0, or -1 with why[] set (the

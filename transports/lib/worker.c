@@ -200,6 +200,31 @@ cmpr_worker_in_flight(struct cmpr_worker *w)
     return n;
 }
 
+static void
+grace_cb(uv_timer_t *t)
+{
+    struct cmpr_worker *w = t->data;
+    int exited;
+
+    uv_mutex_lock(&w->mu);
+    exited = w->exited;
+    uv_mutex_unlock(&w->mu);
+    if (!exited && w->cut != NULL)
+        w->cut(w->cut_arg);
+}
+
+void
+cmpr_worker_stop_within(struct cmpr_worker *w, long grace_ms, void (*cut)(void *), void *cut_arg,
+                        void (*done)(void *arg), void *arg)
+{
+    cmpr_worker_stop(w, done, arg);
+    if (!w->started)
+        return;
+    w->cut = cut;
+    w->cut_arg = cut_arg;
+    uv_timer_start(&w->timer, grace_cb, (uint64_t)grace_ms, 0);
+}
+
 void
 cmpr_worker_stop(struct cmpr_worker *w, void (*done)(void *arg), void *arg)
 {

@@ -39,6 +39,8 @@ struct cmpr_worker {
     size_t in_flight;               /* under mu */
     void (*done)(void *arg);        /* loop thread, once stopped */
     void *done_arg;
+    void (*cut)(void *arg);         /* loop thread: ends the cycle's waits (stop_within) */
+    void *cut_arg;
     void *arg;
 };
 
@@ -63,5 +65,10 @@ void cmpr_worker_busy(struct cmpr_worker *w, int delta);
 size_t cmpr_worker_in_flight(struct cmpr_worker *w);
 /* Loop thread: the current cycle finishes, the thread ends, done(arg) follows. */
 void cmpr_worker_stop(struct cmpr_worker *w, void (*done)(void *arg), void *arg);
+/* The same, and when the cycle has not ended grace_ms later, cut(cut_arg)
+ * on the loop thread ends what it waits for (an SSH session to a stuck
+ * server), so a stop is never held up for long. */
+void cmpr_worker_stop_within(struct cmpr_worker *w, long grace_ms, void (*cut)(void *), void *cut_arg,
+                             void (*done)(void *arg), void *arg);
 
 #endif
