@@ -376,5 +376,7 @@ i=0; while [ $i -lt 600 ] && kill -0 $PID 2>/dev/null; do sleep 0.1; i=$((i + 1)
 check "stopped while a command hangs on a server (timeout 60 s): the step is cut off (logged) and the daemon ends" \
 	sh -c "! kill -0 $PID 2>/dev/null && grep -q 'sftp stuck: stopping: the step in progress on 127.0.0.1:$XPORT is cut off' st.err" st.err
 wait $PID 2>/dev/null
+st=$?
+check "... a clean stop: exit status 0 (was $st), 'stopped' logged" sh -c "test $st -eq 0 && grep -q 'stopped\$' st.err" st.err
 check "no sanitizer report from any daemon (leaks, overflows, UB)" \
 	sh -c "! cat d0.err d1.err d2.err ra1.err st.err | grep -q 'Sanitizer\|runtime error'"
