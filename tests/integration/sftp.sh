@@ -90,7 +90,7 @@ $SSHD -D -e -f "$TMP/ssh/sshd4_config" 2>>sshd4.log &
 PIDS="$PIDS $!"
 mkdir -p remote/stuck-in remote/stuck-out
 
-# ---- the daemon: embedded default plus five [sftp] groups ----
+# ---- the daemon: embedded default plus six [sftp] groups ----
 start_daemon d0 http --data-dir "$TMP/data" $DAEMON_ARGS
 kill $PID; wait $PID 2>/dev/null
 sed -i 's/^data_dir = \.$/data_dir = .\ncheck_after = 1/' data/cmprouter.conf
