@@ -16,9 +16,12 @@
  * from a pool and see committed data only, except a batching thread's:
  * after its own unflushed changes, or when it finds the writer free (whose
  * cache is warm; a reader's is dropped whenever the WAL changed), they run
- * on the writer. Statements are prepared once per connection. Runs on
+ * on the writer. Statements are prepared once per connection. Every
+ * connection opens the file through sqlite_vfs.c, which writes a commit's
+ * WAL frames in one system call (SQLite makes two per frame). Runs on
  * worker threads only, never on the event loop. */
 #include "core/store.h"
+#include "core/sqlite_vfs.h"
 #include "base/buf.h"
 #include "base/err.h"
 #include "base/log.h"
@@ -191,7 +194,7 @@ conn_open(struct conn *c, const char *location, int reader)
 {
     memset(c, 0, sizeof(*c));
     if (sqlite3_open_v2(location, &c->db, SQLITE_OPEN_READWRITE | (reader ? 0 : SQLITE_OPEN_CREATE)
-                        | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+                        | SQLITE_OPEN_NOMUTEX, cmpr_sqlite_vfs()) != SQLITE_OK)
         return CMPR_ERR_STORE;
     /* other processes (cmprouter process/admin next to the daemon) may hold
      * the write lock for a moment */
@@ -283,7 +286,7 @@ checkpointer(void *arg)
     struct sqlite_store *s = arg;
     sqlite3 *db = NULL;
 
-    if (sqlite3_open_v2(s->location, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+    if (sqlite3_open_v2(s->location, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, cmpr_sqlite_vfs()) != SQLITE_OK)
         cmpr_log_warn("store %s: no connection for checkpoints (%s): the WAL grows until a restart",
                       s->location, db != NULL ? sqlite3_errmsg(db) : "out of memory");
     else

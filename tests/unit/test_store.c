@@ -24,12 +24,14 @@
 #include <stdlib.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/err.h"
 #include "core/store.h"
+#include "core/sqlite_vfs.h"
 
 static char dbpath[1024];               /* the store spec: an SQLite file or "postgresql:..." */
 static char dbdir[64];
@@ -723,6 +725,150 @@ test_wal_stays_bounded(void **state)
     cmpr_store_close(st);
 }
 
+/* how many transactions a plain SQLite connection (the default VFS, as
+ * another program would open the store) finds in the file */
+static int
+rows_seen_by_default_vfs(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    int n = -1;
+
+    if (sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK
+            && sqlite3_prepare_v2(db, "SELECT count(*) FROM txn", -1, &q, NULL) == SQLITE_OK
+            && sqlite3_step(q) == SQLITE_ROW)
+        n = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return n;
+}
+
+/* one group of k transactions of 3.5 KB each, ids from *n, made durable */
+static void
+group_of(struct cmpr_store *st, unsigned *n, int k, unsigned char *blob, size_t len)
+{
+    struct cmpr_txn_rec t;
+    uint64_t tok = 0;
+
+    st->ops->batch(st, 1);
+    for (int i = 0; i < k; i++, (*n)++) {
+        make_txn(&t, 0, CMPR_TXN_ANSWERED);
+        memcpy(t.tid, n, sizeof(*n));
+        t.tid[15] = 0xab;
+        t.response = blob;
+        t.response_len = len;
+        assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
+    }
+    assert_int_equal(st->ops->commit(st, &tok), CMPR_OK);
+    st->ops->batch(st, 0);
+    assert_int_equal(st->ops->sync(st, tok), CMPR_OK);
+}
+
+/* The store's VFS (core/sqlite_vfs.c) writes a WAL commit in one system
+ * call where SQLite makes two per frame: 50 commits of 8 rows of 3.5 KB
+ * (over 16 frames each) take at most 2 calls per commit, against over 30
+ * writes; a commit larger than the gathering buffer (300 rows, about
+ * 1.2 MiB) is written in pieces. Every row is there for a plain SQLite
+ * connection (the default VFS) and after a reopen. */
+static void
+test_wal_writes_gathered(void **state)
+{
+    struct cmpr_store *st;
+    unsigned char blob[3500];
+    unsigned long c0, w0, c1, w1;
+    unsigned n = 0;
+    (void)state;
+
+    snprintf(dbpath, sizeof(dbpath), "%s/gathered.db", dbdir);
+    st = open_store();
+    memset(blob, 0x3c, sizeof(blob));
+    group_of(st, &n, 1, blob, sizeof(blob));        /* the WAL's header and first frames */
+    cmpr_sqlite_vfs_counts(&c0, &w0);
+    for (int g = 0; g < 50; g++)
+        group_of(st, &n, 8, blob, sizeof(blob));
+    cmpr_sqlite_vfs_counts(&c1, &w1);
+    if (c1 - c0 > 100 || w1 - w0 < 50 * 20)
+        fail_msg("50 commits: %lu system calls for %lu writes", c1 - c0, w1 - w0);
+    group_of(st, &n, 300, blob, sizeof(blob));
+    assert_int_equal(rows_seen_by_default_vfs(), (int)n);
+    cmpr_store_close(st);
+    st = open_store();
+    assert_int_equal(rows_seen_by_default_vfs(), (int)n);
+    cmpr_store_close(st);
+}
+
+/* k rows per commit until a write fails: the number of the commits that
+ * returned CMPR_OK, which must all be in the file */
+static int
+write_until_full(struct cmpr_store *st)
+{
+    static unsigned char blob[3500];
+    struct cmpr_txn_rec t;
+    unsigned n = 0;
+    int ok = 0;
+
+    for (int g = 0; g < 4000; g++) {
+        st->ops->batch(st, 1);
+        for (int i = 0; i < 8; i++, n++) {
+            make_txn(&t, 0, CMPR_TXN_ANSWERED);
+            memcpy(t.tid, &n, sizeof(n));
+            t.tid[15] = 0xcd;
+            t.response = blob;
+            t.response_len = sizeof(blob);
+            (void)st->ops->txn_insert(st, &t);
+        }
+        if (st->ops->flush(st) != CMPR_OK) {
+            st->ops->batch(st, 0);
+            return ok;
+        }
+        st->ops->batch(st, 0);
+        ok++;
+    }
+    return -1;
+}
+
+/* A gathered commit that cannot be written (the file may not grow: a full
+ * disk) fails its commit: the writer is told, and every commit it was told
+ * had worked is in the file. The writer is a child process with
+ * RLIMIT_FSIZE set a little above the store's size. */
+static void
+test_wal_write_failure(void **state)
+{
+    struct cmpr_store *st;
+    unsigned char blob[3500];
+    unsigned n = 0;
+    int pfd[2], ok = -2, status = 0;
+    pid_t pid;
+    (void)state;
+
+    snprintf(dbpath, sizeof(dbpath), "%s/full.db", dbdir);
+    st = open_store();
+    memset(blob, 0x5e, sizeof(blob));
+    group_of(st, &n, 8, blob, sizeof(blob));
+    cmpr_store_close(st);
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = { 2 * 1024 * 1024, 2 * 1024 * 1024 };
+        struct cmpr_store *cst = NULL;
+
+        signal(SIGXFSZ, SIG_IGN);
+        if (setrlimit(RLIMIT_FSIZE, &rl) != 0 || cmpr_store_open(dbpath, &cst) != CMPR_OK)
+            _exit(1);
+        ok = write_until_full(cst);
+        (void)write(pfd[1], &ok, sizeof(ok));
+        _exit(0);
+    }
+    close(pfd[1]);
+    assert_int_equal(read(pfd[0], &ok, sizeof(ok)), (ssize_t)sizeof(ok));
+    close(pfd[0]);
+    waitpid(pid, &status, 0);
+    if (ok < 1)
+        fail_msg("the writer limited to 2 MiB files: %d commits before the failure (-1: none failed)", ok);
+    assert_true(rows_seen_by_default_vfs() >= 8 + 8 * ok);
+}
+
 /* Two openers of one store (two nodes on one database, or cmprouterd and
  * the operator's CLI): both read a transaction and a forwarding record;
  * the first write wins, the second is refused (CMPR_ERR_CONFLICT) and
@@ -961,6 +1107,8 @@ main(void)
         cmocka_unit_test(test_nonce_prune_indexed),
         cmocka_unit_test(test_sqlite_upgrade_from_2),
         cmocka_unit_test(test_open_errors),
+        cmocka_unit_test(test_wal_writes_gathered),
+        cmocka_unit_test(test_wal_write_failure),
     };
     const char *pg = getenv("CMPR_TEST_STORE");
     int r;
