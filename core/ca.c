@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bio.h>
@@ -253,6 +254,27 @@ add_ext(X509 *x, X509V3_CTX *v3, int nid, const char *value)
     return ok;
 }
 
+static uint64_t
+time_ms(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0)
+        return 0;
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int
+cmpr_ca_serial(unsigned char serial[16], uint64_t ms)
+{
+    if (RAND_bytes(serial + 6, 10) != 1)
+        return CMPR_ERR_INTERNAL;
+    for (int k = 5; k >= 0; k--, ms >>= 8)
+        serial[k] = (unsigned char)ms;
+    serial[0] = (unsigned char)(0x40 | (serial[0] & 0x3f));
+    return CMPR_OK;
+}
+
 int
 cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_profile *pr,
               const struct cmpr_ca_request *req, const struct cmpr_ca_grant *g, X509 **cert_r)
@@ -268,12 +290,10 @@ cmpr_ca_issue(struct cmpr_ca *ca, struct cmpr_store *st, const struct cmpr_conf_
     int r = CMPR_ERR_INTERNAL, tries;
 
     *cert_r = NULL;
-    /* random positive serial, >= 120 bits of entropy, never reused */
+    /* a positive serial of 16 octets, never reused (cmpr_ca_serial) */
     for (tries = 0; tries < 8; tries++) {
-        if (RAND_bytes(serial, sizeof(serial)) != 1)
+        if (cmpr_ca_serial(serial, time_ms()) != CMPR_OK)
             return CMPR_ERR_INTERNAL;
-        serial[0] &= 0x7f;
-        serial[0] |= 0x40;          /* keeps the length fixed: 16 octets */
         r = st->ops->serial_reserve(st, serial, sizeof(serial));
         if (r != CMPR_ERR_EXISTS)
             break;

@@ -656,6 +656,48 @@ test_obligation_10_certrep(void **state)
     CMPR_PKIMESSAGE_free(rsp);
 }
 
+/* Serial numbers (cmpr_ca_serial): 16 octets, positive, the first six the
+ * issuing time in milliseconds (so they sort by issuance: each lands at the
+ * end of the store's index), the last ten random; two issued one after the
+ * other differ in those and sort in order. */
+static void
+test_serial_layout(void **state)
+{
+    unsigned char sn[2][32], raw[16];
+    struct timespec ts;
+    uint64_t t0, t1, at[2];
+    (void)state;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    t0 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    for (int i = 0; i < 2; i++) {
+        CMPR_PKIMESSAGE *rsp = send_mac(ee_certreq(CMPR_BODY_IR, i ? "ee-sn2" : "ee-sn1", 1));
+        BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(issued_cert(rsp)), NULL);
+
+        assert_non_null(bn);
+        assert_int_equal(BN_num_bytes(bn), 16);
+        assert_int_equal(BN_bn2bin(bn, sn[i]), 16);
+        assert_int_equal(sn[i][0] & 0xc0, 0x40);
+        at[i] = 0;
+        for (int k = 0; k < 6; k++)
+            at[i] = at[i] << 8 | sn[i][k];
+        at[i] &= (UINT64_C(1) << 46) - 1;
+        BN_free(bn);
+        CMPR_PKIMESSAGE_free(rsp);
+    }
+    clock_gettime(CLOCK_REALTIME, &ts);
+    t1 = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    if (at[0] < t0 || at[1] < at[0] || at[1] > t1)
+        fail_msg("serial times %llu, %llu not within %llu..%llu", (unsigned long long)at[0],
+                 (unsigned long long)at[1], (unsigned long long)t0, (unsigned long long)t1);
+    assert_memory_not_equal(sn[0] + 6, sn[1] + 6, 10);
+    /* the layout itself, for a given time */
+    assert_int_equal(cmpr_ca_serial(raw, UINT64_C(0x123456789abc)), CMPR_OK);
+    assert_memory_equal(raw, "\x52\x34\x56\x78\x9a\xbc", 6);
+    assert_int_equal(cmpr_ca_serial(raw, UINT64_C(0xffffffffffff)), CMPR_OK);
+    assert_int_equal(raw[0], 0x7f);
+}
+
 /* The certificate carries the public key exactly as the template did
  * (copied, not re-encoded: ca.c), for every kind of key, and certConf's
  * certHash is checked from the stored DER (cmpr_cert_hash_der). */
@@ -2080,6 +2122,7 @@ main(void)
         cmocka_unit_test(test_obligation_09_pop),
         cmocka_unit_test(test_obligation_10_certrep),
         cmocka_unit_test(test_issued_key_as_requested),
+        cmocka_unit_test(test_serial_layout),
         cmocka_unit_test(test_obligation_11_confirmation),
         cmocka_unit_test(test_obligation_12_certconf_checks),
         cmocka_unit_test(test_obligation_13_revocation),
