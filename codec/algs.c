@@ -1,12 +1,14 @@
 /* OpenSSL algorithms fetched once (algs.h). */
 #include "codec/algs.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
 #include <openssl/core_names.h>
 #include <openssl/hmac.h>
 #include <openssl/objects.h>
+#include <openssl/rand.h>
 
 static const int nids[] = { NID_sha1, NID_sha224, NID_sha256, NID_sha384, NID_sha512,
                             NID_sha512_224, NID_sha512_256 };
@@ -77,4 +79,51 @@ cmpr_hmac(const EVP_MD *md, const unsigned char *key, size_t keylen, const unsig
     EVP_MAC_CTX_free(ctx);
     *outlen = (unsigned int)n;
     return ok;
+}
+
+/* ---- public random values ---- */
+
+#define RAND_POOL 512
+
+static _Thread_local struct {
+    unsigned char b[RAND_POOL];
+    size_t used;                        /* the bytes handed out (RAND_POOL: empty) */
+    unsigned forks;                     /* the forks seen when it was filled */
+} pool = { .used = RAND_POOL };
+static pthread_once_t rand_once = PTHREAD_ONCE_INIT;
+static unsigned forks;                  /* children forked: a copied buffer is never used */
+
+static void
+rand_forked(void)
+{
+    __atomic_add_fetch(&forks, 1, __ATOMIC_RELAXED);
+}
+
+static void
+rand_init(void)
+{
+    (void)pthread_atfork(NULL, NULL, rand_forked);
+}
+
+int
+cmpr_rand_public(unsigned char *out, size_t len)
+{
+    unsigned f;
+
+    if (len > CMPR_RAND_PUBLIC_MAX || len > INT_MAX)
+        return len <= INT_MAX && RAND_bytes(out, (int)len) == 1;
+    pthread_once(&rand_once, rand_init);
+    f = __atomic_load_n(&forks, __ATOMIC_RELAXED);
+    if (pool.forks != f || RAND_POOL - pool.used < len) {
+        if (RAND_bytes(pool.b, RAND_POOL) != 1) {
+            pool.used = RAND_POOL;
+            return 0;
+        }
+        pool.used = 0;
+        pool.forks = f;
+    }
+    memcpy(out, pool.b + pool.used, len);
+    memset(pool.b + pool.used, 0, len);
+    pool.used += len;
+    return 1;
 }

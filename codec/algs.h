@@ -18,5 +18,13 @@ const EVP_MD *cmpr_md(int nid);
  * made once is copied; others take OpenSSL's one-shot path. */
 int cmpr_hmac(const EVP_MD *md, const unsigned char *key, size_t keylen, const unsigned char *data,
               size_t len, unsigned char *out, unsigned int *outlen);
+/* len bytes from OpenSSL's DRBG for values that are public (nonces,
+ * transactionIDs, salts, serial numbers; never keys): taken from a per-thread buffer filled 512 bytes at a time, since
+ * each RAND_bytes call costs a getpid(2) (OpenSSL's fork check) and on a
+ * virtual machine that is most of what a nonce costs (over
+ * CMPR_RAND_PUBLIC_MAX bytes: straight from RAND_bytes). A forked child
+ * starts with an empty buffer. 1, or 0 if the DRBG failed. */
+#define CMPR_RAND_PUBLIC_MAX 64
+int cmpr_rand_public(unsigned char *out, size_t len);
 
 #endif

@@ -1,5 +1,6 @@
 /* Decode/encode, header helpers, builders and accessors for CMPR_PKIMESSAGE. */
 #include "codec/msg.h"
+#include "codec/algs.h"
 #include "codec/der.h"
 #include "codec/oids.h"
 #include "base/err.h"
@@ -309,7 +310,7 @@ set_random_octets(ASN1_OCTET_STRING **field, size_t len)
 {
     unsigned char buf[CMPR_NONCE_LEN];
 
-    if (len > sizeof(buf) || RAND_bytes(buf, (int)len) != 1)
+    if (len > sizeof(buf) || !cmpr_rand_public(buf, len))
         return CMPR_ERR_INTERNAL;
     if (*field == NULL && (*field = ASN1_OCTET_STRING_new()) == NULL)
         return CMPR_ERR_ALLOC;

@@ -519,7 +519,7 @@ mac_algor_new(const struct cmpr_mac_params *p)
     PBKDF2PARAM *kdf = NULL;
     ASN1_OBJECT *oid = NULL;
 
-    if (salt_len > sizeof(salt) || RAND_bytes(salt, (int)salt_len) != 1)
+    if (salt_len > sizeof(salt) || !cmpr_rand_public(salt, salt_len))
         return NULL;
     if ((alg = X509_ALGOR_new()) == NULL)
         goto fail;

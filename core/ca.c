@@ -267,7 +267,7 @@ time_ms(void)
 int
 cmpr_ca_serial(unsigned char serial[16], uint64_t ms)
 {
-    if (RAND_bytes(serial + 6, 10) != 1)
+    if (!cmpr_rand_public(serial + 6, 10))
         return CMPR_ERR_INTERNAL;
     for (int k = 5; k >= 0; k--, ms >>= 8)
         serial[k] = (unsigned char)ms;

@@ -4,13 +4,16 @@
 #include "testutil.h"
 
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/bio.h>
 #include <openssl/cmp.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include "codec/algs.h"
 #include "codec/ee.h"
 #include "codec/msg.h"
 #include "codec/oids.h"
@@ -1426,10 +1429,51 @@ test_decode_lean(void **state)
     free(der);
 }
 
+/* cmpr_rand_public (codec/algs.c): public random values from a per-thread
+ * buffer: every value differs, across refills of the buffer too; long ones
+ * come straight from the DRBG; a forked child never hands out what its
+ * parent will (the buffer it inherited is dropped), which would repeat a
+ * nonce or a serial number. */
+static void
+test_rand_public(void **state)
+{
+    unsigned char v[200][10], big[300], mine[16], child[16] = { 0 };
+    int pfd[2], status = 0;
+    pid_t pid;
+    (void)state;
+
+    for (int i = 0; i < 200; i++)           /* 2,000 bytes: the 512-byte buffer refilled 3 times */
+        assert_int_equal(cmpr_rand_public(v[i], sizeof(v[i])), 1);
+    for (int i = 0; i < 200; i++)
+        for (int j = i + 1; j < 200; j++)
+            if (memcmp(v[i], v[j], sizeof(v[i])) == 0)
+                fail_msg("values %d and %d are the same", i, j);
+    memset(big, 0, sizeof(big));
+    assert_int_equal(cmpr_rand_public(big, sizeof(big)), 1);
+    assert_memory_not_equal(big, big + 150, 150);
+    assert_int_equal(cmpr_rand_public(mine, 1), 1);     /* the buffer holds more */
+    assert_int_equal(pipe(pfd), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int ok = cmpr_rand_public(child, sizeof(child)) == 1
+                 && write(pfd[1], child, sizeof(child)) == (ssize_t)sizeof(child);
+
+        _exit(ok ? 0 : 1);
+    }
+    close(pfd[1]);
+    assert_int_equal(read(pfd[0], child, sizeof(child)), (ssize_t)sizeof(child));
+    close(pfd[0]);
+    waitpid(pid, &status, 0);
+    assert_int_equal(cmpr_rand_public(mine, sizeof(mine)), 1);
+    assert_memory_not_equal(mine, child, sizeof(mine));
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rand_public),
         cmocka_unit_test(test_roundtrip_every_body),
         cmocka_unit_test(test_roundtrip_full),
         cmocka_unit_test(test_body_tags_on_the_wire),
