@@ -233,7 +233,10 @@ cmpr_conn_disarm(struct cmpr_conn *c)
 void
 cmpr_conn_read(struct cmpr_conn *c, int on)
 {
-    if (c->closing == 2 || c->reading == on)
+    if (c->closing == 2)
+        return;
+    c->pausing = 0;
+    if (c->reading == on)
         return;
     if (on && uv_read_start((uv_stream_t *)&c->tcp, cmpr_net_alloc_cb, read_cb) != 0) {
         cmpr_conn_close(c);
@@ -242,6 +245,13 @@ cmpr_conn_read(struct cmpr_conn *c, int on)
     if (!on)
         uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = on;
+}
+
+void
+cmpr_conn_pause(struct cmpr_conn *c)
+{
+    if (c->closing != 2 && c->reading)
+        c->pausing = 1;
 }
 
 const char *
@@ -373,10 +383,13 @@ cmpr_conn_write_copy(struct cmpr_conn *c, const void *data, size_t len, int clos
 
 /* ---------------- reading ---------------- */
 
-/* Acknowledge what came at once. A client that writes its HTTP header and
- * its body in two calls (OpenSSL's) holds the body back (Nagle) until the
- * header is acknowledged, and a delayed ACK would make it wait 40 ms per
- * message. Linux leaves quick-ACK mode on its own: set it again per read. */
+/* Acknowledge what came at once while the medium waits for more of a
+ * request. A client that writes its HTTP header and its body in two calls
+ * (OpenSSL's) holds the body back (Nagle) until the header is
+ * acknowledged, and a delayed ACK would make it wait 40 ms per message.
+ * Linux leaves quick-ACK mode on its own: set it again per such read (set
+ * after the read, it sends an ACK the kernel has put off). A read that
+ * completes a request needs none: the answer carries the ACK. */
 static void
 quick_ack(struct cmpr_conn *c)
 {
@@ -397,7 +410,11 @@ read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     struct cmpr_conn *c = (struct cmpr_conn *)s;
 
     if (nread > 0 && c->closing == 0) {
-        quick_ack(c);
+        if (c->pausing) {               /* bytes while a request is in the core: back-pressure now */
+            uv_read_stop(s);
+            c->reading = 0;
+            c->pausing = 0;
+        }
         if (c->tls == NULL) {
             c->srv->ops->data(c, buf->base, (size_t)nread);
         } else if (cmpr_tls_feed(c->tls, buf->base, (size_t)nread) != 0) {
@@ -413,12 +430,19 @@ read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             if (n < 0)
                 cmpr_conn_close(c);
         }
+        if (c->reading && !c->pausing && c->closing == 0)
+            quick_ack(c);
     } else if (nread < 0) {
+        int paused = c->pausing;
+
         if (c->reading) {
             uv_read_stop(s);
             c->reading = 0;
+            c->pausing = 0;
         }
-        if (nread == UV_EOF && c->closing == 0)
+        if (nread == UV_EOF && paused && c->closing == 0)
+            ;                           /* read again when reading starts: EOF comes back then */
+        else if (nread == UV_EOF && c->closing == 0)
             c->srv->ops->eof(c);
         else
             cmpr_conn_close(c);

@@ -103,6 +103,7 @@ struct cmpr_conn {
     int closing;                        /* 1: once neither busy nor writing; 2: closing */
     int busy;                           /* a request is in the core: its reply points here */
     int reading;
+    int pausing;                        /* reading stops when bytes come (cmpr_conn_pause) */
     int writes;                         /* writes not yet completed */
     struct cmpr_tls_conn *tls;
     int idle;                           /* on the server's idle list */
@@ -130,6 +131,12 @@ void cmpr_conn_hold(struct cmpr_conn *c, int delta);
 void cmpr_conn_close(struct cmpr_conn *c);
 /* Starts or stops reading (back-pressure while a request is in the core). */
 void cmpr_conn_read(struct cmpr_conn *c, int on);
+/* Stops reading once bytes come: they are handed over (the medium keeps
+ * them while busy), then reading stops until cmpr_conn_read(c, 1); an end
+ * of stream meanwhile is seen when reading starts again. For a request in
+ * the core: a client that waits for its answer sends nothing, and
+ * stopping and starting at once cost two epoll_ctl(2) per message. */
+void cmpr_conn_pause(struct cmpr_conn *c);
 /* (Re)starts the one timer; cmpr_conn_disarm stops it. */
 void cmpr_conn_arm(struct cmpr_conn *c, uint64_t ms);
 void cmpr_conn_disarm(struct cmpr_conn *c);

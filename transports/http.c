@@ -216,7 +216,7 @@ submit(struct conn *c)
     ctx->in_flight++;
     cmpr_conn_set_busy(&c->base, 1);
     cmpr_conn_disarm(&c->base);
-    cmpr_conn_read(&c->base, 0);
+    cmpr_conn_pause(&c->base);
     cmpr_core_submit(ctx->d->core(ctx->d), env);
 }
 

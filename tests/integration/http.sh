@@ -190,6 +190,29 @@ def exchange(data, n=1, timeout=5):
 # two pipelined requests on one connection: two answers, in order
 b = exchange(req("/.well-known/cmp", g1) + req("/.well-known/cmp", g2), n=2)
 print("pipelined", b.count(b"HTTP/1.1 200 OK"))
+# the second request sent on its own while the first may be in the core
+# (reading pauses when bytes come then: conn.c cmpr_conn_pause)
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(req("/.well-known/cmp", g1)); s.sendall(req("/.well-known/cmp", g2)); b = b""
+try:
+    while b.count(b"HTTP/1.1 200 OK") < 2 or b.count(b"application/pkixcmp") < 2 or len(b) < 1000:
+        d = s.recv(65536)
+        if not d: break
+        b += d
+except socket.timeout: pass
+s.close()
+print("pipelined-apart", b.count(b"HTTP/1.1 200 OK"))
+# a request followed at once by FIN (half-close): still answered, then closed
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall(req("/.well-known/cmp", g1)); s.shutdown(socket.SHUT_WR); b = b""; eof = False
+try:
+    while True:
+        d = s.recv(65536)
+        if not d: eof = True; break
+        b += d
+except socket.timeout: pass
+s.close()
+print("halfclose", b.split(b"\r\n")[0].decode(), b"application/pkixcmp" in b, "eof=%s" % eof)
 # trailing slash and a configured alias path
 print("slash", exchange(req("/.well-known/cmp///", g1)).split(b"\r\n")[0].decode())
 print("alias", exchange(req("/pkix/", g1)).split(b"\r\n")[0].decode())
@@ -213,6 +236,9 @@ print("poll", b"application/pkixcmp-poll" in head, body[4] == 10 and body[6] == 
 print("http10", exchange(req("/.well-known/cmp", g1, ver=b"1.0")).split(b"\r\n")[0].decode())
 PY
 check "pipelined requests on one connection are answered in order" grep -q "pipelined 2" proto.log
+check "a request sent while the one before is in the core is answered after it" grep -q "pipelined-apart 2" proto.log
+check "a request followed by FIN (half-close) is still answered, then closed" \
+	grep -q "halfclose HTTP/1.1 200 OK True eof=True" proto.log
 check "trailing slashes do not matter" grep -q "slash HTTP/1.1 200 OK" proto.log
 check "a configured extra path (paths = /pkix) works" grep -q "alias HTTP/1.1 200 OK" proto.log
 check "Expect: 100-continue gets 100 then the answer" sh -c "grep -q 'continue HTTP/1.1 100 Continue' proto.log && grep -q 'after-continue HTTP/1.1 200 OK' proto.log"
