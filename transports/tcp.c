@@ -652,10 +652,10 @@ process(struct tconn *c)
             return;
         }
         submit(c, &f);
-        return;
+        break;
     case CMPR_TCP_POLLREQ:
         poll_request(c, &f);
-        return;
+        break;
     default:
         /* tp06 5: unknown or server-to-client type -> InvalidMessageType;
          * the framing is intact, so the connection stays usable */
@@ -665,6 +665,10 @@ process(struct tconn *c)
                    (f.flags & CMPR_TCP_FLAG_CLOSE) != 0);
         return;
     }
+    /* in the core: reading stops when the next bytes come (a client that
+     * waits for its answer sends none), and the frame needs no quick ACK */
+    if (c->base.busy)
+        cmpr_conn_pause(&c->base);
 }
 
 static void
