@@ -11,6 +11,7 @@
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -869,6 +870,71 @@ pkey_fromdata(const char *type, OSSL_PARAM *params)
     return pk;
 }
 
+/* The domain parameters of each named curve met so far, built once: an EC
+ * key from its curve's name builds the whole group again (the curve's
+ * constants, the generator, Montgomery values of the order: three times
+ * what copying them from a key that has them costs). */
+#define EC_TEMPLATES 16
+static struct {
+    int nid;
+    EVP_PKEY *params;
+} ec_templates[EC_TEMPLATES];
+static int n_ec_templates;
+static pthread_mutex_t ec_templates_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* the parameters of curve nid (not to be freed), or NULL */
+static EVP_PKEY *
+ec_template(int nid)
+{
+    EVP_PKEY *t = NULL;
+    OSSL_PARAM params[2];
+    const char *name = OBJ_nid2sn(nid);
+
+    pthread_mutex_lock(&ec_templates_mu);
+    for (int i = 0; i < n_ec_templates && t == NULL; i++)
+        if (ec_templates[i].nid == nid)
+            t = ec_templates[i].params;
+    if (t == NULL && name != NULL && n_ec_templates < EC_TEMPLATES) {
+        EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+
+        params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)name, 0);
+        params[1] = OSSL_PARAM_construct_end();
+        if (ctx != NULL && EVP_PKEY_fromdata_init(ctx) == 1
+                && EVP_PKEY_fromdata(ctx, &t, EVP_PKEY_KEY_PARAMETERS, params) == 1) {
+            ec_templates[n_ec_templates].nid = nid;
+            ec_templates[n_ec_templates++].params = t;
+        } else {
+            t = NULL;
+        }
+        EVP_PKEY_CTX_free(ctx);
+    }
+    pthread_mutex_unlock(&ec_templates_mu);
+    return t;
+}
+
+/* an EC public key on named curve nid: the point is checked to be on it */
+static EVP_PKEY *
+ec_from_spki(int nid, const unsigned char *key, size_t klen)
+{
+    EVP_PKEY *t = ec_template(nid), *pk;
+    OSSL_PARAM params[3];
+
+    if (t != NULL) {
+        if ((pk = EVP_PKEY_new()) != NULL && EVP_PKEY_copy_parameters(pk, t) == 1
+                && EVP_PKEY_set1_encoded_public_key(pk, key, klen) == 1)
+            return pk;
+        EVP_PKEY_free(pk);
+        return NULL;
+    }
+    /* more curves than templates: built from the name */
+    if (OBJ_nid2sn(nid) == NULL)
+        return NULL;
+    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)OBJ_nid2sn(nid), 0);
+    params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)key, klen);
+    params[2] = OSSL_PARAM_construct_end();
+    return pkey_fromdata("EC", params);
+}
+
 static EVP_PKEY *
 rsa_from_spki(const unsigned char *p, size_t len)
 {
@@ -950,17 +1016,9 @@ cmpr_spki_get1_pkey(const CMPR_SPKI *spki)
     switch (nid) {
     case NID_X9_62_id_ecPublicKey:
         if (ptype == V_ASN1_OBJECT) {
-            const char *group = OBJ_nid2sn(OBJ_obj2nid(pval));
-            OSSL_PARAM params[3];
-
-            if (group == NULL)
+            if (OBJ_nid2sn(OBJ_obj2nid(pval)) == NULL)
                 break;
-            params[0] = OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME,
-                                                         (char *)group, 0);
-            params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-                                                          (void *)key, klen);
-            params[2] = OSSL_PARAM_construct_end();
-            return pkey_fromdata("EC", params);
+            return ec_from_spki(OBJ_obj2nid(pval), key, klen);
         }
         break;    /* explicit curve parameters: the slow path judges them */
     case NID_rsaEncryption:

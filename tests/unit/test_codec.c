@@ -3,6 +3,7 @@
  * and re-encode byte-identically, and hostile input fails cleanly. */
 #include "testutil.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -667,6 +668,57 @@ test_spki_fast_path(void **state)
         }
         CMPR_SPKI_free(spki);
         EVP_PKEY_free(k);
+    }
+}
+
+/* EC keys are built on each curve's parameters made once (codec/msg.c
+ * ec_template): keys on the same curve, on several curves in turn and
+ * from several threads at once come out as they went in. */
+struct spki_job {
+    CMPR_SPKI *spki[3];
+    EVP_PKEY *key[3];
+    int bad;
+};
+
+static void *
+spki_worker(void *arg)
+{
+    struct spki_job *j = arg;
+
+    for (int n = 0; n < 300; n++) {
+        EVP_PKEY *got = cmpr_spki_get1_pkey(j->spki[n % 3]);
+
+        if (got == NULL || EVP_PKEY_eq(got, j->key[n % 3]) != 1)
+            j->bad++;
+        EVP_PKEY_free(got);
+    }
+    return NULL;
+}
+
+static void
+test_spki_ec_templates(void **state)
+{
+    static const char *const specs[] = { "ec:P-256", "ec:P-384", "ec:brainpoolP256r1" };
+    struct spki_job job[4];
+    pthread_t th[4];
+    (void)state;
+
+    memset(job, 0, sizeof(job));
+    for (int t = 0; t < 4; t++)
+        for (int i = 0; i < 3; i++) {
+            job[t].key[i] = tu_key(specs[i]);
+            assert_int_equal(cmpr_spki_set1_pkey(&job[t].spki[i], job[t].key[i]), CMPR_OK);
+        }
+    for (int t = 0; t < 4; t++)
+        assert_int_equal(pthread_create(&th[t], NULL, spki_worker, &job[t]), 0);
+    for (int t = 0; t < 4; t++) {
+        pthread_join(th[t], NULL);
+        if (job[t].bad != 0)
+            fail_msg("thread %d: %d of 300 keys differ", t, job[t].bad);
+        for (int i = 0; i < 3; i++) {
+            CMPR_SPKI_free(job[t].spki[i]);
+            EVP_PKEY_free(job[t].key[i]);
+        }
     }
 }
 
@@ -1474,6 +1526,7 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rand_public),
+        cmocka_unit_test(test_spki_ec_templates),
         cmocka_unit_test(test_roundtrip_every_body),
         cmocka_unit_test(test_roundtrip_full),
         cmocka_unit_test(test_body_tags_on_the_wire),
