@@ -106,6 +106,10 @@ g_write(sqlite3_file *f, const void *p, int n, sqlite3_int64 off)
     atomic_fetch_add_explicit(&n_writes, 1, memory_order_relaxed);
     if (g->len > 0 && (off != g->off + g->len || g->len + n > GATHER_MAX) && (rc = flush(g)) != SQLITE_OK)
         return rc;
+    /* the buffer comes with the first write: only the writer's connection
+     * writes the WAL, the others (readers, the checkpointer) need none */
+    if (g->buf == NULL && n <= GATHER_MAX)
+        g->buf = sqlite3_malloc(GATHER_MAX);
     if (g->buf == NULL || n > GATHER_MAX) {     /* no buffer, or too large for it: as it comes */
         g->commit_next = 0;
         atomic_fetch_add_explicit(&n_calls, 1, memory_order_relaxed);
@@ -240,8 +244,6 @@ g_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_
         return SQLITE_CANTOPEN;
     }
     g->wal = (flags & SQLITE_OPEN_WAL) != 0;
-    if (g->wal)
-        g->buf = sqlite3_malloc(GATHER_MAX);    /* NULL: writes go through as they come */
     g->base.pMethods = &gather_io;
     return SQLITE_OK;
 }
