@@ -417,7 +417,7 @@ cmpr_ca_make_crl(struct cmpr_ca *ca, struct cmpr_store *st, X509_CRL **crl_r)
             || !X509_CRL_set_issuer_name(c.crl, X509_get_subject_name(ca->cert))
             || !X509_CRL_set1_lastUpdate(c.crl, t1) || !X509_CRL_set1_nextUpdate(c.crl, t2))
         goto out;
-    if ((r = st->ops->cert_list(st, crl_add, &c)) != CMPR_OK)
+    if ((r = st->ops->cert_list_revoked(st, crl_add, &c)) != CMPR_OK)
         goto out;
     r = CMPR_ERR_INTERNAL;
     if (c.failed)

@@ -187,6 +187,10 @@ struct cmpr_store_ops {
                            int status, int64_t when, int reason, int confirmed);
     int (*cert_list)(struct cmpr_store *st, int (*cb)(const struct cmpr_cert_rec *rec, void *arg),
                      void *arg);
+    /* the certificates revoked or on hold only (a CRL's entries), by an
+     * index: what a CRL costs grows with the revocations, not the store */
+    int (*cert_list_revoked)(struct cmpr_store *st,
+                             int (*cb)(const struct cmpr_cert_rec *rec, void *arg), void *arg);
     /* CMPR_ERR_EXISTS if nonce was seen after now - window; records it otherwise */
     int (*nonce_check)(struct cmpr_store *st, const unsigned char *nonce, size_t len,
                        int64_t now, int64_t window);

@@ -52,7 +52,7 @@
 
 enum {
     Q_TXN_INS, Q_TXN_UPD, Q_TXN_SET, Q_TXN_EXISTS, Q_TXN_GET, Q_TXN_ALL, Q_TXN_BY_STATE,
-    Q_SERIAL, Q_CERT_INS, Q_CERT_GET, Q_CERT_SET, Q_CERT_ALL, Q_NONCE, Q_NONCE_GC,
+    Q_SERIAL, Q_CERT_INS, Q_CERT_GET, Q_CERT_SET, Q_CERT_ALL, Q_CERT_REVOKED, Q_NONCE, Q_NONCE_GC,
     Q_ARCH_INS, Q_ARCH_LIST, Q_AUDIT, Q_AUDIT_ALL, Q_SERIAL_ALL, Q_ARCH_ALL,
     Q_FWD_INS, Q_FWD_UPD, Q_FWD_GET, Q_FWD_ALL, Q_FWD_OPEN, Q_FWD_DEL,
     Q_DEF_INS, Q_DEF_UPD, Q_DEF_GET, Q_DEF_ALL, Q_DEF_GC,
@@ -77,6 +77,7 @@ static const char *const sql[Q_N] = {
     [Q_CERT_GET] = "SELECT " CERT_COLS " FROM cert WHERE serial=$1",
     [Q_CERT_SET] = "UPDATE cert SET status=$1, revoked_at=$2, reason=$3, confirmed=$4 WHERE serial=$5",
     [Q_CERT_ALL] = "SELECT " CERT_COLS " FROM cert ORDER BY not_before, serial",
+    [Q_CERT_REVOKED] = "SELECT " CERT_COLS " FROM cert WHERE status <> 0 ORDER BY status, serial",
     /* insert, or refresh an entry that has aged out of the window; no row
      * means the nonce was seen within the window: a replay */
     [Q_NONCE] = "INSERT INTO nonce(nonce, seen) VALUES($1, $2) ON CONFLICT (nonce)"
@@ -144,6 +145,8 @@ static const char *const migrations[] = {
     /* 2: the lease of a forwarding record: the node driving it, until when */
     "ALTER TABLE fwd ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE fwd ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;",
+    /* 3: the revoked and held certificates by an index (a CRL's entries) */
+    "CREATE INDEX cert_revoked ON cert(status) WHERE status <> 0;",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -1071,6 +1074,14 @@ pg_cert_list(struct cmpr_store *st, int (*cb)(const struct cmpr_cert_rec *rec, v
 }
 
 static int
+pg_cert_list_revoked(struct cmpr_store *st, int (*cb)(const struct cmpr_cert_rec *rec, void *arg), void *arg)
+{
+    struct cert_cb k = { cb, arg };
+
+    return each_row(P(st), Q_CERT_REVOKED, NULL, cert_each, &k);
+}
+
+static int
 pg_nonce_check(struct cmpr_store *st, const unsigned char *nonce, size_t len, int64_t now, int64_t window)
 {
     struct pg_store *s = P(st);
@@ -1529,6 +1540,7 @@ const struct cmpr_store_ops cmpr_store_pg_ops = {
     .cert_get = pg_cert_get,
     .cert_set_status = pg_cert_set_status,
     .cert_list = pg_cert_list,
+    .cert_list_revoked = pg_cert_list_revoked,
     .nonce_check = pg_nonce_check,
     .archive_put = pg_archive_put,
     .archive_list = pg_archive_list,
