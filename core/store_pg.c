@@ -142,9 +142,10 @@ static const char *const migrations[] = {
     " next_try BIGINT NOT NULL, push TEXT NOT NULL);"
     "CREATE TABLE deferred (ref BIGINT PRIMARY KEY, state BIGINT NOT NULL,"
     " req BYTEA, answer BYTEA, created BIGINT NOT NULL);",
-    /* 2: the lease of a forwarding record: the node driving it, until when */
-    "ALTER TABLE fwd ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
-    "ALTER TABLE fwd ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;",
+    /* 2: the lease of a forwarding record: the node driving it, until when
+     * (parenthesised: one element made of two literals) */
+    ("ALTER TABLE fwd ADD COLUMN owner TEXT NOT NULL DEFAULT '';"
+     "ALTER TABLE fwd ADD COLUMN lease_until BIGINT NOT NULL DEFAULT 0;"),
     /* 3: the revoked and held certificates by an index (a CRL's entries) */
     "CREATE INDEX cert_revoked ON cert(status) WHERE status <> 0;",
 };
