@@ -709,6 +709,24 @@ test_wal_sync_failure_deferred(void **state)
     cmpr_store_close(st);
 }
 
+/* how SQLite would run sql on the store, its steps joined by "; " */
+static void
+query_plan(const char *sql, char *plan, size_t cap)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *q = NULL;
+    char eqp[300];
+
+    plan[0] = '\0';
+    snprintf(eqp, sizeof(eqp), "EXPLAIN QUERY PLAN %s", sql);
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, eqp, -1, &q, NULL), SQLITE_OK);
+    while (sqlite3_step(q) == SQLITE_ROW)
+        snprintf(plan + strlen(plan), cap - strlen(plan), "%s; ", (const char *)sqlite3_column_text(q, 3));
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+}
+
 /* The replay cache is pruned to its window by the time each nonce was
  * seen, through an index: without one every pruning read the whole table
  * (an hour of nonces) holding the writer. */
@@ -716,20 +734,28 @@ static void
 test_nonce_prune_indexed(void **state)
 {
     struct cmpr_store *st = open_store();
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    char plan[600] = "";
+    char plan[600];
     (void)state;
 
-    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN DELETE FROM nonce WHERE seen < 5", -1, &q, NULL),
-                     SQLITE_OK);
-    while (sqlite3_step(q) == SQLITE_ROW)
-        snprintf(plan + strlen(plan), sizeof(plan) - strlen(plan), "%s; ", (const char *)sqlite3_column_text(q, 3));
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    query_plan("DELETE FROM nonce WHERE seen < 5", plan, sizeof(plan));
     if (strstr(plan, "INDEX nonce_seen") == NULL)
         fail_msg("pruning the replay cache reads: %s", plan);
+    cmpr_store_close(st);
+}
+
+/* A CRL is built from the revoked and held certificates, read through the
+ * partial index cert_revoked: without it every genm for currentCRL and
+ * every rr read the whole table (622 ms at 150,000 certificates). */
+static void
+test_crl_entries_indexed(void **state)
+{
+    struct cmpr_store *st = open_store();
+    char plan[600];
+    (void)state;
+
+    query_plan("SELECT serial FROM cert WHERE status <> 0 ORDER BY status, serial", plan, sizeof(plan));
+    if (strstr(plan, "INDEX cert_revoked") == NULL)
+        fail_msg("a CRL's entries are read by: %s", plan);
     cmpr_store_close(st);
 }
 
@@ -742,62 +768,57 @@ file_size(const char *path)
     return stat(path, &sb) == 0 ? (long long)sb.st_size : 0;
 }
 
+/* k transactions of len bytes (blob), ids from *n marked mark, into the
+ * open batch: how many inserts failed */
+static int
+put_rows(struct cmpr_store *st, unsigned *n, int k, unsigned char *blob, size_t len, unsigned char mark)
+{
+    struct cmpr_txn_rec t;
+    int failed = 0;
+
+    for (int i = 0; i < k; i++, (*n)++) {
+        make_txn(&t, 0, CMPR_TXN_ANSWERED);
+        memcpy(t.tid, n, sizeof(*n));
+        t.tid[15] = mark;
+        t.response = blob;
+        t.response_len = len;
+        failed += st->ops->txn_insert(st, &t) != CMPR_OK;
+    }
+    return failed;
+}
+
+/* one group of k such transactions, committed and made durable */
+static void
+group_of(struct cmpr_store *st, unsigned *n, int k, unsigned char *blob, size_t len, unsigned char mark)
+{
+    uint64_t tok = 0;
+
+    st->ops->batch(st, 1);
+    assert_int_equal(put_rows(st, n, k, blob, len, mark), 0);
+    assert_int_equal(st->ops->commit(st, &tok), CMPR_OK);
+    st->ops->batch(st, 0);
+    assert_int_equal(st->ops->sync(st, tok), CMPR_OK);
+}
+
 /* Checkpoints run beside the writer (never inside its commits), and the WAL
  * still starts again from its beginning: 8,000 rows of 3.5 KB written in
  * groups without a pause (over 70 MiB of WAL frames when nothing is copied
  * back), the WAL stays below 20 MiB (a checkpoint copies about 4 MiB at a
  * time). A WAL that is never wholly copied back only grows: it reached
  * 1.5 GiB in a benchmark before the commit after each pass finished it. */
-/* A CRL is built from the revoked and held certificates, read through the
- * partial index cert_revoked: without it every genm for currentCRL and
- * every rr read the whole table (622 ms at 150,000 certificates). */
-static void
-test_crl_entries_indexed(void **state)
-{
-    struct cmpr_store *st = open_store();
-    sqlite3 *db = NULL;
-    sqlite3_stmt *q = NULL;
-    char plan[600] = "";
-    (void)state;
-
-    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN SELECT serial FROM cert WHERE status <> 0"
-                                        " ORDER BY status, serial", -1, &q, NULL), SQLITE_OK);
-    while (sqlite3_step(q) == SQLITE_ROW)
-        snprintf(plan + strlen(plan), sizeof(plan) - strlen(plan), "%s; ", (const char *)sqlite3_column_text(q, 3));
-    sqlite3_finalize(q);
-    sqlite3_close(db);
-    if (strstr(plan, "INDEX cert_revoked") == NULL)
-        fail_msg("a CRL's entries are read by: %s", plan);
-    cmpr_store_close(st);
-}
-
 static void
 test_wal_stays_bounded(void **state)
 {
     struct cmpr_store *st = open_store();
-    struct cmpr_txn_rec t;
     unsigned char blob[3500];
     char wal[300];
     long long most = 0;
-    uint64_t tok = 0;
     (void)state;
 
     memset(blob, 0x5a, sizeof(blob));
     snprintf(wal, sizeof(wal), "%.290s-wal", dbpath);
-    for (unsigned n = 0; n < 10000; n++) {
-        st->ops->batch(st, 1);
-        for (int k = 0; k < 4; k++, n++) {
-            make_txn(&t, 0, CMPR_TXN_ANSWERED);
-            memcpy(t.tid, &n, sizeof(n));
-            t.tid[15] = 0xee;
-            t.response = blob;
-            t.response_len = sizeof(blob);
-            assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
-        }
-        assert_int_equal(st->ops->commit(st, &tok), CMPR_OK);
-        st->ops->batch(st, 0);
-        assert_int_equal(st->ops->sync(st, tok), CMPR_OK);
+    for (unsigned n = 0; n < 8000;) {
+        group_of(st, &n, 4, blob, sizeof(blob), 0xee);
         if (file_size(wal) > most)
             most = file_size(wal);
     }
@@ -824,27 +845,6 @@ rows_seen_by_default_vfs(void)
     return n;
 }
 
-/* one group of k transactions of 3.5 KB each, ids from *n, made durable */
-static void
-group_of(struct cmpr_store *st, unsigned *n, int k, unsigned char *blob, size_t len)
-{
-    struct cmpr_txn_rec t;
-    uint64_t tok = 0;
-
-    st->ops->batch(st, 1);
-    for (int i = 0; i < k; i++, (*n)++) {
-        make_txn(&t, 0, CMPR_TXN_ANSWERED);
-        memcpy(t.tid, n, sizeof(*n));
-        t.tid[15] = 0xab;
-        t.response = blob;
-        t.response_len = len;
-        assert_int_equal(st->ops->txn_insert(st, &t), CMPR_OK);
-    }
-    assert_int_equal(st->ops->commit(st, &tok), CMPR_OK);
-    st->ops->batch(st, 0);
-    assert_int_equal(st->ops->sync(st, tok), CMPR_OK);
-}
-
 /* The store's VFS (core/sqlite_vfs.c) writes a WAL commit in one system
  * call where SQLite makes two per frame: 50 commits of 8 rows of 3.5 KB
  * (over 16 frames each) take at most 2 calls per commit, against over 30
@@ -863,14 +863,14 @@ test_wal_writes_gathered(void **state)
     snprintf(dbpath, sizeof(dbpath), "%s/gathered.db", dbdir);
     st = open_store();
     memset(blob, 0x3c, sizeof(blob));
-    group_of(st, &n, 1, blob, sizeof(blob));        /* the WAL's header and first frames */
+    group_of(st, &n, 1, blob, sizeof(blob), 0xab);        /* the WAL's header and first frames */
     cmpr_sqlite_vfs_counts(&c0, &w0);
     for (int g = 0; g < 50; g++)
-        group_of(st, &n, 8, blob, sizeof(blob));
+        group_of(st, &n, 8, blob, sizeof(blob), 0xab);
     cmpr_sqlite_vfs_counts(&c1, &w1);
     if (c1 - c0 > 100 || w1 - w0 < 50 * 20)
         fail_msg("50 commits: %lu system calls for %lu writes", c1 - c0, w1 - w0);
-    group_of(st, &n, 300, blob, sizeof(blob));
+    group_of(st, &n, 300, blob, sizeof(blob), 0xab);
     assert_int_equal(rows_seen_by_default_vfs(), (int)n);
     cmpr_store_close(st);
     st = open_store();
@@ -884,20 +884,12 @@ static int
 write_until_full(struct cmpr_store *st)
 {
     static unsigned char blob[3500];
-    struct cmpr_txn_rec t;
     unsigned n = 0;
     int ok = 0;
 
     for (int g = 0; g < 4000; g++) {
         st->ops->batch(st, 1);
-        for (int i = 0; i < 8; i++, n++) {
-            make_txn(&t, 0, CMPR_TXN_ANSWERED);
-            memcpy(t.tid, &n, sizeof(n));
-            t.tid[15] = 0xcd;
-            t.response = blob;
-            t.response_len = sizeof(blob);
-            (void)st->ops->txn_insert(st, &t);
-        }
+        (void)put_rows(st, &n, 8, blob, sizeof(blob), 0xcd);     /* a failure shows in the flush */
         if (st->ops->flush(st) != CMPR_OK) {
             st->ops->batch(st, 0);
             return ok;
@@ -925,7 +917,7 @@ test_wal_write_failure(void **state)
     snprintf(dbpath, sizeof(dbpath), "%s/full.db", dbdir);
     st = open_store();
     memset(blob, 0x5e, sizeof(blob));
-    group_of(st, &n, 8, blob, sizeof(blob));
+    group_of(st, &n, 8, blob, sizeof(blob), 0xab);
     cmpr_store_close(st);
     assert_int_equal(pipe(pfd), 0);
     pid = fork();
