@@ -338,7 +338,7 @@ creds(const struct ee *e)
 {
     struct cmpr_client_creds c = {
         e->secret, e->ref, e->mac != NULL && strcmp(e->mac, "pbmac1") == 0, e->subject, e->recipient,
-        e->sigkey, e->sigcert, e->extracerts, e->trusted, e->srvcert
+        e->sigkey, e->sigcert, e->extracerts, e->trusted, e->srvcert, NULL
     };
 
     return c;
@@ -372,7 +372,7 @@ cmpr_client_verify_over(const struct cmpr_client_creds *c, const CMPR_PKIMESSAGE
         return -1;
     }
     if (kind == CMPR_PROT_PBM || kind == CMPR_PROT_PBMAC1) {
-        struct cmpr_verify_opts vo = { 0, NULL, NULL };
+        struct cmpr_verify_opts vo = { 0, c->verify_cache, NULL };
 
         if (c->secret == NULL) {
             snprintf(why, wlen, "the answer is MAC-protected but we have no shared secret");

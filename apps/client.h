@@ -34,6 +34,10 @@ struct cmpr_client_creds {
     STACK_OF(X509) *extracerts;         /* and its chain */
     X509_STORE *trusted;                /* signed answers chain to these, */
     X509 *srvcert;                      /* or are signed by this certificate */
+    /* MAC keys derived checking answers, for a server that keeps its salt
+     * for a while (cmprouterd does): the next answer's key is not derived
+     * again; NULL: none. Requests get a random salt each, as OpenSSL's do. */
+    struct cmpr_mac_cache *verify_cache;
 };
 /* Sets recipient, sender and senderKID, then the protection. 0, or -1. */
 int cmpr_client_protect(const struct cmpr_client_creds *c, CMPR_PKIMESSAGE *m);

@@ -30,6 +30,10 @@
 /* Derived-MAC-key cache entries (per process). */
 #define CMPR_MAC_KEY_CACHE_SIZE      256u
 
+/* Seconds one salt of our own MACs is used for one secret and one set of
+ * parameters (codec/protect.c own_salt). */
+#define CMPR_MAC_SALT_PERIOD         60u
+
 /* Input to `cmprouter dump` (PEM/base64 expands DER by 4/3 plus headers). */
 #define CMPR_MAX_DUMP_INPUT          (4u * 1024u * 1024u)
 

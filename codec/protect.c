@@ -13,8 +13,10 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---------------- derived key cache ---------------- */
 
@@ -31,6 +33,8 @@ struct cmpr_mac_cache {
     size_t n;
     unsigned long hits, misses, clock;
     struct cache_slot *slots;
+    unsigned char seed[32];             /* of our own salts (own_salt) */
+    unsigned salt_period;               /* seconds; 0: a random salt per message */
 };
 
 /* 2-way set associative: an entry lives in one of the two slots of its set,
@@ -62,13 +66,24 @@ cmpr_mac_cache_new(size_t entries)
     if (c == NULL)
         return NULL;
     c->n = entries > 0 ? entries : CMPR_MAC_KEY_CACHE_SIZE;
-    if ((c->slots = calloc(c->n, sizeof(*c->slots))) == NULL
+    c->salt_period = CMPR_MAC_SALT_PERIOD;
+    if (RAND_priv_bytes(c->seed, sizeof(c->seed)) != 1
+            || (c->slots = calloc(c->n, sizeof(*c->slots))) == NULL
             || pthread_mutex_init(&c->lock, NULL) != 0) {
+        OPENSSL_cleanse(c->seed, sizeof(c->seed));
         free(c->slots);
         free(c);
         return NULL;
     }
     return c;
+}
+
+void
+cmpr_mac_cache_set_salt_period(struct cmpr_mac_cache *c, unsigned seconds)
+{
+    pthread_mutex_lock(&c->lock);
+    c->salt_period = seconds;
+    pthread_mutex_unlock(&c->lock);
 }
 
 void
@@ -80,6 +95,7 @@ cmpr_mac_cache_free(struct cmpr_mac_cache *c)
         if (c->slots[i].key != NULL)
             OPENSSL_clear_free(c->slots[i].key, CMPR_MAX_MAC_KEY_LEN);
     free(c->slots);
+    OPENSSL_cleanse(c->seed, sizeof(c->seed));
     pthread_mutex_destroy(&c->lock);
     free(c);
 }
@@ -507,8 +523,56 @@ cmpr_mac_params_of(const X509_ALGOR *alg, unsigned max_iter, struct cmpr_mac_par
     return r;
 }
 
+/* The salt of our own MAC. With a cache: HMAC-SHA256 under the cache's
+ * random seed of the period's number, the parameters and the secret's
+ * digest, so one secret with one set of parameters has one salt for
+ * salt_period seconds and its key is derived once in that time, not once per
+ * message (RFC 9810 5.1.3.1 leaves the salt to the sender; the parameters
+ * then stay the same through a transaction, as recommended). The seed never
+ * leaves the process: a salt cannot be known before it is used, so nothing
+ * can be computed ahead against the secret. Without a cache, or with the
+ * period 0: random per message. */
+static int
+own_salt(struct cmpr_mac_cache *c, const struct cmpr_mac_params *p, const unsigned char *secret,
+         size_t secret_len, unsigned char *salt, size_t salt_len)
+{
+    unsigned char in[8 * 6 + 4 + 32], blk[32];
+    uint64_t hdr[6];
+    unsigned period;
+    unsigned int n = 0;
+    size_t off = 0;
+    int ok = 1;
+
+    if (c == NULL)
+        return cmpr_rand_public(salt, salt_len);
+    pthread_mutex_lock(&c->lock);
+    period = c->salt_period;
+    pthread_mutex_unlock(&c->lock);
+    if (period == 0)
+        return cmpr_rand_public(salt, salt_len);
+    hdr[0] = (uint64_t)time(NULL) / period;
+    hdr[1] = (uint64_t)p->kind;
+    hdr[2] = (uint64_t)p->owf_nid;
+    hdr[3] = (uint64_t)p->mac_nid;
+    hdr[4] = p->iter;
+    hdr[5] = salt_len;
+    memcpy(in, hdr, sizeof(hdr));
+    if (EVP_Digest(secret, secret_len, in + sizeof(hdr) + 4, NULL, cmpr_md(NID_sha256), NULL) != 1)
+        return 0;
+    for (uint32_t i = 0; ok && off < salt_len; i++, off += sizeof(blk)) {
+        memcpy(in + sizeof(hdr), &i, 4);
+        ok = cmpr_hmac(cmpr_md(NID_sha256), c->seed, sizeof(c->seed), in, sizeof(in), blk, &n) && n == sizeof(blk);
+        if (ok)
+            memcpy(salt + off, blk, salt_len - off < sizeof(blk) ? salt_len - off : sizeof(blk));
+    }
+    OPENSSL_cleanse(in, sizeof(in));
+    OPENSSL_cleanse(blk, sizeof(blk));
+    return ok;
+}
+
 static X509_ALGOR *
-mac_algor_new(const struct cmpr_mac_params *p)
+mac_algor_new(const struct cmpr_mac_params *p, struct cmpr_mac_cache *cache, const unsigned char *secret,
+              size_t secret_len)
 {
     unsigned char salt[CMPR_MAX_SALT_LEN];
     size_t salt_len = p->salt_len ? p->salt_len : 16;
@@ -519,7 +583,7 @@ mac_algor_new(const struct cmpr_mac_params *p)
     PBKDF2PARAM *kdf = NULL;
     ASN1_OBJECT *oid = NULL;
 
-    if (salt_len > sizeof(salt) || !cmpr_rand_public(salt, salt_len))
+    if (salt_len > sizeof(salt) || !own_salt(cache, p, secret, secret_len, salt, salt_len))
         return NULL;
     if ((alg = X509_ALGOR_new()) == NULL)
         goto fail;
@@ -611,7 +675,7 @@ cmpr_protect_mac(CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t secre
     if (p == NULL || (p->kind != CMPR_MAC_PBM && p->kind != CMPR_MAC_PBMAC1)
             || hmac_md(p->mac_nid) == NULL || p->iter < 1)
         return CMPR_ERR_INVALID_ARG;
-    if ((alg = mac_algor_new(p)) == NULL)
+    if ((alg = mac_algor_new(p, cache, secret, secret_len)) == NULL)
         return CMPR_ERR_INTERNAL;
     X509_ALGOR_free(msg->header->protectionAlg);
     msg->header->protectionAlg = alg;

@@ -12,10 +12,15 @@
 
 /* Derived MAC keys, keyed by (secret, salt, OWF/PRF, iterations, key length),
  * so the second message of a transaction does not pay the derivation again.
- * Thread-safe; secrets are stored only as SHA-256 digests, keys are wiped. */
+ * Thread-safe; secrets are stored only as SHA-256 digests, keys are wiped.
+ * The cache also holds the random seed of the salts cmpr_protect_mac makes
+ * with it: one salt per secret and parameters for CMPR_MAC_SALT_PERIOD
+ * seconds, so the key of our own messages is derived once in that time. */
 struct cmpr_mac_cache;
 struct cmpr_mac_cache *cmpr_mac_cache_new(size_t entries);
 void cmpr_mac_cache_free(struct cmpr_mac_cache *cache);
+/* how long one of our salts is used, in seconds; 0: a random salt per message */
+void cmpr_mac_cache_set_salt_period(struct cmpr_mac_cache *cache, unsigned seconds);
 /* hits and misses since creation (for tests and metrics) */
 void cmpr_mac_cache_stats(struct cmpr_mac_cache *cache, unsigned long *hits_r,
                           unsigned long *misses_r);
@@ -52,8 +57,10 @@ int cmpr_mac_params_of(const X509_ALGOR *alg, unsigned max_iter, struct cmpr_mac
 /* DER of ProtectedPart ::= SEQUENCE { header, body }. */
 int cmpr_protected_part(const CMPR_PKIMESSAGE *msg, unsigned char **der_r, size_t *len_r);
 
-/* Sets protectionAlg (and a fresh salt) and protection. Does not touch the
- * sender or senderKID; set those first, they are covered by the MAC. */
+/* Sets protectionAlg (and its salt: random per message without a cache,
+ * else the cache's salt of this secret and these parameters for the period)
+ * and protection. Does not touch the sender or senderKID; set those first,
+ * they are covered by the MAC. */
 int cmpr_protect_mac(CMPR_PKIMESSAGE *msg, const unsigned char *secret, size_t secret_len,
                      const struct cmpr_mac_params *p, struct cmpr_mac_cache *cache);
 

@@ -90,7 +90,9 @@ cmpr_up_protect(const struct cmpr_core *c, const struct cmpr_route *rt, CMPR_PKI
         if (cmpr_hdr_set1_sender_kid(m->header, (const unsigned char *)rt->ra_reference,
                                      strlen(rt->ra_reference)) != CMPR_OK)
             return CMPR_ERR_ALLOC;
-        return cmpr_protect_mac(m, rt->ra_secret, rt->ra_secret_len, &mp, NULL);
+        /* one salt a minute, as for answers: an upstream that keeps keys
+         * derives ours once a minute, and so do we */
+        return cmpr_protect_mac(m, rt->ra_secret, rt->ra_secret_len, &mp, c->mac_cache);
     }
     return CMPR_ERR_CONFIG;
 }

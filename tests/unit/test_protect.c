@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 
 #include <openssl/crmf.h>
 #include <openssl/err.h>
@@ -556,6 +557,138 @@ test_mac_key_cache(void **state)
     cmpr_mac_cache_free(cache);
 }
 
+/* the salt of a MAC-protected message, PasswordBasedMac or PBMAC1 */
+static size_t
+salt_of(const CMPR_PKIMESSAGE *m, unsigned char *out, size_t cap)
+{
+    const X509_ALGOR *alg = m->header->protectionAlg;
+    const ASN1_OCTET_STRING *s = NULL;
+    CMPR_PBMPARAMETER *pbm = NULL;
+    CMPR_PBMAC1PARAM *pb1 = NULL;
+    PBKDF2PARAM *kdf = NULL;
+    size_t n = 0;
+
+    assert_non_null(alg);
+    if (cmpr_prot_kind(alg->algorithm) == CMPR_PROT_PBM) {
+        assert_non_null(pbm = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMPARAMETER), alg->parameter));
+        s = pbm->salt;
+    } else {
+        assert_non_null(pb1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(CMPR_PBMAC1PARAM), alg->parameter));
+        assert_non_null(kdf = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM),
+                                                        pb1->keyDerivationFunc->parameter));
+        s = kdf->salt->value.octet_string;
+    }
+    n = (size_t)ASN1_STRING_length(s);
+    assert_true(n <= cap);
+    memcpy(out, ASN1_STRING_get0_data(s), n);
+    CMPR_PBMPARAMETER_free(pbm);
+    CMPR_PBMAC1PARAM_free(pb1);
+    PBKDF2PARAM_free(kdf);
+    return n;
+}
+
+/* protects a fresh genm with cache; its salt into salt (16..64 octets) */
+static size_t
+protected_salt(struct cmpr_mac_cache *cache, const unsigned char *sec, size_t seclen,
+               const struct cmpr_mac_params *mp, unsigned char salt[64])
+{
+    CMPR_PKIMESSAGE *m = cmpr_msg_new(CMPR_BODY_GENM, 2);
+    struct cmpr_verify_opts plain = { 0, NULL, NULL };
+    size_t n;
+
+    assert_non_null(m);
+    assert_int_equal(cmpr_protect_mac(m, sec, seclen, mp, cache), CMPR_OK);
+    /* whoever checks it needs nothing but the secret */
+    assert_int_equal(cmpr_verify_mac(m, sec, seclen, &plain), CMPR_OK);
+    n = salt_of(m, salt, 64);
+    CMPR_PKIMESSAGE_free(m);
+    return n;
+}
+
+/* Our own MAC's salt (RFC 9810 5.1.3.1 leaves it to the sender): with a
+ * cache, one salt per secret and parameters for a while, so the key of the
+ * answers is derived once and not per message (the parameters stay the same
+ * within a transaction, as the RFC recommends); each cache has its own
+ * random seed, so nobody can know a salt before it is used; without a cache,
+ * or with the period 0, a random salt per message. */
+static void
+test_answer_salt(void **state)
+{
+    struct cmpr_mac_cache *cache = cmpr_mac_cache_new(64), *other = cmpr_mac_cache_new(64);
+    static const unsigned char sec2[] = "another secret";
+    unsigned char a[64], b[64], c[64];
+    size_t na, nb;
+    unsigned long hits, misses;
+    struct cmpr_mac_params mp, mp1;
+    time_t t0, t1;
+    int rotated = 0;
+    (void)state;
+
+    assert_non_null(cache);
+    assert_non_null(other);
+    cmpr_mac_params_default(&mp, CMPR_MAC_PBM);
+    /* the same salt twice, derived once */
+    do {
+        t0 = time(NULL);
+        na = protected_salt(cache, secret, SECLEN, &mp, a);
+        nb = protected_salt(cache, secret, SECLEN, &mp, b);
+    } while (time(NULL) / 60 != t0 / 60);       /* not across the period's edge */
+    assert_int_equal(na, 16);
+    assert_int_equal(nb, 16);
+    assert_memory_equal(a, b, 16);
+    cmpr_mac_cache_stats(cache, &hits, &misses);
+    assert_true(hits >= 1);
+    (void)misses;
+    /* another secret, another iteration count, another salt length, another
+     * cache: another salt */
+    assert_int_equal(protected_salt(cache, sec2, sizeof(sec2) - 1, &mp, c), 16);
+    assert_memory_not_equal(a, c, 16);
+    mp1 = mp;
+    mp1.iter = 501;
+    assert_int_equal(protected_salt(cache, secret, SECLEN, &mp1, c), 16);
+    assert_memory_not_equal(a, c, 16);
+    mp1 = mp;
+    mp1.salt_len = 40;
+    assert_int_equal(protected_salt(cache, secret, SECLEN, &mp1, c), 40);
+    assert_memory_not_equal(a, c, 16);
+    assert_int_equal(protected_salt(other, secret, SECLEN, &mp, c), 16);
+    assert_memory_not_equal(a, c, 16);
+    /* PBMAC1 alike */
+    cmpr_mac_params_default(&mp1, CMPR_MAC_PBMAC1);
+    do {
+        t0 = time(NULL);
+        na = protected_salt(cache, secret, SECLEN, &mp1, a);
+        nb = protected_salt(cache, secret, SECLEN, &mp1, b);
+    } while (time(NULL) / 60 != t0 / 60);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    /* no cache, or the period 0: a random salt each time */
+    assert_int_equal(protected_salt(NULL, secret, SECLEN, &mp, a), 16);
+    assert_int_equal(protected_salt(NULL, secret, SECLEN, &mp, b), 16);
+    assert_memory_not_equal(a, b, 16);
+    cmpr_mac_cache_set_salt_period(other, 0);
+    assert_int_equal(protected_salt(other, secret, SECLEN, &mp, a), 16);
+    assert_int_equal(protected_salt(other, secret, SECLEN, &mp, b), 16);
+    assert_memory_not_equal(a, b, 16);
+    /* a period of one second: the salt changes when the second does (waited
+     * for by the clock, at most ten seconds) */
+    cmpr_mac_cache_set_salt_period(cache, 1);
+    t0 = time(NULL);
+    assert_int_equal(protected_salt(cache, secret, SECLEN, &mp, a), 16);
+    do {
+        assert_int_equal(protected_salt(cache, secret, SECLEN, &mp, b), 16);
+        t1 = time(NULL);
+        if (t1 == t0) {
+            assert_memory_equal(a, b, 16);
+        } else if (memcmp(a, b, 16) != 0) {
+            rotated = 1;
+        }
+    } while (!rotated && t1 - t0 < 10);
+    assert_true(rotated);
+    cmpr_mac_cache_free(cache);
+    cmpr_mac_cache_free(other);
+}
+
 /* certHash (RFC 9810 5.3.18) equals what the OpenSSL client puts in certConf */
 static void
 test_cert_hash(void **state)
@@ -720,6 +853,7 @@ main(void)
         cmocka_unit_test(test_signature_algorithms),
         cmocka_unit_test(test_protection_cert_by_kid),
         cmocka_unit_test(test_mac_key_cache),
+        cmocka_unit_test(test_answer_salt),
         cmocka_unit_test(test_cert_hash),
         cmocka_unit_test(test_pop_signature),
         cmocka_unit_test(test_err_failinfo),
