@@ -709,22 +709,27 @@ test_wal_sync_failure_deferred(void **state)
     cmpr_store_close(st);
 }
 
-/* how SQLite would run sql on the store, its steps joined by "; " */
+/* sql, on a store just opened, is run through index (EXPLAIN QUERY PLAN);
+ * otherwise fails with what it would do instead */
 static void
-query_plan(const char *sql, char *plan, size_t cap)
+assert_uses_index(const char *sql, const char *index, const char *what)
 {
+    struct cmpr_store *st = open_store();
     sqlite3 *db = NULL;
     sqlite3_stmt *q = NULL;
-    char eqp[300];
+    char eqp[300], plan[600];
 
     plan[0] = '\0';
     snprintf(eqp, sizeof(eqp), "EXPLAIN QUERY PLAN %s", sql);
     assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
     assert_int_equal(sqlite3_prepare_v2(db, eqp, -1, &q, NULL), SQLITE_OK);
     while (sqlite3_step(q) == SQLITE_ROW)
-        snprintf(plan + strlen(plan), cap - strlen(plan), "%s; ", (const char *)sqlite3_column_text(q, 3));
+        snprintf(plan + strlen(plan), sizeof(plan) - strlen(plan), "%s; ", (const char *)sqlite3_column_text(q, 3));
     sqlite3_finalize(q);
     sqlite3_close(db);
+    if (strstr(plan, index) == NULL)
+        fail_msg("%s: %s", what, plan);
+    cmpr_store_close(st);
 }
 
 /* The replay cache is pruned to its window by the time each nonce was
@@ -733,14 +738,8 @@ query_plan(const char *sql, char *plan, size_t cap)
 static void
 test_nonce_prune_indexed(void **state)
 {
-    struct cmpr_store *st = open_store();
-    char plan[600];
     (void)state;
-
-    query_plan("DELETE FROM nonce WHERE seen < 5", plan, sizeof(plan));
-    if (strstr(plan, "INDEX nonce_seen") == NULL)
-        fail_msg("pruning the replay cache reads: %s", plan);
-    cmpr_store_close(st);
+    assert_uses_index("DELETE FROM nonce WHERE seen < 5", "INDEX nonce_seen", "pruning the replay cache reads");
 }
 
 /* A CRL is built from the revoked and held certificates, read through the
@@ -749,14 +748,9 @@ test_nonce_prune_indexed(void **state)
 static void
 test_crl_entries_indexed(void **state)
 {
-    struct cmpr_store *st = open_store();
-    char plan[600];
     (void)state;
-
-    query_plan("SELECT serial FROM cert WHERE status <> 0 ORDER BY status, serial", plan, sizeof(plan));
-    if (strstr(plan, "INDEX cert_revoked") == NULL)
-        fail_msg("a CRL's entries are read by: %s", plan);
-    cmpr_store_close(st);
+    assert_uses_index("SELECT serial FROM cert WHERE status <> 0 ORDER BY status, serial", "INDEX cert_revoked",
+                      "a CRL's entries are read by");
 }
 
 /* bytes of a file, 0 if it is not there */
