@@ -761,8 +761,16 @@ sq_txn_update(struct cmpr_store *st, const struct cmpr_txn_rec *t)
 
     if (w_take(s) != CMPR_OK)
         return CMPR_ERR_STORE;
-    q = prep_on(&s->w, "UPDATE txn SET state=?, client=?, profile=?, last_nonce=?, serial=?,"
-             " response=?, updated=?, expires=?, req_nonce=?, note=? WHERE tid=? AND state=?");
+    /* The row moves to the end of the table (a new rowid; nothing refers
+     * to it, the tid is the key). Rewritten in place, a row that shrinks
+     * (the ip kept for a retransmission, about 2 KB, then the pkiConf)
+     * keeps the page it grew to, since SQLite rebalances a page on a delete
+     * and not on an update: a 4 KiB page per transaction for good. Moved,
+     * the emptied pages are reused and the rows lie packed in the order
+     * they were last written (test_txn_rows_packed). */
+    q = prep_on(&s->w, "UPDATE txn SET rowid=(SELECT max(rowid) + 1 FROM txn), state=?, client=?, profile=?,"
+             " last_nonce=?, serial=?, response=?, updated=?, expires=?, req_nonce=?, note=?"
+             " WHERE tid=? AND state=?");
     if (q != NULL) {
         sqlite3_bind_int(q, 1, t->state);
         sqlite3_bind_text(q, 2, t->client, -1, SQLITE_TRANSIENT);
