@@ -202,13 +202,8 @@ conn_open(struct conn *c, const char *location, int reader)
     /* other processes (cmprouter process/admin next to the daemon) may hold
      * the write lock for a moment */
     sqlite3_busy_timeout(c->db, 10000);
-    /* the writer's page cache: 64 MiB at most (SQLite's default, 2 MiB, is
-     * outgrown by the indexes of random keys, transactionIDs and nonces,
-     * within a minute at 1,500 transactions per second: then about 2 reads
-     * of a page from the file per transaction more) */
     if (sqlite3_exec(c->db, reader ? "PRAGMA query_only=1;"
-                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;"
-                       " PRAGMA cache_size=-65536;",
+                     : "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;",
                      NULL, NULL, NULL) != SQLITE_OK)
         return CMPR_ERR_STORE;
     return CMPR_OK;
@@ -254,12 +249,8 @@ wal_setup(struct sqlite_store *s)
     s->wal_fd = fd;
 }
 
-/* the WAL holds this many frames (about 16 MiB): time to copy them back.
- * A checkpoint reads and writes each page once however often the WAL holds
- * it; the pages of random keys (transactionIDs, nonces) repeat more in a
- * longer WAL: 4,000 frames against 1,000 save about 1.5 reads and 1 write
- * per transaction once the store has grown (50 s into a run at 32 clients). */
-#define CKPT_FRAMES 4000
+/* the WAL holds this many frames (about 4 MiB): time to copy them back */
+#define CKPT_FRAMES 1000
 
 /* After each commit on the writer (wl held): once the WAL has grown past
  * CKPT_FRAMES the checkpointer copies it back without holding anyone up;

@@ -879,7 +879,7 @@ group_of(struct cmpr_store *st, unsigned *n, int k, unsigned char *blob, size_t 
 /* Checkpoints run beside the writer (never inside its commits), and the WAL
  * still starts again from its beginning: 8,000 rows of 3.5 KB written in
  * groups without a pause (over 70 MiB of WAL frames when nothing is copied
- * back), the WAL stays below 40 MiB (a checkpoint copies about 16 MiB at a
+ * back), the WAL stays below 20 MiB (a checkpoint copies about 4 MiB at a
  * time). A WAL that is never wholly copied back only grows: it reached
  * 1.5 GiB in a benchmark before the commit after each pass finished it. */
 static void
@@ -898,7 +898,7 @@ test_wal_stays_bounded(void **state)
         if (file_size(wal) > most)
             most = file_size(wal);
     }
-    if (most >= 40LL * 1024 * 1024)
+    if (most >= 20LL * 1024 * 1024)
         fail_msg("the WAL grew to %lld bytes", most);
     cmpr_store_close(st);
 }
